@@ -1,0 +1,42 @@
+// npm run demo: the Alma and CashNet sandboxes, the service and the EZproxy stand-in on this machine, no
+// accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode.
+
+import { mkdirSync } from 'node:fs'
+import { startStack } from '../src/sandbox/stack.ts'
+
+const mode = process.env.DEMO_AUTH_MODE === 'userobject' ? 'userobject' : 'header'
+const port = Number(process.env.DEMO_PORT ?? 8080)
+mkdirSync('data', { recursive: true })
+
+const stack = await startStack({
+  ports: { ezproxy: port, service: 0 },
+  env: {
+    AUTH_MODE: mode,
+    DATABASE_PATH: process.env.DEMO_DATABASE_PATH ?? 'data/demo.sqlite',
+    RELEASE_BLOCKS: 'FINES',
+    ADMIN_USERS: 'staff',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    POSTING_RETRY_BASE_MS: '2000',
+    ALMA_TIMEOUT_MS: '10000'
+  }
+})
+
+process.stdout.write(`
+alma-cashnet demo is running (${mode} mode).
+
+  Open ${stack.publicUrl}/login?url=/  and choose a patron.
+
+  Behind it: the service at ${stack.serviceUrl}, the Alma sandbox at ${stack.alma.url},
+  the CashNet sandbox at ${stack.cashnet.checkoutUrl}. The ledger is ${stack.config.databasePath}.
+  Sign in as "staff" for the admin pages at ${stack.publicUrl}/admin. Press Ctrl+C to stop.
+
+`)
+
+let closing = false
+const stop = (): void => {
+  if (closing) return
+  closing = true
+  stack.close().then(() => process.exit(0), () => process.exit(1))
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)

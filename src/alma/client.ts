@@ -1,0 +1,193 @@
+// The Alma REST client: XML over got, the API key in the Authorization header (never in a URL), every call
+// through the shared rate limiter, every failure turned into a typed error and logged as one alma.call line.
+
+import got, { type Got, type Method } from 'got'
+import type { Logger } from 'pino'
+import { type Cents, formatDecimal } from '../money.ts'
+import { AlmaBadResponse, AlmaError, AlmaUnavailable } from './errors.ts'
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
+import type { AlmaUser, Fee, FeeList } from './types.ts'
+import { mapFeeList, mapSingleFee, mapUser, parseErrorBody, parseXml, XmlRejected } from './xml.ts'
+
+export interface AlmaClientOptions {
+  baseUrl: string
+  apiKey: string
+  userIdType: string
+  rateLimit: number
+  timeoutMs: number
+  logger: Logger
+}
+
+/** What one call looked like, for the ledger's record of a posting and for logs. */
+export interface AlmaCallRecord {
+  method: string
+  path: string
+  status: number
+  errorCode: string
+  errorMessage: string
+  trackingId: string
+  startedAt: number
+  durationMs: number
+}
+
+export type AlmaCallObserver = (call: AlmaCallRecord) => void
+
+export interface PayFeeRequest {
+  userId: string
+  feeId: string
+  amount: Cents
+  method: string
+  externalTransactionId: string
+  comment: string
+}
+
+export class AlmaClient {
+  readonly #http: Got
+  readonly #limit: RateLimiter
+  readonly #logger: Logger
+  readonly #userIdType: string
+
+  constructor (options: AlmaClientOptions) {
+    this.#http = got.extend({
+      prefixUrl: options.baseUrl,
+      headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml' },
+      timeout: { request: options.timeoutMs },
+      retry: { limit: 0 },
+      throwHttpErrors: false,
+      followRedirect: false,
+      responseType: 'text'
+    })
+    this.#limit = createRateLimiter(options.rateLimit)
+    this.#logger = options.logger
+    this.#userIdType = options.userIdType
+  }
+
+  /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
+  async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
+    await this.#limit()
+    const startedAt = Date.now()
+    const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt, durationMs: 0 }
+    const finish = (error?: Error): void => {
+      if (error !== undefined && record.errorCode === '') {
+        record.errorCode = 'BAD_RESPONSE'
+        record.errorMessage = error.message
+      }
+      record.durationMs = Date.now() - startedAt
+      observe?.(record)
+      const failed = record.status === 0 || record.status >= 300 || error !== undefined
+      this.#logger[failed ? 'warn' : 'info']({
+        event: 'alma.call',
+        alma: { method, path, status: record.status, errorCode: record.errorCode || undefined, trackingId: record.trackingId || undefined, ms: record.durationMs }
+      }, record.status === 0 ? `Alma ${method} ${path} got no answer (${record.errorCode})` : `Alma ${method} ${path} ${record.status}${record.errorCode !== '' ? ' ' + record.errorCode : ''}`)
+    }
+    let response
+    try {
+      response = await this.#http(path, {
+        method,
+        searchParams,
+        body,
+        headers: body === undefined ? undefined : { 'content-type': 'application/xml' }
+      })
+    } catch (error: any) {
+      const reason = error?.code === 'ETIMEDOUT' ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
+      record.errorCode = reason
+      record.errorMessage = String(error?.message ?? '')
+      finish()
+      throw new AlmaUnavailable(reason)
+    }
+    record.status = response.statusCode
+    const text = String(response.body ?? '')
+    if (response.statusCode >= 200 && response.statusCode < 300) return { status: response.statusCode, text, finish }
+    const parsed = parseErrorBody(text)
+    record.errorCode = parsed?.errorCode ?? ''
+    record.errorMessage = parsed?.errorMessage ?? text.slice(0, 200)
+    record.trackingId = parsed?.trackingId ?? ''
+    finish()
+    const retryAfter = Number(response.headers['retry-after'])
+    throw new AlmaError(
+      response.statusCode,
+      record.errorCode,
+      record.errorMessage,
+      record.trackingId,
+      response.statusCode === 429 || response.statusCode >= 500,
+      Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined
+    )
+  }
+
+  /** A call whose 2xx answer is an XML document. */
+  async #call (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<Record<string, any>> {
+    const { status, text, finish } = await this.#raw(method, path, searchParams, observe, body)
+    try {
+      const doc = parseXml(text)
+      finish()
+      return doc
+    } catch (error) {
+      finish(error as Error)
+      throw new AlmaBadResponse(status, (error as Error).message)
+    }
+  }
+
+  #userPath (userId: string): string {
+    return `users/${encodeURIComponent(userId)}`
+  }
+
+  /** The user as the patron identified themself (EZproxy username, looked up by ALMA_USER_ID_TYPE). */
+  async getUser (userId: string, options: { expandFees?: boolean, byPrimaryId?: boolean, observe?: AlmaCallObserver } = {}): Promise<AlmaUser> {
+    const doc = await this.#call('GET', this.#userPath(userId), this.#userParams(options.byPrimaryId, options.expandFees === true ? { expand: 'fees' } : {}), options.observe)
+    return mapXml(() => mapUser(doc))
+  }
+
+  /** The raw user document (with the fee balance), for the GET-modify-PUT of block release: PUT is swap-all. */
+  async getUserXml (primaryId: string, observe?: AlmaCallObserver): Promise<string> {
+    const { text, finish } = await this.#raw('GET', this.#userPath(primaryId), { expand: 'fees' }, observe)
+    finish()
+    return text
+  }
+
+  async putUserXml (primaryId: string, xml: string, observe?: AlmaCallObserver): Promise<AlmaUser> {
+    const doc = await this.#call('PUT', this.#userPath(primaryId), {}, observe, xml)
+    return mapXml(() => mapUser(doc))
+  }
+
+  async listActiveFees (userId: string, options: { byPrimaryId?: boolean, observe?: AlmaCallObserver } = {}): Promise<FeeList> {
+    const doc = await this.#call('GET', `${this.#userPath(userId)}/fees`, this.#userParams(options.byPrimaryId, { status: 'ACTIVE' }), options.observe)
+    return mapXml(() => mapFeeList(doc))
+  }
+
+  async getFee (primaryId: string, feeId: string, observe?: AlmaCallObserver): Promise<Fee> {
+    const doc = await this.#call('GET', `${this.#userPath(primaryId)}/fees/${encodeURIComponent(feeId)}`, {}, observe)
+    return mapXml(() => mapSingleFee(doc))
+  }
+
+  async payFee (request: PayFeeRequest, observe?: AlmaCallObserver): Promise<Fee> {
+    const doc = await this.#call('POST', `${this.#userPath(request.userId)}/fees/${encodeURIComponent(request.feeId)}`, {
+      op: 'pay',
+      amount: formatDecimal(request.amount),
+      method: request.method,
+      external_transaction_id: request.externalTransactionId,
+      comment: request.comment
+    }, observe)
+    return mapXml(() => mapSingleFee(doc))
+  }
+
+  /** One page of an Analytics report: the first with the report path, later ones with the resumption token. */
+  async analyticsReportPage (page: { path: string } | { token: string }, limit: number, observe?: AlmaCallObserver): Promise<Record<string, any>> {
+    const params: Record<string, string> = { limit: String(limit), col_names: 'true' }
+    if ('path' in page) params.path = page.path
+    else params.token = page.token
+    return await this.#call('GET', 'analytics/reports', params, observe)
+  }
+
+  #userParams (byPrimaryId: boolean | undefined, extra: Record<string, string>): Record<string, string> {
+    return byPrimaryId === true ? extra : { user_id_type: this.#userIdType, ...extra }
+  }
+}
+
+function mapXml<T> (map: () => T): T {
+  try {
+    return map()
+  } catch (error) {
+    if (error instanceof XmlRejected) throw new AlmaBadResponse(200, error.message)
+    throw error
+  }
+}

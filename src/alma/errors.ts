@@ -1,0 +1,55 @@
+// Errors from Alma as values with a kind: business errors carry Alma's errorCode, errorMessage and trackingId;
+// transient ones (429, 5xx, timeouts, refused connections) say that a retry may succeed.
+
+export class AlmaError extends Error {
+  readonly kind = 'AlmaError'
+  constructor (
+    readonly status: number,
+    readonly errorCode: string,
+    readonly errorMessage: string,
+    readonly trackingId: string,
+    /** true for 429 and 5xx: the call may succeed later; false for business errors. */
+    readonly retryable: boolean,
+    /** seconds from Alma's Retry-After header, when it sent one */
+    readonly retryAfterSeconds?: number
+  ) {
+    super(`Alma answered ${status}${errorCode !== '' ? ` ${errorCode}` : ''}${errorMessage !== '' ? `: ${errorMessage}` : ''}${trackingId !== '' ? ` (trackingId ${trackingId})` : ''}`)
+  }
+}
+
+/** Alma did not answer at all: connection refused or reset, DNS, or our timeout. Always retryable. */
+export class AlmaUnavailable extends Error {
+  readonly kind = 'AlmaUnavailable'
+  readonly retryable = true
+  readonly status = 0
+  readonly errorCode: string
+  readonly errorMessage: string
+  readonly trackingId = ''
+  constructor (readonly reason: string) {
+    super(`Alma unreachable: ${reason}`)
+    this.errorCode = reason
+    this.errorMessage = `no answer from Alma (${reason})`
+  }
+}
+
+/** Alma answered 2xx with a body we could not read. Not retried blindly: a person must look. */
+export class AlmaBadResponse extends Error {
+  readonly kind = 'AlmaBadResponse'
+  readonly retryable = false
+  readonly status: number
+  readonly errorCode = 'BAD_RESPONSE'
+  readonly trackingId = ''
+  constructor (status: number, readonly errorMessage: string) {
+    super(`Alma answered ${status} with an unreadable body: ${errorMessage}`)
+    this.status = status
+  }
+}
+
+export type AlmaFailure = AlmaError | AlmaUnavailable | AlmaBadResponse
+
+export function isAlmaFailure (error: unknown): error is AlmaFailure {
+  return error instanceof AlmaError || error instanceof AlmaUnavailable || error instanceof AlmaBadResponse
+}
+
+/** Alma's "user not found" codes: 401861 (any id type), 401890 (given id type). */
+export const USER_NOT_FOUND_CODES = new Set(['401861', '401890'])

@@ -1,0 +1,136 @@
+// Reading CashNet's server-to-server result (SPEC section 6): field names compared case-insensitively, our
+// checkout reference found in whichever refXvalN carries our reference type, every number validated, amounts
+// parsed once into cents. Anything unreadable is a PostbackRejected with the reason.
+
+import { type Cents, InvalidAmount, parseCents } from '../money.ts'
+
+export class PostbackRejected extends Error {
+  readonly kind = 'PostbackRejected'
+  constructor (readonly reason: string, readonly checkoutId: string | null = null) {
+    super(`postback rejected: ${reason}`)
+  }
+}
+
+export interface PostbackItem {
+  itemCode: string
+  amount: Cents
+  qty: number
+}
+
+export interface Postback {
+  result: number
+  respmessage: string
+  /** the CashNet transaction number; on a failure, failedtx when tx is absent */
+  tx: string
+  batchno: string
+  effdate: string
+  pmtcode: string
+  custcode: string
+  checkoutId: string
+  items: PostbackItem[]
+  total: Cents
+}
+
+/** No library fine payment comes near this; anything larger is a malformed or hostile field. */
+const MAX_LINE_CENTS = 10_000_000
+const MAX_ITEMS = 200
+const TOKEN = /^[A-Za-z0-9._-]{1,64}$/
+
+export type FormBody = Record<string, unknown>
+
+/** Lower-cases the field names; a field sent twice with different values is refused. */
+export function normaliseFields (body: FormBody): Map<string, string> {
+  const fields = new Map<string, string>()
+  for (const [name, raw] of Object.entries(body)) {
+    const values = Array.isArray(raw) ? raw : [raw]
+    if (values.some(v => typeof v !== 'string')) throw new PostbackRejected(`field ${name.slice(0, 40)} is not text`)
+    const unique = new Set(values as string[])
+    if (unique.size > 1) throw new PostbackRejected(`field ${name.slice(0, 40)} sent more than once with different values`)
+    const key = name.toLowerCase()
+    const value = (values[0] as string).trim()
+    const existing = fields.get(key)
+    if (existing !== undefined && existing !== value) throw new PostbackRejected(`field ${key.slice(0, 40)} sent more than once with different values`)
+    fields.set(key, value)
+  }
+  return fields
+}
+
+/** Our checkout id: the value of any refXvalN whose refXtypeN is our reference type (not always item 1). */
+export function findReference (fields: Map<string, string>, refType: string): string | null {
+  const wanted = refType.toLowerCase()
+  const found = new Set<string>()
+  for (const [key, value] of fields) {
+    const match = /^ref(\d{1,3})type(\d{1,3})$/.exec(key)
+    if (match === null || value.toLowerCase() !== wanted) continue
+    const reference = fields.get(`ref${match[1]}val${match[2]}`)
+    if (reference !== undefined && reference !== '') found.add(reference)
+  }
+  if (found.size > 1) throw new PostbackRejected('the checkout reference differs between items')
+  const [reference] = found
+  return reference ?? null
+}
+
+function integer (fields: Map<string, string>, name: string, min: number, max: number): number | undefined {
+  const value = fields.get(name)
+  if (value === undefined || value === '') return undefined
+  if (!/^-?\d{1,9}$/.test(value)) throw new PostbackRejected(`${name} is not a whole number`)
+  const n = Number(value)
+  if (n < min || n > max) throw new PostbackRejected(`${name} is out of range`)
+  return n
+}
+
+function token (fields: Map<string, string>, name: string): string {
+  const value = fields.get(name) ?? ''
+  if (value !== '' && !TOKEN.test(value)) throw new PostbackRejected(`${name} has unexpected characters`)
+  return value
+}
+
+export function parsePostback (body: FormBody, refType: string): Postback {
+  const fields = normaliseFields(body)
+  const result = integer(fields, 'result', 0, 99999)
+  if (result === undefined) throw new PostbackRejected('no result field')
+  const checkoutId = findReference(fields, refType)
+  if (checkoutId === null) throw new PostbackRejected(`no ${refType} reference in any refXtypeN/refXvalN`)
+  if (!TOKEN.test(checkoutId)) throw new PostbackRejected('the checkout reference has unexpected characters')
+  try {
+    const itemCount = integer(fields, 'itemcnt', 0, MAX_ITEMS)
+    let count = itemCount
+    if (count === undefined) {
+      count = 0
+      while (fields.has(`amount${count + 1}`) || fields.has(`itemcode${count + 1}`)) count++
+    }
+    const items: PostbackItem[] = []
+    let total = 0
+    for (let n = 1; n <= count; n++) {
+      const amountText = fields.get(`amount${n}`)
+      if (amountText === undefined || amountText === '') throw new PostbackRejected(`amount${n} is missing`, checkoutId)
+      const amount = parseCents(amountText)
+      if (amount > MAX_LINE_CENTS) throw new PostbackRejected(`amount${n} is absurdly large`, checkoutId)
+      const qty = integer(fields, `qty${n}`, 0, 1000) ?? 1
+      items.push({ itemCode: fields.get(`itemcode${n}`) ?? '', amount, qty })
+      total += amount
+    }
+    const tx = token(fields, 'tx') || (result !== 0 ? token(fields, 'failedtx') : '')
+    return {
+      result,
+      respmessage: (fields.get('respmessage') ?? fields.get('ccerrormessage') ?? '').slice(0, 500),
+      tx: tx === '0' && result !== 0 ? '' : tx,
+      batchno: token(fields, 'batchno'),
+      effdate: (fields.get('effdate') ?? '').slice(0, 40),
+      pmtcode: token(fields, 'pmtcode'),
+      custcode: (fields.get('custcode') ?? '').slice(0, 100),
+      checkoutId,
+      items,
+      total: total as Cents
+    }
+  } catch (error) {
+    if (error instanceof InvalidAmount) throw new PostbackRejected(error.message, checkoutId)
+    if (error instanceof PostbackRejected && error.checkoutId === null) throw new PostbackRejected(error.reason, checkoutId)
+    throw error
+  }
+}
+
+/** Card-like digit runs never reach the ledger or a log, whatever CashNet or an attacker puts in a field. */
+export function maskCardNumbers (text: string): string {
+  return text.replace(/\d(?:[ -]?\d){12,18}/g, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
+}

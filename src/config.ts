@@ -1,0 +1,224 @@
+// The service's configuration: SPEC section 4, validated with env-schema at start-up and then passed around
+// as a plain value. Nothing else in the code reads process.env.
+
+import envSchema from 'env-schema'
+import proxyAddr from 'proxy-addr'
+import { type Cents, parseCents } from './money.ts'
+
+const schema = {
+  type: 'object',
+  required: ['PUBLIC_URL', 'ALMA_API_KEY', 'CASHNET_CHECKOUT_URL', 'CASHNET_ITEM_CODE', 'CASHNET_POSTBACK_ALLOW', 'EZPROXY_ALLOW', 'COOKIE_SECRET'],
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    PUBLIC_URL: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' },
+    ALMA_API_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'https://api-na.hosted.exlibrisgroup.com/almaws/v1' },
+    ALMA_API_KEY: { type: 'string', minLength: 1 },
+    ALMA_USER_ID_TYPE: { type: 'string', pattern: '^[A-Za-z0-9_]+$', default: 'all_unique' },
+    ALMA_RATE_LIMIT: { type: 'integer', minimum: 1, maximum: 25, default: 20 },
+    ALMA_PAYMENT_METHOD: { type: 'string', enum: ['ONLINE', 'CREDIT_CARD', 'CASH'], default: 'ONLINE' },
+    ALMA_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 120000, default: 15000 },
+    CASHNET_CHECKOUT_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    CASHNET_ITEM_CODE: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+    CASHNET_ITEM_CODES: { type: 'string', pattern: '^([A-Za-z0-9_]+=[A-Za-z0-9_.-]+)?(\\s*,\\s*[A-Za-z0-9_]+=[A-Za-z0-9_.-]+)*$', default: '' },
+    CASHNET_REF_TYPE: { type: 'string', pattern: '^[A-Za-z0-9_]+$', default: 'ALMACHECKOUT' },
+    CASHNET_POSTBACK_ALLOW: { type: 'string', minLength: 1 },
+    EZPROXY_ALLOW: { type: 'string', minLength: 1 },
+    EZPROXY_USER_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]+$', default: 'X-EZproxy-User' },
+    EZPROXY_SECRET_HEADER: { type: 'string', pattern: '^([A-Za-z0-9-]+)?$', default: '' },
+    EZPROXY_SECRET: { type: 'string', default: '' },
+    TRUST_PROXY: { type: 'string', default: '' },
+    COOKIE_SECRET: { type: 'string', minLength: 32 },
+    DATABASE_PATH: { type: 'string', minLength: 1, default: 'data/payments.sqlite' },
+    MIN_PAYMENT: { type: 'string', pattern: '^\\d+(\\.\\d{1,2})?$', default: '0.01' },
+    PAYABLE_FEE_TYPES: { type: 'string', default: '' },
+    PAYABLE_OWNERS: { type: 'string', default: '' },
+    RELEASE_BLOCKS: { type: 'string', default: '' },
+    ADMIN_USERS: { type: 'string', default: '' },
+    AUTH_MODE: { type: 'string', enum: ['header', 'userobject'], default: 'header' },
+    EZPROXY_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
+    EZPROXY_WSKEY: { type: 'string', default: '' },
+    SESSION_TTL_MINUTES: { type: 'integer', minimum: 1, maximum: 1440, default: 60 },
+    LIBRARY_NAME: { type: 'string', minLength: 1, default: 'Library' },
+    LIBRARY_LOGO_URL: { type: 'string', pattern: '^((https?://|/)[^\\s"<>]*)?$', default: '' },
+    ACCENT_COLOR: { type: 'string', pattern: '^#[0-9A-Fa-f]{6}$', default: '#1d4f91' },
+    CURRENCY: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    POSTING_MAX_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
+    POSTING_RETRY_BASE_MS: { type: 'integer', minimum: 1, maximum: 3600000, default: 2000 },
+    POSTING_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 600000 },
+    PAID_ALERT_MINUTES: { type: 'integer', minimum: 1, default: 30 },
+    PATRON_RATE_LIMIT: { type: 'integer', minimum: 1, default: 60 },
+    SMTP_URL: { type: 'string', default: '' },
+    ALERT_EMAIL_TO: { type: 'string', default: '' },
+    ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' }
+  }
+} as const
+
+export interface Config {
+  port: number
+  host: string
+  publicUrl: string
+  almaApiUrl: string
+  almaApiKey: string
+  almaUserIdType: string
+  almaRateLimit: number
+  almaPaymentMethod: 'ONLINE' | 'CREDIT_CARD' | 'CASH'
+  almaTimeoutMs: number
+  cashnetCheckoutUrl: string
+  cashnetItemCode: string
+  cashnetItemCodes: ReadonlyMap<string, string>
+  cashnetRefType: string
+  cashnetPostbackAllow: readonly string[]
+  ezproxyAllow: readonly string[]
+  ezproxyUserHeader: string
+  ezproxySecretHeader: string
+  ezproxySecret: string
+  trustProxy: readonly string[]
+  cookieSecret: string
+  secureCookies: boolean
+  databasePath: string
+  minPayment: Cents
+  payableFeeTypes: ReadonlySet<string>
+  payableOwners: ReadonlySet<string>
+  releaseBlocks: ReadonlySet<string>
+  adminUsers: ReadonlySet<string>
+  authMode: 'header' | 'userobject'
+  ezproxyUrl: string
+  ezproxyWskey: string
+  sessionTtlMinutes: number
+  libraryName: string
+  libraryLogoUrl: string
+  accentColor: string
+  currency: string
+  logLevel: string
+  postingMaxAttempts: number
+  postingRetryBaseMs: number
+  postingRetryMaxMs: number
+  paidAlertMinutes: number
+  patronRateLimit: number
+  smtpUrl: string
+  alertEmailTo: string
+  alertEmailFrom: string
+}
+
+export class ConfigError extends Error {
+  readonly kind = 'ConfigError'
+  constructor (readonly variable: string, expected: string) {
+    super(`configuration: ${variable} ${expected}`)
+  }
+}
+
+function list (value: string): string[] {
+  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+function addressList (variable: string, value: string): string[] {
+  const entries = list(value)
+  for (const entry of entries) {
+    try {
+      proxyAddr.compile(entry)
+    } catch {
+      throw new ConfigError(variable, `has "${entry}", which is not an IP address or CIDR range (expected e.g. 192.0.2.10, 192.0.2.0/24, 2001:db8::/32)`)
+    }
+  }
+  return entries
+}
+
+/** What each variable expects, for the one-line start-up error. */
+function describe (variable: string): string {
+  const property = (schema.properties as Record<string, { type: string, enum?: readonly string[], pattern?: string, minLength?: number, minimum?: number, maximum?: number }>)[variable]
+  if (property === undefined) return 'is not valid'
+  if (property.enum !== undefined) return `must be one of ${property.enum.join(', ')}`
+  if (property.type === 'integer') return `must be a whole number${property.minimum !== undefined ? ` from ${property.minimum}` : ''}${property.maximum !== undefined ? ` to ${property.maximum}` : ''}`
+  if (variable === 'COOKIE_SECRET') return 'must be at least 32 characters of random text'
+  if (variable.endsWith('_URL')) return 'must be an absolute http(s) URL'
+  if (variable === 'MIN_PAYMENT') return 'must be an amount like 0.01 or 5.00'
+  if (variable === 'CASHNET_ITEM_CODES') return 'must look like OVERDUEFINE=LIB-OVD,LOSTITEMREPLACEMENTFEE=LIB-LOST'
+  if (variable === 'ACCENT_COLOR') return 'must be a colour like #1d4f91'
+  if (property.pattern !== undefined) return `does not match the expected format ${property.pattern}`
+  return 'is not valid'
+}
+
+/** Reads and validates the configuration; throws a ConfigError whose message names the variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const data: Record<string, string> = {}
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') data[key] = value
+  }
+  let raw: Record<string, any>
+  try {
+    raw = envSchema({ schema, data, dotenv: false })
+  } catch (error: any) {
+    const first = error?.errors?.[0]
+    const missing = first?.params?.missingProperty as string | undefined
+    if (missing !== undefined) throw new ConfigError(missing, `is required: ${describe(missing)}`)
+    const variable = String(first?.instancePath ?? '').replace(/^\//, '')
+    if (variable !== '') throw new ConfigError(variable, `${describe(variable)} (got ${JSON.stringify(data[variable]).slice(0, 60)})`)
+    throw new ConfigError('environment', String(error?.message ?? error))
+  }
+
+  const itemCodes = new Map<string, string>()
+  for (const pair of list(raw.CASHNET_ITEM_CODES)) {
+    const [feeType, code] = pair.split('=').map(s => s.trim())
+    itemCodes.set(feeType.toUpperCase(), code)
+  }
+  if (raw.AUTH_MODE === 'userobject') {
+    if (raw.EZPROXY_URL === '') throw new ConfigError('EZPROXY_URL', 'is required when AUTH_MODE=userobject: the EZproxy base URL, e.g. https://ezproxy.example.edu')
+    if (raw.EZPROXY_WSKEY === '') throw new ConfigError('EZPROXY_WSKEY', 'is required when AUTH_MODE=userobject: the LocalWSKey from EZproxy config.txt')
+  }
+  if ((raw.EZPROXY_SECRET_HEADER === '') !== (raw.EZPROXY_SECRET === '')) {
+    throw new ConfigError(raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET' : 'EZPROXY_SECRET_HEADER', 'must be set together with ' + (raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET_HEADER' : 'EZPROXY_SECRET'))
+  }
+  const publicUrl = String(raw.PUBLIC_URL).replace(/\/+$/, '')
+  const minPayment = parseCents(raw.MIN_PAYMENT)
+  if (minPayment < 1) throw new ConfigError('MIN_PAYMENT', 'must be at least 0.01')
+
+  return {
+    port: raw.PORT,
+    host: raw.HOST,
+    publicUrl,
+    almaApiUrl: String(raw.ALMA_API_URL).replace(/\/+$/, ''),
+    almaApiKey: raw.ALMA_API_KEY,
+    almaUserIdType: raw.ALMA_USER_ID_TYPE,
+    almaRateLimit: raw.ALMA_RATE_LIMIT,
+    almaPaymentMethod: raw.ALMA_PAYMENT_METHOD,
+    almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
+    cashnetCheckoutUrl: raw.CASHNET_CHECKOUT_URL,
+    cashnetItemCode: raw.CASHNET_ITEM_CODE,
+    cashnetItemCodes: itemCodes,
+    cashnetRefType: raw.CASHNET_REF_TYPE,
+    cashnetPostbackAllow: addressList('CASHNET_POSTBACK_ALLOW', raw.CASHNET_POSTBACK_ALLOW),
+    ezproxyAllow: addressList('EZPROXY_ALLOW', raw.EZPROXY_ALLOW),
+    ezproxyUserHeader: String(raw.EZPROXY_USER_HEADER).toLowerCase(),
+    ezproxySecretHeader: String(raw.EZPROXY_SECRET_HEADER).toLowerCase(),
+    ezproxySecret: raw.EZPROXY_SECRET,
+    trustProxy: addressList('TRUST_PROXY', raw.TRUST_PROXY),
+    cookieSecret: raw.COOKIE_SECRET,
+    secureCookies: publicUrl.startsWith('https://'),
+    databasePath: raw.DATABASE_PATH,
+    minPayment,
+    payableFeeTypes: new Set(list(raw.PAYABLE_FEE_TYPES).map(s => s.toUpperCase())),
+    payableOwners: new Set(list(raw.PAYABLE_OWNERS).map(s => s.toUpperCase())),
+    releaseBlocks: new Set(list(raw.RELEASE_BLOCKS).map(s => s.toUpperCase())),
+    adminUsers: new Set(list(raw.ADMIN_USERS)),
+    authMode: raw.AUTH_MODE,
+    ezproxyUrl: String(raw.EZPROXY_URL).replace(/\/+$/, ''),
+    ezproxyWskey: raw.EZPROXY_WSKEY,
+    sessionTtlMinutes: raw.SESSION_TTL_MINUTES,
+    libraryName: raw.LIBRARY_NAME,
+    libraryLogoUrl: raw.LIBRARY_LOGO_URL,
+    accentColor: raw.ACCENT_COLOR,
+    currency: raw.CURRENCY,
+    logLevel: raw.LOG_LEVEL,
+    postingMaxAttempts: raw.POSTING_MAX_ATTEMPTS,
+    postingRetryBaseMs: raw.POSTING_RETRY_BASE_MS,
+    postingRetryMaxMs: raw.POSTING_RETRY_MAX_MS,
+    paidAlertMinutes: raw.PAID_ALERT_MINUTES,
+    patronRateLimit: raw.PATRON_RATE_LIMIT,
+    smtpUrl: raw.SMTP_URL,
+    alertEmailTo: raw.ALERT_EMAIL_TO,
+    alertEmailFrom: raw.ALERT_EMAIL_FROM
+  }
+}

@@ -1,0 +1,395 @@
+// The ledger in SQLite (WAL, synchronous=FULL): a postback is on disk before the 200 goes out. Migrations are
+// numbered SQL in this file and applied in order at open, tracked in PRAGMA user_version.
+
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Cents } from '../money.ts'
+import type { Ledger, TransitionRequest } from './ledger.ts'
+import type {
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutLine, IncomingPostback,
+  NewCheckout, PostbackDecision, PostbackRecord
+} from './types.ts'
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE checkouts (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     primary_id TEXT NOT NULL,
+     patron_name TEXT NOT NULL,
+     email TEXT NOT NULL,
+     state TEXT NOT NULL,
+     total_cents INTEGER NOT NULL,
+     currency TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     paid_at TEXT,
+     posted_at TEXT,
+     tx TEXT,
+     batchno TEXT,
+     effdate TEXT,
+     pmtcode TEXT,
+     attention_reason TEXT,
+     unapplied_cents INTEGER NOT NULL DEFAULT 0,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at TEXT,
+     last_error TEXT
+   );
+   CREATE INDEX checkouts_user ON checkouts (user_id, created_at);
+   CREATE INDEX checkouts_state ON checkouts (state, next_attempt_at);
+   CREATE INDEX checkouts_tx ON checkouts (tx);
+   CREATE TABLE checkout_lines (
+     checkout_id TEXT NOT NULL REFERENCES checkouts (id),
+     line_no INTEGER NOT NULL,
+     fee_id TEXT NOT NULL,
+     fee_type TEXT NOT NULL,
+     fee_type_desc TEXT NOT NULL,
+     owner TEXT NOT NULL,
+     owner_desc TEXT NOT NULL,
+     title TEXT NOT NULL,
+     item_code TEXT NOT NULL,
+     amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+     posted_cents INTEGER,
+     posted_at TEXT,
+     PRIMARY KEY (checkout_id, line_no)
+   );
+   CREATE INDEX lines_posted ON checkout_lines (posted_at);
+   CREATE TABLE postbacks (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT,
+     received_at TEXT NOT NULL,
+     peer TEXT NOT NULL,
+     result TEXT NOT NULL,
+     tx TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     raw_body TEXT NOT NULL
+   );
+   CREATE INDEX postbacks_checkout ON postbacks (checkout_id);
+   CREATE INDEX postbacks_tx ON postbacks (tx);
+   CREATE TABLE alma_calls (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT NOT NULL,
+     at TEXT NOT NULL,
+     method TEXT NOT NULL,
+     path TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     error_code TEXT NOT NULL,
+     error_message TEXT NOT NULL,
+     tracking_id TEXT NOT NULL,
+     duration_ms INTEGER NOT NULL
+   );
+   CREATE INDEX alma_calls_checkout ON alma_calls (checkout_id);
+   CREATE TABLE audit_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT,
+     at TEXT NOT NULL,
+     event TEXT NOT NULL,
+     from_state TEXT,
+     to_state TEXT,
+     detail TEXT NOT NULL
+   );
+   CREATE INDEX audit_checkout ON audit_events (checkout_id);`
+]
+
+type Row = Record<string, any>
+
+function toCheckout (row: Row, lines: Row[]): Checkout {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    primaryId: row.primary_id,
+    patronName: row.patron_name,
+    email: row.email,
+    state: row.state,
+    total: row.total_cents as Cents,
+    currency: row.currency,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    paidAt: row.paid_at,
+    postedAt: row.posted_at,
+    tx: row.tx,
+    batchno: row.batchno,
+    effdate: row.effdate,
+    pmtcode: row.pmtcode,
+    attentionReason: row.attention_reason,
+    unapplied: row.unapplied_cents as Cents,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    lines: lines.map((l): CheckoutLine => ({
+      lineNo: l.line_no,
+      feeId: l.fee_id,
+      feeType: l.fee_type,
+      feeTypeDesc: l.fee_type_desc,
+      owner: l.owner,
+      ownerDesc: l.owner_desc,
+      title: l.title,
+      itemCode: l.item_code,
+      amount: l.amount_cents as Cents,
+      postedAmount: l.posted_cents as Cents | null,
+      postedAt: l.posted_at
+    }))
+  }
+}
+
+function toPostback (row: Row): PostbackRecord {
+  return {
+    id: row.id,
+    checkoutId: row.checkout_id,
+    receivedAt: row.received_at,
+    peer: row.peer,
+    result: row.result,
+    tx: row.tx,
+    outcome: row.outcome,
+    reason: row.reason,
+    rawBody: row.raw_body
+  }
+}
+
+export interface SqliteLedgerOptions {
+  path: string
+  now?: () => Date
+}
+
+export class SqliteLedger implements Ledger {
+  readonly #db: Database.Database
+  readonly #now: () => Date
+
+  constructor (options: SqliteLedgerOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
+    this.#db = new Database(options.path)
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma('synchronous = FULL')
+    this.#db.pragma('busy_timeout = 5000')
+    this.#db.pragma('foreign_keys = ON')
+    this.#now = options.now ?? (() => new Date())
+    this.#migrate()
+  }
+
+  #migrate (): void {
+    const version = this.#db.pragma('user_version', { simple: true }) as number
+    for (let i = version; i < MIGRATIONS.length; i++) {
+      this.#db.transaction(() => {
+        this.#db.exec(MIGRATIONS[i])
+        this.#db.pragma(`user_version = ${i + 1}`)
+      })()
+    }
+  }
+
+  #iso (): string {
+    return this.#now().toISOString()
+  }
+
+  #event (checkoutId: string | null, event: string, fromState: string | null, toState: string | null, detail: Record<string, unknown>): void {
+    this.#db.prepare('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(checkoutId, this.#iso(), event, fromState, toState, JSON.stringify(detail))
+  }
+
+  createCheckout (checkout: NewCheckout): Checkout {
+    const now = this.#iso()
+    const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
+    this.#db.transaction(() => {
+      this.#db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
+        .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, total, checkout.currency, now, now)
+      const insertLine = this.#db.prepare(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      for (const line of checkout.lines) {
+        insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount)
+      }
+      this.#event(checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length })
+    })()
+    return this.getCheckout(checkout.id) as Checkout
+  }
+
+  getCheckout (id: string): Checkout | undefined {
+    const row = this.#db.prepare('SELECT * FROM checkouts WHERE id = ?').get(id) as Row | undefined
+    if (row === undefined) return undefined
+    const lines = this.#db.prepare('SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no').all(id) as Row[]
+    return toCheckout(row, lines)
+  }
+
+  latestCheckoutForUser (userId: string): Checkout | undefined {
+    const row = this.#db.prepare('SELECT id FROM checkouts WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId) as Row | undefined
+    return row === undefined ? undefined : this.getCheckout(row.id)
+  }
+
+  recordPostback (postback: IncomingPostback, decide: (checkout: Checkout | undefined, earlier: PostbackRecord[]) => PostbackDecision): { id: number, decision: PostbackDecision, checkout: Checkout | undefined } {
+    return this.#db.transaction(() => {
+      const checkout = postback.checkoutId === null ? undefined : this.getCheckout(postback.checkoutId)
+      const earlier = checkout === undefined
+        ? []
+        : (this.#db.prepare('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkout.id) as Row[]).map(toPostback)
+      const decision = decide(checkout, earlier)
+      const info = this.#db.prepare('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(checkout?.id ?? postback.checkoutId, this.#iso(), postback.peer, postback.result, postback.tx, decision.outcome, decision.reason, postback.rawBody)
+      const id = Number(info.lastInsertRowid)
+      if (checkout !== undefined && decision.to !== undefined && decision.to !== checkout.state) {
+        const now = this.#iso()
+        const payment = decision.payment
+        this.#db.prepare(`UPDATE checkouts SET state = ?, updated_at = ?,
+            tx = COALESCE(?, tx), batchno = COALESCE(?, batchno), effdate = COALESCE(?, effdate), pmtcode = COALESCE(?, pmtcode),
+            paid_at = CASE WHEN ? THEN ? ELSE paid_at END,
+            attention_reason = CASE WHEN ? = 'NEEDS_ATTENTION' THEN ? ELSE attention_reason END,
+            next_attempt_at = CASE WHEN ? = 'PAID' THEN ? ELSE next_attempt_at END
+          WHERE id = ?`)
+          .run(decision.to, now,
+            payment?.tx ?? null, payment?.batchno ?? null, payment?.effdate ?? null, payment?.pmtcode ?? null,
+            payment !== undefined ? 1 : 0, now,
+            decision.to, decision.reason,
+            decision.to, now,
+            checkout.id)
+        this.#event(checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason })
+      } else {
+        this.#event(checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
+      }
+      return { id, decision, checkout: checkout === undefined ? undefined : this.getCheckout(checkout.id) }
+    }).immediate()
+  }
+
+  transition (request: TransitionRequest): boolean {
+    return this.#db.transaction(() => {
+      const row = this.#db.prepare('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
+      if (row === undefined || !request.from.includes(row.state)) return false
+      const now = this.#iso()
+      this.#db.prepare(`UPDATE checkouts SET state = ?, updated_at = ?,
+          posted_at = CASE WHEN ? = 'POSTED' THEN ? ELSE posted_at END,
+          attention_reason = COALESCE(?, attention_reason),
+          unapplied_cents = COALESCE(?, unapplied_cents),
+          next_attempt_at = CASE WHEN ? IN ('POSTED', 'NEEDS_ATTENTION') THEN NULL ELSE next_attempt_at END
+        WHERE id = ?`)
+        .run(request.to, now, request.to, now, request.attentionReason ?? null, request.unapplied ?? null, request.to, request.checkoutId)
+      this.#event(request.checkoutId, request.event, row.state, request.to, request.detail ?? {})
+      return true
+    }).immediate()
+  }
+
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void {
+    this.#db.transaction(() => {
+      const changed = this.#db.prepare('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
+        .run(postedAmount, this.#iso(), checkoutId, lineNo)
+      if (changed.changes === 1) this.#event(checkoutId, 'line.posted', null, null, { line: lineNo, posted: postedAmount, ...detail })
+    }).immediate()
+  }
+
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void {
+    this.#db.prepare(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs)
+  }
+
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number {
+    return this.#db.transaction(() => {
+      this.#db.prepare('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
+        .run(nextAttemptAt?.toISOString() ?? null, lastError.slice(0, 1000), this.#iso(), checkoutId)
+      const row = this.#db.prepare('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
+      this.#event(checkoutId, 'posting.attempt_failed', null, null, { attempt: row.attempts, error: lastError, retryAt: nextAttemptAt?.toISOString() ?? null })
+      return row.attempts as number
+    }).immediate()
+  }
+
+  requeue (checkoutId: string, by: string): boolean {
+    return this.#db.transaction(() => {
+      const row = this.#db.prepare('SELECT state, tx FROM checkouts WHERE id = ?').get(checkoutId) as Row | undefined
+      if (row === undefined || !['NEEDS_ATTENTION', 'PAID'].includes(row.state) || row.tx === null) return false
+      this.#db.prepare("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?")
+        .run(this.#iso(), this.#iso(), checkoutId)
+      this.#event(checkoutId, 'posting.retry_requested', row.state, 'PAID', { by })
+      return true
+    }).immediate()
+  }
+
+  duePostings (now: Date): string[] {
+    return (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY paid_at")
+      .all(now.toISOString()) as Row[]).map(r => r.id)
+  }
+
+  expireCreated (createdBefore: Date): string[] {
+    return this.#db.transaction(() => {
+      const ids = (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ?").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
+      for (const id of ids) {
+        this.#db.prepare("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED'").run(this.#iso(), id)
+        this.#event(id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
+      }
+      return ids
+    }).immediate()
+  }
+
+  paidBefore (cutoff: Date): Checkout[] {
+    return (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'PAID' AND paid_at < ?").all(cutoff.toISOString()) as Row[])
+      .map(r => this.getCheckout(r.id) as Checkout)
+  }
+
+  listCheckouts (filter: CheckoutFilter): { checkouts: Checkout[], total: number } {
+    const where: string[] = []
+    const params: unknown[] = []
+    if (filter.states !== undefined && filter.states.length > 0) {
+      where.push(`state IN (${filter.states.map(() => '?').join(', ')})`)
+      params.push(...filter.states)
+    }
+    const search = filter.search?.trim() ?? ''
+    if (search !== '') {
+      where.push('(id = ? OR tx = ? OR user_id = ? OR primary_id = ? OR patron_name LIKE ? ESCAPE \'\\\' OR id IN (SELECT checkout_id FROM postbacks WHERE tx = ?))')
+      const like = '%' + search.replace(/[\\%_]/g, c => '\\' + c) + '%'
+      params.push(search, search, search, search, like, search)
+    }
+    const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''
+    const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM checkouts ${clause}`).get(...params) as Row).n as number
+    const rows = this.#db.prepare(`SELECT id FROM checkouts ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
+      .all(...params, filter.limit ?? 50, filter.offset ?? 0) as Row[]
+    return { checkouts: rows.map(r => this.getCheckout(r.id) as Checkout), total }
+  }
+
+  history (checkoutId: string): CheckoutHistory | undefined {
+    const checkout = this.getCheckout(checkoutId)
+    if (checkout === undefined) return undefined
+    return {
+      checkout,
+      postbacks: (this.#db.prepare('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map(toPostback),
+      almaCalls: (this.#db.prepare('SELECT * FROM alma_calls WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AlmaCallEntry => ({
+        id: r.id, checkoutId: r.checkout_id, at: r.at, method: r.method, path: r.path, status: r.status, errorCode: r.error_code, errorMessage: r.error_message, trackingId: r.tracking_id, durationMs: r.duration_ms
+      })),
+      events: (this.#db.prepare('SELECT * FROM audit_events WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AuditEvent => ({
+        id: r.id, checkoutId: r.checkout_id, at: r.at, event: r.event, fromState: r.from_state, toState: r.to_state, detail: r.detail
+      }))
+    }
+  }
+
+  unmatchedPostbacks (since?: Date): PostbackRecord[] {
+    return (this.#db.prepare("SELECT * FROM postbacks WHERE outcome IN ('ORPHAN', 'REJECTED') AND received_at >= ? ORDER BY id DESC")
+      .all((since ?? new Date(0)).toISOString()) as Row[]).map(toPostback)
+  }
+
+  postedLines (from: Date, to: Date): Array<{ checkout: Checkout, lineNo: number }> {
+    const rows = this.#db.prepare('SELECT checkout_id, line_no FROM checkout_lines WHERE posted_at >= ? AND posted_at < ? AND posted_cents > 0 ORDER BY posted_at, checkout_id, line_no')
+      .all(from.toISOString(), to.toISOString()) as Row[]
+    const cache = new Map<string, Checkout>()
+    return rows.map(r => {
+      let checkout = cache.get(r.checkout_id)
+      if (checkout === undefined) {
+        checkout = this.getCheckout(r.checkout_id) as Checkout
+        cache.set(r.checkout_id, checkout)
+      }
+      return { checkout, lineNo: r.line_no }
+    })
+  }
+
+  audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): void {
+    this.#event(checkoutId, event, null, null, detail)
+  }
+
+  writable (): boolean {
+    try {
+      this.#db.prepare('BEGIN IMMEDIATE').run()
+      this.#db.prepare('ROLLBACK').run()
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  close (): void {
+    if (this.#db.open) this.#db.close()
+  }
+}

@@ -1,0 +1,55 @@
+// pino options for the service: JSON lines, one per event; secrets from the configuration and any card-like
+// digit run are masked in every field and message before a line is written.
+
+import type { LoggerOptions } from 'pino'
+import type { Config } from './config.ts'
+
+const CARD_LIKE = /\d(?:[ -]?\d){12,18}/g
+
+export function createMasker (secrets: string[]): (text: string) => string {
+  const known = secrets.filter(s => s.length >= 6).sort((a, b) => b.length - a.length)
+  return (text: string) => {
+    let out = text
+    for (const secret of known) {
+      if (out.includes(secret)) out = out.split(secret).join('[REDACTED]')
+    }
+    return out.replace(CARD_LIKE, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
+  }
+}
+
+function maskDeep (value: unknown, mask: (s: string) => string, depth = 0): unknown {
+  if (typeof value === 'string') return mask(value)
+  if (depth > 6 || value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(v => maskDeep(v, mask, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = maskDeep(v, mask, depth + 1)
+  return out
+}
+
+export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 'cookieSecret' | 'ezproxySecret' | 'ezproxyWskey'>): LoggerOptions {
+  const mask = createMasker([config.almaApiKey, config.cookieSecret, config.ezproxySecret, config.ezproxyWskey])
+  return {
+    level: config.logLevel,
+    base: { service: 'alma-cashnet' },
+    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.apiKey', '*.password', '*.wskey', '*.token', '*._csrf', 'csrf', '_csrf'],
+      censor: '[REDACTED]'
+    },
+    formatters: {
+      log: (object) => maskDeep(object, mask) as Record<string, unknown>
+    },
+    hooks: {
+      logMethod (args, method) {
+        const masked = args.map(a => typeof a === 'string' ? mask(a) : a) as Parameters<typeof method>
+        method.apply(this, masked)
+      }
+    },
+    serializers: {
+      req (request) {
+        // Query strings may carry a UserObject token or a CSRF token: log the path only.
+        return { method: request.method, url: String(request.url).split('?')[0], remoteAddress: request.socket?.remoteAddress ?? request.ip }
+      }
+    }
+  }
+}

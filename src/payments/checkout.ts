@@ -1,0 +1,76 @@
+// Starting a payment: re-read the patron's fees from Alma (never trust the browser), check the selection,
+// and record a CREATED checkout whose random id travels to CashNet and back.
+
+import { randomBytes } from 'node:crypto'
+import type { AlmaClient } from '../alma/client.ts'
+import type { Ledger } from '../ledger/ledger.ts'
+import type { Checkout } from '../ledger/types.ts'
+import { type Cents, formatDecimal, sumCents } from '../money.ts'
+import { type PayableRules, whyNotPayable } from './payable.ts'
+
+export class CheckoutRefused extends Error {
+  readonly kind = 'CheckoutRefused'
+  constructor (readonly reason: 'no-selection' | 'bad-fee-id' | 'unknown-fee' | 'not-payable' | 'below-minimum' | 'too-many', message: string) {
+    super(message)
+  }
+}
+
+export interface CheckoutRules extends PayableRules {
+  minPayment: Cents
+  itemCode: string
+  itemCodes: ReadonlyMap<string, string>
+}
+
+const FEE_ID = /^[A-Za-z0-9_-]{1,64}$/
+const MAX_LINES = 100
+
+/** 128 bits of randomness as 32 hex characters: unguessable, and safe in any CashNet reference field. */
+export function newCheckoutId (): string {
+  return randomBytes(16).toString('hex')
+}
+
+export async function startCheckout (
+  deps: { alma: AlmaClient, ledger: Ledger, rules: CheckoutRules },
+  username: string,
+  selectedFeeIds: readonly string[]
+): Promise<Checkout> {
+  const ids = [...new Set(selectedFeeIds.map(s => s.trim()).filter(s => s !== ''))]
+  if (ids.length === 0) throw new CheckoutRefused('no-selection', 'Choose at least one fee to pay.')
+  if (ids.length > MAX_LINES) throw new CheckoutRefused('too-many', `At most ${MAX_LINES} fees can be paid at once.`)
+  if (ids.some(id => !FEE_ID.test(id))) throw new CheckoutRefused('bad-fee-id', 'One of the selected fees is not valid.')
+
+  const [user, feeList] = await Promise.all([
+    deps.alma.getUser(username),
+    deps.alma.listActiveFees(username)
+  ])
+  const byId = new Map(feeList.fees.map(f => [f.id, f]))
+  const lines = ids.map((id, index) => {
+    const fee = byId.get(id)
+    if (fee === undefined) throw new CheckoutRefused('unknown-fee', 'One of the selected fees is no longer open on your account. Please review your fees again.')
+    if (whyNotPayable(fee, deps.rules) !== null) throw new CheckoutRefused('not-payable', 'One of the selected fees cannot be paid online.')
+    return {
+      lineNo: index + 1,
+      feeId: fee.id,
+      feeType: fee.type.code,
+      feeTypeDesc: fee.type.desc,
+      owner: fee.owner.code,
+      ownerDesc: fee.owner.desc,
+      title: fee.title,
+      itemCode: deps.rules.itemCodes.get(fee.type.code.toUpperCase()) ?? deps.rules.itemCode,
+      amount: fee.balance
+    }
+  })
+  const total = sumCents(lines.map(l => l.amount))
+  if (total < deps.rules.minPayment) {
+    throw new CheckoutRefused('below-minimum', `The smallest payment accepted online is ${formatDecimal(deps.rules.minPayment)}.`)
+  }
+  return deps.ledger.createCheckout({
+    id: newCheckoutId(),
+    userId: username,
+    primaryId: user.primaryId,
+    patronName: (user.fullName || `${user.firstName} ${user.lastName}`).trim(),
+    email: user.preferredEmail,
+    currency: deps.rules.currency,
+    lines
+  })
+}

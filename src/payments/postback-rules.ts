@@ -1,0 +1,60 @@
+// SPEC section 6 as one pure function: given the checkout (if any), the postbacks already received for it and
+// the new one, decide the outcome and the state change. The ledger applies it in the same transaction.
+
+import type { Postback } from '../cashnet/postback.ts'
+import type { Checkout, PostbackDecision, PostbackRecord } from '../ledger/types.ts'
+import { formatDecimal } from '../money.ts'
+
+const CANCELLED_RESULT = 902
+const OPEN_STATES = new Set(['CREATED', 'EXPIRED', 'DECLINED', 'CANCELLED'])
+
+function describeMismatch (checkout: Checkout, postback: Postback): string | null {
+  if (postback.items.length !== checkout.lines.length) {
+    return `CashNet reported ${postback.items.length} item(s), the checkout has ${checkout.lines.length}`
+  }
+  for (const [index, line] of checkout.lines.entries()) {
+    const item = postback.items[index]
+    if (item.amount !== line.amount) return `item ${index + 1} amount ${formatDecimal(item.amount)} differs from ${formatDecimal(line.amount)}`
+    if (item.itemCode !== '' && item.itemCode.toUpperCase() !== line.itemCode.toUpperCase()) return `item ${index + 1} code ${item.itemCode} differs from ${line.itemCode}`
+    if (item.qty !== 1) return `item ${index + 1} quantity ${item.qty} is not 1`
+  }
+  if (postback.total !== checkout.total) return `total ${formatDecimal(postback.total)} differs from ${formatDecimal(checkout.total)}`
+  return null
+}
+
+export function decidePostback (checkout: Checkout | undefined, earlier: PostbackRecord[], postback: Postback): PostbackDecision {
+  if (checkout === undefined) {
+    return { outcome: 'ORPHAN', reason: `no checkout ${postback.checkoutId}; CashNet tx ${postback.tx || '(none)'}, result ${postback.result}: money may have been taken` }
+  }
+  const result = String(postback.result)
+  const duplicate = earlier.some(e => e.result === result && e.tx === postback.tx && e.outcome !== 'REJECTED')
+  if (duplicate) return { outcome: 'DUPLICATE', reason: `the same postback again (tx ${postback.tx || '(none)'}, result ${result})` }
+
+  const payment = { tx: postback.tx, batchno: postback.batchno, effdate: postback.effdate, pmtcode: postback.pmtcode }
+
+  if (postback.result === 0) {
+    if (checkout.tx !== null && checkout.tx !== '' && checkout.tx !== postback.tx) {
+      return {
+        outcome: 'DOUBLE_CHARGE',
+        to: 'NEEDS_ATTENTION',
+        reason: `second CashNet transaction ${postback.tx || '(no tx)'} for checkout already paid by ${checkout.tx}: refund one of them`
+      }
+    }
+    if (!OPEN_STATES.has(checkout.state)) {
+      return { outcome: 'DUPLICATE', reason: `success for a checkout already ${checkout.state}` }
+    }
+    if (postback.tx === '') {
+      return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', reason: 'CashNet reported success without a transaction number' }
+    }
+    const mismatch = describeMismatch(checkout, postback)
+    if (mismatch !== null) return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', reason: `paid amounts differ from the checkout: ${mismatch}`, payment }
+    return { outcome: 'PAID', to: 'PAID', reason: `paid ${formatDecimal(postback.total)} by CashNet tx ${postback.tx}`, payment }
+  }
+
+  const message = postback.respmessage !== '' ? postback.respmessage : `result ${result}`
+  if (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') {
+    return { outcome: 'LATE_FAILURE', reason: `failure (${message}) for a checkout already ${checkout.state}; nothing changed` }
+  }
+  if (postback.result === CANCELLED_RESULT) return { outcome: 'CANCELLED', to: 'CANCELLED', reason: `cancelled by the patron (${message})` }
+  return { outcome: 'DECLINED', to: 'DECLINED', reason: `declined: ${message}` }
+}

@@ -1,0 +1,174 @@
+// The posting worker inside the service: posts PAID checkouts (on start-up too), retries transient Alma
+// failures with exponential backoff and jitter (honouring Retry-After), hands a checkout to staff after too
+// many attempts, expires stale CREATED checkouts, and never posts one checkout twice at the same time.
+
+import type { Logger } from 'pino'
+import type { Ledger } from '../ledger/ledger.ts'
+import type { Alerts } from './alerts.ts'
+import { postCheckoutToAlma, type PosterDeps, type PostingOutcome } from './poster.ts'
+
+export interface WorkerSettings {
+  maxAttempts: number
+  retryBaseMs: number
+  retryMaxMs: number
+  paidAlertMinutes: number
+  /** how often due retries and sweeps are looked for */
+  pollMs?: number
+  /** how many checkouts are posted at once (Alma calls are rate-limited anyway) */
+  concurrency?: number
+}
+
+const EXPIRY_MS = 24 * 60 * 60 * 1000
+
+export class PostingWorker {
+  readonly #deps: Omit<PosterDeps, 'signal'>
+  readonly #ledger: Ledger
+  readonly #logger: Logger
+  readonly #alerts: Alerts
+  readonly #settings: Required<WorkerSettings>
+  readonly #running = new Map<string, Promise<void>>()
+  readonly #again = new Set<string>()
+  readonly #queue: string[] = []
+  readonly #alerted = new Set<string>()
+  readonly #abort = new AbortController()
+  #timer: NodeJS.Timeout | undefined
+  #lastSweep = 0
+  #stopped = false
+
+  constructor (deps: Omit<PosterDeps, 'signal'>, logger: Logger, alerts: Alerts, settings: WorkerSettings) {
+    this.#deps = deps
+    this.#ledger = deps.ledger
+    this.#logger = logger
+    this.#alerts = alerts
+    this.#settings = { pollMs: 1000, concurrency: 8, ...settings }
+  }
+
+  /** Picks up every PAID checkout left from before (a crash, a restart) and starts polling. */
+  start (): void {
+    this.#tick()
+  }
+
+  /** A postback just made this checkout PAID: post it now. */
+  schedule (checkoutId: string): void {
+    if (this.#stopped) return
+    if (this.#running.has(checkoutId)) {
+      this.#again.add(checkoutId)
+      return
+    }
+    if (!this.#queue.includes(checkoutId)) this.#queue.push(checkoutId)
+    this.#drain()
+  }
+
+  /** Stops taking work and waits (up to timeoutMs) for postings in progress to finish or stop between fees. */
+  async stop (timeoutMs = 10000): Promise<void> {
+    this.#stopped = true
+    this.#abort.abort()
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#queue.length = 0
+    const pending = Promise.allSettled([...this.#running.values()])
+    await Promise.race([pending, new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
+  }
+
+  /** Resolves when nothing is queued or running (tests and the demo use it). */
+  async idle (): Promise<void> {
+    while (this.#running.size > 0 || this.#queue.length > 0) {
+      await Promise.allSettled([...this.#running.values()])
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  }
+
+  #tick (): void {
+    if (this.#stopped) return
+    try {
+      const now = new Date()
+      for (const id of this.#ledger.duePostings(now)) this.schedule(id)
+      if (now.getTime() - this.#lastSweep >= 60_000) {
+        this.#lastSweep = now.getTime()
+        this.sweep(now)
+      }
+    } catch (error) {
+      this.#logger.error({ event: 'worker.error', err: { message: (error as Error).message } }, `posting worker could not read the ledger: ${(error as Error).message}`)
+    }
+    this.#timer = setTimeout(() => { this.#tick() }, this.#settings.pollMs)
+    this.#timer.unref()
+  }
+
+  /** Expires CREATED checkouts older than 24 hours and alerts on PAID ones stuck past the threshold. */
+  sweep (now = new Date()): void {
+    for (const id of this.#ledger.expireCreated(new Date(now.getTime() - EXPIRY_MS))) {
+      this.#logger.info({ event: 'checkout.expired', checkout: id }, `checkout ${id} expired unpaid after 24 hours`)
+    }
+    for (const checkout of this.#ledger.paidBefore(new Date(now.getTime() - this.#settings.paidAlertMinutes * 60_000))) {
+      if (this.#alerted.has(checkout.id)) continue
+      this.#alerted.add(checkout.id)
+      this.#alerts.stuckPaid(checkout, this.#settings.paidAlertMinutes)
+    }
+  }
+
+  #drain (): void {
+    while (!this.#stopped && this.#queue.length > 0 && this.#running.size < this.#settings.concurrency) {
+      const id = this.#queue.shift() as string
+      if (this.#running.has(id)) {
+        this.#again.add(id)
+        continue
+      }
+      const run = this.#post(id).finally(() => {
+        this.#running.delete(id)
+        if (this.#again.delete(id)) this.schedule(id)
+        this.#drain()
+      })
+      this.#running.set(id, run)
+    }
+  }
+
+  #backoffMs (attempt: number, retryAfterSeconds?: number): number {
+    const exponential = Math.min(this.#settings.retryMaxMs, this.#settings.retryBaseMs * 2 ** Math.max(0, attempt - 1))
+    const jittered = exponential / 2 + Math.random() * exponential / 2
+    return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000)
+  }
+
+  async #post (checkoutId: string): Promise<void> {
+    const before = this.#ledger.getCheckout(checkoutId)
+    // A retry is waiting for its backoff: duplicate postbacks or the poll must not jump the queue.
+    if (before?.nextAttemptAt != null && Date.parse(before.nextAttemptAt) > Date.now()) return
+    let outcome: PostingOutcome
+    try {
+      outcome = await postCheckoutToAlma({ ...this.#deps, signal: this.#abort.signal }, checkoutId)
+    } catch (error) {
+      // A bug or a ledger failure, not Alma: keep the checkout PAID and try again later.
+      outcome = { kind: 'RETRY', error: Object.assign(error as Error, { retryable: true }) }
+      this.#logger.error({ event: 'worker.error', checkout: checkoutId, err: { message: (error as Error).message, stack: (error as Error).stack } }, `posting ${checkoutId} failed unexpectedly: ${(error as Error).message}`)
+    }
+    const checkout = this.#ledger.getCheckout(checkoutId)
+    const log = { checkout: checkoutId, tx: checkout?.tx, user: checkout?.userId }
+    switch (outcome.kind) {
+      case 'POSTED':
+        this.#logger.info({ event: 'payment.posted', ...log, total: outcome.checkout.total }, `checkout ${checkoutId} posted to Alma`)
+        return
+      case 'NEEDS_ATTENTION':
+        this.#alerts.needsAttention(outcome.checkout, outcome.reason)
+        return
+      case 'SKIPPED':
+        this.#logger.debug({ event: 'posting.skipped', ...log, reason: outcome.reason }, `posting ${checkoutId} skipped: ${outcome.reason}`)
+        return
+      case 'RETRY': {
+        if (this.#stopped) return
+        const attempts = (checkout?.attempts ?? 0) + 1
+        const delay = this.#backoffMs(attempts, outcome.error.retryAfterSeconds)
+        const giveUp = attempts >= this.#settings.maxAttempts
+        this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message)
+        if (giveUp) {
+          const reason = `gave up after ${attempts} attempts; last error: ${outcome.error.message}`
+          this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionReason: reason, detail: { reason } })
+          const updated = this.#ledger.getCheckout(checkoutId)
+          if (updated !== undefined) this.#alerts.needsAttention(updated, reason)
+          return
+        }
+        this.#logger.warn({ event: 'posting.retry', ...log, attempt: attempts, retryInMs: Math.round(delay), error: outcome.error.message },
+          `posting ${checkoutId} failed (${outcome.error.message}); attempt ${attempts} of ${this.#settings.maxAttempts}, retrying in ${Math.round(delay)} ms`)
+        const timer = setTimeout(() => { this.schedule(checkoutId) }, delay)
+        timer.unref()
+      }
+    }
+  }
+}

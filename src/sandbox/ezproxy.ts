@@ -1,0 +1,208 @@
+// The EZproxy stand-in: a login page listing the seeded patrons, and a reverse proxy in front of the service
+// that strips any user header the browser sent and injects its own, as the real EZproxy is configured to do.
+// The demo and the tests reach the service only through it, so they use the same trusted-header code as production.
+
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { xmlEscape as escape } from './xml-escape.ts'
+import type { SeedUser } from './seed.ts'
+
+export interface EzproxyStandInOptions {
+  /** the service's real address, e.g. http://127.0.0.1:3000 */
+  target: string
+  users: SeedUser[]
+  userHeader?: string
+  secretHeader?: string
+  secret?: string
+  /** for UserObject mode: the LocalWSKey the service must present */
+  wskey?: string
+  /** local address the proxy connects from (must be in EZPROXY_ALLOW) */
+  localAddress?: string
+}
+
+const COOKIE = 'ezproxy_standin'
+
+function parseCookies (header: string | undefined): Map<string, string> {
+  const cookies = new Map<string, string>()
+  for (const part of (header ?? '').split(';')) {
+    const index = part.indexOf('=')
+    if (index > 0) cookies.set(part.slice(0, index).trim(), decodeURIComponent(part.slice(index + 1).trim()))
+  }
+  return cookies
+}
+
+async function readBody (request: IncomingMessage, limit = 64 * 1024): Promise<string> {
+  let body = ''
+  for await (const chunk of request) {
+    body += String(chunk)
+    if (body.length > limit) throw new Error('body too large')
+  }
+  return body
+}
+
+export class EzproxyStandIn {
+  readonly #options: EzproxyStandInOptions
+  readonly #sessions = new Map<string, string>()
+  /** UserObject tokens handed out and not yet redeemed */
+  readonly tokens = new Map<string, { username: string, expires: number }>()
+  readonly #server: Server
+  #url = ''
+  /** set to make getUserObject fail (tests of "EZproxy unreachable") */
+  userObjectDown = false
+
+  constructor (options: EzproxyStandInOptions) {
+    this.#options = options
+    this.#server = createServer((request, response) => { this.#handle(request, response).catch(error => {
+      response.statusCode = 502
+      response.end(`EZproxy stand-in error: ${(error as Error).message}\n`)
+    }) })
+  }
+
+  get url (): string { return this.#url }
+
+  async start (port = 0, host = '127.0.0.1'): Promise<string> {
+    await new Promise<void>(resolve => this.#server.listen(port, host, resolve))
+    const address = this.#server.address() as AddressInfo
+    this.#url = `http://${host}:${address.port}`
+    return this.#url
+  }
+
+  async close (): Promise<void> {
+    this.#server.closeAllConnections()
+    await new Promise<void>(resolve => this.#server.close(() => { resolve() }))
+  }
+
+  setTarget (target: string): void {
+    this.#options.target = target
+  }
+
+  /** Logs a username in (tests): returns the Cookie header value to send. */
+  login (username: string): string {
+    const session = randomBytes(12).toString('hex')
+    this.#sessions.set(session, username)
+    return `${COOKIE}=${session}`
+  }
+
+  async #handle (request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', this.#url)
+    const username = this.#sessions.get(parseCookies(request.headers.cookie).get(COOKIE) ?? '')
+    if (url.pathname === '/login') return await this.#login(request, response, url, username)
+    if (url.pathname === '/logout') {
+      response.writeHead(303, { location: '/login', 'set-cookie': `${COOKIE}=; Path=/; Max-Age=0` })
+      response.end()
+      return
+    }
+    if (url.pathname === '/userObject') return await this.#userObject(request, response, url, username)
+    if (username === undefined) {
+      response.writeHead(302, { location: `/login?url=${encodeURIComponent(url.pathname + url.search)}` })
+      response.end()
+      return
+    }
+    this.#proxy(request, response, username)
+  }
+
+  async #login (request: IncomingMessage, response: ServerResponse, url: URL, current: string | undefined): Promise<void> {
+    const next = url.searchParams.get('url') ?? '/'
+    const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : (next.startsWith(this.#url) || next.startsWith('http://127.0.0.1') ? next : '/')
+    if (request.method === 'POST') {
+      const form = new URLSearchParams(await readBody(request))
+      const username = (form.get('user') ?? '').trim()
+      if (username === '') {
+        response.writeHead(303, { location: url.pathname + url.search })
+        response.end()
+        return
+      }
+      const session = randomBytes(12).toString('hex')
+      this.#sessions.set(session, username)
+      response.writeHead(303, { location: safeNext, 'set-cookie': `${COOKIE}=${session}; Path=/; HttpOnly; SameSite=Lax` })
+      response.end()
+      return
+    }
+    if (current !== undefined && url.searchParams.has('url')) {
+      response.writeHead(302, { location: safeNext })
+      response.end()
+      return
+    }
+    const buttons = this.#options.users.map(u =>
+      `<li><button type="submit" name="user" value="${escape(u.primaryId)}">${escape(`${u.firstName} ${u.lastName}`)}</button> <span>${escape(u.primaryId)}: ${escape(u.story)}</span></li>`).join('\n')
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+    response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in – EZproxy stand-in</title>
+<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}li{margin:.5rem 0}button{font:inherit;padding:.4rem .9rem;min-height:44px}.note{background:#fff4ce;padding:.5rem 1rem;border-left:4px solid #b58100}</style></head>
+<body><main><h1>Library sign-in (EZproxy stand-in)</h1>
+<p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron; the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
+${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a></p>` : ''}
+<form method="post" action="/login?url=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
+<p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form></main></body></html>`)
+  }
+
+  async #userObject (_request: IncomingMessage, response: ServerResponse, url: URL, username: string | undefined): Promise<void> {
+    const service = url.searchParams.get('service')
+    if (service === 'getToken') {
+      const returnUrl = url.searchParams.get('returnURL') ?? ''
+      if (username === undefined) {
+        response.writeHead(302, { location: `/login?url=${encodeURIComponent(url.pathname + url.search)}` })
+        response.end()
+        return
+      }
+      const token = randomBytes(16).toString('hex')
+      this.tokens.set(token, { username, expires: Date.now() + 60_000 })
+      const tokenUrl = `${this.#url}/userObject?token=${token}`
+      const separator = returnUrl.includes('?') ? '&' : '?'
+      response.writeHead(302, { location: `${returnUrl}${separator}token=${encodeURIComponent(tokenUrl)}` })
+      response.end()
+      return
+    }
+    if (service === 'getUserObject') {
+      if (this.userObjectDown) {
+        response.destroy()
+        return
+      }
+      const token = url.searchParams.get('token') ?? ''
+      const entry = this.tokens.get(token)
+      const wskeyOk = this.#options.wskey !== undefined && url.searchParams.get('wskey') === this.#options.wskey
+      response.writeHead(200, { 'content-type': 'text/xml; charset=utf-8' })
+      if (!wskeyOk || entry === undefined || entry.expires < Date.now()) {
+        response.end('<?xml version="1.0"?><userObjectResponse><serviceStatus>INVALID</serviceStatus></userObjectResponse>')
+        return
+      }
+      this.tokens.delete(token)
+      const user = this.#options.users.find(u => u.primaryId === entry.username)
+      response.end(`<?xml version="1.0"?><userObjectResponse><serviceStatus>OK</serviceStatus><userDocument><uid>${escape(entry.username)}</uid><forename>${escape(user?.firstName ?? '')}</forename><surname>${escape(user?.lastName ?? '')}</surname><email>${escape(user?.email ?? '')}</email></userDocument></userObjectResponse>`)
+      return
+    }
+    response.writeHead(400, { 'content-type': 'text/plain' })
+    response.end('unknown service\n')
+  }
+
+  #proxy (request: IncomingMessage, response: ServerResponse, username: string): void {
+    const target = new URL(this.#options.target)
+    const headers: Record<string, string | string[] | undefined> = { ...request.headers }
+    const userHeader = (this.#options.userHeader ?? 'X-EZproxy-User').toLowerCase()
+    delete headers[userHeader]
+    if (this.#options.secretHeader !== undefined) delete headers[this.#options.secretHeader.toLowerCase()]
+    delete headers['x-forwarded-for']
+    headers.host = target.host
+    const cookies = [...parseCookies(request.headers.cookie)].filter(([name]) => name !== COOKIE).map(([n, v]) => `${n}=${encodeURIComponent(v)}`)
+    if (cookies.length > 0) headers.cookie = cookies.join('; ')
+    else delete headers.cookie
+    headers[userHeader] = username
+    if (this.#options.secretHeader !== undefined && this.#options.secret !== undefined) headers[this.#options.secretHeader.toLowerCase()] = this.#options.secret
+    const upstream = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      method: request.method,
+      path: request.url,
+      headers,
+      localAddress: this.#options.localAddress
+    }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(response)
+    })
+    upstream.on('error', (error) => {
+      if (!response.headersSent) response.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })
+      response.end(`EZproxy stand-in could not reach the service: ${error.message}\n`)
+    })
+    request.pipe(upstream)
+  }
+}

@@ -1,0 +1,102 @@
+// Starts the whole thing on one machine: the Alma sandbox, the CashNet sandbox, the service and the EZproxy
+// stand-in in front of it, on ephemeral ports. The demo and the tests both use it, so the tests exercise what a
+// librarian sees in the demo. The service's configuration goes through the real loadConfig.
+
+import type { FastifyInstance } from 'fastify'
+import { buildApp, type AppOptions } from '../app.ts'
+import { type Config, loadConfig } from '../config.ts'
+import { AlmaSandbox } from './alma.ts'
+import { CashnetSandbox } from './cashnet.ts'
+import { EzproxyStandIn } from './ezproxy.ts'
+import { seedUsers } from './seed.ts'
+
+export const SANDBOX_API_KEY = 'sandbox-alma-api-key-l7f3k2'
+export const SANDBOX_COOKIE_SECRET = 'sandbox-cookie-secret-0123456789abcdef0123456789'
+export const SANDBOX_WSKEY = 'sandbox-ezproxy-wskey-9a8b7c'
+
+export interface StackOptions {
+  /** extra or overriding environment variables for the service */
+  env?: Record<string, string>
+  /** fixed ports for the demo; ephemeral (0) by default */
+  ports?: { service?: number, ezproxy?: number, alma?: number, cashnet?: number }
+  /** addresses the peers connect from: EZproxy to the service, CashNet to the postback */
+  ezproxyFrom?: string
+  cashnetFrom?: string
+  app?: AppOptions
+}
+
+export interface Stack {
+  alma: AlmaSandbox
+  cashnet: CashnetSandbox
+  ezproxy: EzproxyStandIn
+  app: FastifyInstance
+  config: Config
+  /** the service's own address (behind the stand-in) */
+  serviceUrl: string
+  /** the URL a patron opens: the stand-in */
+  publicUrl: string
+  close: () => Promise<void>
+}
+
+export async function startStack (options: StackOptions = {}): Promise<Stack> {
+  const ports = options.ports ?? {}
+  const ezproxyFrom = options.ezproxyFrom ?? '127.0.0.1'
+  const cashnetFrom = options.cashnetFrom ?? '127.0.0.1'
+  const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
+  await alma.start(ports.alma ?? 0)
+  const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: 'http://127.0.0.1:9/cashnet/postback', postbackFrom: cashnetFrom })
+  await cashnet.start(ports.cashnet ?? 0)
+  const ezproxy = new EzproxyStandIn({
+    target: 'http://127.0.0.1:9',
+    users: seedUsers(),
+    userHeader: options.env?.EZPROXY_USER_HEADER ?? 'X-EZproxy-User',
+    secretHeader: options.env?.EZPROXY_SECRET_HEADER,
+    secret: options.env?.EZPROXY_SECRET,
+    wskey: SANDBOX_WSKEY,
+    localAddress: ezproxyFrom
+  })
+  const publicUrl = await ezproxy.start(ports.ezproxy ?? 0)
+
+  const env: Record<string, string> = {
+    PUBLIC_URL: publicUrl,
+    PORT: String(ports.service ?? 0),
+    ALMA_API_URL: alma.baseUrl,
+    ALMA_API_KEY: SANDBOX_API_KEY,
+    CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
+    CASHNET_ITEM_CODE: 'LIB-FINE',
+    CASHNET_ITEM_CODES: 'LOSTITEMREPLACEMENTFEE=LIB-LOST',
+    CASHNET_POSTBACK_ALLOW: cashnetFrom,
+    EZPROXY_ALLOW: ezproxyFrom,
+    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
+    DATABASE_PATH: ':memory:',
+    LIBRARY_NAME: 'Springfield University Library',
+    ADMIN_USERS: 'staff',
+    EZPROXY_URL: publicUrl,
+    EZPROXY_WSKEY: SANDBOX_WSKEY,
+    ALMA_TIMEOUT_MS: '2000',
+    POSTING_RETRY_BASE_MS: '50',
+    POSTING_RETRY_MAX_MS: '1000',
+    LOG_LEVEL: 'info',
+    ...options.env
+  }
+  const config = loadConfig(env)
+  const app = await buildApp(config, options.app)
+  const serviceUrl = await app.listen({ port: config.port, host: config.host })
+  ezproxy.setTarget(serviceUrl)
+  cashnet.setPostbackUrl(`${serviceUrl}/cashnet/postback`)
+  return {
+    alma,
+    cashnet,
+    ezproxy,
+    app,
+    config,
+    serviceUrl,
+    publicUrl,
+    close: async () => {
+      await ezproxy.close()
+      await app.close()
+      await cashnet.close()
+      await alma.close()
+    }
+  }
+}

@@ -1,0 +1,40 @@
+// Entry point: configuration from the environment, the app, listen, and a graceful shutdown on SIGTERM/SIGINT
+// (stop taking requests, let the posting worker finish or stop between two fees, close the ledger).
+
+import closeWithGrace from 'close-with-grace'
+import pino from 'pino'
+import { buildApp } from './app.ts'
+import { ConfigError, loadConfig } from './config.ts'
+import { loggerOptions } from './log.ts'
+
+let config
+try {
+  config = loadConfig(process.env)
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`alma-cashnet: ${error.message}\n`)
+    process.exit(78)
+  }
+  throw error
+}
+
+const options = loggerOptions(config)
+const logger = process.stdout.isTTY
+  ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } } })
+  : pino(options)
+
+const app = await buildApp(config, { logger })
+
+closeWithGrace({ delay: 20000, logger }, async ({ signal, err }) => {
+  if (err !== undefined) logger.error({ event: 'service.crashed', err: { message: err.message, stack: err.stack } }, `stopping after an unexpected error: ${err.message}`)
+  logger.info({ event: 'service.stopping', signal }, `stopping (${signal ?? 'error'}): finishing requests and postings in progress`)
+  await app.close()
+})
+
+try {
+  await app.listen({ port: config.port, host: config.host })
+  logger.info({ event: 'service.started', port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
+} catch (error) {
+  logger.fatal({ event: 'service.failed', err: { message: (error as Error).message } }, `could not listen on ${config.host}:${config.port}: ${(error as Error).message}`)
+  process.exit(1)
+}

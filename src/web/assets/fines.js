@@ -1,0 +1,28 @@
+// Progressive enhancement for the fines page: keep the selected total up to date and announce it.
+// The server computes the real total from Alma; this is only a convenience for the patron.
+(function () {
+  var form = document.getElementById('pay-form')
+  if (!form) return
+  var output = document.getElementById('selected-total')
+  var button = document.getElementById('pay-button')
+  var currency = form.getAttribute('data-currency') || 'USD'
+  var locale = document.documentElement.getAttribute('lang') || 'en'
+  var format = function (cents) {
+    try { return new Intl.NumberFormat(locale, { style: 'currency', currency: currency }).format(cents / 100) } catch (e) { return (cents / 100).toFixed(2) }
+  }
+  var update = function () {
+    var boxes = form.querySelectorAll('input[name="fee"]')
+    var total = 0
+    var count = 0
+    for (var i = 0; i < boxes.length; i++) {
+      if (boxes[i].checked) { total += Number(boxes[i].getAttribute('data-cents')); count++ }
+    }
+    if (output) output.textContent = format(total)
+    if (button) {
+      button.disabled = count === 0
+      button.textContent = count === 0 ? 'Choose a fee to pay' : 'Pay ' + format(total)
+    }
+  }
+  form.addEventListener('change', update)
+  update()
+})()

@@ -1,0 +1,47 @@
+// GET and POST /cashnet/return: CashNet sends the browser here (signouturl). The receipt comes from the
+// ledger, for this patron's own checkout only; the redirect's result fields are never believed.
+
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { findReference, normaliseFields } from '../../cashnet/postback.ts'
+import { noReceiptPage, receiptPage } from '../views/receipt.ts'
+import { CHECKOUT_COOKIE } from './checkout.ts'
+
+const receipt: FastifyPluginAsync = async (fastify) => {
+  const { config, ledger } = fastify
+
+  const referenceFrom = (request: FastifyRequest): string | null => {
+    const fields = { ...(request.query as Record<string, unknown>), ...((typeof request.body === 'object' && request.body !== null) ? request.body as Record<string, unknown> : {}) }
+    try {
+      const normalised = normaliseFields(fields)
+      const fromCashnet = findReference(normalised, config.cashnetRefType)
+      if (fromCashnet !== null) return fromCashnet
+      const ref = normalised.get('ref')
+      if (ref !== undefined && ref !== '') return ref
+    } catch {
+      // unreadable fields: fall back to the cookie and the patron's latest checkout
+    }
+    const cookie = request.cookies[CHECKOUT_COOKIE]
+    const unsigned = cookie === undefined ? null : request.unsignCookie(cookie)
+    return unsigned?.valid === true ? unsigned.value : null
+  }
+
+  const show = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const username = (request.patron as { username: string }).username
+    const reference = referenceFrom(request)
+    const checkout = reference !== null && /^[A-Za-z0-9_-]{1,64}$/.test(reference)
+      ? ledger.getCheckout(reference)
+      : ledger.latestCheckoutForUser(username)
+    reply.type('text/html; charset=utf-8')
+    if (checkout === undefined || checkout.userId !== username) {
+      if (checkout !== undefined) request.log.warn({ event: 'receipt.not_owner', checkout: checkout.id }, `receipt for ${checkout.id} asked for by another patron`)
+      return reply.code(404).send(noReceiptPage(config))
+    }
+    request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
+    return reply.send(receiptPage(config, checkout))
+  }
+
+  fastify.get('/cashnet/return', { config: { access: 'patron', root: '../' } }, show)
+  fastify.post('/cashnet/return', { config: { access: 'patron', root: '../' }, bodyLimit: 32 * 1024 }, show)
+}
+
+export default receipt

@@ -1,0 +1,102 @@
+// The fines page: every ACTIVE fee with type, title or barcode, owning library, date and balance; a checkbox
+// per payable fee (all ticked), the total, and the pay button. The friendly pages live here too.
+
+import type { AlmaUser, Fee } from '../../alma/types.ts'
+import { type Cents, formatMoney } from '../../money.ts'
+import { NOT_PAYABLE_TEXT, type NotPayableReason } from '../../payments/payable.ts'
+import { type Html, html } from '../html.ts'
+import { type Branding, page } from './layout.ts'
+
+export interface FinesView {
+  branding: Branding
+  user: AlmaUser
+  fees: Array<{ fee: Fee, notPayable: NotPayableReason | null }>
+  currency: string
+  csrfToken: string
+  minPayment: Cents
+  notice?: string
+}
+
+export function dateCell (iso: string): Html {
+  const day = iso.slice(0, 10)
+  return /^\d{4}-\d{2}-\d{2}$/.test(day) ? html`<time datetime="${day}">${day}</time>` : html``
+}
+
+function patronName (user: AlmaUser): string {
+  return (user.fullName || `${user.firstName} ${user.lastName}`).trim() || user.primaryId
+}
+
+export function finesPage (view: FinesView): string {
+  const money = (c: Cents, currency = view.currency): string => formatMoney(c, currency)
+  const payable = view.fees.filter(f => f.notPayable === null)
+  const owed = view.fees.filter(f => f.fee.balance > 0)
+  const payableTotal = payable.reduce((s, f) => s + f.fee.balance, 0) as Cents
+  const name = patronName(view.user)
+
+  if (owed.length === 0) {
+    const credits = view.fees.filter(f => f.fee.balance < 0)
+    return page({
+      title: 'Nothing to pay',
+      root: './',
+      branding: view.branding,
+      body: html`<h1>Nothing to pay, ${name}</h1>
+<p class="lead">You have no outstanding library fines or fees. Thank you!</p>
+${view.notice !== undefined ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
+${credits.length > 0 ? html`<p>You have a credit of ${money(Math.abs(credits.reduce((s, f) => s + f.fee.balance, 0)) as Cents)} on your library account.</p>` : ''}`
+    })
+  }
+
+  const rows = view.fees.map(({ fee, notPayable }) => {
+    const id = `fee-${fee.id}`
+    const label = fee.type.desc || fee.type.code
+    const what = fee.title !== '' ? fee.title : (fee.barcode !== '' ? `Item ${fee.barcode}` : '')
+    return html`<tr>
+<td class="select">${notPayable === null
+      ? html`<input type="checkbox" name="fee" value="${fee.id}" id="${id}" data-cents="${fee.balance}" checked aria-describedby="${id}-amount">`
+      : html`<span class="visually-hidden">Not selectable</span>`}</td>
+<td class="detail"><label for="${notPayable === null ? id : ''}"><span class="fee-title">${label}</span>${what !== '' ? html`<span class="fee-meta">${what}${fee.barcode !== '' && fee.title !== '' ? html` · barcode ${fee.barcode}` : ''}</span>` : ''}</label>
+${notPayable !== null ? html` <span class="badge">${NOT_PAYABLE_TEXT[notPayable]}</span>` : ''}</td>
+<td class="library">${fee.owner.desc || fee.owner.code}</td>
+<td class="date">${dateCell(fee.creationTime)}</td>
+<td class="amount" id="${id}-amount">${money(fee.balance, fee.currency || view.currency)}</td>
+</tr>`
+  })
+
+  return page({
+    title: 'Your library fines',
+    root: './',
+    branding: view.branding,
+    scripts: ['fines.js', 'dates.js'],
+    body: html`<h1>Library fines and fees for ${name}</h1>
+${view.notice !== undefined ? html`<div class="notice warn" role="alert">${view.notice}</div>` : ''}
+<p class="lead">You owe <strong>${money(owed.reduce((s, f) => s + f.fee.balance, 0) as Cents)}</strong>. Choose what to pay now; you will pay on CashNet, the university’s secure payment page.</p>
+<form id="pay-form" method="post" action="checkout" data-currency="${view.currency}">
+<input type="hidden" name="_csrf" value="${view.csrfToken}">
+<div class="table-scroll">
+<table class="fees">
+<caption>Outstanding fines and fees</caption>
+<thead><tr><th scope="col"><span class="visually-hidden">Pay</span></th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col">Date</th><th scope="col" class="amount">Amount</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+<tfoot><tr><th scope="row" colspan="4">Selected to pay</th><td class="amount"><output id="selected-total" aria-live="polite">${money(payableTotal)}</output></td></tr></tfoot>
+</table>
+</div>
+${payable.length === 0
+      ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>`
+      : html`<div class="actions"><button class="button" id="pay-button" type="submit">Pay selected fees</button>
+<span class="muted">The smallest online payment is ${money(view.minPayment)}.</span></div>`}
+</form>`
+  })
+}
+
+export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean }): string {
+  return page({
+    title: options.title,
+    root: options.root ?? './',
+    branding,
+    body: html`<h1>${options.heading}</h1>
+<div class="notice ${options.tone ?? 'warn'}" role="status"><p>${options.message}</p></div>
+${options.linkHome === true ? html`<p><a href="${options.root ?? './'}">Back to your fines</a></p>` : ''}`
+  })
+}

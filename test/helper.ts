@@ -1,0 +1,178 @@
+// Test helpers: start the whole stack (Alma sandbox, CashNet sandbox, service, EZproxy stand-in) on ephemeral
+// ports with captured logs, and a small browser that keeps cookies and goes through the stand-in like a patron.
+
+import { request as httpRequest } from 'node:http'
+import { Writable } from 'node:stream'
+import type { Test } from 'tap'
+import { type Stack, type StackOptions, startStack } from '../src/sandbox/stack.ts'
+
+/** CashNet's postbacks come from here in tests; EZproxy from 127.0.0.1. Anything else is an untrusted peer. */
+export const CASHNET_PEER = '127.0.0.4'
+export const UNTRUSTED_PEER = '127.0.0.3'
+
+export interface TestStack extends Stack {
+  logs: string[]
+  logLines: () => Array<Record<string, any>>
+}
+
+export async function build (t: Test, options: StackOptions = {}): Promise<TestStack> {
+  const logs: string[] = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim() !== '') logs.push(line)
+      done()
+    }
+  })
+  const stack = await startStack({
+    cashnetFrom: CASHNET_PEER,
+    ...options,
+    env: { LOG_LEVEL: 'debug', ...options.env },
+    app: { workerPollMs: 50, ...options.app, logStream: stream }
+  })
+  t.teardown(async () => { await stack.close() })
+  return { ...stack, logs, logLines: () => logs.map(l => JSON.parse(l)) }
+}
+
+export interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** One HTTP request from a chosen local address (to play a trusted or untrusted peer). */
+export async function send (url: string, options: { method?: string, headers?: Record<string, string>, body?: string, from?: string } = {}): Promise<Answer> {
+  const target = new URL(url)
+  return await new Promise<Answer>((resolve, reject) => {
+    const req = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname + target.search,
+      method: options.method ?? 'GET',
+      localAddress: options.from,
+      headers: {
+        ...(options.body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(options.body)) } : {}),
+        ...options.headers
+      }
+    }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => { body += c })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }) })
+    })
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+export function form (fields: Array<[string, string]> | Record<string, string>): string {
+  return new URLSearchParams(Array.isArray(fields) ? fields : Object.entries(fields)).toString()
+}
+
+/** Hidden and checkbox inputs of the first form on a page, and its action. */
+export function readForm (page: string, id?: string): { action: string, fields: Array<[string, string]>, checkboxes: string[] } {
+  const start = id === undefined ? page.indexOf('<form') : page.indexOf(`<form id="${id}"`)
+  if (start < 0) throw new Error(`no form${id !== undefined ? ' ' + id : ''} on the page`)
+  const html = page.slice(start, page.indexOf('</form>', start))
+  const action = decode(/action="([^"]*)"/.exec(html)?.[1] ?? '')
+  const fields: Array<[string, string]> = []
+  const checkboxes: string[] = []
+  for (const match of html.matchAll(/<input ([^>]*)>/g)) {
+    const attrs = match[1]
+    const name = decode(/name="([^"]*)"/.exec(attrs)?.[1] ?? '')
+    const value = decode(/value="([^"]*)"/.exec(attrs)?.[1] ?? '')
+    if (/type="hidden"/.test(attrs)) fields.push([name, value])
+    if (/type="checkbox"/.test(attrs)) checkboxes.push(value)
+  }
+  return { action, fields, checkboxes }
+}
+
+function decode (text: string): string {
+  return text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+}
+
+/** A patron's browser: keeps cookies per host, goes through the EZproxy stand-in, follows no redirects by itself. */
+export class Browser {
+  readonly #cookies = new Map<string, Map<string, string>>()
+  constructor (readonly stack: Stack) {}
+
+  login (username: string): this {
+    const [name, value] = this.stack.ezproxy.login(username).split('=')
+    this.#jar(new URL(this.stack.publicUrl).host).set(name, value)
+    return this
+  }
+
+  #jar (host: string): Map<string, string> {
+    let jar = this.#cookies.get(host)
+    if (jar === undefined) {
+      jar = new Map()
+      this.#cookies.set(host, jar)
+    }
+    return jar
+  }
+
+  async request (url: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
+    const absolute = new URL(url, this.stack.publicUrl)
+    const jar = this.#jar(absolute.host)
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+    const answer = await send(absolute.toString(), { ...options, headers: cookie !== '' ? { cookie } : {} })
+    const setCookie = answer.headers['set-cookie']
+    for (const line of Array.isArray(setCookie) ? setCookie : setCookie === undefined ? [] : [setCookie]) {
+      const [pair] = line.split(';')
+      const index = pair.indexOf('=')
+      jar.set(pair.slice(0, index).trim(), pair.slice(index + 1).trim())
+    }
+    return answer
+  }
+
+  async get (path: string): Promise<Answer> { return await this.request(path) }
+  async post (path: string, fields: Array<[string, string]> | Record<string, string>): Promise<Answer> {
+    return await this.request(path, { method: 'POST', body: form(fields) })
+  }
+
+  /** Follows redirects like a browser (303/302 become GET). */
+  async follow (answer: Answer, base: string, limit = 5): Promise<Answer> {
+    let current = answer
+    let at = base
+    for (let i = 0; i < limit && current.status >= 300 && current.status < 400; i++) {
+      at = new URL(String(current.headers.location), at).toString()
+      current = await this.request(at)
+    }
+    return current
+  }
+
+  /** The fines page, the checkout with the chosen fees (all ticked ones by default), and the hand-off page. */
+  async checkout (feeIds?: string[]): Promise<{ handoff: Answer, fields: Array<[string, string]>, action: string }> {
+    const fines = await this.get('/')
+    if (fines.status !== 200) throw new Error(`fines page answered ${fines.status}`)
+    const pay = readForm(fines.body, 'pay-form')
+    const chosen = feeIds ?? pay.checkboxes
+    const handoff = await this.post('/checkout', [...pay.fields, ...chosen.map((id): [string, string] => ['fee', id])])
+    if (handoff.status !== 200) return { handoff, fields: [], action: '' }
+    const cashnetForm = readForm(handoff.body, 'cashnet-form')
+    return { handoff, fields: cashnetForm.fields, action: cashnetForm.action }
+  }
+
+  /** On the CashNet sandbox page: Pay, Decline or Cancel, then back to the receipt as CashNet sends the browser. */
+  async payOnCashnet (action: string, fields: Array<[string, string]>, choice: 'pay' | 'decline' | 'cancel' = 'pay'): Promise<Answer> {
+    const page = await this.request(action, { method: 'POST', body: form(fields) })
+    if (page.status !== 200) throw new Error(`CashNet sandbox answered ${page.status}: ${page.body.slice(0, 200)}`)
+    const sessionAction = new URL(readForm(page.body).action, action).toString()
+    const done = await this.request(sessionAction, { method: 'POST', body: form({ action: choice }) })
+    if (done.status >= 300 && done.status < 400) return await this.follow(done, sessionAction)
+    const back = readForm(done.body, 'back')
+    return await this.request(back.action, { method: 'POST', body: form(back.fields) })
+  }
+}
+
+/** Waits until a condition holds, checking every few milliseconds (structure, not timing: no deadline asserted). */
+export async function until (condition: () => boolean, what: string, limitMs = 15000): Promise<void> {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > limitMs) throw new Error(`gave up waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+export function checkoutIdFrom (fields: Array<[string, string]>): string {
+  return fields.find(([k]) => k === 'ref1val1')?.[1] ?? ''
+}
