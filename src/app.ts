@@ -20,8 +20,11 @@ import { loggerOptions } from './log.ts'
 import { type Alerts, createAlerts } from './payments/alerts.ts'
 import { PostingWorker } from './payments/worker.ts'
 import identity from './web/plugins/identity.ts'
+import admin from './web/routes/admin.ts'
 import assets from './web/routes/assets.ts'
+import auth from './web/routes/auth.ts'
 import checkout from './web/routes/checkout.ts'
+import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
 import postback from './web/routes/postback.ts'
@@ -145,6 +148,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(checkout)
   await app.register(postback)
   await app.register(receipt)
+  await app.register(auth)
+  await app.register(ezproxyCheck)
+  await app.register(admin)
 
   return app
 }
