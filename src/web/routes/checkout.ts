@@ -14,7 +14,7 @@ const checkout: FastifyPluginAsync = async (fastify) => {
   const rules = { ...config, itemCode: config.cashnetItemCode, itemCodes: config.cashnetItemCodes }
   fastify.post('/checkout', {
     config: { access: 'patron', root: './' },
-    onRequest: fastify.csrfProtection
+    preHandler: fastify.csrfProtection
   }, async (request, reply) => {
     const username = (request.patron as { username: string }).username
     const body = (request.body ?? {}) as Record<string, unknown>
