@@ -34,6 +34,7 @@ export class PostingWorker {
   #timer: NodeJS.Timeout | undefined
   #lastSweep = 0
   #stopped = false
+  #started = false
 
   constructor (deps: Omit<PosterDeps, 'signal'>, logger: Logger, alerts: Alerts, settings: WorkerSettings) {
     this.#deps = deps
@@ -45,12 +46,13 @@ export class PostingWorker {
 
   /** Picks up every PAID checkout left from before (a crash, a restart) and starts polling. */
   start (): void {
+    this.#started = true
     this.#tick()
   }
 
   /** A postback just made this checkout PAID: post it now. */
   schedule (checkoutId: string): void {
-    if (this.#stopped) return
+    if (this.#stopped || !this.#started) return
     if (this.#running.has(checkoutId)) {
       this.#again.add(checkoutId)
       return

@@ -51,15 +51,23 @@ export interface AlmaFaults {
   loseNextPayAnswers: number
   /** refuse the next N calls by closing the connection without an answer */
   dropNext: number
+  /** seconds sent in Retry-After with each 429 (0: no header) */
+  retryAfterSeconds: number
 }
 
-const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0 }
+const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0, retryAfterSeconds: 0 }
 
 export interface PaymentEvent {
   userId: string
   feeId: string
   amountCents: number
   externalTransactionId: string
+}
+
+export interface ArrivingCall {
+  method: string
+  path: string
+  query: Record<string, string>
 }
 
 export interface AlmaSandboxOptions {
@@ -100,6 +108,8 @@ export class AlmaSandbox {
   readonly putViolations: Array<{ userId: string, detail: string }> = []
   faults: AlmaFaults
   onPayment?: (payment: PaymentEvent) => void | Promise<void>
+  /** called as each call arrives, before it is served; 'drop' closes the connection without serving it */
+  beforeCall?: (call: ArrivingCall) => 'drop' | undefined | Promise<'drop' | undefined>
   readonly #apiKey: string
   readonly #app: FastifyInstance
   #url = ''
@@ -293,23 +303,24 @@ export class AlmaSandbox {
       }
     })
     app.addHook('onResponse', async (request, reply) => {
-      const url = new URL(request.url, 'http://sandbox')
-      if (!url.pathname.startsWith('/almaws/')) return
-      this.calls.push({
-        method: request.method,
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        start: (request as any).sandboxStart,
-        end: Date.now(),
-        status: reply.statusCode
-      })
+      this.#record(request, (request as any).sandboxUnanswered === true ? 0 : reply.statusCode)
     })
     app.addHook('preHandler', async (request, reply) => {
       if (!request.url.startsWith('/almaws/')) return
       const recent = (request as any).sandboxRecent as number
+      if (this.beforeCall !== undefined) {
+        const url = new URL(request.url, 'http://sandbox')
+        const verdict = await this.beforeCall({ method: request.method, path: url.pathname, query: Object.fromEntries(url.searchParams) })
+        if (verdict === 'drop') {
+          this.#unanswered(request)
+          request.raw.socket.destroy()
+          return await reply
+        }
+      }
       if (this.faults.latencyMs > 0) await this.#sleep(this.faults.latencyMs)
       if (this.faults.dropNext > 0) {
         this.faults.dropNext--
+        this.#unanswered(request)
         request.raw.socket.destroy()
         return await reply
       }
@@ -318,6 +329,7 @@ export class AlmaSandbox {
       }
       if (this.faults.throttleNext > 0 || recent >= this.faults.perSecondThreshold) {
         if (this.faults.throttleNext > 0) this.faults.throttleNext--
+        if (this.faults.retryAfterSeconds > 0) reply.header('retry-after', String(this.faults.retryAfterSeconds))
         return this.#fail(reply, 429, 'PER_SECOND_THRESHOLD', 'HTTP requests are more than allowed per second')
       }
       if (this.faults.failNext > 0) {
@@ -418,6 +430,7 @@ export class AlmaSandbox {
           this.#pending.add(release)
           request.raw.on('close', release)
         })
+        this.#unanswered(request)
         request.raw.socket?.destroy()
         return await reply
       }
@@ -427,6 +440,20 @@ export class AlmaSandbox {
     app.setNotFoundHandler(async (request, reply) => {
       return this.#fail(reply, 400, '402119', `No API at ${request.method} ${request.url.split('?')[0]}`)
     })
+  }
+
+  #record (request: FastifyRequest, status: number): void {
+    if ((request as any).sandboxRecorded === true) return
+    const url = new URL(request.url, 'http://sandbox')
+    if (!url.pathname.startsWith('/almaws/')) return
+    ;(request as any).sandboxRecorded = true
+    this.calls.push({ method: request.method, path: url.pathname, query: Object.fromEntries(url.searchParams), start: (request as any).sandboxStart, end: Date.now(), status })
+  }
+
+  /** A call served without an answer (dropped, or its answer lost): recorded with status 0. */
+  #unanswered (request: FastifyRequest): void {
+    ;(request as any).sandboxUnanswered = true
+    this.#record(request, 0)
   }
 
   /** Lets other sandbox modules (Analytics) add routes before start(). */
