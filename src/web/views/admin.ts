@@ -1,0 +1,302 @@
+// The staff pages (SPEC 3, `/admin`): the payments list with state filters and search, one payment's full history
+// with the "retry posting" action, the postbacks that matched no checkout, and the CSV of a filtered list.
+
+import { stringify } from 'csv-stringify/sync'
+import type { AuditEvent, Checkout, CheckoutHistory, CheckoutState, PostbackRecord } from '../../ledger/types.ts'
+import { CHECKOUT_STATES } from '../../ledger/types.ts'
+import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
+import { type Html, html } from '../html.ts'
+import { type Branding, page } from './layout.ts'
+
+/** What each state means to the bursar's office; shown as text, never as colour alone. */
+export const STATE_LABEL: Record<CheckoutState, string> = {
+  CREATED: 'Started, not paid',
+  PAID: 'Paid, not yet in Alma',
+  POSTED: 'Posted to Alma',
+  DECLINED: 'Declined by CashNet',
+  CANCELLED: 'Cancelled by patron',
+  EXPIRED: 'Expired unpaid',
+  NEEDS_ATTENTION: 'Needs attention'
+}
+
+const STATE_TONE: Record<CheckoutState, 'ok' | 'warn' | 'bad' | 'none'> = {
+  CREATED: 'none', PAID: 'warn', POSTED: 'ok', DECLINED: 'none', CANCELLED: 'none', EXPIRED: 'none', NEEDS_ATTENTION: 'bad'
+}
+
+/** The payments a retry can move on: handed to staff, or paid and still waiting for Alma. */
+export function canRetry (checkout: Checkout): boolean {
+  if (checkout.tx === null || checkout.tx === '') return false
+  if (checkout.state === 'PAID') return true
+  return checkout.state === 'NEEDS_ATTENTION' && !onlyUnappliedLeft(checkout)
+}
+
+/** Every line was sent and some money could not be applied: a retry would only land here again. */
+function onlyUnappliedLeft (checkout: Checkout): boolean {
+  return checkout.unapplied > 0 && checkout.lines.every(l => l.postedAt !== null)
+}
+
+export interface ListQuery {
+  states: CheckoutState[]
+  search: string
+  page: number
+}
+
+export interface PaymentsListView {
+  branding: Branding
+  query: ListQuery
+  checkouts: Checkout[]
+  total: number
+  pageSize: number
+  /** how many checkouts in each state match the search (whatever states are ticked) */
+  counts: Record<CheckoutState, number>
+  unmatchedPostbacks: number
+}
+
+/** The query string of a list, CSV or page link: only what is set, in a stable order. */
+export function listSearch (query: ListQuery, page = query.page): string {
+  const params = new URLSearchParams()
+  for (const state of query.states) params.append('state', state)
+  if (query.search !== '') params.set('q', query.search)
+  if (page > 1) params.set('page', String(page))
+  const text = params.toString()
+  return text === '' ? '' : `?${text}`
+}
+
+function timeCell (iso: string | null): Html {
+  if (iso === null || iso === '') return html`<span class="muted">–</span>`
+  const readable = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/.test(iso) ? `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC` : iso
+  return html`<time datetime="${iso}">${readable}</time>`
+}
+
+function stateBadge (state: CheckoutState): Html {
+  return html`<span class="state state-${STATE_TONE[state]}" data-state="${state}">${STATE_LABEL[state]}</span>`
+}
+
+/** Why a payment is in the list of things to look at: the attention reason, or the last failed attempt. */
+export function attentionText (checkout: Checkout): string {
+  if (checkout.state === 'NEEDS_ATTENTION') return checkout.attentionReason ?? checkout.lastError ?? 'handed to staff'
+  if (checkout.state === 'PAID') {
+    return checkout.attempts > 0 && checkout.lastError !== null
+      ? `${checkout.attempts} attempt(s) failed; last: ${checkout.lastError}`
+      : 'waiting for the posting worker'
+  }
+  return ''
+}
+
+export function paymentsListPage (view: PaymentsListView): string {
+  const { query, counts } = view
+  const pages = Math.max(1, Math.ceil(view.total / view.pageSize))
+  const money = (c: Cents, currency: string): string => formatMoney(c, currency)
+  const rows = view.checkouts.map(c => html`<tr>
+<th scope="row"><a href="admin/payments/${encodeURIComponent(c.id)}"><span class="visually-hidden">Payment </span><code>${c.id}</code></a></th>
+<td>${timeCell(c.createdAt)}</td>
+<td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
+<td class="amount">${money(c.total, c.currency)}</td>
+<td>${stateBadge(c.state)}</td>
+<td>${c.tx ?? ''}</td>
+<td class="reason">${attentionText(c)}</td>
+</tr>`)
+  const stateBoxes = CHECKOUT_STATES.map(state => html`<label class="check"><input type="checkbox" name="state" value="${state}"${query.states.includes(state) ? html` checked` : ''}> ${STATE_LABEL[state]} (${counts[state]})</label>`)
+  const attention = counts.NEEDS_ATTENTION
+  return page({
+    title: 'Payments (staff)',
+    root: './',
+    branding: view.branding,
+    body: html`<h1>Payments</h1>
+${attention > 0 && !(query.states.length === 1 && query.states[0] === 'NEEDS_ATTENTION')
+    ? html`<div class="notice bad" role="status"><p><strong>${attention}</strong> payment(s) need attention. <a href="admin?state=NEEDS_ATTENTION${query.search !== '' ? html`&amp;q=${encodeURIComponent(query.search)}` : ''}">Show them</a>.</p></div>`
+    : ''}
+${view.unmatchedPostbacks > 0
+    ? html`<div class="notice warn" role="status"><p><strong>${view.unmatchedPostbacks}</strong> CashNet postback(s) matched no checkout or could not be read: money may have been taken for no known checkout. <a href="admin/postbacks">Review unmatched postbacks</a>.</p></div>`
+    : html`<p><a href="admin/postbacks">Unmatched postbacks</a> (none)</p>`}
+<form class="filters" method="get" action="admin" role="search">
+<label for="q">Search: patron username, name or Alma id, CashNet tx, checkout id
+<input type="search" id="q" name="q" value="${query.search}" maxlength="200"></label>
+<fieldset class="states"><legend>State</legend>
+${stateBoxes}
+</fieldset>
+<div class="actions"><button class="button" type="submit">Show payments</button> <a href="admin">Clear filters</a>
+<a href="admin/payments.csv${listSearch(query, 1)}" download>Download CSV of these payments</a></div>
+</form>
+<div class="table-scroll">
+<table class="admin">
+<caption>${view.total} payment(s)${query.search !== '' ? html` matching “${query.search}”` : ''}${query.states.length > 0 ? html` in state ${query.states.map(s => STATE_LABEL[s]).join(', ')}` : ''}, newest first${pages > 1 ? html` (page ${query.page} of ${pages})` : ''}</caption>
+<thead><tr><th scope="col">Checkout</th><th scope="col">Created</th><th scope="col">Patron</th><th scope="col" class="amount">Total</th><th scope="col">State</th><th scope="col">CashNet tx</th><th scope="col">Needs attention because</th></tr></thead>
+<tbody>
+${rows.length > 0 ? rows : html`<tr><td colspan="7">No payments match.</td></tr>`}
+</tbody>
+</table>
+</div>
+${pages > 1
+    ? html`<nav class="pagination" aria-label="Pages of payments">
+${query.page > 1 ? html`<a rel="prev" href="admin${listSearch(query, query.page - 1)}">Previous page</a>` : ''}
+<span>Page ${query.page} of ${pages}</span>
+${query.page < pages ? html`<a rel="next" href="admin${listSearch(query, query.page + 1)}">Next page</a>` : ''}
+</nav>`
+    : ''}`
+  })
+}
+
+export interface PaymentView {
+  branding: Branding
+  history: CheckoutHistory
+  csrfToken: string
+  notice?: string
+}
+
+function outcomeText (postback: PostbackRecord): string {
+  return postback.reason !== '' ? `${postback.outcome}: ${postback.reason}` : postback.outcome
+}
+
+function eventRow (event: AuditEvent): Html {
+  const change = event.fromState !== null || event.toState !== null
+    ? (event.fromState === event.toState ? event.toState ?? '' : `${event.fromState ?? '–'} → ${event.toState ?? '–'}`)
+    : ''
+  return html`<tr><td>${timeCell(event.at)}</td><td><code>${event.event}</code></td><td>${change}</td><td><code class="detail">${event.detail}</code></td></tr>`
+}
+
+export function paymentPage (view: PaymentView): string {
+  const { checkout, postbacks, almaCalls, events } = view.history
+  const money = (c: Cents): string => formatMoney(c, checkout.currency)
+  const retry = canRetry(checkout)
+  const lines = checkout.lines.map(line => html`<tr>
+<td>${line.lineNo}</td>
+<td><code>${line.feeId}</code></td>
+<td>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</td>
+<td>${line.ownerDesc || line.owner}</td>
+<td class="amount">${money(line.amount)}</td>
+<td class="amount">${line.postedAmount === null ? html`<span class="muted">not posted</span>` : money(line.postedAmount)}</td>
+<td>${timeCell(line.postedAt)}</td>
+<td class="amount">${line.postedAmount === null ? '' : line.amount - line.postedAmount > 0 ? html`<strong>${money((line.amount - line.postedAmount) as Cents)}</strong>` : money(0 as Cents)}</td>
+</tr>`)
+  const postbackSections = postbacks.map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
+<h3 id="postback-${p.id}">Postback ${p.id}: ${p.outcome}</h3>
+<dl class="facts">
+<dt>Received</dt><dd>${timeCell(p.receivedAt)}</dd>
+<dt>From</dt><dd>${p.peer}</dd>
+<dt>CashNet result</dt><dd>${p.result === '' ? '–' : p.result}</dd>
+<dt>tx</dt><dd>${p.tx === '' ? '–' : p.tx}</dd>
+<dt>Outcome</dt><dd>${outcomeText(p)}</dd>
+</dl>
+<pre aria-label="Raw body of postback ${p.id}">${p.rawBody}</pre>
+</section>`)
+  const calls = almaCalls.map(c => html`<tr>
+<td>${timeCell(c.at)}</td><td>${c.method}</td><td><code>${c.path}</code></td>
+<td>${c.status === 0 ? 'no answer' : c.status}</td><td>${c.errorCode}</td><td>${c.errorMessage}</td><td>${c.trackingId}</td><td class="amount">${c.durationMs} ms</td>
+</tr>`)
+  const reason = attentionText(checkout)
+  return page({
+    title: `Payment ${checkout.id} (staff)`,
+    root: '../../',
+    branding: view.branding,
+    body: html`<p><a href="../../admin">← All payments</a></p>
+<h1>Payment <code>${checkout.id}</code></h1>
+${view.notice !== undefined ? html`<div class="notice ok" role="status"><p>${view.notice}</p></div>` : ''}
+<p class="lead">State: ${stateBadge(checkout.state)}</p>
+${reason !== ''
+    ? html`<div class="notice ${checkout.state === 'NEEDS_ATTENTION' ? 'bad' : 'warn'}" role="status"><p><strong>${checkout.state === 'NEEDS_ATTENTION' ? 'Needs attention because: ' : 'Not yet posted: '}</strong><span class="attention-reason">${reason}</span></p></div>`
+    : ''}
+${retry
+    ? html`<form class="retry" method="post" action="${encodeURIComponent(checkout.id)}/retry">
+<input type="hidden" name="_csrf" value="${view.csrfToken}">
+<p>Fix the cause first (in Alma, or wait for Alma to be available again), then retry. The posting checks Alma for this tx before paying, so a retry never pays a fee twice. Lines already marked posted are not sent again: money that could not be applied needs a refund or a manual credit.</p>
+<button class="button" type="submit">Retry posting</button>
+</form>`
+    : checkout.state !== 'NEEDS_ATTENTION'
+      ? ''
+      : onlyUnappliedLeft(checkout)
+        ? html`<p class="no-retry">Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in CashNet or credit it in Alma by hand.</p>`
+        : html`<p class="no-retry">This payment has no CashNet transaction number, so it cannot be retried from here; check the postbacks below and CashNet’s records.</p>`}
+<h2>Checkout</h2>
+<dl class="facts">
+<dt>Patron</dt><dd>${checkout.patronName}</dd>
+<dt>Username</dt><dd>${checkout.userId}</dd>
+<dt>Alma primary id</dt><dd>${checkout.primaryId}</dd>
+<dt>Email</dt><dd>${checkout.email}</dd>
+<dt>Total</dt><dd>${money(checkout.total)}</dd>
+<dt>Unapplied</dt><dd>${checkout.unapplied > 0 ? html`<strong>${money(checkout.unapplied)}</strong> (refund or credit it)` : money(0 as Cents)}</dd>
+<dt>Created</dt><dd>${timeCell(checkout.createdAt)}</dd>
+<dt>Paid</dt><dd>${timeCell(checkout.paidAt)}</dd>
+<dt>Posted</dt><dd>${timeCell(checkout.postedAt)}</dd>
+<dt>Last change</dt><dd>${timeCell(checkout.updatedAt)}</dd>
+<dt>CashNet tx</dt><dd>${checkout.tx ?? '–'}</dd>
+<dt>Batch / effective date / payment code</dt><dd>${checkout.batchno ?? '–'} / ${checkout.effdate ?? '–'} / ${checkout.pmtcode ?? '–'}</dd>
+<dt>Posting attempts</dt><dd>${checkout.attempts}${checkout.nextAttemptAt !== null && checkout.state === 'PAID' ? html` (next ${timeCell(checkout.nextAttemptAt)})` : ''}</dd>
+<dt>Last error</dt><dd>${checkout.lastError ?? '–'}</dd>
+${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? html`<dt>Earlier attention reason</dt><dd>${checkout.attentionReason}</dd>` : ''}
+</dl>
+<div class="table-scroll">
+<table class="admin">
+<caption>Fee lines</caption>
+<thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
+<tbody>${lines}</tbody>
+</table>
+</div>
+<h2>CashNet postbacks (${postbacks.length})</h2>
+${postbacks.length > 0 ? postbackSections : html`<p>No postback has arrived for this checkout.</p>`}
+<h2>Alma calls (${almaCalls.length})</h2>
+${almaCalls.length > 0
+    ? html`<div class="table-scroll"><table class="admin">
+<caption>Every call made to Alma while posting, with its answer</caption>
+<thead><tr><th scope="col">At</th><th scope="col">Method</th><th scope="col">Path</th><th scope="col">Status</th><th scope="col">errorCode</th><th scope="col">errorMessage</th><th scope="col">trackingId</th><th scope="col" class="amount">Took</th></tr></thead>
+<tbody>${calls}</tbody>
+</table></div>`
+    : html`<p>No call to Alma has been made for this checkout.</p>`}
+<h2>Audit events (${events.length})</h2>
+<div class="table-scroll"><table class="admin">
+<caption>Every state change and step, oldest first</caption>
+<thead><tr><th scope="col">At</th><th scope="col">Event</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
+<tbody>${events.map(eventRow)}</tbody>
+</table></div>`
+  })
+}
+
+export function unmatchedPostbacksPage (branding: Branding, postbacks: PostbackRecord[], shown: number): string {
+  const sections = postbacks.slice(0, shown).map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
+<h2 id="postback-${p.id}">Postback ${p.id}: ${p.outcome}</h2>
+<dl class="facts">
+<dt>Received</dt><dd>${timeCell(p.receivedAt)}</dd>
+<dt>From</dt><dd>${p.peer}</dd>
+<dt>Checkout reference</dt><dd>${p.checkoutId !== null ? html`<a href="payments/${encodeURIComponent(p.checkoutId)}"><code>${p.checkoutId}</code></a>` : '– (none readable)'}</dd>
+<dt>CashNet result</dt><dd>${p.result === '' ? '–' : p.result}</dd>
+<dt>tx</dt><dd>${p.tx === '' ? '–' : p.tx}</dd>
+<dt>Why</dt><dd>${outcomeText(p)}</dd>
+</dl>
+<pre aria-label="Raw body of postback ${p.id}">${p.rawBody}</pre>
+</section>`)
+  return page({
+    title: 'Unmatched postbacks (staff)',
+    root: '../',
+    branding,
+    body: html`<p><a href="../admin">← All payments</a></p>
+<h1>Unmatched postbacks</h1>
+<p class="lead">CashNet postbacks that named no checkout we know (orphans) or could not be read (rejected), newest first. An orphan with a successful result means money was taken for no known checkout: find the payment in CashNet by its tx and refund it or apply it by hand.</p>
+${postbacks.length === 0 ? html`<p>None.</p>` : ''}
+${postbacks.length > shown ? html`<p>Showing the newest ${shown} of ${postbacks.length}.</p>` : ''}
+${sections}`
+  })
+}
+
+const FORMULA_START = /^[=+\-@\t\r]/
+const PLAIN_NUMBER = /^-?\d+(\.\d+)?$/
+
+/** A spreadsheet must not run a cell as a formula: text starting with = + - @ (or tab, CR) gets a leading quote. */
+export function neutraliseCell (value: string): string {
+  return FORMULA_START.test(value) && !PLAIN_NUMBER.test(value) ? `'${value}` : value
+}
+
+export const CSV_COLUMNS = [
+  'checkout_id', 'created_at', 'state', 'username', 'primary_id', 'patron_name', 'currency', 'total', 'unapplied',
+  'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention'
+] as const
+
+export function paymentsCsv (checkouts: Iterable<Checkout>): string {
+  const rows: string[][] = []
+  for (const c of checkouts) {
+    rows.push([
+      c.id, c.createdAt, c.state, c.userId, c.primaryId, c.patronName, c.currency, formatDecimal(c.total), formatDecimal(c.unapplied),
+      c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c)
+    ].map(neutraliseCell))
+  }
+  return stringify(rows, { header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })
+}

@@ -1,0 +1,214 @@
+// Crash safety: the service runs as a child process and is killed (SIGKILL) at each dangerous instant, at a
+// step signalled by the Alma sandbox; it is restarted on the same ledger, and what Alma recorded is compared
+// with what was paid. Also: SIGTERM stops it gracefully in the middle of a posting.
+
+import t, { type Test } from 'tap'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { AlmaSandbox } from '../src/sandbox/alma.ts'
+import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
+import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
+import { seedUsers } from '../src/sandbox/seed.ts'
+import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
+import { Browser, CASHNET_PEER, checkoutIdFrom, send, until } from './helper.ts'
+
+async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => { resolve(port) })
+    })
+  })
+}
+
+interface Rig {
+  alma: AlmaSandbox
+  cashnet: CashnetSandbox
+  ezproxy: EzproxyStandIn
+  ledger: SqliteLedger
+  browser: Browser
+  start: () => Promise<void>
+  kill: (signal?: NodeJS.Signals) => Promise<number | null>
+  output: string[]
+}
+
+async function rig (t: Test): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-crash-'))
+  const port = await freePort()
+  const serviceUrl = `http://127.0.0.1:${port}`
+  const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
+  await alma.start()
+  const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: `${serviceUrl}/cashnet/postback`, postbackFrom: CASHNET_PEER })
+  await cashnet.start()
+  const ezproxy = new EzproxyStandIn({ target: serviceUrl, users: seedUsers() })
+  const publicUrl = await ezproxy.start()
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    PUBLIC_URL: publicUrl,
+    ALMA_API_URL: alma.baseUrl,
+    ALMA_API_KEY: SANDBOX_API_KEY,
+    ALMA_TIMEOUT_MS: '2000',
+    CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
+    CASHNET_ITEM_CODE: 'LIB-FINE',
+    CASHNET_POSTBACK_ALLOW: CASHNET_PEER,
+    EZPROXY_ALLOW: '127.0.0.1',
+    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
+    DATABASE_PATH: join(dir, 'payments.sqlite'),
+    POSTING_RETRY_BASE_MS: '50',
+    LOG_LEVEL: 'info'
+  }
+  let child: ChildProcess | undefined
+  const output: string[] = []
+  const start = async (): Promise<void> => {
+    const from = output.length
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
+    child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
+    await until(() => output.slice(from).join('').includes('service.started'), 'the service to start', 60000)
+  }
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> => {
+    const running = child
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return running?.exitCode ?? null
+    const exited = new Promise<number | null>(resolve => running.once('exit', (code) => { resolve(code) }))
+    running.kill(signal)
+    return await exited
+  }
+  const ledger = new SqliteLedger({ path: env.DATABASE_PATH })
+  const browser = new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice')
+  t.teardown(async () => {
+    await kill()
+    ledger.close()
+    await ezproxy.close()
+    await cashnet.close()
+    await alma.close()
+  })
+  await start()
+  return { alma, cashnet, ezproxy, ledger, browser, start, kill, output }
+}
+
+function assertPaidOnce (t: Test, r: Rig, id: string): void {
+  const checkout = r.ledger.getCheckout(id)
+  t.equal(checkout?.state, 'POSTED')
+  t.same(
+    r.alma.paymentsFor(checkout?.tx as string).map(p => `${p.feeId}:${p.amountCents}`).sort(),
+    (checkout?.lines ?? []).map(l => `${l.feeId}:${l.amount}`).sort(),
+    'Alma shows each fee paid exactly once, for its amount'
+  )
+}
+
+/** The posting worker's first call for a checkout: the fee list read by primary id. */
+const isPostingRead = (call: { method: string, path: string, query: Record<string, string> }): boolean =>
+  call.method === 'GET' && call.path.endsWith('/fees') && call.query.user_id_type === undefined
+
+t.test('killed before the postback was committed: CashNet retries and it is posted once', async t => {
+  const r = await rig(t)
+  const { fields, action } = await r.browser.checkout()
+  const id = checkoutIdFrom(fields)
+  await r.kill()
+  r.cashnet.behaviour.returnMode = 'bare'
+  const page = await r.browser.request(action, { method: 'POST', body: new URLSearchParams(fields).toString() })
+  t.equal(page.status, 200)
+  const postback = r.cashnet.resultFields({ id: 'x', finished: false, fields: new Map(fields.map(([k, v]) => [k.toLowerCase(), v])) }, 'pay')
+  const lost = await r.cashnet.sendPostback(postback)
+  t.equal(lost.status, 0, 'nobody answered: CashNet keeps it for a retry')
+  t.equal(r.ledger.getCheckout(id)?.state, 'CREATED')
+  await r.start()
+  const retried = await r.cashnet.sendPostback(postback)
+  t.equal(retried.status, 200)
+  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after the retry')
+  assertPaidOnce(t, r, id)
+})
+
+t.test('killed between the commit and the first Alma call: posted on restart', async t => {
+  const r = await rig(t)
+  const { fields, action } = await r.browser.checkout()
+  const id = checkoutIdFrom(fields)
+  let armed = true
+  r.alma.beforeCall = async (call) => {
+    if (armed && isPostingRead(call)) {
+      armed = false
+      await r.kill()
+      return 'drop'
+    }
+    return undefined
+  }
+  await r.browser.payOnCashnet(action, fields)
+  await until(() => !armed, 'the kill')
+  t.equal(r.ledger.getCheckout(id)?.state, 'PAID', 'the postback was durable before the 200')
+  t.same(r.alma.allExternalPayments(), [])
+  await r.start()
+  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
+  assertPaidOnce(t, r, id)
+})
+
+t.test('killed between two fee payments: the rest is paid on restart, the first not again', async t => {
+  const r = await rig(t)
+  const { fields, action } = await r.browser.checkout()
+  const id = checkoutIdFrom(fields)
+  let pays = 0
+  let killed = false
+  r.alma.beforeCall = async (call) => {
+    if (call.method === 'POST' && ++pays === 2 && !killed) {
+      killed = true
+      await r.kill()
+      return 'drop'
+    }
+    return undefined
+  }
+  await r.browser.payOnCashnet(action, fields)
+  await until(() => killed, 'the kill')
+  t.equal(r.alma.allExternalPayments().length, 1, 'one fee paid before the kill')
+  await r.start()
+  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
+  assertPaidOnce(t, r, id)
+})
+
+t.test('killed after Alma applied a payment but before its answer was recorded: not paid twice', async t => {
+  const r = await rig(t)
+  const { fields, action } = await r.browser.checkout()
+  const id = checkoutIdFrom(fields)
+  let killed = false
+  r.alma.onPayment = async () => {
+    if (killed) return
+    killed = true
+    await r.kill()
+  }
+  await r.browser.payOnCashnet(action, fields)
+  await until(() => killed, 'the kill')
+  const before = r.ledger.getCheckout(id)
+  t.equal(before?.lines.filter(l => l.postedAt !== null).length, 0, 'the ledger never heard the answer')
+  t.equal(r.alma.allExternalPayments().length, 1, 'but Alma applied the payment')
+  await r.start()
+  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
+  assertPaidOnce(t, r, id)
+  const recovered = r.ledger.history(id)?.events.filter(e => e.event === 'line.posted' && e.detail.includes('already shows this tx'))
+  t.equal(recovered?.length, 1, 'the first line was recovered from Alma\'s record of our tx')
+})
+
+t.test('SIGTERM mid-posting: the service stops gracefully and the posting completes after restart', async t => {
+  const r = await rig(t)
+  const { fields, action } = await r.browser.checkout()
+  const id = checkoutIdFrom(fields)
+  r.alma.faults.latencyMs = 300
+  let stopping: Promise<number | null> | undefined
+  r.alma.onPayment = () => {
+    stopping ??= r.kill('SIGTERM')
+  }
+  await r.browser.payOnCashnet(action, fields)
+  await until(() => stopping !== undefined, 'the first payment')
+  const code = await stopping
+  t.equal(code, 0, 'exit code 0 after a graceful stop')
+  t.match(r.output.join(''), 'service.stopping')
+  r.alma.faults.latencyMs = 0
+  await r.start()
+  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
+  assertPaidOnce(t, r, id)
+  const health = await send(`${r.ezproxy.url}/healthz`)
+  t.equal(health.status, 302, 'the stand-in still asks strangers to sign in')
+})
