@@ -1,18 +1,21 @@
 // npm run demo: the Alma and CashNet sandboxes, the service and the EZproxy stand-in on this machine, no
 // accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode.
 
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { startStack } from '../src/sandbox/stack.ts'
 
 const mode = process.env.DEMO_AUTH_MODE === 'userobject' ? 'userobject' : 'header'
 const port = Number(process.env.DEMO_PORT ?? 8080)
+const databasePath = process.env.DEMO_DATABASE_PATH ?? 'data/demo.sqlite'
 mkdirSync('data', { recursive: true })
+// The sandbox Alma starts fresh on every run, so the demo ledger does too.
+for (const suffix of ['', '-wal', '-shm']) rmSync(databasePath + suffix, { force: true })
 
 const stack = await startStack({
   ports: { ezproxy: port, service: 0 },
   env: {
     AUTH_MODE: mode,
-    DATABASE_PATH: process.env.DEMO_DATABASE_PATH ?? 'data/demo.sqlite',
+    DATABASE_PATH: databasePath,
     RELEASE_BLOCKS: 'FINES',
     ADMIN_USERS: 'staff',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',

@@ -93,7 +93,12 @@ function decode (text: string): string {
 /** A patron's browser: keeps cookies per host, goes through the EZproxy stand-in, follows no redirects by itself. */
 export class Browser {
   readonly #cookies = new Map<string, Map<string, string>>()
-  constructor (readonly stack: Stack) {}
+  constructor (readonly stack: Pick<Stack, 'publicUrl' | 'ezproxy'>) {}
+
+  /** Signs in on the EZproxy stand-in's login page, as a patron would. */
+  async signIn (username: string): Promise<Answer> {
+    return await this.request('/login?url=/', { method: 'POST', body: form({ user: username }) })
+  }
 
   login (username: string): this {
     const [name, value] = this.stack.ezproxy.login(username).split('=')

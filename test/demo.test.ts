@@ -1,0 +1,58 @@
+// npm run demo, as a newcomer runs it: one command, then the URL it prints, a seeded patron's fees, a payment
+// on the CashNet sandbox, and the fines page empty afterwards.
+
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Browser, until } from './helper.ts'
+
+async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => { resolve(port) })
+    })
+  })
+}
+
+for (const mode of ['header', 'userobject'] as const) {
+  t.test(`npm run demo (${mode} mode): sign in, see the fees, pay them all, nothing left to pay`, async t => {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-demo-'))
+    const demo = spawn('npm', ['run', '--silent', 'demo'], {
+      env: { ...process.env, DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), DEMO_AUTH_MODE: mode },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true
+    })
+    let output = ''
+    demo.stdout.on('data', (chunk) => { output += String(chunk) })
+    demo.stderr.on('data', (chunk) => { output += String(chunk) })
+    t.teardown(() => { try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {} })
+    await until(() => output.includes('demo is running'), 'the demo to start', 60000)
+    const publicUrl = `http://127.0.0.1:${port}`
+    t.match(output, `Open ${publicUrl}/login?url=/`, 'it prints the one URL to open')
+
+    const browser = new Browser({ publicUrl } as any)
+    const login = await browser.get('/login?url=/')
+    t.match(login.body, 'Alice Archer', 'the login page lists the seeded patrons')
+    const signedIn = await browser.follow(await browser.signIn('carol'), `${publicUrl}/login`)
+    t.equal(signedIn.status, 200)
+    t.match(signedIn.body, 'Gödel, Escher, Bach', 'carol\'s fee')
+    t.match(signedIn.body, '$2.50')
+    const { fields, action } = await browser.checkout()
+    t.match(action, /^http:\/\/127\.0\.0\.1:\d+\/LIBFINESTEST$/, 'handed to the CashNet sandbox')
+    const receipt = await browser.payOnCashnet(action, fields)
+    t.equal(receipt.status, 200)
+    t.match(receipt.body, /Payment received/)
+    let fines = await browser.get('/')
+    for (let i = 0; i < 100 && !fines.body.includes('Nothing to pay'); i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      fines = await browser.get('/')
+    }
+    t.match(fines.body, 'Nothing to pay', 'the fines page is empty afterwards')
+  })
+}
