@@ -5,7 +5,6 @@
 import t, { type Test } from 'tap'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SqliteLedger } from '../src/ledger/sqlite.ts'
@@ -14,17 +13,7 @@ import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
-import { Browser, CASHNET_PEER, checkoutIdFrom, send, until } from './helper.ts'
-
-async function freePort (): Promise<number> {
-  return await new Promise(resolve => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
-    })
-  })
-}
+import { Browser, CASHNET_PEER, checkoutIdFrom, send, until, freePort } from './helper.ts'
 
 interface Rig {
   alma: AlmaSandbox

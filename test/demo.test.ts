@@ -4,20 +4,9 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Browser, until } from './helper.ts'
-
-async function freePort (): Promise<number> {
-  return await new Promise(resolve => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
-    })
-  })
-}
+import { Browser, until, freePort } from './helper.ts'
 
 for (const mode of ['header', 'userobject'] as const) {
   t.test(`npm run demo (${mode} mode): sign in, see the fees, pay them all, nothing left to pay`, async t => {

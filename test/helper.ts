@@ -2,6 +2,7 @@
 // ports with captured logs, and a small browser that keeps cookies and goes through the stand-in like a patron.
 
 import { request as httpRequest } from 'node:http'
+import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { type Stack, type StackOptions, startStack } from '../src/sandbox/stack.ts'
@@ -180,4 +181,15 @@ export async function until (condition: () => boolean, what: string, limitMs = 1
 
 export function checkoutIdFrom (fields: Array<[string, string]>): string {
   return fields.find(([k]) => k === 'ref1val1')?.[1] ?? ''
+}
+
+/** A port nobody listens on right now, for a service started as a child process. */
+export async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => { resolve(port) })
+    })
+  })
 }
