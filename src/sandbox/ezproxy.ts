@@ -32,6 +32,24 @@ function parseCookies (header: string | undefined): Map<string, string> {
   return cookies
 }
 
+/**
+ * The target of /login, as EZproxy reads it: `url=` takes the rest of the query string literally (so a target
+ * with its own `?a=b&c=d` needs no encoding), `qurl=` is the percent-encoded form.
+ */
+function loginTarget (url: URL): string | null {
+  const qurl = url.searchParams.get('qurl')
+  if (qurl !== null) return qurl
+  const raw = url.search.slice(1)
+  const at = raw.startsWith('url=') ? 0 : raw.indexOf('&url=') + 1
+  if (at === 0 && !raw.startsWith('url=')) return null
+  const value = raw.slice(at + 'url='.length)
+  // lenient, as links in the wild often percent-encode url= anyway
+  if (/^(%2F|https?%3A)/i.test(value)) {
+    try { return decodeURIComponent(value) } catch { return value }
+  }
+  return value
+}
+
 async function readBody (request: IncomingMessage, limit = 64 * 1024): Promise<string> {
   let body = ''
   for await (const chunk of request) {
@@ -95,7 +113,7 @@ export class EzproxyStandIn {
     }
     if (url.pathname === '/userObject') return await this.#userObject(request, response, url, username)
     if (username === undefined) {
-      response.writeHead(302, { location: `/login?url=${encodeURIComponent(url.pathname + url.search)}` })
+      response.writeHead(302, { location: `/login?qurl=${encodeURIComponent(url.pathname + url.search)}` })
       response.end()
       return
     }
@@ -103,7 +121,7 @@ export class EzproxyStandIn {
   }
 
   async #login (request: IncomingMessage, response: ServerResponse, url: URL, current: string | undefined): Promise<void> {
-    const next = url.searchParams.get('url') ?? '/'
+    const next = loginTarget(url) ?? '/'
     const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : (next.startsWith(this.#url) || next.startsWith('http://127.0.0.1') ? next : '/')
     if (request.method === 'POST') {
       const form = new URLSearchParams(await readBody(request))
@@ -119,7 +137,7 @@ export class EzproxyStandIn {
       response.end()
       return
     }
-    if (current !== undefined && url.searchParams.has('url')) {
+    if (current !== undefined && loginTarget(url) !== null) {
       response.writeHead(302, { location: safeNext })
       response.end()
       return
@@ -132,7 +150,7 @@ export class EzproxyStandIn {
 <body><main><h1>Library sign-in (EZproxy stand-in)</h1>
 <p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron; the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
 ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a></p>` : ''}
-<form method="post" action="/login?url=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
+<form method="post" action="/login?qurl=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
 <p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form></main></body></html>`)
   }
 
@@ -141,8 +159,14 @@ ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. 
     if (service === 'getToken') {
       const returnUrl = url.searchParams.get('returnURL') ?? ''
       if (username === undefined) {
-        response.writeHead(302, { location: `/login?url=${encodeURIComponent(url.pathname + url.search)}` })
+        response.writeHead(302, { location: `/login?qurl=${encodeURIComponent(url.pathname + url.search)}` })
         response.end()
+        return
+      }
+      // EZproxy redirects only to RedirectSafe hosts: here, itself and the service behind it
+      if (!this.#redirectSafe(returnUrl)) {
+        response.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' })
+        response.end('returnURL is missing or its host is not RedirectSafe\n')
         return
       }
       const token = randomBytes(16).toString('hex')
@@ -173,6 +197,15 @@ ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. 
     }
     response.writeHead(400, { 'content-type': 'text/plain' })
     response.end('unknown service\n')
+  }
+
+  #redirectSafe (target: string): boolean {
+    try {
+      const origin = new URL(target).origin
+      return origin === new URL(this.#url).origin || origin === new URL(this.#options.target).origin
+    } catch {
+      return false
+    }
   }
 
   #proxy (request: IncomingMessage, response: ServerResponse, username: string): void {

@@ -1,7 +1,98 @@
-// Placeholder registered by app.ts; its owner replaces this file.
+// GET /auth/ezproxy (AUTH_MODE=userobject only): where EZproxy sends the browser back with a UserObject token.
+// The token is exchanged server to server for the patron's uid, which becomes our own signed, expiring session
+// cookie; then the browser goes on to the page it first asked for. Only a sign-in this browser started is
+// accepted (the state nonce set by the identity plugin). In header mode the route does not exist.
 
 import type { FastifyPluginAsync } from 'fastify'
+import { encodeSession, sameSignInState, SESSION_COOKIE, signInState, USERNAME } from '../plugins/identity.ts'
+import { UserObjectClient } from '../userobject.ts'
+import { messagePage } from '../views/fines.ts'
 
-const plugin: FastifyPluginAsync = async () => {}
+/** The service root seen from /auth/ezproxy, relative so it survives EZproxy's host rewriting. */
+const ROOT = '../'
 
-export default plugin
+/**
+ * Where to send the browser after sign-in: the path the patron first asked for when it is a plain path on this
+ * service (one leading '/', no '//', no backslash, no control characters or spaces, not back into /auth/),
+ * else the service root. Relative to /auth/ezproxy, so it also works when the service is mounted under a path.
+ */
+export function afterSignIn (next: unknown): string {
+  if (typeof next !== 'string' || next.length > 2048) return ROOT
+  if (!next.startsWith('/') || next.includes('//') || next.includes('\\') || /[\s\x00-\x1f\x7f]/.test(next)) return ROOT
+  if (/^\/auth(\/|\?|$)/i.test(next)) return ROOT
+  return ROOT + next.slice(1)
+}
+
+const auth: FastifyPluginAsync = async (fastify) => {
+  const { config } = fastify
+  if (config.authMode !== 'userobject') return
+  const userObject = new UserObjectClient({ ezproxyUrl: config.ezproxyUrl, wskey: config.ezproxyWskey })
+  const ttlMs = config.sessionTtlMinutes * 60_000
+
+  fastify.get('/auth/ezproxy', {
+    config: { access: 'public', root: ROOT },
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: { token: { type: 'string', maxLength: 4096 }, next: { type: 'string', maxLength: 2048 }, state: { type: 'string', maxLength: 64 } }
+      }
+    }
+  }, async (request, reply) => {
+    const query = request.query as { token?: string, next?: string, state?: string }
+    const page = (status: 401 | 503, heading: string, message: string): string => {
+      reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
+      return messagePage(config, { title: heading, heading, message, root: ROOT, tone: status === 401 ? 'warn' : 'bad', linkHome: true })
+    }
+    const signInAgain = (): string => page(401, 'We could not confirm your sign-in',
+      'Your sign-in link has expired or has already been used. Use “Back to your fines” below, or the library’s “pay fines” link, to sign in again.')
+
+    const token = query.token ?? ''
+    if (token === '') {
+      request.log.warn({ event: 'auth.token_rejected', reason: 'no token in the request', peer: request.ip }, 'sign-in refused: /auth/ezproxy was opened without a token (bookmarked, or EZproxy did not add one)')
+      return signInAgain()
+    }
+    if (!sameSignInState(query.state, signInState(request))) {
+      // a bookmarked or shared /auth/ezproxy link, cookies blocked, or someone trying to sign this browser in
+      // as themselves: the token is not even looked at
+      request.log.warn({ event: 'auth.token_rejected', reason: 'the sign-in was not started in this browser (state cookie missing or different)', peer: request.ip },
+        'sign-in refused: the return from EZproxy does not match a sign-in started in this browser (link opened elsewhere, or cookies blocked)')
+      return signInAgain()
+    }
+
+    const answer = await userObject.lookup(token)
+    switch (answer.kind) {
+      case 'refused':
+        request.log.warn({ event: 'auth.token_refused', reason: answer.reason, tokenOrigin: answer.tokenOrigin, tokenPath: answer.tokenPath, peer: request.ip },
+          `sign-in refused without asking EZproxy: ${answer.reason}. If this token really came from your EZproxy, correct EZPROXY_URL`)
+        return signInAgain()
+      case 'rejected':
+        request.log.warn({ event: 'auth.token_rejected', reason: answer.reason, serviceStatus: answer.serviceStatus, peer: request.ip }, `sign-in refused: EZproxy did not vouch for the token: ${answer.reason}`)
+        return signInAgain()
+      case 'unavailable':
+        request.log.error({ event: 'auth.ezproxy_unreachable', reason: answer.reason, status: answer.status, ezproxy: config.ezproxyUrl }, `sign-in failed: could not ask EZproxy's UserObject service at ${config.ezproxyUrl}: ${answer.reason}`)
+        return page(503, 'Sign-in is not available right now',
+          'We cannot reach the library’s sign-in service at the moment, so we cannot show your fines. Nothing was charged. Please try again in a few minutes.')
+      case 'user':
+        break
+    }
+    if (!USERNAME.test(answer.uid)) {
+      request.log.warn({ event: 'auth.token_rejected', reason: 'uid is not a usable username', uid: answer.uid.slice(0, 128), peer: request.ip },
+        'sign-in refused: the uid in EZproxy\'s UserObject is not a usable username (letters, digits and . _ @ + - only, at most 128): check user.txt')
+      return page(401, 'We could not confirm your sign-in', 'Your sign-in worked, but the library’s sign-in service did not tell us a username we can use. Please contact the library.')
+    }
+
+    const expires = Date.now() + ttlMs
+    reply.setCookie(SESSION_COOKIE, encodeSession({ username: answer.uid, expires }), {
+      signed: true,
+      httpOnly: true,
+      secure: config.secureCookies,
+      sameSite: 'lax',
+      path: '/',
+      maxAge: config.sessionTtlMinutes * 60
+    })
+    request.log.info({ event: 'auth.session_started', user: answer.uid, expiresAt: new Date(expires).toISOString() }, `session started for ${answer.uid} for ${config.sessionTtlMinutes} minutes`)
+    return reply.header('cache-control', 'no-store').redirect(afterSignIn(query.next), 302)
+  })
+}
+
+export default auth
