@@ -47,7 +47,14 @@ export class AlmaClient {
   readonly #logger: Logger
   readonly #userIdType: string
 
-  constructor (options: AlmaClientOptions) {
+  constructor (options: AlmaClientOptions, shared?: { http: Got, limit: RateLimiter }) {
+    this.#logger = options.logger
+    this.#userIdType = options.userIdType
+    if (shared !== undefined) {
+      this.#http = shared.http
+      this.#limit = shared.limit
+      return
+    }
     this.#http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml' },
@@ -58,8 +65,14 @@ export class AlmaClient {
       responseType: 'text'
     })
     this.#limit = createRateLimiter(options.rateLimit)
-    this.#logger = options.logger
-    this.#userIdType = options.userIdType
+  }
+
+  /**
+   * The same client (one connection pool, one rate limit) logging through another logger, so each alma.call
+   * line carries the request's reqId and user, or the posting's checkout and tx.
+   */
+  withLogger (logger: Logger): AlmaClient {
+    return new AlmaClient({ baseUrl: '', apiKey: '', userIdType: this.#userIdType, rateLimit: 1, timeoutMs: 1, logger }, { http: this.#http, limit: this.#limit })
   }
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */

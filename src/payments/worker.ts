@@ -135,7 +135,8 @@ export class PostingWorker {
     if (before?.nextAttemptAt != null && Date.parse(before.nextAttemptAt) > Date.now()) return
     let outcome: PostingOutcome
     try {
-      outcome = await postCheckoutToAlma({ ...this.#deps, signal: this.#abort.signal }, checkoutId)
+      const logger = this.#logger.child({ checkout: checkoutId, tx: before?.tx ?? undefined, user: before?.userId })
+      outcome = await postCheckoutToAlma({ ...this.#deps, alma: this.#deps.alma.withLogger(logger), signal: this.#abort.signal }, checkoutId)
     } catch (error) {
       // A bug or a ledger failure, not Alma: keep the checkout PAID and try again later.
       outcome = { kind: 'RETRY', error: Object.assign(error as Error, { retryable: true }) }

@@ -30,7 +30,8 @@ const auth: FastifyPluginAsync = async (fastify) => {
   const ttlMs = config.sessionTtlMinutes * 60_000
 
   fastify.get('/auth/ezproxy', {
-    config: { access: 'public', root: ROOT },
+    // Anyone can start a sign-in and each return costs one call to EZproxy: bound it per address.
+    config: { access: 'public', root: ROOT, rateLimit: { max: 30, timeWindow: '1 minute' } },
     schema: {
       querystring: {
         type: 'object',
