@@ -1,0 +1,163 @@
+// npm run reconcile: the ledger against Alma (and CashNet's settlement file, when given). Prints what needs a
+// person and exits 1 if anything does; silent and 0 when everything agrees. The checks are in src/jobs/reconcile.ts.
+
+import { existsSync, statSync } from 'node:fs'
+import { pino } from 'pino'
+import { AlmaClient } from '../src/alma/client.ts'
+import { isAlmaFailure } from '../src/alma/errors.ts'
+import { type Finding, FINDING_KINDS, type FindingKind, readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/reconcile.ts'
+import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { type Cents, formatMoney } from '../src/money.ts'
+import { type CommandSpec, EXIT_BAD_INPUT, EXIT_OK, isoDate, runCommand, UsageError } from './lib/cli.ts'
+import { createProgress } from './lib/progress.ts'
+
+const DAY = 86_400_000
+
+function notInFuture (value: string): string {
+  isoDate(value)
+  if (Date.parse(`${value}T00:00:00Z`) > Date.now()) throw new UsageError(`"${value}" is in the future`)
+  return value
+}
+
+function readableFile (value: string): string {
+  if (!existsSync(value) || !statSync(value).isFile()) throw new UsageError(`${value} is not a file`)
+  return value
+}
+
+const spec: CommandSpec = {
+  name: 'reconcile',
+  summary: 'Compares the payments ledger with Alma (one GET per posted fee) and, with --cashnet, with CashNet\'s settlement:\n' +
+    'paid-not-posted, posted-not-in-alma, amount-difference, orphan, double-charge, settled-unknown, settled-amount-differs, not-settled.',
+  options: [
+    { name: 'since', env: 'RECONCILE_SINCE', description: 'first day (UTC) of payments and postings to check; PAID ones stuck longer are always checked', default: new Date(Date.now() - 7 * DAY).toISOString().slice(0, 10), parse: notInFuture },
+    { name: 'cashnet', env: 'RECONCILE_CASHNET_FILE', description: 'CashNet settlement CSV with the header tx,amount,date (amounts as decimals)', parse: readableFile },
+    { name: 'json', env: 'RECONCILE_JSON', flag: true, description: 'print the report as JSON (amounts in cents), even when it is empty' }
+  ],
+  epilog: [
+    'Environment (as for the service; nothing else is read):',
+    '  DATABASE_PATH     the ledger (default data/payments.sqlite); must exist',
+    '  ALMA_API_URL      default https://api-na.hosted.exlibrisgroup.com/almaws/v1',
+    '  ALMA_API_KEY      required; read access to Users is enough',
+    '  ALMA_RATE_LIMIT   calls per second, default 5 here, so the running service keeps most of Alma\'s 25',
+    '  ALMA_TIMEOUT_MS   default 15000',
+    '  CURRENCY          for amounts in the report, default USD',
+    '',
+    'Exit 1 also when any finding needs a person, or Alma could not be read. The report lists only disagreements;',
+    'on a terminal a clean run says so in one line, otherwise it prints nothing (cron mails only problems).'
+  ].join('\n')
+}
+
+interface JobEnv { databasePath: string, almaApiUrl: string, almaApiKey: string, rateLimit: number, timeoutMs: number, currency: string }
+
+function integer (env: Record<string, string | undefined>, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name] ?? ''
+  if (raw === '') return fallback
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`configuration: ${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw).slice(0, 30)})`)
+  return Number(raw)
+}
+
+/** Only the variables this job needs: the web service's secrets are none of its business. */
+function readEnv (env: Record<string, string | undefined>): JobEnv {
+  const databasePath = env.DATABASE_PATH !== undefined && env.DATABASE_PATH !== '' ? env.DATABASE_PATH : 'data/payments.sqlite'
+  // Opening a missing path would create an empty ledger, and an empty ledger always "agrees".
+  if (databasePath === ':memory:' || !existsSync(databasePath)) throw new UsageError(`configuration: DATABASE_PATH ${databasePath} does not exist (point it at the service's ledger)`)
+  const almaApiUrl = (env.ALMA_API_URL ?? '') === '' ? 'https://api-na.hosted.exlibrisgroup.com/almaws/v1' : String(env.ALMA_API_URL).replace(/\/+$/, '')
+  if (!/^https?:\/\/\S+$/.test(almaApiUrl)) throw new UsageError('configuration: ALMA_API_URL must be an absolute http(s) URL')
+  const almaApiKey = env.ALMA_API_KEY ?? ''
+  if (almaApiKey === '') throw new UsageError('configuration: ALMA_API_KEY is required (an Alma API key with read access to Users)')
+  const currency = (env.CURRENCY ?? '') === '' ? 'USD' : String(env.CURRENCY)
+  if (!/^[A-Z]{3}$/.test(currency)) throw new UsageError('configuration: CURRENCY must be a code like USD')
+  return {
+    databasePath,
+    almaApiUrl,
+    almaApiKey,
+    rateLimit: integer(env, 'ALMA_RATE_LIMIT', 5, 1, 25),
+    timeoutMs: integer(env, 'ALMA_TIMEOUT_MS', 15000, 100, 120000),
+    currency
+  }
+}
+
+const TITLES: Record<FindingKind, string> = {
+  'paid-not-posted': 'Paid at CashNet, not posted to Alma',
+  'posted-not-in-alma': 'Posted in the ledger, missing in Alma',
+  'amount-difference': 'Amounts differ between the ledger and Alma',
+  orphan: 'Postbacks for no known checkout',
+  'double-charge': 'Charged twice at CashNet',
+  'settled-unknown': 'Settled by CashNet, unknown to the ledger',
+  'settled-amount-differs': 'Settled by CashNet for a different amount',
+  'not-settled': 'Paid in the ledger, missing from CashNet\'s settlement',
+  unchecked: 'Could not be checked'
+}
+
+function money (amount: Cents | null | undefined, currency: string): string {
+  return amount === null || amount === undefined ? 'amount unknown' : formatMoney(amount, currency)
+}
+
+function describeFinding (f: Finding): string[] {
+  const head = [f.patron !== '' ? f.patron : 'patron unknown', f.checkoutId !== null ? `checkout ${f.checkoutId}` : '', f.tx !== '' ? `tx ${f.tx}` : '', f.feeId !== undefined ? `fee ${f.feeId}` : '', money(f.amount, f.currency)]
+  const sides = [
+    f.ledgerAmount !== undefined ? `ledger ${money(f.ledgerAmount, f.currency)}` : '',
+    f.almaAmount !== undefined ? `Alma ${money(f.almaAmount, f.currency)}` : '',
+    f.cashnetAmount !== undefined ? `CashNet ${money(f.cashnetAmount, f.currency)}` : ''
+  ].filter(s => s !== '')
+  return [
+    `  - ${head.filter(s => s !== '').join(' · ')}`,
+    `    ${f.detail}${sides.length > 1 ? ` [${sides.join(', ')}]` : ''}`,
+    `    → ${f.action}`
+  ]
+}
+
+function formatReport (report: ReconcileReport): string {
+  const { findings, checked } = report
+  const scope = `since ${report.since.slice(0, 10)}: ${checked.checkouts} checkout(s), ${checked.postedLines} posted line(s) against Alma (${checked.feesRead} fee(s) read)` +
+    (checked.settlementRows !== null ? `, ${checked.settlementRows} settlement row(s)` : '')
+  if (findings.length === 0) return `Reconciliation ${scope}: everything agrees.\n`
+  const out = [`Reconciliation ${scope}`, '']
+  const counts: string[] = []
+  for (const kind of FINDING_KINDS) {
+    const group = findings.filter(f => f.kind === kind)
+    if (group.length === 0) continue
+    out.push(`${TITLES[kind]} (${kind}, ${group.length})`)
+    for (const f of group) out.push(...describeFinding(f))
+    out.push('')
+    const known = group.filter(f => f.amount !== null)
+    const byCurrency = new Map<string, number>()
+    for (const f of known) byCurrency.set(f.currency, (byCurrency.get(f.currency) ?? 0) + (f.amount ?? 0))
+    counts.push(`${group.length} ${kind}${byCurrency.size > 0 ? ` (${[...byCurrency].map(([c, a]) => formatMoney(a as Cents, c)).join(' + ')})` : ''}`)
+  }
+  out.push(`${findings.length} finding(s) need a person: ${counts.join(', ')}.`)
+  return out.join('\n') + '\n'
+}
+
+let needsPerson = false
+
+await runCommand(spec, async (options) => {
+  const env = readEnv(process.env)
+  const ledger = new SqliteLedger({ path: env.databasePath })
+  const logger = pino({ level: process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== '' ? process.env.LOG_LEVEL : 'error' }, pino.destination(2))
+  const alma = new AlmaClient({ baseUrl: env.almaApiUrl, apiKey: env.almaApiKey, userIdType: 'all_unique', rateLimit: env.rateLimit, timeoutMs: env.timeoutMs, logger })
+  let report: ReconcileReport
+  try {
+    report = await reconcile({
+      ledger,
+      alma,
+      since: new Date(`${options.since}T00:00:00Z`),
+      settlement: options.cashnet !== '' ? readSettlementCsv(options.cashnet) : undefined,
+      currency: env.currency,
+      progress: createProgress('reconcile')
+    })
+  } catch (error) {
+    if (!isAlmaFailure(error)) throw error
+    process.stderr.write(`reconcile: could not read Alma (${error.message}); nothing was reconciled, run it again later\n`)
+    needsPerson = true
+    return
+  } finally {
+    ledger.close()
+  }
+  needsPerson = report.findings.length > 0
+  if (options.json === 'yes') process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else if (needsPerson || process.stdout.isTTY) process.stdout.write(formatReport(report))
+})
+
+// The shared runner knows bad input (1) and usage (2); "a person must look" is this job's own reason for 1.
+if (needsPerson && process.exitCode === EXIT_OK) process.exitCode = EXIT_BAD_INPUT
