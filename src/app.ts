@@ -8,7 +8,7 @@ import csrf from '@fastify/csrf-protection'
 import formbody from '@fastify/formbody'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { DestinationStream, Logger } from 'pino'
 import pino from 'pino'
 import { AlmaClient } from './alma/client.ts'
@@ -30,6 +30,7 @@ import health from './web/routes/health.ts'
 import postback from './web/routes/postback.ts'
 import receipt from './web/routes/return.ts'
 import { messagePage } from './web/views/fines.ts'
+import { accentCss } from './web/views/layout.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,6 +58,10 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     loggerInstance: logger as FastifyBaseLogger,
     trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
     bodyLimit: 64 * 1024,
+    // a slow client may not hold a connection open for minutes (Node's default is 300 s)
+    requestTimeout: 30_000,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     requestIdHeader: false,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
@@ -74,13 +79,17 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   })
   const cashnetOrigin = new URL(config.cashnetCheckoutUrl).origin
   const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
+  // The accent colour is the only inline style; it is allowed by its hash, never by 'unsafe-inline'.
+  const accentHash = `'sha256-${createHash('sha256').update(accentCss(config.accentColor)).digest('base64')}'`
   await app.register(helmet, {
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
         defaultSrc: ["'self'"],
         scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", accentHash],
+        styleSrcAttr: ["'none'"],
         imgSrc: ["'self'", 'data:', ...(logoOrigin !== null ? [logoOrigin] : [])],
         formAction: ["'self'", cashnetOrigin],
         frameAncestors: ["'none'"],
@@ -92,6 +101,16 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     strictTransportSecurity: config.secureCookies ? { maxAge: 31536000 } : false,
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false
+  })
+  // Patron and staff routes are limited per username (every patron arrives from the EZproxy address, so an IP
+  // key would throttle everyone together). This onRoute hook must be added before @fastify/rate-limit registers
+  // its own, which reads config.rateLimit when each route is added: hooks run in the order they were added.
+  const patronLimit = { max: config.patronRateLimit, timeWindow: '1 minute', keyGenerator: (request: FastifyRequest) => `patron:${request.patron?.username ?? request.ip}` }
+  app.addHook('onRoute', (route) => {
+    const access = (route.config as { access?: string } | undefined)?.access
+    if ((access === 'patron' || access === 'admin') && route.config !== undefined) {
+      ;(route.config as Record<string, unknown>).rateLimit = patronLimit
+    }
   })
   await app.register(rateLimit, { global: false, hook: 'preHandler' })
 
@@ -129,13 +148,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     const type = String(reply.getHeader('content-type') ?? '')
     if (!request.url.startsWith('/assets/') && (type.startsWith('text/html') || request.patron !== null)) reply.header('cache-control', 'no-store')
     return payload
-  })
-  const patronLimit = { max: config.patronRateLimit, timeWindow: '1 minute', keyGenerator: (request: FastifyRequest) => `patron:${request.patron?.username ?? request.ip}` }
-  app.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: string } | undefined)?.access
-    if ((access === 'patron' || access === 'admin') && route.config !== undefined) {
-      ;(route.config as Record<string, unknown>).rateLimit = patronLimit
-    }
   })
   app.setNotFoundHandler(async (request, reply) => {
     return reply.code(404).type('text/html; charset=utf-8')

@@ -4,7 +4,11 @@
 import type { LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
 
-const CARD_LIKE = /\d(?:[ -]?\d){12,18}/g
+/**
+ * 13 to 19 digits, maybe grouped by spaces or dashes, standing on their own: a run inside a longer token (a hex
+ * checkout id, a UUID) is not a card number, and masking it would break the correlation the logs are for.
+ */
+const CARD_LIKE = /(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g
 
 export function createMasker (secrets: string[]): (text: string) => string {
   const known = secrets.filter(s => s.length >= 6).sort((a, b) => b.length - a.length)
@@ -21,6 +25,12 @@ function maskDeep (value: unknown, mask: (s: string) => string, depth = 0): unkn
   if (typeof value === 'string') return mask(value)
   if (depth > 6 || value === null || typeof value !== 'object') return value
   if (Array.isArray(value)) return value.map(v => maskDeep(v, mask, depth + 1))
+  if (value instanceof Error) return { type: value.name, message: mask(value.message), stack: mask(value.stack ?? '') }
+  // Only plain data is walked. Fastify's request and reply (logged as `req`/`res`) go to their serializers
+  // untouched: copying them here walked the whole socket graph on every request and left the serializers
+  // an empty copy (`"url":"undefined"`).
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return value
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value)) out[k] = maskDeep(v, mask, depth + 1)
   return out
@@ -49,6 +59,9 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       req (request) {
         // Query strings may carry a UserObject token or a CSRF token: log the path only.
         return { method: request.method, url: String(request.url).split('?')[0], remoteAddress: request.socket?.remoteAddress ?? request.ip }
+      },
+      res (reply) {
+        return { statusCode: reply.statusCode }
       }
     }
   }

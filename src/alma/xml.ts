@@ -22,8 +22,10 @@ const parser = new XMLParser({
   parseTagValue: false,
   parseAttributeValue: false,
   trimValues: true,
+  // The five XML entities and character references (&#233;) become text, once; entities a document defines never
+  // get that far (parseXml refuses any DOCTYPE), and an undefined one stays literal text.
   processEntities: true,
-  htmlEntities: false,
+  htmlEntities: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
   isArray: (name) => LIST_ELEMENTS.has(name)

@@ -31,25 +31,40 @@ export interface Postback {
   total: Cents
 }
 
-/** No library fine payment comes near this; anything larger is a malformed or hostile field. */
+/** No library fine payment comes near these; anything larger is a malformed or hostile field. */
 const MAX_LINE_CENTS = 10_000_000
+const MAX_TOTAL_CENTS = 10_000_000
 const MAX_ITEMS = 200
 const TOKEN = /^[A-Za-z0-9._-]{1,64}$/
+/** What CashNet sends: plain digits, at most two decimals; no sign, exponent, grouping or "12.500". */
+const AMOUNT = /^\d{1,9}(?:\.\d{1,2})?$/
 
 export type FormBody = Record<string, unknown>
 
-/** Lower-cases the field names; a field sent twice with different values is refused. */
+/** The fields this service reads (lower-case); anything else CashNet or a store's custom fields add is ignored. */
+const KNOWN_FIELD = /^(?:result|respmessage|ccerrormessage|tx|failedtx|batchno|effdate|pmtcode|custcode|itemcnt|ref|(?:itemcode|amount|qty)\d{1,3}|ref\d{1,3}(?:type|val)\d{1,3})$/
+
+/**
+ * Lower-cases the field names. A field this service reads that is not text, or is sent twice with different
+ * values, is refused; an unknown field is ignored whatever it holds.
+ */
 export function normaliseFields (body: FormBody): Map<string, string> {
   const fields = new Map<string, string>()
   for (const [name, raw] of Object.entries(body)) {
-    const values = Array.isArray(raw) ? raw : [raw]
-    if (values.some(v => typeof v !== 'string')) throw new PostbackRejected(`field ${name.slice(0, 40)} is not text`)
-    const unique = new Set(values as string[])
-    if (unique.size > 1) throw new PostbackRejected(`field ${name.slice(0, 40)} sent more than once with different values`)
     const key = name.toLowerCase()
-    const value = (values[0] as string).trim()
+    const known = KNOWN_FIELD.test(key)
+    const values = Array.isArray(raw) ? raw : [raw]
+    if (values.some(v => typeof v !== 'string')) {
+      if (!known) continue
+      throw new PostbackRejected(`field ${key.slice(0, 40)} is not text`)
+    }
+    const unique = new Set((values as string[]).map(v => v.trim()))
+    const value = (values[0] as string | undefined ?? '').trim()
     const existing = fields.get(key)
-    if (existing !== undefined && existing !== value) throw new PostbackRejected(`field ${key.slice(0, 40)} sent more than once with different values`)
+    if (unique.size > 1 || (existing !== undefined && existing !== value)) {
+      if (!known) continue
+      throw new PostbackRejected(`field ${key.slice(0, 40)} sent more than once with different values`)
+    }
     fields.set(key, value)
   }
   return fields
@@ -85,6 +100,19 @@ function token (fields: Map<string, string>, name: string): string {
   return value
 }
 
+/**
+ * The checkout reference of a form body, or null when there is none or the fields are unreadable; never throws.
+ * Used to key the postback's rate limit before the full parse.
+ */
+export function referenceOf (body: FormBody, refType: string): string | null {
+  try {
+    const reference = findReference(normaliseFields(body), refType)
+    return reference !== null && TOKEN.test(reference) ? reference : null
+  } catch {
+    return null
+  }
+}
+
 export function parsePostback (body: FormBody, refType: string): Postback {
   const fields = normaliseFields(body)
   const result = integer(fields, 'result', 0, 99999)
@@ -104,12 +132,14 @@ export function parsePostback (body: FormBody, refType: string): Postback {
     for (let n = 1; n <= count; n++) {
       const amountText = fields.get(`amount${n}`)
       if (amountText === undefined || amountText === '') throw new PostbackRejected(`amount${n} is missing`, checkoutId)
+      if (!AMOUNT.test(amountText)) throw new PostbackRejected(`amount${n} is not an amount with at most two decimals`, checkoutId)
       const amount = parseCents(amountText)
       if (amount > MAX_LINE_CENTS) throw new PostbackRejected(`amount${n} is absurdly large`, checkoutId)
       const qty = integer(fields, `qty${n}`, 0, 1000) ?? 1
       items.push({ itemCode: fields.get(`itemcode${n}`) ?? '', amount, qty })
       total += amount
     }
+    if (total > MAX_TOTAL_CENTS) throw new PostbackRejected('the total is absurdly large', checkoutId)
     const tx = token(fields, 'tx') || (result !== 0 ? token(fields, 'failedtx') : '')
     return {
       result,
@@ -130,7 +160,10 @@ export function parsePostback (body: FormBody, refType: string): Postback {
   }
 }
 
-/** Card-like digit runs never reach the ledger or a log, whatever CashNet or an attacker puts in a field. */
+/**
+ * Card-like digit runs never reach the ledger or a log, whatever CashNet or an attacker puts in a field. Works on
+ * the raw form body too, where a space is "+" or "%20" and a dash may be "%2D".
+ */
 export function maskCardNumbers (text: string): string {
-  return text.replace(/\d(?:[ -]?\d){12,18}/g, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
+  return text.replace(/\d(?:(?:[ +-]|%20|%2D)?\d){12,18}/gi, run => run.replace(/\d(?=(?:(?:[ +-]|%20|%2D)?\d){4})/gi, '*'))
 }

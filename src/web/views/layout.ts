@@ -17,27 +17,66 @@ export interface PageOptions {
   branding: Branding
   body: Html
   scripts?: string[]
-  /** seconds before the page reloads itself (receipt while the library system is being updated) */
-  refreshSeconds?: number
+}
+
+/** WCAG relative luminance of a #rrggbb colour. */
+function luminance (hex: string): number {
+  const channel = (i: number): number => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+  }
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+}
+
+export function contrast (a: string, b: string): number {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x)
+  return (light + 0.05) / (dark + 0.05)
+}
+
+function darken (hex: string, factor: number): string {
+  const part = (i: number): string => Math.round(parseInt(hex.slice(i, i + 2), 16) * factor).toString(16).padStart(2, '0')
+  return `#${part(1)}${part(3)}${part(5)}`
+}
+
+/**
+ * The library's colours, safe whatever ACCENT_COLOR a library configures: the header keeps the brand colour with
+ * white or near-black text (whichever reads better); links, buttons and ticks use the accent darkened until it
+ * reaches 5:1 on white (4.5:1 with room for the grey panels).
+ */
+export function accentColours (accentColor: string): { accent: string, onAccent: string, ink: string } {
+  const accent = /^#[0-9A-Fa-f]{6}$/.test(accentColor) ? accentColor.toLowerCase() : '#1d4f91'
+  const onAccent = contrast(accent, '#ffffff') >= 4.5 || contrast(accent, '#ffffff') >= contrast(accent, '#1b1f24') ? '#ffffff' : '#1b1f24'
+  let ink = accent
+  for (let factor = 0.9; contrast(ink, '#ffffff') < 5 && factor > 0; factor -= 0.1) ink = darken(accent, factor)
+  return { accent, onAccent, ink }
+}
+
+/**
+ * The one inline style: the accent colours as custom properties. The Content-Security-Policy allows exactly this
+ * text by its hash (app.ts), so no 'unsafe-inline' is needed and no other inline style can run.
+ */
+export function accentCss (accentColor: string): string {
+  const { accent, onAccent, ink } = accentColours(accentColor)
+  return `:root{--accent:${accent};--on-accent:${onAccent};--accent-ink:${ink}}`
 }
 
 export function page (options: PageOptions): string {
   const { branding, root } = options
-  const accent = /^#[0-9A-Fa-f]{6}$/.test(branding.accentColor) ? branding.accentColor : '#1d4f91'
-  return '<!doctype html>\n' + html`<html lang="en" style="${trusted(`--accent: ${accent}`)}">
+  return '<!doctype html>\n' + html`<html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-${options.refreshSeconds !== undefined ? trusted(`<meta http-equiv="refresh" content="${Math.max(1, Math.floor(options.refreshSeconds))}">`) : ''}
 <title>${options.title} – ${branding.libraryName}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${root}assets/style.css">
+<style>${trusted(accentCss(branding.accentColor))}</style>
 </head>
 <body>
 <a class="skip-link" href="#main">Skip to main content</a>
 <header class="site"><div class="inner">
-${branding.libraryLogoUrl !== '' ? html`<img src="${branding.libraryLogoUrl}" alt="">` : ''}
-<a class="name" href="${root}">${branding.libraryName}</a>
+<a class="name" href="${root}">${branding.libraryLogoUrl !== '' ? html`<img src="${branding.libraryLogoUrl}" alt="">` : ''}<span>${branding.libraryName}</span></a>
+<span class="service">Fines and fees</span>
 </div></header>
 <main id="main" tabindex="-1"><div class="inner">
 ${options.body}
