@@ -49,11 +49,21 @@ export function sumCents (amounts: Iterable<Cents>): Cents {
   return total as Cents
 }
 
+/** Building an Intl.NumberFormat costs far more than formatting with one: keep one per locale and currency. */
+const moneyFormats = new Map<string, Intl.NumberFormat | null>()
+
 /** "$12.50" for people; the currency code comes from configuration or Alma. */
 export function formatMoney (amount: Cents, currency: string, locale = 'en-US'): string {
-  try {
-    return new Intl.NumberFormat(locale, { style: 'currency', currency }).format(amount / 100)
-  } catch {
-    return `${formatDecimal(amount)} ${currency}`
+  const key = `${locale} ${currency}`
+  let format = moneyFormats.get(key)
+  if (format === undefined) {
+    try {
+      format = new Intl.NumberFormat(locale, { style: 'currency', currency })
+    } catch {
+      format = null
+    }
+    // Currency codes come from Alma: bound the cache rather than trust the set to stay small.
+    if (moneyFormats.size < 256) moneyFormats.set(key, format)
   }
+  return format === null ? `${formatDecimal(amount)} ${currency}` : format.format(amount / 100)
 }

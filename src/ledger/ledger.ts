@@ -24,6 +24,8 @@ export interface Ledger {
   latestCheckoutForUser (userId: string): Checkout | undefined
   /** Records a postback and applies the rules' decision in one transaction; returns what was decided. */
   recordPostback (postback: IncomingPostback, decide: (checkout: Checkout | undefined, earlier: PostbackRecord[]) => PostbackDecision): { id: number, decision: PostbackDecision, checkout: Checkout | undefined }
+  /** Runs work in one transaction, one durable commit; ledger calls inside it become savepoints (group commit). */
+  inTransaction<T> (work: () => T): T
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
   transition (request: TransitionRequest): boolean
   markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void
@@ -42,6 +44,10 @@ export interface Ledger {
   history (checkoutId: string): CheckoutHistory | undefined
   /** Postbacks with no checkout (orphans) or refused as unreadable, newest first. */
   unmatchedPostbacks (since?: Date): PostbackRecord[]
+  /** Checkouts paid, changed or sent a postback at or after the cut-off, oldest first (reconciliation). */
+  checkoutsTouchedSince (since: Date): Checkout[]
+  /** Every postback that carried this CashNet tx, whatever its outcome (reconciliation against a settlement file). */
+  postbacksWithTx (tx: string): PostbackRecord[]
   /** Lines posted within [from, to), for the GL journal. */
   postedLines (from: Date, to: Date): Array<{ checkout: Checkout, lineNo: number }>
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): void

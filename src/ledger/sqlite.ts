@@ -215,6 +215,10 @@ export class SqliteLedger implements Ledger {
     return row === undefined ? undefined : this.getCheckout(row.id)
   }
 
+  inTransaction<T> (work: () => T): T {
+    return this.#db.transaction(work).immediate()
+  }
+
   recordPostback (postback: IncomingPostback, decide: (checkout: Checkout | undefined, earlier: PostbackRecord[]) => PostbackDecision): { id: number, decision: PostbackDecision, checkout: Checkout | undefined } {
     return this.#db.transaction(() => {
       const checkout = postback.checkoutId === null ? undefined : this.getCheckout(postback.checkoutId)
@@ -359,6 +363,17 @@ export class SqliteLedger implements Ledger {
   unmatchedPostbacks (since?: Date): PostbackRecord[] {
     return (this.#db.prepare("SELECT * FROM postbacks WHERE outcome IN ('ORPHAN', 'REJECTED') AND received_at >= ? ORDER BY id DESC")
       .all((since ?? new Date(0)).toISOString()) as Row[]).map(toPostback)
+  }
+
+  checkoutsTouchedSince (since: Date): Checkout[] {
+    const at = since.toISOString()
+    return (this.#db.prepare(`SELECT id FROM checkouts WHERE paid_at >= ? OR updated_at >= ?
+        OR id IN (SELECT checkout_id FROM postbacks WHERE received_at >= ? AND checkout_id IS NOT NULL) ORDER BY created_at, rowid`)
+      .all(at, at, at) as Row[]).map(r => this.getCheckout(r.id) as Checkout)
+  }
+
+  postbacksWithTx (tx: string): PostbackRecord[] {
+    return (this.#db.prepare('SELECT * FROM postbacks WHERE tx = ? ORDER BY id').all(tx) as Row[]).map(toPostback)
   }
 
   postedLines (from: Date, to: Date): Array<{ checkout: Checkout, lineNo: number }> {

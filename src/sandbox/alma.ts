@@ -94,7 +94,8 @@ function decimal (cents: number): string {
 const NS = 'http://com/exlibris/urm/general/xmlbeans'
 let trackingCounter = 0
 
-function errorXml (code: string, message: string): string {
+/** Alma's error body: web_service_result with one error and a fresh trackingId. */
+export function errorXml (code: string, message: string): string {
   trackingCounter++
   return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><web_service_result xmlns="${NS}"><errorsExist>true</errorsExist><errorList><error><errorCode>${xmlEscape(code)}</errorCode><errorMessage>${xmlEscape(message)}</errorMessage><trackingId>E01-SANDBOX-${String(trackingCounter).padStart(6, '0')}</trackingId></error></errorList></web_service_result>`
 }

@@ -2,14 +2,28 @@
 // out; posting to Alma happens afterwards, in the worker, so the answer is quick whatever Alma is doing.
 
 import { parse as parseQuery } from 'node:querystring'
-import type { FastifyPluginAsync } from 'fastify'
-import { maskCardNumbers, parsePostback, type Postback, PostbackRejected } from '../../cashnet/postback.ts'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { maskCardNumbers, parsePostback, type Postback, PostbackRejected, referenceOf } from '../../cashnet/postback.ts'
 import { decidePostback } from '../../payments/postback-rules.ts'
+import { GroupCommit } from '../../ledger/group-commit.ts'
 
 const MAX_BODY = 32 * 1024
 
+/**
+ * Postbacks per checkout reference per minute. CashNet sends one postback per transaction and retries only when
+ * it gets no 200, so a real checkout sees a handful at most; the limit only stops a peer in the allow-list that
+ * has gone into a loop (or been taken over) from replaying one checkout. It is generous on purpose: a 429 is
+ * not recorded, so a first postback must never meet it, and that needs 30 earlier ones for the same reference
+ * in the same minute. Bodies without a readable reference share a per-peer budget and never touch a
+ * checkout's. The limit runs after the peer check (onRequest), so only allowed peers can spend it.
+ */
+export const POSTBACKS_PER_CHECKOUT_PER_MINUTE = 30
+const UNREADABLE_PER_PEER_PER_MINUTE = 120
+
 const postback: FastifyPluginAsync = async (fastify) => {
   const { config, ledger, worker } = fastify
+  // Postbacks arriving together share one durable commit; each 200 still waits for its own record's commit.
+  const commits = new GroupCommit(ledger)
   // The raw body is kept for staff, so this scope reads form bodies itself (any content type CashNet may use).
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', { parseAs: 'string', bodyLimit: MAX_BODY }, (request, body, done) => {
@@ -17,25 +31,42 @@ const postback: FastifyPluginAsync = async (fastify) => {
     done(null, parseQuery(String(body)))
   })
 
+  const fieldsOf = (request: FastifyRequest): Record<string, unknown> =>
+    ({ ...(request.query as Record<string, unknown>), ...((request.body ?? {}) as Record<string, unknown>) })
+  const referenceKey = (request: FastifyRequest): string => {
+    const reference = referenceOf(fieldsOf(request), config.cashnetRefType)
+    return reference !== null ? `postback:${reference}` : `postback-unreadable:${request.ip}`
+  }
+
   fastify.post('/cashnet/postback', {
     bodyLimit: MAX_BODY,
-    config: { access: 'cashnet' }
+    config: {
+      access: 'cashnet',
+      rateLimit: {
+        keyGenerator: referenceKey,
+        max: (_request: FastifyRequest, key: string) => key.startsWith('postback:') ? POSTBACKS_PER_CHECKOUT_PER_MINUTE : UNREADABLE_PER_PEER_PER_MINUTE,
+        timeWindow: '1 minute',
+        onExceeded: (request: FastifyRequest, key: string) => {
+          request.log.warn({ event: 'postback.rate_limited', checkout: key.startsWith('postback:') ? key.slice('postback:'.length) : undefined, peer: request.ip }, `postback refused with 429: too many for ${key} in a minute`)
+        }
+      }
+    }
   }, async (request, reply) => {
     const raw = maskCardNumbers(String((request as any).rawBody ?? ''))
-    const fields = { ...(request.query as Record<string, unknown>), ...((request.body ?? {}) as Record<string, unknown>) }
+    const fields = fieldsOf(request)
     let parsed: Postback
     try {
       parsed = parsePostback(fields, config.cashnetRefType)
     } catch (error) {
       if (!(error instanceof PostbackRejected)) throw error
-      ledger.recordPostback({ checkoutId: error.checkoutId, peer: request.ip, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason: error.reason }))
+      await commits.run(() => ledger.recordPostback({ checkoutId: error.checkoutId, peer: request.ip, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason: error.reason })))
       request.log.warn({ event: 'postback.rejected', checkout: error.checkoutId ?? undefined, peer: request.ip, reason: error.reason }, `postback refused: ${error.reason}; raw body kept for staff`)
       return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${error.reason}\n`)
     }
-    const recorded = ledger.recordPostback(
+    const recorded = await commits.run(() => ledger.recordPostback(
       { checkoutId: parsed.checkoutId, peer: request.ip, result: String(parsed.result), tx: parsed.tx, rawBody: raw },
       (checkout, earlier) => decidePostback(checkout, earlier, parsed)
-    )
+    ))
     const { outcome, reason } = recorded.decision
     const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }
     if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE') {

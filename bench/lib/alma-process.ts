@@ -1,0 +1,54 @@
+// The Alma sandbox in a process of its own, so the service under load does not share its event loop with its
+// own fake Alma. The bench drives it over IPC: add patrons, set faults, read and reset the call record.
+
+import { AlmaSandbox, type AlmaFaults } from '../../src/sandbox/alma.ts'
+import { SANDBOX_API_KEY } from '../../src/sandbox/stack.ts'
+import type { SeedUser } from '../../src/sandbox/seed.ts'
+
+export interface CallStats {
+  calls: number
+  maxInAnySecond: number
+  byStatus: Record<string, number>
+  byUser: Record<string, number>
+  firstStart: number
+  lastEnd: number
+}
+
+const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
+
+function stats (): CallStats {
+  const byStatus: Record<string, number> = {}
+  const byUser: Record<string, number> = {}
+  let firstStart = Infinity
+  let lastEnd = 0
+  for (const call of alma.calls) {
+    byStatus[call.status] = (byStatus[call.status] ?? 0) + 1
+    const user = /^\/almaws\/v1\/users\/([^/]+)/.exec(call.path)?.[1]
+    if (user !== undefined) byUser[decodeURIComponent(user)] = (byUser[decodeURIComponent(user)] ?? 0) + 1
+    firstStart = Math.min(firstStart, call.start)
+    lastEnd = Math.max(lastEnd, call.end)
+  }
+  return { calls: alma.calls.length, maxInAnySecond: alma.maxCallsInAnySecond(), byStatus, byUser, firstStart, lastEnd }
+}
+
+const commands: Record<string, (args: any) => unknown> = {
+  addUsers: (users: SeedUser[]) => { for (const user of users) alma.addUser(user); return alma.users.size },
+  faults: (faults: Partial<AlmaFaults>) => { Object.assign(alma.faults, faults); return alma.faults },
+  resetCalls: () => { alma.calls.length = 0; return 0 },
+  stats: () => stats(),
+  memory: () => process.memoryUsage()
+}
+
+process.on('message', (message: { id: number, command: string, args: unknown }) => {
+  let reply: { id: number, result?: unknown, error?: string }
+  try {
+    reply = { id: message.id, result: commands[message.command](message.args) }
+  } catch (error) {
+    reply = { id: message.id, error: (error as Error).message }
+  }
+  process.send?.(reply)
+})
+process.on('disconnect', () => { void alma.close().finally(() => process.exit(0)) })
+
+const url = await alma.start(Number(process.env.PORT ?? 0))
+process.send?.({ ready: url })

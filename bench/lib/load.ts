@@ -1,0 +1,138 @@
+// Load generators: autocannon for the patron page (closed loop, or a fixed overall rate), and a small open-loop
+// generator for things autocannon cannot do here (a chosen source address for CashNet's postbacks, multi-step
+// patron journeys). Every run is bounded in count and in time.
+
+import autocannon from 'autocannon'
+import { Agent, request as httpRequest } from 'node:http'
+
+export interface Latency {
+  samples: number
+  p50: number
+  p99: number
+  max: number
+}
+
+export function percentiles (values: number[]): Latency {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
+  return { samples: sorted.length, p50: round(at(0.5)), p99: round(at(0.99)), max: round(sorted[sorted.length - 1] ?? NaN) }
+}
+
+export function round (n: number, digits = 1): number {
+  const f = 10 ** digits
+  return Math.round(n * f) / f
+}
+
+export interface CannonResult {
+  requestsPerSecond: number
+  completed: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  latency: Latency
+}
+
+export interface CannonOptions {
+  url: string
+  connections: number
+  /** seconds; or amount */
+  duration?: number
+  amount?: number
+  overallRate?: number
+  headers?: () => Record<string, string>
+  timeoutSeconds?: number
+}
+
+export async function cannon (options: CannonOptions): Promise<CannonResult> {
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.amount === undefined ? options.duration ?? 10 : undefined,
+    amount: options.amount,
+    overallRate: options.overallRate,
+    timeout: options.timeoutSeconds ?? 30,
+    requests: options.headers === undefined
+      ? undefined
+      : [{ method: 'GET', path: new URL(options.url).pathname, setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, ...options.headers?.() } }) }]
+  } as any)
+  const l = result.latency as any
+  return {
+    requestsPerSecond: round(result.requests.total / Math.max(0.001, (Date.parse(String(result.finish)) - Date.parse(String(result.start))) / 1000)),
+    completed: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    latency: { samples: result.requests.total, p50: l.p50, p99: l.p99, max: l.max }
+  }
+}
+
+export interface HttpAnswer { status: number, headers: Record<string, string | string[] | undefined>, body: string, ms: number }
+
+/** One request over a keep-alive agent (which fixes the source address), timed. */
+export async function send (agent: Agent, url: string, options: { method?: string, headers?: Record<string, string>, body?: string, timeoutMs?: number } = {}): Promise<HttpAnswer> {
+  const target = new URL(url)
+  const started = performance.now()
+  return await new Promise<HttpAnswer>((resolve) => {
+    const req = httpRequest({
+      agent,
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname + target.search,
+      method: options.method ?? 'GET',
+      headers: {
+        ...(options.body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(options.body)) } : {}),
+        ...options.headers
+      }
+    }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => { body += c })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: performance.now() - started }) })
+    })
+    req.setTimeout(options.timeoutMs ?? 30_000, () => { req.destroy(new Error('timeout')) })
+    req.on('error', (error) => { resolve({ status: 0, headers: {}, body: error.message, ms: performance.now() - started }) })
+    req.end(options.body)
+  })
+}
+
+export function agentFrom (localAddress: string, maxSockets = 256): Agent {
+  return new Agent({ keepAlive: true, maxSockets, localAddress } as any)
+}
+
+/**
+ * Open loop: starts task(i) at a fixed rate for `count` tasks (or until `seconds` pass), whatever the earlier
+ * ones are doing, so a slow answer cannot slow the arrivals (no coordinated omission). Waits for all to settle.
+ */
+export async function openLoop (ratePerSecond: number, count: number, seconds: number, task: (i: number) => Promise<void>): Promise<{ started: number, elapsedMs: number }> {
+  const started = performance.now()
+  const running: Array<Promise<void>> = []
+  let i = 0
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const elapsed = performance.now() - started
+      const due = Math.min(count, Math.floor(elapsed * ratePerSecond / 1000) + 1)
+      while (i < due) running.push(task(i++).catch(() => {}))
+      if (i >= count || elapsed >= seconds * 1000) { resolve(); return }
+      setTimeout(tick, Math.max(1, Math.min(20, 1000 / ratePerSecond / 2)))
+    }
+    tick()
+  })
+  await Promise.all(running)
+  return { started: i, elapsedMs: performance.now() - started }
+}
+
+/** Closed loop: `concurrency` workers run tasks back to back until `count` are done or `seconds` pass. */
+export async function closedLoop (concurrency: number, count: number, seconds: number, task: (i: number) => Promise<void>): Promise<{ done: number, elapsedMs: number }> {
+  const started = performance.now()
+  let next = 0
+  let done = 0
+  const worker = async (): Promise<void> => {
+    while (next < count && performance.now() - started < seconds * 1000) {
+      const i = next++
+      await task(i).catch(() => {})
+      done++
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return { done, elapsedMs: performance.now() - started }
+}

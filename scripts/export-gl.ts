@@ -1,0 +1,48 @@
+// npm run export:gl: the GL journal of one day's payments posted to Alma, for PeopleSoft (SPEC section 8).
+// Reads only what it needs: the ledger, the chartfield map and, for --format flat, the layout.
+
+import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { dayRange, isTimeZone, processTimeZone, yesterday } from '../src/jobs/dates.ts'
+import { exportGl } from '../src/jobs/gl/export-gl.ts'
+import { loadLayout } from '../src/jobs/gl/flat.ts'
+import { loadGlMap } from '../src/jobs/gl/map.ts'
+import { formatDecimal } from '../src/money.ts'
+import { writeFilesAtomically } from './lib/atomic.ts'
+import { type CommandSpec, existingFile, isoDate, oneOf, runCommand, UsageError } from './lib/cli.ts'
+import { createProgress } from './lib/progress.ts'
+
+const spec: CommandSpec = {
+  name: 'export:gl',
+  summary: 'Writes gl-journal-DATE.csv (or gl-journal-DATE.dat with --format flat): one credit line per fee line posted to Alma\n' +
+    'that day, with chartfields from the map and the CashNet batch/tx as reference, and a debit to the clearing account.',
+  options: [
+    { name: 'date', env: 'GL_DATE', description: 'the day YYYY-MM-DD (must be over in GL_TIMEZONE)', default: 'yesterday' },
+    { name: 'out', env: 'GL_OUT_DIR', description: 'directory for the journal file', required: true },
+    { name: 'format', env: 'GL_FORMAT', description: 'csv, or flat (PeopleSoft Flat File Journal Import)', default: 'csv', parse: oneOf('csv', 'flat') },
+    { name: 'map', env: 'GL_MAP_FILE', description: 'chartfield map JSON (see config/gl-map.example.json)', required: true, parse: existingFile },
+    { name: 'layout', env: 'GL_FLAT_LAYOUT', description: 'flat file layout JSON', default: 'config/gl-flat-layout.json' },
+    { name: 'timezone', env: 'GL_TIMEZONE', description: 'time zone whose midnight ends the day', default: processTimeZone() },
+    { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite)', default: 'data/payments.sqlite', parse: existingFile }
+  ],
+  epilog: 'Example (cron, 01:30 every night, for the day before):\n  npm run export:gl -- --out /sftp/peoplesoft/gl --format flat'
+}
+
+await runCommand(spec, async (o) => {
+  if (!isTimeZone(o.timezone)) throw new UsageError(`--timezone: "${o.timezone}" is not a time zone (e.g. America/Los_Angeles)`)
+  const date = o.date === 'yesterday' ? yesterday(o.timezone) : isoDate(o.date)
+  if (dayRange(date, o.timezone).to.getTime() > Date.now()) throw new UsageError(`${date} is not over yet in ${o.timezone}; a day's journal is final only after its midnight`)
+  const map = await loadGlMap(o.map)
+  const layout = o.format === 'flat' ? await loadLayout(existingFile(o.layout)) : undefined
+  const progress = createProgress('export:gl')
+  const ledger = new SqliteLedger({ path: o.database })
+  try {
+    const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
+    if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)
+    for (const j of journals) {
+      progress.log(`${date} ${j.currency}: ${j.lines.length - 1} fee line(s), debits ${formatDecimal(j.totalDebits)} = credits ${formatDecimal(j.totalCredits)}`)
+    }
+    process.stdout.write(`${path}\n`)
+  } finally {
+    ledger.close()
+  }
+})

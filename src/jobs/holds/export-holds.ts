@@ -1,0 +1,148 @@
+// export:holds: read the patrons, decide who carries a hold, compare with the previous run's snapshot, write
+// the holds to assign and to release (and the patrons without a campus id), then advance the snapshot.
+
+import { join } from 'node:path'
+import { type Cents, formatDecimal } from '../../money.ts'
+import { BadInput, type Progress, SILENT } from '../errors.ts'
+import type { WriteFiles } from '../output.ts'
+import { type HoldCodes, type HoldRow, holdRows } from './columns.ts'
+import { readFinesCsv } from './fines-csv.ts'
+import { assess, describe, type HoldRules } from './rules.ts'
+import { type Hold, previousSnapshot, readSnapshot, snapshotName, snapshotRows } from './snapshot.ts'
+import type { PatronRecord } from './users-export.ts'
+import { readUsersExport } from './users-export.ts'
+
+export interface HoldsOptions {
+  source: { kind: 'users' | 'fines', path: string }
+  idType: string
+  rules: HoldRules
+  codes: HoldCodes
+  columns: string[]
+  outDir: string
+  stateDir: string
+  /** file name templates; {date} is replaced by the run date */
+  names: { add: string, remove: string, skipped: string }
+  /** refuse to release more than this share of the previous holds (a truncated export must not free everyone) */
+  maxReleasePercent: number
+  allowMassRelease: boolean
+  defaultCurrency: string
+}
+
+export interface HoldsResult {
+  records: number
+  held: number
+  added: number
+  removed: number
+  unchanged: number
+  skipped: number
+  previousDate: string | null
+  files: string[]
+}
+
+interface Skipped {
+  patron: PatronRecord
+  reason: string
+}
+
+const SKIPPED_HEADER = ['RECORD', 'ALMA_PRIMARY_ID', 'NAME', 'BALANCE', 'CURRENCY', 'WOULD_HOLD', 'HOLD_REASON', 'PROBLEM']
+
+/**
+ * A copy of a short string that shares no memory with the parser's input: V8 may keep a long identifier as a
+ * slice of a whole 256 KB read chunk, and a map of such slices would pin the whole file in memory.
+ */
+function own (s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8')
+}
+
+export async function exportHolds (options: HoldsOptions, write: WriteFiles, progress: Progress = SILENT): Promise<HoldsResult> {
+  const date = options.rules.date
+  // Hundreds of thousands of holds share a handful of currencies and block codes: keep one string of each.
+  const interned = new Map<string, string>()
+  const intern = (s: string): string => {
+    const known = interned.get(s)
+    if (known !== undefined) return known
+    interned.set(s, s)
+    return s
+  }
+  const previous = await previousSnapshot(options.stateDir, date)
+  const current = new Map<string, Hold>()
+  const skipped: Skipped[] = []
+  const onPatron = (patron: PatronRecord): void => {
+    const verdict = assess(patron, options.rules)
+    if (patron.campusId === '') {
+      skipped.push({ patron, reason: verdict === null ? '' : describe(verdict, patron.balance ?? 0 as Cents, patron.currency) })
+      return
+    }
+    if (verdict === null) return
+    const hold: Hold = { emplid: own(patron.campusId), primaryId: own(patron.primaryId), amount: patron.balance ?? 0 as Cents, currency: intern(patron.currency || options.defaultCurrency), blocks: intern(verdict.blocks), overThreshold: verdict.overThreshold }
+    const same = current.get(hold.emplid)
+    if (same === undefined) {
+      current.set(hold.emplid, hold)
+      return
+    }
+    // Two Alma accounts with one campus id: PeopleSoft knows one person, so one hold with the combined balance.
+    progress.log(`record ${patron.record}: campus id ${hold.emplid} also belongs to Alma user ${same.primaryId}; holds combined`)
+    same.primaryId = `${same.primaryId}+${hold.primaryId}`
+    if (same.currency === hold.currency) same.amount = (same.amount + hold.amount) as Cents
+    same.blocks = intern([...new Set([...same.blocks.split('+'), ...hold.blocks.split('+')])].filter(b => b !== '').join('+'))
+    same.overThreshold ||= hold.overThreshold
+  }
+  const records = options.source.kind === 'users'
+    ? await readUsersExport(options.source.path, options.idType, onPatron, progress)
+    : await readFinesCsv(options.source.path, onPatron, progress)
+  // The previous holds are streamed past today's, never loaded whole: only the releases are kept.
+  const held = new Set<Hold>()
+  const removes: HoldRow[] = []
+  const heldBefore = previous === undefined ? 0 : await readSnapshot(previous.path, hold => {
+    const now = current.get(hold.emplid)
+    if (now === undefined) removes.push({ action: 'RELEASE', hold })
+    else held.add(now)
+  }, intern)
+  const adds: HoldRow[] = []
+  for (const hold of current.values()) if (!held.has(hold)) adds.push({ action: 'ASSIGN', hold })
+  // A patron whose campus id changed is released under the old id and held under the new one; say so on both.
+  const removedByPrimary = new Map(removes.map(r => [r.hold.primaryId, r]))
+  for (const add of adds) {
+    const removed = removedByPrimary.get(add.hold.primaryId)
+    if (removed === undefined) continue
+    add.otherId = removed.hold.emplid
+    removed.otherId = add.hold.emplid
+  }
+  const byEmplid = (a: HoldRow, b: HoldRow): number => a.hold.emplid < b.hold.emplid ? -1 : a.hold.emplid > b.hold.emplid ? 1 : 0
+  adds.sort(byEmplid)
+  removes.sort(byEmplid)
+
+  if (!options.allowMassRelease && heldBefore >= 20 && removes.length * 100 > heldBefore * options.maxReleasePercent) {
+    throw new BadInput(options.source.path, '', `would release ${removes.length} of ${heldBefore} holds (more than ${options.maxReleasePercent}%); ` +
+      'is the file complete? If this is right, run again with --allow-mass-release')
+  }
+
+  const name = (template: string): string => join(options.outDir, template.replaceAll('{date}', date))
+  const files = [name(options.names.add), name(options.names.remove), name(options.names.skipped)]
+  await write([
+    { path: files[0], csv: holdRows(options.columns, adds, options.codes) },
+    { path: files[1], csv: holdRows(options.columns, removes, options.codes) },
+    { path: files[2], csv: skippedRows(skipped, options.idType) }
+  ])
+  // Only now, with both files in place, does the snapshot advance.
+  const sorted = [...current.values()].sort((a, b) => a.emplid < b.emplid ? -1 : a.emplid > b.emplid ? 1 : 0)
+  await write([{ path: join(options.stateDir, snapshotName(date)), csv: snapshotRows(sorted) }])
+  return {
+    records,
+    held: current.size,
+    added: adds.length,
+    removed: removes.length,
+    unchanged: current.size - adds.length,
+    skipped: skipped.length,
+    previousDate: previous?.date ?? null,
+    files
+  }
+}
+
+function * skippedRows (skipped: Skipped[], idType: string): Iterable<string[]> {
+  yield SKIPPED_HEADER
+  for (const { patron, reason } of skipped) {
+    yield [String(patron.record), patron.primaryId, patron.name, patron.balance === null ? '' : formatDecimal(patron.balance), patron.currency,
+      reason !== '' ? 'Y' : 'N', reason, `no ${idType} identifier in Alma`]
+  }
+}

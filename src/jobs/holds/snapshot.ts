@@ -1,0 +1,65 @@
+// The holds snapshot: who carried a library hold after each run, one file per run date in the state directory.
+// A run for date D compares with the latest snapshot dated before D, so re-running D gives the same files
+// and never counts D's own snapshot as "the previous run".
+
+import { parse as parseLine } from 'csv-parse/sync'
+import { createReadStream } from 'node:fs'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { type Cents, formatDecimal, parseCents } from '../../money.ts'
+import { BadInput } from '../errors.ts'
+import type { Verdict } from './rules.ts'
+
+export interface Hold extends Verdict {
+  emplid: string
+  primaryId: string
+  amount: Cents
+  currency: string
+}
+
+export const SNAPSHOT_HEADER = ['EMPLID', 'ALMA_PRIMARY_ID', 'AMOUNT', 'CURRENCY', 'BLOCKS', 'OVER_THRESHOLD']
+const SNAPSHOT = /^holds-snapshot-(\d{4}-\d{2}-\d{2})\.csv$/
+
+export function snapshotName (date: string): string {
+  return `holds-snapshot-${date}.csv`
+}
+
+/** The latest snapshot strictly before `date`, or undefined on the first run. */
+export async function previousSnapshot (stateDir: string, date: string): Promise<{ date: string, path: string } | undefined> {
+  let names: string[]
+  try {
+    names = await readdir(stateDir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+  const dates = names.map(n => SNAPSHOT.exec(n)?.[1]).filter((d): d is string => d !== undefined && d < date).sort()
+  const last = dates[dates.length - 1]
+  return last === undefined ? undefined : { date: last, path: join(stateDir, snapshotName(last)) }
+}
+
+/**
+ * Reads a snapshot hold by hold; `intern` lets repeated texts (currencies, block codes) share one string. Read line by line
+ * rather than through a CSV parser: this file is ours, a few hundred thousand plain lines, and the parser's
+ * per-row garbage alone tripled the job's peak memory. A quoted line (an odd identifier) still gets the parser.
+ */
+export async function readSnapshot (path: string, onHold: (hold: Hold) => void, intern: (s: string) => string = s => s): Promise<number> {
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity })
+  let n = 0
+  for await (const line of lines) {
+    if (++n === 1 || line === '') continue
+    const [emplid, primaryId, amount, currency, blocks, over] = line.includes('"') ? (parseLine(line) as string[][])[0] : line.split(',')
+    try {
+      onHold({ emplid, primaryId, amount: parseCents(amount, { allowNegative: true }), currency: intern(currency), blocks: intern(blocks ?? ''), overThreshold: over === 'Y' })
+    } catch (error) {
+      throw new BadInput(path, `line ${n}`, `damaged snapshot (${(error as Error).message}); restore it from backup, or remove it to start over`)
+    }
+  }
+  return Math.max(0, n - 1)
+}
+
+export function * snapshotRows (holds: Iterable<Hold>): Iterable<string[]> {
+  yield SNAPSHOT_HEADER
+  for (const h of holds) yield [h.emplid, h.primaryId, formatDecimal(h.amount), h.currency, h.blocks, h.overThreshold ? 'Y' : 'N']
+}
