@@ -116,6 +116,12 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
   const explained = new Set<string>()
 
   for (const checkout of scope.values()) {
+    // Staff recorded how they settled it (refund, manual credit): its tx is explained, nothing left to report.
+    if (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null) {
+      if (checkout.tx !== null) explained.add(checkout.tx)
+      for (const p of (ledger.history(checkout.id)?.postbacks ?? []).filter(succeeded)) explained.add(p.tx)
+      continue
+    }
     const unposted = checkout.lines.filter(l => l.postedAt === null)
     const base = { checkoutId: checkout.id, tx: checkout.tx ?? '', patron: patronOf(checkout), currency: checkout.currency }
     if (checkout.state === 'PAID' && checkout.paidAt !== null && checkout.paidAt < stuckCutoff.toISOString()) {

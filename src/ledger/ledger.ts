@@ -34,6 +34,8 @@ export interface Ledger {
   recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number
   /** Staff asked to retry: back to PAID with a fresh attempt budget. */
   requeue (checkoutId: string, by: string): boolean
+  /** Staff record how a NEEDS_ATTENTION payment was settled (refund, manual credit); false if not open. */
+  resolveAttention (checkoutId: string, by: string, resolution: string): boolean
   /** PAID checkouts whose next attempt is due. */
   duePostings (now: Date): string[]
   /** CREATED checkouts older than the cut-off become EXPIRED; returns their ids. */

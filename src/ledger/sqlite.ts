@@ -89,7 +89,12 @@ const MIGRATIONS: string[] = [
      to_state TEXT,
      detail TEXT NOT NULL
    );
-   CREATE INDEX audit_checkout ON audit_events (checkout_id);`
+   CREATE INDEX audit_checkout ON audit_events (checkout_id);`,
+  // Staff record how a payment that needed attention was settled (refunded in CashNet, credited in Alma); the
+  // state stays NEEDS_ATTENTION, as SPEC names it, and re-entering that state clears the resolution.
+  `ALTER TABLE checkouts ADD COLUMN resolved_at TEXT;
+   ALTER TABLE checkouts ADD COLUMN resolved_by TEXT;
+   ALTER TABLE checkouts ADD COLUMN resolution TEXT;`
 ]
 
 type Row = Record<string, any>
@@ -117,6 +122,9 @@ function toCheckout (row: Row, lines: Row[]): Checkout {
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
+    resolvedAt: row.resolved_at ?? null,
+    resolvedBy: row.resolved_by ?? null,
+    resolution: row.resolution ?? null,
     lines: lines.map((l): CheckoutLine => ({
       lineNo: l.line_no,
       feeId: l.fee_id,
@@ -229,13 +237,15 @@ export class SqliteLedger implements Ledger {
       const info = this.#db.prepare('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(checkout?.id ?? postback.checkoutId, this.#iso(), postback.peer, postback.result, postback.tx, decision.outcome, decision.reason, postback.rawBody)
       const id = Number(info.lastInsertRowid)
-      if (checkout !== undefined && decision.to !== undefined && decision.to !== checkout.state) {
+      // A new reason for attention (a double charge on a payment staff had settled) reopens it.
+      if (checkout !== undefined && decision.to !== undefined && (decision.to !== checkout.state || decision.to === 'NEEDS_ATTENTION')) {
         const now = this.#iso()
         const payment = decision.payment
         this.#db.prepare(`UPDATE checkouts SET state = ?, updated_at = ?,
             tx = COALESCE(?, tx), batchno = COALESCE(?, batchno), effdate = COALESCE(?, effdate), pmtcode = COALESCE(?, pmtcode),
             paid_at = CASE WHEN ? THEN ? ELSE paid_at END,
             attention_reason = CASE WHEN ? = 'NEEDS_ATTENTION' THEN ? ELSE attention_reason END,
+            resolved_at = NULL, resolved_by = NULL, resolution = NULL,
             next_attempt_at = CASE WHEN ? = 'PAID' THEN ? ELSE next_attempt_at END
           WHERE id = ?`)
           .run(decision.to, now,
@@ -261,7 +271,8 @@ export class SqliteLedger implements Ledger {
           posted_at = CASE WHEN ? = 'POSTED' THEN ? ELSE posted_at END,
           attention_reason = COALESCE(?, attention_reason),
           unapplied_cents = COALESCE(?, unapplied_cents),
-          next_attempt_at = CASE WHEN ? IN ('POSTED', 'NEEDS_ATTENTION') THEN NULL ELSE next_attempt_at END
+          next_attempt_at = CASE WHEN ? IN ('POSTED', 'NEEDS_ATTENTION') THEN NULL ELSE next_attempt_at END,
+          resolved_at = NULL, resolved_by = NULL, resolution = NULL
         WHERE id = ?`)
         .run(request.to, now, request.to, now, request.attentionReason ?? null, request.unapplied ?? null, request.to, request.checkoutId)
       this.#event(request.checkoutId, request.event, row.state, request.to, request.detail ?? {})
@@ -297,10 +308,19 @@ export class SqliteLedger implements Ledger {
     return this.#db.transaction(() => {
       const row = this.#db.prepare('SELECT state, tx FROM checkouts WHERE id = ?').get(checkoutId) as Row | undefined
       if (row === undefined || !['NEEDS_ATTENTION', 'PAID'].includes(row.state) || row.tx === null) return false
-      this.#db.prepare("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?")
+      this.#db.prepare("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ?, resolved_at = NULL, resolved_by = NULL, resolution = NULL WHERE id = ?")
         .run(this.#iso(), this.#iso(), checkoutId)
       this.#event(checkoutId, 'posting.retry_requested', row.state, 'PAID', { by })
       return true
+    }).immediate()
+  }
+
+  resolveAttention (checkoutId: string, by: string, resolution: string): boolean {
+    return this.#db.transaction(() => {
+      const changed = this.#db.prepare("UPDATE checkouts SET resolved_at = ?, resolved_by = ?, resolution = ?, updated_at = ? WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NULL")
+        .run(this.#iso(), by, resolution, this.#iso(), checkoutId)
+      if (changed.changes === 1) this.#event(checkoutId, 'attention.resolved', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', { by, resolution })
+      return changed.changes === 1
     }).immediate()
   }
 
@@ -332,6 +352,7 @@ export class SqliteLedger implements Ledger {
       where.push(`state IN (${filter.states.map(() => '?').join(', ')})`)
       params.push(...filter.states)
     }
+    if (filter.unresolved === true) where.push('resolved_at IS NULL')
     const search = filter.search?.trim() ?? ''
     if (search !== '') {
       where.push('(id = ? OR tx = ? OR user_id = ? OR primary_id = ? OR patron_name LIKE ? ESCAPE \'\\\' OR id IN (SELECT checkout_id FROM postbacks WHERE tx = ?))')

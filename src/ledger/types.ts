@@ -45,6 +45,10 @@ export interface Checkout {
   attempts: number
   nextAttemptAt: string | null
   lastError: string | null
+  /** when, by whom and how staff settled a NEEDS_ATTENTION payment; cleared if it needs attention again */
+  resolvedAt: string | null
+  resolvedBy: string | null
+  resolution: string | null
   lines: CheckoutLine[]
 }
 
@@ -124,6 +128,8 @@ export interface CheckoutFilter {
   states?: CheckoutState[]
   /** patron username or primary id, CashNet tx or checkout id */
   search?: string
+  /** only payments not yet settled by staff */
+  unresolved?: boolean
   limit?: number
   offset?: number
 }

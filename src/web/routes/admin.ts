@@ -55,6 +55,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
       total,
       pageSize: PAGE_SIZE,
       counts,
+      openAttention: ledger.listCheckouts({ states: ['NEEDS_ATTENTION'], unresolved: true, search: query.search, limit: 0 }).total,
       unmatchedPostbacks: ledger.unmatchedPostbacks().length
     }))
   })
@@ -117,6 +118,31 @@ const admin: FastifyPluginAsync = async (fastify) => {
     request.log.info({ event: 'admin.retry', checkout: id, tx: checkout.tx, from: checkout.state, by }, `${by} asked to retry posting ${id} (was ${checkout.state})`)
     worker.schedule(id)
     return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
+  })
+
+  fastify.post<{ Params: { id: string }, Body: { resolution?: unknown } }>('/admin/payments/:id/resolve', {
+    config: { access: 'admin', root: '../../../' },
+    preHandler: fastify.csrfProtection
+  }, async (request, reply) => {
+    const id = request.params.id
+    const by = staff(request.patron?.username)
+    const checkout = ledger.getCheckout(id)
+    if (checkout === undefined) return notFound(reply, '../../../')
+    const resolution = typeof request.body?.resolution === 'string' ? request.body.resolution.trim().replace(/\s+/g, ' ') : ''
+    if (resolution === '' || resolution.length > 500) {
+      return html(reply).code(400).send(messagePage(config, {
+        title: 'Say what was done', heading: 'Say what was done', root: '../../../', linkHome: false,
+        message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
+      }))
+    }
+    if (!ledger.resolveAttention(id, by, resolution)) {
+      return html(reply).code(409).send(messagePage(config, {
+        title: 'Nothing to settle', heading: 'Nothing to settle', root: '../../../',
+        message: `This payment is ${checkout.state}${checkout.resolvedAt !== null ? ', already settled' : ''}; only payments that need attention can be marked settled.`
+      }))
+    }
+    request.log.info({ event: 'admin.resolved', checkout: id, tx: checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)
+    return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })
 }
 

@@ -49,6 +49,8 @@ export interface PaymentsListView {
   pageSize: number
   /** how many checkouts in each state match the search (whatever states are ticked) */
   counts: Record<CheckoutState, number>
+  /** payments needing attention that staff have not settled yet */
+  openAttention: number
   unmatchedPostbacks: number
 }
 
@@ -68,12 +70,14 @@ function timeCell (iso: string | null): Html {
   return html`<time datetime="${iso}">${readable}</time>`
 }
 
-function stateBadge (state: CheckoutState): Html {
+function stateBadge (state: CheckoutState, settled = false): Html {
+  if (settled) return html`<span class="state state-${STATE_TONE.POSTED}" data-state="${state}">${STATE_LABEL[state]}, settled by staff</span>`
   return html`<span class="state state-${STATE_TONE[state]}" data-state="${state}">${STATE_LABEL[state]}</span>`
 }
 
 /** Why a payment is in the list of things to look at: the attention reason, or the last failed attempt. */
 export function attentionText (checkout: Checkout): string {
+  if (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null) return `settled by ${checkout.resolvedBy ?? 'staff'}: ${checkout.resolution ?? ''} (was: ${checkout.attentionReason ?? 'handed to staff'})`
   if (checkout.state === 'NEEDS_ATTENTION') return checkout.attentionReason ?? checkout.lastError ?? 'handed to staff'
   if (checkout.state === 'PAID') {
     return checkout.attempts > 0 && checkout.lastError !== null
@@ -92,12 +96,12 @@ export function paymentsListPage (view: PaymentsListView): string {
 <td>${timeCell(c.createdAt)}</td>
 <td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
 <td class="amount">${money(c.total, c.currency)}</td>
-<td>${stateBadge(c.state)}</td>
+<td>${stateBadge(c.state, c.resolvedAt !== null)}</td>
 <td>${c.tx ?? ''}</td>
 <td class="reason">${attentionText(c)}</td>
 </tr>`)
   const stateBoxes = CHECKOUT_STATES.map(state => html`<label class="check"><input type="checkbox" name="state" value="${state}"${query.states.includes(state) ? html` checked` : ''}> ${STATE_LABEL[state]} (${counts[state]})</label>`)
-  const attention = counts.NEEDS_ATTENTION
+  const attention = view.openAttention
   return page({
     title: 'Payments (staff)',
     root: './',
@@ -192,7 +196,7 @@ export function paymentPage (view: PaymentView): string {
     body: html`<p><a href="../../admin">← All payments</a></p>
 <h1>Payment <code>${checkout.id}</code></h1>
 ${view.notice !== undefined ? html`<div class="notice ok" role="status"><p>${view.notice}</p></div>` : ''}
-<p class="lead">State: ${stateBadge(checkout.state)}</p>
+<p class="lead">State: ${stateBadge(checkout.state, checkout.resolvedAt !== null)}</p>
 ${reason !== ''
     ? html`<div class="notice ${checkout.state === 'NEEDS_ATTENTION' ? 'bad' : 'warn'}" role="status"><p><strong>${checkout.state === 'NEEDS_ATTENTION' ? 'Needs attention because: ' : 'Not yet posted: '}</strong><span class="attention-reason">${reason}</span></p></div>`
     : ''}
@@ -207,6 +211,16 @@ ${retry
       : onlyUnappliedLeft(checkout)
         ? html`<p class="no-retry">Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in CashNet or credit it in Alma by hand.</p>`
         : html`<p class="no-retry">This payment has no CashNet transaction number, so it cannot be retried from here; check the postbacks below and CashNet’s records.</p>`}
+${checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
+    ? html`<div class="notice ok" role="status"><p><strong>Settled</strong> by ${checkout.resolvedBy ?? 'staff'} on ${timeCell(checkout.resolvedAt)}: <span class="resolution">${checkout.resolution ?? ''}</span></p></div>`
+    : checkout.state === 'NEEDS_ATTENTION'
+      ? html`<form class="resolve" method="post" action="${encodeURIComponent(checkout.id)}/resolve">
+<input type="hidden" name="_csrf" value="${view.csrfToken}">
+<p>When the money is dealt with outside this service (refunded in CashNet, credited or paid by hand in Alma), record what was done. The payment then leaves the list of things to look at and reconciliation stops reporting it; the note stays in its history.</p>
+<p><label for="resolution">What was done (required)</label><br><textarea id="resolution" name="resolution" rows="3" cols="60" maxlength="500" required></textarea></p>
+<button class="button secondary" type="submit">Mark as settled</button>
+</form>`
+      : ''}
 <h2>Checkout</h2>
 <dl class="facts">
 <dt>Patron</dt><dd>${checkout.patronName}</dd>
