@@ -5,7 +5,10 @@
   if (!form) return
   var output = document.getElementById('selected-total')
   var button = document.getElementById('pay-button')
+  var hint = document.getElementById('pay-hint')
+  var hintText = hint ? hint.textContent : ''
   var currency = form.getAttribute('data-currency') || 'USD'
+  var minimum = Number(form.getAttribute('data-min-cents') || '0')
   var locale = document.documentElement.getAttribute('lang') || 'en'
   var format = function (cents) {
     try { return new Intl.NumberFormat(locale, { style: 'currency', currency: currency }).format(cents / 100) } catch (e) { return (cents / 100).toFixed(2) }
@@ -18,11 +21,18 @@
       if (boxes[i].checked) { total += Number(boxes[i].getAttribute('data-cents')); count++ }
     }
     if (output) output.textContent = format(total)
+    var tooSmall = count > 0 && total < minimum
     if (button) {
-      button.disabled = count === 0
+      button.disabled = count === 0 || tooSmall
       button.textContent = count === 0 ? 'Choose a fee to pay' : 'Pay ' + format(total)
     }
+    if (hint) hint.textContent = tooSmall ? 'Choose more fees: the smallest online payment is ' + format(minimum) + '.' : hintText
   }
   form.addEventListener('change', update)
+  // a second click while the browser is already on its way would start a second checkout
+  form.addEventListener('submit', function () {
+    if (button) window.setTimeout(function () { button.disabled = true }, 0)
+  })
+  window.addEventListener('pageshow', update)
   update()
 })()

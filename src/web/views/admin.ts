@@ -122,7 +122,7 @@ ${stateBoxes}
 <div class="actions"><button class="button" type="submit">Show payments</button> <a href="admin">Clear filters</a>
 <a href="admin/payments.csv${listSearch(query, 1)}" download>Download CSV of these payments</a></div>
 </form>
-<div class="table-scroll">
+<div class="table-scroll" tabindex="0" role="region" aria-label="Payments">
 <table class="admin">
 <caption>${view.total} payment(s)${query.search !== '' ? html` matching “${query.search}”` : ''}${query.states.length > 0 ? html` in state ${query.states.map(s => STATE_LABEL[s]).join(', ')}` : ''}, newest first${pages > 1 ? html` (page ${query.page} of ${pages})` : ''}</caption>
 <thead><tr><th scope="col">Checkout</th><th scope="col">Created</th><th scope="col">Patron</th><th scope="col" class="amount">Total</th><th scope="col">State</th><th scope="col">CashNet tx</th><th scope="col">Needs attention because</th></tr></thead>
@@ -239,7 +239,7 @@ ${checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
 <dt>Last error</dt><dd>${checkout.lastError ?? '–'}</dd>
 ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? html`<dt>Earlier attention reason</dt><dd>${checkout.attentionReason}</dd>` : ''}
 </dl>
-<div class="table-scroll">
+<div class="table-scroll" tabindex="0" role="region" aria-label="Fee lines">
 <table class="admin">
 <caption>Fee lines</caption>
 <thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
@@ -250,14 +250,14 @@ ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? ht
 ${postbacks.length > 0 ? postbackSections : html`<p>No postback has arrived for this checkout.</p>`}
 <h2>Alma calls (${almaCalls.length})</h2>
 ${almaCalls.length > 0
-    ? html`<div class="table-scroll"><table class="admin">
+    ? html`<div class="table-scroll" tabindex="0" role="region" aria-label="Alma calls"><table class="admin">
 <caption>Every call made to Alma while posting, with its answer</caption>
 <thead><tr><th scope="col">At</th><th scope="col">Method</th><th scope="col">Path</th><th scope="col">Status</th><th scope="col">errorCode</th><th scope="col">errorMessage</th><th scope="col">trackingId</th><th scope="col" class="amount">Took</th></tr></thead>
 <tbody>${calls}</tbody>
 </table></div>`
     : html`<p>No call to Alma has been made for this checkout.</p>`}
 <h2>Audit events (${events.length})</h2>
-<div class="table-scroll"><table class="admin">
+<div class="table-scroll" tabindex="0" role="region" aria-label="Audit events"><table class="admin">
 <caption>Every state change and step, oldest first</caption>
 <thead><tr><th scope="col">At</th><th scope="col">Event</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
 <tbody>${events.map(eventRow)}</tbody>

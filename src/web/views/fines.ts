@@ -36,11 +36,11 @@ export function finesPage (view: FinesView): string {
   if (owed.length === 0) {
     const credits = view.fees.filter(f => f.fee.balance < 0)
     return page({
-      title: 'Nothing to pay',
+      title: 'Your library fines: nothing to pay',
       root: './',
       branding: view.branding,
       body: html`<h1>Nothing to pay, ${name}</h1>
-<p class="lead">You have no outstanding library fines or fees. Thank you!</p>
+<div class="notice ok"><p class="lead">You have no outstanding library fines or fees. Thank you!</p></div>
 ${view.notice !== undefined ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
 ${credits.length > 0 ? html`<p>You have a credit of ${money(Math.abs(credits.reduce((s, f) => s + f.fee.balance, 0)) as Cents)} on your library account.</p>` : ''}`
     })
@@ -48,17 +48,25 @@ ${credits.length > 0 ? html`<p>You have a credit of ${money(Math.abs(credits.red
 
   const rows = view.fees.map(({ fee, notPayable }) => {
     const id = `fee-${fee.id}`
-    const label = fee.type.desc || fee.type.code
+    const kind = fee.type.desc || fee.type.code
     const what = fee.title !== '' ? fee.title : (fee.barcode !== '' ? `Item ${fee.barcode}` : '')
+    const amount = money(fee.balance, fee.currency || view.currency)
+    const library = fee.owner.desc || fee.owner.code
+    // A screen reader hears the checkbox as "Overdue fine, The Name of the Rose, $5.00": the visible label's words
+    // in the same order (so voice control finds it too), with the amount and the pauses the eye gets from the layout.
+    const spoken = [kind, what, amount].filter(part => part !== '').join(', ')
+    const name = html`<span class="fee-title">${kind}</span>${what !== '' ? html`<span class="fee-what">${what}</span>` : ''}`
     return html`<tr>
 <td class="select">${notPayable === null
-      ? html`<input type="checkbox" name="fee" value="${fee.id}" id="${id}" data-cents="${fee.balance}" checked aria-describedby="${id}-amount">`
-      : html`<span class="visually-hidden">Not selectable</span>`}</td>
-<td class="detail"><label for="${notPayable === null ? id : ''}"><span class="fee-title">${label}</span>${what !== '' ? html`<span class="fee-meta">${what}${fee.barcode !== '' && fee.title !== '' ? html` · barcode ${fee.barcode}` : ''}</span>` : ''}</label>
-${notPayable !== null ? html` <span class="badge">${NOT_PAYABLE_TEXT[notPayable]}</span>` : ''}</td>
-<td class="library">${fee.owner.desc || fee.owner.code}</td>
+      ? html`<input type="checkbox" name="fee" value="${fee.id}" id="${id}" data-cents="${fee.balance}" aria-label="${spoken}" checked>`
+      : html`<span class="visually-hidden">Cannot be paid online</span>`}</td>
+<td class="detail">${notPayable === null ? html`<label for="${id}">${name}</label>` : html`<span class="fee-name">${name}</span>`}
+${fee.barcode !== '' && fee.title !== '' ? html`<span class="fee-meta">Barcode ${fee.barcode}</span>` : ''}
+<span class="fee-meta narrow-only">${library}${fee.creationTime !== '' ? html` · ${dateCell(fee.creationTime)}` : ''}</span>
+${notPayable !== null ? html`<span class="badge">${NOT_PAYABLE_TEXT[notPayable]}</span>` : ''}</td>
+<td class="library">${library}</td>
 <td class="date">${dateCell(fee.creationTime)}</td>
-<td class="amount" id="${id}-amount">${money(fee.balance, fee.currency || view.currency)}</td>
+<td class="amount${fee.balance < 0 ? ' credit' : ''}">${amount}</td>
 </tr>`
   })
 
@@ -69,23 +77,24 @@ ${notPayable !== null ? html` <span class="badge">${NOT_PAYABLE_TEXT[notPayable]
     scripts: ['fines.js', 'dates.js'],
     body: html`<h1>Library fines and fees for ${name}</h1>
 ${view.notice !== undefined ? html`<div class="notice warn" role="alert">${view.notice}</div>` : ''}
-<p class="lead">You owe <strong>${money(owed.reduce((s, f) => s + f.fee.balance, 0) as Cents)}</strong>. Choose what to pay now; you will pay on CashNet, the university’s secure payment page.</p>
-<form id="pay-form" method="post" action="checkout" data-currency="${view.currency}">
+<p class="lead">You owe <strong>${money(owed.reduce((s, f) => s + f.fee.balance, 0) as Cents)}</strong>. Untick anything you do not want to pay now, then pay on CashNet, the university’s secure payment page.</p>
+<form id="pay-form" method="post" action="checkout" data-currency="${view.currency}" data-min-cents="${view.minPayment}">
 <input type="hidden" name="_csrf" value="${view.csrfToken}">
 <div class="table-scroll">
 <table class="fees">
 <caption>Outstanding fines and fees</caption>
-<thead><tr><th scope="col"><span class="visually-hidden">Pay</span></th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col">Date</th><th scope="col" class="amount">Amount</th></tr></thead>
+<thead><tr><th scope="col" class="select">Pay</th><th scope="col">Fee</th><th scope="col" class="library">Library</th><th scope="col" class="date">Date</th><th scope="col" class="amount">Amount</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
-<tfoot><tr><th scope="row" colspan="4">Selected to pay</th><td class="amount"><output id="selected-total" aria-live="polite">${money(payableTotal)}</output></td></tr></tfoot>
+<tfoot><tr><td class="select"></td><th scope="row">Selected to pay</th><td class="library"></td><td class="date"></td><td class="amount"><output id="selected-total" for="${payable.map(f => `fee-${f.fee.id}`).join(' ')}" aria-live="polite">${money(payableTotal)}</output></td></tr></tfoot>
 </table>
 </div>
 ${payable.length === 0
       ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>`
-      : html`<div class="actions"><button class="button" id="pay-button" type="submit">Pay selected fees</button>
-<span class="muted">The smallest online payment is ${money(view.minPayment)}.</span></div>`}
+      : html`<div class="actions"><button class="button" id="pay-button" type="submit" aria-describedby="pay-hint">Pay selected fees</button>
+<span class="muted" id="pay-hint">${view.minPayment > 1 ? `The smallest online payment is ${money(view.minPayment)}.` : ''}</span></div>
+<p class="muted small">Card details are entered on CashNet, never on this site.</p>`}
 </form>`
   })
 }

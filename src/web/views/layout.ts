@@ -17,6 +17,11 @@ export interface PageOptions {
   branding: Branding
   body: Html
   scripts?: string[]
+  /**
+   * Without JavaScript only: seconds before the page reloads itself (a receipt still waiting). With JavaScript the
+   * page's script checks in the background instead, so no reload takes a screen reader's place (WCAG 2.2.1).
+   */
+  noscriptRefreshSeconds?: number
 }
 
 /** WCAG relative luminance of a #rrggbb colour. */
@@ -67,6 +72,7 @@ export function page (options: PageOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+${options.noscriptRefreshSeconds !== undefined ? trusted(`<noscript><meta http-equiv="refresh" content="${Math.max(5, Math.floor(options.noscriptRefreshSeconds))}"></noscript>`) : ''}
 <title>${options.title} – ${branding.libraryName}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="${root}assets/style.css">

@@ -7,30 +7,32 @@ import { type Html, html } from '../html.ts'
 import { dateCell } from './fines.ts'
 import { type Branding, page } from './layout.ts'
 
-interface Wording { title: string, heading: string, tone: 'ok' | 'warn' | 'bad', message: string, refresh?: number }
+interface Wording { title: string, heading: string, tone: 'ok' | 'warn' | 'bad', message: string, pending: boolean, refresh?: number }
 
 export function receiptWording (checkout: Checkout): Wording {
   switch (checkout.state) {
     case 'POSTED':
-      return { title: 'Payment received', heading: 'Payment received and recorded in the library system', tone: 'ok', message: 'Thank you. Your library account has been updated.' }
+      return { title: 'Payment received: receipt', heading: 'Payment received and recorded in the library system', tone: 'ok', message: 'Thank you. Your library account has been updated.', pending: false }
     case 'PAID':
-      return { title: 'Payment received', heading: 'Payment received; the library system is being updated', tone: 'ok', message: 'Thank you. Your payment went through. It can take a few minutes to show on your library account; this page updates itself.', refresh: 10 }
+      return { title: 'Payment received: receipt', heading: 'Payment received; the library system is being updated', tone: 'ok', message: 'Thank you. Your payment went through. It can take a few minutes to show on your library account. You do not need to pay again.', pending: true, refresh: 10 }
     case 'NEEDS_ATTENTION':
-      return { title: 'Payment received', heading: 'Payment received; library staff will finish recording it', tone: 'warn', message: 'Your payment went through, but it needs a person to finish recording it in the library system. You do not need to pay again; staff have been told. If you were charged more than your fines, the difference will be refunded.' }
+      return { title: 'Payment received: receipt', heading: 'Payment received; library staff will finish recording it', tone: 'warn', message: 'Your payment went through, but it needs a person to finish recording it in the library system. You do not need to pay again; staff have been told. If you were charged more than your fines, the difference will be refunded.', pending: false }
     case 'DECLINED':
-      return { title: 'Payment declined', heading: 'Your payment was declined', tone: 'bad', message: 'CashNet did not accept the payment, so nothing was charged. You can try again with another card.' }
+      return { title: 'Payment declined', heading: 'Your payment was declined', tone: 'bad', message: 'CashNet did not accept the payment, so nothing was charged. You can try again with another card.', pending: false }
     case 'CANCELLED':
-      return { title: 'Payment cancelled', heading: 'Payment cancelled', tone: 'warn', message: 'You cancelled the payment on CashNet. Nothing was charged.' }
+      return { title: 'Payment cancelled', heading: 'Payment cancelled', tone: 'warn', message: 'You cancelled the payment on CashNet. Nothing was charged.', pending: false }
     case 'EXPIRED':
-      return { title: 'Payment not completed', heading: 'This payment was not completed', tone: 'warn', message: 'We never heard from CashNet about this payment, so it was closed after 24 hours. If you were charged, contact the library with the reference below.' }
+      return { title: 'Payment not completed', heading: 'This payment was not completed', tone: 'warn', message: 'We never heard from CashNet about this payment, so it was closed after 24 hours. If you were charged, contact the library with the reference below.', pending: false }
     case 'CREATED':
-      return { title: 'Waiting for CashNet', heading: 'Waiting for confirmation from CashNet', tone: 'warn', message: 'We have not yet heard from CashNet about this payment. If you completed it, this page updates itself in a few seconds; if you left CashNet without paying, nothing was charged.', refresh: 5 }
+      return { title: 'Waiting for CashNet', heading: 'Waiting for confirmation from CashNet', tone: 'warn', message: 'We have not yet heard from CashNet about this payment. If you completed it, this usually takes a few seconds. If you left CashNet without paying, nothing was charged.', pending: true, refresh: 5 }
   }
 }
 
 export function receiptPage (branding: Branding, checkout: Checkout, root = '../'): string {
   const wording = receiptWording(checkout)
   const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
+  // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling
+  const self = `return?ref=${encodeURIComponent(checkout.id)}`
   const lines: Html[] = checkout.lines.map(line => html`<tr>
 <td>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</td>
 <td class="amount">${formatMoney(line.amount, checkout.currency)}</td></tr>`)
@@ -38,20 +40,25 @@ export function receiptPage (branding: Branding, checkout: Checkout, root = '../
     title: wording.title,
     root,
     branding,
-    refreshSeconds: wording.refresh,
-    scripts: ['dates.js'],
-    body: html`<h1>${wording.heading}</h1>
-<div class="notice ${wording.tone}" role="status"><p>${wording.message}</p></div>
+    scripts: ['dates.js', 'receipt.js'],
+    noscriptRefreshSeconds: wording.refresh,
+    body: html`<div id="receipt" data-state="${checkout.state}" data-pending="${wording.pending ? 'true' : 'false'}" data-check="${self}">
+<h1>${wording.heading}</h1>
+<div class="notice ${wording.tone}"><p>${wording.message}</p>
+${wording.pending ? html`<p class="check-again"><span class="auto-note"></span> <a href="${self}">Check again now</a></p>` : ''}</div>
 <dl class="facts">
-<dt>Amount</dt><dd>${formatMoney(checkout.total, checkout.currency)}</dd>
+<dt>Amount</dt><dd class="amount-fact">${formatMoney(checkout.total, checkout.currency)}</dd>
 <dt>Date</dt><dd>${dateCell(checkout.paidAt ?? checkout.createdAt)}</dd>
 ${checkout.tx !== null && checkout.tx !== '' ? html`<dt>CashNet transaction</dt><dd>${checkout.tx}</dd>` : ''}
-<dt>Reference</dt><dd>${checkout.id}</dd>
+<dt>Reference</dt><dd class="reference">${checkout.id}</dd>
 </dl>
-<table><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>
+<table class="lines"><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>
 <thead><tr><th scope="col">Fee</th><th scope="col" class="amount">Amount</th></tr></thead>
-<tbody>${lines}</tbody></table>
-<div class="actions"><a class="button${retry ? '' : ' secondary'}" href="${root}">${retry ? 'Back to your fines to try again' : 'Back to your fines'}</a></div>`
+<tbody>${lines}</tbody>
+<tfoot><tr><th scope="row">Total</th><td class="amount">${formatMoney(checkout.total, checkout.currency)}</td></tr></tfoot></table>
+<div class="actions"><a class="button${retry ? '' : ' secondary'}" href="${root}">${retry ? 'Back to your fines to try again' : 'Back to your fines'}</a></div>
+</div>
+<p id="receipt-live" class="visually-hidden" role="status" aria-live="polite"></p>`
   })
 }
 
