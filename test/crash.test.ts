@@ -4,7 +4,7 @@
 
 import t, { type Test } from 'tap'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SqliteLedger } from '../src/ledger/sqlite.ts'
@@ -73,6 +73,7 @@ async function rig (t: Test): Promise<Rig> {
   t.teardown(async () => {
     await kill()
     ledger.close()
+    rmSync(dir, { recursive: true, force: true })
     await ezproxy.close()
     await cashnet.close()
     await alma.close()

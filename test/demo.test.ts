@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Browser, until, freePort } from './helper.ts'
@@ -20,7 +20,10 @@ for (const mode of ['header', 'userobject'] as const) {
     let output = ''
     demo.stdout.on('data', (chunk) => { output += String(chunk) })
     demo.stderr.on('data', (chunk) => { output += String(chunk) })
-    t.teardown(() => { try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {} })
+    t.teardown(() => {
+      try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {}
+      rmSync(dir, { recursive: true, force: true })
+    })
     await until(() => output.includes('demo is running'), 'the demo to start', 60000)
     const publicUrl = `http://127.0.0.1:${port}`
     t.match(output, `Open ${publicUrl}/login?url=/`, 'it prints the one URL to open')
