@@ -189,6 +189,22 @@ export class SqliteLedger implements Ledger {
     return this.#now().toISOString()
   }
 
+  /**
+   * Writes that Alma's own record makes recoverable skip the fsync (WAL with synchronous=NORMAL: safe against a
+   * killed process, may be lost with the machine's power). A lost "line posted" or "POSTED" is found again by
+   * the next posting, which reads each fee's transactions for our tx (the "pay started" event that makes it
+   * look stays fully durable); a lost Alma-call record is diagnostics. Each fsync blocks the event loop for
+   * milliseconds, and a posting made five; postbacks and checkouts keep theirs.
+   */
+  #relaxed<T> (write: () => T): T {
+    this.#db.pragma('synchronous = NORMAL')
+    try {
+      return write()
+    } finally {
+      this.#db.pragma('synchronous = FULL')
+    }
+  }
+
   #event (checkoutId: string | null, event: string, fromState: string | null, toState: string | null, detail: Record<string, unknown>): void {
     this.#db.prepare('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
       .run(checkoutId, this.#iso(), event, fromState, toState, JSON.stringify(detail))
@@ -263,7 +279,7 @@ export class SqliteLedger implements Ledger {
   }
 
   transition (request: TransitionRequest): boolean {
-    return this.#db.transaction(() => {
+    return this.#relaxed(() => this.#db.transaction(() => {
       const row = this.#db.prepare('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
       if (row === undefined || !request.from.includes(row.state)) return false
       const now = this.#iso()
@@ -277,31 +293,31 @@ export class SqliteLedger implements Ledger {
         .run(request.to, now, request.to, now, request.attentionReason ?? null, request.unapplied ?? null, request.to, request.checkoutId)
       this.#event(request.checkoutId, request.event, row.state, request.to, request.detail ?? {})
       return true
-    }).immediate()
+    }).immediate())
   }
 
   markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void {
-    this.#db.transaction(() => {
+    this.#relaxed(() => this.#db.transaction(() => {
       const changed = this.#db.prepare('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
         .run(postedAmount, this.#iso(), checkoutId, lineNo)
       if (changed.changes === 1) this.#event(checkoutId, 'line.posted', null, null, { line: lineNo, posted: postedAmount, ...detail })
-    }).immediate()
+    }).immediate())
   }
 
   recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void {
-    this.#db.prepare(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
+    this.#relaxed(() => this.#db.prepare(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs)
+      .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs))
   }
 
   recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number {
-    return this.#db.transaction(() => {
+    return this.#relaxed(() => this.#db.transaction(() => {
       this.#db.prepare('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
         .run(nextAttemptAt?.toISOString() ?? null, lastError.slice(0, 1000), this.#iso(), checkoutId)
       const row = this.#db.prepare('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
       this.#event(checkoutId, 'posting.attempt_failed', null, null, { attempt: row.attempts, error: lastError, retryAt: nextAttemptAt?.toISOString() ?? null })
       return row.attempts as number
-    }).immediate()
+    }).immediate())
   }
 
   requeue (checkoutId: string, by: string): boolean {
