@@ -125,10 +125,19 @@ function addressList (variable: string, value: string): string[] {
   return entries
 }
 
+const HINTS: Record<string, string> = {
+  ALMA_API_KEY: 'the Alma API key from the Ex Libris Developer Network, with Users read/write',
+  CASHNET_ITEM_CODE: 'the CashNet item code for a fee line, e.g. LIB-FINE',
+  CASHNET_POSTBACK_ALLOW: 'the IPs or CIDR ranges CashNet posts results from, comma-separated (ask Transact)',
+  EZPROXY_ALLOW: 'the IPs or CIDR ranges of the EZproxy servers, comma-separated'
+}
+
 /** What each variable expects, for the one-line start-up error. */
 function describe (variable: string): string {
   const property = (schema.properties as Record<string, { type: string, enum?: readonly string[], pattern?: string, minLength?: number, minimum?: number, maximum?: number }>)[variable]
   if (property === undefined) return 'is not valid'
+  const hint = HINTS[variable]
+  if (hint !== undefined) return hint
   if (property.enum !== undefined) return `must be one of ${property.enum.join(', ')}`
   if (property.type === 'integer') return `must be a whole number${property.minimum !== undefined ? ` from ${property.minimum}` : ''}${property.maximum !== undefined ? ` to ${property.maximum}` : ''}`
   if (variable === 'COOKIE_SECRET') return 'must be at least 32 characters of random text'

@@ -70,7 +70,9 @@ export interface ServiceProcess {
 /** Starts the service from an entry file with this environment; logs (JSON lines) go to logFile. */
 export async function startService (entry: string, env: Record<string, string>, logFile: string, nodeArgs: string[] = []): Promise<ServiceProcess> {
   const out = openSync(logFile, 'a')
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] })
+  // The production service runs compiled (npm run build), as npm start runs it; TypeScript entries need tsx.
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : []
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, entry], { env: { ...process.env, ...env }, stdio: ['ignore', out, out] })
   const url = `http://127.0.0.1:${env.PORT}`
   const deadline = Date.now() + 30_000
   let exited: number | null = null

@@ -29,7 +29,13 @@ const USUAL: Record<FinesField, RegExp> = {
   currency: /currency/i
 }
 
-interface Owed { campusId: string, primaryId: string, balance: Cents, currency: string }
+/**
+ * Balances by patron and currency, keyed `primaryId NUL campusId NUL currency`: one number per patron rather
+ * than an object, because a large university has 200,000 patrons with a balance and this map is the job's
+ * only long-lived data (measured: 300 MB peak with an object per patron, most of it garbage V8 had room for).
+ */
+type Owed = Map<string, number>
+const SEP = '\u0000'
 
 function as<T> (node: unknown): T[] {
   if (node === undefined || node === null || node === '') return []
@@ -60,7 +66,7 @@ function columnsFrom (rowset: any, options: FinesOptions, where: string): Partia
 }
 
 export async function exportFines (client: AlmaClient, options: FinesOptions, write: WriteFiles, progress: Progress = SILENT): Promise<{ path: string, patrons: number, rows: number, pages: number }> {
-  const owed = new Map<string, Owed>()
+  const owed: Owed = new Map()
   let columns: Partial<Record<FinesField, string>> | undefined
   let token = ''
   let rows = 0
@@ -86,13 +92,14 @@ export async function exportFines (client: AlmaClient, options: FinesOptions, wr
     emptyInARow = pageRows.length === 0 ? emptyInARow + 1 : 0
     if (emptyInARow > 5) throw new BadInput(options.reportPath, where, 'Analytics kept answering empty pages without finishing')
   }
-  const patrons = [...owed.values()].filter(o => o.balance > 0).sort((a, b) => a.primaryId < b.primaryId ? -1 : a.primaryId > b.primaryId ? 1 : a.currency < b.currency ? -1 : 1)
+  // Sorted by primary id, then campus id and currency: the key's own order, since NUL sorts before any character.
+  const patrons = [...owed.keys()].filter(key => (owed.get(key) as number) > 0).sort()
   const path = join(options.outDir, finesFileName(options.date))
-  await write([{ path, csv: finesRows(patrons, options.date) }])
+  await write([{ path, csv: finesRows(owed, patrons, options.date) }])
   return { path, patrons: patrons.length, rows, pages: page }
 }
 
-function add (owed: Map<string, Owed>, row: Record<string, unknown>, columns: Partial<Record<FinesField, string>>, options: FinesOptions, where: string): void {
+function add (owed: Owed, row: Record<string, unknown>, columns: Partial<Record<FinesField, string>>, options: FinesOptions, where: string): void {
   const cell = (field: FinesField): string => columns[field] === undefined ? '' : text(row[columns[field] as string]).trim()
   const primaryId = cell('primaryId')
   const campusId = cell('campusId')
@@ -105,13 +112,14 @@ function add (owed: Map<string, Owed>, row: Record<string, unknown>, columns: Pa
     throw new BadInput(options.reportPath, where, `balance "${cell('balance').slice(0, 40)}" is not an amount`)
   }
   // One row per fee or per patron: either way the file carries one line per patron and currency.
-  const key = `${primaryId}\u0000${campusId}\u0000${currency}`
-  const known = owed.get(key)
-  if (known === undefined) owed.set(key, { campusId, primaryId, balance, currency })
-  else known.balance = (known.balance + balance) as Cents
+  const key = `${primaryId}${SEP}${campusId}${SEP}${currency}`
+  owed.set(key, (owed.get(key) ?? 0) + balance)
 }
 
-function * finesRows (patrons: Owed[], date: string): Iterable<string[]> {
+function * finesRows (owed: Owed, keys: string[], date: string): Iterable<string[]> {
   yield [...FINES_HEADER]
-  for (const p of patrons) yield [p.campusId, p.primaryId, formatDecimal(p.balance), p.currency, date]
+  for (const key of keys) {
+    const [primaryId, campusId, currency] = key.split(SEP)
+    yield [campusId, primaryId, formatDecimal(owed.get(key) as Cents), currency, date]
+  }
 }
