@@ -24,6 +24,17 @@ async function start (stack: TestStack, username: string): Promise<string> {
   return checkoutIdFrom(fields)
 }
 
+/** Carol pays a fee that staff closed in Alma meanwhile: paid at CashNet, nothing to apply, NEEDS_ATTENTION. */
+async function unapplicable (stack: TestStack): Promise<string> {
+  const carol = new Browser(stack).login('carol')
+  const { fields, action } = await carol.checkout()
+  const id = checkoutIdFrom(fields)
+  stack.alma.closeFee('300001')
+  await carol.payOnCashnet(action, fields)
+  await until(() => state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
+  return id
+}
+
 function state (stack: TestStack, id: string): string | undefined {
   return stack.app.ledger.getCheckout(id)?.state
 }
@@ -277,12 +288,7 @@ t.test('only ADMIN_USERS through EZproxy reach the staff pages', async t => {
 
 t.test('money that could not be applied is not offered for a pointless retry', async t => {
   const stack = await build(t)
-  const carol = new Browser(stack).login('carol')
-  const { fields, action } = await carol.checkout()
-  const id = checkoutIdFrom(fields)
-  stack.alma.closeFee('300001')
-  await carol.payOnCashnet(action, fields)
-  await until(() => state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
+  const id = await unapplicable(stack)
   const tx = stack.cashnet.sent.at(-1)?.fields.tx ?? ''
   const staff = new Browser(stack).login('staff')
   const detail = await staff.get(`/admin/payments/${id}`)
@@ -295,12 +301,7 @@ t.test('money that could not be applied is not offered for a pointless retry', a
 
 t.test('staff settle money that could not be applied: it leaves the attention list and reconciliation', async t => {
   const stack = await build(t)
-  const carol = new Browser(stack).login('carol')
-  const { fields, action } = await carol.checkout()
-  const id = checkoutIdFrom(fields)
-  stack.alma.closeFee('300001')
-  await carol.payOnCashnet(action, fields)
-  await until(() => state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
+  const id = await unapplicable(stack)
   const { reconcile } = await import('../src/jobs/reconcile.ts')
   const before = await reconcile({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
   t.ok(before.findings.some(f => f.checkoutId === id), 'reconciliation reports it while it is open')

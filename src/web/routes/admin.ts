@@ -2,7 +2,7 @@
 // Reading is free; the one action, "retry posting", is a CSRF-protected POST that requeues the payment in the
 // ledger (with the staff member's name in the audit trail) and hands it to the posting worker.
 
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Checkout, CheckoutState } from '../../ledger/types.ts'
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { messagePage } from '../views/fines.ts'
@@ -97,15 +97,22 @@ const admin: FastifyPluginAsync = async (fastify) => {
     }))
   })
 
+  /** The payment a staff action (POST /admin/payments/:id/...) is about, and who acts; a 404 page if none. */
+  const actionTarget = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { id: string, by: string, checkout: Checkout } | FastifyReply => {
+    const id = request.params.id
+    const checkout = ledger.getCheckout(id)
+    if (checkout === undefined) return notFound(reply, '../../../')
+    return { id, by: staff(request.patron?.username), checkout }
+  }
+
   fastify.post<{ Params: { id: string } }>('/admin/payments/:id/retry', {
     config: { access: 'admin', root: '../../../' },
     // preHandler, not onRequest: the token is in the form body, which is parsed after onRequest
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
-    const id = request.params.id
-    const by = staff(request.patron?.username)
-    const checkout = ledger.getCheckout(id)
-    if (checkout === undefined) return notFound(reply, '../../../')
+    const target = actionTarget(request, reply)
+    if (!('checkout' in target)) return target
+    const { id, by, checkout } = target
     if (!canRetry(checkout) || !ledger.requeue(id, by)) {
       request.log.info({ event: 'admin.retry_refused', checkout: id, state: checkout.state }, `${by} asked to retry ${id}, which is ${checkout.state}: nothing to retry`)
       return html(reply).code(409).send(messagePage(config, {
@@ -124,10 +131,9 @@ const admin: FastifyPluginAsync = async (fastify) => {
     config: { access: 'admin', root: '../../../' },
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
-    const id = request.params.id
-    const by = staff(request.patron?.username)
-    const checkout = ledger.getCheckout(id)
-    if (checkout === undefined) return notFound(reply, '../../../')
+    const target = actionTarget(request, reply)
+    if (!('checkout' in target)) return target
+    const { id, by, checkout } = target
     const resolution = typeof request.body?.resolution === 'string' ? request.body.resolution.trim().replace(/\s+/g, ' ') : ''
     if (resolution === '' || resolution.length > 500) {
       return html(reply).code(400).send(messagePage(config, {
