@@ -151,7 +151,7 @@ const ratio = (ms: number, base: number): number => round(ms / base, 2)
 log('item 1: fines page vs a bare Fastify route, sandbox Alma answering at once')
 const bare = await forkReady(new URL('./lib/bare.ts', import.meta.url).pathname, { PORT: String(await freePort()) })
 await cannon({ url: bare.url, connections: 50, duration: secs(2) })
-const bareRun = await cannon({ url: bare.url, connections: 50, duration: secs(8) })
+const bareRun = await cannon({ url: bare.url, connections: 50, duration: secs(6) })
 bare.child.disconnect()
 
 await setAlma(0, 1e9)
@@ -160,7 +160,7 @@ const lifted = await service('./lib/service.ts', serviceEnv(liftedPort, join(wor
 await cannon({ url: `${lifted.url}/`, connections: 50, duration: secs(2), headers: pageUser })
 const cpuBefore = procStats(lifted.child.pid as number).cpuMs
 const almaCpuBefore = procStats(alma.child.pid as number).cpuMs
-const pageRun = await cannon({ url: `${lifted.url}/`, connections: 50, duration: secs(8), headers: pageUser })
+const pageRun = await cannon({ url: `${lifted.url}/`, connections: 50, duration: secs(6), headers: pageUser })
 const serviceCpuPerPage = round((procStats(lifted.child.pid as number).cpuMs - cpuBefore) / Math.max(1, pageRun.completed), 2)
 const almaCpuPerPage = round((procStats(alma.child.pid as number).cpuMs - almaCpuBefore) / Math.max(1, pageRun.completed), 2)
 details.item1 = { bare: bareRun, page: pageRun, serviceCpuMsPerPage: serviceCpuPerPage, almaSandboxCpuMsPerPage: almaCpuPerPage }
@@ -174,7 +174,7 @@ log(`item 2: fines page with sandbox Alma ${ALMA_LATENCY_PAGE_MS} ms, Alma budge
 await setAlma(ALMA_LATENCY_PAGE_MS, 1e9)
 details.item2 = {}
 for (const patronsAtOnce of [1, 50, 200]) {
-  const run = await cannon({ url: `${lifted.url}/`, connections: patronsAtOnce, duration: secs(patronsAtOnce === 1 ? 10 : 8), headers: pageUser })
+  const run = await cannon({ url: `${lifted.url}/`, connections: patronsAtOnce, duration: secs(6), headers: pageUser })
   ;(details.item2 as any)[`lifted-${patronsAtOnce}`] = run
   pageLatencyRows(`${patronsAtOnce} patrons back to back, budget lifted`, run.latency, run.non2xx + run.errors + run.timeouts, `${run.requestsPerSecond} pages/s`)
 }
@@ -250,14 +250,14 @@ await setAlma(ALMA_LATENCY_PAGE_MS, 25)
 // them, or the first pages of the next run wait behind someone else's (measured: p99 8x one round trip).
 await sleep(4000)
 {
-  const one = await cannon({ url: `${prod.url}/`, connections: 1, duration: secs(10), headers: pageUser })
+  const one = await cannon({ url: `${prod.url}/`, connections: 1, duration: secs(6), headers: pageUser })
   ;(details.item2 as any)['production-1'] = one
   pageLatencyRows('1 patron back to back, production budget', one.latency, one.non2xx + one.errors + one.timeouts, `${one.requestsPerSecond} pages/s`)
   for (const crowd of [50, 200]) {
     await sleep(1100)
     const latencies: number[] = []
     let failures = 0
-    await openLoop(8, count(crowd === 50 ? 80 : 120), secs(16), async () => {
+    await openLoop(8, count(crowd === 50 ? 80 : 120), secs(10), async () => {
       const answer = await send(patronAgent, `${prod.url}/`, { headers: pageUser() })
       latencies.push(answer.ms)
       if (answer.status !== 200) failures++
@@ -376,7 +376,7 @@ await alma.call('resetCalls')
 // ---------------------------------------------------------------------------------------------------------
 // A first morning of term: pages, checkouts and payments at once, at rates inside the Alma budget
 
-log('sustained mix: 3 pages/s browsing + 1 payment journey/s, sandbox Alma 300 ms, for 20 s')
+log('sustained mix: 3 pages/s browsing + 1 payment journey/s, sandbox Alma 300 ms, for 12 s')
 await alma.call('resetCalls')
 await sleep(1100)
 {
@@ -385,7 +385,7 @@ await sleep(1100)
   const ackMs: number[] = []
   const postedMs: number[] = []
   let failures = 0
-  const seconds = secs(20)
+  const seconds = secs(12)
   const browsing = openLoop(3, 3 * seconds, seconds + 1, async () => {
     const answer = await send(patronAgent, `${prod.url}/`, { headers: pageUser() })
     pageMs.push(answer.ms)

@@ -28,7 +28,8 @@ export class PostingWorker {
   readonly #settings: Required<WorkerSettings>
   readonly #running = new Map<string, Promise<void>>()
   readonly #again = new Set<string>()
-  readonly #queue: string[] = []
+  /** waiting checkouts in arrival order; a Set, because a burst can queue thousands and each is checked on every poll */
+  readonly #queue = new Set<string>()
   readonly #alerted = new Set<string>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
@@ -57,7 +58,7 @@ export class PostingWorker {
       this.#again.add(checkoutId)
       return
     }
-    if (!this.#queue.includes(checkoutId)) this.#queue.push(checkoutId)
+    this.#queue.add(checkoutId)
     this.#drain()
   }
 
@@ -66,14 +67,14 @@ export class PostingWorker {
     this.#stopped = true
     this.#abort.abort()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#queue.length = 0
+    this.#queue.clear()
     const pending = Promise.allSettled([...this.#running.values()])
     await Promise.race([pending, new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
   }
 
   /** Resolves when nothing is queued or running (tests and the demo use it). */
   async idle (): Promise<void> {
-    while (this.#running.size > 0 || this.#queue.length > 0) {
+    while (this.#running.size > 0 || this.#queue.size > 0) {
       await Promise.allSettled([...this.#running.values()])
       await new Promise(resolve => setImmediate(resolve))
     }
@@ -108,8 +109,9 @@ export class PostingWorker {
   }
 
   #drain (): void {
-    while (!this.#stopped && this.#queue.length > 0 && this.#running.size < this.#settings.concurrency) {
-      const id = this.#queue.shift() as string
+    while (!this.#stopped && this.#queue.size > 0 && this.#running.size < this.#settings.concurrency) {
+      const id = this.#queue.values().next().value as string
+      this.#queue.delete(id)
       if (this.#running.has(id)) {
         this.#again.add(id)
         continue
