@@ -23,7 +23,8 @@ interface JobFigure { seconds: number, peakRssMb: number, input: string }
 /** Runs a script under /usr/bin/time; returns wall seconds and the child's peak resident memory. */
 function measured (script: string, args: string[], env: Record<string, string>): { seconds: number, peakRssMb: number } {
   const started = performance.now()
-  const child = spawnSync('/usr/bin/time', ['-f', 'MAXRSS_KB=%M', process.execPath, script, ...args], {
+  // As the npm scripts run the jobs: with a 128 MB heap budget (package.json).
+  const child = spawnSync('/usr/bin/time', ['-f', 'MAXRSS_KB=%M', process.execPath, '--max-old-space-size=128', script, ...args], {
     cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 240_000, maxBuffer: 64 * 1024 * 1024
   })
   const seconds = (performance.now() - started) / 1000

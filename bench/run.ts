@@ -136,11 +136,11 @@ function serviceEnv (port: number, databasePath: string, extra: Record<string, s
   }
 }
 
-async function service (entry: string, env: Record<string, string>, name: string): Promise<ServiceProcess> {
+async function service (entry: string, env: Record<string, string>, name: string, nodeArgs: string[] = []): Promise<ServiceProcess> {
   const profileDir = new URL('./profiles/', import.meta.url).pathname
   if (PROFILE) mkdirSync(profileDir, { recursive: true })
   return await startService(new URL(entry, import.meta.url).pathname, env, join(work, `${name}.log`),
-    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])
+    [...nodeArgs, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [])])
 }
 
 const ratio = (ms: number, base: number): number => round(ms / base, 2)
@@ -233,7 +233,8 @@ const reader = new Database(dbPath, { readonly: true, fileMustExist: true })
 const stateOf = reader.prepare('SELECT state, paid_at, posted_at FROM checkouts WHERE id = ?')
 
 const port = await freePort()
-const prod = await service('../dist/src/server.js', serviceEnv(port, dbPath), 'service')
+// As npm start runs it, with its 128 MB heap budget.
+const prod = await service('../dist/src/server.js', serviceEnv(port, dbPath), 'service', ['--max-old-space-size=128'])
 const prodPid = prod.child.pid as number
 const cashnetAgent = agentFrom(CASHNET_PEER, 64)
 const patronAgent = agentFrom('127.0.0.1', 256)
