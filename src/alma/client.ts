@@ -41,18 +41,26 @@ export interface PayFeeRequest {
   comment: string
 }
 
+/** Another view of an existing client: its connection pool and rate limit, a different logger. */
+interface AlmaClientView {
+  http: Got
+  limit: RateLimiter
+  userIdType: string
+  logger: Logger
+}
+
 export class AlmaClient {
   readonly #http: Got
   readonly #limit: RateLimiter
   readonly #logger: Logger
   readonly #userIdType: string
 
-  constructor (options: AlmaClientOptions, shared?: { http: Got, limit: RateLimiter }) {
+  constructor (options: AlmaClientOptions | AlmaClientView) {
     this.#logger = options.logger
     this.#userIdType = options.userIdType
-    if (shared !== undefined) {
-      this.#http = shared.http
-      this.#limit = shared.limit
+    if ('http' in options) {
+      this.#http = options.http
+      this.#limit = options.limit
       return
     }
     this.#http = got.extend({
@@ -72,7 +80,7 @@ export class AlmaClient {
    * line carries the request's reqId and user, or the posting's checkout and tx.
    */
   withLogger (logger: Logger): AlmaClient {
-    return new AlmaClient({ baseUrl: '', apiKey: '', userIdType: this.#userIdType, rateLimit: 1, timeoutMs: 1, logger }, { http: this.#http, limit: this.#limit })
+    return new AlmaClient({ http: this.#http, limit: this.#limit, userIdType: this.#userIdType, logger })
   }
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
