@@ -140,6 +140,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.addHook('onClose', async () => {
     await worker.stop()
     ledger.close()
+    await alma.close()
   })
 
   // Trust boundaries, then routes

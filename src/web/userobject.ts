@@ -2,7 +2,7 @@
 // exchanged, with the LocalWSKey, for the patron's uid. The wskey is a bearer secret, so it is only ever sent
 // to EZPROXY_URL's own origin: never to wherever a token claims to point, and never along a redirect.
 
-import got, { type Got } from 'got'
+import { Agent, request } from 'undici'
 import { parseXml, text } from '../alma/xml.ts'
 
 export type UserObjectAnswer =
@@ -57,20 +57,11 @@ export function userObjectRequestUrl (token: string, options: Pick<UserObjectOpt
 
 export class UserObjectClient {
   readonly #options: UserObjectOptions
-  readonly #http: Got
+  // undici follows no redirect (one could carry the wskey to another host) and verifies certificates
+  readonly #agent = new Agent({ connect: { rejectUnauthorized: true } })
 
   constructor (options: UserObjectOptions) {
     this.#options = options
-    this.#http = got.extend({
-      timeout: { request: options.timeoutMs ?? 10_000 },
-      retry: { limit: 0 },
-      // a redirect could carry the wskey to another host
-      followRedirect: false,
-      throwHttpErrors: false,
-      https: { rejectUnauthorized: true },
-      headers: { accept: 'text/xml, application/xml' },
-      responseType: 'text'
-    })
   }
 
   /** Exchanges a token for the patron's uid. Never throws; the answer says what happened. */
@@ -80,12 +71,13 @@ export class UserObjectClient {
 
     let status: number
     let body: string
+    const timeout = AbortSignal.timeout(this.#options.timeoutMs ?? 10_000)
     try {
-      const response = await this.#http.get(target.url)
+      const response = await request(target.url, { dispatcher: this.#agent, headers: { accept: 'text/xml, application/xml' }, signal: timeout })
       status = response.statusCode
-      body = String(response.body ?? '')
+      body = await response.body.text()
     } catch (error: any) {
-      const code = error?.code === 'ETIMEDOUT' ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
+      const code = timeout.aborted ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
       return { kind: 'unavailable', reason: `no answer from EZproxy (${code})` }
     }
     if (status >= 300 && status < 400) return { kind: 'unavailable', status, reason: `EZproxy answered HTTP ${status} (a redirect, not followed): check EZPROXY_URL and that Option UserObject is on` }
