@@ -2,7 +2,7 @@
 // ledger, alerts, posting worker), then the trust boundaries, then the routes. One error handler turns errors
 // into answers: a calm page for patrons, one clear log line for operators, never a stack trace to a browser.
 
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import cookie from '@fastify/cookie'
 import csrf from '@fastify/csrf-protection'
 import formbody from '@fastify/formbody'
@@ -52,6 +52,20 @@ export interface AppOptions {
   startWorker?: boolean
 }
 
+/**
+ * One line per request, written when the answer has gone, with method, path, status and time together, where
+ * Fastify writes two (the request when it arrives, the status when it is answered). Half the lines to write and
+ * to read; every other Fastify log line is unchanged.
+ */
+class OneLinePerRequest extends LogController {
+  incomingRequest (): void {}
+
+  requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
+
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? pino(loggerOptions(config), options.logStream ?? pino.destination({ sync: false }))
   const app = Fastify({
@@ -64,6 +78,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     onConstructorPoisoning: 'error',
     requestIdHeader: false,
     genReqId: () => randomUUID(),
+    logController: new OneLinePerRequest(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 200 }
