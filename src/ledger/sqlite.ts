@@ -163,6 +163,10 @@ export interface SqliteLedgerOptions {
 export class SqliteLedger implements Ledger {
   readonly #db: Database.Database
   readonly #now: () => Date
+  // Each statement is compiled once. Preparing per call cost CPU, and SQLite's memory for each discarded
+  // statement stayed allocated, outside V8's heap and invisible to it, until a major GC happened to collect
+  // its wrapper: the service's resident memory grew by tens of MB over a burst of postbacks (docs/performance.md).
+  readonly #statements = new Map<string, Database.Statement>()
 
   constructor (options: SqliteLedgerOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
@@ -185,6 +189,16 @@ export class SqliteLedger implements Ledger {
     }
   }
 
+  /** The prepared statement for this SQL, compiled on first use (the SQL texts are a fixed, small set). */
+  #sql (source: string): Database.Statement {
+    let statement = this.#statements.get(source)
+    if (statement === undefined) {
+      statement = this.#db.prepare(source)
+      this.#statements.set(source, statement)
+    }
+    return statement
+  }
+
   #iso (): string {
     return this.#now().toISOString()
   }
@@ -197,16 +211,16 @@ export class SqliteLedger implements Ledger {
    * milliseconds, and a posting made five; postbacks and checkouts keep theirs.
    */
   #relaxed<T> (write: () => T): T {
-    this.#db.pragma('synchronous = NORMAL')
+    this.#sql('PRAGMA synchronous = NORMAL').run()
     try {
       return write()
     } finally {
-      this.#db.pragma('synchronous = FULL')
+      this.#sql('PRAGMA synchronous = FULL').run()
     }
   }
 
   #event (checkoutId: string | null, event: string, fromState: string | null, toState: string | null, detail: Record<string, unknown>): void {
-    this.#db.prepare('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
+    this.#sql('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
       .run(checkoutId, this.#iso(), event, fromState, toState, JSON.stringify(detail))
   }
 
@@ -214,10 +228,10 @@ export class SqliteLedger implements Ledger {
     const now = this.#iso()
     const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
     this.#db.transaction(() => {
-      this.#db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
+      this.#sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
         .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, total, checkout.currency, now, now)
-      const insertLine = this.#db.prepare(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
+      const insertLine = this.#sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       for (const line of checkout.lines) {
         insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount)
@@ -228,14 +242,14 @@ export class SqliteLedger implements Ledger {
   }
 
   getCheckout (id: string): Checkout | undefined {
-    const row = this.#db.prepare('SELECT * FROM checkouts WHERE id = ?').get(id) as Row | undefined
+    const row = this.#sql('SELECT * FROM checkouts WHERE id = ?').get(id) as Row | undefined
     if (row === undefined) return undefined
-    const lines = this.#db.prepare('SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no').all(id) as Row[]
+    const lines = this.#sql('SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no').all(id) as Row[]
     return toCheckout(row, lines)
   }
 
   latestCheckoutForUser (userId: string): Checkout | undefined {
-    const row = this.#db.prepare('SELECT id FROM checkouts WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId) as Row | undefined
+    const row = this.#sql('SELECT id FROM checkouts WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId) as Row | undefined
     return row === undefined ? undefined : this.getCheckout(row.id)
   }
 
@@ -248,16 +262,16 @@ export class SqliteLedger implements Ledger {
       const checkout = postback.checkoutId === null ? undefined : this.getCheckout(postback.checkoutId)
       const earlier = checkout === undefined
         ? []
-        : (this.#db.prepare('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkout.id) as Row[]).map(toPostback)
+        : (this.#sql('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkout.id) as Row[]).map(toPostback)
       const decision = decide(checkout, earlier)
-      const info = this.#db.prepare('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      const info = this.#sql('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(checkout?.id ?? postback.checkoutId, this.#iso(), postback.peer, postback.result, postback.tx, decision.outcome, decision.reason, postback.rawBody)
       const id = Number(info.lastInsertRowid)
       // A new reason for attention (a double charge on a payment staff had settled) reopens it.
       if (checkout !== undefined && decision.to !== undefined && (decision.to !== checkout.state || decision.to === 'NEEDS_ATTENTION')) {
         const now = this.#iso()
         const payment = decision.payment
-        this.#db.prepare(`UPDATE checkouts SET state = ?, updated_at = ?,
+        this.#sql(`UPDATE checkouts SET state = ?, updated_at = ?,
             tx = COALESCE(?, tx), batchno = COALESCE(?, batchno), effdate = COALESCE(?, effdate), pmtcode = COALESCE(?, pmtcode),
             paid_at = CASE WHEN ? THEN ? ELSE paid_at END,
             attention_reason = CASE WHEN ? = 'NEEDS_ATTENTION' THEN ? ELSE attention_reason END,
@@ -280,10 +294,10 @@ export class SqliteLedger implements Ledger {
 
   transition (request: TransitionRequest): boolean {
     return this.#relaxed(() => this.#db.transaction(() => {
-      const row = this.#db.prepare('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
+      const row = this.#sql('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
       if (row === undefined || !request.from.includes(row.state)) return false
       const now = this.#iso()
-      this.#db.prepare(`UPDATE checkouts SET state = ?, updated_at = ?,
+      this.#sql(`UPDATE checkouts SET state = ?, updated_at = ?,
           posted_at = CASE WHEN ? = 'POSTED' THEN ? ELSE posted_at END,
           attention_reason = COALESCE(?, attention_reason),
           unapplied_cents = COALESCE(?, unapplied_cents),
@@ -298,23 +312,23 @@ export class SqliteLedger implements Ledger {
 
   markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void {
     this.#relaxed(() => this.#db.transaction(() => {
-      const changed = this.#db.prepare('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
+      const changed = this.#sql('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
         .run(postedAmount, this.#iso(), checkoutId, lineNo)
       if (changed.changes === 1) this.#event(checkoutId, 'line.posted', null, null, { line: lineNo, posted: postedAmount, ...detail })
     }).immediate())
   }
 
   recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void {
-    this.#relaxed(() => this.#db.prepare(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
+    this.#relaxed(() => this.#sql(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs))
   }
 
   recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number {
     return this.#relaxed(() => this.#db.transaction(() => {
-      this.#db.prepare('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
+      this.#sql('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
         .run(nextAttemptAt?.toISOString() ?? null, lastError.slice(0, 1000), this.#iso(), checkoutId)
-      const row = this.#db.prepare('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
+      const row = this.#sql('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
       this.#event(checkoutId, 'posting.attempt_failed', null, null, { attempt: row.attempts, error: lastError, retryAt: nextAttemptAt?.toISOString() ?? null })
       return row.attempts as number
     }).immediate())
@@ -322,9 +336,9 @@ export class SqliteLedger implements Ledger {
 
   requeue (checkoutId: string, by: string): boolean {
     return this.#db.transaction(() => {
-      const row = this.#db.prepare('SELECT state, tx FROM checkouts WHERE id = ?').get(checkoutId) as Row | undefined
+      const row = this.#sql('SELECT state, tx FROM checkouts WHERE id = ?').get(checkoutId) as Row | undefined
       if (row === undefined || !['NEEDS_ATTENTION', 'PAID'].includes(row.state) || row.tx === null) return false
-      this.#db.prepare("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ?, resolved_at = NULL, resolved_by = NULL, resolution = NULL WHERE id = ?")
+      this.#sql("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ?, resolved_at = NULL, resolved_by = NULL, resolution = NULL WHERE id = ?")
         .run(this.#iso(), this.#iso(), checkoutId)
       this.#event(checkoutId, 'posting.retry_requested', row.state, 'PAID', { by })
       return true
@@ -333,7 +347,7 @@ export class SqliteLedger implements Ledger {
 
   resolveAttention (checkoutId: string, by: string, resolution: string): boolean {
     return this.#db.transaction(() => {
-      const changed = this.#db.prepare("UPDATE checkouts SET resolved_at = ?, resolved_by = ?, resolution = ?, updated_at = ? WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NULL")
+      const changed = this.#sql("UPDATE checkouts SET resolved_at = ?, resolved_by = ?, resolution = ?, updated_at = ? WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NULL")
         .run(this.#iso(), by, resolution, this.#iso(), checkoutId)
       if (changed.changes === 1) this.#event(checkoutId, 'attention.resolved', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', { by, resolution })
       return changed.changes === 1
@@ -341,15 +355,15 @@ export class SqliteLedger implements Ledger {
   }
 
   duePostings (now: Date): string[] {
-    return (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY paid_at")
+    return (this.#sql("SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY paid_at")
       .all(now.toISOString()) as Row[]).map(r => r.id)
   }
 
   expireCreated (createdBefore: Date): string[] {
     return this.#db.transaction(() => {
-      const ids = (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ?").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
+      const ids = (this.#sql("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ?").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
       for (const id of ids) {
-        this.#db.prepare("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED'").run(this.#iso(), id)
+        this.#sql("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED'").run(this.#iso(), id)
         this.#event(id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
       }
       return ids
@@ -357,7 +371,7 @@ export class SqliteLedger implements Ledger {
   }
 
   paidBefore (cutoff: Date): Checkout[] {
-    return (this.#db.prepare("SELECT id FROM checkouts WHERE state = 'PAID' AND paid_at < ?").all(cutoff.toISOString()) as Row[])
+    return (this.#sql("SELECT id FROM checkouts WHERE state = 'PAID' AND paid_at < ?").all(cutoff.toISOString()) as Row[])
       .map(r => this.getCheckout(r.id) as Checkout)
   }
 
@@ -376,8 +390,8 @@ export class SqliteLedger implements Ledger {
       params.push(search, search, search, search, like, search)
     }
     const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''
-    const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM checkouts ${clause}`).get(...params) as Row).n as number
-    const rows = this.#db.prepare(`SELECT id FROM checkouts ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
+    const total = (this.#sql(`SELECT COUNT(*) AS n FROM checkouts ${clause}`).get(...params) as Row).n as number
+    const rows = this.#sql(`SELECT id FROM checkouts ${clause} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`)
       .all(...params, filter.limit ?? 50, filter.offset ?? 0) as Row[]
     return { checkouts: rows.map(r => this.getCheckout(r.id) as Checkout), total }
   }
@@ -387,34 +401,34 @@ export class SqliteLedger implements Ledger {
     if (checkout === undefined) return undefined
     return {
       checkout,
-      postbacks: (this.#db.prepare('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map(toPostback),
-      almaCalls: (this.#db.prepare('SELECT * FROM alma_calls WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AlmaCallEntry => ({
+      postbacks: (this.#sql('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map(toPostback),
+      almaCalls: (this.#sql('SELECT * FROM alma_calls WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AlmaCallEntry => ({
         id: r.id, checkoutId: r.checkout_id, at: r.at, method: r.method, path: r.path, status: r.status, errorCode: r.error_code, errorMessage: r.error_message, trackingId: r.tracking_id, durationMs: r.duration_ms
       })),
-      events: (this.#db.prepare('SELECT * FROM audit_events WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AuditEvent => ({
+      events: (this.#sql('SELECT * FROM audit_events WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map((r): AuditEvent => ({
         id: r.id, checkoutId: r.checkout_id, at: r.at, event: r.event, fromState: r.from_state, toState: r.to_state, detail: r.detail
       }))
     }
   }
 
   unmatchedPostbacks (since?: Date): PostbackRecord[] {
-    return (this.#db.prepare("SELECT * FROM postbacks WHERE outcome IN ('ORPHAN', 'REJECTED') AND received_at >= ? ORDER BY id DESC")
+    return (this.#sql("SELECT * FROM postbacks WHERE outcome IN ('ORPHAN', 'REJECTED') AND received_at >= ? ORDER BY id DESC")
       .all((since ?? new Date(0)).toISOString()) as Row[]).map(toPostback)
   }
 
   checkoutsTouchedSince (since: Date): Checkout[] {
     const at = since.toISOString()
-    return (this.#db.prepare(`SELECT id FROM checkouts WHERE paid_at >= ? OR updated_at >= ?
+    return (this.#sql(`SELECT id FROM checkouts WHERE paid_at >= ? OR updated_at >= ?
         OR id IN (SELECT checkout_id FROM postbacks WHERE received_at >= ? AND checkout_id IS NOT NULL) ORDER BY created_at, rowid`)
       .all(at, at, at) as Row[]).map(r => this.getCheckout(r.id) as Checkout)
   }
 
   postbacksWithTx (tx: string): PostbackRecord[] {
-    return (this.#db.prepare('SELECT * FROM postbacks WHERE tx = ? ORDER BY id').all(tx) as Row[]).map(toPostback)
+    return (this.#sql('SELECT * FROM postbacks WHERE tx = ? ORDER BY id').all(tx) as Row[]).map(toPostback)
   }
 
   postedLines (from: Date, to: Date): Array<{ checkout: Checkout, lineNo: number }> {
-    const rows = this.#db.prepare('SELECT checkout_id, line_no FROM checkout_lines WHERE posted_at >= ? AND posted_at < ? AND posted_cents > 0 ORDER BY posted_at, checkout_id, line_no')
+    const rows = this.#sql('SELECT checkout_id, line_no FROM checkout_lines WHERE posted_at >= ? AND posted_at < ? AND posted_cents > 0 ORDER BY posted_at, checkout_id, line_no')
       .all(from.toISOString(), to.toISOString()) as Row[]
     const cache = new Map<string, Checkout>()
     return rows.map(r => {
@@ -433,8 +447,8 @@ export class SqliteLedger implements Ledger {
 
   writable (): boolean {
     try {
-      this.#db.prepare('BEGIN IMMEDIATE').run()
-      this.#db.prepare('ROLLBACK').run()
+      this.#sql('BEGIN IMMEDIATE').run()
+      this.#sql('ROLLBACK').run()
       return true
     } catch {
       return false
