@@ -139,3 +139,18 @@ t.test('PAYABLE_FEE_TYPES and PAYABLE_OWNERS limit what can be ticked', async t 
   t.notMatch(page.body, 'value="100003"', 'law library fee not payable')
   t.match(page.body, 'Pay at the owning library')
 })
+
+t.test('each request is one log line when answered: method, path without its query, status, time, and its reqId', async t => {
+  const stack = await build(t)
+  const page = await new Browser(stack).login('carol').get('/?ticket=ST-0123-secret')
+  t.equal(page.status, 200)
+  const lines = stack.logLines()
+  t.notOk(lines.some(l => l.msg === 'incoming request'), 'no separate line on arrival')
+  const answered = lines.filter(l => l.msg === 'request completed' && l.req?.url === '/' && l.req?.method === 'GET')
+  t.equal(answered.length, 1, 'one line for the page')
+  const line = answered[0]
+  t.equal(line.res?.statusCode, 200)
+  t.ok(typeof line.responseTime === 'number' && line.responseTime >= 0, 'with the time it took')
+  t.notMatch(JSON.stringify(lines), 'ST-0123-secret', 'the query string is not logged')
+  t.equal(new Set(lines.filter(l => l.reqId === line.reqId && l.event === 'alma.call').map(l => l.alma.path)).size, 2, 'the Alma calls it made carry the same reqId')
+})
