@@ -188,7 +188,10 @@ export class AlmaClient {
 
   /** The user as the patron identified themself (EZproxy username, looked up by ALMA_USER_ID_TYPE). */
   async getUser (userId: string, options: { expandFees?: boolean, byPrimaryId?: boolean, observe?: AlmaCallObserver } = {}): Promise<AlmaUser> {
-    const doc = await this.#call('GET', this.#userPath(userId), this.#userParams(options.byPrimaryId, options.expandFees === true ? { expand: 'fees' } : {}), options.observe)
+    // Alma's brief view (core fields, emails, identifiers) has all the pages and checkout use: less for Alma to
+    // assemble and for us to read. Blocks are not in it; block release reads the full record (getUserXml).
+    const params: Record<string, string> = { view: 'brief', ...(options.expandFees === true ? { expand: 'fees' } : {}) }
+    const doc = await this.#call('GET', this.#userPath(userId), this.#userParams(options.byPrimaryId, params), options.observe)
     return mapXml(() => mapUser(doc))
   }
 

@@ -242,7 +242,8 @@ export class AlmaSandbox {
     fee.transactions.push({ type: 'PAYMENT', amountCents: cents, externalTransactionId, method, comment, time: new Date().toISOString() })
   }
 
-  userXml (user: SandboxUser, expandFees: boolean): string {
+  /** The user as Alma's Users API returns it; `brief` is Alma's view=brief: core fields, emails, identifiers, statistics. */
+  userXml (user: SandboxUser, expandFees: boolean, brief = false): string {
     const ids = user.identifiers.map(i => `<user_identifier segment_type="External"><id_type desc="${xmlEscape(i.type)}">${xmlEscape(i.type)}</id_type><value>${xmlEscape(i.value)}</value><status>ACTIVE</status></user_identifier>`).join('')
     const blocks = user.blocks.map(blockXml).join('')
     const email = user.email === '' ? '<emails/>' : `<emails><email preferred="true" segment_type="External"><email_address>${xmlEscape(user.email)}</email_address><email_types><email_type desc="Personal">personal</email_type></email_types></email></emails>`
@@ -257,11 +258,13 @@ export class AlmaSandbox {
       '<preferred_language desc="English">en</preferred_language><expiry_date>2030-06-30Z</expiry_date>' +
       '<account_type desc="External">EXTERNAL</account_type><external_id>SIS</external_id>' +
       '<status desc="Active">ACTIVE</status>' +
-      `<contact_info><addresses><address preferred="true" segment_type="External"><line1>1 Campus Drive</line1><city>Springfield</city><address_types><address_type desc="Home">home</address_type></address_types></address></addresses>${email}<phones/></contact_info>` +
-      `<user_identifiers>${ids}</user_identifiers>` +
-      '<user_roles><user_role><status desc="Active">ACTIVE</status><scope desc="Main Campus">MAIN_CAMPUS</scope><role_type desc="Patron">200</role_type></user_role></user_roles>' +
-      `<user_blocks>${blocks}</user_blocks>` +
-      '<user_notes/><user_statistics/><proxy_for_users/>' +
+      (brief
+        ? `<contact_info>${email}</contact_info><user_identifiers>${ids}</user_identifiers><user_statistics/>`
+        : `<contact_info><addresses><address preferred="true" segment_type="External"><line1>1 Campus Drive</line1><city>Springfield</city><address_types><address_type desc="Home">home</address_type></address_types></address></addresses>${email}<phones/></contact_info>` +
+          `<user_identifiers>${ids}</user_identifiers>` +
+          '<user_roles><user_role><status desc="Active">ACTIVE</status><scope desc="Main Campus">MAIN_CAMPUS</scope><role_type desc="Patron">200</role_type></user_role></user_roles>' +
+          `<user_blocks>${blocks}</user_blocks>` +
+          '<user_notes/><user_statistics/><proxy_for_users/>') +
       (expandFees ? `<fees currency="USD" link="${xmlEscape(`${this.baseUrl}/users/${user.primaryId}/fees`)}">${decimal(balance)}</fees>` : '') +
       '</user>'
   }
@@ -351,8 +354,9 @@ export class AlmaSandbox {
     app.get('/almaws/v1/users/:userId', async (request, reply) => {
       const user = userFor(request, reply)
       if (user === undefined) return reply
-      const expand = String((request.query as Record<string, string>).expand ?? '')
-      return reply.type('application/xml;charset=UTF-8').send(this.userXml(user, expand.split(',').includes('fees')))
+      const query = request.query as Record<string, string>
+      const expand = String(query.expand ?? '')
+      return reply.type('application/xml;charset=UTF-8').send(this.userXml(user, expand.split(',').includes('fees'), query.view === 'brief'))
     })
 
     app.put('/almaws/v1/users/:userId', async (request, reply) => {
