@@ -8,7 +8,7 @@
 
 import Database from 'better-sqlite3'
 import { execSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, totalmem, tmpdir, release } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -23,6 +23,7 @@ import type { SeedUser } from '../src/sandbox/seed.ts'
 import type { CallStats } from './lib/alma-process.ts'
 import { agentFrom, cannon, closedLoop, openLoop, percentiles, round, send, type HttpAnswer, type Latency } from './lib/load.ts'
 import { cents, patrons } from './lib/patrons.ts'
+import { writeReadmeTable } from './table.ts'
 import { forkReady, freePort, procStats, startService, type ServiceProcess } from './lib/procs.ts'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -136,7 +137,15 @@ function serviceEnv (port: number, databasePath: string, extra: Record<string, s
   }
 }
 
-async function service (entry: string, env: Record<string, string>, name: string, nodeArgs: string[] = []): Promise<ServiceProcess> {
+// Both services run with the node flags of `npm start` (its heap budget), read from package.json so the two cannot drift.
+const startScript = String(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start)
+const startFlags = startScript.split(/\s+/).filter(word => word.startsWith('--'))
+// bench/lib/memory-probe.mjs, preloaded into the production-configuration service, writes its memory by kind here
+const memoryProbe = new URL('./lib/memory-probe.mjs', import.meta.url).pathname
+const memoryFile = join(work, 'service-memory.json')
+const memoryByKind = (): Record<string, any> => JSON.parse(readFileSync(memoryFile, 'utf8'))
+
+async function service (entry: string, env: Record<string, string>, name: string, nodeArgs: string[] = startFlags): Promise<ServiceProcess> {
   const profileDir = new URL('./profiles/', import.meta.url).pathname
   if (PROFILE) mkdirSync(profileDir, { recursive: true })
   return await startService(new URL(entry, import.meta.url).pathname, env, join(work, `${name}.log`),
@@ -156,7 +165,7 @@ bare.child.disconnect()
 
 await setAlma(0, 1e9)
 const liftedPort = await freePort()
-const lifted = await service('./lib/service.ts', serviceEnv(liftedPort, join(work, 'lifted.sqlite'), { BENCH_ALMA_RATE_LIMIT: '100000', PATRON_RATE_LIMIT: '1000' }), 'lifted')
+const lifted = await service('./lib/service.mjs', serviceEnv(liftedPort, join(work, 'lifted.sqlite'), { BENCH_ALMA_RATE_LIMIT: '100000', PATRON_RATE_LIMIT: '1000' }), 'lifted')
 await cannon({ url: `${lifted.url}/`, connections: 50, duration: secs(2), headers: pageUser })
 const cpuBefore = procStats(lifted.child.pid as number).cpuMs
 const almaCpuBefore = procStats(alma.child.pid as number).cpuMs
@@ -174,9 +183,19 @@ log(`item 2: fines page with sandbox Alma ${ALMA_LATENCY_PAGE_MS} ms, Alma budge
 await setAlma(ALMA_LATENCY_PAGE_MS, 1e9)
 details.item2 = {}
 for (const patronsAtOnce of [1, 50, 200]) {
+  // Where the machine's two cores go during the run: the service, the Alma sandbox, this process (autocannon)
+  const before = { service: procStats(lifted.child.pid as number).cpuMs, alma: procStats(alma.child.pid as number).cpuMs, load: process.cpuUsage(), at: performance.now() }
   const run = await cannon({ url: `${lifted.url}/`, connections: patronsAtOnce, duration: secs(6), headers: pageUser })
-  ;(details.item2 as any)[`lifted-${patronsAtOnce}`] = run
-  pageLatencyRows(`${patronsAtOnce} patrons back to back, budget lifted`, run.latency, run.non2xx + run.errors + run.timeouts, `${run.requestsPerSecond} pages/s`)
+  const seconds = (performance.now() - before.at) / 1000
+  const loadCpu = process.cpuUsage(before.load)
+  const cores = {
+    service: round((procStats(lifted.child.pid as number).cpuMs - before.service) / 1000 / seconds, 2),
+    almaSandbox: round((procStats(alma.child.pid as number).cpuMs - before.alma) / 1000 / seconds, 2),
+    loadGenerator: round((loadCpu.user + loadCpu.system) / 1e6 / seconds, 2)
+  }
+  ;(details.item2 as any)[`lifted-${patronsAtOnce}`] = { ...run, coresBusy: cores }
+  pageLatencyRows(`${patronsAtOnce} patron${patronsAtOnce === 1 ? '' : 's'} back to back, budget lifted`, run.latency, run.non2xx + run.errors + run.timeouts,
+    `${run.requestsPerSecond} pages/s; cores busy: service ${cores.service}, Alma sandbox ${cores.almaSandbox}, load generator ${cores.loadGenerator}`)
 }
 await lifted.stop()
 
@@ -233,8 +252,7 @@ const reader = new Database(dbPath, { readonly: true, fileMustExist: true })
 const stateOf = reader.prepare('SELECT state, paid_at, posted_at FROM checkouts WHERE id = ?')
 
 const port = await freePort()
-// As npm start runs it, with its 128 MB heap budget.
-const prod = await service('../dist/src/server.js', serviceEnv(port, dbPath), 'service', ['--max-old-space-size=128'])
+const prod = await service('../dist/src/server.js', serviceEnv(port, dbPath, { BENCH_MEMORY_FILE: memoryFile }), 'service', [...startFlags, '--import', memoryProbe])
 const prodPid = prod.child.pid as number
 const cashnetAgent = agentFrom(CASHNET_PEER, 64)
 const patronAgent = agentFrom('127.0.0.1', 256)
@@ -276,8 +294,14 @@ await sleep(4000)
       if (answer.status !== 200) failures++
     })
     const l = percentiles(latencies)
-    ;(details.item2 as any)[`production-${crowd}-at-once`] = { ...l, failures }
-    pageLatencyRows(`${crowd} patrons at the same instant, production budget`, l, failures, `last page after ${Math.round(l.max)} ms`)
+    // No code can serve these faster than Alma's budget lets it ask: 2 calls a page, ALMA_RATE_LIMIT (20) calls
+    // in any window of 1.15 s, the first 20 at once. What the service controls is that it spends the budget at
+    // its full rate, in arrival order, and fails nobody; so the goal is the budget's own bound for the last page.
+    const bound = Math.ceil((2 * crowd) / 20 - 1) * 1150 + ALMA_LATENCY_PAGE_MS
+    const ratioToBound = round(l.max / bound, 2)
+    ;(details.item2 as any)[`production-${crowd}-at-once`] = { ...l, failures, budgetBoundMs: bound }
+    record({ item: '2', measure: `p50 / p99 / one Alma round trip: ${crowd} patrons at the same instant, production budget`, value: `${ratio(l.p50, ALMA_LATENCY_PAGE_MS)} / ${ratio(l.p99, ALMA_LATENCY_PAGE_MS)}`, unit: '×', goal: 'reference: budget-bound', pass: null, note: `${l.samples} pages, p50 ${l.p50} ms, p99 ${l.p99} ms` })
+    record({ item: '2', measure: `last page / the Alma budget's bound: ${crowd} patrons at the same instant`, value: ratioToBound, unit: '×', goal: '≤ 1.1, 0 failures', pass: ratioToBound <= 1.1 && failures === 0, note: `last page after ${Math.round(l.max)} ms; the budget alone needs ${bound} ms (${2 * crowd} calls, 20 per 1.15 s, + one round trip); failures ${failures}` })
   }
 }
 
@@ -449,12 +473,26 @@ await setAlma(ALMA_LATENCY_POSTBACK_MS, 25)
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 7: the service's memory after all of it (its posting backlog from item 3 still draining)
+// 7: the service's memory after all of it (its posting backlog from item 3 still draining), and what it is made of
 
 {
+  await sleep(1200) // one more sample from the memory probe
   const memory = procStats(prodPid)
-  details.item7 = memory
-  record({ item: '7', measure: 'service resident memory after the whole run (VmRSS)', value: round(memory.rssMb, 0), unit: 'MB', goal: '≤ 150', pass: memory.rssMb <= 150, note: `peak (VmHWM) ${round(memory.peakRssMb, 0)} MB` })
+  const byKind = memoryByKind()
+  const space = (name: string): number => round(byKind.spaces?.[name]?.size ?? 0, 0)
+  const rest = round(memory.anonMb - byKind.heapTotal - byKind.external, 0)
+  details.item7 = { ...memory, byKind }
+  record({
+    item: '7',
+    measure: 'service resident memory after the whole run (VmRSS)',
+    value: round(memory.rssMb, 0),
+    unit: 'MB',
+    goal: '≤ 150',
+    pass: memory.rssMb <= 150,
+    note: `peak (VmHWM) ${round(memory.peakRssMb, 0)} MB; file-backed (node binary, libraries) ${round(memory.fileMb, 0)} MB; ` +
+      `V8 heap ${round(byKind.heapTotal, 0)} MB (young generation ${space('new_space')}, old ${space('old_space')}, code ${space('code_space')}, large objects ${space('large_object_space')}); ` +
+      `external ${round(byKind.external, 0)} MB; other anonymous (malloc: SQLite, sockets, buffers) ${rest} MB`
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -491,8 +529,11 @@ patronAgent.destroy()
 alma.child.disconnect()
 const misses = rows.filter(r => r.pass === false).length
 const results = { ranAt: new Date().toISOString(), quick: QUICK, seconds: round((Date.now() - benchStarted) / 1000, 0), machine, loadAverages, rows, details }
-if (!QUICK) writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(results, null, 2) + '\n')
+if (!QUICK) {
+  writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(results, null, 2) + '\n')
+  writeReadmeTable(results)
+}
 else writeFileSync(join(tmpdir(), 'alma-cashnet-bench-quick.json'), JSON.stringify(results, null, 2) + '\n')
 rmSync(work, { recursive: true, force: true })
-log(`done: ${rows.length} figures, ${misses} missed${QUICK ? ' (quick run: results.json not written)' : '; bench/results.json written'}`)
+log(`done: ${rows.length} figures, ${misses} missed${QUICK ? ' (quick run: results.json not written)' : '; bench/results.json and the README\'s table written'}`)
 process.exit(0)

@@ -23,6 +23,9 @@ export interface ProcStats {
   cpuMs: number
   rssMb: number
   peakRssMb: number
+  /** resident anonymous memory (heaps, malloc) and file-backed (the node binary, shared libraries) */
+  anonMb: number
+  fileMb: number
 }
 
 const TICK_MS = 1000 / 100 // USER_HZ is 100 on Linux
@@ -33,7 +36,7 @@ export function procStats (pid: number): ProcStats {
   const cpuMs = (Number(fields[11]) + Number(fields[12])) * TICK_MS
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0)
-  return { cpuMs, rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024 }
+  return { cpuMs, rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 }
 }
 
 /** A TypeScript child with an IPC channel that says { ready: url } once listening. */

@@ -1,12 +1,12 @@
-// The service for the bench's "own cost" runs: src/server.ts's start-up (validated configuration, JSON logs to
-// stdout, buildApp, listen) with one difference: BENCH_ALMA_RATE_LIMIT may lift the Alma budget above the
-// schema's 25 per second, so the figures show the service's overhead rather than the budget's queue. The
-// production-configuration runs start src/server.ts itself.
+// The service for the bench's "own cost" runs (items 1 and 2): src/server.ts's start-up, compiled (dist/, as
+// `npm start` runs it), with one difference: BENCH_ALMA_RATE_LIMIT lifts the Alma budget above the schema's 25
+// per second, so the figures show the service's own cost rather than the budget's queue. Plain JavaScript, like
+// what it imports: the service under measurement runs without a TypeScript loader.
 
 import pino from 'pino'
-import { buildApp } from '../../src/app.ts'
-import { loadConfig } from '../../src/config.ts'
-import { loggerOptions } from '../../src/log.ts'
+import { buildApp } from '../../dist/src/app.js'
+import { loadConfig } from '../../dist/src/config.js'
+import { loggerOptions } from '../../dist/src/log.js'
 
 const loaded = loadConfig(process.env)
 const lifted = Number(process.env.BENCH_ALMA_RATE_LIMIT ?? '')
