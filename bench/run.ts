@@ -23,7 +23,7 @@ import type { SeedUser } from '../src/sandbox/seed.ts'
 import type { CallStats } from './lib/alma-process.ts'
 import { agentFrom, cannon, closedLoop, openLoop, percentiles, round, send, type HttpAnswer, type Latency } from './lib/load.ts'
 import { cents, patrons } from './lib/patrons.ts'
-import { writeReadmeTable } from './table.ts'
+import { type Row, writeReadmeTable } from './table.ts'
 import { forkReady, freePort, procStats, startService, type ServiceProcess } from './lib/procs.ts'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -43,15 +43,6 @@ const work = mkdtempSync(join(tmpdir(), 'alma-cashnet-bench-'))
 // ---------------------------------------------------------------------------------------------------------
 // Results
 
-interface Row {
-  item: string
-  measure: string
-  value: number | string
-  unit: string
-  goal: string
-  pass: boolean | null
-  note?: string
-}
 const rows: Row[] = []
 const details: Record<string, unknown> = {}
 

@@ -5,13 +5,15 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-interface Row {
+/** One figure of the bench: what was measured, its value and goal, and whether it met the goal (null: a reference). */
+export interface Row {
   item: string
   measure: string
   value: number | string
   unit: string
   goal: string
   pass: boolean | null
+  note?: string
 }
 
 interface Results {
