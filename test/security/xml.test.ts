@@ -90,3 +90,26 @@ t.test('what is not Alma\'s shape is a typed error, never a crash', async t => {
   rejects(t, 'empty', () => parseXml(''))
   rejects(t, 'deep nesting', () => mapUser(parseXml('<a>'.repeat(20000) + '</a>'.repeat(20000))))
 })
+
+t.test('the document shape: attributes, text, repeated and namespaced elements, CDATA', async t => {
+  t.same(parseXml('<a x=" 1 " xmlns="urn:x" xmlns:p="urn:p" p:y="2"><p:b>one</p:b><b>two</b><c/><d z="3"/><e z="4"> text </e></a>'), {
+    a: { '@x': '1', '@y': '2', b: ['one', 'two'], c: '', d: { '@z': '3' }, e: { '@z': '4', '#text': 'text' } }
+  }, 'namespace prefixes and declarations dropped, values trimmed, repeated elements become a list')
+  t.same(parseXml('<fees><fee><id>1</id></fee></fees>'), { fees: { fee: [{ id: '1' }] } }, 'a list element is a list even alone')
+  t.same(parseXml('<a>x<b/>y<![CDATA[ <z> & ]]></a>'), { a: { b: '', '#text': 'xy <z> &' } }, 'CDATA is text, never markup')
+  t.same(parseXml('<a><toString>1</toString><hasOwnProperty>2</hasOwnProperty></a>'), { a: { __toString: '1', __hasOwnProperty: '2' } }, 'names that would shadow methods are renamed')
+  t.equal(parseXml('<a __proto__="1" constructor="2"/>').a['@__proto__'], '1', 'any attribute name is an ordinary key')
+})
+
+t.test('what is not one well-formed document is refused', async t => {
+  rejects(t, 'two roots', () => parseXml('<a/><b/>'))
+  rejects(t, 'a truncated document', () => parseXml('<fees><fee><id>1</id></fee>'))
+  rejects(t, 'a closing tag that does not match', () => parseXml('<fees><fee><id>1</id></fees>'))
+  rejects(t, 'text after the root', () => parseXml('<a/>tail'))
+  rejects(t, 'nothing', () => parseXml(''))
+  rejects(t, 'an element named __proto__', () => parseXml('<a><__proto__><polluted>1</polluted></__proto__></a>'))
+  rejects(t, 'constructor as an element', () => parseXml('<a><constructor>1</constructor></a>'))
+  rejects(t, 'nesting deeper than 100', () => parseXml('<a>'.repeat(101) + '</a>'.repeat(101)))
+  t.ok(parseXml('<a>'.repeat(100) + '</a>'.repeat(100)), '100 levels are read')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was touched')
+})
