@@ -77,6 +77,7 @@ export function finesPage (view: FinesView): string {
       title: 'Your library fines: nothing to pay',
       root: './',
       branding: view.branding,
+      signOut: true,
       body: html`<h1>Nothing to pay, ${name}</h1>
 <div class="notice ok"><p class="lead">You have no outstanding library fines or fees. Thank you!</p></div>
 ${view.notice !== undefined ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
@@ -113,6 +114,7 @@ ${notPayable !== null ? html`<span class="badge">${NOT_PAYABLE_TEXT[notPayable]}
     title: 'Your library fines',
     root: './',
     branding: view.branding,
+    signOut: true,
     scripts: ['fines.js', 'dates.js'],
     body: html`<h1>Library fines and fees for ${name}</h1>
 ${view.notice !== undefined ? html`<div class="notice warn" role="alert">${view.notice}</div>` : ''}
@@ -144,11 +146,12 @@ ${payable.length === 0
   })
 }
 
-export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean }): string {
+export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean, signOut?: boolean }): string {
   return page({
     title: options.title,
     root: options.root ?? './',
     branding,
+    signOut: options.signOut,
     body: html`<h1>${options.heading}</h1>
 <div class="notice ${options.tone ?? 'warn'}" role="status"><p>${options.message}</p></div>
 ${options.linkHome === true ? html`<p><a href="${options.root ?? './'}">Back to your fines</a></p>` : ''}`
