@@ -53,6 +53,36 @@ t.test('while Alma is slow to record a payment, its fees show "being recorded" a
   t.same(readForm(after.body, 'pay-form').checkboxes, ['100002'])
 })
 
+t.test('a line already posted frees its fee: what Alma still shows open on it can be paid, the line still waiting cannot', async t => {
+  const stack = await build(t, { env: { ALMA_TIMEOUT_MS: '30000' } })
+  t.teardown(() => { stack.alma.releasePayments() })
+  const alice = new Browser(stack).login('alice')
+  const { fields, action } = await alice.checkout(['100001', '100003'])
+  const id = checkoutIdFrom(fields)
+  stack.alma.fee('100001').balanceCents += 100 // the overdue fine grew by $1.00 after the checkout was made
+  let pays = 0
+  stack.alma.beforeCall = (call) => {
+    if (call.method === 'POST' && ++pays === 2) stack.alma.holdPayments() // the first line goes through, the second waits
+    return undefined
+  }
+  await alice.payOnCashnet(action, fields)
+  await until(() => stack.alma.heldPayments > 0, 'the second line to be held at Alma')
+  const checkout = stack.app.ledger.getCheckout(id)
+  t.equal(checkout?.state, 'PAID')
+  t.same(checkout?.lines.map(l => l.postedAt !== null), [true, false], 'line 1 posted, line 2 not yet')
+
+  const fines = await alice.get('/')
+  t.same(readForm(fines.body, 'pay-form').checkboxes, ['100001', '100002'], 'the posted fee (its new $1.00) and the untouched fee can be ticked')
+  t.match(fines.body, 'data-cents="100"', 'for what Alma still shows open')
+  const again = await alice.post('/checkout', [...readForm(fines.body, 'pay-form').fields, ['fee', '100001']])
+  t.equal(again.status, 200, 'the rest of the posted fee can be paid')
+  const refused = await alice.post('/checkout', [...readForm(fines.body, 'pay-form').fields, ['fee', '100003']])
+  t.equal(refused.status, 409, 'the fee still being recorded cannot')
+
+  stack.alma.releasePayments()
+  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the posting to finish')
+})
+
 t.test('a payment waiting for staff: its fees say staff are checking, are refused, and are payable again once settled', async t => {
   const stack = await build(t)
   const carol = new Browser(stack).login('carol')
