@@ -158,7 +158,7 @@ export class EzproxyStandIn {
     response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in – EZproxy stand-in</title>
 <style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}li{margin:.5rem 0}button{font:inherit;padding:.4rem .9rem;min-height:44px}.note{background:#fff4ce;padding:.5rem 1rem;border-left:4px solid #b58100}</style></head>
 <body><main><h1>Library sign-in (EZproxy stand-in)</h1>
-<p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron; the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
+<p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron (or library staff, below, for the admin pages); the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
 ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a>. Choose someone below to switch user.</p>` : ''}
 <h2>Patrons</h2>
 <form method="post" action="/login?qurl=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
