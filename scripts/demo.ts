@@ -27,11 +27,12 @@ const stack = await startStack({
 process.stdout.write(`
 alma-cashnet demo is running (${mode} mode).
 
-  Open ${stack.publicUrl}/login?url=/  and choose a patron.
+  Open ${stack.publicUrl}/login?url=/  and choose a patron, or "Library staff" for the admin pages.
+  "Sign out" on the service's pages brings you back to that sign-in page to switch user.
 
   Behind it: the service at ${stack.serviceUrl}, the Alma sandbox at ${stack.alma.url},
   the CashNet sandbox at ${stack.cashnet.checkoutUrl}. The ledger is ${stack.config.databasePath}.
-  Sign in as "staff" for the admin pages at ${stack.publicUrl}/admin. Press Ctrl+C to stop.
+  The admin pages are at ${stack.publicUrl}/admin (user "staff"). Press Ctrl+C to stop.
 
 `)
 

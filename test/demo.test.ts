@@ -46,5 +46,33 @@ for (const mode of ['header', 'userobject'] as const) {
       fines = await browser.get('/')
     }
     t.match(fines.body, 'Nothing to pay', 'the fines page is empty afterwards')
+
+    // a newcomer's first patron looks like a real account; the HTML-title case is a test patron of its own
+    t.match(login.body, /Alice Archer<\/button> <span>alice: three fees, one of them at the Law Library/)
+    t.match(login.body, /Mallory Markup<\/button> <span>mallory: test patron: a fee title with HTML in it/)
+
+    // sign out (or switch user): the link on the patron's page leads back to the stand-in's sign-in page
+    t.match(fines.body, '<a class="sign-out" href="./logout">Sign out</a>', 'the patron pages offer a sign-out link, relative')
+    const out = await browser.get('logout')
+    t.equal(out.status, 303)
+    t.equal(out.headers.location, '/login', 'back to the sign-in page, to switch user')
+    const signInAgain = await browser.follow(out, `${publicUrl}/logout`)
+    t.match(signInAgain.body, 'Library sign-in (EZproxy stand-in)')
+    t.notMatch(signInAgain.body, 'Signed in as', 'signed out of the stand-in')
+    const gone = await browser.get('/')
+    t.equal(gone.status, 302, 'the fines page asks for a sign-in again')
+
+    // the staff choice on the sign-in page lands on /admin
+    const staffForm = /<form method="post" action="([^"]+)" id="staff-sign-in"><ul><li><button type="submit" name="user" value="staff">Library staff<\/button>/.exec(signInAgain.body)
+    t.ok(staffForm, 'the sign-in page offers "Library staff"')
+    // a fresh browser: in userobject mode the service's own session of the previous patron ends only at its /logout
+    const staff = mode === 'header' ? browser : new Browser({ publicUrl } as any)
+    const staffIn = await staff.request(staffForm?.[1].replace(/&amp;/g, '&') ?? '/login', { method: 'POST', body: 'user=staff' })
+    t.equal(staffIn.status, 303)
+    t.equal(staffIn.headers.location, '/admin', 'staff are sent to /admin')
+    const admin = await staff.follow(staffIn, `${publicUrl}/login`)
+    t.equal(admin.status, 200)
+    t.match(admin.body, '<h1>Payments</h1>', 'the admin payments list')
+    t.match(admin.body, /Carol Chen/, 'with the payment just made')
   })
 }

@@ -58,7 +58,12 @@ t.test('the CashNet form: one line per fee, the reference on every line, cents a
   t.equal(get('NAME_G'), 'Alice Archer')
   t.equal(get('EMAIL_G'), 'alice.archer@example.edu')
   t.equal(get('signouturl'), `${stack.publicUrl}/cashnet/return`)
-  t.match(get('desc3'), /^Damaged item fine: <b>Bold/, 'the description is the raw text; the page escapes it')
+  t.equal(get('desc3'), 'Damaged item fine: Principles of Contract Law')
+  const markup = await new Browser(stack).login('mallory').checkout()
+  const desc = markup.fields.find(([k]) => k === 'desc1')?.[1]
+  t.match(desc, /^Damaged item fine: <b>Bold/, 'the description is the raw text (the form field carries it escaped)')
+  t.match(markup.handoff.body, 'value="Damaged item fine: &lt;b&gt;Bold&lt;/b&gt; &amp; &quot;quoted&quot; &lt;script&gt;', 'the hand-off page escapes it')
+  t.notMatch(markup.handoff.body, '<script>alert(1)</script>')
   const handoff = (await new Browser(stack).login('carol').checkout()).handoff
   t.match(handoff.body, 'Continue to CashNet', 'a visible button works without JavaScript')
   t.match(handoff.body, /<script src="\.\/assets\/handoff\.js"/)

@@ -22,6 +22,11 @@ export interface Ledger {
   createCheckout (checkout: NewCheckout): Checkout
   getCheckout (id: string): Checkout | undefined
   latestCheckoutForUser (userId: string): Checkout | undefined
+  /**
+   * The patron's payments whose money is taken but not yet all recorded in Alma: PAID checkouts, and NEEDS_ATTENTION
+   * ones staff have not settled, that still have a line not posted. Matched by username or Alma primary id.
+   */
+  paymentsInProgress (userId: string, primaryId: string): Checkout[]
   /** Records a postback and applies the rules' decision in one transaction; returns what was decided. */
   recordPostback (postback: IncomingPostback, decide: (checkout: Checkout | undefined, earlier: PostbackRecord[]) => PostbackDecision): { id: number, decision: PostbackDecision, checkout: Checkout | undefined }
   /** Runs work in one transaction, one durable commit; ledger calls inside it become savepoints (group commit). */

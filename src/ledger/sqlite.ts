@@ -253,6 +253,16 @@ export class SqliteLedger implements Ledger {
     return row === undefined ? undefined : this.getCheckout(row.id)
   }
 
+  paymentsInProgress (userId: string, primaryId: string): Checkout[] {
+    // by state first (indexed, and few checkouts are ever PAID or open for staff), then the patron
+    const rows = this.#sql(`SELECT id FROM checkouts
+      WHERE state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL)
+        AND (user_id = ? OR primary_id = ?)
+        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
+      ORDER BY created_at, rowid`).all(userId, primaryId) as Row[]
+    return rows.map(r => this.getCheckout(r.id) as Checkout)
+  }
+
   inTransaction<T> (work: () => T): T {
     return this.#db.transaction(work).immediate()
   }

@@ -6,11 +6,11 @@ import type { AlmaClient } from '../alma/client.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout } from '../ledger/types.ts'
 import { type Cents, formatDecimal, sumCents } from '../money.ts'
-import { type PayableRules, whyNotPayable } from './payable.ts'
+import { feesInProgress, type PayableRules, whyNotPayable } from './payable.ts'
 
 export class CheckoutRefused extends Error {
   readonly kind = 'CheckoutRefused'
-  constructor (readonly reason: 'no-selection' | 'bad-fee-id' | 'unknown-fee' | 'not-payable' | 'below-minimum' | 'too-many', message: string) {
+  constructor (readonly reason: 'no-selection' | 'bad-fee-id' | 'unknown-fee' | 'in-progress' | 'not-payable' | 'below-minimum' | 'too-many', message: string) {
     super(message)
   }
 }
@@ -44,10 +44,15 @@ export async function startCheckout (
     deps.alma.listActiveFees(username)
   ])
   const byId = new Map(feeList.fees.map(f => [f.id, f]))
+  // what the ledger says is paid and not yet in Alma, read now, not when the patron loaded the page
+  const inProgress = feesInProgress(deps.ledger.paymentsInProgress(username, user.primaryId))
   const lines = ids.map((id, index) => {
     const fee = byId.get(id)
     if (fee === undefined) throw new CheckoutRefused('unknown-fee', 'One of the selected fees is no longer open on your account. Please review your fees again.')
-    if (whyNotPayable(fee, deps.rules) !== null) throw new CheckoutRefused('not-payable', 'One of the selected fees cannot be paid online.')
+    const why = whyNotPayable(fee, deps.rules, inProgress)
+    if (why === 'being-recorded') throw new CheckoutRefused('in-progress', 'We have already received a payment for one of the selected fees and are recording it in the library system. You do not need to pay it again.')
+    if (why === 'staff-checking') throw new CheckoutRefused('in-progress', 'Library staff are checking a payment you made for one of the selected fees, so it cannot be paid online now. Please contact the library.')
+    if (why !== null) throw new CheckoutRefused('not-payable', 'One of the selected fees cannot be paid online.')
     return {
       lineNo: index + 1,
       feeId: fee.id,

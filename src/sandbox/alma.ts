@@ -116,6 +116,8 @@ export class AlmaSandbox {
   #url = ''
   readonly #pending = new Set<() => void>()
   readonly #starts: number[] = []
+  #holdingPayments = false
+  readonly #heldPayments = new Set<() => void>()
 
   constructor (options: AlmaSandboxOptions) {
     this.#apiKey = options.apiKey
@@ -194,6 +196,25 @@ export class AlmaSandbox {
     const fee = this.fee(feeId)
     fee.balanceCents = 0
     fee.status = 'CLOSED'
+  }
+
+  /**
+   * From now on every op=pay call waits, unapplied and unanswered, until releasePayments(): Alma slow to record a
+   * payment, for exactly as long as a test needs (no timing luck). The caller's ALMA_TIMEOUT_MS still applies.
+   */
+  holdPayments (): void {
+    this.#holdingPayments = true
+  }
+
+  /** Lets every held op=pay call go on (applied and answered, unless its caller gave up) and stops holding. */
+  releasePayments (): void {
+    this.#holdingPayments = false
+    for (const release of [...this.#heldPayments]) release()
+  }
+
+  /** op=pay calls waiting at the hold right now. */
+  get heldPayments (): number {
+    return this.#heldPayments.size
   }
 
   /** Payments Alma recorded with an external transaction id, the thing the tests compare. */
@@ -420,6 +441,20 @@ export class AlmaSandbox {
       if (fee === undefined) return this.#fail(reply, 400, '401665', 'Fine not found.')
       const query = request.query as Record<string, string>
       if (query.op !== 'pay') return this.#fail(reply, 400, '401666', `Parameter op is not valid: ${query.op ?? ''}`)
+      if (this.#holdingPayments) {
+        let gone = false
+        reply.raw.once('close', () => { gone = true })
+        await new Promise<void>(resolve => {
+          const release = (): void => { this.#heldPayments.delete(release); this.#pending.delete(release); resolve() }
+          this.#heldPayments.add(release)
+          this.#pending.add(release)
+        })
+        // a caller that gave up while held never reached Alma's processing: nothing applied, nothing answered
+        if (gone || request.raw.socket?.destroyed === true) {
+          this.#unanswered(request)
+          return await reply
+        }
+      }
       if (!['CREDIT_CARD', 'ONLINE', 'CASH'].includes(query.method)) return this.#fail(reply, 400, '401666', 'Parameter method is not valid.')
       if (!/^\d+(\.\d{1,2})?$/.test(query.amount ?? '')) return this.#fail(reply, 400, '401666', 'Parameter amount is not valid.')
       const cents = toCents(query.amount)

@@ -59,6 +59,8 @@ function decimal (cents: number): string {
 export class CashnetSandbox {
   behaviour: CashnetBehaviour
   readonly sent: SentPostback[] = []
+  /** checkout pages CashNet was asked for (POST or GET of the store), valid or not: tests assert none was */
+  requested = 0
   readonly #options: CashnetSandboxOptions
   readonly #sessions = new Map<string, Session>()
   readonly #app: FastifyInstance
@@ -161,6 +163,7 @@ export class CashnetSandbox {
   #routes (): void {
     const app = this.#app
     const open = async (request: any, reply: any): Promise<unknown> => {
+      this.requested++
       if (request.params.store !== this.#options.store) return reply.code(404).type('text/html').send('<h1>Error 702: improper merchant code</h1>')
       const source = { ...(request.query ?? {}), ...(request.body ?? {}) } as Record<string, string>
       const fields = new Map(Object.entries(source).map(([k, v]) => [k.toLowerCase(), String(v)]))

@@ -1,6 +1,8 @@
-// The EZproxy stand-in: a login page listing the seeded patrons, and a reverse proxy in front of the service
-// that strips any user header the browser sent and injects its own, as the real EZproxy is configured to do.
-// The demo and the tests reach the service only through it, so they use the same trusted-header code as production.
+// The EZproxy stand-in: a login page listing the seeded patrons (and a staff sign-in for the admin pages), and a
+// reverse proxy in front of the service that strips any user header the browser sent and injects its own, as the
+// real EZproxy is configured to do. The demo and the tests reach the service only through it, so they use the same
+// trusted-header code as production. Its /logout signs out of the service too (the service's own `logout`, whose
+// cookies it passes on) and then shows the sign-in page again, so the demo can switch user.
 
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -19,6 +21,8 @@ export interface EzproxyStandInOptions {
   wskey?: string
   /** local address the proxy connects from (must be in EZPROXY_ALLOW) */
   localAddress?: string
+  /** usernames offered as "library staff" on the sign-in page, landing on /admin (the service's ADMIN_USERS) */
+  staffUsers?: string[]
 }
 
 const COOKIE = 'ezproxy_standin'
@@ -107,7 +111,9 @@ export class EzproxyStandIn {
     const username = this.#sessions.get(parseCookies(request.headers.cookie).get(COOKIE) ?? '')
     if (url.pathname === '/login') return await this.#login(request, response, url, username)
     if (url.pathname === '/logout') {
-      response.writeHead(303, { location: '/login', 'set-cookie': `${COOKIE}=; Path=/; Max-Age=0` })
+      // the service's own session ends first (userobject mode keeps one), then the stand-in's
+      const cookies = username === undefined ? [] : await this.#serviceLogout(request, username)
+      response.writeHead(303, { location: '/login', 'set-cookie': [...cookies, `${COOKIE}=; Path=/; Max-Age=0`] })
       response.end()
       return
     }
@@ -131,9 +137,11 @@ export class EzproxyStandIn {
         response.end()
         return
       }
+      // switching user: whoever was signed in is signed out of the service first
+      const cookies = current !== undefined && current !== username ? await this.#serviceLogout(request, current) : []
       const session = randomBytes(12).toString('hex')
       this.#sessions.set(session, username)
-      response.writeHead(303, { location: safeNext, 'set-cookie': `${COOKIE}=${session}; Path=/; HttpOnly; SameSite=Lax` })
+      response.writeHead(303, { location: safeNext, 'set-cookie': [...cookies, `${COOKIE}=${session}; Path=/; HttpOnly; SameSite=Lax`] })
       response.end()
       return
     }
@@ -144,14 +152,18 @@ export class EzproxyStandIn {
     }
     const buttons = this.#options.users.map(u =>
       `<li><button type="submit" name="user" value="${escape(u.primaryId)}">${escape(`${u.firstName} ${u.lastName}`)}</button> <span>${escape(u.primaryId)}: ${escape(u.story)}</span></li>`).join('\n')
+    const staff = (this.#options.staffUsers ?? []).map(u =>
+      `<li><button type="submit" name="user" value="${escape(u)}">Library staff${(this.#options.staffUsers ?? []).length > 1 ? ` (${escape(u)})` : ''}</button> <span>${escape(u)}: the admin pages (payments, what needs attention)</span></li>`).join('\n')
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
     response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in – EZproxy stand-in</title>
 <style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}li{margin:.5rem 0}button{font:inherit;padding:.4rem .9rem;min-height:44px}.note{background:#fff4ce;padding:.5rem 1rem;border-left:4px solid #b58100}</style></head>
 <body><main><h1>Library sign-in (EZproxy stand-in)</h1>
-<p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron; the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
-${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a></p>` : ''}
+<p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron (or library staff, below, for the admin pages); the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
+${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a>. Choose someone below to switch user.</p>` : ''}
+<h2>Patrons</h2>
 <form method="post" action="/login?qurl=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
-<p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form></main></body></html>`)
+<p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form>
+${staff !== '' ? `<h2>Library staff</h2>\n<form method="post" action="/login?qurl=${encodeURIComponent('/admin')}" id="staff-sign-in"><ul>${staff}</ul></form>` : ''}</main></body></html>`)
   }
 
   async #userObject (_request: IncomingMessage, response: ServerResponse, url: URL, username: string | undefined): Promise<void> {
@@ -208,7 +220,29 @@ ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. 
     }
   }
 
-  #proxy (request: IncomingMessage, response: ServerResponse, username: string): void {
+  /**
+   * Asks the service to end its own session for this browser (GET logout, as the patron's "Sign out" link does) and
+   * returns the cookies it set, to pass on. Nothing when the service has no such page or cannot be reached.
+   */
+  async #serviceLogout (request: IncomingMessage, username: string): Promise<string[]> {
+    const target = new URL(this.#options.target)
+    const headers = this.#upstreamHeaders(request, username)
+    delete headers['content-length']
+    delete headers['content-type']
+    delete headers['transfer-encoding']
+    return await new Promise<string[]>(resolve => {
+      const upstream = httpRequest({ host: target.hostname, port: target.port, method: 'GET', path: '/logout', headers, localAddress: this.#options.localAddress }, (answer) => {
+        answer.resume()
+        answer.on('end', () => { resolve(answer.statusCode !== undefined && answer.statusCode < 400 ? answer.headers['set-cookie'] ?? [] : []) })
+      })
+      upstream.setTimeout(5000, () => { upstream.destroy() })
+      upstream.on('error', () => { resolve([]) })
+      upstream.end()
+    })
+  }
+
+  /** The request's headers as the service receives them: the browser's user header and secret replaced by ours. */
+  #upstreamHeaders (request: IncomingMessage, username: string): Record<string, string | string[] | undefined> {
     const target = new URL(this.#options.target)
     const headers: Record<string, string | string[] | undefined> = { ...request.headers }
     const userHeader = (this.#options.userHeader ?? 'X-EZproxy-User').toLowerCase()
@@ -221,6 +255,12 @@ ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. 
     else delete headers.cookie
     headers[userHeader] = username
     if (this.#options.secretHeader !== undefined && this.#options.secret !== undefined) headers[this.#options.secretHeader.toLowerCase()] = this.#options.secret
+    return headers
+  }
+
+  #proxy (request: IncomingMessage, response: ServerResponse, username: string): void {
+    const target = new URL(this.#options.target)
+    const headers = this.#upstreamHeaders(request, username)
     const upstream = httpRequest({
       host: target.hostname,
       port: target.port,

@@ -1,5 +1,6 @@
 // The seeded patrons of the sandbox: the awkward cases a real library has (no fees, one fee, many fees,
-// a blocked patron, non-ASCII names, HTML in a title, a credit, a fee in another currency).
+// a blocked patron, non-ASCII names, a credit, a fee in another currency) and a test patron whose fee title
+// carries HTML, kept apart so the first patron a newcomer picks looks like a real account.
 
 export interface SeedFee {
   id: string
@@ -65,9 +66,9 @@ export function seedUsers (): SeedUser[] {
       fees: [
         fee('100001', 'OVERDUEFINE', 'Overdue fine', '5.00', 'The Name of the Rose'),
         fee('100002', 'LOSTITEMREPLACEMENTFEE', 'Lost item replacement fee', '45.50', 'Introduction to Algorithms, 4th ed.'),
-        fee('100003', 'DAMAGEDITEMFINE', 'Damaged item fine', '12.25', '<b>Bold</b> & "quoted" <script>alert(1)</script> title', { ...LAW })
+        fee('100003', 'DAMAGEDITEMFINE', 'Damaged item fine', '12.25', 'Principles of Contract Law', { ...LAW })
       ],
-      story: 'three fees, one title with HTML in it'
+      story: 'three fees, one of them at the Law Library'
     },
     {
       primaryId: 'bob',
@@ -143,6 +144,17 @@ export function seedUsers (): SeedUser[] {
       blocks: [{ type: 'GENERAL', typeDesc: 'General', code: 'FINES', codeDesc: 'Unpaid library fines', status: 'ACTIVE', note: '' }],
       fees: [fee('700001', 'SERVICEFEE', 'Service fee', '15.00', 'Community borrower card')],
       story: 'community borrower without a campus id or e-mail'
+    },
+    {
+      primaryId: 'mallory',
+      firstName: 'Mallory',
+      lastName: 'Markup',
+      email: 'mallory.markup@example.edu',
+      userGroup: 'UG',
+      identifiers: [{ type: 'UNIV_ID', value: '900000008' }],
+      blocks: [],
+      fees: [fee('880001', 'DAMAGEDITEMFINE', 'Damaged item fine', '12.25', '<b>Bold</b> & "quoted" <script>alert(1)</script> title', { ...LAW })],
+      story: 'test patron: a fee title with HTML in it, which must show as plain text'
     }
   ]
 }

@@ -53,7 +53,9 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     secretHeader: options.env?.EZPROXY_SECRET_HEADER,
     secret: options.env?.EZPROXY_SECRET,
     wskey: SANDBOX_WSKEY,
-    localAddress: ezproxyFrom
+    localAddress: ezproxyFrom,
+    // the staff choice on the sign-in page: the service's ADMIN_USERS (below, "staff" unless overridden)
+    staffUsers: (options.env?.ADMIN_USERS ?? 'staff').split(',').map(u => u.trim()).filter(u => u !== '')
   })
   const publicUrl = await ezproxy.start(ports.ezproxy ?? 0)
 

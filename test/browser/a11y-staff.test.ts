@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import { build } from '../helper.ts'
-import { checkPage, heading, launch, openPage, signIn, throughCashnet } from './chromium.ts'
+import { checkPage, heading, launch, openPage, PHONE, signIn, throughCashnet } from './chromium.ts'
 
 t.test('PAID receipt and staff pages: no serious or critical axe violations at 1280 and 375 px', async t => {
   const stack = await build(t, { app: { startWorker: false } })
@@ -24,9 +24,22 @@ t.test('PAID receipt and staff pages: no serious or critical axe violations at 1
 
   await t.test('staff: the payments list', async t => {
     const { page, problems } = await openPage(browser)
-    await signIn(page, stack, { username: 'staff' }, '/admin')
+    await signIn(page, stack, { button: 'Library staff' }, '/admin')
+    t.equal(await heading(page), 'Payments', 'the sign-in page\'s staff choice lands on /admin')
     t.equal(await page.locator('table').count() > 0, true, 'a table of payments')
     await checkPage(t, page, 'admin-payments')
+    // at 375 px every payment is a stacked card: nothing cut off at the screen's edge, nothing to scroll sideways
+    await page.setViewportSize(PHONE)
+    const region = await page.locator('.table-scroll[aria-label="Payments"]').evaluate(el => ({ scroll: el.scrollWidth as number, client: el.clientWidth as number }))
+    t.ok(region.scroll <= region.client, `the payments list needs no sideways scrolling at 375 px (${region.scroll} in ${region.client} px)`)
+    const rightmost = await page.locator('table.admin tbody th, table.admin tbody td').evaluateAll(cells =>
+      Math.max(...cells.filter(c => (c as any).offsetParent !== null).map(c => c.getBoundingClientRect().right as number)))
+    t.ok(rightmost <= PHONE.width, `every cell of the list ends inside the screen (rightmost edge ${Math.round(rightmost)} px)`)
+    const first = page.locator('table.admin tbody tr').first()
+    const labels = await first.locator('td').evaluateAll(cells => cells.filter(c => (c as any).offsetParent !== null)
+      .map(c => (globalThis as any).getComputedStyle(c, '::before').content as string))
+    t.same(labels, ['"Created"', '"Patron"', '"Total"', '"State"'], 'each value of the card is named by its column')
+    t.match(await first.innerText(), 'Declined by CashNet', 'and the state, which used to be cut off, is shown')
     t.same(problems, [])
   })
 

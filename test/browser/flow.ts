@@ -9,7 +9,7 @@ import { heading } from './chromium.ts'
 export const NAMES = {
   rose: 'Overdue fine, The Name of the Rose, $5.00',
   algorithms: 'Lost item replacement fee, Introduction to Algorithms, 4th ed., $45.50',
-  damaged: 'Damaged item fine, <b>Bold</b> & "quoted" <script>alert(1)</script> title, $12.25'
+  damaged: 'Damaged item fine, Principles of Contract Law, $12.25'
 }
 
 /** On the fines page: the three fees, each checkbox named by type, title and amount, all ticked. */

@@ -30,8 +30,8 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     } catch (error) {
       if (!(error instanceof CheckoutRefused)) throw error
       request.log.info({ event: 'checkout.refused', reason: error.reason, fees: feeIds.slice(0, 20) }, `checkout refused for ${username}: ${error.reason}`)
-      return reply.code(error.reason === 'unknown-fee' ? 409 : 400).type('text/html; charset=utf-8')
-        .send(messagePage(config, { title: 'Please check your selection', heading: 'Please check your selection', message: error.message, linkHome: true }))
+      return reply.code(error.reason === 'unknown-fee' || error.reason === 'in-progress' ? 409 : 400).type('text/html; charset=utf-8')
+        .send(messagePage(config, { title: 'Please check your selection', heading: 'Please check your selection', message: error.message, linkHome: true, signOut: true }))
     }
   })
 }

@@ -1,17 +1,20 @@
-// GET /: the patron's fines, read from Alma with the user and the fees fetched at the same time.
+// GET /: the patron's fines, read from Alma with the user and the fees fetched at the same time, and the
+// ledger's payments still being recorded, so that a fee already paid is never offered again.
 
 import type { FastifyPluginAsync } from 'fastify'
 import { almaFor } from '../alma-logging.ts'
 import { finesPage } from '../views/fines.ts'
-import { whyNotPayable } from '../../payments/payable.ts'
+import { feesInProgress, whyNotPayable } from '../../payments/payable.ts'
 
 const fines: FastifyPluginAsync = async (fastify) => {
-  const { config } = fastify
+  const { config, ledger } = fastify
   fastify.get('/', { config: { access: 'patron', root: './' } }, async (request, reply) => {
     const username = (request.patron as { username: string }).username
     const [user, feeList] = await Promise.all([almaFor(request).getUser(username), almaFor(request).listActiveFees(username)])
+    const payments = ledger.paymentsInProgress(username, user.primaryId)
+    const inProgress = feesInProgress(payments)
     const fees = feeList.fees
-      .map(fee => ({ fee, notPayable: whyNotPayable(fee, config) }))
+      .map(fee => ({ fee, notPayable: whyNotPayable(fee, config, inProgress) }))
       .sort((a, b) => a.fee.creationTime.localeCompare(b.fee.creationTime) || a.fee.id.localeCompare(b.fee.id))
     return reply.type('text/html; charset=utf-8').send(finesPage({
       branding: config,
@@ -19,7 +22,9 @@ const fines: FastifyPluginAsync = async (fastify) => {
       fees,
       currency: config.currency,
       csrfToken: reply.generateCsrf(),
-      minPayment: config.minPayment
+      minPayment: config.minPayment,
+      // the receipt is shown only to the username that paid (routes/return.ts)
+      inProgress: payments.map(checkout => ({ checkout, receipt: checkout.userId === username }))
     }))
   })
 }

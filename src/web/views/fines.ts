@@ -2,6 +2,7 @@
 // per payable fee (all ticked), the total, and the pay button. The friendly pages live here too.
 
 import type { AlmaUser, Fee } from '../../alma/types.ts'
+import type { Checkout } from '../../ledger/types.ts'
 import { type Cents, formatMoney } from '../../money.ts'
 import { NOT_PAYABLE_TEXT, type NotPayableReason } from '../../payments/payable.ts'
 import { type Html, html } from '../html.ts'
@@ -15,6 +16,38 @@ export interface FinesView {
   csrfToken: string
   minPayment: Cents
   notice?: string
+  /** the patron's payments taken but not yet all recorded in Alma (PAID, or waiting for staff) */
+  inProgress?: Array<{ checkout: Checkout, receipt: boolean }>
+}
+
+/** Positive balances added up per currency, never across: the online currency first, then the others by code. */
+export function totalsByCurrency (fees: readonly Fee[], onlineCurrency: string): Array<{ currency: string, cents: Cents }> {
+  const totals = new Map<string, number>()
+  for (const fee of fees) {
+    if (fee.balance <= 0) continue
+    const currency = fee.currency === '' ? onlineCurrency : fee.currency.toUpperCase()
+    totals.set(currency, (totals.get(currency) ?? 0) + fee.balance)
+  }
+  return [...totals]
+    .sort(([a], [b]) => a === onlineCurrency ? -1 : b === onlineCurrency ? 1 : a.localeCompare(b))
+    .map(([currency, cents]) => ({ currency, cents: cents as Cents }))
+}
+
+function joinAnd (parts: Html[]): Html {
+  if (parts.length <= 1) return html`${parts}`
+  return html`${parts.slice(0, -1).map((p, i) => html`${i > 0 ? ', ' : ''}${p}`)} and ${parts[parts.length - 1]}`
+}
+
+/** What the patron hears about money already taken: being recorded, or waiting for library staff. */
+function inProgressNotices (payments: NonNullable<FinesView['inProgress']>, root: string): Html {
+  return html`${payments.map(({ checkout, receipt }) => {
+    const amount = formatMoney(checkout.total, checkout.currency)
+    const day = (checkout.paidAt ?? checkout.createdAt).slice(0, 10)
+    const link = receipt ? html` <a href="${root}cashnet/return?ref=${encodeURIComponent(checkout.id)}">See the receipt</a>` : ''
+    return checkout.state === 'PAID'
+      ? html`<div class="notice ok in-progress" role="status"><p><strong>Payment received, being recorded.</strong> We have your payment of ${amount} (${dateCell(day)}) and are recording it in the library system. This can take a few minutes; the fees it covers are marked below. You do not need to pay them again.${link}</p></div>`
+      : html`<div class="notice warn in-progress" role="status"><p><strong>Library staff are checking a payment.</strong> Your payment of ${amount} (${dateCell(day)}) needs a person to finish recording it in the library system. Until they have, the fees it covers cannot be paid online. You do not need to pay again; please contact the library if you have questions.${link}</p></div>`
+  })}`
 }
 
 export function dateCell (iso: string): Html {
@@ -32,6 +65,11 @@ export function finesPage (view: FinesView): string {
   const owed = view.fees.filter(f => f.fee.balance > 0)
   const payableTotal = payable.reduce((s, f) => s + f.fee.balance, 0) as Cents
   const name = patronName(view.user)
+  const progress = inProgressNotices(view.inProgress ?? [], './')
+  // what is still to pay: money already taken for a fee (being recorded, or with staff) is not owed again
+  const held = new Set<NotPayableReason | null>(['being-recorded', 'staff-checking'])
+  const due = totalsByCurrency(owed.filter(f => !held.has(f.notPayable)).map(f => f.fee), view.currency)
+  const elsewhere = due.filter(d => d.currency !== view.currency)
 
   if (owed.length === 0) {
     const credits = view.fees.filter(f => f.fee.balance < 0)
@@ -39,10 +77,12 @@ export function finesPage (view: FinesView): string {
       title: 'Your library fines: nothing to pay',
       root: './',
       branding: view.branding,
+      signOut: true,
       body: html`<h1>Nothing to pay, ${name}</h1>
 <div class="notice ok"><p class="lead">You have no outstanding library fines or fees. Thank you!</p></div>
 ${view.notice !== undefined ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
-${credits.length > 0 ? html`<p>You have a credit of ${money(Math.abs(credits.reduce((s, f) => s + f.fee.balance, 0)) as Cents)} on your library account.</p>` : ''}`
+${progress}
+${credits.length > 0 ? html`<p>You have a credit of ${joinAnd(totalsByCurrency(credits.map(f => ({ ...f.fee, balance: -f.fee.balance as Cents })), view.currency).map(d => html`${money(d.cents, d.currency)}`))} on your library account.</p>` : ''}`
     })
   }
 
@@ -59,7 +99,7 @@ ${credits.length > 0 ? html`<p>You have a credit of ${money(Math.abs(credits.red
     return html`<tr>
 <td class="select">${notPayable === null
       ? html`<input type="checkbox" name="fee" value="${fee.id}" id="${id}" data-cents="${fee.balance}" aria-label="${spoken}" checked>`
-      : html`<span class="visually-hidden">Cannot be paid online</span>`}</td>
+      : html`<span class="visually-hidden">${held.has(notPayable) ? 'Already paid, not to be paid again' : 'Cannot be paid online'}</span>`}</td>
 <td class="detail">${notPayable === null ? html`<label for="${id}">${name}</label>` : html`<span class="fee-name">${name}</span>`}
 ${fee.barcode !== '' && fee.title !== '' ? html`<span class="fee-meta">Barcode ${fee.barcode}</span>` : ''}
 <span class="fee-meta narrow-only">${library}${fee.creationTime !== '' ? html` · ${dateCell(fee.creationTime)}` : ''}</span>
@@ -74,10 +114,17 @@ ${notPayable !== null ? html`<span class="badge">${NOT_PAYABLE_TEXT[notPayable]}
     title: 'Your library fines',
     root: './',
     branding: view.branding,
+    signOut: true,
     scripts: ['fines.js', 'dates.js'],
     body: html`<h1>Library fines and fees for ${name}</h1>
 ${view.notice !== undefined ? html`<div class="notice warn" role="alert">${view.notice}</div>` : ''}
-<p class="lead">You owe <strong>${money(owed.reduce((s, f) => s + f.fee.balance, 0) as Cents)}</strong>. Untick anything you do not want to pay now, then pay on CashNet, the university’s secure payment page.</p>
+${progress}
+${due.length === 0
+      ? html`<p class="lead">Nothing else to pay for now.</p>`
+      : html`<p class="lead">You owe ${joinAnd(due.map(d => html`<strong>${money(d.cents, d.currency)}</strong>`))}.${payable.length > 0 ? ' Untick anything you do not want to pay now, then pay on CashNet, the university’s secure payment page.' : ''}</p>`}
+${elsewhere.length > 0
+      ? html`<p class="notice other-currency">Fees in ${joinAnd(elsewhere.map(d => html`${d.currency} (${money(d.cents, d.currency)})`))} cannot be paid online: online payments are taken in ${view.currency} only. Please contact the library to pay them.</p>`
+      : ''}
 <form id="pay-form" method="post" action="checkout" data-currency="${view.currency}" data-min-cents="${view.minPayment}">
 <input type="hidden" name="_csrf" value="${view.csrfToken}">
 <div class="table-scroll">
@@ -91,7 +138,7 @@ ${rows}
 </table>
 </div>
 ${payable.length === 0
-      ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>`
+      ? (owed.some(f => !held.has(f.notPayable)) ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>` : '')
       : html`<div class="actions"><button class="button" id="pay-button" type="submit" aria-describedby="pay-hint">Pay selected fees</button>
 <span class="muted" id="pay-hint">${view.minPayment > 1 ? `The smallest online payment is ${money(view.minPayment)}.` : ''}</span></div>
 <p class="muted small">Card details are entered on CashNet, never on this site.</p>`}
@@ -99,11 +146,12 @@ ${payable.length === 0
   })
 }
 
-export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean }): string {
+export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean, signOut?: boolean }): string {
   return page({
     title: options.title,
     root: options.root ?? './',
     branding,
+    signOut: options.signOut,
     body: html`<h1>${options.heading}</h1>
 <div class="notice ${options.tone ?? 'warn'}" role="status"><p>${options.message}</p></div>
 ${options.linkHome === true ? html`<p><a href="${options.root ?? './'}">Back to your fines</a></p>` : ''}`

@@ -22,6 +22,11 @@ export interface PageOptions {
    * page's script checks in the background instead, so no reload takes a screen reader's place (WCAG 2.2.1).
    */
   noscriptRefreshSeconds?: number
+  /**
+   * A patron's own page: the header offers "Sign out" (the service's `logout`, relative, which ends our session and
+   * sends the browser on to EZproxy's sign-out), for a shared library computer and to switch user.
+   */
+  signOut?: boolean
 }
 
 /** WCAG relative luminance of a #rrggbb colour. */
@@ -83,6 +88,7 @@ ${options.noscriptRefreshSeconds !== undefined ? trusted(`<noscript><meta http-e
 <header class="site"><div class="inner">
 <a class="name" href="${root}">${branding.libraryLogoUrl !== '' ? html`<img src="${branding.libraryLogoUrl}" alt="">` : ''}<span>${branding.libraryName}</span></a>
 <span class="service">Fines and fees</span>
+${options.signOut === true ? html`<a class="sign-out" href="${root}logout">Sign out</a>` : ''}
 </div></header>
 <main id="main" tabindex="-1"><div class="inner">
 ${options.body}

@@ -40,6 +40,7 @@ export function receiptPage (branding: Branding, checkout: Checkout, root = '../
     title: wording.title,
     root,
     branding,
+    signOut: true,
     scripts: ['dates.js', 'receipt.js'],
     noscriptRefreshSeconds: wording.refresh,
     body: html`<div id="receipt" data-state="${checkout.state}" data-pending="${wording.pending ? 'true' : 'false'}" data-check="${self}">
@@ -67,6 +68,7 @@ export function noReceiptPage (branding: Branding, root = '../'): string {
     title: 'No payment found',
     root,
     branding,
+    signOut: true,
     body: html`<h1>We could not find that payment</h1>
 <div class="notice" role="status"><p>There is no payment with that reference on your account. If you paid and this looks wrong, contact the library; nothing is lost, staff can find every payment CashNet reports.</p></div>
 <div class="actions"><a class="button" href="${root}">Back to your fines</a></div>`
