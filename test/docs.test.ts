@@ -118,3 +118,25 @@ t.test('the README lists every route the service registers', async t => {
   t.ok(readme.includes('## Routes'), 'the README has a Routes section')
   for (const route of routes) t.ok(section.includes(`\`${route}\``), `${route} is in the README's Routes table`)
 })
+
+t.test('docs/logging.md describes the posting\'s alma.call lines as they are logged', async t => {
+  const { build, Browser, checkoutIdFrom } = await import('./helper.ts')
+  const stack = await build(t)
+  const alice = new Browser(stack).login('alice')
+  const { action, fields } = await alice.checkout()
+  await alice.payOnCashnet(action, fields)
+  await stack.app.worker.idle()
+  const id = checkoutIdFrom(fields)
+  const checkout = stack.app.ledger.getCheckout(id)
+  t.equal(checkout?.state, 'POSTED')
+  const posting = stack.logLines().filter(l => l.event === 'alma.call' && l.checkout === id)
+  t.ok(posting.some(l => l.alma.method === 'POST' && /^users\/[^/]+\/fees\/[^/]+$/.test(l.alma.path)), 'one POST users/<primary id>/fees/<fee id> per fee')
+  t.ok(posting.some(l => l.alma.method === 'GET' && /^users\/[^/]+\/fees$/.test(l.alma.path)), 'the fee list read first')
+  for (const line of posting) {
+    t.match(line, { component: 'worker', checkout: id, tx: checkout?.tx, user: 'alice', alma: { method: String, path: String, status: Number, ms: Number } })
+    t.notOk('reqId' in line, 'outside any request')
+  }
+  const doc = read('docs/logging.md')
+  t.match(doc, 'each with `component` `worker`, `checkout`, `tx` and `user`')
+  t.notMatch(doc, /alma\.call` lines have no `reqId`, `user` or `checkout`/, 'the old, wrong description is gone')
+})
