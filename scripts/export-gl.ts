@@ -1,7 +1,6 @@
 // npm run export:gl: the GL journal of one day's payments posted to Alma, for PeopleSoft (SPEC section 8).
 // Reads only what it needs: the ledger, the chartfield map and, for --format flat, the layout.
 
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
 import { dayRange, isTimeZone, processTimeZone, yesterday } from '../src/jobs/dates.ts'
 import { exportGl } from '../src/jobs/gl/export-gl.ts'
 import { loadLayout } from '../src/jobs/gl/flat.ts'
@@ -9,6 +8,7 @@ import { loadGlMap } from '../src/jobs/gl/map.ts'
 import { formatDecimal } from '../src/money.ts'
 import { writeFilesAtomically } from './lib/atomic.ts'
 import { type CommandSpec, existingFile, isoDate, oneOf, runCommand, UsageError } from './lib/cli.ts'
+import { openLedgerReadOnly } from './lib/ledger.ts'
 import { createProgress } from './lib/progress.ts'
 
 const spec: CommandSpec = {
@@ -34,7 +34,7 @@ await runCommand(spec, async (o) => {
   const map = await loadGlMap(o.map)
   const layout = o.format === 'flat' ? await loadLayout(existingFile(o.layout)) : undefined
   const progress = createProgress('export:gl')
-  const ledger = new SqliteLedger({ path: o.database })
+  const ledger = openLedgerReadOnly(o.database)
   try {
     const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
     if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)

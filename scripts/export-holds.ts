@@ -9,16 +9,23 @@ import { writeFilesAtomically } from './lib/atomic.ts'
 import { type CommandSpec, existingFile, fileTemplate, isoDate, list, maxLength, oneOf, runCommand, UsageError, wholeNumber } from './lib/cli.ts'
 import { createProgress } from './lib/progress.ts'
 
+/** An XML element name, optionally with a prefix (xb:user). */
+function elementName (value: string): string {
+  if (!/^([A-Za-z_][\w.-]*:)?[A-Za-z_][\w.-]*$/.test(value)) throw new UsageError(`"${value}" is not an XML element name`)
+  return value
+}
+
 const spec: CommandSpec = {
   name: 'export:holds',
   summary: 'Writes holds-add-DATE.csv and holds-remove-DATE.csv (PeopleSoft service indicators to assign and to release,\n' +
     'the difference from the previous run) and holds-skipped-DATE.csv (patrons without a campus id).',
   options: [
-    { name: 'users', env: 'HOLDS_USERS_FILE', description: 'Alma "Export user blocks" XML, or a Users API <users> XML', parse: existingFile },
+    { name: 'users', env: 'HOLDS_USERS_FILE', description: 'Alma "Export User by Conditions" (formerly "Export user blocks") XML, or a Users API <users> XML', parse: existingFile },
     { name: 'fines', env: 'HOLDS_FINES_FILE', description: 'or: the fines-DATE.csv of export:fines (balances only)', parse: existingFile },
     { name: 'out', env: 'HOLDS_OUT_DIR', description: 'directory for the output files', required: true },
     { name: 'date', env: 'HOLDS_DATE', description: 'run date YYYY-MM-DD', default: 'today', parse: v => v === 'today' ? today(processTimeZone()) : isoDate(v) },
     { name: 'state', env: 'HOLDS_STATE_DIR', description: 'where the snapshot of each run is kept', default: 'data/holds' },
+    { name: 'record-element', env: 'HOLDS_RECORD_ELEMENT', description: 'the repeating user element of the XML (prefix and case ignored), when the guess (the parent of the first userId) is wrong', default: '', parse: elementName },
     { name: 'id-type', env: 'HOLDS_ID_TYPE', description: 'Alma identifier type of the campus id (EMPLID)', default: 'UNIV_ID' },
     { name: 'block-types', env: 'HOLDS_BLOCK_TYPES', description: 'block type or description codes that place a hold, comma-separated; * for any', default: '' },
     { name: 'min-balance', env: 'HOLDS_MIN_BALANCE', description: 'a balance at or above this places a hold; "none" to ignore balances', default: '0.01' },
@@ -57,6 +64,7 @@ await runCommand(spec, async (o) => {
   const result = await exportHolds({
     source: o.users !== '' ? { kind: 'users', path: o.users } : { kind: 'fines', path: o.fines },
     idType: o['id-type'],
+    recordElement: o['record-element'],
     rules: { blockTypes, minBalance, date: o.date },
     codes: { institution: o.institution, code: o['srvc-ind-cd'], reason: o['srvc-ind-reason'], deptid: o.deptid, date: o.date, dateFormat: o['date-format'] as DateFormat },
     columns,

@@ -6,9 +6,9 @@ import { pino } from 'pino'
 import { AlmaClient } from '../src/alma/client.ts'
 import { isAlmaFailure } from '../src/alma/errors.ts'
 import { type Finding, FINDING_KINDS, type FindingKind, readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/reconcile.ts'
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
 import { type Cents, formatMoney } from '../src/money.ts'
 import { type CommandSpec, EXIT_BAD_INPUT, EXIT_OK, isoDate, runCommand, UsageError } from './lib/cli.ts'
+import { openLedgerReadOnly } from './lib/ledger.ts'
 import { createProgress } from './lib/progress.ts'
 
 const DAY = 86_400_000
@@ -133,7 +133,7 @@ let needsPerson = false
 
 await runCommand(spec, async (options) => {
   const env = readEnv(process.env)
-  const ledger = new SqliteLedger({ path: env.databasePath })
+  const ledger = openLedgerReadOnly(env.databasePath)
   const logger = pino({ level: process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== '' ? process.env.LOG_LEVEL : 'error' }, pino.destination(2))
   const alma = new AlmaClient({ baseUrl: env.almaApiUrl, apiKey: env.almaApiKey, userIdType: 'all_unique', rateLimit: env.rateLimit, timeoutMs: env.timeoutMs, logger })
   let report: ReconcileReport

@@ -15,7 +15,7 @@ import { AlmaClient } from './alma/client.ts'
 import { AlmaError, AlmaUnavailable, AlmaBadResponse, USER_NOT_FOUND_CODES } from './alma/errors.ts'
 import type { Config } from './config.ts'
 import type { Ledger } from './ledger/ledger.ts'
-import { SqliteLedger } from './ledger/sqlite.ts'
+import { LedgerBusy, SqliteLedger } from './ledger/sqlite.ts'
 import { loggerOptions } from './log.ts'
 import { type Alerts, createAlerts } from './payments/alerts.ts'
 import { PostingWorker } from './payments/worker.ts'
@@ -205,6 +205,11 @@ async function handleError (app: FastifyInstance, config: Config, error: Fastify
       : 'Alma is unavailable or answered unexpectedly; the patron was told to try later'
     request.log.error({ event: 'alma.unavailable', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `${operator} (${error.message})`)
     return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
+  }
+  if (error instanceof LedgerBusy) {
+    request.log.warn({ event: 'ledger.busy', path: request.url.split('?')[0] }, `${error.message}; answered 503 (is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?)`)
+    if (request.routeOptions.config?.access === 'cashnet') return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
+    return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')
   }
   const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
   if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {

@@ -5,6 +5,10 @@
 // answered only after that commit. A lone postback waits for nothing but the next turn of the loop.
 
 import type { Ledger } from './ledger.ts'
+import { isBusy, LedgerBusy } from './sqlite.ts'
+
+/** How long after a lock was met the next batches are refused at once (503) instead of waiting for it again. */
+const BUSY_BACKOFF_MS = 250
 
 interface Pending {
   work: () => unknown
@@ -16,6 +20,8 @@ export class GroupCommit {
   readonly #ledger: Pick<Ledger, 'inTransaction'>
   #pending: Pending[] = []
   #scheduled = false
+  /** After a commit met another process's lock, batches until then are refused without waiting again. */
+  #busyUntil = 0
 
   constructor (ledger: Pick<Ledger, 'inTransaction'>) {
     this.#ledger = ledger
@@ -37,6 +43,13 @@ export class GroupCommit {
     const batch = this.#pending
     this.#pending = []
     const outcomes: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
+    // Each wait for a lock blocks the whole event loop for the busy timeout; postbacks arriving one after another
+    // while the lock is held must not each pay it, or the last would miss CashNet's second.
+    if (Date.now() < this.#busyUntil) {
+      const failure = new LedgerBusy('still locked a moment ago')
+      for (const item of batch) item.reject(failure)
+      return
+    }
     try {
       this.#ledger.inTransaction(() => {
         for (const item of batch) {
@@ -48,8 +61,12 @@ export class GroupCommit {
         }
       })
     } catch (error) {
-      // The commit itself failed: nothing in the batch is durable, so nobody gets a 200.
-      for (const item of batch) item.reject(error)
+      // The commit itself failed: nothing in the batch is durable, so nobody gets a 200. A lock held by another
+      // process (SQLITE_BUSY after the ledger's short busy timeout) becomes LedgerBusy, answered 503: CashNet
+      // sends the postback again, and by then the lock is usually gone.
+      const failure = isBusy(error) ? new LedgerBusy(error) : error
+      if (isBusy(error)) this.#busyUntil = Date.now() + BUSY_BACKOFF_MS
+      for (const item of batch) item.reject(failure)
       return
     }
     batch.forEach((item, index) => {

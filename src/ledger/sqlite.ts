@@ -1,5 +1,7 @@
 // The ledger in SQLite (WAL, synchronous=FULL): a postback is on disk before the 200 goes out. Migrations are
-// numbered SQL in this file and applied in order at open, tracked in PRAGMA user_version.
+// numbered SQL in this file and applied in order when the service opens the ledger, tracked in PRAGMA
+// user_version. Jobs (reconcile, export:gl) open it read-only and never migrate: in WAL mode a reader never
+// blocks the service's writer, so a job can never make the service miss CashNet's one-second answer.
 
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
@@ -158,6 +160,45 @@ function toPostback (row: Row): PostbackRecord {
 export interface SqliteLedgerOptions {
   path: string
   now?: () => Date
+  /**
+   * For jobs: open an existing ledger read-only; never create it, never migrate it. A ledger whose schema is
+   * older than this code's (or that is not a WAL-mode ledger at all) is refused with LedgerSchemaError.
+   */
+  readOnly?: boolean
+}
+
+/**
+ * How long a write waits for a lock held by another process. better-sqlite3 is synchronous, so this wait
+ * blocks the event loop: every request, postback acknowledgements included, stands still meanwhile. The
+ * service is the ledger's only writer (jobs read in WAL mode, which takes no lock a writer waits for), so a
+ * lock held elsewhere is an accident (an operator's sqlite3 shell, a second instance); a short wait and a
+ * 503, which CashNet retries, is better than a stalled service.
+ */
+export const BUSY_TIMEOUT_MS = 100
+/** A job's reads may wait longer: only the job's own process waits. */
+const READ_ONLY_BUSY_TIMEOUT_MS = 5000
+
+/** The ledger's schema version this code expects (the number of migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+/** The ledger is not one a job can read: missing tables, an older schema, or not in WAL mode. */
+export class LedgerSchemaError extends Error {
+  readonly kind = 'LedgerSchemaError'
+}
+
+/** A write met a lock held by another process (SQLITE_BUSY after BUSY_TIMEOUT_MS); nothing was written. */
+export class LedgerBusy extends Error {
+  readonly kind = 'LedgerBusy'
+  readonly statusCode = 503
+  constructor (cause: unknown) {
+    super(`the ledger is locked by another process (${typeof cause === 'string' ? cause : (cause as Error)?.message ?? String(cause)}); nothing was written`)
+  }
+}
+
+/** True for better-sqlite3's SQLITE_BUSY (and its extended codes, e.g. SQLITE_BUSY_SNAPSHOT). */
+export function isBusy (error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
 }
 
 export class SqliteLedger implements Ledger {
@@ -169,14 +210,42 @@ export class SqliteLedger implements Ledger {
   readonly #statements = new Map<string, Database.Statement>()
 
   constructor (options: SqliteLedgerOptions) {
+    this.#now = options.now ?? (() => new Date())
+    if (options.readOnly === true) {
+      this.#db = SqliteLedger.#openReadOnly(options.path)
+      return
+    }
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
     this.#db = new Database(options.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma('synchronous = FULL')
-    this.#db.pragma('busy_timeout = 5000')
+    this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     this.#db.pragma('foreign_keys = ON')
-    this.#now = options.now ?? (() => new Date())
     this.#migrate()
+  }
+
+  static #openReadOnly (path: string): Database.Database {
+    const db = new Database(path, { readonly: true, fileMustExist: true })
+    try {
+      db.pragma(`busy_timeout = ${READ_ONLY_BUSY_TIMEOUT_MS}`)
+      const version = db.pragma('user_version', { simple: true }) as number
+      const mode = String(db.pragma('journal_mode', { simple: true }))
+      if (version === 0) {
+        throw new LedgerSchemaError(`${path} is not a payments ledger (no schema); point DATABASE_PATH at the file the service uses`)
+      }
+      if (version < SCHEMA_VERSION) {
+        throw new LedgerSchemaError(`the ledger ${path} has schema version ${version}, this version of the jobs needs ${SCHEMA_VERSION}: ` +
+          'start the service once (it migrates the ledger when it starts), then run the job again. Jobs never migrate the ledger.')
+      }
+      // In rollback-journal mode a reader's lock would block the service's commits; the service always sets WAL.
+      if (mode !== 'wal') {
+        throw new LedgerSchemaError(`the ledger ${path} is in ${mode} journal mode, not WAL, so reading it could stall the service: start the service once (it sets WAL), then run the job again`)
+      }
+      return db
+    } catch (error) {
+      db.close()
+      throw error
+    }
   }
 
   #migrate (): void {

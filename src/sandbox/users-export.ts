@@ -1,6 +1,10 @@
-// Writes users files of any size for tests and benchmarks, streamed to disk: the "Export user blocks" XML as
-// we reconstruct it (brief user data, the active balance, the blocks, the Match ID in userId), or the Users API
-// shape (<users><user>…). Generated patrons are deterministic, so a benchmark run can be repeated.
+// Writes users files of any size for tests and benchmarks, streamed to disk: the "Export User by Conditions"
+// XML (formerly "Export user blocks") as we reconstruct it (brief user data, the active balance, the blocks, the
+// Match ID in userId), or the Users API shape (<users><user>…). Generated patrons are deterministic, so a
+// benchmark run can be repeated.
+// INVENTED: Ex Libris documents only what that export contains, not its XML. The root element
+// <userBlocksExport>, its namespace http://com/exlibris/urm/user_blocks/xmlbeans and the element names of a
+// record are our guesses, not Alma's; test/fixtures/holds/ holds other plausible shapes the job also reads.
 
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
@@ -55,6 +59,7 @@ export async function writeUsersExport (path: string, patrons: Iterable<ExportPa
     if (!out.write(text)) await once(out, 'drain')
   }
   await put('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n')
+  // The root element and namespace are invented (see the top of this file).
   await put(shape === 'blocks' ? '<userBlocksExport xmlns="http://com/exlibris/urm/user_blocks/xmlbeans">\n<users>\n' : '<users total_record_count="0">\n')
   let count = 0
   for (const patron of patrons) {

@@ -163,3 +163,50 @@ t.test('bad map or layout: exit 1 naming the file; usage errors: exit 2; nothing
   const help = await runScript('export-gl.ts', ['--help'])
   for (const variable of ['GL_DATE', 'GL_OUT_DIR', 'GL_FORMAT', 'GL_MAP_FILE', 'GL_FLAT_LAYOUT', 'GL_TIMEZONE', 'DATABASE_PATH']) t.match(help.stdout, variable)
 })
+
+t.test('the layout chooses 2 or 3 decimals for amounts (MONETARY_AMOUNT is Signed Number(28,3))', async t => {
+  const dir = tempDir(t)
+  buildLedger(join(dir, 'ledger.sqlite')).close()
+  const layout = JSON.parse(readFileSync('config/gl-flat-layout.json', 'utf8'))
+  t.equal(layout.amountDecimals, 2, 'the shipped layout writes 2 decimals')
+  const amountsOf = (file: string): { lines: string[], control: string } => {
+    const rows = readFileSync(file, 'utf8').split('\n').filter(l => l !== '')
+    return { lines: rows.filter(l => l[0] === 'L').map(l => l.slice(50, 78).trim()), control: rows[rows.length - 1] }
+  }
+  const two = await gl(join(dir, 'two'), '2026-10-05', ['--format', 'flat'], { DATABASE_PATH: join(dir, 'ledger.sqlite') })
+  t.equal(two.code, 0, two.stderr)
+  const twoAmounts = amountsOf(join(dir, 'two', 'out', 'gl-journal-2026-10-05.dat'))
+  for (const amount of twoAmounts.lines) t.match(amount, /^-?\d+\.\d\d$/, `${amount}: two decimals`)
+  t.ok(twoAmounts.lines.slice(0, -1).every(a => a.startsWith('-')), 'credits negative')
+  t.notOk(twoAmounts.lines[twoAmounts.lines.length - 1].startsWith('-'), 'the debit positive')
+
+  writeFileSync(join(dir, 'three.json'), JSON.stringify({ ...layout, amountDecimals: 3 }))
+  const three = await gl(join(dir, 'three'), '2026-10-05', ['--format', 'flat'], { DATABASE_PATH: join(dir, 'ledger.sqlite'), GL_FLAT_LAYOUT: join(dir, 'three.json') })
+  t.equal(three.code, 0, three.stderr)
+  const threeAmounts = amountsOf(join(dir, 'three', 'out', 'gl-journal-2026-10-05.dat'))
+  t.same(threeAmounts.lines, twoAmounts.lines.map(a => `${a}0`), 'the same amounts with a third decimal, still right-aligned in 28 columns')
+  t.equal(threeAmounts.control.slice(33, 61).trim(), '70.570', 'control totals too')
+  t.equal(threeAmounts.control.slice(33, 61).length, 28)
+
+  writeFileSync(join(dir, 'four.json'), JSON.stringify({ ...layout, amountDecimals: 4 }))
+  const four = await gl(join(dir, 'four'), '2026-10-05', ['--format', 'flat'], { DATABASE_PATH: join(dir, 'ledger.sqlite'), GL_FLAT_LAYOUT: join(dir, 'four.json') })
+  t.equal(four.code, 1)
+  t.match(four.stderr, /four\.json: amountDecimals: must be 2 or 3 \(got 4\)/)
+  t.same(contents(join(dir, 'four', 'out')), {}, 'nothing written')
+})
+
+t.test('the shipped layout says for each field how sure we are and why', async t => {
+  const layout = JSON.parse(readFileSync('config/gl-flat-layout.json', 'utf8'))
+  for (const type of ['H', 'L', 'C']) {
+    for (const field of layout.records[type]) {
+      t.ok(typeof field.confidence === 'string' && field.confidence !== '', `${type} ${field.name}: a confidence`)
+      t.ok(typeof field.evidence === 'string' && field.evidence !== '', `${type} ${field.name}: its source`)
+      if (type === 'H' && field.start <= 56) t.equal(field.confidence, 'High', `H ${field.name} at ${field.start}: Oracle's documentation`)
+      if (type === 'H' && field.start > 56 && field.start < 107) t.equal(field.confidence, 'Medium', `H ${field.name} at ${field.start}: a public campus layout + 12`)
+      if ((type !== 'H' || field.start >= 107) && field.start > 1) t.match(field.confidence, /^None/, `${type} ${field.name}: no public source for its position`)
+    }
+  }
+  const amount = layout.records.L.find((f: { name: string }) => f.name === 'MONETARY_AMOUNT')
+  t.match(amount.evidence, 'Signed Number(28,3)')
+  t.match(amount.evidence, 'debit entries positive, credit entries negative')
+})

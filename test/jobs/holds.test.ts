@@ -187,3 +187,76 @@ t.test('a chosen column set, date format and file names', async t => {
   const rows = csvFile(join(dir, 'out', 'LIB_HOLD_ADD_2026-10-01.csv'))
   t.same(rows[0], { ACTION: 'ASSIGN', EMPLID: '900000001', SRVC_IND_ACT_DT: '10/01/2026' })
 })
+
+// The shapes of formats-evidence (hypothetical structures, own values), kept as files under test/fixtures/holds.
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'holds')
+
+t.test('each fixture shape is read: balance only, block only, internal user, compositeSum, xb: prefixes', async t => {
+  const dir = tempDir(t)
+  const plain = await holds(join(dir, 'plain'), '2026-10-01', join(FIXTURES, 'user-blocks-camelcase.xml'))
+  t.equal(plain.code, 0, plain.stderr)
+  const adds = csvFile(join(dir, 'plain', 'out', 'holds-add-2026-10-01.csv'))
+  t.same(adds.map(r => [r.EMPLID, r.SRVC_IND_REFRNCE, r.AMOUNT]), [
+    ['900100001', 'balonly', '12.50'],
+    ['900100002', 'blockonly', '0.00'],
+    ['900100004', 'composite', '7.25'],
+    ['900100005', 'both', '40.00']
+  ], 'a <sum> balance, a block alone, a <compositeSum><sum> balance, an attribute balance with blocks')
+  t.match(adds[1].COMM_COMMENTS, 'library block FINES')
+  t.notMatch(adds[3].COMM_COMMENTS, 'CONDUCT', 'only the configured block type counts')
+  const skipped = csvFile(join(dir, 'plain', 'out', 'holds-skipped-2026-10-01.csv'))
+  t.same(skipped.map(r => [r.ALMA_PRIMARY_ID, r.BALANCE, r.WOULD_HOLD]), [['staff-internal', '3.00', 'Y']], 'the internal user (empty userId) is listed as skipped')
+  t.notMatch(plain.stderr, 'neither', 'every record has a block or a balance')
+
+  const prefixed = await holds(join(dir, 'prefixed'), '2026-10-01', join(FIXTURES, 'user-blocks-prefixed.xml'))
+  t.equal(prefixed.code, 0, prefixed.stderr)
+  for (const name of ['holds-add-2026-10-01.csv', 'holds-skipped-2026-10-01.csv']) {
+    t.equal(readFileSync(join(dir, 'prefixed', 'out', name), 'utf8'), readFileSync(join(dir, 'plain', 'out', name), 'utf8'), `${name}: xb: prefixes change nothing`)
+  }
+})
+
+t.test('an export whose records carry neither blocks nor balances is refused: the record element is probably wrong', async t => {
+  const dir = tempDir(t)
+  const clear = await holds(dir, '2026-10-01', join(FIXTURES, 'users-without-blocks-or-balances.xml'))
+  t.equal(clear.code, 1)
+  t.match(clear.stderr, '3 of 3 records have neither a block nor a balance above 0')
+  t.match(clear.stderr, 'the record element is probably wrong')
+  t.match(clear.stderr, '<user>')
+  t.match(clear.stderr, 'HOLDS_RECORD_ELEMENT')
+  t.match(clear.stderr, 'Nothing was written')
+  t.same(contents(join(dir, 'out')), {}, 'no output')
+  t.same(contents(join(dir, 'state')), {}, 'no snapshot')
+
+  // Records wrapped one level down: the guess (the parent of the first userId) is <userDetails>, which has no
+  // balance and no block; the message names the guess, and HOLDS_RECORD_ELEMENT puts it right.
+  const nested = join(FIXTURES, 'user-records-nested.xml')
+  const guessed = await holds(dir, '2026-10-01', nested)
+  t.equal(guessed.code, 1)
+  t.match(guessed.stderr, 'the record element is probably wrong')
+  t.match(guessed.stderr, '<userdetails> (guessed as the parent of the first userId/primaryId; set HOLDS_RECORD_ELEMENT')
+  t.same(contents(join(dir, 'out')), {}, 'still no output')
+
+  const named = await holds(dir, '2026-10-01', nested, [], { ...CODES, HOLDS_RECORD_ELEMENT: 'userRecord' })
+  t.equal(named.code, 0, named.stderr)
+  t.same(csvFile(join(dir, 'out', 'holds-add-2026-10-01.csv')).map(r => [r.EMPLID, r.SRVC_IND_REFRNCE, r.AMOUNT]),
+    [['900200001', 'nested1', '9.00'], ['900200002', 'nested2', '0.00'], ['900200003', 'nested3', '1.50']])
+  const option = await holds(join(dir, 'b'), '2026-10-01', nested, ['--record-element', 'x:USER_RECORD'])
+  t.equal(option.code, 0, 'the option too, with prefix and case ignored')
+
+  const missing = await holds(join(dir, 'c'), '2026-10-01', nested, ['--record-element', 'patron'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, 'no <patron> element (HOLDS_RECORD_ELEMENT)')
+  const bad = await holds(join(dir, 'c'), '2026-10-01', nested, ['--record-element', 'two words'])
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, '--record-element: "two words" is not an XML element name')
+  t.same(contents(join(dir, 'c')), {}, 'nothing written by either')
+})
+
+t.test('a few records with neither a block nor a balance are read, and counted in the log', async t => {
+  const dir = tempDir(t)
+  await writeUsersExport(join(dir, 'some.xml'), [...day1.slice(0, 4), patron('paid', '900000009', '0.00')])
+  const run = await holds(dir, '2026-10-01', join(dir, 'some.xml'))
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stderr, '1 of 5 records (the first is record 5) have neither a block nor a balance above 0')
+  t.same(ids(csvFile(join(dir, 'out', 'holds-add-2026-10-01.csv'))), ['900000001', '900000002', '900000003', '900000005'])
+})

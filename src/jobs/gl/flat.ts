@@ -1,6 +1,6 @@
 // PeopleSoft Flat File Journal Import (GL_JRNL_IMP): fixed-width H (header), L (line) and C (control) records
 // laid out by a layout file (GL_FLAT_LAYOUT), because campuses customise GL_JRNL_IMPORT and only the first
-// header columns are verified in public documentation (reference/peoplesoft.md 1.2).
+// header columns are in public documentation (config/gl-flat-layout.json says field by field what is known).
 
 import { readFile } from 'node:fs/promises'
 import { type Cents, formatDecimal } from '../../money.ts'
@@ -30,6 +30,8 @@ export interface FlatLayout {
   /** write a "#" comment row with the totals first */
   comment: boolean
   lineEnding: '\n' | '\r\n'
+  /** decimals of a "decimal" amount: 2 (12.50) or 3 (12.500); MONETARY_AMOUNT is Signed Number(28,3) */
+  amountDecimals: 2 | 3
   records: { H: LayoutField[], L: LayoutField[], C: LayoutField[] }
 }
 
@@ -48,7 +50,9 @@ export async function loadLayout (path: string): Promise<FlatLayout> {
   }
   const records = raw?.records
   if (records === null || typeof records !== 'object') throw new BadInput(path, 'records', 'must have H, L and C field lists')
-  const layout: FlatLayout = { path, comment: raw.comment !== false, lineEnding: raw.lineEnding === 'CRLF' ? '\r\n' : '\n', records: { H: [], L: [], C: [] } }
+  const decimals = raw.amountDecimals ?? 2
+  if (decimals !== 2 && decimals !== 3) throw new BadInput(path, 'amountDecimals', `must be 2 or 3 (got ${JSON.stringify(decimals)})`)
+  const layout: FlatLayout = { path, comment: raw.comment !== false, lineEnding: raw.lineEnding === 'CRLF' ? '\r\n' : '\n', amountDecimals: decimals, records: { H: [], L: [], C: [] } }
   for (const type of ['H', 'L', 'C'] as const) {
     const fields = records[type]
     if (!Array.isArray(fields) || fields.length === 0) throw new BadInput(path, `records.${type}`, 'must be a non-empty list of fields')
@@ -70,8 +74,8 @@ export async function loadLayout (path: string): Promise<FlatLayout> {
   return layout
 }
 
-function render (value: Value, field: LayoutField): string {
-  if (typeof value === 'object' && 'cents' in value) return field.format === 'cents' ? String(value.cents) : formatDecimal(value.cents)
+function render (value: Value, field: LayoutField, decimals: 2 | 3): string {
+  if (typeof value === 'object' && 'cents' in value) return field.format === 'cents' ? String(value.cents) : formatDecimal(value.cents) + (decimals === 3 ? '0' : '')
   if (typeof value === 'object' && 'date' in value) return formatDate(value.date, (field.format ?? 'MMDDYYYY') as DateFormat)
   return String(value)
 }
@@ -79,7 +83,7 @@ function render (value: Value, field: LayoutField): string {
 function record (layout: FlatLayout, type: 'H' | 'L' | 'C', values: Record<string, Value>, where: string): string {
   let out = ''
   for (const field of layout.records[type]) {
-    let text = field.value ?? render(values[field.source as string], field)
+    let text = field.value ?? render(values[field.source as string], field, layout.amountDecimals)
     if (text.length > field.length) {
       if (field.overflow !== 'truncate') throw new BadInput(layout.path, where, `${field.name} "${text}" does not fit in ${field.length} columns; widen the field or set "overflow": "truncate" in the layout`)
       text = text.slice(0, field.length)

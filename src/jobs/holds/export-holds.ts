@@ -15,6 +15,8 @@ import { readUsersExport } from './users-export.ts'
 export interface HoldsOptions {
   source: { kind: 'users' | 'fines', path: string }
   idType: string
+  /** HOLDS_RECORD_ELEMENT: the repeating user element of the XML, when the loose search guesses wrong */
+  recordElement?: string
   rules: HoldRules
   codes: HoldCodes
   columns: string[]
@@ -88,7 +90,7 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
     same.overThreshold ||= hold.overThreshold
   }
   const records = options.source.kind === 'users'
-    ? await readUsersExport(options.source.path, options.idType, onPatron, progress)
+    ? await readUsersExport(options.source.path, options.idType, onPatron, progress, { recordElement: options.recordElement })
     : await readFinesCsv(options.source.path, onPatron, progress)
   // The previous holds are streamed past today's, never loaded whole: only the releases are kept.
   const held = new Set<Hold>()
