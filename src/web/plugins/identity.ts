@@ -242,6 +242,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
   const signInAgain = (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): FastifyReply => {
     if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal], reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
     if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
+    const cookie = readSessionCookie(request)
+    if (cookie.cookie === 'valid') sessions.end(cookie.id)
     if (request.method === 'GET' || request.method === 'HEAD') {
       const next = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
