@@ -45,7 +45,7 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
     },
     formatters: {
       log: (object) => maskDeep(object, mask) as Record<string, unknown>,
-      // child bindings (request.log.child({ user })) are written without passing through `log`
+      // the root logger's bindings; pino applies no formatter to a child's (see `user` below)
       bindings: (bindings) => maskDeep(bindings, mask) as Record<string, unknown>
     },
     hooks: {
@@ -55,6 +55,12 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       }
     },
     serializers: {
+      // Child bindings (request.log.child({ user }) on every patron request) pass through serializers only,
+      // never through the `log` formatter: a card-like username would otherwise be written in clear.
+      // The worker's child carries checkout, tx and user the same way.
+      user: (value: unknown) => maskDeep(value, mask),
+      tx: (value: unknown) => maskDeep(value, mask),
+      checkout: (value: unknown) => maskDeep(value, mask),
       req (request) {
         // Query strings may carry a UserObject token or a CSRF token: log the path only.
         // Serializers run after the `log` formatter, so the path is masked here.
