@@ -199,18 +199,18 @@ export function sameSignInState (given: unknown, expected: string | null): boole
   return typeof given === 'string' && expected !== null && sameSecret(given, expected)
 }
 
-const EVENT: Record<IdentityRefusal, string> = {
-  untrusted_peer: 'access.untrusted_peer',
-  bad_secret: 'access.bad_secret',
-  no_user: 'access.no_user',
-  repeated_user: 'access.user_header_repeated',
-  undecodable_user: 'access.no_user',
-  bad_username: 'access.no_user',
-  no_session: 'access.no_session',
-  bad_session: 'access.bad_session',
-  unknown_session: 'access.no_session',
-  session_expired: 'access.no_session',
-  session_idle: 'access.session_idle'
+const EVENT: Record<IdentityRefusal, { event: string }> = {
+  untrusted_peer: { event: 'access.untrusted_peer' },
+  bad_secret: { event: 'access.bad_secret' },
+  no_user: { event: 'access.no_user' },
+  repeated_user: { event: 'access.user_header_repeated' },
+  undecodable_user: { event: 'access.no_user' },
+  bad_username: { event: 'access.no_user' },
+  no_session: { event: 'access.no_session' },
+  bad_session: { event: 'access.bad_session' },
+  unknown_session: { event: 'access.no_session' },
+  session_expired: { event: 'access.no_session' },
+  session_idle: { event: 'access.session_idle' }
 }
 
 export default fp(async function identity (fastify, options: { config: Config, now?: () => number }) {
@@ -240,7 +240,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
 
   /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
   const signInAgain = (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): FastifyReply => {
-    if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal], reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
+    if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
     if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: '/' })
     // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
     const cookie = readSessionCookie(request)
@@ -277,7 +277,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
     const identity = resolveIdentity(identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
       if (config.authMode === 'userobject') return signInAgain(request, reply, identity)
-      const fields = { event: EVENT[identity.refusal], reason: identity.reason }
+      const fields = { event: EVENT[identity.refusal].event, reason: identity.reason }
       if (identity.status === 403) {
         return refuse(request, reply, 403, 'Please use the library link', identity.refusal === 'bad_secret'
           ? 'This request did not come through the library’s sign-in as expected. Use the “pay fines” link on the library website.'
