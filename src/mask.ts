@@ -15,14 +15,6 @@ export function maskCardLike (text: string): string {
   return text.replace(CARD_LIKE, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
 }
 
-/** Whether a text holds a card-like digit run. */
-export function hasCardLike (text: string): boolean {
-  CARD_LIKE.lastIndex = 0
-  const found = CARD_LIKE.test(text)
-  CARD_LIKE.lastIndex = 0
-  return found
-}
-
 /**
  * Masks a form body as received (application/x-www-form-urlencoded, or anything parsed as one): each name and
  * value is decoded ('+' and %XX), masked, and re-encoded only when something was masked, so the rest of the
