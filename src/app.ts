@@ -19,7 +19,7 @@ import { LedgerBusy, SqliteLedger } from './ledger/sqlite.ts'
 import { loggerOptions } from './log.ts'
 import { type Alerts, createAlerts } from './payments/alerts.ts'
 import { PostingWorker } from './payments/worker.ts'
-import identity from './web/plugins/identity.ts'
+import identity, { csrfUserInfo } from './web/plugins/identity.ts'
 import admin from './web/routes/admin.ts'
 import assets from './web/routes/assets.ts'
 import auth from './web/routes/auth.ts'
@@ -50,6 +50,8 @@ export interface AppOptions {
   workerPollMs?: number
   /** start the posting worker (the default) */
   startWorker?: boolean
+  /** the clock sessions are timed by (tests move it to pass idle and absolute limits); Date.now by default */
+  now?: () => number
 }
 
 /**
@@ -90,7 +92,11 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(csrf, {
     cookieKey: 'acn_csrf',
     cookieOpts: { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/' },
-    getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf
+    getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
+    // A token is bound to the patron (and, in userobject mode, the session) it was issued to: the identity
+    // plugin passes the same value when the token is made. A token issued to patron A is refused for patron B.
+    getUserInfo: (request) => csrfUserInfo(request),
+    csrfOpts: { hmacKey: createHash('sha256').update(`csrf-user-binding\u0000${config.cookieSecret}`).digest() }
   })
   const cashnetOrigin = new URL(config.cashnetCheckoutUrl).origin
   const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
@@ -159,7 +165,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   })
 
   // Trust boundaries, then routes
-  await app.register(identity, { config })
+  await app.register(identity, { config, now: options.now })
   app.addHook('onSend', async (request, reply, payload) => {
     const type = String(reply.getHeader('content-type') ?? '')
     if (!request.url.startsWith('/assets/') && (type.startsWith('text/html') || request.patron !== null)) reply.header('cache-control', 'no-store')

@@ -23,8 +23,11 @@ const schema = {
     CASHNET_ITEM_CODES: { type: 'string', pattern: '^([A-Za-z0-9_]+=[A-Za-z0-9_.-]+)?(\\s*,\\s*[A-Za-z0-9_]+=[A-Za-z0-9_.-]+)*$', default: '' },
     CASHNET_REF_TYPE: { type: 'string', pattern: '^[A-Za-z0-9_]+$', default: 'ALMACHECKOUT' },
     CASHNET_POSTBACK_ALLOW: { type: 'string', minLength: 1 },
+    CASHNET_POSTBACK_TOKEN: { type: 'string', pattern: '^([A-Za-z0-9._~-]{16,256})?$', default: '' },
     EZPROXY_ALLOW: { type: 'string', minLength: 1 },
     EZPROXY_USER_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]+$', default: 'X-EZproxy-User' },
+    EZPROXY_USER_HEADER_ENCODING: { type: 'string', enum: ['plain', 'base64'], default: 'plain' },
+    EZPROXY_LOGOUT_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
     EZPROXY_SECRET_HEADER: { type: 'string', pattern: '^([A-Za-z0-9-]+)?$', default: '' },
     EZPROXY_SECRET: { type: 'string', default: '' },
     TRUST_PROXY: { type: 'string', default: '' },
@@ -39,6 +42,7 @@ const schema = {
     EZPROXY_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
     EZPROXY_WSKEY: { type: 'string', default: '' },
     SESSION_TTL_MINUTES: { type: 'integer', minimum: 1, maximum: 1440, default: 60 },
+    SESSION_IDLE_MINUTES: { type: 'integer', minimum: 1, maximum: 1440, default: 20 },
     LIBRARY_NAME: { type: 'string', minLength: 1, default: 'Library' },
     LIBRARY_LOGO_URL: { type: 'string', pattern: '^((https?://|/)[^\\s"<>]*)?$', default: '' },
     ACCENT_COLOR: { type: 'string', pattern: '^#[0-9A-Fa-f]{6}$', default: '#1d4f91' },
@@ -70,8 +74,13 @@ export interface Config {
   cashnetItemCodes: ReadonlyMap<string, string>
   cashnetRefType: string
   cashnetPostbackAllow: readonly string[]
+  /** CASHNET_POSTBACK_TOKEN: when not empty, a postback must carry ?token=<this> */
+  cashnetPostbackToken: string
   ezproxyAllow: readonly string[]
   ezproxyUserHeader: string
+  ezproxyUserHeaderEncoding: 'plain' | 'base64'
+  /** where /logout sends the browser: EZPROXY_LOGOUT_URL, else EZPROXY_URL/logout, else '' (a page instead) */
+  ezproxyLogoutUrl: string
   ezproxySecretHeader: string
   ezproxySecret: string
   trustProxy: readonly string[]
@@ -87,6 +96,7 @@ export interface Config {
   ezproxyUrl: string
   ezproxyWskey: string
   sessionTtlMinutes: number
+  sessionIdleMinutes: number
   libraryName: string
   libraryLogoUrl: string
   accentColor: string
@@ -145,6 +155,7 @@ function describe (variable: string): string {
   if (variable === 'MIN_PAYMENT') return 'must be an amount like 0.01 or 5.00'
   if (variable === 'CASHNET_ITEM_CODES') return 'must look like OVERDUEFINE=LIB-OVD,LOSTITEMREPLACEMENTFEE=LIB-LOST'
   if (variable === 'ACCENT_COLOR') return 'must be a colour like #1d4f91'
+  if (variable === 'CASHNET_POSTBACK_TOKEN') return 'must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -), e.g. the output of: openssl rand -hex 32'
   if (property.pattern !== undefined) return `does not match the expected format ${property.pattern}`
   return 'is not valid'
 }
@@ -199,8 +210,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     cashnetItemCodes: itemCodes,
     cashnetRefType: raw.CASHNET_REF_TYPE,
     cashnetPostbackAllow: addressList('CASHNET_POSTBACK_ALLOW', raw.CASHNET_POSTBACK_ALLOW),
+    cashnetPostbackToken: raw.CASHNET_POSTBACK_TOKEN,
     ezproxyAllow: addressList('EZPROXY_ALLOW', raw.EZPROXY_ALLOW),
     ezproxyUserHeader: String(raw.EZPROXY_USER_HEADER).toLowerCase(),
+    ezproxyUserHeaderEncoding: raw.EZPROXY_USER_HEADER_ENCODING,
+    ezproxyLogoutUrl: raw.EZPROXY_LOGOUT_URL !== '' ? raw.EZPROXY_LOGOUT_URL : (raw.EZPROXY_URL !== '' ? `${String(raw.EZPROXY_URL).replace(/\/+$/, '')}/logout` : ''),
     ezproxySecretHeader: String(raw.EZPROXY_SECRET_HEADER).toLowerCase(),
     ezproxySecret: raw.EZPROXY_SECRET,
     trustProxy: addressList('TRUST_PROXY', raw.TRUST_PROXY),
@@ -216,6 +230,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     ezproxyUrl: String(raw.EZPROXY_URL).replace(/\/+$/, ''),
     ezproxyWskey: raw.EZPROXY_WSKEY,
     sessionTtlMinutes: raw.SESSION_TTL_MINUTES,
+    sessionIdleMinutes: raw.SESSION_IDLE_MINUTES,
     libraryName: raw.LIBRARY_NAME,
     libraryLogoUrl: raw.LIBRARY_LOGO_URL,
     accentColor: raw.ACCENT_COLOR,

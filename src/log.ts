@@ -1,14 +1,11 @@
 // pino options for the service: JSON lines, one per event; secrets from the configuration and any card-like
-// digit run are masked in every field and message before a line is written.
+// digit run (src/mask.ts) are masked before a line is written, on every path into it: the fields and message
+// of each call, the bindings of child loggers (the `user` every patron request carries), and what the
+// serializers make of Fastify's request (its URL) and of errors.
 
 import type { LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
-
-/**
- * 13 to 19 digits, maybe grouped by spaces or dashes, standing on their own: a run inside a longer token (a hex
- * checkout id, a UUID) is not a card number, and masking it would break the correlation the logs are for.
- */
-const CARD_LIKE = /(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g
+import { maskCardLike } from './mask.ts'
 
 export function createMasker (secrets: string[]): (text: string) => string {
   const known = secrets.filter(s => s.length >= 6).sort((a, b) => b.length - a.length)
@@ -17,7 +14,7 @@ export function createMasker (secrets: string[]): (text: string) => string {
     for (const secret of known) {
       if (out.includes(secret)) out = out.split(secret).join('[REDACTED]')
     }
-    return out.replace(CARD_LIKE, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
+    return maskCardLike(out)
   }
 }
 
@@ -47,7 +44,9 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       censor: '[REDACTED]'
     },
     formatters: {
-      log: (object) => maskDeep(object, mask) as Record<string, unknown>
+      log: (object) => maskDeep(object, mask) as Record<string, unknown>,
+      // the root logger's bindings; pino applies no formatter to a child's (see `user` below)
+      bindings: (bindings) => maskDeep(bindings, mask) as Record<string, unknown>
     },
     hooks: {
       logMethod (args, method) {
@@ -56,9 +55,16 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       }
     },
     serializers: {
+      // Child bindings (request.log.child({ user }) on every patron request) pass through serializers only,
+      // never through the `log` formatter: a card-like username would otherwise be written in clear.
+      // The worker's child carries checkout, tx and user the same way.
+      user: (value: unknown) => maskDeep(value, mask),
+      tx: (value: unknown) => maskDeep(value, mask),
+      checkout: (value: unknown) => maskDeep(value, mask),
       req (request) {
         // Query strings may carry a UserObject token or a CSRF token: log the path only.
-        return { method: request.method, url: String(request.url).split('?')[0], remoteAddress: request.socket?.remoteAddress ?? request.ip }
+        // Serializers run after the `log` formatter, so the path is masked here.
+        return { method: request.method, url: mask(String(request.url).split('?')[0]), remoteAddress: request.socket?.remoteAddress ?? request.ip }
       },
       res (reply) {
         return { statusCode: reply.statusCode }

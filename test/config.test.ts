@@ -97,3 +97,33 @@ t.test('npm start refuses to start without a required variable, with one line na
   t.match(lines[0], /^alma-cashnet: configuration: CASHNET_ITEM_CODE is required/)
   t.notMatch(run.stderr + run.stdout, 'super-secret-alma-key')
 })
+
+t.test('identity, session and postback-token settings (issues 13 and 20)', async t => {
+  const config = loadConfig(required)
+  t.equal(config.ezproxyUserHeaderEncoding, 'plain')
+  t.equal(config.sessionIdleMinutes, 20)
+  t.equal(config.sessionTtlMinutes, 60)
+  t.equal(config.cashnetPostbackToken, '')
+  t.equal(config.ezproxyLogoutUrl, '', 'no EZproxy URL known: no logout URL')
+  t.equal(loadConfig({ ...required, EZPROXY_URL: 'https://ezproxy.example.edu/' }).ezproxyLogoutUrl, 'https://ezproxy.example.edu/logout', 'EZPROXY_URL/logout by default')
+  t.equal(loadConfig({ ...required, EZPROXY_URL: 'https://ezproxy.example.edu', EZPROXY_LOGOUT_URL: 'https://login.example.edu/logout' }).ezproxyLogoutUrl, 'https://login.example.edu/logout')
+  t.equal(loadConfig({ ...required, EZPROXY_USER_HEADER_ENCODING: 'base64' }).ezproxyUserHeaderEncoding, 'base64')
+  t.equal(loadConfig({ ...required, CASHNET_POSTBACK_TOKEN: 'a'.repeat(32) }).cashnetPostbackToken, 'a'.repeat(32))
+  const bad: Array<[string, string]> = [
+    ['EZPROXY_USER_HEADER_ENCODING', 'base32'],
+    ['SESSION_IDLE_MINUTES', '0'],
+    ['EZPROXY_LOGOUT_URL', 'javascript:alert(1)'],
+    ['CASHNET_POSTBACK_TOKEN', 'short'],
+    ['CASHNET_POSTBACK_TOKEN', 'has spaces in it, sixteen+']
+  ]
+  for (const [variable, value] of bad) {
+    let refused: unknown
+    try {
+      loadConfig({ ...required, [variable]: value })
+    } catch (error) {
+      refused = error
+    }
+    t.ok(refused instanceof ConfigError, `${variable}=${value} is refused`)
+    t.equal((refused as ConfigError | undefined)?.variable, variable, 'naming the variable')
+  }
+})

@@ -22,7 +22,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
 
 function postback (overrides: Partial<Postback> = {}): Postback {
   return {
-    result: 0, respmessage: 'SUCCESS', tx: '9001', batchno: '1', effdate: '2026-11-26', pmtcode: 'CC', custcode: 'u', checkoutId: 'c1',
+    result: 0, ccerrorcode: '', respmessage: 'SUCCESS', tx: '9001', batchno: '1', effdate: '2026-11-26', pmtcode: 'CC', custcode: 'u', checkoutId: 'c1',
     items: [{ itemCode: 'LIB-FINE', amount: 500 as Cents, qty: 1 }, { itemCode: 'LIB-LOST', amount: 250 as Cents, qty: 1 }],
     total: 750 as Cents,
     ...overrides
@@ -105,6 +105,19 @@ t.test('cancel and decline', async t => {
   t.equal(declined.to, 'DECLINED')
   t.match(declined.reason, 'Credit card error')
   t.match(decidePostback(checkout('CREATED'), [], postback({ result: 7, tx: '', respmessage: '' })).reason, 'result 7', 'no message: the code is shown')
+})
+
+t.test('a non-zero result with ccerrorcode 902 is a cancel (SPEC 6); other codes stay declines', async t => {
+  for (const [result, ccerrorcode] of [[5, '902'], [1, '0902'], [902, ''], [209, '902']] as const) {
+    const decision = decidePostback(checkout('CREATED'), [], postback({ result, ccerrorcode, tx: '' }))
+    t.equal(decision.outcome, 'CANCELLED', `result ${result}, ccerrorcode ${ccerrorcode || '(none)'}`)
+    t.equal(decision.to, 'CANCELLED')
+  }
+  for (const [result, ccerrorcode] of [[5, '903'], [5, ''], [5, '9020'], [5, '90']] as const) {
+    t.equal(decidePostback(checkout('CREATED'), [], postback({ result, ccerrorcode, tx: '' })).outcome, 'DECLINED', `result ${result}, ccerrorcode ${ccerrorcode || '(none)'}: declined`)
+  }
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ result: 0, ccerrorcode: '902', tx: '9001' })).outcome, 'PAID', 'result 0 is a success whatever ccerrorcode says')
+  t.equal(decidePostback(checkout('PAID', '9001'), [], postback({ result: 5, ccerrorcode: '902', tx: '' })).outcome, 'LATE_FAILURE', 'a cancel after payment changes nothing')
 })
 
 t.test('a failure after the checkout was paid or already failed changes nothing', async t => {

@@ -2,6 +2,7 @@
 // checkout reference found in whichever refXvalN carries our reference type, every number validated, amounts
 // parsed once into cents. Anything unreadable is a PostbackRejected with the reason.
 
+import { maskFormBody } from '../mask.ts'
 import { type Cents, InvalidAmount, parseCents } from '../money.ts'
 
 export class PostbackRejected extends Error {
@@ -19,6 +20,8 @@ export interface PostbackItem {
 
 export interface Postback {
   result: number
+  /** CashNet's card error code, '' when absent; 902 is "customer cancelled before processing payment" */
+  ccerrorcode: string
   respmessage: string
   /** the CashNet transaction number; on a failure, failedtx when tx is absent */
   tx: string
@@ -42,7 +45,7 @@ const AMOUNT = /^\d{1,9}(?:\.\d{1,2})?$/
 export type FormBody = Record<string, unknown>
 
 /** The fields this service reads (lower-case); anything else CashNet or a store's custom fields add is ignored. */
-const KNOWN_FIELD = /^(?:result|respmessage|ccerrormessage|tx|failedtx|batchno|effdate|pmtcode|custcode|itemcnt|ref|(?:itemcode|amount|qty)\d{1,3}|ref\d{1,3}(?:type|val)\d{1,3})$/
+const KNOWN_FIELD = /^(?:result|respmessage|ccerrormessage|ccerrorcode|tx|failedtx|batchno|effdate|pmtcode|custcode|itemcnt|ref|(?:itemcode|amount|qty)\d{1,3}|ref\d{1,3}(?:type|val)\d{1,3})$/
 
 /**
  * Lower-cases the field names. A field this service reads that is not text, or is sent twice with different
@@ -143,6 +146,7 @@ export function parsePostback (body: FormBody, refType: string): Postback {
     const tx = token(fields, 'tx') || (result !== 0 ? token(fields, 'failedtx') : '')
     return {
       result,
+      ccerrorcode: token(fields, 'ccerrorcode'),
       respmessage: (fields.get('respmessage') ?? fields.get('ccerrormessage') ?? '').slice(0, 500),
       tx: tx === '0' && result !== 0 ? '' : tx,
       batchno: token(fields, 'batchno'),
@@ -161,9 +165,9 @@ export function parsePostback (body: FormBody, refType: string): Postback {
 }
 
 /**
- * Card-like digit runs never reach the ledger or a log, whatever CashNet or an attacker puts in a field. Works on
- * the raw form body too, where a space is "+" or "%20" and a dash may be "%2D".
+ * Card-like digit runs never reach the ledger or a log, whatever CashNet or an attacker puts in a field: the
+ * raw form body masked field by field (src/mask.ts), where a space is "+" or "%20" and a dash may be "%2D".
  */
-export function maskCardNumbers (text: string): string {
-  return text.replace(/\d(?:(?:[ +-]|%20|%2D)?\d){12,18}/gi, run => run.replace(/\d(?=(?:(?:[ +-]|%20|%2D)?\d){4})/gi, '*'))
+export function maskCardNumbers (rawBody: string): string {
+  return maskFormBody(rawBody)
 }

@@ -5,7 +5,15 @@ import type { Postback } from '../cashnet/postback.ts'
 import type { Checkout, PostbackDecision, PostbackRecord } from '../ledger/types.ts'
 import { formatDecimal } from '../money.ts'
 
-const CANCELLED_RESULT = 902
+/**
+ * "Customer cancelled before processing payment". It may come as `result` itself, or as a non-zero `result`
+ * with `ccerrorcode=902` (seen in public integrations; SPEC 6): either way the patron cancelled.
+ */
+const CANCELLED_CODE = 902
+
+export function isCancel (postback: Pick<Postback, 'result' | 'ccerrorcode'>): boolean {
+  return postback.result === CANCELLED_CODE || (postback.result !== 0 && postback.ccerrorcode.replace(/^0+(?=\d)/, '') === String(CANCELLED_CODE))
+}
 const OPEN_STATES = new Set(['CREATED', 'EXPIRED', 'DECLINED', 'CANCELLED'])
 
 function describeMismatch (checkout: Checkout, postback: Postback): string | null {
@@ -55,6 +63,6 @@ export function decidePostback (checkout: Checkout | undefined, earlier: Postbac
   if (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') {
     return { outcome: 'LATE_FAILURE', reason: `failure (${message}) for a checkout already ${checkout.state}; nothing changed` }
   }
-  if (postback.result === CANCELLED_RESULT) return { outcome: 'CANCELLED', to: 'CANCELLED', reason: `cancelled by the patron (${message})` }
+  if (isCancel(postback)) return { outcome: 'CANCELLED', to: 'CANCELLED', reason: `cancelled by the patron (${message})` }
   return { outcome: 'DECLINED', to: 'DECLINED', reason: `declined: ${message}` }
 }

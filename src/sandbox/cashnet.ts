@@ -99,7 +99,7 @@ export class CashnetSandbox {
       const req = httpRequest({
         host: target.hostname,
         port: target.port,
-        path: target.pathname,
+        path: target.pathname + target.search,
         method: 'POST',
         localAddress: this.#options.postbackFrom,
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }

@@ -1,8 +1,11 @@
-// The EZproxy stand-in: a login page listing the seeded patrons (and a staff sign-in for the admin pages), and a
-// reverse proxy in front of the service that strips any user header the browser sent and injects its own, as the
-// real EZproxy is configured to do. The demo and the tests reach the service only through it, so they use the same
-// trusted-header code as production. Its /logout signs out of the service too (the service's own `logout`, whose
-// cookies it passes on) and then shows the sign-in page again, so the demo can switch user.
+// The EZproxy stand-in: a login page listing the seeded patrons (and a staff sign-in for the admin pages), and a reverse proxy in front of the service
+// that strips any user header the browser sent and adds its own, as the real EZproxy does with
+// `AddUserHeader [-base64] NAME` (plain or base64, as configured). The demo and the tests reach the service
+// only through it, so they use the same trusted-header code as production.
+//
+// One difference from a real EZproxy: the stand-in serves its own pages and the proxied service on one host,
+// so its sign-out is /ezproxy/logout (a real EZproxy's is /logout on its own host), and /logout reaches the
+// service like any other path.
 
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -15,6 +18,8 @@ export interface EzproxyStandInOptions {
   target: string
   users: SeedUser[]
   userHeader?: string
+  /** `base64` plays `AddUserHeader -base64`: the username is sent base64-encoded (UTF-8) */
+  userHeaderEncoding?: 'plain' | 'base64'
   secretHeader?: string
   secret?: string
   /** for UserObject mode: the LocalWSKey the service must present */
@@ -26,6 +31,8 @@ export interface EzproxyStandInOptions {
 }
 
 const COOKIE = 'ezproxy_standin'
+/** the stand-in's own sign-out (EZPROXY_LOGOUT_URL in the demo and the tests) */
+export const STANDIN_LOGOUT_PATH = '/ezproxy/logout'
 
 function parseCookies (header: string | undefined): Map<string, string> {
   const cookies = new Map<string, string>()
@@ -110,10 +117,10 @@ export class EzproxyStandIn {
     const url = new URL(request.url ?? '/', this.#url)
     const username = this.#sessions.get(parseCookies(request.headers.cookie).get(COOKIE) ?? '')
     if (url.pathname === '/login') return await this.#login(request, response, url, username)
-    if (url.pathname === '/logout') {
-      // the service's own session ends first (userobject mode keeps one), then the stand-in's
-      const cookies = username === undefined ? [] : await this.#serviceLogout(request, username)
-      response.writeHead(303, { location: '/login', 'set-cookie': [...cookies, `${COOKIE}=; Path=/; Max-Age=0`] })
+    if (url.pathname === STANDIN_LOGOUT_PATH) {
+      const session = parseCookies(request.headers.cookie).get(COOKIE)
+      if (session !== undefined) this.#sessions.delete(session)
+      response.writeHead(303, { location: '/login', 'set-cookie': `${COOKIE}=; Path=/; Max-Age=0` })
       response.end()
       return
     }
@@ -159,7 +166,7 @@ export class EzproxyStandIn {
 <style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}li{margin:.5rem 0}button{font:inherit;padding:.4rem .9rem;min-height:44px}.note{background:#fff4ce;padding:.5rem 1rem;border-left:4px solid #b58100}</style></head>
 <body><main><h1>Library sign-in (EZproxy stand-in)</h1>
 <p class="note">This is the demo's stand-in for EZproxy. Choose a seeded patron (or library staff, below, for the admin pages); the stand-in then proxies the fines service and adds the <code>${escape(this.#options.userHeader ?? 'X-EZproxy-User')}</code> header, as EZproxy does in production.</p>
-${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="/logout">Sign out</a>. Choose someone below to switch user.</p>` : ''}
+${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. <a href="/">Go to the fines page</a> · <a href="${STANDIN_LOGOUT_PATH}">Sign out</a>. Choose someone below to switch user.</p>` : ''}
 <h2>Patrons</h2>
 <form method="post" action="/login?qurl=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
 <p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form>
@@ -253,7 +260,7 @@ ${staff !== '' ? `<h2>Library staff</h2>\n<form method="post" action="/login?qur
     const cookies = [...parseCookies(request.headers.cookie)].filter(([name]) => name !== COOKIE).map(([n, v]) => `${n}=${encodeURIComponent(v)}`)
     if (cookies.length > 0) headers.cookie = cookies.join('; ')
     else delete headers.cookie
-    headers[userHeader] = username
+    headers[userHeader] = this.#options.userHeaderEncoding === 'base64' ? Buffer.from(username, 'utf8').toString('base64') : username
     if (this.#options.secretHeader !== undefined && this.#options.secret !== undefined) headers[this.#options.secretHeader.toLowerCase()] = this.#options.secret
     return headers
   }

@@ -7,7 +7,7 @@ import { buildApp, type AppOptions } from '../app.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
 import { CashnetSandbox } from './cashnet.ts'
-import { EzproxyStandIn } from './ezproxy.ts'
+import { EzproxyStandIn, STANDIN_LOGOUT_PATH } from './ezproxy.ts'
 import { seedUsers } from './seed.ts'
 
 export const SANDBOX_API_KEY = 'sandbox-alma-api-key-l7f3k2'
@@ -50,6 +50,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     target: 'http://127.0.0.1:9',
     users: seedUsers(),
     userHeader: options.env?.EZPROXY_USER_HEADER ?? 'X-EZproxy-User',
+    userHeaderEncoding: options.env?.EZPROXY_USER_HEADER_ENCODING === 'base64' ? 'base64' : 'plain',
     secretHeader: options.env?.EZPROXY_SECRET_HEADER,
     secret: options.env?.EZPROXY_SECRET,
     wskey: SANDBOX_WSKEY,
@@ -75,6 +76,8 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     ADMIN_USERS: 'staff',
     EZPROXY_URL: publicUrl,
     EZPROXY_WSKEY: SANDBOX_WSKEY,
+    // the stand-in shares its host with the service, so its sign-out is not at EZPROXY_URL/logout
+    EZPROXY_LOGOUT_URL: `${publicUrl}${STANDIN_LOGOUT_PATH}`,
     ALMA_TIMEOUT_MS: '2000',
     POSTING_RETRY_BASE_MS: '50',
     POSTING_RETRY_MAX_MS: '1000',
@@ -85,7 +88,8 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const app = await buildApp(config, options.app)
   const serviceUrl = await app.listen({ port: config.port, host: config.host })
   ezproxy.setTarget(serviceUrl)
-  cashnet.setPostbackUrl(`${serviceUrl}/cashnet/postback`)
+  // CASHNET_POSTBACK_TOKEN goes in the notification URL, as it would be set in CashNet's store configuration
+  cashnet.setPostbackUrl(`${serviceUrl}/cashnet/postback${config.cashnetPostbackToken !== '' ? `?token=${encodeURIComponent(config.cashnetPostbackToken)}` : ''}`)
   return {
     alma,
     cashnet,

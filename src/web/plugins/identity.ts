@@ -1,21 +1,32 @@
 // The trust boundaries, read off each route's `access`: patron routes only from EZproxy (or, in userobject
-// mode, with our own signed session), admin routes from EZproxy and ADMIN_USERS, the postback only from
-// CashNet's addresses, health and diagnostics from anyone. The peer is the TCP peer unless TRUST_PROXY names a
-// front proxy, in which case Fastify reads X-Forwarded-For from that proxy only.
+// mode, with our own session), admin routes from EZproxy and ADMIN_USERS, the postback only from CashNet's
+// addresses, health and diagnostics from anyone. A route that does not say is patron-only: access fails
+// closed. The peer is the TCP peer unless TRUST_PROXY names a front proxy, in which case Fastify reads
+// X-Forwarded-For from that proxy only.
+//
+// Who a request is comes from one pure function, resolveIdentity, which /ezproxy-check uses as well, so the
+// diagnostic page can never believe a username the patron pages would refuse (or the other way round).
 
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import '@fastify/cookie'
+import '@fastify/csrf-protection'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
-import { allowList } from '../trust.ts'
+import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
+import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/fines.ts'
 
 export type Access = 'patron' | 'admin' | 'cashnet' | 'public'
 
+/** What a route without `config.access` gets: patron-only. Never 'public' by omission. */
+export const DEFAULT_ACCESS: Access = 'patron'
+
 export interface Patron {
   username: string
   isAdmin: boolean
+  /** userobject mode: the session this request was made in */
+  sessionId?: string
 }
 
 declare module 'fastify' {
@@ -27,33 +38,149 @@ declare module 'fastify' {
   interface FastifyRequest {
     patron: Patron | null
   }
+  interface FastifyInstance {
+    sessions: SessionStore
+    /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
+    routeAccess: Map<string, Access>
+  }
 }
 
 export const SESSION_COOKIE = 'acn_session'
 /** What the service accepts as a username, from the EZproxy header, a UserObject uid or a session. */
 export const USERNAME = /^[\p{L}\p{N}._@+\-]{1,128}$/u
 
-function sameSecret (given: string, expected: string): boolean {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
+/**
+ * A username the service will use: the USERNAME characters, and not made only of dots ('.', '..'), which
+ * would reach Alma as path segments (/users/../fees).
+ */
+export function usableUsername (value: string): boolean {
+  return USERNAME.test(value) && !/^\.+$/.test(value)
 }
 
-export interface SessionValue { username: string, expires: number }
-
-export function encodeSession (value: SessionValue): string {
-  return Buffer.from(JSON.stringify({ u: value.username, e: value.expires })).toString('base64url')
+/** Equal-length digests compared in constant time: neither the value nor its length leaks through timing. */
+export function sameSecret (given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest()
+  const b = createHash('sha256').update(expected).digest()
+  return timingSafeEqual(a, b)
 }
 
-export function decodeSession (raw: string): SessionValue | null {
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The username carried by one user-header value, in the configured encoding (EZPROXY_USER_HEADER_ENCODING):
+ * `plain` as sent (trimmed), `base64` as `AddUserHeader -base64` sends it (standard alphabet, padded, UTF-8).
+ * Null when the value does not decode; the username rules are applied by the caller.
+ */
+export function decodeUserHeader (value: string, encoding: 'plain' | 'base64'): string | null {
+  const trimmed = value.trim()
+  if (encoding === 'plain') return trimmed
+  if (trimmed === '' || !BASE64.test(trimmed)) return null
+  const bytes = Buffer.from(trimmed, 'base64')
+  if (bytes.toString('base64') !== trimmed) return null
   try {
-    const parsed = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
-    if (typeof parsed?.u !== 'string' || typeof parsed?.e !== 'number') return null
-    return { username: parsed.u, expires: parsed.e }
+    return UTF8.decode(bytes).trim()
   } catch {
     return null
   }
 }
+
+/** Everything resolveIdentity looks at, read off a request (see identityInput). */
+export interface IdentityInput {
+  /** the peer is in EZPROXY_ALLOW */
+  peerTrusted: boolean
+  /** every value the user header arrived with (a header sent twice arrives as two values) */
+  userHeader: readonly string[]
+  /** every value the secret header arrived with (empty when none is configured) */
+  secretHeader: readonly string[]
+  /** userobject mode: the session cookie */
+  session: { cookie: 'none' } | { cookie: 'invalid' } | { cookie: 'valid', id: string, lookup: SessionLookup }
+}
+
+export type IdentityRefusal =
+  | 'untrusted_peer' | 'bad_secret' | 'no_user' | 'repeated_user' | 'undecodable_user' | 'bad_username'
+  | 'no_session' | 'bad_session' | 'unknown_session' | 'session_expired' | 'session_idle'
+
+export type Identity =
+  | { ok: true, username: string, sessionId?: string }
+  | { ok: false, status: 401 | 403, refusal: IdentityRefusal, reason: string }
+
+/** Who a request is, by SPEC section 3's rules; the same answer for the patron pages and /ezproxy-check. */
+export function resolveIdentity (input: IdentityInput, config: Pick<Config, 'authMode' | 'ezproxySecretHeader' | 'ezproxySecret' | 'ezproxyUserHeaderEncoding'>): Identity {
+  if (config.authMode === 'userobject') {
+    const { session } = input
+    if (session.cookie === 'none') return { ok: false, status: 401, refusal: 'no_session', reason: 'no session cookie' }
+    if (session.cookie === 'invalid') return { ok: false, status: 401, refusal: 'bad_session', reason: 'session cookie invalid or tampered with' }
+    switch (session.lookup.kind) {
+      case 'unknown': return { ok: false, status: 401, refusal: 'unknown_session', reason: 'no such session (signed out, or the service restarted)' }
+      case 'expired': return { ok: false, status: 401, refusal: 'session_expired', reason: 'the session reached SESSION_TTL_MINUTES' }
+      case 'idle': return { ok: false, status: 401, refusal: 'session_idle', reason: 'the session was idle for SESSION_IDLE_MINUTES' }
+      case 'live': break
+    }
+    if (!usableUsername(session.lookup.session.username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the session holds an unusable username' }
+    return { ok: true, username: session.lookup.session.username, sessionId: session.id }
+  }
+
+  if (!input.peerTrusted) return { ok: false, status: 403, refusal: 'untrusted_peer', reason: 'peer not in EZPROXY_ALLOW' }
+  if (config.ezproxySecretHeader !== '') {
+    if (input.secretHeader.length !== 1 || !sameSecret(input.secretHeader[0], config.ezproxySecret)) {
+      return { ok: false, status: 403, refusal: 'bad_secret', reason: 'the secret header is missing, repeated or wrong' }
+    }
+  }
+  if (input.userHeader.length === 0) return { ok: false, status: 401, refusal: 'no_user', reason: 'no user header' }
+  if (input.userHeader.length > 1) {
+    return { ok: false, status: 401, refusal: 'repeated_user', reason: `the user header arrived ${input.userHeader.length} times: EZproxy may be passing on a header the browser sent (the stanza must use AddUserHeader, with no -process line for this header)` }
+  }
+  const username = decodeUserHeader(input.userHeader[0], config.ezproxyUserHeaderEncoding)
+  if (username === null) {
+    return { ok: false, status: 401, refusal: 'undecodable_user', reason: 'the user header is not valid base64 of UTF-8 text (EZPROXY_USER_HEADER_ENCODING=base64: does the stanza say AddUserHeader -base64?)' }
+  }
+  if (username === '') return { ok: false, status: 401, refusal: 'no_user', reason: 'empty user header' }
+  if (!usableUsername(username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the user header is not a usable username' }
+  return { ok: true, username }
+}
+
+/** The values a header arrived with, one per occurrence. */
+export function headerValues (request: FastifyRequest, name: string): string[] {
+  const distinct = request.raw.headersDistinct?.[name]
+  if (distinct !== undefined) return distinct
+  const value = request.headers[name]
+  return value === undefined ? [] : Array.isArray(value) ? value : [value]
+}
+
+/** The session cookie's id, if it carries a valid signature and the shape of an id. */
+export function readSessionCookie (request: FastifyRequest): { cookie: 'none' } | { cookie: 'invalid' } | { cookie: 'valid', id: string } {
+  const raw = request.cookies[SESSION_COOKIE]
+  if (raw === undefined || raw === '') return { cookie: 'none' }
+  const unsigned = request.unsignCookie(raw)
+  if (unsigned.valid !== true || unsigned.value === null || !SESSION_ID.test(unsigned.value)) return { cookie: 'invalid' }
+  return { cookie: 'valid', id: unsigned.value }
+}
+
+/** resolveIdentity's input for a request. */
+export function identityInput (request: FastifyRequest, config: Config, checks: { fromEzproxy: PeerCheck, sessions: SessionStore }): IdentityInput {
+  const cookie = config.authMode === 'userobject' ? readSessionCookie(request) : { cookie: 'none' as const }
+  return {
+    peerTrusted: checks.fromEzproxy(request.ip),
+    userHeader: headerValues(request, config.ezproxyUserHeader),
+    secretHeader: config.ezproxySecretHeader === '' ? [] : headerValues(request, config.ezproxySecretHeader),
+    session: cookie.cookie === 'valid' ? { ...cookie, lookup: checks.sessions.peek(cookie.id) } : cookie
+  }
+}
+
+/**
+ * What a CSRF token is bound to: the username, and in userobject mode the session too. A token issued to one
+ * patron (or one sign-in) is refused for another, even in the same browser with the same CSRF cookie.
+ */
+export function csrfUserInfo (request: FastifyRequest): string {
+  const patron = request.patron
+  if (patron === null) return ''
+  return `${patron.username}\u0000${patron.sessionId ?? ''}`
+}
+
+export const SESSION_COOKIE_OPTIONS = (config: Pick<Config, 'secureCookies'>): { signed: true, httpOnly: true, secure: boolean, sameSite: 'lax', path: '/' } =>
+  // No maxAge and no expires: the cookie dies with the browser. The session's real limits are kept server side.
+  ({ signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/' })
 
 /**
  * Userobject mode: a nonce in a short-lived signed cookie and in the return URL given to EZproxy, so that
@@ -72,42 +199,52 @@ export function sameSignInState (given: unknown, expected: string | null): boole
   return typeof given === 'string' && expected !== null && sameSecret(given, expected)
 }
 
-export default fp(async function identity (fastify, options: { config: Config }) {
+const EVENT: Record<IdentityRefusal, { event: string }> = {
+  untrusted_peer: { event: 'access.untrusted_peer' },
+  bad_secret: { event: 'access.bad_secret' },
+  no_user: { event: 'access.no_user' },
+  repeated_user: { event: 'access.user_header_repeated' },
+  undecodable_user: { event: 'access.no_user' },
+  bad_username: { event: 'access.no_user' },
+  no_session: { event: 'access.no_session' },
+  bad_session: { event: 'access.bad_session' },
+  unknown_session: { event: 'access.no_session' },
+  session_expired: { event: 'access.no_session' },
+  session_idle: { event: 'access.session_idle' }
+}
+
+export default fp(async function identity (fastify, options: { config: Config, now?: () => number }) {
   const { config } = options
   const fromEzproxy = allowList(config.ezproxyAllow)
   const fromCashnet = allowList(config.cashnetPostbackAllow)
+  const sessions = new SessionStore({ ttlMs: config.sessionTtlMinutes * 60_000, idleMs: config.sessionIdleMinutes * 60_000, now: options.now })
+  fastify.decorate('sessions', sessions)
   fastify.decorateRequest('patron', null)
+  // The rule each route is served under, as the onRequest hook below will apply it; logged at start-up and
+  // checked against an explicit table by test/security/routes.test.ts.
+  const routeAccess = new Map<string, Access>()
+  fastify.decorate('routeAccess', routeAccess)
+  fastify.addHook('onRoute', (route) => {
+    const access = (route.config as { access?: Access } | undefined)?.access ?? DEFAULT_ACCESS
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routeAccess.set(`${method} ${route.url}`, access)
+  })
+  fastify.addHook('onReady', async () => {
+    fastify.log.debug({ event: 'access.routes', routes: Object.fromEntries(routeAccess) }, `access rules for ${routeAccess.size} routes`)
+  })
 
-  const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string }): FastifyReply => {
-    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]} from ${request.ip}: ${heading}`)
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string, reason: string }): FastifyReply => {
+    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]} from ${request.ip}: ${heading} (${fields.reason})`)
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       .send(messagePage(config, { title: heading, heading, message, root: request.routeOptions.config.root, tone: 'bad' }))
   }
 
-  const fromHeader = (request: FastifyRequest, reply: FastifyReply): string | FastifyReply => {
-    if (!fromEzproxy(request.ip)) {
-      return refuse(request, reply, 403, 'Please use the library link', 'This page can only be opened through the library’s sign-in (EZproxy). Use the “pay fines” link on the library website.', { event: 'access.untrusted_peer' })
-    }
-    if (config.ezproxySecretHeader !== '') {
-      const given = request.headers[config.ezproxySecretHeader]
-      if (typeof given !== 'string' || !sameSecret(given, config.ezproxySecret)) {
-        return refuse(request, reply, 403, 'Please use the library link', 'This request did not come through the library’s sign-in as expected. Use the “pay fines” link on the library website.', { event: 'access.bad_secret' })
-      }
-    }
-    const header = request.headers[config.ezproxyUserHeader]
-    const username = typeof header === 'string' ? header.trim() : ''
-    if (username === '' || !USERNAME.test(username)) {
-      return refuse(request, reply, 401, 'Please sign in', 'We could not tell who you are. Sign in through the library’s “pay fines” link and try again.', { event: 'access.no_user' })
-    }
-    return username
-  }
-
-  const fromSession = (request: FastifyRequest, reply: FastifyReply): string | FastifyReply => {
-    const raw = request.cookies[SESSION_COOKIE]
-    const unsigned = raw === undefined ? null : request.unsignCookie(raw)
-    const session = unsigned?.valid === true && unsigned.value !== null ? decodeSession(unsigned.value) : null
-    if (session !== null && session.expires > Date.now() && USERNAME.test(session.username)) return session.username
-    if (raw !== undefined && (session === null || unsigned?.valid !== true)) request.log.warn({ event: 'access.bad_session', peer: request.ip }, 'session cookie invalid or tampered with')
+  /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
+  const signInAgain = (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): FastifyReply => {
+    if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
+    if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
+    const cookie = readSessionCookie(request)
+    if (cookie.cookie === 'valid') sessions.end(cookie.id)
     if (request.method === 'GET' || request.method === 'HEAD') {
       const next = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
@@ -121,11 +258,14 @@ export default fp(async function identity (fastify, options: { config: Config })
       // GET, where the cookie comes along; the receipt then shows the patron's latest checkout.
       return reply.redirect('return', 303)
     }
-    return refuse(request, reply, 401, 'Please sign in', 'Your session has ended. Open the library’s “pay fines” link again.', { event: 'access.no_session' })
+    return refuse(request, reply, 401, 'Please sign in', 'Your session has ended. Open the library’s “pay fines” link again.', { event: 'access.no_session', reason: identity.reason })
   }
 
   fastify.addHook('onRequest', async (request, reply) => {
-    const access = request.routeOptions.config?.access ?? 'public'
+    // Unknown paths get the generic 404 page from anyone: it shows nothing.
+    if (request.is404) return
+    // Fail closed: a route that does not declare its access is patron-only.
+    const access = request.routeOptions.config?.access ?? DEFAULT_ACCESS
     if (access === 'public') return
     if (access === 'cashnet') {
       if (!fromCashnet(request.ip)) {
@@ -134,12 +274,28 @@ export default fp(async function identity (fastify, options: { config: Config })
       }
       return
     }
-    const resolved = config.authMode === 'userobject' ? fromSession(request, reply) : fromHeader(request, reply)
-    if (typeof resolved !== 'string') return resolved
-    request.patron = { username: resolved, isAdmin: config.adminUsers.has(resolved) }
-    request.log = request.log.child({ user: resolved })
+    const identity = resolveIdentity(identityInput(request, config, { fromEzproxy, sessions }), config)
+    if (!identity.ok) {
+      if (config.authMode === 'userobject') return signInAgain(request, reply, identity)
+      const fields = { event: EVENT[identity.refusal].event, reason: identity.reason }
+      if (identity.status === 403) {
+        return refuse(request, reply, 403, 'Please use the library link', identity.refusal === 'bad_secret'
+          ? 'This request did not come through the library’s sign-in as expected. Use the “pay fines” link on the library website.'
+          : 'This page can only be opened through the library’s sign-in (EZproxy). Use the “pay fines” link on the library website.', fields)
+      }
+      return refuse(request, reply, 401, 'Please sign in', 'We could not tell who you are. Sign in through the library’s “pay fines” link and try again.', fields)
+    }
+    if (identity.sessionId !== undefined) sessions.touch(identity.sessionId)
+    request.patron = { username: identity.username, isAdmin: config.adminUsers.has(identity.username), sessionId: identity.sessionId }
+    request.log = request.log.child({ user: identity.username })
+    // CSRF tokens made for this reply are bound to this patron (and session); see csrfUserInfo.
+    const generate = reply.generateCsrf
+    if (typeof generate === 'function') {
+      const userInfo = csrfUserInfo(request)
+      reply.generateCsrf = function (this: FastifyReply, opts) { return generate.call(this, { ...opts, userInfo }) }
+    }
     if (access === 'admin' && !request.patron.isAdmin) {
-      return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. If you are staff, ask the systems librarian to add your username to ADMIN_USERS.', { event: 'access.not_admin' })
+      return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. If you are staff, ask the systems librarian to add your username to ADMIN_USERS.', { event: 'access.not_admin', reason: 'not in ADMIN_USERS' })
     }
   })
 }, { name: 'identity', dependencies: ['@fastify/cookie'] })

@@ -1,10 +1,16 @@
 // GET /auth/ezproxy (AUTH_MODE=userobject only): where EZproxy sends the browser back with a UserObject token.
-// The token is exchanged server to server for the patron's uid, which becomes our own signed, expiring session
-// cookie; then the browser goes on to the page it first asked for. Only a sign-in this browser started is
-// accepted (the state nonce set by the identity plugin). In header mode the route does not exist.
+// The token is exchanged server to server for the patron's uid, which becomes our own session (kept server side,
+// carried by a signed cookie that dies with the browser); then the browser goes on to the page it first asked
+// for. Only a sign-in this browser started is accepted (the state nonce set by the identity plugin). In header
+// mode the route does not exist.
+//
+// GET /logout (both modes): for shared library computers. Ends our session (it is forgotten server side, so a
+// copy of the cookie is worthless), clears our cookies, and sends the browser on to EZproxy's logout; with no
+// logout URL known, a calm page saying the patron is signed out here and should close the browser.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { encodeSession, sameSignInState, SESSION_COOKIE, signInState, USERNAME } from '../plugins/identity.ts'
+import { readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
+import { CHECKOUT_COOKIE } from './checkout.ts'
 import { UserObjectClient } from '../userobject.ts'
 import { messagePage } from '../views/fines.ts'
 
@@ -24,10 +30,32 @@ export function afterSignIn (next: unknown): string {
 }
 
 const auth: FastifyPluginAsync = async (fastify) => {
-  const { config } = fastify
+  const { config, sessions } = fastify
+
+  fastify.get('/logout', {
+    // public: signing out must work without a session (and never send the browser to sign in first)
+    config: { access: 'public', root: './' }
+  }, async (request, reply) => {
+    const cookie = readSessionCookie(request)
+    const ended = cookie.cookie === 'valid' ? sessions.end(cookie.id) : undefined
+    for (const name of [SESSION_COOKIE, SIGN_IN_STATE_COOKIE, CHECKOUT_COOKIE, 'acn_csrf']) {
+      if (request.cookies[name] !== undefined) reply.clearCookie(name, { path: '/' })
+    }
+    request.log.info({ event: 'auth.signed_out', user: ended?.username, session: ended !== undefined ? 'ended' : 'none', next: config.ezproxyLogoutUrl !== '' ? 'ezproxy' : 'page' },
+      ended !== undefined ? `${ended.username} signed out; session ended` : 'sign-out with no session of ours')
+    reply.header('cache-control', 'no-store')
+    if (config.ezproxyLogoutUrl !== '') return reply.redirect(config.ezproxyLogoutUrl, 302)
+    return reply.type('text/html; charset=utf-8').send(messagePage(config, {
+      title: 'Signed out',
+      heading: 'You are signed out',
+      message: 'You are signed out of the fines service. If you are on a shared computer, close the browser (all of its windows) so that the next person cannot use your library sign-in.',
+      root: './',
+      tone: 'ok'
+    }))
+  })
+
   if (config.authMode !== 'userobject') return
   const userObject = new UserObjectClient({ ezproxyUrl: config.ezproxyUrl, wskey: config.ezproxyWskey })
-  const ttlMs = config.sessionTtlMinutes * 60_000
 
   fastify.get('/auth/ezproxy', {
     // Anyone can start a sign-in and each return costs one call to EZproxy: bound it per address.
@@ -76,22 +104,19 @@ const auth: FastifyPluginAsync = async (fastify) => {
       case 'user':
         break
     }
-    if (!USERNAME.test(answer.uid)) {
+    if (!usableUsername(answer.uid)) {
       request.log.warn({ event: 'auth.token_rejected', reason: 'uid is not a usable username', uid: answer.uid.slice(0, 128), peer: request.ip },
         'sign-in refused: the uid in EZproxy\'s UserObject is not a usable username (letters, digits and . _ @ + - only, at most 128): check user.txt')
       return page(401, 'We could not confirm your sign-in', 'Your sign-in worked, but the library’s sign-in service did not tell us a username we can use. Please contact the library.')
     }
 
-    const expires = Date.now() + ttlMs
-    reply.setCookie(SESSION_COOKIE, encodeSession({ username: answer.uid, expires }), {
-      signed: true,
-      httpOnly: true,
-      secure: config.secureCookies,
-      sameSite: 'lax',
-      path: '/',
-      maxAge: config.sessionTtlMinutes * 60
-    })
-    request.log.info({ event: 'auth.session_started', user: answer.uid, expiresAt: new Date(expires).toISOString() }, `session started for ${answer.uid} for ${config.sessionTtlMinutes} minutes`)
+    // A session this browser already had (another patron's, at a shared computer) ends here.
+    const previous = readSessionCookie(request)
+    if (previous.cookie === 'valid') sessions.end(previous.id)
+    const session = sessions.start(answer.uid)
+    reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config))
+    request.log.info({ event: 'auth.session_started', user: answer.uid, expiresAt: new Date(session.expires).toISOString(), idleMinutes: config.sessionIdleMinutes },
+      `session started for ${answer.uid}: at most ${config.sessionTtlMinutes} minutes, ended after ${config.sessionIdleMinutes} idle minutes or at sign-out`)
     return reply.header('cache-control', 'no-store').redirect(afterSignIn(query.next), 302)
   })
 }

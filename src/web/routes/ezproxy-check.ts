@@ -1,34 +1,21 @@
 // GET /ezproxy-check: what the service received from EZproxy on this very request, for the systems librarian
 // setting up the stanza. Open to anyone, so it shows no secret values, and a username only when it would be
-// believed by the patron pages (trusted peer, every check passed, or a valid session in userobject mode).
+// believed by the patron pages: the resolved user is resolveIdentity's answer, the very function the identity
+// plugin uses, so the two cannot disagree.
 
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import proxyAddr from 'proxy-addr'
-import { timingSafeEqual } from 'node:crypto'
 import type { Config } from '../../config.ts'
-import { decodeSession, SESSION_COOKIE, USERNAME } from '../plugins/identity.ts'
+import { decodeUserHeader, headerValues, identityInput, resolveIdentity, sameSecret, usableUsername } from '../plugins/identity.ts'
+import type { SessionStore } from '../sessions.ts'
 import { allowList } from '../trust.ts'
 import { type EzproxyCheck, type Finding, ezproxyCheckPage } from '../views/ezproxy-check.ts'
-
-function sameSecret (given: string, expected: string): boolean {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
-}
-
-/** The values a header arrived with (a header sent twice arrives as two values). */
-function headerValues (request: FastifyRequest, name: string): string[] {
-  const distinct = request.raw.headersDistinct?.[name]
-  if (distinct !== undefined) return distinct
-  const value = request.headers[name]
-  return value === undefined ? [] : Array.isArray(value) ? value : [value]
-}
 
 function canonicalName (lowercase: string): string {
   return lowercase.split('-').map(part => part === 'ezproxy' ? 'EZproxy' : part.charAt(0).toUpperCase() + part.slice(1)).join('-')
 }
 
-export function diagnose (request: FastifyRequest, config: Config, checks: { fromEzproxy: (a: string | undefined) => boolean, isFrontProxy: (a: string | undefined) => boolean }): EzproxyCheck {
+export function diagnose (request: FastifyRequest, config: Config, checks: { fromEzproxy: (a: string | undefined) => boolean, isFrontProxy: (a: string | undefined) => boolean, sessions: SessionStore }): EzproxyCheck {
   const problems: Finding[] = []
   const notes: Finding[] = []
   const userobject = config.authMode === 'userobject'
@@ -61,12 +48,15 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
   // The user header: its presence is reported for anyone; its value is believed only from a trusted peer.
   const userValues = headerValues(request, config.ezproxyUserHeader)
   const userRaw = userValues.length === 1 ? userValues[0].trim() : ''
+  const base64 = config.ezproxyUserHeaderEncoding === 'base64'
+  const decoded = userValues.length === 1 ? decodeUserHeader(userRaw, config.ezproxyUserHeaderEncoding) : null
   const userHeader = {
     name: canonicalName(config.ezproxyUserHeader),
     arrived: userValues.length > 0,
     count: userValues.length,
-    usable: userValues.length === 1 && USERNAME.test(userRaw)
+    usable: decoded !== null && usableUsername(decoded)
   }
+  const identity = resolveIdentity(identityInput(request, config, { fromEzproxy: checks.fromEzproxy, sessions: checks.sessions }), config)
   // The secret header: configured, arrived, and (for a trusted peer only) whether it matches. Never its value.
   const secretValues = config.ezproxySecretHeader === '' ? [] : headerValues(request, config.ezproxySecretHeader)
   const secretHeader = {
@@ -81,39 +71,42 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
   let resolvedUser: string | null = null
   if (!userobject) {
     if (!userHeader.arrived) {
-      if (trusted) problems.push({ code: 'user_header_missing', text: `The ${userHeader.name} header did not arrive. The HTTPHeader line does not work on your EZproxy version, is misspelled, or another stanza with a broad Domain/DJ line matched this host first (ezproxy-config/README.md, section 6.2). Check the stanza; if it still does not arrive, use userobject mode.` })
+      if (trusted) problems.push({ code: 'user_header_missing', text: `The ${userHeader.name} header did not arrive. The stanza needs "AddUserHeader${base64 ? ' -base64' : ''} ${userHeader.name}" on a line before its Title line (and a bare "AddUserHeader" after the stanza); check the spelling, that the stanza is above the first ExcludeIP line, and that no other stanza with a broad Domain/DJ line matched this host first (ezproxy-config/README.md, section 6.2). If it still does not arrive, use userobject mode.` })
     } else if (!trusted) {
       notes.push({ code: 'user_header_ignored', text: `A ${userHeader.name} header arrived, but from an untrusted peer, so it was ignored and its value is not shown. Patron pages would refuse this request.` })
     } else if (userHeader.count > 1) {
-      problems.push({ code: 'user_header_repeated', text: `The ${userHeader.name} header arrived ${userHeader.count} times. EZproxy may be passing on a header the browser sent as well as its own. Remove any HTTPHeader line that lets the browser's header through (a legacy "HTTPHeader ${userHeader.name}", "HTTPHeader *", or "-process X-*"); until then, do not use header mode.` })
+      problems.push({ code: 'user_header_repeated', text: `The ${userHeader.name} header arrived ${userHeader.count} times. EZproxy may be passing on a header the browser sent as well as its own, which would let a patron claim any name. Remove every HTTPHeader line that lets the browser's header through ("HTTPHeader -request -process ${userHeader.name}", a legacy "HTTPHeader ${userHeader.name}", "HTTPHeader *", "-process X-*"); send the username only with AddUserHeader. The service refuses such requests.` })
     } else if (userRaw === '') {
       problems.push({ code: 'user_header_empty', text: `The ${userHeader.name} header arrived but was empty: EZproxy had no username for this login. Check that you logged in as a person (not through AutoLoginIP), and what your authentication method sets as the user.` })
     } else if (/^login:|^session:/i.test(userRaw)) {
-      problems.push({ code: 'user_header_expression', text: `The ${userHeader.name} header holds the expression text, not its value: your EZproxy version does not evaluate it in HTTPHeader. Use userobject mode.` })
+      problems.push({ code: 'user_header_expression', text: `The ${userHeader.name} header holds the expression text, not its value. Send the username with "AddUserHeader ${userHeader.name}" before the stanza's Title line instead of an HTTPHeader line. If you must use "HTTPHeader -request -inject", the expression is session:user (login:user is only defined while logging in), written without quotes.` })
+    } else if (base64 && decoded === null) {
+      problems.push({ code: 'user_header_undecodable', text: `EZPROXY_USER_HEADER_ENCODING is base64, but the ${userHeader.name} header is not valid base64. If the stanza says "AddUserHeader ${userHeader.name}" without -base64, either add -base64 there or set EZPROXY_USER_HEADER_ENCODING=plain; the two must agree.` })
     } else if (!userHeader.usable) {
-      problems.push({ code: 'user_header_unusable', text: `The ${userHeader.name} header arrived, but its value is not a username the service accepts (letters, digits and . _ @ + - only, at most 128 characters). Check what EZproxy uses as the username.` })
+      const looksBase64 = !base64 && decodeUserHeader(userRaw, 'base64') !== null && usableUsername(decodeUserHeader(userRaw, 'base64') ?? '')
+      problems.push({ code: 'user_header_unusable', text: `The ${userHeader.name} header arrived, but its value is not a username the service accepts (letters, digits and . _ @ + - only, not only dots, at most 128 characters). ${looksBase64 ? 'It looks base64-encoded: if the stanza says "AddUserHeader -base64", set EZPROXY_USER_HEADER_ENCODING=base64.' : 'Check what EZproxy uses as the username.'}` })
     }
     if (secretHeader.configured && trusted) {
       if (!secretHeader.arrived) problems.push({ code: 'secret_header_missing', text: `The ${String(secretHeader.name)} header did not arrive. The secret HTTPHeader line in the stanza is not working: fix it, or unset EZPROXY_SECRET_HEADER and EZPROXY_SECRET.` })
       else if (secretHeader.matches === false) problems.push({ code: 'secret_mismatch', text: `The ${String(secretHeader.name)} header arrived, but its value differs from EZPROXY_SECRET. Copy the value again into config.txt and the service's environment, checking quotes and spaces.` })
     }
-    if (trusted && userHeader.usable && (!secretHeader.configured || secretHeader.matches === true)) resolvedUser = userRaw
+    if (identity.ok) resolvedUser = identity.username
     if (!secretHeader.configured) notes.push({ code: 'secret_not_configured', text: 'No shared-secret header is configured (EZPROXY_SECRET_HEADER). That is optional; the peer address check still applies.' })
   }
 
   // userobject mode: our own session cookie
   let session: EzproxyCheck['session'] = null
   if (userobject) {
-    const raw = request.cookies[SESSION_COOKIE]
-    const unsigned = raw === undefined ? null : request.unsignCookie(raw)
-    const value = unsigned?.valid === true && unsigned.value !== null ? decodeSession(unsigned.value) : null
-    const valid = value !== null && USERNAME.test(value.username)
-    const expired = valid && value.expires <= Date.now()
-    session = { present: raw !== undefined, valid, expired, expiresAt: valid ? new Date(value.expires).toISOString() : null }
-    if (valid && !expired) resolvedUser = value.username
+    const input = identityInput(request, config, { fromEzproxy: checks.fromEzproxy, sessions: checks.sessions }).session
+    const found = input.cookie === 'valid' && input.lookup.kind !== 'unknown' ? input.lookup : null
+    const ended = found !== null && found.kind !== 'live'
+    session = { present: input.cookie !== 'none', valid: found !== null, expired: ended, idle: found?.kind === 'idle', expiresAt: found !== null ? new Date(found.session.expires).toISOString() : null }
+    if (identity.ok) resolvedUser = identity.username
     if (!session.present) notes.push({ code: 'no_session', text: 'You have no session with the service yet. Open your fines page (the link below) to sign in through EZproxy, then come back to this page.' })
-    else if (!valid) problems.push({ code: 'session_invalid', text: 'Your session cookie is not valid: it was altered, or COOKIE_SECRET changed since it was issued. Open your fines page to sign in again.' })
-    else if (expired) notes.push({ code: 'session_expired', text: `Your session has expired (sessions last SESSION_TTL_MINUTES, ${config.sessionTtlMinutes} minutes). Open your fines page to sign in again.` })
+    else if (input.cookie === 'invalid') problems.push({ code: 'session_invalid', text: 'Your session cookie is not valid: it was altered, or COOKIE_SECRET changed since it was issued. Open your fines page to sign in again.' })
+    else if (found === null) notes.push({ code: 'session_unknown', text: 'Your session cookie names a session the service does not know: you signed out, or the service restarted since. Open your fines page to sign in again.' })
+    else if (found.kind === 'idle') notes.push({ code: 'session_idle', text: `Your session ended after ${config.sessionIdleMinutes} minutes without a request (SESSION_IDLE_MINUTES). Open your fines page to sign in again.` })
+    else if (found.kind === 'expired') notes.push({ code: 'session_expired', text: `Your session has expired (sessions last at most SESSION_TTL_MINUTES, ${config.sessionTtlMinutes} minutes). Open your fines page to sign in again.` })
     if (userHeader.arrived) notes.push({ code: 'user_header_unused', text: `A ${userHeader.name} header arrived; in userobject mode it is not used, and its value is not shown.` })
   }
 
@@ -153,7 +146,7 @@ const ezproxyCheck: FastifyPluginAsync = async (fastify) => {
   const isFrontProxy = (address: string | undefined): boolean => frontProxy !== null && address !== undefined && address !== '' && frontProxy(address, 0)
 
   fastify.get('/ezproxy-check', { config: { access: 'public', root: './' } }, async (request, reply) => {
-    const check = diagnose(request, config, { fromEzproxy, isFrontProxy })
+    const check = diagnose(request, config, { fromEzproxy, isFrontProxy, sessions: fastify.sessions })
     reply.header('cache-control', 'no-store').header('vary', 'accept')
     if (wantsJson(request)) return reply.type('application/json; charset=utf-8').send(check)
     return reply.type('text/html; charset=utf-8').send(ezproxyCheckPage(config, check))

@@ -1,11 +1,34 @@
 // POST /cashnet/postback: CashNet's server-to-server result. Recorded durably (raw body kept) before the 200 goes
 // out; posting to Alma happens afterwards, in the worker, so the answer is quick whatever Alma is doing.
+//
+// Who may post: a peer in CASHNET_POSTBACK_ALLOW (the identity plugin), and, when CASHNET_POSTBACK_TOKEN is
+// set, only with ?token=<that value> in the URL (compared in constant time). Either failing gets 403 and
+// records nothing in the ledger: one log line only. CashNet does not sign postbacks, so this shared secret in
+// the notification URL is the second factor available.
+//
+// Card numbers: whatever a field holds, what reaches the ledger (raw body, tx, reference, the reason text)
+// and the log lines is masked to its last four digits (src/mask.ts).
 
 import { parse as parseQuery } from 'node:querystring'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { maskCardNumbers, parsePostback, type Postback, PostbackRejected, referenceOf } from '../../cashnet/postback.ts'
 import { decidePostback } from '../../payments/postback-rules.ts'
 import { GroupCommit } from '../../ledger/group-commit.ts'
+import { maskCardLike } from '../../mask.ts'
+import { sameSecret } from '../plugins/identity.ts'
+
+/** The postback as the ledger and the logs may see it: every free-text and id field masked. */
+export function maskedPostback (postback: Postback): Postback {
+  return {
+    ...postback,
+    tx: maskCardLike(postback.tx),
+    checkoutId: maskCardLike(postback.checkoutId),
+    respmessage: maskCardLike(postback.respmessage),
+    custcode: maskCardLike(postback.custcode),
+    batchno: maskCardLike(postback.batchno),
+    ccerrorcode: maskCardLike(postback.ccerrorcode)
+  }
+}
 
 const MAX_BODY = 32 * 1024
 
@@ -38,8 +61,20 @@ const postback: FastifyPluginAsync = async (fastify) => {
     return reference !== null ? `postback:${reference}` : `postback-unreadable:${request.ip}`
   }
 
+  const token = config.cashnetPostbackToken
+  const checkToken = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    if (token === '') return
+    const given = (request.query as Record<string, unknown> | undefined)?.token
+    if (typeof given === 'string' && sameSecret(given, token)) return
+    const reason = given === undefined ? 'no token in the URL' : 'wrong token in the URL'
+    request.log.warn({ event: 'postback.bad_token', peer: request.ip, reason }, `postback refused with 403: ${reason} (CASHNET_POSTBACK_TOKEN); nothing recorded. If this is CashNet, the notification URL in the store's configuration lacks ?token=`)
+    return await reply.code(403).type('text/plain; charset=utf-8').send('forbidden\n')
+  }
+
   fastify.post('/cashnet/postback', {
     bodyLimit: MAX_BODY,
+    // after the identity plugin's peer check, before the body is read, the rate limit spent or anything recorded
+    onRequest: checkToken,
     config: {
       access: 'cashnet',
       rateLimit: {
@@ -56,16 +91,21 @@ const postback: FastifyPluginAsync = async (fastify) => {
     const fields = fieldsOf(request)
     let parsed: Postback
     try {
-      parsed = parsePostback(fields, config.cashnetRefType)
+      parsed = maskedPostback(parsePostback(fields, config.cashnetRefType))
     } catch (error) {
       if (!(error instanceof PostbackRejected)) throw error
-      await commits.run(() => ledger.recordPostback({ checkoutId: error.checkoutId, peer: request.ip, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason: error.reason })))
-      request.log.warn({ event: 'postback.rejected', checkout: error.checkoutId ?? undefined, peer: request.ip, reason: error.reason }, `postback refused: ${error.reason}; raw body kept for staff`)
-      return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${error.reason}\n`)
+      const checkoutId = error.checkoutId === null ? null : maskCardLike(error.checkoutId)
+      const reason = maskCardLike(error.reason)
+      await commits.run(() => ledger.recordPostback({ checkoutId, peer: request.ip, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason })))
+      request.log.warn({ event: 'postback.rejected', checkout: checkoutId ?? undefined, peer: request.ip, reason }, `postback refused: ${reason}; raw body kept for staff`)
+      return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${reason}\n`)
     }
     const recorded = await commits.run(() => ledger.recordPostback(
       { checkoutId: parsed.checkoutId, peer: request.ip, result: String(parsed.result), tx: parsed.tx, rawBody: raw },
-      (checkout, earlier) => decidePostback(checkout, earlier, parsed)
+      (checkout, earlier) => {
+        const decision = decidePostback(checkout, earlier, parsed)
+        return { ...decision, reason: maskCardLike(decision.reason) }
+      }
     ))
     const { outcome, reason } = recorded.decision
     const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }

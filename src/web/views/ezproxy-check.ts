@@ -17,7 +17,7 @@ export interface EzproxyCheck {
   userHeader: { name: string, arrived: boolean, usable: boolean }
   secretHeader: { configured: boolean, name: string | null, arrived: boolean, matches: boolean | null }
   userobject: { ezproxyUrl: string, wskeyConfigured: boolean } | null
-  session: { present: boolean, valid: boolean, expired: boolean, expiresAt: string | null } | null
+  session: { present: boolean, valid: boolean, expired: boolean, idle: boolean, expiresAt: string | null } | null
   /** the username the patron pages would use for this request, or null */
   resolvedUser: string | null
   ok: boolean
@@ -60,8 +60,9 @@ export function ezproxyCheckPage (branding: Branding, check: EzproxyCheck): stri
     const session = check.session
     rows.push(row('Your session with the service', session === null || !session.present
       ? 'None yet'
-      : !session.valid ? 'Not valid (altered, or signed with another COOKIE_SECRET)'
-          : session.expired ? 'Expired' : html`Valid until <time datetime="${session.expiresAt ?? ''}">${session.expiresAt ?? ''}</time>`,
+      : !session.valid ? 'Not valid (altered, signed with another COOKIE_SECRET, signed out, or the service restarted)'
+          : session.idle ? 'Ended after SESSION_IDLE_MINUTES without a request'
+            : session.expired ? 'Expired' : html`Valid until <time datetime="${session.expiresAt ?? ''}">${session.expiresAt ?? ''}</time> at the latest; ends sooner after SESSION_IDLE_MINUTES without a request`,
     session !== null && session.present && !session.valid ? 'problem' : session !== null && session.valid && !session.expired ? 'ok' : 'info'))
   }
   rows.push(row('Resolved username', check.resolvedUser !== null ? html`<strong>${check.resolvedUser}</strong>` : 'None', check.resolvedUser !== null ? 'ok' : (check.problems.length > 0 ? 'problem' : 'info')))
