@@ -53,10 +53,14 @@ for (const mode of ['header', 'userobject'] as const) {
 
     // sign out (or switch user): the link on the patron's page leads back to the stand-in's sign-in page
     t.match(fines.body, '<a class="sign-out" href="./logout">Sign out</a>', 'the patron pages offer a sign-out link, relative')
+    // the service ends its own session and sends the browser on to EZproxy's sign-out, which shows its sign-in page
     const out = await browser.get('logout')
-    t.equal(out.status, 303)
-    t.equal(out.headers.location, '/login', 'back to the sign-in page, to switch user')
-    const signInAgain = await browser.follow(out, `${publicUrl}/logout`)
+    t.equal(out.status, 302)
+    t.equal(out.headers.location, `${publicUrl}/ezproxy/logout`, 'on to the stand-in\'s own sign-out')
+    const standInOut = await browser.get('/ezproxy/logout')
+    t.equal(standInOut.status, 303)
+    t.equal(standInOut.headers.location, '/login', 'back to the sign-in page, to switch user')
+    const signInAgain = await browser.follow(standInOut, `${publicUrl}/ezproxy/logout`)
     t.match(signInAgain.body, 'Library sign-in (EZproxy stand-in)')
     t.notMatch(signInAgain.body, 'Signed in as', 'signed out of the stand-in')
     const gone = await browser.get('/')
