@@ -14,7 +14,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
   return {
     id: 'c1', userId: 'u', primaryId: 'u', patronName: 'U', email: '', state, total: 750 as Cents, currency: 'USD',
     createdAt: '', updatedAt: '', paidAt: null, postedAt: null, tx, batchno: null, effdate: null, pmtcode: null,
-    attentionReason: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
+    attentionReason: null, attentionKind: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
     resolvedAt: null, resolvedBy: null, resolution: null,
     lines: [line(1, 500, 'LIB-FINE'), line(2, 250, 'LIB-LOST')]
   }
@@ -30,7 +30,7 @@ function postback (overrides: Partial<Postback> = {}): Postback {
 }
 
 function earlier (result: string, tx: string, outcome: PostbackRecord['outcome'] = 'PAID'): PostbackRecord {
-  return { id: 1, checkoutId: 'c1', receivedAt: '', peer: '', result, tx, outcome, reason: '', rawBody: '' }
+  return { id: 1, checkoutId: 'c1', receivedAt: '', peer: '', result, tx, outcome, reason: '', rawBody: '', total: null }
 }
 
 t.test('success with matching lines pays the checkout, from every unpaid state', async t => {
