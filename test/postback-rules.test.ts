@@ -114,3 +114,19 @@ t.test('a failure after the checkout was paid or already failed changes nothing'
     t.equal(decision.to, undefined)
   }
 })
+
+t.test('a tx already recorded for another checkout is TX_REUSED: recorded, no state change, nothing to post', async t => {
+  const decision = decidePostback(checkout('CREATED'), [], postback(), ['other-checkout'])
+  t.equal(decision.outcome, 'TX_REUSED')
+  t.equal(decision.to, undefined)
+  t.equal(decision.payment, undefined)
+  t.match(decision.reason, 'CashNet tx 9001 is already recorded for checkout other-checkout')
+  t.equal(decidePostback(checkout('CREATED'), [earlier('0', '9001', 'TX_REUSED')], postback(), ['other-checkout']).outcome, 'TX_REUSED', 'again: still refused, not a duplicate of a paid one')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ result: 209, tx: '9001' }), ['other-checkout']).outcome, 'DECLINED', 'a failure carries no money')
+})
+
+t.test('every state change to NEEDS_ATTENTION says why, as a kind', async t => {
+  t.equal(decidePostback(checkout('POSTED', '9001'), [earlier('0', '9001')], postback({ tx: '9002' })).attentionKind, 'DOUBLE_CHARGE')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ tx: '' })).attentionKind, 'MISMATCH')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ total: 751 as Cents })).attentionKind, 'MISMATCH')
+})

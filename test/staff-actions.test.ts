@@ -343,6 +343,9 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   await stack.app.worker.idle()
   t.equal(state(stack, id).state, 'NEEDS_ATTENTION', 'still needs attention')
   t.match((await staff.get('/admin')).body, /<strong>1<\/strong> payment\(s\) need attention/, 'still counted')
+  const { reconcile: reconcileOpen } = await import('../src/jobs/reconcile.ts')
+  const open = await reconcileOpen({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
+  t.ok(open.findings.some(f => f.kind === 'double-charge' && f.tx === second), 'reconciliation reports it while its refund is not recorded')
   t.same(stack.alma.paymentsFor(second), [], 'the second charge was never posted')
 
   const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
@@ -375,6 +378,9 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   t.match(after.body, 'refund.recorded')
   t.ok(stack.logLines().some(l => l.event === 'admin.refund_recorded' && l.checkout === id && l.by === 'staff' && l.effect === 'restore'))
   t.same(stack.alma.paymentsFor(tx).length, 3, 'the original payment stays posted once')
+  const { reconcile } = await import('../src/jobs/reconcile.ts')
+  const report = await reconcile({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
+  t.notOk(report.findings.some(f => f.kind === 'double-charge'), 'reconciliation no longer reports the refunded double charge')
   assertWithinCashnet(t, stack, reported, 'at the end')
 })
 

@@ -38,7 +38,7 @@ export function itemsOfRawBody (raw: string): Array<Omit<CashnetItem, 'itemNo'>>
 
 type Migration = string | ((db: Database.Database) => void)
 
-const MIGRATIONS: Migration[] = [
+export const MIGRATIONS: Migration[] = [
   `CREATE TABLE checkouts (
      id TEXT PRIMARY KEY,
      user_id TEXT NOT NULL,
@@ -166,11 +166,16 @@ const MIGRATIONS: Migration[] = [
   (db) => {
     const insert = db.prepare('INSERT INTO postback_items (postback_id, item_no, item_code, amount_cents, qty) VALUES (?, ?, ?, ?, ?)')
     const total = db.prepare('UPDATE postbacks SET total_cents = ? WHERE id = ?')
-    for (const row of db.prepare("SELECT id, raw_body FROM postbacks WHERE outcome NOT IN ('REJECTED') AND result = '0'").iterate() as Iterable<Row>) {
-      const items = itemsOfRawBody(String(row.raw_body))
-      if (items === null) continue
-      items.forEach((item, index) => insert.run(row.id, index + 1, item.itemCode, item.amount, item.qty))
-      total.run(items.reduce((s, i) => s + i.amount, 0), row.id)
+    // In pages: better-sqlite3 cannot write while a read is being iterated on the same connection.
+    const page = db.prepare("SELECT id, raw_body FROM postbacks WHERE outcome NOT IN ('REJECTED') AND result = '0' AND id > ? ORDER BY id LIMIT 1000")
+    for (let last = 0, rows = page.all(last) as Row[]; rows.length > 0; rows = page.all(last) as Row[]) {
+      for (const row of rows) {
+        last = row.id
+        const items = itemsOfRawBody(String(row.raw_body))
+        if (items === null) continue
+        items.forEach((item, index) => insert.run(row.id, index + 1, item.itemCode, item.amount, item.qty))
+        total.run(items.reduce((s, i) => s + i.amount, 0), row.id)
+      }
     }
   }
 ]
