@@ -18,7 +18,7 @@ import type { Ledger } from './ledger/ledger.ts'
 import { LedgerBusy, SqliteLedger } from './ledger/sqlite.ts'
 import { loggerOptions } from './log.ts'
 import { type Alerts, createAlerts } from './payments/alerts.ts'
-import { PostingWorker } from './payments/worker.ts'
+import { PostingWorker, STOP_MARGIN_MS } from './payments/worker.ts'
 import identity, { csrfUserInfo } from './web/plugins/identity.ts'
 import admin from './web/routes/admin.ts'
 import assets from './web/routes/assets.ts'
@@ -150,7 +150,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks },
     logger.child({ component: 'worker' }),
     alerts,
-    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs }
+    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS }
   )
   app.decorate('config', config)
   app.decorate('alma', alma)
@@ -159,6 +159,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('worker', worker)
   app.addHook('onReady', async () => { if (options.startWorker !== false) worker.start() })
   app.addHook('onClose', async () => {
+    // Waits for a posting in flight (bounded by ALMA_TIMEOUT_MS plus a margin) or abandons it visibly, then closes.
     await worker.stop()
     ledger.close()
     await alma.close()

@@ -6,6 +6,7 @@ import pino from 'pino'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { loggerOptions } from './log.ts'
+import { STOP_MARGIN_MS } from './payments/worker.ts'
 
 let config
 try {
@@ -25,7 +26,8 @@ const logger = process.stdout.isTTY
 
 const app = await buildApp(config, { logger })
 
-closeWithGrace({ delay: 20000, logger }, async ({ signal, err }) => {
+// The posting worker may wait ALMA_TIMEOUT_MS plus a margin for an Alma call in flight; the forced exit comes later.
+closeWithGrace({ delay: config.almaTimeoutMs + STOP_MARGIN_MS + 5000, logger }, async ({ signal, err }) => {
   if (err !== undefined) logger.error({ event: 'service.crashed', err: { message: err.message, stack: err.stack } }, `stopping after an unexpected error: ${err.message}`)
   logger.info({ event: 'service.stopping', signal }, `stopping (${signal ?? 'error'}): finishing requests and postings in progress`)
   await app.close()

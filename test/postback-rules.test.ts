@@ -14,7 +14,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
   return {
     id: 'c1', userId: 'u', primaryId: 'u', patronName: 'U', email: '', state, total: 750 as Cents, currency: 'USD',
     createdAt: '', updatedAt: '', paidAt: null, postedAt: null, tx, batchno: null, effdate: null, pmtcode: null,
-    attentionReason: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
+    attentionReason: null, attentionKind: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
     resolvedAt: null, resolvedBy: null, resolution: null,
     lines: [line(1, 500, 'LIB-FINE'), line(2, 250, 'LIB-LOST')]
   }
@@ -30,7 +30,7 @@ function postback (overrides: Partial<Postback> = {}): Postback {
 }
 
 function earlier (result: string, tx: string, outcome: PostbackRecord['outcome'] = 'PAID'): PostbackRecord {
-  return { id: 1, checkoutId: 'c1', receivedAt: '', peer: '', result, tx, outcome, reason: '', rawBody: '' }
+  return { id: 1, checkoutId: 'c1', receivedAt: '', peer: '', result, tx, outcome, reason: '', rawBody: '', total: null }
 }
 
 t.test('success with matching lines pays the checkout, from every unpaid state', async t => {
@@ -126,4 +126,20 @@ t.test('a failure after the checkout was paid or already failed changes nothing'
     t.equal(decision.outcome, 'LATE_FAILURE', state)
     t.equal(decision.to, undefined)
   }
+})
+
+t.test('a tx already recorded for another checkout is TX_REUSED: recorded, no state change, nothing to post', async t => {
+  const decision = decidePostback(checkout('CREATED'), [], postback(), ['other-checkout'])
+  t.equal(decision.outcome, 'TX_REUSED')
+  t.equal(decision.to, undefined)
+  t.equal(decision.payment, undefined)
+  t.match(decision.reason, 'CashNet tx 9001 is already recorded for checkout other-checkout')
+  t.equal(decidePostback(checkout('CREATED'), [earlier('0', '9001', 'TX_REUSED')], postback(), ['other-checkout']).outcome, 'TX_REUSED', 'again: still refused, not a duplicate of a paid one')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ result: 209, tx: '9001' }), ['other-checkout']).outcome, 'DECLINED', 'a failure carries no money')
+})
+
+t.test('every state change to NEEDS_ATTENTION says why, as a kind', async t => {
+  t.equal(decidePostback(checkout('POSTED', '9001'), [earlier('0', '9001')], postback({ tx: '9002' })).attentionKind, 'DOUBLE_CHARGE')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ tx: '' })).attentionKind, 'MISMATCH')
+  t.equal(decidePostback(checkout('CREATED'), [], postback({ total: 751 as Cents })).attentionKind, 'MISMATCH')
 })

@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs'
 import type { AlmaClient } from '../alma/client.ts'
 import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
+import { collectedFor, refundedFor } from '../payments/staff-actions.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, PostbackRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal, InvalidAmount, parseCents } from '../money.ts'
@@ -155,7 +156,11 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
     }
 
     const postbacks = ledger.history(checkout.id)?.postbacks ?? []
-    const extra = [...new Set(postbacks.filter(succeeded).map(p => p.tx))].filter(tx => tx !== checkout.tx)
+    // A second charge whose refund staff recorded in full (issue 13) is explained, not a finding.
+    const money = ledger.moneyRecord(checkout.id)
+    const refunded = (tx: string): boolean => money !== undefined && collectedFor(money, tx) > 0 && refundedFor(money, tx) >= collectedFor(money, tx)
+    for (const tx of [...new Set(postbacks.filter(succeeded).map(p => p.tx))].filter(refunded)) explained.add(tx)
+    const extra = [...new Set(postbacks.filter(succeeded).map(p => p.tx))].filter(tx => tx !== checkout.tx && !refunded(tx))
     for (const tx of extra) {
       const raw = postbacks.find(p => p.tx === tx)
       const total = raw === undefined ? null : readRawPostback(raw.rawBody).total

@@ -6,6 +6,15 @@ import type { Cents } from '../money.ts'
 export const CHECKOUT_STATES = ['CREATED', 'PAID', 'POSTED', 'DECLINED', 'CANCELLED', 'EXPIRED', 'NEEDS_ATTENTION'] as const
 export type CheckoutState = typeof CHECKOUT_STATES[number]
 
+/**
+ * Why a checkout needs a person, as data: the staff actions that are safe depend on it (src/payments/staff-actions.ts).
+ * MISMATCH: CashNet reported other amounts, items or no tx; DOUBLE_CHARGE: a second tx for a paid checkout;
+ * UNAPPLIED: money collected that Alma could not take; ALMA_ERROR: Alma refused (a business error, or it shows
+ * other amounts for our tx); ATTEMPTS_EXHAUSTED: Alma kept failing; UNKNOWN: recorded before kinds existed.
+ */
+export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN'] as const
+export type AttentionKind = typeof ATTENTION_KINDS[number]
+
 export interface CheckoutLine {
   lineNo: number
   feeId: string
@@ -41,6 +50,8 @@ export interface Checkout {
   effdate: string | null
   pmtcode: string | null
   attentionReason: string | null
+  /** why it needs attention; meaningful while NEEDS_ATTENTION (kept afterwards, like the reason) */
+  attentionKind: AttentionKind | null
   unapplied: Cents
   attempts: number
   nextAttemptAt: string | null
@@ -64,6 +75,40 @@ export interface NewCheckout {
 
 export type PostbackOutcome =
   | 'PAID' | 'DUPLICATE' | 'DECLINED' | 'CANCELLED' | 'MISMATCH' | 'DOUBLE_CHARGE' | 'ORPHAN' | 'REJECTED' | 'LATE_FAILURE'
+  /** a tx already recorded for another checkout, arriving with this checkout's reference: recorded, never posted */
+  | 'TX_REUSED'
+
+/** Outcomes staff must look at on /admin/postbacks: no checkout, unreadable, or a tx used for a second checkout. */
+export const UNMATCHED_OUTCOMES: readonly PostbackOutcome[] = ['ORPHAN', 'REJECTED', 'TX_REUSED']
+
+/** One item as CashNet reported it in a postback. */
+export interface CashnetItem {
+  itemNo: number
+  itemCode: string
+  amount: Cents
+  qty: number
+}
+
+/** What CashNet reported in one successful postback: the items and their total. */
+export interface CashnetReport {
+  postbackId: number
+  tx: string
+  outcome: PostbackOutcome
+  items: CashnetItem[]
+  total: Cents
+}
+
+/** A refund staff made in CashNet and recorded here. */
+export interface RefundRecord {
+  id: number
+  checkoutId: string
+  tx: string
+  amount: Cents
+  reference: string
+  note: string
+  by: string
+  at: string
+}
 
 export interface PostbackRecord {
   id: number
@@ -75,6 +120,8 @@ export interface PostbackRecord {
   outcome: PostbackOutcome
   reason: string
   rawBody: string
+  /** the total CashNet reported (sum of its items); null when the postback could not be read */
+  total: Cents | null
 }
 
 /** What the postback rules decided, applied by the ledger in the same transaction as the record. */
@@ -83,6 +130,8 @@ export interface PostbackDecision {
   reason: string
   /** state change of the checkout, if any */
   to?: CheckoutState
+  /** why, when `to` is NEEDS_ATTENTION */
+  attentionKind?: AttentionKind
   payment?: { tx: string, batchno: string, effdate: string, pmtcode: string }
 }
 
@@ -92,6 +141,8 @@ export interface IncomingPostback {
   result: string
   tx: string
   rawBody: string
+  /** the items CashNet reported, when the postback was readable */
+  items?: Array<Omit<CashnetItem, 'itemNo'>>
 }
 
 export interface AlmaCallEntry {
@@ -122,7 +173,16 @@ export interface CheckoutHistory {
   postbacks: PostbackRecord[]
   almaCalls: AlmaCallEntry[]
   events: AuditEvent[]
+  /** what CashNet reported in each successful postback for this checkout, oldest first */
+  reports: CashnetReport[]
+  refunds: RefundRecord[]
 }
+
+/** The postbacks and refunds the staff-action rule needs, besides the checkout itself. */
+export type MoneyRecord = Pick<CheckoutHistory, 'checkout' | 'reports' | 'refunds'>
+
+/** A checkout row without its lines (lists and the CSV). */
+export type CheckoutSummary = Omit<Checkout, 'lines'>
 
 export interface CheckoutFilter {
   states?: CheckoutState[]

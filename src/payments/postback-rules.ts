@@ -1,5 +1,6 @@
-// SPEC section 6 as one pure function: given the checkout (if any), the postbacks already received for it and
-// the new one, decide the outcome and the state change. The ledger applies it in the same transaction.
+// SPEC section 6 as one pure function: given the checkout (if any), the postbacks already received for it, the
+// other checkouts the tx is already recorded for, and the new one, decide the outcome and the state change (with
+// the kind of attention it needs). The ledger applies it in the same transaction.
 
 import type { Postback } from '../cashnet/postback.ts'
 import type { Checkout, PostbackDecision, PostbackRecord } from '../ledger/types.ts'
@@ -30,32 +31,40 @@ function describeMismatch (checkout: Checkout, postback: Postback): string | nul
   return null
 }
 
-export function decidePostback (checkout: Checkout | undefined, earlier: PostbackRecord[], postback: Postback): PostbackDecision {
+export function decidePostback (checkout: Checkout | undefined, earlier: PostbackRecord[], postback: Postback, elsewhere: readonly string[] = []): PostbackDecision {
   if (checkout === undefined) {
     return { outcome: 'ORPHAN', reason: `no checkout ${postback.checkoutId}; CashNet tx ${postback.tx || '(none)'}, result ${postback.result}: money may have been taken` }
   }
   const result = String(postback.result)
-  const duplicate = earlier.some(e => e.result === result && e.tx === postback.tx && e.outcome !== 'REJECTED')
+  const duplicate = earlier.some(e => e.result === result && e.tx === postback.tx && e.outcome !== 'REJECTED' && e.outcome !== 'TX_REUSED')
   if (duplicate) return { outcome: 'DUPLICATE', reason: `the same postback again (tx ${postback.tx || '(none)'}, result ${result})` }
 
   const payment = { tx: postback.tx, batchno: postback.batchno, effdate: postback.effdate, pmtcode: postback.pmtcode }
 
   if (postback.result === 0) {
+    // A tx belongs to one checkout: a second use is kept for staff and changes nothing here.
+    if (postback.tx !== '' && elsewhere.length > 0) {
+      return {
+        outcome: 'TX_REUSED',
+        reason: `CashNet tx ${postback.tx} is already recorded for checkout ${elsewhere.join(', ')}: not accepted for this checkout, nothing posted; check CashNet`
+      }
+    }
     if (checkout.tx !== null && checkout.tx !== '' && checkout.tx !== postback.tx) {
       return {
         outcome: 'DOUBLE_CHARGE',
         to: 'NEEDS_ATTENTION',
-        reason: `second CashNet transaction ${postback.tx || '(no tx)'} for checkout already paid by ${checkout.tx}: refund one of them`
+        attentionKind: 'DOUBLE_CHARGE',
+        reason: `second CashNet transaction ${postback.tx || '(no tx)'} for checkout already paid by ${checkout.tx}: refund tx ${postback.tx || '(no tx)'} in CashNet and record the refund`
       }
     }
     if (!OPEN_STATES.has(checkout.state)) {
       return { outcome: 'DUPLICATE', reason: `success for a checkout already ${checkout.state}` }
     }
     if (postback.tx === '') {
-      return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', reason: 'CashNet reported success without a transaction number' }
+      return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', attentionKind: 'MISMATCH', reason: 'CashNet reported success without a transaction number' }
     }
     const mismatch = describeMismatch(checkout, postback)
-    if (mismatch !== null) return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', reason: `paid amounts differ from the checkout: ${mismatch}`, payment }
+    if (mismatch !== null) return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', attentionKind: 'MISMATCH', reason: `paid amounts differ from the checkout: ${mismatch}`, payment }
     return { outcome: 'PAID', to: 'PAID', reason: `paid ${formatDecimal(postback.total)} by CashNet tx ${postback.tx}`, payment }
   }
 

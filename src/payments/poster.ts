@@ -1,14 +1,17 @@
 // Posting a paid checkout to Alma exactly once per fee line (SPEC section 7). Each line is marked posted in the
 // ledger as soon as Alma accepts it; before each payment a durable "pay started" event is written, so after a
-// crash the fee itself is consulted (its transactions carry our CashNet tx) before anything is paid again.
+// crash the fee itself is consulted (its PAYMENT transactions carrying our CashNet tx) before anything is paid
+// again. Whatever led here (the worker, a staff retry), no line is ever sent more than CashNet reported for it
+// and the tx never more than CashNet's total (lineCaps in staff-actions.ts): the last line of defence.
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
 import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout } from '../ledger/types.ts'
+import type { AttentionKind, Checkout } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import { releaseBlocksIfSettled } from './blocks.ts'
+import { lineCaps, paymentReport, refundedFor } from './staff-actions.ts'
 
 export interface PosterDeps {
   alma: AlmaClient
@@ -41,27 +44,46 @@ function observer (ledger: Ledger, checkoutId: string): AlmaCallObserver {
   }
 }
 
+/** What Alma shows paid on this fee under our tx: PAYMENT transactions only (a refund carrying it is no payment). */
 function paidWithTx (fee: Fee, tx: string): Cents | null {
-  const ours = fee.transactions.filter(t => t.externalTransactionId === tx)
+  const ours = fee.transactions.filter(t => t.externalTransactionId === tx && t.type.toUpperCase() === 'PAYMENT')
   if (ours.length === 0) return null
   return ours.reduce((s, t) => s + Math.abs(t.amount), 0) as Cents
 }
 
-function needsAttention (deps: PosterDeps, checkout: Checkout, reason: string, detail: Record<string, unknown>, unapplied?: Cents): PostingOutcome {
-  deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionReason: reason, unapplied, detail: { reason, ...detail } })
+function stopping (deps: PosterDeps): boolean {
+  return deps.signal?.aborted === true
+}
+
+/** Hands the checkout to staff, if it is still PAID: an outcome (and so an alert) only when the change won. */
+function needsAttention (deps: PosterDeps, checkout: Checkout, kind: AttentionKind, reason: string, detail: Record<string, unknown>, unapplied?: Cents): PostingOutcome {
+  const moved = deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } })
+  if (!moved) return { kind: 'SKIPPED', reason: `checkout changed state while posting (${kind} not recorded: ${reason})` }
   return { kind: 'NEEDS_ATTENTION', checkout: deps.ledger.getCheckout(checkout.id) as Checkout, reason }
 }
 
 export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string): Promise<PostingOutcome> {
   const { alma, ledger } = deps
-  const checkout = ledger.getCheckout(checkoutId)
-  if (checkout === undefined) return { kind: 'SKIPPED', reason: 'no such checkout' }
+  const record = ledger.moneyRecord(checkoutId)
+  if (record === undefined) return { kind: 'SKIPPED', reason: 'no such checkout' }
+  const { checkout } = record
   if (checkout.state !== 'PAID') return { kind: 'SKIPPED', reason: `checkout is ${checkout.state}` }
   const tx = checkout.tx ?? ''
-  if (tx === '') return needsAttention(deps, checkout, 'paid checkout has no CashNet transaction number', {})
+  if (tx === '') return needsAttention(deps, checkout, 'MISMATCH', 'paid checkout has no CashNet transaction number', {})
+  const report = paymentReport(record)
+  if (report === null) return needsAttention(deps, checkout, 'MISMATCH', `no readable CashNet report of the amounts for tx ${tx}: nothing posted`, {})
+  if (refundedFor(record, tx) > 0) return needsAttention(deps, checkout, 'MISMATCH', `a refund of tx ${tx} is recorded: nothing posted`, {})
+  const caps = lineCaps(checkout, report)
   const observe = observer(ledger, checkout.id)
   const history = ledger.history(checkout.id)
-  const started = new Set((history?.events ?? []).filter(e => e.event === 'line.pay_started').map(e => Number(JSON.parse(e.detail).line)))
+  const started = new Map<number, number>()
+  for (const e of history?.events ?? []) {
+    if (e.event !== 'line.pay_started') continue
+    const detail = JSON.parse(e.detail) as { line: number, amount: number }
+    started.set(Number(detail.line), Number(detail.amount))
+  }
+  /** what may still be sent for this tx: CashNet's total less what the ledger already shows sent */
+  let budget = report.total - checkout.lines.reduce((s, l) => s + (l.postedAmount ?? 0), 0)
 
   try {
     const feeList = await alma.listActiveFees(checkout.primaryId, { byPrimaryId: true, observe })
@@ -70,7 +92,8 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
 
     for (const line of checkout.lines) {
       if (line.postedAt !== null) continue
-      if (deps.signal?.aborted === true) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
+      if (stopping(deps)) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
+      const cap = Math.min(caps.get(line.lineNo) ?? 0, Math.max(0, budget)) as Cents
       let fee = listed.get(line.feeId)
       // Not in the ACTIVE list (perhaps closed by our own earlier payment), or an earlier attempt may have
       // reached Alma: read the fee itself, whatever its status, before deciding.
@@ -84,16 +107,33 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
       }
       const already = fee === undefined ? null : paidWithTx(fee, tx)
       if (already !== null) {
-        ledger.markLinePosted(checkout.id, line.lineNo, Math.min(already, line.amount) as Cents, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee' })
-        if (already < line.amount) notes.push(`fee ${line.feeId}: ${formatDecimal((line.amount - already) as Cents)} not applied`)
+        const intended = started.get(line.lineNo) ?? null
+        if (already > (caps.get(line.lineNo) ?? 0)) {
+          ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 })
+          return needsAttention(deps, checkout, 'ALMA_ERROR',
+            `Alma shows ${formatDecimal(already)} paid with tx ${tx} on fee ${line.feeId}, more than the ${formatDecimal(caps.get(line.lineNo) ?? 0 as Cents)} CashNet reported for it: check the fee in Alma`,
+            { feeId: line.feeId, almaAmount: already, cashnet: caps.get(line.lineNo) ?? 0 })
+        }
+        ledger.markLinePosted(checkout.id, line.lineNo, already, {
+          feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', ...(intended !== null && intended !== already ? { intended } : {})
+        })
+        budget -= already
+        if (already < cap) notes.push(`fee ${line.feeId}: ${formatDecimal((cap - already) as Cents)} not applied`)
+        continue
+      }
+      if (cap <= 0) {
+        // CashNet collected nothing for this line: nothing to send, and nothing owed back; the fee stays open.
+        ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' })
         continue
       }
       if (fee === undefined || fee.status.code !== 'ACTIVE' || fee.balance <= 0) {
-        ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: line.amount, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` })
-        notes.push(`fee ${line.feeId}: closed or gone in Alma, ${formatDecimal(line.amount)} not applied`)
+        ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: cap, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` })
+        notes.push(`fee ${line.feeId}: closed or gone in Alma, ${formatDecimal(cap)} not applied`)
         continue
       }
-      const amount = Math.min(line.amount, fee.balance) as Cents
+      const amount = Math.min(cap, fee.balance) as Cents
+      // shutting down: a fee read may have taken a while; do not start a payment now
+      if (stopping(deps)) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
       ledger.audit(checkout.id, 'line.pay_started', { line: line.lineNo, feeId: line.feeId, amount })
       await alma.payFee({
         userId: checkout.primaryId,
@@ -103,16 +143,22 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
         externalTransactionId: tx,
         comment: checkout.id
       }, observe)
-      ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId })
-      if (amount < line.amount) notes.push(`fee ${line.feeId}: balance was ${formatDecimal(fee.balance)}, ${formatDecimal((line.amount - amount) as Cents)} not applied`)
+      budget -= amount
+      ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) })
+      if (amount < cap) notes.push(`fee ${line.feeId}: balance was ${formatDecimal(fee.balance)}, ${formatDecimal((cap - amount) as Cents)} not applied`)
     }
 
     const posted = ledger.getCheckout(checkout.id) as Checkout
-    const unapplied = posted.lines.reduce((s, l) => s + (l.amount - (l.postedAmount ?? 0)), 0) as Cents
+    const applied = posted.lines.reduce((s, l) => s + (l.postedAmount ?? 0), 0)
+    // Money CashNet collected that is not in Alma: lines Alma could not take, and amounts CashNet reported beyond the lines.
+    const unapplied = Math.max(0, report.total - applied) as Cents
     if (unapplied > 0) {
-      return needsAttention(deps, posted, `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
+      const beyond = report.total - [...caps.values()].reduce((s, c) => s + c, 0)
+      if (beyond > 0) notes.push(`CashNet reported ${formatDecimal(beyond as Cents)} more than the fee lines`)
+      return needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
     }
-    const moved = ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total } })
+    const notCollected = posted.lines.reduce((s, l) => s + l.amount, 0) - applied
+    const moved = ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } })
     if (!moved) return { kind: 'SKIPPED', reason: 'checkout changed state while posting' }
 
     if (deps.releaseBlocks.size > 0) {
@@ -127,7 +173,7 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
   } catch (error) {
     if (!isAlmaFailure(error)) throw error
     if (error.retryable) return { kind: 'RETRY', error }
-    return needsAttention(deps, checkout, `Alma refused: ${error.errorCode || error.status} ${error.errorMessage}${error.trackingId !== '' ? ` (trackingId ${error.trackingId})` : ''}`.trim(), {
+    return needsAttention(deps, checkout, 'ALMA_ERROR', `Alma refused: ${error.errorCode || error.status} ${error.errorMessage}${error.trackingId !== '' ? ` (trackingId ${error.trackingId})` : ''}`.trim(), {
       status: error.status, errorCode: error.errorCode, errorMessage: error.errorMessage, trackingId: error.trackingId
     })
   }

@@ -16,7 +16,15 @@ export interface WorkerSettings {
   pollMs?: number
   /** how many checkouts are posted at once (Alma calls are rate-limited anyway) */
   concurrency?: number
+  /**
+   * How long stop() waits for a posting in progress: it stops between two fee payments, so at most one Alma call
+   * is in flight; ALMA_TIMEOUT_MS plus a margin bounds it (the app passes that).
+   */
+  stopWaitMs?: number
 }
+
+/** Added to ALMA_TIMEOUT_MS for the wait at shutdown: the ledger writes after the last answer, and the rate limiter. */
+export const STOP_MARGIN_MS = 3000
 
 const EXPIRY_MS = 24 * 60 * 60 * 1000
 
@@ -31,6 +39,8 @@ export class PostingWorker {
   /** waiting checkouts in arrival order; a Set, because a burst can queue thousands and each is checked on every poll */
   readonly #queue = new Set<string>()
   readonly #alerted = new Set<string>()
+  /** postings given up at shutdown: whatever they still do must not touch the closed ledger */
+  readonly #abandoned = new Set<string>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #lastSweep = 0
@@ -42,7 +52,7 @@ export class PostingWorker {
     this.#ledger = deps.ledger
     this.#logger = logger
     this.#alerts = alerts
-    this.#settings = { pollMs: 1000, concurrency: 8, ...settings }
+    this.#settings = { pollMs: 1000, concurrency: 8, stopWaitMs: 10_000, ...settings }
   }
 
   /** Picks up every PAID checkout left from before (a crash, a restart) and starts polling. */
@@ -62,14 +72,34 @@ export class PostingWorker {
     this.#drain()
   }
 
-  /** Stops taking work and waits (up to timeoutMs) for postings in progress to finish or stop between fees. */
-  async stop (timeoutMs = 10000): Promise<void> {
+  /**
+   * Stops taking work and waits (up to timeoutMs, by default the configured stopWaitMs) for postings in progress
+   * to finish or stop between fees. A posting still running after that is abandoned visibly: one operator line
+   * per checkout; it stays PAID, its "pay started" event is durable, and the next start resumes it (reading the
+   * fee in Alma before paying again). Returns the ids abandoned.
+   */
+  async stop (timeoutMs = this.#settings.stopWaitMs): Promise<string[]> {
     this.#stopped = true
     this.#abort.abort()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#queue.clear()
-    const pending = Promise.allSettled([...this.#running.values()])
-    await Promise.race([pending, new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
+    const running = [...this.#running.keys()]
+    if (running.length === 0) return []
+    this.#logger.info({ event: 'worker.stopping', checkouts: running, waitMs: timeoutMs }, `waiting up to ${timeoutMs} ms for ${running.length} posting(s) in progress`)
+    let timer: NodeJS.Timeout | undefined
+    const finished = await Promise.race([
+      Promise.allSettled([...this.#running.values()]).then(() => true),
+      new Promise<false>(resolve => { timer = setTimeout(() => { resolve(false) }, timeoutMs) })
+    ])
+    clearTimeout(timer)
+    if (finished) return []
+    const abandoned = [...this.#running.keys()]
+    for (const id of abandoned) {
+      this.#abandoned.add(id)
+      this.#logger.error({ event: 'posting.abandoned', checkout: id, waitedMs: timeoutMs },
+        `shutdown abandoned the posting of checkout ${id} after ${timeoutMs} ms waiting for Alma; it stays PAID and is resumed at the next start (any fee Alma already took is found by its tx, not paid again)`)
+    }
+    return abandoned
   }
 
   /** Resolves when nothing is queued or running (tests and the demo use it). */
@@ -140,10 +170,12 @@ export class PostingWorker {
       const logger = this.#logger.child({ checkout: checkoutId, tx: before?.tx ?? undefined, user: before?.userId })
       outcome = await postCheckoutToAlma({ ...this.#deps, alma: this.#deps.alma.withLogger(logger), signal: this.#abort.signal }, checkoutId)
     } catch (error) {
+      if (this.#abandoned.has(checkoutId)) return
       // A bug or a ledger failure, not Alma: keep the checkout PAID and try again later.
       outcome = { kind: 'RETRY', error: Object.assign(error as Error, { retryable: true }) }
       this.#logger.error({ event: 'worker.error', checkout: checkoutId, err: { message: (error as Error).message, stack: (error as Error).stack } }, `posting ${checkoutId} failed unexpectedly: ${(error as Error).message}`)
     }
+    if (this.#abandoned.has(checkoutId)) return
     const checkout = this.#ledger.getCheckout(checkoutId)
     const log = { checkout: checkoutId, tx: checkout?.tx, user: checkout?.userId }
     switch (outcome.kind) {
@@ -164,9 +196,10 @@ export class PostingWorker {
         this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message)
         if (giveUp) {
           const reason = `gave up after ${attempts} attempts; last error: ${outcome.error.message}`
-          this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionReason: reason, detail: { reason } })
+          // Alert only when this change won: a postback may have moved the checkout meanwhile.
+          const moved = this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } })
           const updated = this.#ledger.getCheckout(checkoutId)
-          if (updated !== undefined) this.#alerts.needsAttention(updated, reason)
+          if (moved && updated !== undefined) this.#alerts.needsAttention(updated, reason)
           return
         }
         this.#logger.warn({ event: 'posting.retry', ...log, attempt: attempts, retryInMs: Math.round(delay), error: outcome.error.message },

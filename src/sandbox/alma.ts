@@ -18,7 +18,8 @@ export interface AlmaSandboxCall {
 }
 
 export interface SandboxTransaction {
-  type: 'PAYMENT'
+  /** Alma's fee transaction types: a PAYMENT reduces the balance; a REFUND (money given back) may carry the same external id */
+  type: 'PAYMENT' | 'REFUND'
   amountCents: number
   externalTransactionId: string
   method: string
@@ -217,13 +218,22 @@ export class AlmaSandbox {
     return this.#heldPayments.size
   }
 
+  /**
+   * A refund recorded on a fee in Alma with an external transaction id (as a library does when CashNet money is
+   * given back): a REFUND transaction, not a payment; the balance is unchanged.
+   */
+  refundOnFee (feeId: string, cents: number, externalTransactionId: string): void {
+    const fee = this.fee(feeId)
+    fee.transactions.push({ type: 'REFUND', amountCents: cents, externalTransactionId, method: 'ONLINE', comment: 'refund', time: new Date().toISOString() })
+  }
+
   /** Payments Alma recorded with an external transaction id, the thing the tests compare. */
   paymentsFor (externalTransactionId: string): Array<{ feeId: string, amountCents: number }> {
     const found: Array<{ feeId: string, amountCents: number }> = []
     for (const user of this.users.values()) {
       for (const fee of user.fees) {
         for (const t of fee.transactions) {
-          if (t.externalTransactionId === externalTransactionId) found.push({ feeId: fee.id, amountCents: t.amountCents })
+          if (t.type === 'PAYMENT' && t.externalTransactionId === externalTransactionId) found.push({ feeId: fee.id, amountCents: t.amountCents })
         }
       }
     }
@@ -235,7 +245,7 @@ export class AlmaSandbox {
     for (const user of this.users.values()) {
       for (const fee of user.fees) {
         for (const t of fee.transactions) {
-          if (t.externalTransactionId !== '') found.push({ feeId: fee.id, amountCents: t.amountCents, externalTransactionId: t.externalTransactionId })
+          if (t.type === 'PAYMENT' && t.externalTransactionId !== '') found.push({ feeId: fee.id, amountCents: t.amountCents, externalTransactionId: t.externalTransactionId })
         }
       }
     }
@@ -292,7 +302,7 @@ export class AlmaSandbox {
 
   feeXml (user: SandboxUser, fee: SandboxFee): string {
     const transactions = fee.transactions.map(t =>
-      `<transaction><type desc="Payment">${t.type}</type><amount>${decimal(t.amountCents)}</amount><vat_amount>0.0</vat_amount>` +
+      `<transaction><type desc="${t.type === 'PAYMENT' ? 'Payment' : 'Refund'}">${t.type}</type><amount>${decimal(t.amountCents)}</amount><vat_amount>0.0</vat_amount>` +
       `<transaction_time>${t.time}</transaction_time><payment_method desc="${xmlEscape(t.method)}">${xmlEscape(t.method)}</payment_method>` +
       element('external_transaction_id', t.externalTransactionId) + '<created_by>exl_api</created_by>' + element('comment', t.comment) + '</transaction>').join('')
     return `<fee link="${xmlEscape(`${this.baseUrl}/users/${user.primaryId}/fees/${fee.id}`)}">` +

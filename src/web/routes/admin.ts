@@ -1,15 +1,18 @@
 // The staff pages (SPEC 3): only for ADMIN_USERS through EZproxy (the identity plugin enforces `access: 'admin'`).
-// Reading is free; the one action, "retry posting", is a CSRF-protected POST that requeues the payment in the
-// ledger (with the staff member's name in the audit trail) and hands it to the posting worker.
+// Reading is free; the actions (retry posting, post what CashNet confirmed, record a refund, mark as settled) are
+// CSRF-protected POSTs, each asked of the payment rule (src/payments/staff-actions.ts) again on the server: a
+// refused one answers 409 with the rule's reason and changes nothing. The staff member's name goes in the audit.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Checkout, CheckoutState } from '../../ledger/types.ts'
+import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
+import { InvalidAmount, parseCents } from '../../money.ts'
+import { type StaffAction, refundEffect, staffView, verdict, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { messagePage } from '../views/fines.ts'
-import { type ListQuery, canRetry, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
+import { type ListQuery, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
 const PAGE_SIZE = 50
-const CSV_BATCH = 500
+const CSV_PAGE = 500
 /** A CSV is for a day's or a month's work; beyond this the filter is too wide to be useful. */
 const CSV_MAX_ROWS = 100_000
 const UNMATCHED_SHOWN = 200
@@ -47,39 +50,49 @@ const admin: FastifyPluginAsync = async (fastify) => {
       query.page = pages
       ;({ checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (pages - 1) * PAGE_SIZE }))
     }
-    const counts = Object.fromEntries(CHECKOUT_STATES.map(state => [state, ledger.listCheckouts({ states: [state], search: query.search, limit: 0 }).total])) as Record<CheckoutState, number>
+    const counts = ledger.countCheckouts(query.search)
     return html(reply).send(paymentsListPage({
       branding: config,
       query,
       checkouts,
       total,
       pageSize: PAGE_SIZE,
-      counts,
-      openAttention: ledger.listCheckouts({ states: ['NEEDS_ATTENTION'], unresolved: true, search: query.search, limit: 0 }).total,
-      unmatchedPostbacks: ledger.unmatchedPostbacks().length
+      counts: counts.byState,
+      openAttention: counts.openAttention,
+      unmatchedPostbacks: ledger.countUnmatchedPostbacks()
     }))
   })
 
   fastify.get('/admin/payments.csv', { config: { access: 'admin', root: '../' } }, async (request, reply) => {
     const query = readListQuery(request.query)
-    const rows: Checkout[] = []
-    for (let offset = 0; offset < CSV_MAX_ROWS; offset += CSV_BATCH) {
-      const batch = ledger.listCheckouts({ states: query.states, search: query.search, limit: CSV_BATCH, offset }).checkouts
-      rows.push(...batch)
-      if (batch.length < CSV_BATCH) break
+    const by = staff(request.patron?.username)
+    const log = request.log
+    // Page by page (keyset, no lines, one query a page), yielding to the event loop between pages.
+    async function * pages (): AsyncGenerator<CheckoutSummary[]> {
+      let after: { createdAt: string, rowid: number } | null = null
+      let rows = 0
+      while (rows < CSV_MAX_ROWS) {
+        const page = ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
+        if (page.length === 0) break
+        rows += page.length
+        yield page
+        const last = page[page.length - 1]
+        after = { createdAt: last.createdAt, rowid: last.rowid }
+        await new Promise(resolve => setImmediate(resolve))
+      }
+      log.info({ event: 'admin.export', states: query.states, search: query.search, rows }, `${by} downloaded ${rows} payment(s) as CSV`)
     }
-    request.log.info({ event: 'admin.export', states: query.states, search: query.search, rows: rows.length }, `${staff(request.patron?.username)} downloaded ${rows.length} payment(s) as CSV`)
     const day = new Date().toISOString().slice(0, 10)
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="payments-${day}.csv"`)
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
-      .send(paymentsCsv(rows))
+      .send(paymentsCsv(pages()))
   })
 
   fastify.get('/admin/postbacks', { config: { access: 'admin', root: '../' } }, async (_request, reply) => {
-    return html(reply).send(unmatchedPostbacksPage(config, ledger.unmatchedPostbacks(), UNMATCHED_SHOWN))
+    return html(reply).send(unmatchedPostbacksPage(config, ledger.unmatchedPostbacks(undefined, UNMATCHED_SHOWN), ledger.countUnmatchedPostbacks()))
   })
 
   const notFound = (reply: FastifyReply, root: string): FastifyReply =>
@@ -92,39 +105,93 @@ const admin: FastifyPluginAsync = async (fastify) => {
     return html(reply).send(paymentPage({
       branding: config,
       history,
+      staff: staffView(history),
       csrfToken: reply.generateCsrf(),
       notice: retried ? `Retry requested; the posting worker has been asked to post this payment now. State: ${history.checkout.state}.` : undefined
     }))
   })
 
   /** The payment a staff action (POST /admin/payments/:id/...) is about, and who acts; a 404 page if none. */
-  const actionTarget = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { id: string, by: string, checkout: Checkout } | FastifyReply => {
+  const actionTarget = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { id: string, by: string, record: MoneyRecord } | FastifyReply => {
     const id = request.params.id
-    const checkout = ledger.getCheckout(id)
-    if (checkout === undefined) return notFound(reply, '../../../')
-    return { id, by: staff(request.patron?.username), checkout }
+    const record = ledger.moneyRecord(id)
+    if (record === undefined) return notFound(reply, '../../../')
+    return { id, by: staff(request.patron?.username), record }
   }
 
-  fastify.post<{ Params: { id: string } }>('/admin/payments/:id/retry', {
+  const TITLES: Record<StaffAction, string> = {
+    retry: 'Nothing to retry',
+    'post-confirmed': 'Nothing to post',
+    refund: 'That refund cannot be recorded',
+    settle: 'Nothing to settle'
+  }
+
+  /** A refused staff action: 409 with the rule's reason, one log line, nothing changed. */
+  const refuse = (request: FastifyRequest, reply: FastifyReply, action: StaffAction, target: { id: string, by: string, record: MoneyRecord }, reason: string): FastifyReply => {
+    const { checkout } = target.record
+    request.log.info({ event: 'admin.action_refused', action, checkout: target.id, state: checkout.state, kind: checkout.attentionKind, by: target.by, reason },
+      `${target.by} asked to ${action} ${target.id} (${checkout.state}${checkout.attentionKind !== null && checkout.state === 'NEEDS_ATTENTION' ? ` ${checkout.attentionKind}` : ''}), refused: ${reason}`)
+    return html(reply).code(409).send(messagePage(config, { title: TITLES[action], heading: TITLES[action], message: reason, root: '../../../' }))
+  }
+
+  // Retry posting, or post only what CashNet confirmed: the rule decides which (if either); both requeue the
+  // payment for the worker, whose poster never sends more than CashNet reported, line by line.
+  for (const action of ['retry', 'post-confirmed'] as const) {
+    fastify.post<{ Params: { id: string } }>(`/admin/payments/:id/${action}`, {
+      config: { access: 'admin', root: '../../../' },
+      // preHandler, not onRequest: the token is in the form body, which is parsed after onRequest
+      preHandler: fastify.csrfProtection
+    }, async (request, reply) => {
+      const target = actionTarget(request, reply)
+      if (!('record' in target)) return target
+      const { id, by, record } = target
+      const allowed = verdict(record, action)
+      if (!allowed.allowed) return refuse(request, reply, action, target, allowed.reason)
+      // No await between the rule and the requeue: nothing else in this process can change the payment meanwhile.
+      if (!ledger.requeue(id, by, action)) return refuse(request, reply, action, target, `This payment is ${record.checkout.state}; it cannot be posted from here.`)
+      request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : 'post what CashNet confirmed for'} ${id} (was ${record.checkout.state})`)
+      worker.schedule(id)
+      return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
+    })
+  }
+
+  fastify.post<{ Params: { id: string }, Body: { tx?: unknown, amount?: unknown, reference?: unknown, note?: unknown } }>('/admin/payments/:id/refund', {
     config: { access: 'admin', root: '../../../' },
-    // preHandler, not onRequest: the token is in the form body, which is parsed after onRequest
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
     const target = actionTarget(request, reply)
-    if (!('checkout' in target)) return target
-    const { id, by, checkout } = target
-    if (!canRetry(checkout) || !ledger.requeue(id, by)) {
-      request.log.info({ event: 'admin.retry_refused', checkout: id, state: checkout.state }, `${by} asked to retry ${id}, which is ${checkout.state}: nothing to retry`)
-      return html(reply).code(409).send(messagePage(config, {
-        title: 'Nothing to retry',
-        heading: 'Nothing to retry',
-        message: `This payment is ${checkout.state}; only payments that need attention or are paid but not yet posted (with a CashNet tx) can be retried.`,
-        root: '../../../'
+    if (!('record' in target)) return target
+    const { id, by, record } = target
+    const general = verdict(record, 'refund')
+    if (!general.allowed) return refuse(request, reply, 'refund', target, general.reason)
+    const text = (value: unknown, max: number): string => typeof value === 'string' ? value.trim().replace(/\s+/g, ' ').slice(0, max + 1) : ''
+    const tx = text(request.body?.tx, 64)
+    const reference = text(request.body?.reference, 100)
+    const note = text(request.body?.note, 500)
+    let amount
+    try {
+      amount = parseCents(text(request.body?.amount, 20))
+    } catch (error) {
+      if (!(error instanceof InvalidAmount)) throw error
+      amount = null
+    }
+    if (amount === null || tx === '' || reference === '' || reference.length > 100 || note === '' || note.length > 500) {
+      return html(reply).code(400).send(messagePage(config, {
+        title: 'Say what was refunded', heading: 'Say what was refunded', root: '../../../', linkHome: false,
+        message: 'Give the CashNet tx, the amount refunded (like 12.50), CashNet’s refund reference (at most 100 characters) and a note (at most 500 characters).'
       }))
     }
-    request.log.info({ event: 'admin.retry', checkout: id, tx: checkout.tx, from: checkout.state, by }, `${by} asked to retry posting ${id} (was ${checkout.state})`)
-    worker.schedule(id)
-    return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
+    const refused = whyRefundRefused(record, tx, amount)
+    if (refused !== null) return refuse(request, reply, 'refund', target, refused)
+    const result = ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
+      refuse: (current) => whyRefundRefused(current, tx, amount),
+      effect: refundEffect
+    })
+    if (!result.recorded) return refuse(request, reply, 'refund', target, result.reason)
+    request.log.info({ event: 'admin.refund_recorded', checkout: id, tx, amount, reference, by, effect: result.effect, state: result.checkout.state },
+      `${by} recorded a refund of tx ${tx} for ${id}${result.effect === 'restore' ? `; the double charge is closed, back to ${result.checkout.state}` : result.effect === 'settle' ? '; the payment is settled' : ''}`)
+    if (result.checkout.state === 'PAID') worker.schedule(id)
+    return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })
 
   fastify.post<{ Params: { id: string }, Body: { resolution?: unknown } }>('/admin/payments/:id/resolve', {
@@ -132,8 +199,10 @@ const admin: FastifyPluginAsync = async (fastify) => {
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
     const target = actionTarget(request, reply)
-    if (!('checkout' in target)) return target
-    const { id, by, checkout } = target
+    if (!('record' in target)) return target
+    const { id, by, record } = target
+    const allowed = verdict(record, 'settle')
+    if (!allowed.allowed) return refuse(request, reply, 'settle', target, allowed.reason)
     const resolution = typeof request.body?.resolution === 'string' ? request.body.resolution.trim().replace(/\s+/g, ' ') : ''
     if (resolution === '' || resolution.length > 500) {
       return html(reply).code(400).send(messagePage(config, {
@@ -141,13 +210,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
         message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
       }))
     }
-    if (!ledger.resolveAttention(id, by, resolution)) {
-      return html(reply).code(409).send(messagePage(config, {
-        title: 'Nothing to settle', heading: 'Nothing to settle', root: '../../../',
-        message: `This payment is ${checkout.state}${checkout.resolvedAt !== null ? ', already settled' : ''}; only payments that need attention can be marked settled.`
-      }))
-    }
-    request.log.info({ event: 'admin.resolved', checkout: id, tx: checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)
+    if (!ledger.resolveAttention(id, by, resolution)) return refuse(request, reply, 'settle', target, `This payment is ${record.checkout.state}; only payments that need attention can be marked settled.`)
+    request.log.info({ event: 'admin.resolved', checkout: id, tx: record.checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)
     return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })
 }

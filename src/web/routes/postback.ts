@@ -101,15 +101,15 @@ const postback: FastifyPluginAsync = async (fastify) => {
       return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${reason}\n`)
     }
     const recorded = await commits.run(() => ledger.recordPostback(
-      { checkoutId: parsed.checkoutId, peer: request.ip, result: String(parsed.result), tx: parsed.tx, rawBody: raw },
-      (checkout, earlier) => {
-        const decision = decidePostback(checkout, earlier, parsed)
+      { checkoutId: parsed.checkoutId, peer: request.ip, result: String(parsed.result), tx: parsed.tx, rawBody: raw, items: parsed.items },
+      (checkout, earlier, elsewhere) => {
+        const decision = decidePostback(checkout, earlier, parsed, elsewhere)
         return { ...decision, reason: maskCardLike(decision.reason) }
       }
     ))
     const { outcome, reason } = recorded.decision
     const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }
-    if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE') {
+    if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE' || outcome === 'TX_REUSED') {
       request.log.warn(log, `postback ${outcome.toLowerCase()}: ${reason}`)
     } else {
       request.log.info(log, `postback for ${parsed.checkoutId}: ${outcome.toLowerCase()}`)

@@ -1,9 +1,12 @@
 // The staff pages (SPEC 3, `/admin`): the payments list with state filters and search, one payment's full history
-// with the "retry posting" action, the postbacks that matched no checkout, and the CSV of a filtered list.
+// with the staff actions the payment rule allows (src/payments/staff-actions.ts decides; this only renders), the
+// postbacks that matched no checkout, and the CSV of a filtered list, streamed.
 
-import { stringify } from 'csv-stringify/sync'
-import type { AuditEvent, Checkout, CheckoutHistory, CheckoutState, PostbackRecord } from '../../ledger/types.ts'
+import { stringify } from 'csv-stringify'
+import { Readable } from 'node:stream'
+import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord } from '../../ledger/types.ts'
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
+import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
@@ -23,18 +26,6 @@ const STATE_TONE: Record<CheckoutState, 'ok' | 'warn' | 'bad' | 'none'> = {
   CREATED: 'none', PAID: 'warn', POSTED: 'ok', DECLINED: 'none', CANCELLED: 'none', EXPIRED: 'none', NEEDS_ATTENTION: 'bad'
 }
 
-/** The payments a retry can move on: handed to staff, or paid and still waiting for Alma. */
-export function canRetry (checkout: Checkout): boolean {
-  if (checkout.tx === null || checkout.tx === '') return false
-  if (checkout.state === 'PAID') return true
-  return checkout.state === 'NEEDS_ATTENTION' && !onlyUnappliedLeft(checkout)
-}
-
-/** Every line was sent and some money could not be applied: a retry would only land here again. */
-function onlyUnappliedLeft (checkout: Checkout): boolean {
-  return checkout.unapplied > 0 && checkout.lines.every(l => l.postedAt !== null)
-}
-
 export interface ListQuery {
   states: CheckoutState[]
   search: string
@@ -44,7 +35,7 @@ export interface ListQuery {
 export interface PaymentsListView {
   branding: Branding
   query: ListQuery
-  checkouts: Checkout[]
+  checkouts: CheckoutSummary[]
   total: number
   pageSize: number
   /** how many checkouts in each state match the search (whatever states are ticked) */
@@ -76,7 +67,7 @@ function stateBadge (state: CheckoutState, settled = false): Html {
 }
 
 /** Why a payment is in the list of things to look at: the attention reason, or the last failed attempt. */
-export function attentionText (checkout: Checkout): string {
+export function attentionText (checkout: CheckoutSummary): string {
   if (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null) return `settled by ${checkout.resolvedBy ?? 'staff'}: ${checkout.resolution ?? ''} (was: ${checkout.attentionReason ?? 'handed to staff'})`
   if (checkout.state === 'NEEDS_ATTENTION') return checkout.attentionReason ?? checkout.lastError ?? 'handed to staff'
   if (checkout.state === 'PAID') {
@@ -144,8 +135,72 @@ ${query.page < pages ? html`<a rel="next" href="admin${listSearch(query, query.p
 export interface PaymentView {
   branding: Branding
   history: CheckoutHistory
+  /** what the staff-action rule allows, and why not the rest */
+  staff: StaffView
   csrfToken: string
   notice?: string
+}
+
+const ACTION_LABEL: Record<StaffAction, string> = {
+  retry: 'Retry posting',
+  'post-confirmed': 'Post what CashNet confirmed',
+  refund: 'Record a refund',
+  settle: 'Mark as settled'
+}
+
+/** The actions the rule allowed, as forms, and the ones it refused, with its reasons. */
+function actionsSection (view: PaymentView): Html | string {
+  const { checkout } = view.history
+  const { verdicts, refundable, confirmed } = view.staff
+  const id = encodeURIComponent(checkout.id)
+  const csrf = html`<input type="hidden" name="_csrf" value="${view.csrfToken}">`
+  const money = (c: Cents): string => formatMoney(c, checkout.currency)
+  const forms: Html[] = []
+  if (verdicts.retry.allowed) {
+    forms.push(html`<form class="retry" method="post" action="${id}/retry">
+${csrf}
+<p>Fix the cause first (in Alma, or wait for Alma to be available again), then retry. The posting checks Alma for this tx before paying, so a retry never pays a fee twice, and never sends more than CashNet reported. Lines already marked posted are not sent again: money that could not be applied needs a refund or a manual credit.</p>
+<button class="button" type="submit">Retry posting</button>
+</form>`)
+  }
+  if (verdicts['post-confirmed'].allowed && confirmed !== null) {
+    const left = checkout.lines.filter(l => l.postedAt === null)
+    const items = left.map(l => html`<li>line ${l.lineNo} (fee <code>${l.feeId}</code>): ${money(confirmed.get(l.lineNo) ?? 0 as Cents)} of ${money(l.amount)}</li>`)
+    forms.push(html`<form class="post-confirmed" method="post" action="${id}/post-confirmed">
+${csrf}
+<p>CashNet reported other amounts than the checkout. This posts to Alma, line by line, at most what CashNet confirmed for each line; what it did not collect stays owed in Alma:</p>
+<ul>${items}</ul>
+<button class="button" type="submit">Post what CashNet confirmed</button>
+</form>`)
+  }
+  if (verdicts.refund.allowed && refundable.length > 0) {
+    const first = refundable[0]
+    const choice = refundable.length === 1
+      ? html`<input type="hidden" name="tx" value="${first.tx}"><p>CashNet tx <code>${first.tx}</code>${first.role === 'double-charge' ? ' (the second charge)' : ''}: CashNet reported ${money(first.collected)}, ${money(first.refunded)} refunded so far.</p>`
+      : html`<p><label for="refund-tx">CashNet tx</label><br><select id="refund-tx" name="tx">${refundable.map(r => html`<option value="${r.tx}">${r.tx}: up to ${formatDecimal(r.max)}</option>`)}</select></p>`
+    forms.push(html`<form class="refund" method="post" action="${id}/refund">
+${csrf}
+<p>${first.role === 'double-charge' ? 'Refund the second charge in CashNet, then record it here; the payment goes back to the state its first charge had.' : 'After refunding in CashNet, record the refund here. Refunded money is never posted to Alma.'}</p>
+${choice}
+<p><label for="refund-amount">Amount refunded (at most ${formatDecimal(first.max)})</label><br><input id="refund-amount" name="amount" inputmode="decimal" value="${formatDecimal(first.max)}" required></p>
+<p><label for="refund-reference">CashNet refund reference (required)</label><br><input id="refund-reference" name="reference" maxlength="100" required></p>
+<p><label for="refund-note">Note (required)</label><br><textarea id="refund-note" name="note" rows="2" cols="60" maxlength="500" required></textarea></p>
+<button class="button" type="submit">Record the refund</button>
+</form>`)
+  }
+  if (verdicts.settle.allowed) {
+    forms.push(html`<form class="resolve" method="post" action="${id}/resolve">
+${csrf}
+<p>When the money is dealt with outside this service (refunded in CashNet, credited or paid by hand in Alma), record what was done. The payment then leaves the list of things to look at and reconciliation stops reporting it; the note stays in its history. Nothing is posted to Alma after this.</p>
+<p><label for="resolution">What was done (required)</label><br><textarea id="resolution" name="resolution" rows="3" cols="60" maxlength="500" required></textarea></p>
+<button class="button secondary" type="submit">Mark as settled</button>
+</form>`)
+  }
+  if (checkout.state !== 'NEEDS_ATTENTION' && checkout.state !== 'PAID') return html`${forms}`
+  const refused = (Object.entries(verdicts) as Array<[StaffAction, StaffView['verdicts'][StaffAction]]>)
+    .flatMap(([action, v]) => v.allowed ? [] : [html`<li data-action="${action}"><strong>${ACTION_LABEL[action]}</strong>: <span class="why-not">${v.reason}</span></li>`])
+  return html`${forms}
+${refused.length > 0 ? html`<div class="no-retry"><p>Not offered for this payment:</p><ul class="refused-actions">${refused}</ul></div>` : ''}`
 }
 
 function outcomeText (postback: PostbackRecord): string {
@@ -162,16 +217,19 @@ function eventRow (event: AuditEvent): Html {
 export function paymentPage (view: PaymentView): string {
   const { checkout, postbacks, almaCalls, events } = view.history
   const money = (c: Cents): string => formatMoney(c, checkout.currency)
-  const retry = canRetry(checkout)
+  const confirmed = view.staff.confirmed
+  /** money CashNet collected for a line that Alma did not take */
+  const unappliedOf = (lineNo: number, amount: Cents, posted: Cents): Cents => Math.max(0, (confirmed?.get(lineNo) ?? amount) - posted) as Cents
   const lines = checkout.lines.map(line => html`<tr>
 <td>${line.lineNo}</td>
 <td><code>${line.feeId}</code></td>
 <td>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</td>
 <td>${line.ownerDesc || line.owner}</td>
 <td class="amount">${money(line.amount)}</td>
+<td class="amount">${confirmed === null ? html`<span class="muted">unknown</span>` : (confirmed.get(line.lineNo) ?? 0) < line.amount ? html`<strong>${money(confirmed.get(line.lineNo) ?? 0 as Cents)}</strong>` : money(confirmed.get(line.lineNo) ?? 0 as Cents)}</td>
 <td class="amount">${line.postedAmount === null ? html`<span class="muted">not posted</span>` : money(line.postedAmount)}</td>
 <td>${timeCell(line.postedAt)}</td>
-<td class="amount">${line.postedAmount === null ? '' : line.amount - line.postedAmount > 0 ? html`<strong>${money((line.amount - line.postedAmount) as Cents)}</strong>` : money(0 as Cents)}</td>
+<td class="amount">${line.postedAmount === null ? '' : unappliedOf(line.lineNo, line.amount, line.postedAmount) > 0 ? html`<strong>${money(unappliedOf(line.lineNo, line.amount, line.postedAmount))}</strong>` : money(0 as Cents)}</td>
 </tr>`)
   const postbackSections = postbacks.map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
 <h3 id="postback-${p.id}">Postback ${p.id}: ${p.outcome}</h3>
@@ -189,6 +247,7 @@ export function paymentPage (view: PaymentView): string {
 <td>${c.status === 0 ? 'no answer' : c.status}</td><td>${c.errorCode}</td><td>${c.errorMessage}</td><td>${c.trackingId}</td><td class="amount">${c.durationMs} ms</td>
 </tr>`)
   const reason = attentionText(checkout)
+  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at)}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
   return page({
     title: `Payment ${checkout.id} (staff)`,
     root: '../../',
@@ -200,27 +259,11 @@ ${view.notice !== undefined ? html`<div class="notice ok" role="status"><p>${vie
 ${reason !== ''
     ? html`<div class="notice ${checkout.state === 'NEEDS_ATTENTION' ? 'bad' : 'warn'}" role="status"><p><strong>${checkout.state === 'NEEDS_ATTENTION' ? 'Needs attention because: ' : 'Not yet posted: '}</strong><span class="attention-reason">${reason}</span></p></div>`
     : ''}
-${retry
-    ? html`<form class="retry" method="post" action="${encodeURIComponent(checkout.id)}/retry">
-<input type="hidden" name="_csrf" value="${view.csrfToken}">
-<p>Fix the cause first (in Alma, or wait for Alma to be available again), then retry. The posting checks Alma for this tx before paying, so a retry never pays a fee twice. Lines already marked posted are not sent again: money that could not be applied needs a refund or a manual credit.</p>
-<button class="button" type="submit">Retry posting</button>
-</form>`
-    : checkout.state !== 'NEEDS_ATTENTION'
-      ? ''
-      : onlyUnappliedLeft(checkout)
-        ? html`<p class="no-retry">Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in CashNet or credit it in Alma by hand.</p>`
-        : html`<p class="no-retry">This payment has no CashNet transaction number, so it cannot be retried from here; check the postbacks below and CashNet’s records.</p>`}
+${checkout.state === 'NEEDS_ATTENTION' && checkout.attentionKind !== null ? html`<p class="attention-kind" data-kind="${checkout.attentionKind}">Kind of problem: ${ATTENTION_KIND_LABEL[checkout.attentionKind] ?? checkout.attentionKind}</p>` : ''}
 ${checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
     ? html`<div class="notice ok" role="status"><p><strong>Settled</strong> by ${checkout.resolvedBy ?? 'staff'} on ${timeCell(checkout.resolvedAt)}: <span class="resolution">${checkout.resolution ?? ''}</span></p></div>`
-    : checkout.state === 'NEEDS_ATTENTION'
-      ? html`<form class="resolve" method="post" action="${encodeURIComponent(checkout.id)}/resolve">
-<input type="hidden" name="_csrf" value="${view.csrfToken}">
-<p>When the money is dealt with outside this service (refunded in CashNet, credited or paid by hand in Alma), record what was done. The payment then leaves the list of things to look at and reconciliation stops reporting it; the note stays in its history.</p>
-<p><label for="resolution">What was done (required)</label><br><textarea id="resolution" name="resolution" rows="3" cols="60" maxlength="500" required></textarea></p>
-<button class="button secondary" type="submit">Mark as settled</button>
-</form>`
-      : ''}
+    : ''}
+${actionsSection(view)}
 <h2>Checkout</h2>
 <dl class="facts">
 <dt>Patron</dt><dd>${checkout.patronName}</dd>
@@ -242,10 +285,18 @@ ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? ht
 <div class="table-scroll" tabindex="0" role="region" aria-label="Fee lines">
 <table class="admin">
 <caption>Fee lines</caption>
-<thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
+<thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">CashNet confirmed</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
 <tbody>${lines}</tbody>
 </table>
 </div>
+<h2>Refunds recorded (${refunds.length})</h2>
+${refunds.length > 0
+    ? html`<div class="table-scroll" tabindex="0" role="region" aria-label="Refunds"><table class="admin">
+<caption>Refunds staff made in CashNet and recorded here</caption>
+<thead><tr><th scope="col">At</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
+<tbody>${refunds}</tbody>
+</table></div>`
+    : html`<p>No refund has been recorded for this payment.</p>`}
 <h2>CashNet postbacks (${postbacks.length})</h2>
 ${postbacks.length > 0 ? postbackSections : html`<p>No postback has arrived for this checkout.</p>`}
 <h2>Alma calls (${almaCalls.length})</h2>
@@ -265,8 +316,9 @@ ${almaCalls.length > 0
   })
 }
 
-export function unmatchedPostbacksPage (branding: Branding, postbacks: PostbackRecord[], shown: number): string {
-  const sections = postbacks.slice(0, shown).map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
+export function unmatchedPostbacksPage (branding: Branding, postbacks: PostbackRecord[], total: number): string {
+  const shown = postbacks.length
+  const sections = postbacks.map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
 <h2 id="postback-${p.id}">Postback ${p.id}: ${p.outcome}</h2>
 <dl class="facts">
 <dt>Received</dt><dd>${timeCell(p.receivedAt)}</dd>
@@ -284,9 +336,9 @@ export function unmatchedPostbacksPage (branding: Branding, postbacks: PostbackR
     branding,
     body: html`<p><a href="../admin">← All payments</a></p>
 <h1>Unmatched postbacks</h1>
-<p class="lead">CashNet postbacks that named no checkout we know (orphans) or could not be read (rejected), newest first. An orphan with a successful result means money was taken for no known checkout: find the payment in CashNet by its tx and refund it or apply it by hand.</p>
-${postbacks.length === 0 ? html`<p>None.</p>` : ''}
-${postbacks.length > shown ? html`<p>Showing the newest ${shown} of ${postbacks.length}.</p>` : ''}
+<p class="lead">CashNet postbacks that named no checkout we know (orphans), could not be read (rejected), or carried a tx already recorded for another checkout (TX_REUSED: not accepted, nothing posted), newest first. An orphan with a successful result means money was taken for no known checkout: find the payment in CashNet by its tx and refund it or apply it by hand.</p>
+${total === 0 ? html`<p>None.</p>` : ''}
+${total > shown ? html`<p>Showing the newest ${shown} of ${total}.</p>` : ''}
 ${sections}`
   })
 }
@@ -304,13 +356,19 @@ export const CSV_COLUMNS = [
   'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention'
 ] as const
 
-export function paymentsCsv (checkouts: Iterable<Checkout>): string {
-  const rows: string[][] = []
-  for (const c of checkouts) {
-    rows.push([
-      c.id, c.createdAt, c.state, c.userId, c.primaryId, c.patronName, c.currency, formatDecimal(c.total), formatDecimal(c.unapplied),
-      c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c)
-    ].map(neutraliseCell))
-  }
-  return stringify(rows, { header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })
+function csvRow (c: CheckoutSummary): string[] {
+  return [
+    c.id, c.createdAt, c.state, c.userId, c.primaryId, c.patronName, c.currency, formatDecimal(c.total), formatDecimal(c.unapplied),
+    c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c)
+  ].map(neutraliseCell)
+}
+
+/** The CSV of a list as a stream, page by page: only one page of checkouts is in memory at a time. */
+export function paymentsCsv (pages: AsyncIterable<CheckoutSummary[]>): Readable {
+  const rows = Readable.from((async function * () {
+    for await (const page of pages) for (const c of page) yield csvRow(c)
+  })(), { objectMode: true })
+  const csv = stringify({ header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })
+  rows.on('error', (error) => csv.destroy(error))
+  return rows.pipe(csv)
 }

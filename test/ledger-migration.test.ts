@@ -1,0 +1,61 @@
+// Migration 3 (issue 13) on a ledger written by the previous version: the kind of attention is read from the
+// recorded reason (UNKNOWN, which allows no posting, when it cannot be), what CashNet reported is read from the
+// kept raw postback bodies, and an open double charge remembers the state it came from.
+
+import t from 'tap'
+import Database from 'better-sqlite3'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MIGRATIONS, SqliteLedger } from '../src/ledger/sqlite.ts'
+import { verdicts } from '../src/payments/staff-actions.ts'
+
+t.test('rows from before kinds existed get a kind, their CashNet amounts, and only safe actions', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'old.sqlite')
+  const db = new Database(path)
+  for (const m of MIGRATIONS.slice(0, 2)) db.exec(m as string)
+  db.pragma('user_version = 2')
+  const checkout = db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at, tx, attention_reason)
+    VALUES (?, 'u', 'u', 'U', '', ?, 750, 'USD', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?, ?)`)
+  const line = db.prepare(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, posted_cents, posted_at)
+    VALUES (?, 1, 'f1', 'T', 'T', 'M', 'M', '', 'LIB-FINE', 750, ?, ?)`)
+  const postback = db.prepare(`INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, '2026-01-01T00:00:00Z', 'p', '0', ?, ?, '', ?)`)
+  const cases: Array<[string, string, string | null, string]> = [
+    ['mismatch', 'NEEDS_ATTENTION', '11', 'paid amounts differ from the checkout: item 1 amount 0.03 differs from 7.50'],
+    ['double', 'NEEDS_ATTENTION', '21', 'second CashNet transaction 22 for checkout already paid by 21: refund one of them'],
+    ['unapplied', 'NEEDS_ATTENTION', '31', '7.50 could not be applied in Alma (refund or credit it): fee f1 closed'],
+    ['alma', 'NEEDS_ATTENTION', '41', 'Alma refused: 60101 General Error'],
+    ['gaveup', 'NEEDS_ATTENTION', '51', 'gave up after 10 attempts; last error: 503'],
+    ['odd', 'NEEDS_ATTENTION', '61', 'something nobody wrote down'],
+    ['posted', 'POSTED', '71', 'an earlier reason']
+  ]
+  for (const [id, state, tx, reason] of cases) {
+    checkout.run(id, state, tx, reason)
+    line.run(id, state === 'POSTED' || id === 'double' ? 750 : null, state === 'POSTED' || id === 'double' ? '2026-01-01T00:00:00Z' : null)
+  }
+  postback.run('mismatch', '11', 'MISMATCH', 'result=0&tx=11&itemcnt=1&itemcode1=LIB-FINE&amount1=0.03&ref1type1=ALMACHECKOUT&ref1val1=mismatch')
+  postback.run('double', '21', 'PAID', 'result=0&tx=21&itemcnt=1&amount1=7.50')
+  postback.run('double', '22', 'DOUBLE_CHARGE', 'result=0&tx=22&itemcnt=1&amount1=7.50')
+  postback.run('alma', '41', 'PAID', 'result=0&tx=41&itemcnt=1&amount1=7.5x')
+  db.prepare("INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES ('double', '2026-01-01T00:00:00Z', 'postback.double_charge', 'POSTED', 'NEEDS_ATTENTION', '{}')").run()
+  db.close()
+
+  const ledger = new SqliteLedger({ path })
+  t.teardown(() => { ledger.close() })
+  const kinds = Object.fromEntries(cases.map(([id]) => [id, ledger.getCheckout(id)?.attentionKind]))
+  t.same(kinds, { mismatch: 'MISMATCH', double: 'DOUBLE_CHARGE', unapplied: 'UNAPPLIED', alma: 'ALMA_ERROR', gaveup: 'ATTEMPTS_EXHAUSTED', odd: 'UNKNOWN', posted: null })
+
+  const mismatch = ledger.moneyRecord('mismatch')
+  t.same(mismatch?.reports.map(r => ({ tx: r.tx, total: r.total, items: r.items.map(i => i.amount) })), [{ tx: '11', total: 3, items: [3] }], 'amounts read from the raw body')
+  t.equal(ledger.moneyRecord('alma')?.reports.length, 0, 'an unreadable amount is not taken as confirmed')
+  const odd = verdicts(ledger.moneyRecord('odd') as never)
+  t.notOk(odd.retry.allowed, 'UNKNOWN: no retry')
+  t.notOk(odd['post-confirmed'].allowed, 'UNKNOWN: no posting')
+  t.ok(odd.settle.allowed, 'UNKNOWN: can be settled')
+  t.notOk(verdicts(ledger.moneyRecord('mismatch') as never).retry.allowed, 'a migrated mismatch is not retried')
+
+  const refund = ledger.recordRefund({ checkoutId: 'double', tx: '22', amount: 750 as never, reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
+  t.equal(refund.recorded && refund.checkout.state, 'POSTED', 'the migrated double charge goes back to the state its audit event recorded')
+})
