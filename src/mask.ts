@@ -8,11 +8,26 @@
 // log shows its last four digits. A run inside a longer token (a hex checkout id, a UUID) is not a card
 // number, and masking it would break the correlation logs and the ledger are for.
 
+import { createHmac } from 'node:crypto'
+
 const CARD_LIKE = /(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g
 
 /** Masks every card-like digit run in a text, keeping its last four digits. */
 export function maskCardLike (text: string): string {
   return text.replace(CARD_LIKE, run => run.replace(/\d(?=(?:[ -]?\d){4})/g, '*'))
+}
+
+/**
+ * Masks an identifier that the ledger compares (a provider's tx, a checkout reference). Masked alone, two
+ * different card-like values with the same last four digits would look equal, and a second charge would pass
+ * for a duplicate of the first. So a masked identifier keeps a short keyed digest of the value it hid:
+ * `************1111~3f9a0c2e`. The digest (HMAC-SHA256 under the service's secret, 32 bits shown) tells two
+ * values apart without letting anyone who reads the ledger try card numbers against it offline.
+ */
+export function maskIdentifier (value: string, key: string): string {
+  const masked = maskCardLike(value)
+  if (masked === value) return value
+  return `${masked}~${createHmac('sha256', key).update(value).digest('hex').slice(0, 8)}`
 }
 
 /**

@@ -4,7 +4,7 @@
 // to the last four digits, Luhn-valid or not (src/mask.ts says why).
 
 import t from 'tap'
-import { maskCardLike, maskFormBody } from '../../src/mask.ts'
+import { maskCardLike, maskFormBody, maskIdentifier } from '../../src/mask.ts'
 import { Browser, build, checkoutIdFrom, send, UNTRUSTED_PEER } from '../helper.ts'
 import { DirectClient } from './direct.ts'
 
@@ -17,6 +17,11 @@ function everywhere (text: string): string[] {
 }
 
 t.test('the masking rule', async t => {
+  t.equal(maskIdentifier('ABC123', 'k'), 'ABC123', 'an identifier with nothing card-like is kept as it is')
+  t.match(maskIdentifier(CARD, 'k'), /^\*{12}1111~[0-9a-f]{8}$/, 'a card-like identifier is masked, with a digest')
+  t.not(maskIdentifier(CARD, 'k'), maskIdentifier('4000000000001111', 'k'), 'two numbers with the same last four digits stay distinct')
+  t.equal(maskIdentifier(CARD, 'k'), maskIdentifier(CARD, 'k'), 'the same number masks the same way every time (duplicates are still recognised)')
+  t.not(maskIdentifier(CARD, 'k'), maskIdentifier(CARD, 'other key'), 'the digest is keyed: no one can try card numbers against the ledger without the secret')
   t.equal(maskCardLike(`card ${CARD}`), 'card ************1111')
   t.equal(maskCardLike(NOT_LUHN), '************1112', 'Luhn-invalid runs are masked too')
   t.equal(maskCardLike(CARD_DASHED), '****-****-****-0004', 'separators are kept, digits masked')
@@ -73,12 +78,12 @@ t.test('a postback\'s tx, reference and raw body reach the ledger, /admin/postba
 
   const ledger = stack.app.ledger
   t.equal(ledger.getCheckout(id)?.state, 'POSTED', 'the payment with a card-like tx still went through')
-  t.equal(ledger.getCheckout(id)?.tx, '************0004', 'its tx is stored masked')
+  t.match(ledger.getCheckout(id)?.tx, /^\*{12}0004~[0-9a-f]{8}$/, 'its tx is stored masked, with a keyed digest that tells it from other numbers')
   const stored = JSON.stringify([ledger.unmatchedPostbacks(), ledger.history(id), ledger.history(checkoutIdFrom(second.fields))])
   t.match(stored, '************1111', 'masked values were stored')
   t.same(everywhere(stored), [], 'no number in clear anywhere in the ledger: tx, reference, reason, raw body')
   const unmatched = ledger.unmatchedPostbacks()
-  t.ok(unmatched.some(p => p.checkoutId === '************1112' && p.tx === '************1111'), 'the orphan\'s reference and tx, masked')
+  t.ok(unmatched.some(p => /^\*{12}1112~[0-9a-f]{8}$/.test(p.checkoutId ?? '') && /^\*{12}1111~[0-9a-f]{8}$/.test(p.tx)), 'the orphan\'s reference and tx, masked')
   t.ok(unmatched.some(p => p.outcome === 'REJECTED' && p.checkoutId === '************1111'), 'the rejected postback\'s reference, masked')
 
   const staff = new DirectClient(stack, 'staff')
@@ -90,4 +95,22 @@ t.test('a postback\'s tx, reference and raw body reach the ledger, /admin/postba
   t.match((await staff.get('/admin/postbacks')).body, '************1111', '/admin/postbacks shows the masked tx')
   t.same(everywhere(JSON.stringify(stack.alma.calls)), [], 'nor in anything sent to Alma')
   t.same(everywhere(stack.logs.join('\n')), [], 'nor in any log line')
+})
+
+t.test('two different card-like tx numbers with the same last four digits are a double charge, not a duplicate', async t => {
+  const stack = await build(t)
+  const alice = new Browser(stack).login('alice')
+  const { fields } = await alice.checkout(['100001'])
+  const id = checkoutIdFrom(fields)
+  const amount = fields.find(([k]) => k === 'amount1')?.[1] ?? ''
+  const postback = (tx: string): Record<string, string> => ({ result: '0', tx, itemcnt: '1', itemcode1: 'LIB-FINE', amount1: amount, ref1type1: 'ALMACHECKOUT', ref1val1: id })
+  await stack.cashnet.sendPostback(postback(CARD))
+  await stack.app.worker.idle()
+  await stack.cashnet.sendPostback(postback(CARD)) // CashNet repeating itself
+  await stack.cashnet.sendPostback(postback('4000000000001111')) // a second charge that masks to the same last four
+  await stack.app.worker.idle()
+  const outcomes = stack.app.ledger.history(id)?.postbacks.map(p => p.outcome)
+  t.same(outcomes, ['PAID', 'DUPLICATE', 'DOUBLE_CHARGE'], 'the repeat is a duplicate; the other number is a second charge for staff')
+  t.equal(stack.app.ledger.getCheckout(id)?.state, 'NEEDS_ATTENTION')
+  t.same(everywhere(JSON.stringify(stack.app.ledger.history(id))), [], 'neither number is in the ledger in clear')
 })

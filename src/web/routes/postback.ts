@@ -14,15 +14,18 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { maskCardNumbers, parsePostback, type Postback, PostbackRejected, referenceOf } from '../../cashnet/postback.ts'
 import { decidePostback } from '../../payments/postback-rules.ts'
 import { GroupCommit } from '../../ledger/group-commit.ts'
-import { maskCardLike } from '../../mask.ts'
+import { maskCardLike, maskIdentifier } from '../../mask.ts'
 import { sameSecret } from '../plugins/identity.ts'
 
-/** The postback as the ledger and the logs may see it: every free-text and id field masked. */
-export function maskedPostback (postback: Postback): Postback {
+/**
+ * The postback as the ledger and the logs may see it: every free-text and id field masked. The two identifiers
+ * the rules compare (tx, reference) keep a keyed digest beside the mask, so distinct values stay distinct.
+ */
+export function maskedPostback (postback: Postback, key: string): Postback {
   return {
     ...postback,
-    tx: maskCardLike(postback.tx),
-    checkoutId: maskCardLike(postback.checkoutId),
+    tx: maskIdentifier(postback.tx, key),
+    checkoutId: maskIdentifier(postback.checkoutId, key),
     respmessage: maskCardLike(postback.respmessage),
     custcode: maskCardLike(postback.custcode),
     batchno: maskCardLike(postback.batchno),
@@ -91,7 +94,7 @@ const postback: FastifyPluginAsync = async (fastify) => {
     const fields = fieldsOf(request)
     let parsed: Postback
     try {
-      parsed = maskedPostback(parsePostback(fields, config.cashnetRefType))
+      parsed = maskedPostback(parsePostback(fields, config.cashnetRefType), config.cookieSecret)
     } catch (error) {
       if (!(error instanceof PostbackRejected)) throw error
       const checkoutId = error.checkoutId === null ? null : maskCardLike(error.checkoutId)
