@@ -79,6 +79,19 @@ t.test('a token from another issuer is refused even though the key is right', as
   t.match(result, { detail: /01OTHER_INST.*expected/ }, 'the operator sees which issuer came')
 })
 
+t.test('with the institution code given, a token for another institution is refused', async t => {
+  const jwks = await standIn(t)
+  const { verify } = verifierFor(jwks, { institution: '01TEST_INST' })
+  t.same(await verify(await jwks.signPrimoToken({ userName: 'alice' })), { ok: true, username: 'alice' }, 'its own institution')
+  t.same(await verify(await jwks.signPrimoToken({ userName: 'alice', claims: { institution: undefined } })), { ok: true, username: 'alice' }, 'no institution claim: the issuer and the keys decide')
+  const other = await jwks.signPrimoToken({ userName: 'alice', claims: { institution: '01OTHER_INST' } })
+  const result = await verify(other)
+  refusedFor(t, result, 'institution', other)
+  t.match(result, { detail: /01OTHER_INST.*expected.*01TEST_INST/ })
+  const unchecked = verifierFor(jwks)
+  t.same(await unchecked.verify(other), { ok: true, username: 'alice' }, 'without the option the claim is not looked at')
+})
+
 t.test('a token naming a kid the institution does not publish is refused after one refetch', async t => {
   const jwks = await standIn(t)
   const { verify, advance } = verifierFor(jwks)

@@ -16,6 +16,7 @@ export type PrimoRefusalReason =
   | 'expired'
   | 'not_yet_valid'
   | 'issuer' // signed, but for another institution or region
+  | 'institution' // the `institution` claim names another institution than ALMA_INSTITUTION_CODE
   | 'claims' // another registered claim is missing or wrong (no exp, a non-numeric exp, …)
   | 'not_signed_in' // a guest token: Primo says the user is not signed in
   | 'username' // userName missing, empty or not a username we accept
@@ -32,6 +33,11 @@ export interface PrimoVerifierOptions {
   jwksUrl: string
   /** the expected `iss`, e.g. https://api-na.hosted.exlibrisgroup.com/auth/01ABC_INST */
   issuer: string
+  /**
+   * ALMA_INSTITUTION_CODE: when given, a token whose `institution` claim names another institution is refused.
+   * Ex Libris's example token has the issuer "Prima", the same for everyone; this keeps the check per institution.
+   */
+  institution?: string
   /** abort a JWKS fetch after this long (default 5000) */
   fetchTimeoutMs?: number
   /** the least time between two JWKS fetches, whatever tokens arrive (default 30000) */
@@ -186,6 +192,9 @@ export function createPrimoVerifier (options: PrimoVerifierOptions): PrimoVerifi
     }
     // Primo also issues tokens to guests; whether it writes the flag as a boolean or a string, a guest is no patron.
     if (payload.signedIn === false || payload.signedIn === 'false') return refusal('not_signed_in', 'a guest token (signedIn false)')
+    if (options.institution !== undefined && options.institution !== '' && payload.institution !== undefined && payload.institution !== options.institution) {
+      return refusal('institution', `institution ${quoted(payload.institution)}, expected ${quoted(options.institution)}`)
+    }
     const username = payload.userName
     if (typeof username !== 'string' || username.trim() === '') return refusal('username', 'no userName claim')
     if (!accept(username)) return refusal('username', `userName ${quoted(username)} is not a username we accept`)
