@@ -1,0 +1,260 @@
+// The receipt e-mail: what a patron gets when a payment is recorded in Alma (or, honestly, when it needs staff
+// first), and the copy for the library mailbox. Plain text and HTML, every outside value escaped, amounts from
+// integer cents, the date and time in the library's time zone with the zone named. Pure: rendering only.
+
+import escapeHtml from 'escape-html'
+import { createHash } from 'node:crypto'
+import { type Cents, formatMoney, sumCents } from '../money.ts'
+import type { NewOutboxMessage } from './outbox.ts'
+
+export interface ReceiptLine {
+  /** the fee type as the patron knows it ("Overdue fine", "Lost item replacement") */
+  description: string
+  /** the item's title, or '' */
+  title: string
+  /** what this payment put on the fee */
+  amount: Cents
+  /** the fee's balance just before this payment; when more than `amount`, the line was a part payment */
+  balanceBefore: Cents
+}
+
+export type ReceiptOutcome =
+  /** Alma has the payment: the fees are paid (or paid down) */
+  | 'recorded'
+  /** the money was taken but a person must finish recording it (NEEDS_ATTENTION) */
+  | 'needs_staff'
+
+export interface ReceiptPayment {
+  /** our reference for the payment (the checkout id) */
+  reference: string
+  outcome: ReceiptOutcome
+  patronName: string
+  /** the username, for the library copy */
+  patronId: string
+  /** Alma's primary id, for the library copy */
+  primaryId: string
+  paidAt: Date
+  currency: string
+  /** CashNet's transaction number, when there is one */
+  providerTransaction: string | null
+  lines: ReceiptLine[]
+  /** a page where the patron can see and print this receipt, if the service has one */
+  receiptUrl?: string
+}
+
+export interface ReceiptBranding {
+  libraryName: string
+  /** #rrggbb */
+  accentColor: string
+  /** absolute, or a path on publicUrl; '' for none */
+  logoUrl: string
+  publicUrl: string
+  /** IANA zone, e.g. America/New_York (TIMEZONE) */
+  timeZone: string
+  locale?: string
+}
+
+export interface RenderedEmail {
+  subject: string
+  text: string
+  html: string
+}
+
+const DEFAULT_ACCENT = '#1d4f91'
+
+/** "March 2, 2026 at 10:04 AM EST": the library's wall clock, with its zone so nobody has to guess. */
+export function formatReceiptTime (at: Date, timeZone: string, locale = 'en-US'): string {
+  return new Intl.DateTimeFormat(locale, {
+    timeZone, year: 'numeric', month: 'long', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short'
+  }).format(at)
+}
+
+/** Values from Alma and configuration go into one-line places (the subject, a table cell): no line breaks there. */
+function oneLine (value: string): string {
+  return value.replace(/[\p{Cc}\u2028\u2029]+/gu, ' ').trim()
+}
+
+function isPart (line: ReceiptLine): boolean {
+  return line.balanceBefore > line.amount
+}
+
+interface Money { (amount: Cents): string }
+
+function lineText (line: ReceiptLine, money: Money): string {
+  const what = oneLine(line.title === '' ? line.description : `${line.description}: ${line.title}`)
+  if (!isPart(line)) return `${what}\n    ${money(line.amount)}`
+  return `${what}\n    paid ${money(line.amount)} of ${money(line.balanceBefore)}, ${money((line.balanceBefore - line.amount) as Cents)} left`
+}
+
+function referenceText (payment: ReceiptPayment): string {
+  const cashnet = payment.providerTransaction !== null && payment.providerTransaction !== ''
+    ? ` CashNet, the payment service, numbers the same payment ${oneLine(payment.providerTransaction)}.`
+    : ''
+  return `Your reference is ${oneLine(payment.reference)}. Quote it if you contact the library about this payment: it is how staff find it.${cashnet}`
+}
+
+interface Wording { subject: string, heading: string, message: string[], linesCaption: string }
+
+function patronWording (payment: ReceiptPayment, libraryName: string, total: string): Wording {
+  if (payment.outcome === 'needs_staff') {
+    return {
+      subject: `${libraryName}: we received your payment of ${total}`,
+      heading: `We received your payment of ${total}`,
+      message: [
+        'Library staff are checking it before it shows on your library account. There is nothing more you need to do, and you do not need to pay again.',
+        'If anything about it needs your attention, the library will contact you.'
+      ],
+      linesCaption: 'The fees this payment is for'
+    }
+  }
+  return {
+    subject: `${libraryName}: receipt for your payment of ${total}`,
+    heading: `Thank you: your payment of ${total} is recorded`,
+    message: ['Your library account has been updated. Keep this e-mail as your receipt.'],
+    linesCaption: 'Fees paid'
+  }
+}
+
+function libraryWording (payment: ReceiptPayment, libraryName: string, total: string, admin: string): Wording {
+  const who = `${oneLine(payment.patronName)} (${oneLine(payment.patronId)}, Alma ${oneLine(payment.primaryId)})`
+  if (payment.outcome === 'needs_staff') {
+    return {
+      subject: `${libraryName}: payment needs staff: ${oneLine(payment.patronName)} ${total} (${oneLine(payment.reference)})`,
+      heading: `Copy: payment of ${total} from ${who} needs staff`,
+      message: [
+        'The patron was told that the payment was received and that staff are checking it. It is not yet fully recorded in Alma.',
+        `Details and the actions to finish it: ${admin}`
+      ],
+      linesCaption: 'The fees this payment is for'
+    }
+  }
+  return {
+    subject: `${libraryName}: copy of receipt: ${oneLine(payment.patronName)} ${total} (${oneLine(payment.reference)})`,
+    heading: `Copy: payment of ${total} from ${who}, recorded in Alma`,
+    message: [`This is the library's copy of the receipt the patron was sent. Details: ${admin}`],
+    linesCaption: 'Fees paid'
+  }
+}
+
+function resolveLogo (branding: ReceiptBranding): string {
+  const logo = branding.logoUrl
+  if (/^https?:\/\//.test(logo)) return logo
+  if (logo.startsWith('/')) return `${branding.publicUrl.replace(/\/+$/, '')}${logo}`
+  return ''
+}
+
+function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wording): RenderedEmail {
+  const money: Money = amount => formatMoney(amount, payment.currency, branding.locale)
+  const total = money(sumCents(payment.lines.map(l => l.amount)))
+  const when = formatReceiptTime(payment.paidAt, branding.timeZone, branding.locale)
+  const libraryName = oneLine(branding.libraryName)
+  const accent = /^#[0-9A-Fa-f]{6}$/.test(branding.accentColor) ? branding.accentColor : DEFAULT_ACCENT
+  const reference = referenceText(payment)
+  const receiptUrl = payment.receiptUrl ?? ''
+
+  const text = [
+    libraryName,
+    '',
+    wording.heading,
+    '',
+    ...wording.message.flatMap(m => [m, '']),
+    `Date: ${when}`,
+    `Amount: ${total}`,
+    `Reference: ${oneLine(payment.reference)}`,
+    ...(payment.providerTransaction !== null && payment.providerTransaction !== '' ? [`CashNet transaction: ${oneLine(payment.providerTransaction)}`] : []),
+    '',
+    `${wording.linesCaption}:`,
+    ...payment.lines.map(line => `- ${lineText(line, money)}`),
+    `Total: ${total}`,
+    '',
+    reference,
+    ...(receiptUrl !== '' ? ['', `See or print this receipt: ${receiptUrl}`] : []),
+    ''
+  ].join('\n')
+
+  const e = (value: string): string => escapeHtml(value)
+  const cell = 'padding:6px 8px;border-bottom:1px solid #ddd;vertical-align:top'
+  const rows = payment.lines.map(line => {
+    const what = line.title === '' ? e(oneLine(line.description)) : `${e(oneLine(line.description))}<br><span style="color:#555">${e(oneLine(line.title))}</span>`
+    const amount = isPart(line)
+      ? `paid ${e(money(line.amount))} of ${e(money(line.balanceBefore))},<br>${e(money((line.balanceBefore - line.amount) as Cents))} left`
+      : e(money(line.amount))
+    return `<tr><td style="${cell}">${what}</td><td style="${cell};text-align:right;white-space:nowrap">${amount}</td></tr>`
+  }).join('\n')
+  const logo = resolveLogo(branding)
+  const facts: Array<[string, string]> = [['Date', when], ['Amount', total], ['Reference', oneLine(payment.reference)]]
+  if (payment.providerTransaction !== null && payment.providerTransaction !== '') facts.push(['CashNet transaction', oneLine(payment.providerTransaction)])
+
+  const html = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${e(wording.subject)}</title></head>
+<body style="margin:0;padding:0;background:#f4f4f4;font-family:Arial,Helvetica,sans-serif;color:#1a1a1a">
+<div style="max-width:600px;margin:0 auto;background:#ffffff">
+<div style="background:${accent};color:#ffffff;padding:16px 20px;font-size:20px;font-weight:bold">${logo !== '' ? `<img src="${e(logo)}" alt="" height="40" style="vertical-align:middle;margin-right:10px">` : ''}${e(libraryName)}</div>
+<div style="padding:20px">
+<h1 style="font-size:22px;margin:0 0 12px">${e(wording.heading)}</h1>
+${wording.message.map(m => `<p style="margin:0 0 12px;line-height:1.4">${e(m)}</p>`).join('\n')}
+<table role="presentation" style="border-collapse:collapse;margin:12px 0">
+${facts.map(([k, v]) => `<tr><th scope="row" style="text-align:left;padding:2px 16px 2px 0;font-weight:normal;color:#555">${e(k)}</th><td style="padding:2px 0"><strong>${e(v)}</strong></td></tr>`).join('\n')}
+</table>
+<table style="border-collapse:collapse;width:100%;margin:16px 0">
+<caption style="text-align:left;font-weight:bold;padding:0 0 6px">${e(wording.linesCaption)}</caption>
+<thead><tr><th scope="col" style="${cell};text-align:left">Fee</th><th scope="col" style="${cell};text-align:right">Amount</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+<tfoot><tr><th scope="row" style="padding:8px;text-align:left">Total</th><td style="padding:8px;text-align:right;font-weight:bold">${e(total)}</td></tr></tfoot>
+</table>
+<p style="margin:0 0 12px;line-height:1.4;color:#333">${e(reference)}</p>
+${receiptUrl !== '' ? `<p style="margin:0 0 12px"><a href="${e(receiptUrl)}" style="color:${accent}">See or print this receipt</a></p>` : ''}
+</div></div>
+</body></html>
+`
+  return { subject: wording.subject, text, html }
+}
+
+export function renderPatronReceipt (payment: ReceiptPayment, branding: ReceiptBranding): RenderedEmail {
+  const total = formatMoney(sumCents(payment.lines.map(l => l.amount)), payment.currency, branding.locale)
+  return render(payment, branding, patronWording(payment, oneLine(branding.libraryName), total))
+}
+
+export function renderLibraryCopy (payment: ReceiptPayment, branding: ReceiptBranding): RenderedEmail {
+  const total = formatMoney(sumCents(payment.lines.map(l => l.amount)), payment.currency, branding.locale)
+  const admin = `${branding.publicUrl.replace(/\/+$/, '')}/admin/payments/${encodeURIComponent(payment.reference)}`
+  return render(payment, branding, libraryWording(payment, oneLine(branding.libraryName), total, admin))
+}
+
+export interface ReceiptAddresses {
+  /** the patron's address from Alma; '' when Alma has none */
+  patronEmail: string
+  /** LIBRARY_RECEIPT_COPY_TO; '' for no copy */
+  libraryCopyTo: string
+  /** the sender address */
+  from: string
+}
+
+/** A plausible single mailbox: enough to keep a typo in Alma from becoming a bounce loop, not RFC 5322. */
+const MAILBOX = /^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[^\s@<>()",;:\\]+$/
+
+export function isPlausibleEmail (address: string): boolean {
+  return address.length <= 254 && MAILBOX.test(address)
+}
+
+/**
+ * The outbox rows for one payment's receipt: the patron's (when Alma has a usable address) and the library's
+ * copy (when configured). Each id is derived from the reference and the outcome, so enqueueing them again in a
+ * retried transaction names the same rows, and a receipt for the same payment is never queued twice.
+ */
+export function receiptMessages (payment: ReceiptPayment, branding: ReceiptBranding, addresses: ReceiptAddresses): NewOutboxMessage[] {
+  const messages: NewOutboxMessage[] = []
+  const ref = /^[A-Za-z0-9_-]{1,128}$/.test(payment.reference) ? payment.reference : createHash('sha256').update(payment.reference).digest('hex').slice(0, 32)
+  const id = (who: string): string => `receipt-${ref}-${payment.outcome === 'recorded' ? 'recorded' : 'staff'}-${who}`
+  const patronEmail = addresses.patronEmail.trim()
+  if (isPlausibleEmail(patronEmail)) {
+    messages.push({ id: id('patron'), from: addresses.from, to: patronEmail, ...renderPatronReceipt(payment, branding) })
+  }
+  const copyTo = addresses.libraryCopyTo.trim()
+  if (copyTo !== '') {
+    messages.push({ id: id('library'), from: addresses.from, to: copyTo, ...renderLibraryCopy(payment, branding) })
+  }
+  return messages
+}
