@@ -8,7 +8,7 @@ import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
 import { type StaffAction, refundEffect, staffView, verdict, whyRefundRefused } from '../../payments/staff-actions.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 import { type ListQuery, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
 const PAGE_SIZE = 50

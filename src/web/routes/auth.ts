@@ -12,7 +12,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 import { UserObjectClient } from '../userobject.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 
 /** The service root seen from /auth/ezproxy, relative so it survives EZproxy's host rewriting. */
 const ROOT = '../'

@@ -2,10 +2,9 @@
 // page that hands the patron's browser to CashNet with the checkout form.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { almaFor } from '../alma-logging.ts'
 import { checkoutFormFields } from '../../cashnet/checkout-form.ts'
 import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
 
 export const CHECKOUT_COOKIE = 'acn_checkout'
@@ -22,7 +21,7 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     const raw = body.fee
     const feeIds = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter((v): v is string => typeof v === 'string')
     try {
-      const created = await startCheckout({ alma: almaFor(request), ledger, rules }, username, feeIds)
+      const created = await startCheckout({ alma: request.alma, ledger, rules }, username, feeIds)
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 2 * 24 * 3600 })
       const fields = checkoutFormFields(created, { refType: config.cashnetRefType, signoutUrl: `${config.publicUrl}/cashnet/return` })
