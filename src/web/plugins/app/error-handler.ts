@@ -14,6 +14,8 @@ import { messagePage } from '../../views/message.ts'
 export interface BadInputPage {
   heading: string
   message: string
+  /** offer the way back to the fines (patron pages) */
+  linkHome?: boolean
 }
 
 declare module 'fastify' {
@@ -26,7 +28,7 @@ declare module 'fastify' {
 /** The route's own 400 page (config.badInput) for input it cannot use. */
 export function badInputPage (config: Config, reply: FastifyReply, page: BadInputPage): FastifyReply {
   return reply.code(400).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-    .send(messagePage(config, { title: page.heading, heading: page.heading, message: page.message, root: reply.request.routeOptions.config?.root ?? rootFor(reply.request.url), linkHome: false }))
+    .send(messagePage(config, { title: page.heading, heading: page.heading, message: page.message, root: reply.request.routeOptions.config?.root ?? rootFor(reply.request.url), linkHome: page.linkHome === true }))
 }
 
 export async function answerError (config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
