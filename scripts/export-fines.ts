@@ -1,8 +1,10 @@
 // npm run export:fines: each patron's outstanding balance from the Alma Analytics fines report, as
-// fines-DATE.csv (SPEC section 8). Needs only the Alma API variables, not the web service's.
+// fines-DATE.csv (SPEC section 8). Needs only the Alma API variables, not the web service's; their defaults and
+// validation are the configuration's (src/config.ts).
 
 import pino from 'pino'
 import { AlmaClient } from '../src/alma/client.ts'
+import { jobDefault, loadJobConfig } from '../src/config.ts'
 import { processTimeZone, today } from '../src/jobs/dates.ts'
 import { exportFines, type FinesField } from '../src/jobs/fines/extract.ts'
 import { writeFilesAtomically } from './lib/atomic.ts'
@@ -11,8 +13,10 @@ import { createProgress } from './lib/progress.ts'
 
 const FIELDS: FinesField[] = ['campusId', 'primaryId', 'balance', 'currency']
 
+const JOB = 'export:fines'
+
 const spec: CommandSpec = {
-  name: 'export:fines',
+  name: JOB,
   summary: 'Writes fines-DATE.csv (CAMPUS_ID, ALMA_PRIMARY_ID, BALANCE, CURRENCY, AS_OF_DATE) from an Alma Analytics report.',
   options: [
     { name: 'out', env: 'FINES_OUT_DIR', description: 'directory for fines-DATE.csv', required: true },
@@ -20,10 +24,10 @@ const spec: CommandSpec = {
     { name: 'report', env: 'ALMA_FINES_REPORT_PATH', description: 'Analytics report path, e.g. /shared/Univ/Reports/Fines for PeopleSoft', required: true },
     { name: 'columns', env: 'ALMA_FINES_COLUMNS', description: 'report headings, e.g. campusId=Identifier Value,primaryId=Primary Identifier,balance=Remaining Amount', default: '' },
     { name: 'page-size', env: 'FINES_PAGE_SIZE', description: 'rows per Analytics page, a multiple of 25', default: '1000', parse: wholeNumber(25, 1000) },
-    { name: 'currency', env: 'CURRENCY', description: 'currency when the report has no currency column', default: 'USD' },
-    { name: 'alma-url', env: 'ALMA_API_URL', description: 'Alma API base URL', default: 'https://api-na.hosted.exlibrisgroup.com/almaws/v1' },
+    { name: 'currency', env: 'CURRENCY', description: 'currency when the report has no currency column', default: jobDefault(JOB, 'CURRENCY') },
+    { name: 'alma-url', env: 'ALMA_API_URL', description: 'Alma API base URL', default: jobDefault(JOB, 'ALMA_API_URL') },
     { name: 'alma-key', env: 'ALMA_API_KEY', description: 'Alma API key with Analytics read access', required: true },
-    { name: 'timeout-ms', env: 'ALMA_TIMEOUT_MS', description: 'per-page timeout; Analytics is slow', default: '120000', parse: wholeNumber(1000, 600000) }
+    { name: 'timeout-ms', env: 'ALMA_TIMEOUT_MS', description: 'per-page timeout; Analytics is slow', default: jobDefault(JOB, 'ALMA_TIMEOUT_MS'), parse: wholeNumber(1000, 600000) }
   ],
   epilog: 'Example (cron, 06:00, after Analytics has refreshed overnight):\n  npm run export:fines -- --out /sftp/peoplesoft/fines'
 }
@@ -36,8 +40,10 @@ await runCommand(spec, async (o) => {
     if (!FIELDS.includes(field as FinesField) || heading === undefined || heading === '') throw new UsageError(`--columns: "${pair}" must be FIELD=Heading with FIELD one of ${FIELDS.join(', ')}`)
     headings[field as FinesField] = heading
   }
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2))
-  const client = new AlmaClient({ baseUrl: o['alma-url'].replace(/\/+$/, ''), apiKey: o['alma-key'], userIdType: 'all_unique', rateLimit: 5, timeoutMs: Number(o['timeout-ms']), logger })
+  // the options win over the environment for what they name; the rest (LOG_LEVEL, ALMA_RATE_LIMIT) as the service reads it
+  const config = loadJobConfig(JOB, { ...process.env, ALMA_API_URL: o['alma-url'], ALMA_API_KEY: o['alma-key'] })
+  const logger = pino({ level: config.logLevel }, pino.destination(2))
+  const client = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: Number(o['timeout-ms']), logger })
   const progress = createProgress('export:fines')
   const result = await exportFines(client, { reportPath: o.report, pageSize: Number(o['page-size']), date: o.date, defaultCurrency: o.currency, headings, outDir: o.out }, writeFilesAtomically, progress)
   progress.log(`${result.rows} report row(s) in ${result.pages} page(s); ${result.patrons} patron(s) with a balance`)

@@ -1,6 +1,7 @@
 // npm run export:gl: the GL journal of one day's payments posted to Alma, for PeopleSoft (SPEC section 8).
 // Reads only what it needs: the ledger, the chartfield map and, for --format flat, the layout.
 
+import { jobDefault } from '../src/config.ts'
 import { dayRange, isTimeZone, processTimeZone, yesterday } from '../src/jobs/dates.ts'
 import { exportGl } from '../src/jobs/gl/export-gl.ts'
 import { loadLayout } from '../src/jobs/gl/flat.ts'
@@ -22,7 +23,7 @@ const spec: CommandSpec = {
     { name: 'map', env: 'GL_MAP_FILE', description: 'chartfield map JSON (see config/gl-map.example.json)', required: true, parse: existingFile },
     { name: 'layout', env: 'GL_FLAT_LAYOUT', description: 'flat file layout JSON', default: 'config/gl-flat-layout.json' },
     { name: 'timezone', env: 'GL_TIMEZONE', description: 'time zone whose midnight ends the day', default: processTimeZone() },
-    { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite)', default: 'data/payments.sqlite', parse: existingFile }
+    { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite)', default: jobDefault('export:gl', 'DATABASE_PATH'), parse: existingFile }
   ],
   epilog: 'Example (cron, 01:30 every night, for the day before):\n  npm run export:gl -- --out /sftp/peoplesoft/gl --format flat'
 }

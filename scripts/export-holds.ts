@@ -1,6 +1,7 @@
 // npm run export:holds: PeopleSoft service indicators to assign and to release, from Alma's users with blocks
 // and balances (SPEC section 8). Thin: options and environment in, src/jobs/holds does the work.
 
+import { jobDefault } from '../src/config.ts'
 import { parseCents } from '../src/money.ts'
 import { DATE_FORMATS, type DateFormat, processTimeZone, today } from '../src/jobs/dates.ts'
 import { DEFAULT_COLUMNS, KNOWN_COLUMNS } from '../src/jobs/holds/columns.ts'
@@ -35,7 +36,7 @@ const spec: CommandSpec = {
     { name: 'deptid', env: 'HOLDS_DEPTID', description: 'DEPTID responsible for the hold', default: '', parse: maxLength(10, 'DEPTID is Char(10)') },
     { name: 'columns', env: 'HOLDS_COLUMNS', description: `columns and their order, from ${KNOWN_COLUMNS.join(' ')}`, default: DEFAULT_COLUMNS.join(',') },
     { name: 'date-format', env: 'HOLDS_DATE_FORMAT', description: `SRVC_IND_ACT_DT format: ${DATE_FORMATS.join(' ')}`, default: 'YYYY-MM-DD', parse: oneOf(...DATE_FORMATS) },
-    { name: 'currency', env: 'CURRENCY', description: 'currency when the file gives none', default: 'USD' },
+    { name: 'currency', env: 'CURRENCY', description: 'currency when the file gives none', default: jobDefault('export:holds', 'CURRENCY') },
     { name: 'add-file', env: 'HOLDS_ADD_FILE', description: 'name of the holds to assign', default: 'holds-add-{date}.csv', parse: fileTemplate },
     { name: 'remove-file', env: 'HOLDS_REMOVE_FILE', description: 'name of the holds to release', default: 'holds-remove-{date}.csv', parse: fileTemplate },
     { name: 'skipped-file', env: 'HOLDS_SKIPPED_FILE', description: 'name of the list of patrons without a campus id', default: 'holds-skipped-{date}.csv', parse: fileTemplate },

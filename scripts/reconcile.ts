@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs'
 import { pino } from 'pino'
 import { AlmaClient } from '../src/alma/client.ts'
 import { isAlmaFailure } from '../src/alma/errors.ts'
+import { type JobConfig, jobDefault, loadJobConfig } from '../src/config.ts'
 import { type Finding, FINDING_KINDS, type FindingKind, readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/reconcile.ts'
 import { type Cents, formatMoney } from '../src/money.ts'
 import { type CommandSpec, EXIT_BAD_INPUT, EXIT_OK, isoDate, runCommand, UsageError } from './lib/cli.ts'
@@ -35,46 +36,25 @@ const spec: CommandSpec = {
   ],
   epilog: [
     'Environment (as for the service; nothing else is read):',
-    '  DATABASE_PATH     the ledger (default data/payments.sqlite); must exist',
-    '  ALMA_API_URL      default https://api-na.hosted.exlibrisgroup.com/almaws/v1',
+    `  DATABASE_PATH     the ledger (default ${jobDefault('reconcile', 'DATABASE_PATH')}); must exist`,
+    `  ALMA_API_URL      default ${jobDefault('reconcile', 'ALMA_API_URL')}`,
     '  ALMA_API_KEY      required; read access to Users is enough',
-    '  ALMA_RATE_LIMIT   calls per second, default 5 here, so the running service keeps most of Alma\'s 25',
-    '  ALMA_TIMEOUT_MS   default 15000',
-    '  CURRENCY          for amounts in the report, default USD',
+    `  ALMA_RATE_LIMIT   calls per second, default ${jobDefault('reconcile', 'ALMA_RATE_LIMIT')} here, so the running service keeps most of Alma's 25`,
+    `  ALMA_TIMEOUT_MS   default ${jobDefault('reconcile', 'ALMA_TIMEOUT_MS')}`,
+    `  CURRENCY          for amounts in the report, default ${jobDefault('reconcile', 'CURRENCY')}`,
+    `  LOG_LEVEL         default ${jobDefault('reconcile', 'LOG_LEVEL')} (log lines go to stderr)`,
     '',
     'Exit 1 also when any finding needs a person, or Alma could not be read. The report lists only disagreements;',
     'on a terminal a clean run says so in one line, otherwise it prints nothing (cron mails only problems).'
   ].join('\n')
 }
 
-interface JobEnv { databasePath: string, almaApiUrl: string, almaApiKey: string, rateLimit: number, timeoutMs: number, currency: string }
-
-function integer (env: Record<string, string | undefined>, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name] ?? ''
-  if (raw === '') return fallback
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`configuration: ${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw).slice(0, 30)})`)
-  return Number(raw)
-}
-
-/** Only the variables this job needs: the web service's secrets are none of its business. */
-function readEnv (env: Record<string, string | undefined>): JobEnv {
-  const databasePath = env.DATABASE_PATH !== undefined && env.DATABASE_PATH !== '' ? env.DATABASE_PATH : 'data/payments.sqlite'
+/** The service's variables this job reads (src/config.ts); the ledger must exist. */
+function readConfig (env: Record<string, string | undefined>): JobConfig {
+  const config = loadJobConfig('reconcile', env, ['ALMA_API_KEY'])
   // Opening a missing path would create an empty ledger, and an empty ledger always "agrees".
-  if (databasePath === ':memory:' || !existsSync(databasePath)) throw new UsageError(`configuration: DATABASE_PATH ${databasePath} does not exist (point it at the service's ledger)`)
-  const almaApiUrl = (env.ALMA_API_URL ?? '') === '' ? 'https://api-na.hosted.exlibrisgroup.com/almaws/v1' : String(env.ALMA_API_URL).replace(/\/+$/, '')
-  if (!/^https?:\/\/\S+$/.test(almaApiUrl)) throw new UsageError('configuration: ALMA_API_URL must be an absolute http(s) URL')
-  const almaApiKey = env.ALMA_API_KEY ?? ''
-  if (almaApiKey === '') throw new UsageError('configuration: ALMA_API_KEY is required (an Alma API key with read access to Users)')
-  const currency = (env.CURRENCY ?? '') === '' ? 'USD' : String(env.CURRENCY)
-  if (!/^[A-Z]{3}$/.test(currency)) throw new UsageError('configuration: CURRENCY must be a code like USD')
-  return {
-    databasePath,
-    almaApiUrl,
-    almaApiKey,
-    rateLimit: integer(env, 'ALMA_RATE_LIMIT', 5, 1, 25),
-    timeoutMs: integer(env, 'ALMA_TIMEOUT_MS', 15000, 100, 120000),
-    currency
-  }
+  if (config.databasePath === ':memory:' || !existsSync(config.databasePath)) throw new UsageError(`configuration: DATABASE_PATH ${config.databasePath} does not exist (point it at the service's ledger)`)
+  return config
 }
 
 const TITLES: Record<FindingKind, string> = {
@@ -132,10 +112,10 @@ function formatReport (report: ReconcileReport): string {
 let needsPerson = false
 
 await runCommand(spec, async (options) => {
-  const env = readEnv(process.env)
-  const ledger = openLedgerReadOnly(env.databasePath)
-  const logger = pino({ level: process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== '' ? process.env.LOG_LEVEL : 'error' }, pino.destination(2))
-  const alma = new AlmaClient({ baseUrl: env.almaApiUrl, apiKey: env.almaApiKey, userIdType: 'all_unique', rateLimit: env.rateLimit, timeoutMs: env.timeoutMs, logger })
+  const config = readConfig(process.env)
+  const ledger = openLedgerReadOnly(config.databasePath)
+  const logger = pino({ level: config.logLevel }, pino.destination(2))
+  const alma = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: config.almaTimeoutMs, logger })
   let report: ReconcileReport
   try {
     report = await reconcile({
@@ -143,7 +123,7 @@ await runCommand(spec, async (options) => {
       alma,
       since: new Date(`${options.since}T00:00:00Z`),
       settlement: options.cashnet !== '' ? readSettlementCsv(options.cashnet) : undefined,
-      currency: env.currency,
+      currency: config.currency,
       progress: createProgress('reconcile')
     })
   } catch (error) {

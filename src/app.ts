@@ -1,25 +1,29 @@
-// The application as a Fastify instance: third-party plugins, then the service's own services (config, Alma,
-// ledger, alerts, posting worker), then the trust boundaries, then the routes. One error handler turns errors
-// into answers: a calm page for patrons, one clear log line for operators, never a stack trace to a browser.
+// The application as a Fastify plugin, in three layers registered in this order: the third-party plugins as
+// this service configures them (src/web/plugins/external/), the service's own services and hooks
+// (src/web/plugins/app/ and the identity plugin), then the routes (src/web/routes/). Fastify's own options,
+// listening and shutdown belong to src/server.ts; buildApp is the same assembly for the tests and the demo.
 
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import cookie from '@fastify/cookie'
-import csrf from '@fastify/csrf-protection'
-import formbody from '@fastify/formbody'
-import helmet from '@fastify/helmet'
-import rateLimit from '@fastify/rate-limit'
-import { createHash, randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import type { DestinationStream, Logger } from 'pino'
 import pino from 'pino'
-import { AlmaClient } from './alma/client.ts'
-import { AlmaError, AlmaUnavailable, AlmaBadResponse, USER_NOT_FOUND_CODES } from './alma/errors.ts'
 import type { Config } from './config.ts'
-import type { Ledger } from './ledger/ledger.ts'
-import { LedgerBusy, SqliteLedger } from './ledger/sqlite.ts'
 import { loggerOptions } from './log.ts'
-import { type Alerts, createAlerts } from './payments/alerts.ts'
-import { PostingWorker, STOP_MARGIN_MS } from './payments/worker.ts'
-import identity, { csrfUserInfo } from './web/plugins/identity.ts'
+import { serverOptions } from './server-options.ts'
+import alerts from './web/plugins/app/alerts.ts'
+import alma from './web/plugins/app/alma.ts'
+import cacheControl from './web/plugins/app/cache-control.ts'
+import configDecorator from './web/plugins/app/config.ts'
+import errorHandler from './web/plugins/app/error-handler.ts'
+import ledger from './web/plugins/app/ledger.ts'
+import notFound from './web/plugins/app/not-found.ts'
+import postingWorker, { type PostingWorkerOptions } from './web/plugins/app/posting-worker.ts'
+import cookie from './web/plugins/external/cookie.ts'
+import csrf from './web/plugins/external/csrf.ts'
+import formbody from './web/plugins/external/formbody.ts'
+import helmet from './web/plugins/external/helmet.ts'
+import rateLimit from './web/plugins/external/rate-limit.ts'
+import identity from './web/plugins/identity.ts'
 import admin from './web/routes/admin.ts'
 import assets from './web/routes/assets.ts'
 import auth from './web/routes/auth.ts'
@@ -29,211 +33,62 @@ import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
 import postback from './web/routes/postback.ts'
 import receipt from './web/routes/return.ts'
-import { messagePage } from './web/views/fines.ts'
-import { accentCss } from './web/views/layout.ts'
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    config: Config
-    alma: AlmaClient
-    ledger: Ledger
-    worker: PostingWorker
-    alerts: Alerts
-  }
-}
-
-export interface AppOptions {
-  /** where log lines go (tests capture them); stdout by default */
-  logStream?: DestinationStream
-  logger?: Logger
-  /** how often the worker looks for due retries (tests make it short) */
-  workerPollMs?: number
-  /** start the posting worker (the default) */
-  startWorker?: boolean
+export interface ApplicationOptions extends PostingWorkerOptions {
+  config: Config
   /** the clock sessions are timed by (tests move it to pass idle and absolute limits); Date.now by default */
   now?: () => number
 }
 
-/**
- * One line per request, written when the answer has gone, with method, path, status and time together, where
- * Fastify writes two (the request when it arrives, the status when it is answered). Half the lines to write and
- * to read; every other Fastify log line is unchanged.
- */
-class OneLinePerRequest extends LogController {
-  incomingRequest (): void {}
+async function application (fastify: FastifyInstance, options: ApplicationOptions): Promise<void> {
+  const { config } = options
 
-  requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error !== null && error !== undefined) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
-    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
-  }
+  // Third-party plugins, as this service configures them
+  await fastify.register(cookie, { config })
+  await fastify.register(formbody)
+  await fastify.register(csrf, { config })
+  await fastify.register(helmet, { config })
+  await fastify.register(rateLimit, { config })
+
+  // The service's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
+  await fastify.register(configDecorator, { config })
+  await fastify.register(alma)
+  await fastify.register(ledger)
+  await fastify.register(alerts)
+  await fastify.register(postingWorker, { workerPollMs: options.workerPollMs, startWorker: options.startWorker })
+  // Trust boundaries and what every answer gets
+  await fastify.register(identity, { config, now: options.now })
+  await fastify.register(cacheControl)
+  await fastify.register(notFound)
+  await fastify.register(errorHandler)
+
+  // Routes
+  await fastify.register(health)
+  await fastify.register(assets)
+  await fastify.register(fines)
+  await fastify.register(checkout)
+  await fastify.register(postback)
+  await fastify.register(receipt)
+  await fastify.register(auth)
+  await fastify.register(ezproxyCheck)
+  await fastify.register(admin)
 }
 
+// fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on
+// (the tests and the operator's tools read app.ledger, app.worker and app.routeAccess there).
+const applicationPlugin = fp(application, { name: 'alma-cashnet' })
+export default applicationPlugin
+
+export interface AppOptions extends Omit<ApplicationOptions, 'config'> {
+  /** where log lines go (tests capture them); stdout by default */
+  logStream?: DestinationStream
+  logger?: Logger
+}
+
+/** Fastify with the service's options and the application registered (not listening): for tests and the demo. */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
-  const logger = options.logger ?? pino(loggerOptions(config), options.logStream ?? pino.destination({ sync: false }))
-  const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
-    bodyLimit: 64 * 1024,
-    // a slow client may not hold a connection open for minutes (Node's default is 300 s)
-    requestTimeout: 30_000,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    requestIdHeader: false,
-    genReqId: () => randomUUID(),
-    logController: new OneLinePerRequest(),
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: 200 }
-  })
-
-  // Third-party plugins
-  await app.register(cookie, { secret: config.cookieSecret })
-  await app.register(formbody, { bodyLimit: 64 * 1024 })
-  await app.register(csrf, {
-    cookieKey: 'acn_csrf',
-    cookieOpts: { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/' },
-    getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
-    // A token is bound to the patron (and, in userobject mode, the session) it was issued to: the identity
-    // plugin passes the same value when the token is made. A token issued to patron A is refused for patron B.
-    getUserInfo: (request) => csrfUserInfo(request),
-    csrfOpts: { hmacKey: createHash('sha256').update(`csrf-user-binding\u0000${config.cookieSecret}`).digest() }
-  })
-  const cashnetOrigin = new URL(config.cashnetCheckoutUrl).origin
-  const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
-  // The accent colour is the only inline style; it is allowed by its hash, never by 'unsafe-inline'.
-  const accentHash = `'sha256-${createHash('sha256').update(accentCss(config.accentColor)).digest('base64')}'`
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        scriptSrcAttr: ["'none'"],
-        styleSrc: ["'self'", accentHash],
-        styleSrcAttr: ["'none'"],
-        imgSrc: ["'self'", 'data:', ...(logoOrigin !== null ? [logoOrigin] : [])],
-        formAction: ["'self'", cashnetOrigin],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        objectSrc: ["'none'"],
-        connectSrc: ["'self'"]
-      }
-    },
-    strictTransportSecurity: config.secureCookies ? { maxAge: 31536000 } : false,
-    referrerPolicy: { policy: 'no-referrer' },
-    crossOriginEmbedderPolicy: false
-  })
-  // Patron and staff routes are limited per username (every patron arrives from the EZproxy address, so an IP
-  // key would throttle everyone together). This onRoute hook must be added before @fastify/rate-limit registers
-  // its own, which reads config.rateLimit when each route is added: hooks run in the order they were added.
-  const patronLimit = { max: config.patronRateLimit, timeWindow: '1 minute', keyGenerator: (request: FastifyRequest) => `patron:${request.patron?.username ?? request.ip}` }
-  app.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: string } | undefined)?.access
-    if ((access === 'patron' || access === 'admin') && route.config !== undefined) {
-      ;(route.config as Record<string, unknown>).rateLimit = patronLimit
-    }
-  })
-  await app.register(rateLimit, { global: false, hook: 'preHandler' })
-
-  // The service's own services
-  const alma = new AlmaClient({
-    baseUrl: config.almaApiUrl,
-    apiKey: config.almaApiKey,
-    userIdType: config.almaUserIdType,
-    rateLimit: config.almaRateLimit,
-    timeoutMs: config.almaTimeoutMs,
-    logger: logger.child({ component: 'alma' })
-  })
-  const ledger = new SqliteLedger({ path: config.databasePath })
-  const alerts = createAlerts(logger, { smtpUrl: config.smtpUrl, to: config.alertEmailTo, from: config.alertEmailFrom, publicUrl: config.publicUrl })
-  const worker = new PostingWorker(
-    { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks },
-    logger.child({ component: 'worker' }),
-    alerts,
-    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS }
-  )
-  app.decorate('config', config)
-  app.decorate('alma', alma)
-  app.decorate('ledger', ledger)
-  app.decorate('alerts', alerts)
-  app.decorate('worker', worker)
-  app.addHook('onReady', async () => { if (options.startWorker !== false) worker.start() })
-  app.addHook('onClose', async () => {
-    // Waits for a posting in flight (bounded by ALMA_TIMEOUT_MS plus a margin) or abandons it visibly, then closes.
-    await worker.stop()
-    ledger.close()
-    await alma.close()
-  })
-
-  // Trust boundaries, then routes
-  await app.register(identity, { config, now: options.now })
-  app.addHook('onSend', async (request, reply, payload) => {
-    const type = String(reply.getHeader('content-type') ?? '')
-    if (!request.url.startsWith('/assets/') && (type.startsWith('text/html') || request.patron !== null)) reply.header('cache-control', 'no-store')
-    return payload
-  })
-  app.setNotFoundHandler(async (request, reply) => {
-    return reply.code(404).type('text/html; charset=utf-8')
-      .send(messagePage(config, { title: 'Page not found', heading: 'Page not found', message: 'There is nothing at this address. Use the library’s “pay fines” link to see your fines.', root: rootFor(request.url) }))
-  })
-  app.setErrorHandler(async (error: FastifyError, request, reply) => handleError(app, config, error, request, reply))
-  await app.register(health)
-  await app.register(assets)
-  await app.register(fines)
-  await app.register(checkout)
-  await app.register(postback)
-  await app.register(receipt)
-  await app.register(auth)
-  await app.register(ezproxyCheck)
-  await app.register(admin)
-
+  const { logStream, logger, ...rest } = options
+  const app = Fastify(serverOptions(config, logger ?? pino(loggerOptions(config), logStream ?? pino.destination({ sync: false }))))
+  await app.register(applicationPlugin, { ...rest, config })
   return app
-}
-
-/** Relative path from a URL back to the service root, so error pages keep working under EZproxy. */
-function rootFor (url: string): string {
-  const depth = url.split('?')[0].split('/').length - 2
-  return depth <= 0 ? './' : '../'.repeat(depth)
-}
-
-async function handleError (app: FastifyInstance, config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const root = request.routeOptions.config?.root ?? rootFor(request.url)
-  const html = (status: number, heading: string, message: string): FastifyReply =>
-    reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-      .send(messagePage(config, { title: heading, heading, message, root, linkHome: status < 500 && request.method !== 'GET' }))
-
-  if (error instanceof AlmaError && USER_NOT_FOUND_CODES.has(error.errorCode)) {
-    request.log.warn({ event: 'patron.unknown', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `user ${request.patron?.username ?? '?'} is not known to Alma (${error.errorCode})`)
-    return html(404, 'We could not find your library account', 'Your sign-in worked, but the library system has no account for you. If you think this is wrong, contact the library and mention your username.')
-  }
-  if (error instanceof AlmaError || error instanceof AlmaUnavailable || error instanceof AlmaBadResponse) {
-    const operator = error instanceof AlmaError && (error.status === 401 || error.status === 403)
-      ? 'Alma refused the API key: check ALMA_API_KEY and its Users read/write permission'
-      : 'Alma is unavailable or answered unexpectedly; the patron was told to try later'
-    request.log.error({ event: 'alma.unavailable', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `${operator} (${error.message})`)
-    return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
-  }
-  if (error instanceof LedgerBusy) {
-    request.log.warn({ event: 'ledger.busy', path: request.url.split('?')[0] }, `${error.message}; answered 503 (is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?)`)
-    if (request.routeOptions.config?.access === 'cashnet') return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
-    return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')
-  }
-  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500
-  if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
-    request.log.warn({ event: 'access.csrf', code: error.code }, `CSRF check failed on ${request.method} ${request.url.split('?')[0]}`)
-    return html(403, 'Please start again', 'This form has expired or did not come from this site. Go back to your fines and try again.')
-  }
-  if (status === 429) {
-    return reply.code(429).header('cache-control', 'no-store').type('text/html; charset=utf-8')
-      .send(messagePage(config, { title: 'Too many requests', heading: 'Please wait a moment', message: 'You have made many requests in a short time. Please wait a minute and try again.', root }))
-  }
-  if (status < 500) {
-    request.log.info({ event: 'request.refused', status, code: error.code }, `${status} ${request.method} ${request.url.split('?')[0]}: ${error.message}`)
-    if (request.routeOptions.config?.access === 'cashnet') return reply.code(status).type('text/plain; charset=utf-8').send(`rejected: ${error.code ?? status}\n`)
-    return html(status, 'We could not process that request', status === 413 ? 'That request was too large.' : 'The request was not in the form we expected. Go back to your fines and try again.')
-  }
-  request.log.error({ event: 'request.failed', err: { message: error.message, stack: error.stack, code: error.code } }, `unexpected error on ${request.method} ${request.url.split('?')[0]}: ${error.message}`)
-  if (request.routeOptions.config?.access === 'cashnet') return reply.code(500).type('text/plain; charset=utf-8').send('error\n')
-  app.log.debug('error page served')
-  return html(500, 'Something went wrong', 'Something went wrong on our side. Nothing was charged by this page. Please try again in a few minutes; if it keeps happening, contact the library.')
 }

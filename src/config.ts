@@ -1,5 +1,7 @@
-// The service's configuration: SPEC section 4, validated with env-schema at start-up and then passed around
-// as a plain value. Nothing else in the code reads process.env.
+// The configuration of the service and of every batch job: SPEC section 4, one schema with one default per
+// variable, validated with env-schema and then passed around as a plain value. The service reads it with
+// loadConfig, a job the variables it shares with the service with loadJobConfig (where a job needs another
+// default, JOB_DEFAULTS below says which and why). Nothing else in the code reads process.env.
 
 import envSchema from 'env-schema'
 import proxyAddr from 'proxy-addr'
@@ -160,24 +162,32 @@ function describe (variable: string): string {
   return 'is not valid'
 }
 
-/** Reads and validates the configuration; throws a ConfigError whose message names the variable. */
-export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+type Schema = typeof schema
+type Variable = keyof Schema['properties']
+
+/** env-schema over the given schema; the first problem becomes a ConfigError naming the variable. */
+function validate (env: Record<string, string | undefined>, subject: { type: 'object', required?: readonly string[], properties: Record<string, object> }): Record<string, any> {
   const data: Record<string, string> = {}
-  for (const key of Object.keys(schema.properties)) {
+  for (const key of Object.keys(subject.properties)) {
     const value = env[key]
     if (value !== undefined && value !== '') data[key] = value
   }
-  let raw: Record<string, any>
   try {
-    raw = envSchema({ schema, data, dotenv: false })
+    // env: false: only the variables handed in (a test's, a job's), never whatever else process.env holds
+    return envSchema({ schema: subject, data, dotenv: false, env: false })
   } catch (error: any) {
     const first = error?.errors?.[0]
     const missing = first?.params?.missingProperty as string | undefined
     if (missing !== undefined) throw new ConfigError(missing, `is required: ${describe(missing)}`)
     const variable = String(first?.instancePath ?? '').replace(/^\//, '')
-    if (variable !== '') throw new ConfigError(variable, `${describe(variable)} (got ${JSON.stringify(data[variable]).slice(0, 60)})`)
+    if (variable !== '') throw new ConfigError(variable, `${describe(variable)} (got ${String(JSON.stringify(data[variable] ?? '')).slice(0, 60)})`)
     throw new ConfigError('environment', String(error?.message ?? error))
   }
+}
+
+/** Reads and validates the configuration; throws a ConfigError whose message names the variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const raw = validate(env, schema)
 
   const itemCodes = new Map<string, string>()
   for (const pair of list(raw.CASHNET_ITEM_CODES)) {
@@ -244,5 +254,74 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     smtpUrl: raw.SMTP_URL,
     alertEmailTo: raw.ALERT_EMAIL_TO,
     alertEmailFrom: raw.ALERT_EMAIL_FROM
+  }
+}
+
+/** The batch jobs (scripts/): each reads only the variables it needs, never the web service's secrets. */
+export type Job = 'reconcile' | 'export:fines' | 'export:gl' | 'export:holds'
+
+/** The service's variables a job may read, as a job sees them. */
+export interface JobConfig {
+  databasePath: string
+  almaApiUrl: string
+  almaApiKey: string
+  almaRateLimit: number
+  almaTimeoutMs: number
+  currency: string
+  logLevel: string
+}
+
+const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
+  databasePath: 'DATABASE_PATH',
+  almaApiUrl: 'ALMA_API_URL',
+  almaApiKey: 'ALMA_API_KEY',
+  almaRateLimit: 'ALMA_RATE_LIMIT',
+  almaTimeoutMs: 'ALMA_TIMEOUT_MS',
+  currency: 'CURRENCY',
+  logLevel: 'LOG_LEVEL'
+}
+
+/**
+ * Where a job's default differs from the service's, and why. A job shares Alma's per-institution API budget
+ * (25 calls a second) with the running service, so it takes a small part of it; it writes to stderr only what
+ * cron should mail (reconcile: errors; the fines extract: warnings too, such as a slow Analytics page); and
+ * Analytics pages are slow, so the fines extract waits longer for one.
+ */
+export const JOB_DEFAULTS: Record<Job, Partial<Record<Variable, string | number>>> = {
+  reconcile: { ALMA_RATE_LIMIT: 5, LOG_LEVEL: 'error' },
+  'export:fines': { ALMA_RATE_LIMIT: 5, LOG_LEVEL: 'warn', ALMA_TIMEOUT_MS: 120000 },
+  'export:gl': {},
+  'export:holds': {}
+}
+
+/** A variable's default for a job: the job's own (JOB_DEFAULTS), else the service's; as text, for --help. */
+export function jobDefault (job: Job, variable: Variable): string {
+  const own = JOB_DEFAULTS[job][variable]
+  if (own !== undefined) return String(own)
+  const property = schema.properties[variable] as { default?: string | number }
+  return property.default === undefined ? '' : String(property.default)
+}
+
+/**
+ * The service's variables a job reads, validated by the service's own schema with the job's defaults: a bad
+ * value is refused with the same line the service would print. `required` names what this job cannot run
+ * without (for the service some of these have defaults, or are required for other reasons).
+ */
+export function loadJobConfig (job: Job, env: Record<string, string | undefined>, required: readonly Variable[] = []): JobConfig {
+  const properties: Record<string, object> = {}
+  for (const variable of Object.values(JOB_VARIABLES)) {
+    const property = schema.properties[variable] as Record<string, unknown>
+    const own = JOB_DEFAULTS[job][variable]
+    properties[variable] = own === undefined ? property : { ...property, default: own }
+  }
+  const raw = validate(env, { type: 'object', required, properties })
+  return {
+    databasePath: raw.DATABASE_PATH,
+    almaApiUrl: String(raw.ALMA_API_URL).replace(/\/+$/, ''),
+    almaApiKey: raw.ALMA_API_KEY ?? '',
+    almaRateLimit: raw.ALMA_RATE_LIMIT,
+    almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
+    currency: raw.CURRENCY,
+    logLevel: raw.LOG_LEVEL
   }
 }

@@ -1,14 +1,17 @@
-// Entry point: configuration from the environment, the app, listen, and a graceful shutdown on SIGTERM/SIGINT
-// (stop taking requests, let the posting worker finish or stop between two fees, close the ledger).
+// Entry point: configuration from the environment, the logger, Fastify with the service's options and the
+// application, listen, and a graceful shutdown on SIGTERM/SIGINT (stop taking requests, let the posting worker
+// finish or stop between two fees, close the ledger).
 
 import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
 import pino from 'pino'
-import { buildApp } from './app.ts'
-import { ConfigError, loadConfig } from './config.ts'
+import application from './app.ts'
+import { type Config, ConfigError, loadConfig } from './config.ts'
 import { loggerOptions } from './log.ts'
 import { STOP_MARGIN_MS } from './payments/worker.ts'
+import { serverOptions } from './server-options.ts'
 
-let config
+let config: Config
 try {
   config = loadConfig(process.env)
 } catch (error) {
@@ -19,12 +22,14 @@ try {
   throw error
 }
 
+// Pretty lines for a person at a terminal, JSON lines for everything else (journald, a log shipper).
 const options = loggerOptions(config)
 const logger = process.stdout.isTTY
   ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } } })
   : pino(options)
 
-const app = await buildApp(config, { logger })
+const app = Fastify(serverOptions(config, logger))
+await app.register(application, { config })
 
 // The posting worker may wait ALMA_TIMEOUT_MS plus a margin for an Alma call in flight; the forced exit comes later.
 closeWithGrace({ delay: config.almaTimeoutMs + STOP_MARGIN_MS + 5000, logger }, async ({ signal, err }) => {

@@ -3,6 +3,7 @@
 
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { ConfigError } from '../../src/config.ts'
 import { BadInput } from '../../src/jobs/errors.ts'
 
 export const EXIT_OK = 0
@@ -95,7 +96,7 @@ export async function runCommand (spec: CommandSpec, work: (options: Record<stri
     await work(options)
     process.exitCode = EXIT_OK
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
       process.stderr.write(`${spec.name}: ${error.message}\n`)
       process.exitCode = EXIT_USAGE
     } else if (error instanceof BadInput) {

@@ -2,7 +2,7 @@
 // and journald keep those; they would be garbage with a bar's carriage returns).
 
 import cliProgress from 'cli-progress'
-import type { Progress } from '../../src/jobs/errors.ts'
+import type { Progress } from '../../src/jobs/progress.ts'
 
 export function createProgress (command: string, stream: NodeJS.WriteStream = process.stderr, everyMs = 5000): Progress {
   const stamp = (): string => new Date().toISOString()

@@ -7,13 +7,3 @@ export class BadInput extends Error {
     super(`${source}${where !== '' ? `: ${where}` : ''}: ${reason}`)
   }
 }
-
-/** A job's progress, reported to whatever the caller shows (a bar on a terminal, log lines otherwise). */
-export interface Progress {
-  start: (total: number, unit: string) => void
-  update: (done: number) => void
-  stop: () => void
-  log: (message: string) => void
-}
-
-export const SILENT: Progress = { start () {}, update () {}, stop () {}, log () {} }

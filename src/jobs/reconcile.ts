@@ -10,7 +10,8 @@ import { collectedFor, refundedFor } from '../payments/staff-actions.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, PostbackRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal, InvalidAmount, parseCents } from '../money.ts'
-import { BadInput, type Progress, SILENT } from './errors.ts'
+import { BadInput } from './errors.ts'
+import { type Progress, SILENT } from './progress.ts'
 
 export const FINDING_KINDS = [
   'paid-not-posted', 'posted-not-in-alma', 'amount-difference', 'orphan', 'double-charge',

@@ -3,7 +3,8 @@
 
 import { join } from 'node:path'
 import { type Cents, formatDecimal } from '../../money.ts'
-import { BadInput, type Progress, SILENT } from '../errors.ts'
+import { BadInput } from '../errors.ts'
+import { type Progress, SILENT } from '../progress.ts'
 import type { WriteFiles } from '../output.ts'
 import { type HoldCodes, type HoldRow, holdRows } from './columns.ts'
 import { readFinesCsv } from './fines-csv.ts'

@@ -11,7 +11,8 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { SaxesParser } from 'saxes'
 import { type Cents, parseCents } from '../../money.ts'
-import { BadInput, type Progress, SILENT } from '../errors.ts'
+import { BadInput } from '../errors.ts'
+import { type Progress, SILENT } from '../progress.ts'
 
 export interface PatronBlock {
   type: string

@@ -15,7 +15,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 
 export type Access = 'patron' | 'admin' | 'cashnet' | 'public'
 

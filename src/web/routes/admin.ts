@@ -5,10 +5,11 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
-import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
 import { type StaffAction, refundEffect, staffView, verdict, whyRefundRefused } from '../../payments/staff-actions.ts'
-import { messagePage } from '../views/fines.ts'
+import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
+import { badInputPage } from '../plugins/app/error-handler.ts'
+import { messagePage } from '../views/message.ts'
 import { type ListQuery, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
 const PAGE_SIZE = 50
@@ -16,32 +17,34 @@ const CSV_PAGE = 500
 /** A CSV is for a day's or a month's work; beyond this the filter is too wide to be useful. */
 const CSV_MAX_ROWS = 100_000
 const UNMATCHED_SHOWN = 200
-const MAX_SEARCH = 200
+/** Where a staff action's pages link back to the service root from. */
+const ACTION_ROOT = '../../../'
 
-function asList (value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string')
-  return typeof value === 'string' ? [value] : []
+const PAYMENT_PARAMS = { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] } as const
+
+const text = { type: 'string' } as const
+/** Each staff action's form; what the fields must say is checked after the payment rule (a refused action is 409 whatever the form says). */
+const ACTION_FORM = { type: 'object', properties: { _csrf: text } } as const
+const REFUND_FORM = { type: 'object', properties: { _csrf: text, tx: text, amount: text, reference: text, note: text } } as const
+const RESOLVE_FORM = { type: 'object', properties: { _csrf: text, resolution: text } } as const
+
+const REFUND_BAD_INPUT = {
+  heading: 'Say what was refunded',
+  message: 'Give the CashNet tx, the amount refunded (like 12.50), CashNet’s refund reference (at most 100 characters) and a note (at most 500 characters).'
+}
+const RESOLVE_BAD_INPUT = {
+  heading: 'Say what was done',
+  message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
 }
 
-/** The list's filters from the query string; anything unknown is ignored rather than refused. */
-export function readListQuery (raw: unknown): ListQuery {
-  const query = (raw ?? {}) as Record<string, unknown>
-  const states = new Set(asList(query.state).flatMap(s => s.split(',')).map(s => s.trim().toUpperCase()))
-  const search = (asList(query.q)[0] ?? '').trim().slice(0, MAX_SEARCH)
-  const page = Number.parseInt(asList(query.page)[0] ?? '1', 10)
-  return {
-    states: CHECKOUT_STATES.filter(s => states.has(s)),
-    search,
-    page: Number.isSafeInteger(page) && page >= 1 ? page : 1
-  }
-}
+interface PaymentRoute<Body = unknown> { Params: { id: string }, Body: Body }
 
 const admin: FastifyPluginAsync = async (fastify) => {
   const { config, ledger, worker } = fastify
   const staff = (username: string | undefined): string => username ?? '?'
   const html = (reply: FastifyReply): FastifyReply => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
 
-  fastify.get('/admin', { config: { access: 'admin', root: './' } }, async (request, reply) => {
+  fastify.get<{ Querystring: RawListQuery }>('/admin', { config: { access: 'admin', root: './' }, schema: { querystring: LIST_QUERY_SCHEMA } }, async (request, reply) => {
     const query = readListQuery(request.query)
     const filter = { states: query.states, search: query.search }
     let { checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (query.page - 1) * PAGE_SIZE })
@@ -63,7 +66,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     }))
   })
 
-  fastify.get('/admin/payments.csv', { config: { access: 'admin', root: '../' } }, async (request, reply) => {
+  fastify.get<{ Querystring: RawListQuery }>('/admin/payments.csv', { config: { access: 'admin', root: '../' }, schema: { querystring: LIST_QUERY_SCHEMA } }, async (request, reply) => {
     const query = readListQuery(request.query)
     const by = staff(request.patron?.username)
     const log = request.log
@@ -98,10 +101,13 @@ const admin: FastifyPluginAsync = async (fastify) => {
   const notFound = (reply: FastifyReply, root: string): FastifyReply =>
     html(reply).code(404).send(messagePage(config, { title: 'No such payment', heading: 'No such payment', message: 'There is no checkout with that id. Search the payments list by tx, username or checkout id.', root }))
 
-  fastify.get<{ Params: { id: string } }>('/admin/payments/:id', { config: { access: 'admin', root: '../../' } }, async (request, reply) => {
+  fastify.get<{ Params: { id: string }, Querystring: { retried?: string } }>('/admin/payments/:id', {
+    config: { access: 'admin', root: '../../' },
+    schema: { params: PAYMENT_PARAMS, querystring: { type: 'object', properties: { retried: text } } }
+  }, async (request, reply) => {
     const history = ledger.history(request.params.id)
     if (history === undefined) return notFound(reply, '../../')
-    const retried = (request.query as Record<string, unknown>).retried === '1'
+    const retried = request.query.retried === '1'
     return html(reply).send(paymentPage({
       branding: config,
       history,
@@ -112,10 +118,10 @@ const admin: FastifyPluginAsync = async (fastify) => {
   })
 
   /** The payment a staff action (POST /admin/payments/:id/...) is about, and who acts; a 404 page if none. */
-  const actionTarget = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { id: string, by: string, record: MoneyRecord } | FastifyReply => {
+  const actionTarget = (request: FastifyRequest<PaymentRoute>, reply: FastifyReply): { id: string, by: string, record: MoneyRecord } | FastifyReply => {
     const id = request.params.id
     const record = ledger.moneyRecord(id)
-    if (record === undefined) return notFound(reply, '../../../')
+    if (record === undefined) return notFound(reply, ACTION_ROOT)
     return { id, by: staff(request.patron?.username), record }
   }
 
@@ -131,16 +137,18 @@ const admin: FastifyPluginAsync = async (fastify) => {
     const { checkout } = target.record
     request.log.info({ event: 'admin.action_refused', action, checkout: target.id, state: checkout.state, kind: checkout.attentionKind, by: target.by, reason },
       `${target.by} asked to ${action} ${target.id} (${checkout.state}${checkout.attentionKind !== null && checkout.state === 'NEEDS_ATTENTION' ? ` ${checkout.attentionKind}` : ''}), refused: ${reason}`)
-    return html(reply).code(409).send(messagePage(config, { title: TITLES[action], heading: TITLES[action], message: reason, root: '../../../' }))
+    return html(reply).code(409).send(messagePage(config, { title: TITLES[action], heading: TITLES[action], message: reason, root: ACTION_ROOT }))
   }
 
   // Retry posting, or post only what CashNet confirmed: the rule decides which (if either); both requeue the
   // payment for the worker, whose poster never sends more than CashNet reported, line by line.
   for (const action of ['retry', 'post-confirmed'] as const) {
-    fastify.post<{ Params: { id: string } }>(`/admin/payments/:id/${action}`, {
-      config: { access: 'admin', root: '../../../' },
-      // preHandler, not onRequest: the token is in the form body, which is parsed after onRequest
-      preHandler: fastify.csrfProtection
+    fastify.post<PaymentRoute<{ _csrf?: string }>>(`/admin/payments/:id/${action}`, {
+      config: { access: 'admin', root: ACTION_ROOT },
+      schema: { params: PAYMENT_PARAMS, body: ACTION_FORM },
+      // preValidation, not onRequest: the token is in the form body, which is parsed after onRequest; and
+      // before the schema, so a forged form is refused as such (403) whatever shape its fields have
+      preValidation: fastify.csrfProtection
     }, async (request, reply) => {
       const target = actionTarget(request, reply)
       if (!('record' in target)) return target
@@ -155,31 +163,30 @@ const admin: FastifyPluginAsync = async (fastify) => {
     })
   }
 
-  fastify.post<{ Params: { id: string }, Body: { tx?: unknown, amount?: unknown, reference?: unknown, note?: unknown } }>('/admin/payments/:id/refund', {
-    config: { access: 'admin', root: '../../../' },
-    preHandler: fastify.csrfProtection
+  fastify.post<PaymentRoute<{ tx?: string, amount?: string, reference?: string, note?: string }>>('/admin/payments/:id/refund', {
+    config: { access: 'admin', root: ACTION_ROOT, badInput: REFUND_BAD_INPUT },
+    schema: { params: PAYMENT_PARAMS, body: REFUND_FORM },
+    preValidation: fastify.csrfProtection
   }, async (request, reply) => {
     const target = actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const general = verdict(record, 'refund')
     if (!general.allowed) return refuse(request, reply, 'refund', target, general.reason)
-    const text = (value: unknown, max: number): string => typeof value === 'string' ? value.trim().replace(/\s+/g, ' ').slice(0, max + 1) : ''
-    const tx = text(request.body?.tx, 64)
-    const reference = text(request.body?.reference, 100)
-    const note = text(request.body?.note, 500)
+    // one line each, spaces collapsed; one character over the limit is kept so that the check below sees it
+    const line = (value: string | undefined, max: number): string => (value ?? '').trim().replace(/\s+/g, ' ').slice(0, max + 1)
+    const tx = line(request.body.tx, 64)
+    const reference = line(request.body.reference, 100)
+    const note = line(request.body.note, 500)
     let amount
     try {
-      amount = parseCents(text(request.body?.amount, 20))
+      amount = parseCents(line(request.body.amount, 20))
     } catch (error) {
       if (!(error instanceof InvalidAmount)) throw error
       amount = null
     }
     if (amount === null || tx === '' || reference === '' || reference.length > 100 || note === '' || note.length > 500) {
-      return html(reply).code(400).send(messagePage(config, {
-        title: 'Say what was refunded', heading: 'Say what was refunded', root: '../../../', linkHome: false,
-        message: 'Give the CashNet tx, the amount refunded (like 12.50), CashNet’s refund reference (at most 100 characters) and a note (at most 500 characters).'
-      }))
+      return badInputPage(config, reply, REFUND_BAD_INPUT)
     }
     const refused = whyRefundRefused(record, tx, amount)
     if (refused !== null) return refuse(request, reply, 'refund', target, refused)
@@ -194,21 +201,19 @@ const admin: FastifyPluginAsync = async (fastify) => {
     return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })
 
-  fastify.post<{ Params: { id: string }, Body: { resolution?: unknown } }>('/admin/payments/:id/resolve', {
-    config: { access: 'admin', root: '../../../' },
-    preHandler: fastify.csrfProtection
+  fastify.post<PaymentRoute<{ resolution?: string }>>('/admin/payments/:id/resolve', {
+    config: { access: 'admin', root: ACTION_ROOT, badInput: RESOLVE_BAD_INPUT },
+    schema: { params: PAYMENT_PARAMS, body: RESOLVE_FORM },
+    preValidation: fastify.csrfProtection
   }, async (request, reply) => {
     const target = actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const allowed = verdict(record, 'settle')
     if (!allowed.allowed) return refuse(request, reply, 'settle', target, allowed.reason)
-    const resolution = typeof request.body?.resolution === 'string' ? request.body.resolution.trim().replace(/\s+/g, ' ') : ''
+    const resolution = (request.body.resolution ?? '').trim().replace(/\s+/g, ' ')
     if (resolution === '' || resolution.length > 500) {
-      return html(reply).code(400).send(messagePage(config, {
-        title: 'Say what was done', heading: 'Say what was done', root: '../../../', linkHome: false,
-        message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
-      }))
+      return badInputPage(config, reply, RESOLVE_BAD_INPUT)
     }
     if (!ledger.resolveAttention(id, by, resolution)) return refuse(request, reply, 'settle', target, `This payment is ${record.checkout.state}; only payments that need attention can be marked settled.`)
     request.log.info({ event: 'admin.resolved', checkout: id, tx: record.checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)

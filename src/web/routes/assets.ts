@@ -13,8 +13,11 @@ const assets: FastifyPluginAsync = async (fastify) => {
     const type = TYPES[extname(name)]
     if (type !== undefined) files.set(name, { type, body: readFileSync(join(FOLDER, name)) })
   }
-  fastify.get('/assets/:name', { config: { access: 'public' } }, async (request, reply) => {
-    const file = files.get((request.params as { name: string }).name)
+  fastify.get<{ Params: { name: string } }>('/assets/:name', {
+    config: { access: 'public' },
+    schema: { params: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } }
+  }, async (request, reply) => {
+    const file = files.get(request.params.name)
     if (file === undefined) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n')
     return reply.type(file.type).header('cache-control', 'public, max-age=3600').send(file.body)
   })

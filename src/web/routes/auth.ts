@@ -12,7 +12,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 import { UserObjectClient } from '../userobject.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 
 /** The service root seen from /auth/ezproxy, relative so it survives EZproxy's host rewriting. */
 const ROOT = '../'
@@ -28,6 +28,12 @@ export function afterSignIn (next: unknown): string {
   if (/^\/auth(\/|\?|$)/i.test(next)) return ROOT
   return ROOT + next.slice(1)
 }
+
+/** EZproxy's return to /auth/ezproxy: its UserObject token, and the page and sign-in state we gave it. */
+const SIGN_IN_RETURN = {
+  type: 'object',
+  properties: { token: { type: 'string', maxLength: 4096 }, next: { type: 'string', maxLength: 2048 }, state: { type: 'string', maxLength: 64 } }
+} as const
 
 const auth: FastifyPluginAsync = async (fastify) => {
   const { config, sessions } = fastify
@@ -57,17 +63,12 @@ const auth: FastifyPluginAsync = async (fastify) => {
   if (config.authMode !== 'userobject') return
   const userObject = new UserObjectClient({ ezproxyUrl: config.ezproxyUrl, wskey: config.ezproxyWskey })
 
-  fastify.get('/auth/ezproxy', {
+  fastify.get<{ Querystring: { token?: string, next?: string, state?: string } }>('/auth/ezproxy', {
     // Anyone can start a sign-in and each return costs one call to EZproxy: bound it per address.
     config: { access: 'public', root: ROOT, rateLimit: { max: 30, timeWindow: '1 minute' } },
-    schema: {
-      querystring: {
-        type: 'object',
-        properties: { token: { type: 'string', maxLength: 4096 }, next: { type: 'string', maxLength: 2048 }, state: { type: 'string', maxLength: 64 } }
-      }
-    }
+    schema: { querystring: SIGN_IN_RETURN }
   }, async (request, reply) => {
-    const query = request.query as { token?: string, next?: string, state?: string }
+    const query = request.query
     const page = (status: 401 | 503, heading: string, message: string): string => {
       reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       return messagePage(config, { title: heading, heading, message, root: ROOT, tone: status === 401 ? 'warn' : 'bad', linkHome: true })

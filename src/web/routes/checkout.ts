@@ -2,27 +2,36 @@
 // page that hands the patron's browser to CashNet with the checkout form.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { almaFor } from '../alma-logging.ts'
 import { checkoutFormFields } from '../../cashnet/checkout-form.ts'
 import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
-import { messagePage } from '../views/fines.ts'
+import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
 
 export const CHECKOUT_COOKIE = 'acn_checkout'
 
+/** The pay form: the fee checkboxes (one `fee` field per ticked fee) and the CSRF token. */
+const CHECKOUT_FORM = {
+  type: 'object',
+  properties: {
+    // a single ticked fee arrives as one string; Fastify's validator makes it a list of one
+    fee: { type: 'array', items: { type: 'string' }, default: [] },
+    _csrf: { type: 'string' }
+  }
+} as const
+
 const checkout: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   const rules = { ...config, itemCode: config.cashnetItemCode, itemCodes: config.cashnetItemCodes }
-  fastify.post('/checkout', {
-    config: { access: 'patron', root: './' },
-    preHandler: fastify.csrfProtection
+  fastify.post<{ Body: { fee: string[], _csrf?: string } }>('/checkout', {
+    config: { access: 'patron', root: './', badInput: { heading: 'Please check your selection', message: 'Choose at least one fee to pay.', linkHome: true } },
+    schema: { body: CHECKOUT_FORM },
+    // preValidation: a forged or stale form is refused as such (403) whatever shape its fields have
+    preValidation: fastify.csrfProtection
   }, async (request, reply) => {
     const username = (request.patron as { username: string }).username
-    const body = (request.body ?? {}) as Record<string, unknown>
-    const raw = body.fee
-    const feeIds = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter((v): v is string => typeof v === 'string')
+    const feeIds = request.body.fee
     try {
-      const created = await startCheckout({ alma: almaFor(request), ledger, rules }, username, feeIds)
+      const created = await startCheckout({ alma: request.alma, ledger, rules }, username, feeIds)
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 2 * 24 * 3600 })
       const fields = checkoutFormFields(created, { refType: config.cashnetRefType, signoutUrl: `${config.publicUrl}/cashnet/return` })

@@ -131,8 +131,11 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
   }
 }
 
-function wantsJson (request: FastifyRequest): boolean {
-  const format = (request.query as { format?: unknown } | undefined)?.format
+/** ?format=json or ?format=html; without it, the Accept header decides. */
+const CHECK_QUERY = { type: 'object', properties: { format: { type: 'string' } } } as const
+
+function wantsJson (request: FastifyRequest<{ Querystring: { format?: string } }>): boolean {
+  const format = request.query.format
   if (format === 'json') return true
   if (format === 'html') return false
   const accept = String(request.headers.accept ?? '')
@@ -145,7 +148,7 @@ const ezproxyCheck: FastifyPluginAsync = async (fastify) => {
   const frontProxy = config.trustProxy.length > 0 ? proxyAddr.compile([...config.trustProxy]) : null
   const isFrontProxy = (address: string | undefined): boolean => frontProxy !== null && address !== undefined && address !== '' && frontProxy(address, 0)
 
-  fastify.get('/ezproxy-check', { config: { access: 'public', root: './' } }, async (request, reply) => {
+  fastify.get<{ Querystring: { format?: string } }>('/ezproxy-check', { config: { access: 'public', root: './' }, schema: { querystring: CHECK_QUERY } }, async (request, reply) => {
     const check = diagnose(request, config, { fromEzproxy, isFrontProxy, sessions: fastify.sessions })
     reply.header('cache-control', 'no-store').header('vary', 'accept')
     if (wantsJson(request)) return reply.type('application/json; charset=utf-8').send(check)

@@ -2,7 +2,6 @@
 // ledger's payments still being recorded, so that a fee already paid is never offered again.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { almaFor } from '../alma-logging.ts'
 import { finesPage } from '../views/fines.ts'
 import { feesInProgress, whyNotPayable } from '../../payments/payable.ts'
 
@@ -10,7 +9,8 @@ const fines: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   fastify.get('/', { config: { access: 'patron', root: './' } }, async (request, reply) => {
     const username = (request.patron as { username: string }).username
-    const [user, feeList] = await Promise.all([almaFor(request).getUser(username), almaFor(request).listActiveFees(username)])
+    const alma = request.alma
+    const [user, feeList] = await Promise.all([alma.getUser(username), alma.listActiveFees(username)])
     const payments = ledger.paymentsInProgress(username, user.primaryId)
     const inProgress = feesInProgress(payments)
     const fees = feeList.fees

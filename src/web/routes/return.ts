@@ -6,11 +6,25 @@ import { findReference, normaliseFields } from '../../cashnet/postback.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 
+/**
+ * CashNet's redirect (GET query or POST form): its result fields beside our reference (refXtypeN/refXvalN, or
+ * the `ref` of our own links), any of them possibly sent twice. They are read only to find the reference; a
+ * patron who has just paid is never refused a receipt for the shape of CashNet's fields.
+ */
+const CASHNET_FIELDS = {
+  type: 'object',
+  additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] }
+} as const
+
+type CashnetFields = Record<string, string | string[]>
+
+interface ReturnRoute { Querystring: CashnetFields, Body: CashnetFields | undefined }
+
 const receipt: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
 
-  const referenceFrom = (request: FastifyRequest): string | null => {
-    const fields = { ...(request.query as Record<string, unknown>), ...((typeof request.body === 'object' && request.body !== null) ? request.body as Record<string, unknown> : {}) }
+  const referenceFrom = (request: FastifyRequest<ReturnRoute>): string | null => {
+    const fields = { ...request.query, ...request.body }
     try {
       const normalised = normaliseFields(fields)
       const fromCashnet = findReference(normalised, config.cashnetRefType)
@@ -25,7 +39,7 @@ const receipt: FastifyPluginAsync = async (fastify) => {
     return unsigned?.valid === true ? unsigned.value : null
   }
 
-  const show = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+  const show = async (request: FastifyRequest<ReturnRoute>, reply: FastifyReply): Promise<FastifyReply> => {
     const username = (request.patron as { username: string }).username
     const reference = referenceFrom(request)
     const checkout = reference !== null && /^[A-Za-z0-9_-]{1,64}$/.test(reference)
@@ -40,8 +54,16 @@ const receipt: FastifyPluginAsync = async (fastify) => {
     return reply.send(receiptPage(config, checkout))
   }
 
-  fastify.get('/cashnet/return', { config: { access: 'patron', root: '../' } }, show)
-  fastify.post('/cashnet/return', { config: { access: 'patron', root: '../' }, bodyLimit: 32 * 1024 }, show)
+  fastify.get<ReturnRoute>('/cashnet/return', { config: { access: 'patron', root: '../' }, schema: { querystring: CASHNET_FIELDS } }, show)
+  fastify.post<ReturnRoute>('/cashnet/return', {
+    config: { access: 'patron', root: '../' },
+    bodyLimit: 32 * 1024,
+    schema: {
+      querystring: CASHNET_FIELDS,
+      // by media type: a POST without a body is not validated as an empty form
+      body: { content: { 'application/x-www-form-urlencoded': { schema: CASHNET_FIELDS } } }
+    }
+  }, show)
 }
 
 export default receipt

@@ -1,5 +1,5 @@
 // The fines page: every ACTIVE fee with type, title or barcode, owning library, date and balance; a checkbox
-// per payable fee (all ticked), the total, and the pay button. The friendly pages live here too.
+// per payable fee (all ticked), the total, and the pay button.
 
 import type { AlmaUser, Fee } from '../../alma/types.ts'
 import type { Checkout } from '../../ledger/types.ts'
@@ -143,17 +143,5 @@ ${payable.length === 0
 <span class="muted" id="pay-hint">${view.minPayment > 1 ? `The smallest online payment is ${money(view.minPayment)}.` : ''}</span></div>
 <p class="muted small">Card details are entered on CashNet, never on this site.</p>`}
 </form>`
-  })
-}
-
-export function messagePage (branding: Branding, options: { title: string, heading: string, message: string, root?: string, tone?: 'ok' | 'warn' | 'bad', linkHome?: boolean, signOut?: boolean }): string {
-  return page({
-    title: options.title,
-    root: options.root ?? './',
-    branding,
-    signOut: options.signOut,
-    body: html`<h1>${options.heading}</h1>
-<div class="notice ${options.tone ?? 'warn'}" role="status"><p>${options.message}</p></div>
-${options.linkHome === true ? html`<p><a href="${options.root ?? './'}">Back to your fines</a></p>` : ''}`
   })
 }

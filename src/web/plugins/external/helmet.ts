@@ -1,0 +1,37 @@
+// @fastify/helmet: security headers, and a Content-Security-Policy that lets a page load only this service's
+// own assets, post forms only here and to CashNet, and never be framed.
+
+import { createHash } from 'node:crypto'
+import helmet from '@fastify/helmet'
+import fp from 'fastify-plugin'
+import type { Config } from '../../../config.ts'
+import { accentCss } from '../../views/layout.ts'
+
+export default fp(async function helmetSettings (fastify, { config }: { config: Config }) {
+  const cashnetOrigin = new URL(config.cashnetCheckoutUrl).origin
+  const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
+  // The accent colour is the only inline style; it is allowed by its hash, never by 'unsafe-inline'.
+  const accentHash = `'sha256-${createHash('sha256').update(accentCss(config.accentColor)).digest('base64')}'`
+  await fastify.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", accentHash],
+        styleSrcAttr: ["'none'"],
+        imgSrc: ["'self'", 'data:', ...(logoOrigin !== null ? [logoOrigin] : [])],
+        // the hand-off page's form goes to CashNet
+        formAction: ["'self'", cashnetOrigin],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+        connectSrc: ["'self'"]
+      }
+    },
+    strictTransportSecurity: config.secureCookies ? { maxAge: 31536000 } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false
+  })
+}, { name: 'helmet-settings' })
