@@ -15,7 +15,8 @@ import { AlmaClient } from './alma/client.ts'
 import { AlmaError, AlmaUnavailable, AlmaBadResponse, USER_NOT_FOUND_CODES } from './alma/errors.ts'
 import type { Config } from './config.ts'
 import type { Ledger } from './ledger/ledger.ts'
-import { LedgerBusy, SqliteLedger } from './ledger/sqlite.ts'
+import { LedgerUnavailable } from './ledger/errors.ts'
+import { SqliteLedger } from './ledger/sqlite/index.ts'
 import { loggerOptions } from './log.ts'
 import { type Alerts, createAlerts } from './payments/alerts.ts'
 import { PostingWorker, STOP_MARGIN_MS } from './payments/worker.ts'
@@ -161,7 +162,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.addHook('onClose', async () => {
     // Waits for a posting in flight (bounded by ALMA_TIMEOUT_MS plus a margin) or abandons it visibly, then closes.
     await worker.stop()
-    ledger.close()
+    await ledger.close()
     await alma.close()
   })
 
@@ -213,7 +214,7 @@ async function handleError (app: FastifyInstance, config: Config, error: Fastify
     request.log.error({ event: 'alma.unavailable', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `${operator} (${error.message})`)
     return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
   }
-  if (error instanceof LedgerBusy) {
+  if (error instanceof LedgerUnavailable) {
     request.log.warn({ event: 'ledger.busy', path: request.url.split('?')[0] }, `${error.message}; answered 503 (is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?)`)
     if (request.routeOptions.config?.access === 'cashnet') return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
     return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')

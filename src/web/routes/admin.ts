@@ -4,10 +4,11 @@
 // refused one answers 409 with the rule's reason and changes nothing. The staff member's name goes in the audit.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { PageCursor } from '../../ledger/ledger.ts'
 import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
-import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
-import { type StaffAction, refundEffect, staffView, verdict, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { statesNamed } from '../../payments/checkout-states.ts'
+import { type StaffAction, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { messagePage } from '../views/fines.ts'
 import { type ListQuery, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
@@ -26,11 +27,10 @@ function asList (value: unknown): string[] {
 /** The list's filters from the query string; anything unknown is ignored rather than refused. */
 export function readListQuery (raw: unknown): ListQuery {
   const query = (raw ?? {}) as Record<string, unknown>
-  const states = new Set(asList(query.state).flatMap(s => s.split(',')).map(s => s.trim().toUpperCase()))
   const search = (asList(query.q)[0] ?? '').trim().slice(0, MAX_SEARCH)
   const page = Number.parseInt(asList(query.page)[0] ?? '1', 10)
   return {
-    states: CHECKOUT_STATES.filter(s => states.has(s)),
+    states: statesNamed(asList(query.state).flatMap(s => s.split(','))),
     search,
     page: Number.isSafeInteger(page) && page >= 1 ? page : 1
   }
@@ -44,13 +44,13 @@ const admin: FastifyPluginAsync = async (fastify) => {
   fastify.get('/admin', { config: { access: 'admin', root: './' } }, async (request, reply) => {
     const query = readListQuery(request.query)
     const filter = { states: query.states, search: query.search }
-    let { checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (query.page - 1) * PAGE_SIZE })
+    let { checkouts, total } = await ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (query.page - 1) * PAGE_SIZE })
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
     if (query.page > pages) {
       query.page = pages
-      ;({ checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (pages - 1) * PAGE_SIZE }))
+      ;({ checkouts, total } = await ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (pages - 1) * PAGE_SIZE }))
     }
-    const counts = ledger.countCheckouts(query.search)
+    const counts = await ledger.countCheckouts(query.search)
     return html(reply).send(paymentsListPage({
       branding: config,
       query,
@@ -59,7 +59,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
       pageSize: PAGE_SIZE,
       counts: counts.byState,
       openAttention: counts.openAttention,
-      unmatchedPostbacks: ledger.countUnmatchedPostbacks()
+      unmatchedPostbacks: await ledger.countUnmatchedPostbacks()
     }))
   })
 
@@ -69,15 +69,14 @@ const admin: FastifyPluginAsync = async (fastify) => {
     const log = request.log
     // Page by page (keyset, no lines, one query a page), yielding to the event loop between pages.
     async function * pages (): AsyncGenerator<CheckoutSummary[]> {
-      let after: { createdAt: string, rowid: number } | null = null
+      let after: PageCursor | null = null
       let rows = 0
       while (rows < CSV_MAX_ROWS) {
-        const page = ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
+        const page = await ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
         if (page.length === 0) break
         rows += page.length
         yield page
-        const last = page[page.length - 1]
-        after = { createdAt: last.createdAt, rowid: last.rowid }
+        after = page[page.length - 1].cursor
         await new Promise(resolve => setImmediate(resolve))
       }
       log.info({ event: 'admin.export', states: query.states, search: query.search, rows }, `${by} downloaded ${rows} payment(s) as CSV`)
@@ -92,14 +91,14 @@ const admin: FastifyPluginAsync = async (fastify) => {
   })
 
   fastify.get('/admin/postbacks', { config: { access: 'admin', root: '../' } }, async (_request, reply) => {
-    return html(reply).send(unmatchedPostbacksPage(config, ledger.unmatchedPostbacks(undefined, UNMATCHED_SHOWN), ledger.countUnmatchedPostbacks()))
+    return html(reply).send(unmatchedPostbacksPage(config, await ledger.unmatchedPostbacks(undefined, UNMATCHED_SHOWN), await ledger.countUnmatchedPostbacks()))
   })
 
   const notFound = (reply: FastifyReply, root: string): FastifyReply =>
     html(reply).code(404).send(messagePage(config, { title: 'No such payment', heading: 'No such payment', message: 'There is no checkout with that id. Search the payments list by tx, username or checkout id.', root }))
 
   fastify.get<{ Params: { id: string } }>('/admin/payments/:id', { config: { access: 'admin', root: '../../' } }, async (request, reply) => {
-    const history = ledger.history(request.params.id)
+    const history = await ledger.history(request.params.id)
     if (history === undefined) return notFound(reply, '../../')
     const retried = (request.query as Record<string, unknown>).retried === '1'
     return html(reply).send(paymentPage({
@@ -112,9 +111,9 @@ const admin: FastifyPluginAsync = async (fastify) => {
   })
 
   /** The payment a staff action (POST /admin/payments/:id/...) is about, and who acts; a 404 page if none. */
-  const actionTarget = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): { id: string, by: string, record: MoneyRecord } | FastifyReply => {
+  const actionTarget = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<{ id: string, by: string, record: MoneyRecord } | FastifyReply> => {
     const id = request.params.id
-    const record = ledger.moneyRecord(id)
+    const record = await ledger.moneyRecord(id)
     if (record === undefined) return notFound(reply, '../../../')
     return { id, by: staff(request.patron?.username), record }
   }
@@ -142,13 +141,15 @@ const admin: FastifyPluginAsync = async (fastify) => {
       // preHandler, not onRequest: the token is in the form body, which is parsed after onRequest
       preHandler: fastify.csrfProtection
     }, async (request, reply) => {
-      const target = actionTarget(request, reply)
+      const target = await actionTarget(request, reply)
       if (!('record' in target)) return target
       const { id, by, record } = target
       const allowed = verdict(record, action)
       if (!allowed.allowed) return refuse(request, reply, action, target, allowed.reason)
-      // No await between the rule and the requeue: nothing else in this process can change the payment meanwhile.
-      if (!ledger.requeue(id, by, action)) return refuse(request, reply, action, target, `This payment is ${record.checkout.state}; it cannot be posted from here.`)
+      // The rule is asked again inside the ledger's transaction, on the payment as it is then: a postback that
+      // changed it since the page was read (a double charge, say) is not overridden.
+      const requeued = await ledger.requeue(id, by, action, current => whyNot(verdict(current, action)))
+      if (!requeued.done) return refuse(request, reply, action, target, requeued.reason)
       request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : 'post what CashNet confirmed for'} ${id} (was ${record.checkout.state})`)
       worker.schedule(id)
       return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
@@ -159,7 +160,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     config: { access: 'admin', root: '../../../' },
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
-    const target = actionTarget(request, reply)
+    const target = await actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const general = verdict(record, 'refund')
@@ -183,7 +184,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     }
     const refused = whyRefundRefused(record, tx, amount)
     if (refused !== null) return refuse(request, reply, 'refund', target, refused)
-    const result = ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
+    const result = await ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
       refuse: (current) => whyRefundRefused(current, tx, amount),
       effect: refundEffect
     })
@@ -198,7 +199,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     config: { access: 'admin', root: '../../../' },
     preHandler: fastify.csrfProtection
   }, async (request, reply) => {
-    const target = actionTarget(request, reply)
+    const target = await actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const allowed = verdict(record, 'settle')
@@ -210,7 +211,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
         message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
       }))
     }
-    if (!ledger.resolveAttention(id, by, resolution)) return refuse(request, reply, 'settle', target, `This payment is ${record.checkout.state}; only payments that need attention can be marked settled.`)
+    const settled = await ledger.resolveAttention(id, by, resolution, current => whyNot(verdict(current, 'settle')))
+    if (!settled.done) return refuse(request, reply, 'settle', target, settled.reason)
     request.log.info({ event: 'admin.resolved', checkout: id, tx: record.checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)
     return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })

@@ -11,7 +11,7 @@ const fines: FastifyPluginAsync = async (fastify) => {
   fastify.get('/', { config: { access: 'patron', root: './' } }, async (request, reply) => {
     const username = (request.patron as { username: string }).username
     const [user, feeList] = await Promise.all([almaFor(request).getUser(username), almaFor(request).listActiveFees(username)])
-    const payments = ledger.paymentsInProgress(username, user.primaryId)
+    const payments = await ledger.paymentsInProgress(username, user.primaryId)
     const inProgress = feesInProgress(payments)
     const fees = feeList.fees
       .map(fee => ({ fee, notPayable: whyNotPayable(fee, config, inProgress) }))
