@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { checkoutFormFields } from '../src/cashnet/checkout-form.ts'
 import { newCheckoutId } from '../src/payments/checkout.ts'
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import type { Checkout } from '../src/ledger/types.ts'
 import type { Cents } from '../src/money.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
@@ -206,8 +206,8 @@ const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: 'http:/
 const setupLedger = new SqliteLedger({ path: dbPath })
 
 /** A checkout as POST /checkout would record it, written straight into the service's ledger file. */
-function checkoutFor (user: SeedUser): Checkout {
-  return setupLedger.createCheckout({
+async function checkoutFor (user: SeedUser): Promise<Checkout> {
+  return await setupLedger.createCheckout({
     id: newCheckoutId(),
     userId: user.primaryId,
     primaryId: user.primaryId,
@@ -236,9 +236,9 @@ function paidPostback (fields: Array<[string, string]>): string {
 const formFieldsOf = (checkout: Checkout): Array<[string, string]> => checkoutFormFields(checkout, { refType: 'ALMACHECKOUT', signoutUrl: 'https://fines.example.edu/cashnet/return' })
 
 log('setting up checkouts in the ledger file for items 3 and 5 (one durable commit each)')
-const burstCheckouts = burstPatrons.map(checkoutFor)
-const postbackCheckouts = postbackPatrons.map(checkoutFor)
-setupLedger.close()
+const burstCheckouts = await Promise.all(burstPatrons.map(checkoutFor))
+const postbackCheckouts = await Promise.all(postbackPatrons.map(checkoutFor))
+await setupLedger.close()
 const reader = new Database(dbPath, { readonly: true, fileMustExist: true })
 const stateOf = reader.prepare('SELECT state, paid_at, posted_at FROM checkouts WHERE id = ?')
 

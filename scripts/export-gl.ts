@@ -44,6 +44,6 @@ await runCommand(spec, async (o) => {
     }
     process.stdout.write(`${path}\n`)
   } finally {
-    ledger.close()
+    await ledger.close()
   }
 })

@@ -132,7 +132,7 @@ await runCommand(spec, async (options) => {
     needsPerson = true
     return
   } finally {
-    ledger.close()
+    await ledger.close()
   }
   needsPerson = report.findings.length > 0
   if (options.json === 'yes') process.stdout.write(JSON.stringify(report, null, 2) + '\n')

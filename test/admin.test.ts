@@ -31,12 +31,12 @@ async function unapplicable (stack: TestStack): Promise<string> {
   const id = checkoutIdFrom(fields)
   stack.alma.closeFee('300001')
   await carol.payOnCashnet(action, fields)
-  await until(() => state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
+  await until(async () => await state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
   return id
 }
 
-function state (stack: TestStack, id: string): string | undefined {
-  return stack.app.ledger.getCheckout(id)?.state
+async function state (stack: TestStack, id: string): Promise<string | undefined> {
+  return (await stack.app.ledger.getCheckout(id))?.state
 }
 
 /** The <tbody> rows of the payments table: one string per row. */
@@ -54,7 +54,7 @@ t.test('staff find a payment by tx, see why it needs attention, retry after the 
   stack.alma.faults.failStatus = 400
   stack.alma.faults.failNext = 1000
   await alice.payOnCashnet(action, fields)
-  await until(() => state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
+  await until(async () => await state(stack, id) === 'NEEDS_ATTENTION', 'the payment to need attention')
   const tx = stack.cashnet.sent.at(-1)?.fields.tx ?? ''
   t.not(tx, '', 'CashNet reported a tx')
   t.same(stack.alma.paymentsFor(tx), [], 'Alma has recorded nothing yet')
@@ -86,7 +86,7 @@ t.test('staff find a payment by tx, see why it needs attention, retry after the 
   const forged = await staff.post(`/admin/payments/${id}/retry`, {})
   t.equal(forged.status, 403, 'retry without a CSRF token is refused')
   t.ok(stack.logLines().some(l => l.event === 'access.csrf' && l.user === 'staff'), 'refused by the CSRF check, not for access')
-  t.equal(state(stack, id), 'NEEDS_ATTENTION')
+  t.equal(await state(stack, id), 'NEEDS_ATTENTION')
 
   // Staff fix the cause (Alma answers again) and retry.
   stack.alma.faults.failNext = 0
@@ -94,7 +94,7 @@ t.test('staff find a payment by tx, see why it needs attention, retry after the 
   t.equal(retried.status, 303, 'the retry redirects back to the payment')
   t.equal(retried.headers.location, `../${id}?retried=1`)
   await stack.app.worker.idle()
-  await until(() => state(stack, id) === 'POSTED', 'the payment to be posted')
+  await until(async () => await state(stack, id) === 'POSTED', 'the payment to be posted')
 
   t.same(stack.alma.paymentsFor(tx).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
     { feeId: '100001', amountCents: 500 },
@@ -125,8 +125,8 @@ t.test('a stuck PAID payment can be retried too', async t => {
   stack.alma.faults.failStatus = 503
   stack.alma.faults.failNext = 1
   await carol.payOnCashnet(action, fields)
-  await until(() => (stack.app.ledger.getCheckout(id)?.attempts ?? 0) > 0, 'a failed attempt')
-  t.equal(state(stack, id), 'PAID', 'waiting a long backoff')
+  await until(async () => ((await stack.app.ledger.getCheckout(id))?.attempts ?? 0) > 0, 'a failed attempt')
+  t.equal(await state(stack, id), 'PAID', 'waiting a long backoff')
   const tx = stack.cashnet.sent.at(-1)?.fields.tx ?? ''
 
   const staff = new Browser(stack).login('staff')
@@ -138,14 +138,14 @@ t.test('a stuck PAID payment can be retried too', async t => {
   const retryForm = readForm(detail.body.slice(detail.body.indexOf('<form class="retry"')))
   const retried = await staff.post(`/admin/payments/${id}/retry`, retryForm.fields)
   t.equal(retried.status, 303)
-  await until(() => state(stack, id) === 'POSTED', 'the payment to be posted')
+  await until(async () => await state(stack, id) === 'POSTED', 'the payment to be posted')
   t.same(stack.alma.paymentsFor(tx), [{ feeId: '300001', amountCents: 250 }])
 })
 
 t.test('search by checkout id, username, name and tx; state filter with counts; pagination', async t => {
   const stack = await build(t)
   const paid = await pay(stack, 'carol')
-  await until(() => state(stack, paid.id) === 'POSTED', 'carol posted')
+  await until(async () => await state(stack, paid.id) === 'POSTED', 'carol posted')
   const started = await start(stack, 'zoe')
   const alsoStarted = await start(stack, 'alice')
   const staff = new Browser(stack).login('staff')
@@ -185,7 +185,7 @@ t.test('search by checkout id, username, name and tx; state filter with counts; 
   t.equal(rows(bogus).length, 3)
 
   // Pagination: 50 a page, links keep the filters.
-  for (let i = 0; i < 50; i++) stack.app.ledger.createCheckout({ id: `bulk${String(i).padStart(3, '0')}`, userId: 'bulk', primaryId: 'bulk', patronName: 'Bulk Patron', email: '', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: '', itemCode: 'LIB-FINE', amount: cents(100) }] })
+  for (let i = 0; i < 50; i++) await stack.app.ledger.createCheckout({ id: `bulk${String(i).padStart(3, '0')}`, userId: 'bulk', primaryId: 'bulk', patronName: 'Bulk Patron', email: '', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: '', itemCode: 'LIB-FINE', amount: cents(100) }] })
   const first = await staff.get('/admin?state=CREATED')
   t.equal(rows(first).length, 50)
   t.match(first.body, 'page 1 of 2')
@@ -211,7 +211,7 @@ t.test('the CSV has the filtered rows, decimal amounts and no live formulas', as
     story: 'hostile name'
   })
   const paid = await pay(stack, 'carol')
-  await until(() => state(stack, paid.id) === 'POSTED', 'carol posted')
+  await until(async () => await state(stack, paid.id) === 'POSTED', 'carol posted')
   const mallory = await start(stack, 'mallory')
   const staff = new Browser(stack).login('staff')
 
@@ -317,11 +317,11 @@ t.test('staff settle money that could not be applied: it leaves the attention li
   t.equal(forged.status, 403, 'CSRF-protected')
   const empty = await staff.post(`/admin/payments/${id}/resolve`, [...settle.fields, ['resolution', '   ']])
   t.equal(empty.status, 400, 'a note is required')
-  t.equal(stack.app.ledger.getCheckout(id)?.resolvedAt, null)
+  t.equal((await stack.app.ledger.getCheckout(id))?.resolvedAt, null)
 
   const done = await staff.post(`/admin/payments/${id}/resolve`, [...settle.fields, ['resolution', 'Refunded 2.50 in CashNet <b>ref 77</b>']])
   t.equal(done.status, 303)
-  const settled = stack.app.ledger.getCheckout(id)
+  const settled = await stack.app.ledger.getCheckout(id)
   t.equal(settled?.state, 'NEEDS_ATTENTION', 'the state stays as SPEC names it')
   t.equal(settled?.resolvedBy, 'staff')
   t.equal(settled?.resolution, 'Refunded 2.50 in CashNet <b>ref 77</b>')
@@ -330,7 +330,7 @@ t.test('staff settle money that could not be applied: it leaves the attention li
   t.notMatch(page.body, '<form class="resolve"')
   t.notMatch((await staff.get('/admin')).body, 'payment(s) need attention', 'no longer counted as open')
   t.ok(stack.logLines().some(l => l.event === 'admin.resolved' && l.checkout === id && l.by === 'staff'))
-  t.ok(stack.app.ledger.history(id)?.events.some(e => e.event === 'attention.resolved'), 'kept in the audit trail')
+  t.ok((await stack.app.ledger.history(id))?.events.some(e => e.event === 'attention.resolved'), 'kept in the audit trail')
   const again = await staff.post(`/admin/payments/${id}/resolve`, [...settle.fields, ['resolution', 'twice']])
   t.equal(again.status, 409)
 
@@ -339,6 +339,6 @@ t.test('staff settle money that could not be applied: it leaves the attention li
 
   const second = await stack.cashnet.sendPostback({ result: '0', tx: '888888', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '2.50', ref1type1: 'ALMACHECKOUT', ref1val1: id })
   t.equal(second.status, 200)
-  t.equal(stack.app.ledger.getCheckout(id)?.resolvedAt, null, 'a new double charge reopens it')
-  t.match(stack.app.ledger.getCheckout(id)?.attentionReason, 'second CashNet transaction 888888')
+  t.equal((await stack.app.ledger.getCheckout(id))?.resolvedAt, null, 'a new double charge reopens it')
+  t.match((await stack.app.ledger.getCheckout(id))?.attentionReason, 'second CashNet transaction 888888')
 })

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { AlmaSandbox } from '../src/sandbox/alma.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
@@ -72,7 +72,7 @@ async function rig (t: Test): Promise<Rig> {
   const browser = new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice')
   t.teardown(async () => {
     await kill()
-    ledger.close()
+    await ledger.close()
     rmSync(dir, { recursive: true, force: true })
     await ezproxy.close()
     await cashnet.close()
@@ -82,8 +82,8 @@ async function rig (t: Test): Promise<Rig> {
   return { alma, cashnet, ezproxy, ledger, browser, start, kill, output }
 }
 
-function assertPaidOnce (t: Test, r: Rig, id: string): void {
-  const checkout = r.ledger.getCheckout(id)
+async function assertPaidOnce (t: Test, r: Rig, id: string): Promise<void> {
+  const checkout = await r.ledger.getCheckout(id)
   t.equal(checkout?.state, 'POSTED')
   t.same(
     r.alma.paymentsFor(checkout?.tx as string).map(p => `${p.feeId}:${p.amountCents}`).sort(),
@@ -107,12 +107,12 @@ t.test('killed before the postback was committed: CashNet retries and it is post
   const postback = r.cashnet.resultFields({ id: 'x', finished: false, fields: new Map(fields.map(([k, v]) => [k.toLowerCase(), v])) }, 'pay')
   const lost = await r.cashnet.sendPostback(postback)
   t.equal(lost.status, 0, 'nobody answered: CashNet keeps it for a retry')
-  t.equal(r.ledger.getCheckout(id)?.state, 'CREATED')
+  t.equal((await r.ledger.getCheckout(id))?.state, 'CREATED')
   await r.start()
   const retried = await r.cashnet.sendPostback(postback)
   t.equal(retried.status, 200)
-  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after the retry')
-  assertPaidOnce(t, r, id)
+  await until(async () => (await r.ledger.getCheckout(id))?.state === 'POSTED', 'posting after the retry')
+  await assertPaidOnce(t, r, id)
 })
 
 t.test('killed between the commit and the first Alma call: posted on restart', async t => {
@@ -130,11 +130,11 @@ t.test('killed between the commit and the first Alma call: posted on restart', a
   }
   await r.browser.payOnCashnet(action, fields)
   await until(() => !armed, 'the kill')
-  t.equal(r.ledger.getCheckout(id)?.state, 'PAID', 'the postback was durable before the 200')
+  t.equal((await r.ledger.getCheckout(id))?.state, 'PAID', 'the postback was durable before the 200')
   t.same(r.alma.allExternalPayments(), [])
   await r.start()
-  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
-  assertPaidOnce(t, r, id)
+  await until(async () => (await r.ledger.getCheckout(id))?.state === 'POSTED', 'posting after restart')
+  await assertPaidOnce(t, r, id)
 })
 
 t.test('killed between two fee payments: the rest is paid on restart, the first not again', async t => {
@@ -155,8 +155,8 @@ t.test('killed between two fee payments: the rest is paid on restart, the first 
   await until(() => killed, 'the kill')
   t.equal(r.alma.allExternalPayments().length, 1, 'one fee paid before the kill')
   await r.start()
-  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
-  assertPaidOnce(t, r, id)
+  await until(async () => (await r.ledger.getCheckout(id))?.state === 'POSTED', 'posting after restart')
+  await assertPaidOnce(t, r, id)
 })
 
 t.test('killed after Alma applied a payment but before its answer was recorded: not paid twice', async t => {
@@ -171,13 +171,13 @@ t.test('killed after Alma applied a payment but before its answer was recorded: 
   }
   await r.browser.payOnCashnet(action, fields)
   await until(() => killed, 'the kill')
-  const before = r.ledger.getCheckout(id)
+  const before = await r.ledger.getCheckout(id)
   t.equal(before?.lines.filter(l => l.postedAt !== null).length, 0, 'the ledger never heard the answer')
   t.equal(r.alma.allExternalPayments().length, 1, 'but Alma applied the payment')
   await r.start()
-  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
-  assertPaidOnce(t, r, id)
-  const recovered = r.ledger.history(id)?.events.filter(e => e.event === 'line.posted' && e.detail.includes('already shows this tx'))
+  await until(async () => (await r.ledger.getCheckout(id))?.state === 'POSTED', 'posting after restart')
+  await assertPaidOnce(t, r, id)
+  const recovered = (await r.ledger.history(id))?.events.filter(e => e.event === 'line.posted' && e.detail.includes('already shows this tx'))
   t.equal(recovered?.length, 1, 'the first line was recovered from Alma\'s record of our tx')
 })
 
@@ -197,8 +197,8 @@ t.test('SIGTERM mid-posting: the service stops gracefully and the posting comple
   t.match(r.output.join(''), 'service.stopping')
   r.alma.faults.latencyMs = 0
   await r.start()
-  await until(() => r.ledger.getCheckout(id)?.state === 'POSTED', 'posting after restart')
-  assertPaidOnce(t, r, id)
+  await until(async () => (await r.ledger.getCheckout(id))?.state === 'POSTED', 'posting after restart')
+  await assertPaidOnce(t, r, id)
   const health = await send(`${r.ezproxy.url}/healthz`)
   t.equal(health.status, 302, 'the stand-in still asks strangers to sign in')
 })

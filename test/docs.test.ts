@@ -127,7 +127,7 @@ t.test('docs/logging.md describes the posting\'s alma.call lines as they are log
   await alice.payOnCashnet(action, fields)
   await stack.app.worker.idle()
   const id = checkoutIdFrom(fields)
-  const checkout = stack.app.ledger.getCheckout(id)
+  const checkout = await stack.app.ledger.getCheckout(id)
   t.equal(checkout?.state, 'POSTED')
   const posting = stack.logLines().filter(l => l.event === 'alma.call' && l.checkout === id)
   t.ok(posting.some(l => l.alma.method === 'POST' && /^users\/[^/]+\/fees\/[^/]+$/.test(l.alma.path)), 'one POST users/<primary id>/fees/<fee id> per fee')

@@ -10,8 +10,8 @@ async function paidCheckout (stack: TestStack, user: string, feeIds?: string[]):
   return checkoutIdFrom(fields)
 }
 
-function assertPaidOnce (t: Test, stack: TestStack, id: string): void {
-  const checkout = stack.app.ledger.getCheckout(id)
+async function assertPaidOnce (t: Test, stack: TestStack, id: string): Promise<void> {
+  const checkout = await stack.app.ledger.getCheckout(id)
   const payments = stack.alma.paymentsFor(checkout?.tx as string)
   t.same(
     payments.map(p => `${p.feeId}:${p.amountCents}`).sort(),
@@ -28,9 +28,9 @@ t.test('Alma down for the first attempts: retried with backoff until posted, pai
   stack.alma.faults.failStatus = 503
   await browser.payOnCashnet(action, fields)
   const id = checkoutIdFrom(fields)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'posting after Alma recovers')
-  assertPaidOnce(t, stack, id)
-  const history = stack.app.ledger.history(id)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posting after Alma recovers')
+  await assertPaidOnce(t, stack, id)
+  const history = await stack.app.ledger.history(id)
   t.equal(history?.events.filter(e => e.event === 'posting.attempt_failed').length, 3, 'three failed attempts recorded')
   t.ok(history?.almaCalls.some(c => c.status === 503 && c.errorCode === '60101'), 'each Alma answer is recorded')
   t.ok(stack.logLines().some(l => l.event === 'posting.retry'), 'retries are logged')
@@ -46,9 +46,9 @@ t.test('Alma answering 429 bursts: retried, honouring Retry-After, paid once', a
     await browser.payOnCashnet(action, fields)
     return checkoutIdFrom(fields)
   })()
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'posting after the 429')
-  assertPaidOnce(t, stack, id)
-  const calls = stack.app.ledger.history(id)?.almaCalls ?? []
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posting after the 429')
+  await assertPaidOnce(t, stack, id)
+  const calls = (await stack.app.ledger.history(id))?.almaCalls ?? []
   t.equal(calls[0].status, 429)
   t.equal(calls[0].errorCode, 'PER_SECOND_THRESHOLD')
   t.ok(Date.parse(calls[1].at) - Date.parse(calls[0].at) >= 1000, 'the next attempt waited for Retry-After')
@@ -58,10 +58,10 @@ t.test('Alma applies a payment but the answer is lost: the retry finds our tx on
   const stack = await build(t, { env: { ALMA_TIMEOUT_MS: '300' } })
   stack.alma.faults.loseNextPayAnswers = 1
   const id = await paidCheckout(stack, 'alice')
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'posting after the lost answer')
-  assertPaidOnce(t, stack, id)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posting after the lost answer')
+  await assertPaidOnce(t, stack, id)
   t.equal(stack.alma.calls.filter(c => c.method === 'POST').length, 3, 'three pay calls for three fees, none repeated')
-  const events = stack.app.ledger.history(id)?.events ?? []
+  const events = (await stack.app.ledger.history(id))?.events ?? []
   t.ok(events.some(e => e.event === 'line.posted' && e.detail.includes('already shows this tx')), 'the line was recovered from Alma')
 })
 
@@ -76,8 +76,8 @@ t.test('a refused connection mid-posting is retried without paying twice', async
   }
   await browser.payOnCashnet(action, fields)
   const id = checkoutIdFrom(fields)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'posting after the dropped connection')
-  assertPaidOnce(t, stack, id)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posting after the dropped connection')
+  await assertPaidOnce(t, stack, id)
 })
 
 t.test('an Alma business error goes to staff with errorCode, errorMessage and trackingId; no blind retry', async t => {
@@ -93,8 +93,8 @@ t.test('an Alma business error goes to staff with errorCode, errorMessage and tr
   }
   await browser.payOnCashnet(action, fields)
   const id = checkoutIdFrom(fields)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'NEEDS_ATTENTION', 'the business error to reach staff')
-  const checkout = stack.app.ledger.getCheckout(id)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'NEEDS_ATTENTION', 'the business error to reach staff')
+  const checkout = await stack.app.ledger.getCheckout(id)
   t.match(checkout?.attentionReason, /Alma refused: 60101 .*trackingId E01-SANDBOX-/)
   t.equal(stack.alma.calls.filter(c => c.method === 'POST').length, 1, 'not retried blindly')
   t.ok(stack.logLines().some(l => l.event === 'payment.needs_attention' && l.level === 40), 'a warn line a log watcher can match')
@@ -107,13 +107,13 @@ t.test('after POSTING_MAX_ATTEMPTS transient failures the checkout goes to staff
   stack.alma.faults.failNext = 1000
   await browser.payOnCashnet(action, fields)
   const id = checkoutIdFrom(fields)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'NEEDS_ATTENTION', 'giving up')
-  t.match(stack.app.ledger.getCheckout(id)?.attentionReason, 'gave up after 3 attempts')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'NEEDS_ATTENTION', 'giving up')
+  t.match((await stack.app.ledger.getCheckout(id))?.attentionReason, 'gave up after 3 attempts')
   t.same(stack.alma.allExternalPayments(), [])
   stack.alma.faults.failNext = 0
-  t.ok(stack.app.ledger.requeue(id, 'staff'), 'staff can retry once Alma is back')
+  t.ok((await stack.app.ledger.requeue(id, 'staff', 'retry', () => null)).done, 'staff can retry once Alma is back')
   stack.app.worker.schedule(id)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the staff retry')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the staff retry')
   t.equal(stack.alma.allExternalPayments().length, 1)
 })
 
@@ -126,7 +126,7 @@ t.test('200 postbacks for 200 patrons at once with ALMA_RATE_LIMIT 20: never mor
       primaryId, firstName: 'Burst', lastName: String(i), email: '', userGroup: 'UG', identifiers: [], blocks: [], story: '',
       fees: [{ id: `9${String(i).padStart(5, '0')}`, type: 'OVERDUEFINE', typeDesc: 'Overdue fine', balance: '1.25', owner: 'MAIN', ownerDesc: 'Main Library', title: 'Book', barcode: '1', created: '2026-10-01T00:00:00Z' }]
     })
-    const checkout = stack.app.ledger.createCheckout({
+    const checkout = await stack.app.ledger.createCheckout({
       id: `burst${String(i).padStart(27, '0')}`,
       userId: primaryId,
       primaryId,
@@ -142,7 +142,7 @@ t.test('200 postbacks for 200 patrons at once with ALMA_RATE_LIMIT 20: never mor
     result: '0', tx: `70${String(i).padStart(4, '0')}`, itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '1.25', ref1type1: 'ALMACHECKOUT', ref1val1: id
   })))
   t.equal(answers.filter(a => a.status === 200).length, 200, 'every postback acknowledged')
-  await until(() => ids.every(id => stack.app.ledger.getCheckout(id)?.state === 'POSTED'), 'all 200 posted', 60000)
+  await until(async () => (await Promise.all(ids.map(async id => await stack.app.ledger.getCheckout(id)))).every(c => c?.state === 'POSTED'), 'all 200 posted', 60000)
   t.ok(stack.alma.maxCallsInAnySecond() <= 20, `at most 20 Alma calls in any second (saw ${stack.alma.maxCallsInAnySecond()})`)
   t.equal(stack.alma.calls.filter(c => c.status === 429).length, 0, 'Alma never had to refuse')
   t.equal(stack.alma.allExternalPayments().length, 200, 'each paid once')
@@ -153,23 +153,23 @@ t.test('a CREATED checkout older than 24 hours expires; a late postback for it i
   const browser = new Browser(stack).login('carol')
   const { fields } = await browser.checkout()
   const id = checkoutIdFrom(fields)
-  stack.app.worker.sweep(new Date(Date.now() + 23 * 3600_000))
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'CREATED', 'not yet at 23 hours')
-  stack.app.worker.sweep(new Date(Date.now() + 25 * 3600_000))
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'EXPIRED')
+  await stack.app.worker.sweep(new Date(Date.now() + 23 * 3600_000))
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'CREATED', 'not yet at 23 hours')
+  await stack.app.worker.sweep(new Date(Date.now() + 25 * 3600_000))
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'EXPIRED')
   const receipt = await browser.get(`cashnet/return?ref1type1=ALMACHECKOUT&ref1val1=${id}`)
   t.match(receipt.body, 'This payment was not completed')
   await stack.cashnet.sendPostback({ result: '0', tx: '424242', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '2.50', ref1type1: 'ALMACHECKOUT', ref1val1: id })
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the late postback to be posted')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the late postback to be posted')
   t.same(stack.alma.paymentsFor('424242'), [{ feeId: '300001', amountCents: 250 }])
 })
 
 t.test('a PAID checkout stuck past PAID_ALERT_MINUTES raises one payment.stuck warning', async t => {
   const stack = await build(t, { env: { PAID_ALERT_MINUTES: '5' }, app: { startWorker: false } })
   const id = await paidCheckout(stack, 'carol')
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'PAID')
-  stack.app.worker.sweep(new Date(Date.now() + 6 * 60_000))
-  stack.app.worker.sweep(new Date(Date.now() + 7 * 60_000))
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'PAID')
+  await stack.app.worker.sweep(new Date(Date.now() + 6 * 60_000))
+  await stack.app.worker.sweep(new Date(Date.now() + 7 * 60_000))
   const stuck = stack.logLines().filter(l => l.event === 'payment.stuck')
   t.equal(stuck.length, 1, 'one alert per checkout')
   t.equal(stuck[0].checkout, id)

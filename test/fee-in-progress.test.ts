@@ -15,7 +15,7 @@ t.test('while Alma is slow to record a payment, its fees show "being recorded" a
   stack.alma.holdPayments()
   await alice.payOnCashnet(action, fields)
   await until(() => stack.alma.heldPayments > 0, 'the worker to be posting, held at Alma')
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'PAID', 'money taken, not yet recorded')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'PAID', 'money taken, not yet recorded')
 
   const fines = await alice.get('/')
   t.equal(fines.status, 200)
@@ -26,7 +26,7 @@ t.test('while Alma is slow to record a payment, its fees show "being recorded" a
   t.match(fines.body, `href="./cashnet/return?ref=${id}"`, 'with the way to its receipt')
   t.match(fines.body, 'You owe <strong>$45.50</strong>', 'what is being recorded is not owed again')
 
-  const checkoutsBefore = stack.app.ledger.listCheckouts({}).total
+  const checkoutsBefore = (await stack.app.ledger.listCheckouts({})).total
   const cashnetBefore = stack.cashnet.requested
   for (const chosen of [['100001'], ['100002', '100003']]) {
     const forged = await alice.post('/checkout', [...pay.fields, ...chosen.map((fee): [string, string] => ['fee', fee])])
@@ -36,7 +36,7 @@ t.test('while Alma is slow to record a payment, its fees show "being recorded" a
     t.notMatch(forged.body, 'cashnet-form', 'no hand-off to CashNet')
     t.notMatch(forged.body, stack.cashnet.checkoutUrl)
   }
-  t.equal(stack.app.ledger.listCheckouts({}).total, checkoutsBefore, 'no new checkout')
+  t.equal((await stack.app.ledger.listCheckouts({})).total, checkoutsBefore, 'no new checkout')
   t.equal(stack.cashnet.requested, cashnetBefore, 'nothing reached the CashNet sandbox')
   t.ok(stack.logLines().some(l => l.event === 'checkout.refused' && l.reason === 'in-progress'), 'the refusal is logged with its reason')
 
@@ -45,8 +45,8 @@ t.test('while Alma is slow to record a payment, its fees show "being recorded" a
   t.match(other.body, 'cashnet-form')
 
   stack.alma.releasePayments()
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the posting once Alma answers')
-  const tx = stack.app.ledger.getCheckout(id)?.tx as string
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the posting once Alma answers')
+  const tx = (await stack.app.ledger.getCheckout(id))?.tx as string
   t.same(stack.alma.paymentsFor(tx).map(p => `${p.feeId}:${p.amountCents}`).sort(), ['100001:500', '100003:1225'], 'Alma: each fee paid once')
   const after = await alice.get('/')
   t.notMatch(after.body, 'being recorded', 'once recorded, nothing is in progress')
@@ -67,7 +67,7 @@ t.test('a line already posted frees its fee: what Alma still shows open on it ca
   }
   await alice.payOnCashnet(action, fields)
   await until(() => stack.alma.heldPayments > 0, 'the second line to be held at Alma')
-  const checkout = stack.app.ledger.getCheckout(id)
+  const checkout = await stack.app.ledger.getCheckout(id)
   t.equal(checkout?.state, 'PAID')
   t.same(checkout?.lines.map(l => l.postedAt !== null), [true, false], 'line 1 posted, line 2 not yet')
 
@@ -80,7 +80,7 @@ t.test('a line already posted frees its fee: what Alma still shows open on it ca
   t.equal(refused.status, 409, 'the fee still being recorded cannot')
 
   stack.alma.releasePayments()
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the posting to finish')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the posting to finish')
 })
 
 t.test('a payment waiting for staff: its fees say staff are checking, are refused, and are payable again once settled', async t => {
@@ -96,9 +96,9 @@ t.test('a payment waiting for staff: its fees say staff are checking, are refuse
     return undefined
   }
   await carol.payOnCashnet(action, fields)
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'NEEDS_ATTENTION', 'the Alma business error to reach staff')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'NEEDS_ATTENTION', 'the Alma business error to reach staff')
   stack.alma.beforeCall = undefined
-  t.same(stack.alma.paymentsFor(stack.app.ledger.getCheckout(id)?.tx as string), [], 'nothing recorded in Alma')
+  t.same(stack.alma.paymentsFor((await stack.app.ledger.getCheckout(id))?.tx as string), [], 'nothing recorded in Alma')
 
   const fines = await carol.get('/')
   const pay = readForm(fines.body, 'pay-form')
@@ -115,9 +115,9 @@ t.test('a payment waiting for staff: its fees say staff are checking, are refuse
   t.match(forged.body, 'Please contact the library')
   t.notMatch(forged.body, 'cashnet-form')
   t.equal(stack.cashnet.requested, cashnetBefore, 'nothing reached the CashNet sandbox')
-  t.equal(stack.app.ledger.listCheckouts({}).total, 1, 'no new checkout')
+  t.equal((await stack.app.ledger.listCheckouts({})).total, 1, 'no new checkout')
 
-  t.ok(stack.app.ledger.resolveAttention(id, 'staff', 'refunded in CashNet'), 'staff settle it (refund)')
+  t.ok((await stack.app.ledger.resolveAttention(id, 'staff', 'refunded in CashNet', () => null)).done, 'staff settle it (refund)')
   const settled = await carol.get('/')
   t.same(readForm(settled.body, 'pay-form').checkboxes, ['300001'], 'a settled payment holds the fee no longer')
   t.notMatch(settled.body, 'Library staff are checking')
@@ -131,7 +131,7 @@ t.test('fees in a checkout that took no money stay payable: created, declined, c
   const all = ['100001', '100002', '100003']
   const created = await alice.checkout()
   t.equal(created.handoff.status, 200)
-  t.equal(stack.app.ledger.getCheckout(checkoutIdFrom(created.fields))?.state, 'CREATED', 'the patron left the CashNet page')
+  t.equal((await stack.app.ledger.getCheckout(checkoutIdFrom(created.fields)))?.state, 'CREATED', 'the patron left the CashNet page')
   const fines = await alice.get('/')
   t.same(readForm(fines.body, 'pay-form').checkboxes, all, 'still payable')
   t.notMatch(fines.body, 'being recorded')
@@ -141,8 +141,8 @@ t.test('fees in a checkout that took no money stay payable: created, declined, c
   await alice.payOnCashnet(declined.action, declined.fields, 'decline')
   const cancelled = await alice.checkout()
   await alice.payOnCashnet(cancelled.action, cancelled.fields, 'cancel')
-  t.same([declined, cancelled].map(c => stack.app.ledger.getCheckout(checkoutIdFrom(c.fields))?.state), ['DECLINED', 'CANCELLED'])
-  t.ok(stack.app.ledger.expireCreated(new Date(Date.now() + 60_000)).includes(checkoutIdFrom(created.fields)), 'the first one expires')
+  t.same(await Promise.all([declined, cancelled].map(async c => (await stack.app.ledger.getCheckout(checkoutIdFrom(c.fields)))?.state)), ['DECLINED', 'CANCELLED'])
+  t.ok((await stack.app.ledger.expireCreated(new Date(Date.now() + 60_000))).includes(checkoutIdFrom(created.fields)), 'the first one expires')
   const later = await alice.get('/')
   t.same(readForm(later.body, 'pay-form').checkboxes, all, 'still payable after a decline, a cancel and an expiry')
   const last = await alice.checkout()

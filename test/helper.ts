@@ -171,9 +171,9 @@ export class Browser {
 }
 
 /** Waits until a condition holds, checking every few milliseconds (structure, not timing: no deadline asserted). */
-export async function until (condition: () => boolean, what: string, limitMs = 15000): Promise<void> {
+export async function until (condition: () => boolean | Promise<boolean>, what: string, limitMs = 15000): Promise<void> {
   const started = Date.now()
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() - started > limitMs) throw new Error(`gave up waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 10))
   }

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import t from 'tap'
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { build, Browser, checkoutIdFrom, until } from './helper.ts'
 import { runScript, tempDir } from './jobs/cli.ts'
 
@@ -34,7 +34,7 @@ t.test('a write lock held by another connection: each postback is answered withi
     t.equal(answer.status, 503, 'refused while the lock is held: CashNet will send it again')
     t.ok(answer.ms < 1000, `answered in ${Math.round(answer.ms)} ms, within CashNet's second`)
   }
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'CREATED', 'nothing was recorded while locked')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'CREATED', 'nothing was recorded while locked')
   t.ok(stack.logLines().some(l => l.event === 'ledger.busy' && l.level === 40), 'one operator line says the ledger was locked')
   t.notOk(stack.logLines().some(l => l.event === 'request.failed'), 'not reported as an unexpected error')
 
@@ -50,7 +50,7 @@ t.test('a write lock held by another connection: each postback is answered withi
   t.equal(after.status, 200, 'accepted once the lock is gone')
   t.ok(after.ms < 1000)
   t.ok(performance.now() - released < 1000, 'within a second of the lock\'s release')
-  await until(() => stack.app.ledger.getCheckout(id)?.state === 'POSTED', 'the payment to be posted')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the payment to be posted')
   t.equal(stack.alma.paymentsFor(postback.tx).length, 3, 'each fee paid once in Alma')
 })
 
@@ -59,7 +59,7 @@ t.test('a job reading the live ledger never blocks the service\'s writes', async
   const databasePath = join(dir, 'payments.sqlite')
   const stack = await build(t, { env: { DATABASE_PATH: databasePath } })
   const job = new SqliteLedger({ path: databasePath, readOnly: true })
-  t.teardown(() => { job.close() })
+  t.teardown(async () => { await job.close() })
   // A job in the middle of its reads (as reconcile is while it asks Alma about each fee) holds a read snapshot.
   const reading = new Database(databasePath, { readonly: true })
   t.teardown(() => { if (reading.open) reading.close() })
@@ -72,9 +72,9 @@ t.test('a job reading the live ledger never blocks the service\'s writes', async
   const answer = await stack.cashnet.sendPostback(postback)
   t.equal(answer.status, 200, 'the postback is recorded while the job reads')
   t.ok(performance.now() - started < 1000)
-  t.equal(job.getCheckout(checkoutIdFrom(fields))?.state !== undefined, true, 'the job sees the ledger')
+  t.equal((await job.getCheckout(checkoutIdFrom(fields)))?.state !== undefined, true, 'the job sees the ledger')
   reading.exec('COMMIT')
-  t.throws(() => { job.audit(null, 'job.write', {}) }, { code: 'SQLITE_READONLY' }, 'a job cannot write to the ledger at all')
+  await t.rejects(job.audit(null, 'job.write', {}), { code: 'SQLITE_READONLY' }, 'a job cannot write to the ledger at all')
 })
 
 t.test('jobs never create or migrate a ledger: an empty or older one is refused with what to do', async t => {

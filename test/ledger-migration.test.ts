@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MIGRATIONS, SqliteLedger } from '../src/ledger/sqlite.ts'
+import { MIGRATIONS, SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { verdicts } from '../src/payments/staff-actions.ts'
 
 t.test('rows from before kinds existed get a kind, their CashNet amounts, and only safe actions', async t => {
@@ -43,19 +43,19 @@ t.test('rows from before kinds existed get a kind, their CashNet amounts, and on
   db.close()
 
   const ledger = new SqliteLedger({ path })
-  t.teardown(() => { ledger.close() })
-  const kinds = Object.fromEntries(cases.map(([id]) => [id, ledger.getCheckout(id)?.attentionKind]))
+  t.teardown(async () => { await ledger.close() })
+  const kinds = Object.fromEntries(await Promise.all(cases.map(async ([id]) => [id, (await ledger.getCheckout(id))?.attentionKind])))
   t.same(kinds, { mismatch: 'MISMATCH', double: 'DOUBLE_CHARGE', unapplied: 'UNAPPLIED', alma: 'ALMA_ERROR', gaveup: 'ATTEMPTS_EXHAUSTED', odd: 'UNKNOWN', posted: null })
 
-  const mismatch = ledger.moneyRecord('mismatch')
+  const mismatch = await ledger.moneyRecord('mismatch')
   t.same(mismatch?.reports.map(r => ({ tx: r.tx, total: r.total, items: r.items.map(i => i.amount) })), [{ tx: '11', total: 3, items: [3] }], 'amounts read from the raw body')
-  t.equal(ledger.moneyRecord('alma')?.reports.length, 0, 'an unreadable amount is not taken as confirmed')
-  const odd = verdicts(ledger.moneyRecord('odd') as never)
+  t.equal((await ledger.moneyRecord('alma'))?.reports.length, 0, 'an unreadable amount is not taken as confirmed')
+  const odd = verdicts(await ledger.moneyRecord('odd') as never)
   t.notOk(odd.retry.allowed, 'UNKNOWN: no retry')
   t.notOk(odd['post-confirmed'].allowed, 'UNKNOWN: no posting')
   t.ok(odd.settle.allowed, 'UNKNOWN: can be settled')
-  t.notOk(verdicts(ledger.moneyRecord('mismatch') as never).retry.allowed, 'a migrated mismatch is not retried')
+  t.notOk(verdicts(await ledger.moneyRecord('mismatch') as never).retry.allowed, 'a migrated mismatch is not retried')
 
-  const refund = ledger.recordRefund({ checkoutId: 'double', tx: '22', amount: 750 as never, reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
+  const refund = await ledger.recordRefund({ checkoutId: 'double', tx: '22', amount: 750 as never, reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
   t.equal(refund.recorded && refund.checkout.state, 'POSTED', 'the migrated double charge goes back to the state its audit event recorded')
 })

@@ -15,8 +15,8 @@ t.test('with CASHNET_POSTBACK_TOKEN set, a postback without the token or with a 
   t.ok(id, 'a checkout was created')
   const line = fields.find(([k]) => k === 'amount1')?.[1] ?? ''
   const body = form({ result: '0', tx: '880001', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: line, ref1type1: 'ALMACHECKOUT', ref1val1: id })
-  const postbacksBefore = stack.app.ledger.history(id)?.postbacks.length
-  const unmatchedBefore = stack.app.ledger.unmatchedPostbacks().length
+  const postbacksBefore = (await stack.app.ledger.history(id))?.postbacks.length
+  const unmatchedBefore = (await stack.app.ledger.unmatchedPostbacks()).length
 
   const attempts: Array<[string, string, string]> = [
     ['no token', '/cashnet/postback', body],
@@ -30,9 +30,9 @@ t.test('with CASHNET_POSTBACK_TOKEN set, a postback without the token or with a 
     const answer = await send(`${stack.serviceUrl}${path}`, { from: CASHNET_PEER, method: 'POST', body: text })
     t.equal(answer.status, 403, `${what}: 403`)
   }
-  t.equal(stack.app.ledger.history(id)?.postbacks.length, postbacksBefore, 'nothing recorded for the checkout')
-  t.equal(stack.app.ledger.unmatchedPostbacks().length, unmatchedBefore, 'nothing recorded as unmatched either')
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'CREATED', 'the checkout is untouched')
+  t.equal((await stack.app.ledger.history(id))?.postbacks.length, postbacksBefore, 'nothing recorded for the checkout')
+  t.equal((await stack.app.ledger.unmatchedPostbacks()).length, unmatchedBefore, 'nothing recorded as unmatched either')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'CREATED', 'the checkout is untouched')
   const refused = stack.logLines().filter(l => l.event === 'postback.bad_token')
   t.equal(refused.length, attempts.length, 'one postback.bad_token line each')
   t.notOk(stack.logs.join('\n').includes(TOKEN), 'the token is in no log line')
@@ -41,7 +41,7 @@ t.test('with CASHNET_POSTBACK_TOKEN set, a postback without the token or with a 
   const receipt = await alice.payOnCashnet(action, fields)
   t.equal(receipt.status, 200)
   await stack.app.worker.idle()
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'POSTED', 'the postback with the token was recorded and posted')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED', 'the postback with the token was recorded and posted')
   t.ok(stack.cashnet.sent.every(s => s.status === 200), 'CashNet\'s own postbacks carried the token')
   t.notOk(stack.logs.join('\n').includes(TOKEN), 'still in no log line')
 })
@@ -66,8 +66,8 @@ t.test('a cancel sent as a non-zero result with ccerrorcode=902 ends CANCELLED; 
     const id = checkoutIdFrom(fields)
     const answer = await stack.cashnet.sendPostback({ ...extra, respmessage: 'Customer Cancelled before processing payment', itemcnt: '1', amount1: '5.00', ref1type1: 'ALMACHECKOUT', ref1val1: id })
     t.equal(answer.status, 200, `${what}: acknowledged`)
-    t.equal(stack.app.ledger.getCheckout(id)?.state, state, `${what}: ${state}`)
-    const recorded = stack.app.ledger.history(id)?.postbacks.at(-1)
+    t.equal((await stack.app.ledger.getCheckout(id))?.state, state, `${what}: ${state}`)
+    const recorded = (await stack.app.ledger.history(id))?.postbacks.at(-1)
     if (extra.failedtx !== '0') t.equal(recorded?.tx, extra.failedtx, `${what}: failedtx is kept as the transaction number`)
   }
   t.equal(stack.alma.calls.filter(c => c.method === 'POST').length, 0, 'nothing was posted to Alma')

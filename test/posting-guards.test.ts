@@ -6,8 +6,8 @@ import type { Checkout } from '../src/ledger/types.ts'
 import { cents } from '../src/money.ts'
 import { Browser, build, checkoutIdFrom, readForm, type TestStack, until } from './helper.ts'
 
-function state (stack: TestStack, id: string): Checkout {
-  return stack.app.ledger.getCheckout(id) as Checkout
+async function state (stack: TestStack, id: string): Promise<Checkout> {
+  return await stack.app.ledger.getCheckout(id) as Checkout
 }
 
 function successFields (checkout: Checkout, tx: string, amounts: string[]): Record<string, string> {
@@ -38,10 +38,10 @@ t.test('item 6: a refund carrying our tx on the fee is not taken for an earlier 
     return undefined
   }
   await carol.payOnCashnet(action, fields)
-  await until(() => state(stack, id).state === 'POSTED' || state(stack, id).state === 'NEEDS_ATTENTION', 'posting to finish')
+  await until(async () => (await state(stack, id)).state === 'POSTED' || (await state(stack, id)).state === 'NEEDS_ATTENTION', 'posting to finish')
   await stack.app.worker.idle()
-  const tx = state(stack, id).tx ?? ''
-  t.equal(state(stack, id).state, 'POSTED')
+  const tx = (await state(stack, id)).tx ?? ''
+  t.equal((await state(stack, id)).state, 'POSTED')
   t.same(stack.alma.paymentsFor(tx), [{ feeId: '300001', amountCents: 250 }], 'the fee is really paid, once')
   t.equal(stack.alma.fee('300001').balanceCents, 0)
 })
@@ -61,10 +61,10 @@ t.test('item 6: Alma showing more under our tx than CashNet reported for the lin
   }
   stack.alma.faults.loseNextPayAnswers = 1
   await alice.payOnCashnet(action, fields)
-  await until(() => state(stack, id).state === 'NEEDS_ATTENTION' || state(stack, id).state === 'POSTED', 'posting to finish', 30000)
-  t.equal(state(stack, id).state, 'NEEDS_ATTENTION')
-  t.equal(state(stack, id).attentionKind, 'ALMA_ERROR')
-  t.match(state(stack, id).attentionReason, /Alma shows 6\.00 paid with tx \d+ on fee 100001, more than the 5\.00 CashNet reported/)
+  await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION' || (await state(stack, id)).state === 'POSTED', 'posting to finish', 30000)
+  t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION')
+  t.equal((await state(stack, id)).attentionKind, 'ALMA_ERROR')
+  t.match((await state(stack, id)).attentionReason, /Alma shows 6\.00 paid with tx \d+ on fee 100001, more than the 5\.00 CashNet reported/)
 })
 
 t.test('item 7: a double charge during posting: DOUBLE_CHARGE with refund as the action, no retry that only flips', async t => {
@@ -76,15 +76,15 @@ t.test('item 7: a double charge during posting: DOUBLE_CHARGE with refund as the
   stack.alma.beforeCall = async (call) => {
     if (call.method === 'POST' && !sent) {
       sent = true
-      await stack.cashnet.sendPostback(successFields(state(stack, id), '555001', ['5.00', '45.50', '12.25']))
+      await stack.cashnet.sendPostback(successFields(await state(stack, id), '555001', ['5.00', '45.50', '12.25']))
     }
     return undefined
   }
   await alice.payOnCashnet(action, fields)
   await until(() => sent, 'the double charge')
   await stack.app.worker.idle()
-  const tx = state(stack, id).tx ?? ''
-  const checkout = state(stack, id)
+  const tx = (await state(stack, id)).tx ?? ''
+  const checkout = await state(stack, id)
   t.equal(checkout.state, 'NEEDS_ATTENTION')
   t.equal(checkout.attentionKind, 'DOUBLE_CHARGE')
   t.ok(checkout.lines.every(l => l.postedAt !== null), 'the original payment’s lines were all posted')
@@ -98,12 +98,12 @@ t.test('item 7: a double charge during posting: DOUBLE_CHARGE with refund as the
   const token = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1] ?? ''
   const forged = await staff.post(`/admin/payments/${id}/retry`, [['_csrf', token]])
   t.equal(forged.status, 409)
-  t.equal(state(stack, id).state, 'NEEDS_ATTENTION', 'a retry cannot flip it')
+  t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION', 'a retry cannot flip it')
 
   const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
   const refunded = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '62.75'], ['reference', 'RF-9'], ['note', 'second charge refunded']])
   t.equal(refunded.status, 303)
-  await until(() => state(stack, id).state === 'POSTED', 'posted once the refund is recorded')
+  await until(async () => (await state(stack, id)).state === 'POSTED', 'posted once the refund is recorded')
   t.equal(stack.alma.paymentsFor(tx).length, 3, 'nothing paid twice')
   const alerts = stack.logLines().filter(l => l.event === 'payment.needs_attention' && l.checkout === id)
   t.equal(alerts.length, 1, 'one alert: the double charge')
@@ -119,14 +119,14 @@ t.test('item 7: no alert when the state change to NEEDS_ATTENTION lost its race'
   stack.alma.beforeCall = async (call) => {
     if (call.method === 'GET' && call.path.endsWith('/fees/300001') && !sent) {
       sent = true
-      await stack.cashnet.sendPostback(successFields(state(stack, id), '555002', ['2.50']))
+      await stack.cashnet.sendPostback(successFields(await state(stack, id), '555002', ['2.50']))
     }
     return undefined
   }
   await carol.payOnCashnet(action, fields)
   await until(() => sent, 'the double charge')
   await stack.app.worker.idle()
-  t.equal(state(stack, id).attentionKind, 'DOUBLE_CHARGE', 'the double charge won')
+  t.equal((await state(stack, id)).attentionKind, 'DOUBLE_CHARGE', 'the double charge won')
   const alerts = stack.logLines().filter(l => l.event === 'payment.needs_attention' && l.checkout === id)
   t.equal(alerts.length, 1, 'only the double charge was alerted')
   t.match(alerts[0].reason, 'second CashNet transaction 555002')
@@ -137,15 +137,15 @@ t.test('the poster itself never sends more than CashNet reported, even if the le
   const stack = await build(t)
   const { fields } = await new Browser(stack).login('alice').checkout()
   const id = checkoutIdFrom(fields)
-  await stack.cashnet.sendPostback(successFields(state(stack, id), '555003', ['0.01', '0.00', '0.02']))
-  t.equal(state(stack, id).attentionKind, 'MISMATCH')
+  await stack.cashnet.sendPostback(successFields(await state(stack, id), '555003', ['0.01', '0.00', '0.02']))
+  t.equal((await state(stack, id)).attentionKind, 'MISMATCH')
   // What a forged or buggy path could do: put the mismatch back to PAID without asking the rule.
-  t.ok(stack.app.ledger.requeue(id, 'test'))
+  t.ok((await stack.app.ledger.requeue(id, 'test', 'retry', () => null)).done)
   stack.app.worker.schedule(id)
   await stack.app.worker.idle()
   const paid = stack.alma.paymentsFor('555003')
   t.same(paid.map(p => `${p.feeId}:${p.amountCents}`).sort(), ['100001:1', '100003:2'], 'each line at most what CashNet reported for it')
-  t.equal(state(stack, id).state, 'POSTED')
+  t.equal((await state(stack, id)).state, 'POSTED')
 })
 
 t.test('item 16: /admin counts unmatched postbacks in SQL; the CSV streams page by page without per-row queries', async t => {
@@ -162,13 +162,11 @@ t.test('item 16: /admin counts unmatched postbacks in SQL; the CSV streams page 
   t.equal((list.body.match(/Postback \d+: ORPHAN/g) ?? []).length, 3)
 
   const created: string[] = []
-  stack.app.ledger.inTransaction(() => {
-    for (let i = 0; i < 1201; i++) {
-      const id = `bulk${String(i).padStart(5, '0')}`
-      created.push(id)
-      stack.app.ledger.createCheckout({ id, userId: 'bulk', primaryId: 'bulk', patronName: 'Bulk Patron', email: '', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: '', itemCode: 'LIB-FINE', amount: cents(100) }] })
-    }
-  })
+  for (let i = 0; i < 1201; i++) {
+    const id = `bulk${String(i).padStart(5, '0')}`
+    created.push(id)
+    await stack.app.ledger.createCheckout({ id, userId: 'bulk', primaryId: 'bulk', patronName: 'Bulk Patron', email: '', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: '', itemCode: 'LIB-FINE', amount: cents(100) }] })
+  }
   ledger.getCheckout = () => { throw new Error('a query per row') }
   ledger.listCheckouts = () => { throw new Error('the whole list loaded') }
   const csv = await staff.get('/admin/payments.csv')

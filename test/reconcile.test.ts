@@ -56,7 +56,7 @@ t.test('a clean ledger after real payments: nothing found, and the command is si
   const alice = await pay(stack, 'alice', ['100001', '100003'])
   const carol = await pay(stack, 'carol')
   await stack.app.worker.idle()
-  t.equal(stack.app.ledger.getCheckout(alice.id)?.state, 'POSTED')
+  t.equal((await stack.app.ledger.getCheckout(alice.id))?.state, 'POSTED')
   const feeReads = (): number => stack.alma.calls.filter(c => c.method === 'GET' && /\/fees\/\d+$/.test(c.path)).length
   const readsBefore = feeReads()
   const report = await run(stack)
@@ -65,8 +65,8 @@ t.test('a clean ledger after real payments: nothing found, and the command is si
   t.equal(report.checked.postedLines, 3, 'every posted line was checked against Alma')
   t.equal(report.checked.feesRead, 3, 'one GET per posted fee')
 
-  const carolTx = stack.app.ledger.getCheckout(carol.id)?.tx as string
-  const aliceTx = stack.app.ledger.getCheckout(alice.id)?.tx as string
+  const carolTx = (await stack.app.ledger.getCheckout(carol.id))?.tx as string
+  const aliceTx = (await stack.app.ledger.getCheckout(alice.id))?.tx as string
   const csv = join(dir, 'settlement.csv')
   writeFileSync(csv, `tx,amount,date\n${aliceTx},17.25,${TODAY}\n${carolTx},2.50,${TODAY}\n`)
   const quiet = await runCli(stack, databasePath, ['--cashnet', csv])
@@ -97,8 +97,8 @@ t.test('each planted disagreement is found with its kind, and the command exits 
   await zoeBrowser.payOnCashnet(zoeForm.action, zoeForm.fields)
   await stack.app.worker.idle()
   const ledger = stack.app.ledger
-  const tx = (id: string): string => ledger.getCheckout(id)?.tx as string
-  t.equal(ledger.getCheckout(checkoutIdFrom(zoeForm.fields))?.state, 'NEEDS_ATTENTION', 'zoe: 4.00 could not be applied')
+  const tx = async (id: string): Promise<string> => (await ledger.getCheckout(id))?.tx as string
+  t.equal((await ledger.getCheckout(checkoutIdFrom(zoeForm.fields)))?.state, 'NEEDS_ATTENTION', 'zoe: 4.00 could not be applied')
 
   // Alma lost alice's payment on one fee and recorded a different amount on the other.
   stack.alma.fee('100001').transactions.length = 0
@@ -110,15 +110,15 @@ t.test('each planted disagreement is found with its kind, and the command exits 
   t.equal((await stack.cashnet.sendPostback(orphan)).status, 200)
   // The settlement: alice right, carol for a different amount, a tx nobody knows, zoe's missing.
   const settlement = [
-    { tx: tx(alice.id), amount: 1725, date: TODAY, line: 2 },
-    { tx: tx(carol.id), amount: 300, date: TODAY, line: 3 },
-    { tx: tx(erin.id), amount: 8600, date: TODAY, line: 4 },
+    { tx: await tx(alice.id), amount: 1725, date: TODAY, line: 2 },
+    { tx: await tx(carol.id), amount: 300, date: TODAY, line: 3 },
+    { tx: await tx(erin.id), amount: 8600, date: TODAY, line: 4 },
     { tx: 'CN-999999', amount: 1000, date: TODAY, line: 5 }
   ]
 
   const report = await run(stack, settlement)
   const found = (kind: string): Array<Record<string, any>> => report.findings.filter(f => f.kind === kind)
-  t.match(found('posted-not-in-alma'), [{ checkoutId: alice.id, tx: tx(alice.id), feeId: '100001', amount: 500, almaAmount: 0 }])
+  t.match(found('posted-not-in-alma'), [{ checkoutId: alice.id, tx: await tx(alice.id), feeId: '100001', amount: 500, almaAmount: 0 }])
   t.match(found('amount-difference'), [
     { checkoutId: alice.id, feeId: '100003', amount: 100, ledgerAmount: 1225, almaAmount: 1125 },
     { checkoutId: checkoutIdFrom(zoeForm.fields), amount: 400, ledgerAmount: 1375, almaAmount: 975 }
@@ -128,7 +128,7 @@ t.test('each planted disagreement is found with its kind, and the command exits 
   t.match(found('orphan'), [{ tx: orphan.tx, checkoutId: 'f'.repeat(32), patron: 'carol', amount: 250 }])
   t.match(found('settled-unknown'), [{ tx: 'CN-999999', cashnetAmount: 1000 }])
   t.match(found('settled-amount-differs'), [{ checkoutId: carol.id, amount: 50, ledgerAmount: 250, cashnetAmount: 300 }])
-  t.match(found('not-settled'), [{ checkoutId: checkoutIdFrom(zoeForm.fields), tx: tx(checkoutIdFrom(zoeForm.fields)), amount: 1375 }])
+  t.match(found('not-settled'), [{ checkoutId: checkoutIdFrom(zoeForm.fields), tx: await tx(checkoutIdFrom(zoeForm.fields)), amount: 1375 }])
   t.same(found('paid-not-posted'), [], 'everything paid was posted')
   t.equal(report.findings.length, 8, 'nothing else: erin\'s payment agrees everywhere')
   for (const f of report.findings) t.match(f.action, /\S/, `${f.kind} says what to do`)
@@ -138,7 +138,7 @@ t.test('each planted disagreement is found with its kind, and the command exits 
   const human = await runCli(stack, databasePath, ['--cashnet', csv])
   t.equal(human.code, 1, 'exit 1: something needs a person')
   t.match(human.stdout, 'Posted in the ledger, missing in Alma (posted-not-in-alma, 1)')
-  t.match(human.stdout, `alice (Alice Archer) · checkout ${alice.id} · tx ${tx(alice.id)} · fee 100001 · $5.00`)
+  t.match(human.stdout, `alice (Alice Archer) · checkout ${alice.id} · tx ${await tx(alice.id)} · fee 100001 · $5.00`)
   t.match(human.stdout, /→ Refund CashNet tx/)
   t.match(human.stdout, /8 finding\(s\) need a person: 1 posted-not-in-alma \(\$5\.00\), 2 amount-difference \(\$5\.00\)/)
   const json = await runCli(stack, databasePath, ['--json', '--cashnet', csv, '--since', SINCE.toISOString().slice(0, 10)])
@@ -149,7 +149,7 @@ t.test('each planted disagreement is found with its kind, and the command exits 
 t.test('a payment held back from posting is paid-not-posted once it is older than a few minutes', async t => {
   const stack = await build(t, { app: { startWorker: false } })
   const carol = await pay(stack, 'carol')
-  t.equal(stack.app.ledger.getCheckout(carol.id)?.state, 'PAID')
+  t.equal((await stack.app.ledger.getCheckout(carol.id))?.state, 'PAID')
   t.same((await run(stack)).findings, [], 'just paid: the worker still has it')
   const later = await run(stack, undefined, new Date(Date.now() + 3_600_000))
   t.match(later.findings, [{ kind: 'paid-not-posted', checkoutId: carol.id, patron: 'carol (Carol Chen)', amount: 250, action: /Retry posting/ }])

@@ -16,7 +16,7 @@ t.test('checkout: a single fee and repeated fees both arrive as a list; a forged
   t.match(forged.body, 'Please start again')
   const repeated = await alice.post('/checkout', [['_csrf', token], ...page.checkboxes.map((id): [string, string] => ['fee', id])])
   t.equal(repeated.status, 200, 'every ticked fee')
-  const checkout = stack.app.ledger.latestCheckoutForUser('alice')
+  const checkout = await stack.app.ledger.latestCheckoutForUser('alice')
   t.same(checkout?.lines.map(l => l.feeId).sort(), [...page.checkboxes].sort())
 })
 
@@ -29,12 +29,12 @@ t.test('staff forms: a field sent twice gets the form\'s own 400 page, one log l
   const { fields, action } = await alice.checkout(['100001'])
   await alice.payOnCashnet(action, fields)
   await stack.app.worker.idle()
-  const id = stack.app.ledger.latestCheckoutForUser('alice')?.id ?? ''
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'NEEDS_ATTENTION')
+  const id = (await stack.app.ledger.latestCheckoutForUser('alice'))?.id ?? ''
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'NEEDS_ATTENTION')
   const detail = await staff.get(`/admin/payments/${id}`)
   t.match(detail.body, '<form class="resolve"')
   const token = /name="_csrf" value="([^"]+)"/.exec(detail.body)?.[1] ?? ''
-  const before = stack.app.ledger.history(id)
+  const before = await stack.app.ledger.history(id)
   const answer = await staff.post(`/admin/payments/${id}/resolve`, [['_csrf', token], ['resolution', 'one'], ['resolution', 'two']])
   t.equal(answer.status, 400)
   t.match(String(answer.headers['content-type']), 'text/html')
@@ -42,7 +42,7 @@ t.test('staff forms: a field sent twice gets the form\'s own 400 page, one log l
   t.notMatch(answer.body, /"statusCode"|FST_ERR_VALIDATION|at \w+ \(/, 'not Fastify\'s JSON, no stack')
   const refused = stack.logLines().filter(l => l.event === 'request.refused' && l.code === 'FST_ERR_VALIDATION')
   t.equal(refused.length, 1, 'one operator line')
-  t.same(stack.app.ledger.history(id)?.events, before?.events, 'nothing recorded')
+  t.same((await stack.app.ledger.history(id))?.events, before?.events, 'nothing recorded')
 })
 
 t.test('queries: the list ignores what it does not know; a query that breaks its schema is a calm 400', async t => {

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SqliteLedger } from '../src/ledger/sqlite.ts'
+import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { AlmaSandbox } from '../src/sandbox/alma.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
@@ -87,15 +87,15 @@ t.test('SIGTERM during a slow Alma payment: the service waits for it, records it
   t.match(log, 'worker.stopping', 'the wait is logged')
 
   const ledger = new SqliteLedger({ path: env.DATABASE_PATH })
-  t.teardown(() => { ledger.close() })
-  const stopped = ledger.getCheckout(id)
+  t.teardown(async () => { await ledger.close() })
+  const stopped = await ledger.getCheckout(id)
   const tx = stopped?.tx ?? ''
   t.equal(stopped?.state, 'PAID', 'stopped between two fees')
   t.equal(stopped?.lines.filter(l => l.postedAt !== null).length, 1, 'the payment Alma took during shutdown is recorded as posted')
   t.equal(alma.paymentsFor(tx).length, 1)
 
   await startService()
-  await until(() => ledger.getCheckout(id)?.state === 'POSTED', 'the restart to finish the posting', 30000)
+  await until(async () => (await ledger.getCheckout(id))?.state === 'POSTED', 'the restart to finish the posting', 30000)
   t.same(alma.paymentsFor(tx).map(p => `${p.feeId}:${p.amountCents}`).sort(), ['100001:500', '100002:4550', '100003:1225'], 'each fee paid once')
   const done = new Promise<number | null>(resolve => (child as ChildProcess).once('exit', (c) => { resolve(c) }))
   ;(child as ChildProcess).kill('SIGTERM')
@@ -123,6 +123,6 @@ t.test('a posting still running when the wait runs out is abandoned visibly and 
   const line = stack.logLines().find(l => l.event === 'posting.abandoned')
   t.match(line, { checkout: id, level: 50 }, 'an operator error line names the checkout')
   t.match(line?.msg, 'stays PAID and is resumed at the next start')
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'PAID')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'PAID')
   release()
 })

@@ -39,7 +39,7 @@ function note (reported: Reported, checkout: Checkout, tx: string, amounts: stri
 
 /** Sends a success postback from CashNet's address and notes what it reported. */
 async function cashnetReports (stack: TestStack, reported: Reported, id: string, tx: string, amounts: string[] | null): Promise<void> {
-  const checkout = stack.app.ledger.getCheckout(id) as Checkout
+  const checkout = await stack.app.ledger.getCheckout(id) as Checkout
   const sent = await stack.cashnet.sendPostback(postbackFields(checkout, tx, amounts))
   if (sent.status !== 200) throw new Error(`postback answered ${sent.status}`)
   if (tx !== '') note(reported, checkout, tx, amounts)
@@ -61,14 +61,14 @@ async function paidThroughCashnet (stack: TestStack, reported: Reported, usernam
   await patron.payOnCashnet(action, fields)
   const sent = stack.cashnet.sent.find(s => Object.values(s.fields).includes(id))
   if (sent === undefined) throw new Error('no postback sent')
-  const checkout = stack.app.ledger.getCheckout(id) as Checkout
+  const checkout = await stack.app.ledger.getCheckout(id) as Checkout
   const amounts = checkout.lines.map((_l, i) => sent.fields[`amount${i + 1}`])
   note(reported, checkout, sent.fields.tx, amounts)
   return { id, tx: sent.fields.tx }
 }
 
-function state (stack: TestStack, id: string): Checkout {
-  return stack.app.ledger.getCheckout(id) as Checkout
+async function state (stack: TestStack, id: string): Promise<Checkout> {
+  return await stack.app.ledger.getCheckout(id) as Checkout
 }
 
 /** The judge: Alma never holds more under a tx than CashNet reported for it, in total and per fee. */
@@ -108,7 +108,7 @@ async function act (stack: TestStack, staff: Browser, id: string, action: Action
   const page = (await staff.get(`/admin/payments/${id}`)).body
   csrfOf(page)
   const isOffered = offered(page).has(action)
-  const checkout = state(stack, id)
+  const checkout = await state(stack, id)
   let fields: Array<[string, string]>
   if (isOffered) {
     const form = readForm(page.slice(page.indexOf(`<form class="${action}"`)))
@@ -192,7 +192,7 @@ const CASES: Case[] = [
     expectOffered: ['refund'],
     make: async (stack, reported) => {
       const { id } = await paidThroughCashnet(stack, reported, 'alice')
-      await until(() => state(stack, id).state === 'POSTED', 'posted')
+      await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
       await cashnetReports(stack, reported, id, String(txCounter++), ['5.00', '45.50', '12.25'])
       return id
     }
@@ -208,8 +208,8 @@ const CASES: Case[] = [
       stack.alma.closeFee('300001')
       await carol.payOnCashnet(action, fields)
       const sent = stack.cashnet.sent.find(s => Object.values(s.fields).includes(id))
-      note(reported, state(stack, id), sent?.fields.tx ?? '', ['2.50'])
-      await until(() => state(stack, id).state === 'NEEDS_ATTENTION', 'attention')
+      note(reported, await state(stack, id), sent?.fields.tx ?? '', ['2.50'])
+      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
       return id
     }
   },
@@ -222,7 +222,7 @@ const CASES: Case[] = [
         stack.alma.faults.failStatus = 400
         stack.alma.faults.failNext = 1000
       })
-      await until(() => state(stack, id).state === 'NEEDS_ATTENTION', 'attention')
+      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
       stack.alma.faults.failNext = 0
       return id
     }
@@ -237,7 +237,7 @@ const CASES: Case[] = [
         stack.alma.faults.failStatus = 503
         stack.alma.faults.failNext = 1000
       })
-      await until(() => state(stack, id).state === 'NEEDS_ATTENTION', 'attention')
+      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
       stack.alma.faults.failNext = 0
       return id
     }
@@ -250,7 +250,7 @@ for (const c of CASES) {
     const reported: Reported = new Map()
     const id = await c.make(stack, reported)
     await stack.app.worker.idle()
-    const before = state(stack, id)
+    const before = await state(stack, id)
     t.equal(before.state, 'NEEDS_ATTENTION')
     t.equal(before.attentionKind, c.kind, 'the kind is recorded as data')
     assertWithinCashnet(t, stack, reported, 'before any action')
@@ -263,7 +263,7 @@ for (const c of CASES) {
 
     // Every action, forged when not offered; then the posting ones again, after whatever the others did.
     for (const action of [...ACTIONS, 'retry', 'post-confirmed'] as const) {
-      const beforeAction = state(stack, id)
+      const beforeAction = await state(stack, id)
       const paidBefore = JSON.stringify(stack.alma.allExternalPayments())
       const { offered: wasOffered, answer } = await act(stack, staff, id, action)
       if (wasOffered) {
@@ -272,7 +272,7 @@ for (const c of CASES) {
         t.equal(answer.status, 409, `${action} not offered: a forged POST is refused`)
         t.match(answer.body, /<p>[^<]{20,}/, 'with the reason')
         t.equal(JSON.stringify(stack.alma.allExternalPayments()), paidBefore, `${action} refused: nothing sent to Alma`)
-        const after = state(stack, id)
+        const after = await state(stack, id)
         t.same({ state: after.state, kind: after.attentionKind, resolved: after.resolvedAt }, { state: beforeAction.state, kind: beforeAction.attentionKind, resolved: beforeAction.resolvedAt }, `${action} refused: the payment is unchanged`)
       }
       assertWithinCashnet(t, stack, reported, `after ${action}${wasOffered ? '' : ' (forged)'}`)
@@ -294,12 +294,12 @@ t.test('item 1: after a mismatch, "post what CashNet confirmed" posts 0.01 a fee
   t.equal(retry.status, 409, 'a forged retry is refused')
   await stack.app.worker.idle()
   t.same(stack.alma.paymentsFor(tx), [], 'Alma recorded nothing')
-  t.equal(state(stack, id).state, 'NEEDS_ATTENTION')
+  t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION')
 
   const form = readForm(page.body.slice(page.body.indexOf('<form class="post-confirmed"')))
   const done = await staff.post(`/admin/payments/${id}/post-confirmed`, form.fields)
   t.equal(done.status, 303)
-  await until(() => state(stack, id).state === 'POSTED', 'posted')
+  await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
   t.same(stack.alma.paymentsFor(tx).map(p => p.amountCents), [1, 1, 1], 'each fee got the 0.01 CashNet collected for it, no more')
   t.equal(stack.alma.fee('100002').balanceCents, 4549, 'the rest stays owed in Alma')
 
@@ -320,7 +320,7 @@ t.test('item 1: after a mismatch, "post what CashNet confirmed" posts 0.01 a fee
   }
   await stack.app.worker.idle()
   t.same(stack.alma.paymentsFor(tx2), [], 'nothing posted for the settled mismatch')
-  t.equal(state(stack, second).resolution, 'refunded 0.03', 'the note is kept')
+  t.equal((await state(stack, second)).resolution, 'refunded 0.03', 'the note is kept')
   assertWithinCashnet(t, stack, reported, 'at the end')
 })
 
@@ -328,7 +328,7 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   const stack = await build(t)
   const reported: Reported = new Map()
   const { id, tx } = await paidThroughCashnet(stack, reported, 'alice')
-  await until(() => state(stack, id).state === 'POSTED', 'posted')
+  await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
   const second = String(txCounter++)
   await cashnetReports(stack, reported, id, second, ['5.00', '45.50', '12.25'])
   const staff = new Browser(stack).login('staff')
@@ -341,7 +341,7 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
     t.equal(forged.status, 409, `${action} is refused for a double charge`)
   }
   await stack.app.worker.idle()
-  t.equal(state(stack, id).state, 'NEEDS_ATTENTION', 'still needs attention')
+  t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION', 'still needs attention')
   t.match((await staff.get('/admin')).body, /<strong>1<\/strong> payment\(s\) need attention/, 'still counted')
   const { reconcile: reconcileOpen } = await import('../src/jobs/reconcile.ts')
   const open = await reconcileOpen({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
@@ -359,15 +359,15 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   t.equal(noRef.status, 400, 'the CashNet refund reference is required')
   const otherTx = await staff.post(`/admin/payments/${id}/refund`, [['_csrf', csrfOf(page.body)], ['tx', tx], ['amount', '1.00'], ['reference', 'R1'], ['note', 'n']])
   t.equal(otherTx.status, 409, 'the posted tx is not the one to refund here')
-  t.equal(stack.app.ledger.moneyRecord(id)?.refunds.length, 0, 'no refund recorded by the refused attempts')
+  t.equal((await stack.app.ledger.moneyRecord(id))?.refunds.length, 0, 'no refund recorded by the refused attempts')
 
   const part = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '60.00'], ['reference', 'RF-100'], ['note', 'first part']])
   t.equal(part.status, 303)
-  t.equal(state(stack, id).state, 'NEEDS_ATTENTION', 'a partial refund keeps it open')
+  t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION', 'a partial refund keeps it open')
   const rest = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '2.75'], ['reference', 'RF-101'], ['note', 'the rest <b>']])
   t.equal(rest.status, 303)
   await stack.app.worker.idle()
-  const closed = state(stack, id)
+  const closed = await state(stack, id)
   t.equal(closed.state, 'POSTED', 'back to the state the original payment had')
   t.equal(closed.tx, tx)
   t.notMatch((await staff.get('/admin')).body, 'payment(s) need attention', 'no longer counted')
@@ -388,18 +388,18 @@ t.test('item 3: a tx already recorded for one checkout is not accepted for anoth
   const stack = await build(t)
   const reported: Reported = new Map()
   const { id: first, tx } = await paidThroughCashnet(stack, reported, 'carol')
-  await until(() => state(stack, first).state === 'POSTED', 'posted')
+  await until(async () => (await state(stack, first)).state === 'POSTED', 'posted')
   const other = await started(stack, 'alice')
-  const checkout = state(stack, other)
+  const checkout = await state(stack, other)
   const answer = await stack.cashnet.sendPostback(postbackFields(checkout, tx, ['5.00', '45.50', '12.25']))
   t.equal(answer.status, 200, 'acknowledged, so CashNet does not retry it')
   await stack.app.worker.idle()
-  t.equal(state(stack, other).state, 'CREATED', 'the second checkout is not made PAID')
-  t.equal(state(stack, other).tx, null)
+  t.equal((await state(stack, other)).state, 'CREATED', 'the second checkout is not made PAID')
+  t.equal((await state(stack, other)).tx, null)
   t.same(stack.alma.paymentsFor(tx), [{ feeId: '300001', amountCents: 250 }], 'only the first checkout’s fee is paid under the tx')
   const again = await stack.cashnet.sendPostback(postbackFields(checkout, tx, ['5.00', '45.50', '12.25']))
   t.equal(again.status, 200)
-  t.equal(state(stack, other).state, 'CREATED', 'nor by the same postback again')
+  t.equal((await state(stack, other)).state, 'CREATED', 'nor by the same postback again')
 
   const staff = new Browser(stack).login('staff')
   t.match((await staff.get('/admin')).body, /<strong>2<\/strong> CashNet postback\(s\) matched no checkout/, 'counted for staff')

@@ -1,10 +1,12 @@
 // How every job opens the payments ledger: read-only, never created, never migrated. A ledger the job cannot
 // read safely is a configuration problem (exit 2), with the one thing to do in the message.
 
-import { LedgerSchemaError, SqliteLedger } from '../../src/ledger/sqlite.ts'
+import { LedgerSchemaError } from '../../src/ledger/errors.ts'
+import type { Ledger } from '../../src/ledger/ledger.ts'
+import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
 import { UsageError } from './cli.ts'
 
-export function openLedgerReadOnly (path: string): SqliteLedger {
+export function openLedgerReadOnly (path: string): Ledger {
   try {
     return new SqliteLedger({ path, readOnly: true })
   } catch (error) {

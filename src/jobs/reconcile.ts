@@ -108,11 +108,11 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
   const findings: Finding[] = []
   const add = (f: Finding): void => { findings.push(f) }
 
-  const touched = ledger.checkoutsTouchedSince(since)
+  const touched = await ledger.checkoutsTouchedSince(since)
   // A PAID checkout the worker should long have posted is a problem whatever its age, so not only the window.
   const stuckCutoff = new Date(now.getTime() - (input.paidGraceMinutes ?? 10) * 60_000)
   const scope = new Map(touched.map(c => [c.id, c]))
-  for (const c of ledger.paidBefore(stuckCutoff)) scope.set(c.id, c)
+  for (const c of await ledger.paidBefore(stuckCutoff)) scope.set(c.id, c)
 
   /** tx this run already reports or explains, so the settlement check does not report them twice */
   const explained = new Set<string>()
@@ -121,7 +121,7 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
     // Staff recorded how they settled it (refund, manual credit): its tx is explained, nothing left to report.
     if (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null) {
       if (checkout.tx !== null) explained.add(checkout.tx)
-      for (const p of (ledger.history(checkout.id)?.postbacks ?? []).filter(succeeded)) explained.add(p.tx)
+      for (const p of ((await ledger.history(checkout.id))?.postbacks ?? []).filter(succeeded)) explained.add(p.tx)
       continue
     }
     const unposted = checkout.lines.filter(l => l.postedAt === null)
@@ -156,9 +156,9 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
       })
     }
 
-    const postbacks = ledger.history(checkout.id)?.postbacks ?? []
+    const postbacks = (await ledger.history(checkout.id))?.postbacks ?? []
     // A second charge whose refund staff recorded in full (issue 13) is explained, not a finding.
-    const money = ledger.moneyRecord(checkout.id)
+    const money = await ledger.moneyRecord(checkout.id)
     const refunded = (tx: string): boolean => money !== undefined && collectedFor(money, tx) > 0 && refundedFor(money, tx) >= collectedFor(money, tx)
     for (const tx of [...new Set(postbacks.filter(succeeded).map(p => p.tx))].filter(refunded)) explained.add(tx)
     const extra = [...new Set(postbacks.filter(succeeded).map(p => p.tx))].filter(tx => tx !== checkout.tx && !refunded(tx))
@@ -179,12 +179,12 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
     }
   }
 
-  for (const orphan of orphansSince(ledger, since)) {
+  for (const orphan of await orphansSince(ledger, since)) {
     explained.add(orphan.tx)
     add({ ...orphan, currency: defaultCurrency })
   }
 
-  const postedLines = ledger.postedLines(since, FAR_FUTURE)
+  const postedLines = await ledger.postedLines(since, FAR_FUTURE)
   const feesRead = await checkPostedLines(input, postedLines, add, progress)
 
   let settlementRows: number | null = null
@@ -203,16 +203,16 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
 }
 
 /** Postbacks CashNet sent for no known checkout, or that were refused unread: money may have been taken. */
-function orphansSince (ledger: Ledger, since: Date): Array<Omit<Finding, 'currency'>> {
+async function orphansSince (ledger: Ledger, since: Date): Promise<Array<Omit<Finding, 'currency'>>> {
   const byKey = new Map<string, { record: PostbackRecord, tx: string, total: Cents | null, custcode: string, count: number }>()
-  for (const record of ledger.unmatchedPostbacks(since)) {
+  for (const record of await ledger.unmatchedPostbacks(since)) {
     const raw = readRawPostback(record.rawBody)
     const tx = record.tx !== '' ? record.tx : raw.tx
     const result = record.result !== '' ? record.result : raw.result
     // A failure result for an unknown checkout took no money; an unreadable result might have.
     if (result !== '' && result !== '0') continue
     // The same tx later matched a checkout (CashNet retried after a fix): nothing is lost.
-    if (tx !== '' && ledger.postbacksWithTx(tx).some(p => p.checkoutId !== null && (p.outcome === 'PAID' || p.outcome === 'DUPLICATE'))) continue
+    if (tx !== '' && (await ledger.postbacksWithTx(tx)).some(p => p.checkoutId !== null && (p.outcome === 'PAID' || p.outcome === 'DUPLICATE'))) continue
     const key = tx !== '' ? `tx:${tx}` : `id:${record.id}`
     const seen = byKey.get(key)
     if (seen !== undefined) seen.count++
@@ -323,7 +323,7 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
   for (const [tx, { amount, line }] of settled) {
     let checkout = paidInWindow.get(tx)
     if (checkout === undefined) {
-      const postbacks = input.ledger.postbacksWithTx(tx)
+      const postbacks = await input.ledger.postbacksWithTx(tx)
       if (postbacks.length === 0 && !explained.has(tx)) {
         add({
           kind: 'settled-unknown', checkoutId: null, tx, patron: '', currency, amount: amount as Cents, cashnetAmount: amount as Cents,
@@ -333,7 +333,7 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
         continue
       }
       const id = postbacks.find(p => p.checkoutId !== null)?.checkoutId
-      checkout = id == null ? undefined : input.ledger.getCheckout(id)
+      checkout = id == null ? undefined : await input.ledger.getCheckout(id)
       // A second tx of a double charge or an orphan is reported above; only a checkout's own tx has an amount to compare.
       if (checkout === undefined || checkout.tx !== tx) continue
     }

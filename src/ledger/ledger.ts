@@ -1,5 +1,12 @@
-// The one small interface the rest of the service sees. SQLite implements it (sqlite.ts); a shared server
-// database could implement it for several instances without touching the payment rules.
+// The one small interface the rest of the service sees: the seam between the payment rules and whatever stores
+// the record. SQLite implements it (src/ledger/sqlite/); a server database implements the same contract for
+// several instances (test/ledger/ledger-spec.ts is that contract, run against every implementation).
+//
+// Every method is asynchronous: a server database answers over the network. What must be atomic is inside one
+// method: the rules that decide a change (a postback's decision, a staff action's verdict, a refund's effect)
+// are passed in as synchronous pure functions and evaluated inside the ledger's transaction, on the record as it
+// is at that moment, so no caller ever reads, awaits, and then writes on what it read. A write the ledger cannot
+// take just now (a lock, an outage) rejects with LedgerUnavailable (src/ledger/errors.ts), nothing written.
 
 import type { Cents } from '../money.ts'
 import type {
@@ -31,6 +38,24 @@ export type RefundResult =
   | { recorded: true, id: number, effect: 'restore' | 'settle' | 'none', checkout: Checkout }
   | { recorded: false, reason: string }
 
+/**
+ * The staff-action rule, evaluated inside the ledger's transaction on the payment's current record: a reason
+ * refuses the action (nothing changes), null allows it.
+ */
+export type StaffRule = (record: MoneyRecord) => string | null
+
+export type StaffResult = { done: true, checkout: Checkout } | { done: false, reason: string }
+
+/** The postback rules: given the checkout, its earlier postbacks and the other checkouts this tx is recorded for. */
+export type DecidePostback = (checkout: Checkout | undefined, earlier: PostbackRecord[], elsewhere: string[]) => PostbackDecision
+
+export interface RecordedPostback {
+  id: number
+  decision: PostbackDecision
+  /** the checkout after the decision was applied */
+  checkout: Checkout | undefined
+}
+
 export interface TransitionRequest {
   checkoutId: string
   /** the change happens only if the checkout is in one of these states (compare and set) */
@@ -45,65 +70,71 @@ export interface TransitionRequest {
 }
 
 export interface Ledger {
-  createCheckout (checkout: NewCheckout): Checkout
-  getCheckout (id: string): Checkout | undefined
-  latestCheckoutForUser (userId: string): Checkout | undefined
+  createCheckout (checkout: NewCheckout): Promise<Checkout>
+  getCheckout (id: string): Promise<Checkout | undefined>
+  latestCheckoutForUser (userId: string): Promise<Checkout | undefined>
   /**
    * The patron's payments whose money is taken but not yet all recorded in Alma: PAID checkouts, and NEEDS_ATTENTION
    * ones staff have not settled, that still have a line not posted. Matched by username or Alma primary id.
    */
-  paymentsInProgress (userId: string, primaryId: string): Checkout[]
-  /** Records a postback and applies the rules' decision in one transaction; returns what was decided. */
+  paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]>
   /**
-   * Records a postback and applies the rules' decision in one transaction; returns what was decided. `elsewhere`
+   * Records a postback and applies the rules' decision in one transaction; resolves once it is durable, with what
+   * was decided. `decide` runs inside the transaction, on the checkout locked against other postbacks; `elsewhere`
    * lists the other checkouts this postback's tx is already recorded for (a tx belongs to one checkout).
    */
-  recordPostback (postback: IncomingPostback, decide: (checkout: Checkout | undefined, earlier: PostbackRecord[], elsewhere: string[]) => PostbackDecision): { id: number, decision: PostbackDecision, checkout: Checkout | undefined }
-  /** Runs work in one transaction, one durable commit; ledger calls inside it become savepoints (group commit). */
-  inTransaction<T> (work: () => T): T
+  recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback>
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
-  transition (request: TransitionRequest): boolean
-  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void
-  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void
-  /** A failed posting attempt: counts it and says when to try again. */
-  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number
+  transition (request: TransitionRequest): Promise<boolean>
+  /** Records what Alma accepted for a line, once (a line already posted is left as it is), with its audit event. */
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): Promise<void>
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): Promise<void>
+  /** A failed posting attempt: counts it and says when to try again; resolves with the attempts counted so far. */
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): Promise<number>
   /**
-   * Staff asked to post (the staff-action rule allowed it): back to PAID with a fresh attempt budget. Refused
-   * (false) unless PAID, or NEEDS_ATTENTION and not settled, with a tx.
+   * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
+   * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.
    */
-  requeue (checkoutId: string, by: string, action?: 'retry' | 'post-confirmed'): boolean
+  requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult>
   /** Records a refund staff made in CashNet, if the rule allows it, and applies its effect; one transaction. */
-  recordRefund (refund: RefundRequest, rules: RefundRules): RefundResult
+  recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult>
   /** The checkout with what CashNet reported for it and the refunds recorded: what the payment rules need. */
-  moneyRecord (checkoutId: string): MoneyRecord | undefined
-  /** Staff record how a NEEDS_ATTENTION payment was settled (refund, manual credit); false if not open. */
-  resolveAttention (checkoutId: string, by: string, resolution: string): boolean
+  moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined>
+  /** Staff record how a NEEDS_ATTENTION payment was settled, if `rule` allows it; refused unless open. */
+  resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
   /** PAID checkouts whose next attempt is due. */
-  duePostings (now: Date): string[]
-  /** CREATED checkouts older than the cut-off become EXPIRED; returns their ids. */
-  expireCreated (createdBefore: Date): string[]
+  duePostings (now: Date): Promise<string[]>
+  /** CREATED checkouts older than the cut-off become EXPIRED; resolves with their ids. */
+  expireCreated (createdBefore: Date): Promise<string[]>
   /** PAID checkouts paid before the cut-off (for the stuck-payment alert). */
-  paidBefore (cutoff: Date): Checkout[]
-  listCheckouts (filter: CheckoutFilter): { checkouts: Checkout[], total: number }
-  /** How many checkouts match the search in each state, and how many NEEDS_ATTENTION are not settled: one query. */
-  countCheckouts (search: string): { byState: Record<CheckoutState, number>, openAttention: number }
+  paidBefore (cutoff: Date): Promise<Checkout[]>
+  listCheckouts (filter: CheckoutFilter): Promise<{ checkouts: Checkout[], total: number }>
+  /** How many checkouts match the search in each state, and how many NEEDS_ATTENTION are not settled. */
+  countCheckouts (search: string): Promise<{ byState: Record<CheckoutState, number>, openAttention: number }>
   /**
    * One page of the filtered list without lines, newest first, after the row `after` (keyset paging: the CSV
-   * streams page by page and never holds the whole list).
+   * streams page by page and never holds the whole list). `cursor` is opaque to callers; pass it back as `after`.
    */
-  checkoutPage (filter: CheckoutFilter, after: { createdAt: string, rowid: number } | null, limit: number): Array<CheckoutSummary & { rowid: number }>
-  history (checkoutId: string): CheckoutHistory | undefined
-  /** Postbacks with no checkout (orphans) or refused as unreadable, newest first. */
-  unmatchedPostbacks (since?: Date, limit?: number): PostbackRecord[]
-  /** How many postbacks are unmatched (orphan, refused, a tx reused), counted in SQL. */
-  countUnmatchedPostbacks (): number
+  checkoutPage (filter: CheckoutFilter, after: PageCursor | null, limit: number): Promise<Array<CheckoutSummary & { cursor: PageCursor }>>
+  history (checkoutId: string): Promise<CheckoutHistory | undefined>
+  /** Postbacks with no checkout (orphans), refused as unreadable, or with a tx reused; newest first. */
+  unmatchedPostbacks (since?: Date, limit?: number): Promise<PostbackRecord[]>
+  /** How many postbacks are unmatched (orphan, refused, a tx reused). */
+  countUnmatchedPostbacks (): Promise<number>
   /** Checkouts paid, changed or sent a postback at or after the cut-off, oldest first (reconciliation). */
-  checkoutsTouchedSince (since: Date): Checkout[]
+  checkoutsTouchedSince (since: Date): Promise<Checkout[]>
   /** Every postback that carried this CashNet tx, whatever its outcome (reconciliation against a settlement file). */
-  postbacksWithTx (tx: string): PostbackRecord[]
+  postbacksWithTx (tx: string): Promise<PostbackRecord[]>
   /** Lines posted within [from, to), for the GL journal. */
-  postedLines (from: Date, to: Date): Array<{ checkout: Checkout, lineNo: number }>
-  audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): void
-  writable (): boolean
-  close (): void
+  postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>>
+  audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void>
+  /** Whether a write could be taken now (readiness). */
+  writable (): Promise<boolean>
+  close (): Promise<void>
+}
+
+/** Where a page of checkoutPage ended: the last row's creation time and a tie-breaker the implementation chooses. */
+export interface PageCursor {
+  createdAt: string
+  seq: number
 }

@@ -45,7 +45,7 @@ export async function startCheckout (
   ])
   const byId = new Map(feeList.fees.map(f => [f.id, f]))
   // what the ledger says is paid and not yet in Alma, read now, not when the patron loaded the page
-  const inProgress = feesInProgress(deps.ledger.paymentsInProgress(username, user.primaryId))
+  const inProgress = feesInProgress(await deps.ledger.paymentsInProgress(username, user.primaryId))
   const lines = ids.map((id, index) => {
     const fee = byId.get(id)
     if (fee === undefined) throw new CheckoutRefused('unknown-fee', 'One of the selected fees is no longer open on your account. Please review your fees again.')
@@ -69,7 +69,7 @@ export async function startCheckout (
   if (total < deps.rules.minPayment) {
     throw new CheckoutRefused('below-minimum', `The smallest payment accepted online is ${formatDecimal(deps.rules.minPayment)}.`)
   }
-  return deps.ledger.createCheckout({
+  return await deps.ledger.createCheckout({
     id: newCheckoutId(),
     userId: username,
     primaryId: user.primaryId,

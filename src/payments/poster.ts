@@ -28,9 +28,14 @@ export type PostingOutcome =
   | { kind: 'RETRY', error: Error & { retryable: boolean, retryAfterSeconds?: number } }
   | { kind: 'SKIPPED', reason: string }
 
-function observer (ledger: Ledger, checkoutId: string): AlmaCallObserver {
-  return (call) => {
-    ledger.recordAlmaCall({
+/**
+ * Records each Alma call of a posting. The Alma client does not wait for the write; `settled()` does, at the end
+ * of the posting, and a write that failed fails the posting (the worker logs it and tries again later).
+ */
+function observer (ledger: Ledger, checkoutId: string): { observe: AlmaCallObserver, settled: () => Promise<void> } {
+  const writes: Array<Promise<void>> = []
+  const observe: AlmaCallObserver = (call) => {
+    writes.push(ledger.recordAlmaCall({
       checkoutId,
       at: new Date(call.startedAt).toISOString(),
       method: call.method,
@@ -40,8 +45,13 @@ function observer (ledger: Ledger, checkoutId: string): AlmaCallObserver {
       errorMessage: call.errorMessage,
       trackingId: call.trackingId,
       durationMs: call.durationMs
-    })
+    }))
   }
+  const settled = async (): Promise<void> => {
+    const failed = (await Promise.allSettled(writes)).find(r => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+  }
+  return { observe, settled }
 }
 
 /** What Alma shows paid on this fee under our tx: PAYMENT transactions only (a refund carrying it is no payment). */
@@ -56,26 +66,34 @@ function stopping (deps: PosterDeps): boolean {
 }
 
 /** Hands the checkout to staff, if it is still PAID: an outcome (and so an alert) only when the change won. */
-function needsAttention (deps: PosterDeps, checkout: Checkout, kind: AttentionKind, reason: string, detail: Record<string, unknown>, unapplied?: Cents): PostingOutcome {
-  const moved = deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } })
+async function needsAttention (deps: PosterDeps, checkout: Checkout, kind: AttentionKind, reason: string, detail: Record<string, unknown>, unapplied?: Cents): Promise<PostingOutcome> {
+  const moved = await deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } })
   if (!moved) return { kind: 'SKIPPED', reason: `checkout changed state while posting (${kind} not recorded: ${reason})` }
-  return { kind: 'NEEDS_ATTENTION', checkout: deps.ledger.getCheckout(checkout.id) as Checkout, reason }
+  return { kind: 'NEEDS_ATTENTION', checkout: await deps.ledger.getCheckout(checkout.id) as Checkout, reason }
 }
 
 export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string): Promise<PostingOutcome> {
+  const calls = observer(deps.ledger, checkoutId)
+  try {
+    return await post(deps, checkoutId, calls.observe)
+  } finally {
+    await calls.settled()
+  }
+}
+
+async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObserver): Promise<PostingOutcome> {
   const { alma, ledger } = deps
-  const record = ledger.moneyRecord(checkoutId)
+  const record = await ledger.moneyRecord(checkoutId)
   if (record === undefined) return { kind: 'SKIPPED', reason: 'no such checkout' }
   const { checkout } = record
   if (checkout.state !== 'PAID') return { kind: 'SKIPPED', reason: `checkout is ${checkout.state}` }
   const tx = checkout.tx ?? ''
-  if (tx === '') return needsAttention(deps, checkout, 'MISMATCH', 'paid checkout has no CashNet transaction number', {})
+  if (tx === '') return await needsAttention(deps, checkout, 'MISMATCH', 'paid checkout has no CashNet transaction number', {})
   const report = paymentReport(record)
-  if (report === null) return needsAttention(deps, checkout, 'MISMATCH', `no readable CashNet report of the amounts for tx ${tx}: nothing posted`, {})
-  if (refundedFor(record, tx) > 0) return needsAttention(deps, checkout, 'MISMATCH', `a refund of tx ${tx} is recorded: nothing posted`, {})
+  if (report === null) return await needsAttention(deps, checkout, 'MISMATCH', `no readable CashNet report of the amounts for tx ${tx}: nothing posted`, {})
+  if (refundedFor(record, tx) > 0) return await needsAttention(deps, checkout, 'MISMATCH', `a refund of tx ${tx} is recorded: nothing posted`, {})
   const caps = lineCaps(checkout, report)
-  const observe = observer(ledger, checkout.id)
-  const history = ledger.history(checkout.id)
+  const history = await ledger.history(checkout.id)
   const started = new Map<number, number>()
   for (const e of history?.events ?? []) {
     if (e.event !== 'line.pay_started') continue
@@ -109,12 +127,12 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
       if (already !== null) {
         const intended = started.get(line.lineNo) ?? null
         if (already > (caps.get(line.lineNo) ?? 0)) {
-          ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 })
-          return needsAttention(deps, checkout, 'ALMA_ERROR',
+          await ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 })
+          return await needsAttention(deps, checkout, 'ALMA_ERROR',
             `Alma shows ${formatDecimal(already)} paid with tx ${tx} on fee ${line.feeId}, more than the ${formatDecimal(caps.get(line.lineNo) ?? 0 as Cents)} CashNet reported for it: check the fee in Alma`,
             { feeId: line.feeId, almaAmount: already, cashnet: caps.get(line.lineNo) ?? 0 })
         }
-        ledger.markLinePosted(checkout.id, line.lineNo, already, {
+        await ledger.markLinePosted(checkout.id, line.lineNo, already, {
           feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', ...(intended !== null && intended !== already ? { intended } : {})
         })
         budget -= already
@@ -123,18 +141,18 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
       }
       if (cap <= 0) {
         // CashNet collected nothing for this line: nothing to send, and nothing owed back; the fee stays open.
-        ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' })
+        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' })
         continue
       }
       if (fee === undefined || fee.status.code !== 'ACTIVE' || fee.balance <= 0) {
-        ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: cap, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` })
+        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: cap, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` })
         notes.push(`fee ${line.feeId}: closed or gone in Alma, ${formatDecimal(cap)} not applied`)
         continue
       }
       const amount = Math.min(cap, fee.balance) as Cents
       // shutting down: a fee read may have taken a while; do not start a payment now
       if (stopping(deps)) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
-      ledger.audit(checkout.id, 'line.pay_started', { line: line.lineNo, feeId: line.feeId, amount })
+      await ledger.audit(checkout.id, 'line.pay_started', { line: line.lineNo, feeId: line.feeId, amount })
       await alma.payFee({
         userId: checkout.primaryId,
         feeId: line.feeId,
@@ -144,36 +162,36 @@ export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string):
         comment: checkout.id
       }, observe)
       budget -= amount
-      ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) })
+      await ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) })
       if (amount < cap) notes.push(`fee ${line.feeId}: balance was ${formatDecimal(fee.balance)}, ${formatDecimal((cap - amount) as Cents)} not applied`)
     }
 
-    const posted = ledger.getCheckout(checkout.id) as Checkout
+    const posted = await ledger.getCheckout(checkout.id) as Checkout
     const applied = posted.lines.reduce((s, l) => s + (l.postedAmount ?? 0), 0)
     // Money CashNet collected that is not in Alma: lines Alma could not take, and amounts CashNet reported beyond the lines.
     const unapplied = Math.max(0, report.total - applied) as Cents
     if (unapplied > 0) {
       const beyond = report.total - [...caps.values()].reduce((s, c) => s + c, 0)
       if (beyond > 0) notes.push(`CashNet reported ${formatDecimal(beyond as Cents)} more than the fee lines`)
-      return needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
+      return await needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
     }
     const notCollected = posted.lines.reduce((s, l) => s + l.amount, 0) - applied
-    const moved = ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } })
+    const moved = await ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } })
     if (!moved) return { kind: 'SKIPPED', reason: 'checkout changed state while posting' }
 
     if (deps.releaseBlocks.size > 0) {
       try {
         const release = await releaseBlocksIfSettled(alma, checkout.primaryId, deps.releaseBlocks, observe)
-        ledger.audit(checkout.id, release.released.length > 0 ? 'blocks.released' : 'blocks.kept', { released: release.released, skipped: release.skipped ?? null, balance: release.balance })
+        await ledger.audit(checkout.id, release.released.length > 0 ? 'blocks.released' : 'blocks.kept', { released: release.released, skipped: release.skipped ?? null, balance: release.balance })
       } catch (error) {
-        ledger.audit(checkout.id, 'blocks.release_failed', { error: (error as Error).message })
+        await ledger.audit(checkout.id, 'blocks.release_failed', { error: (error as Error).message })
       }
     }
-    return { kind: 'POSTED', checkout: ledger.getCheckout(checkout.id) as Checkout }
+    return { kind: 'POSTED', checkout: await ledger.getCheckout(checkout.id) as Checkout }
   } catch (error) {
     if (!isAlmaFailure(error)) throw error
     if (error.retryable) return { kind: 'RETRY', error }
-    return needsAttention(deps, checkout, 'ALMA_ERROR', `Alma refused: ${error.errorCode || error.status} ${error.errorMessage}${error.trackingId !== '' ? ` (trackingId ${error.trackingId})` : ''}`.trim(), {
+    return await needsAttention(deps, checkout, 'ALMA_ERROR', `Alma refused: ${error.errorCode || error.status} ${error.errorMessage}${error.trackingId !== '' ? ` (trackingId ${error.trackingId})` : ''}`.trim(), {
       status: error.status, errorCode: error.errorCode, errorMessage: error.errorMessage, trackingId: error.trackingId
     })
   }

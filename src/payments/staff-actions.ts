@@ -23,6 +23,11 @@ export interface Refundable {
 const OK: Verdict = { allowed: true }
 const no = (reason: string): Verdict => ({ allowed: false, reason })
 
+/** A verdict as the ledger's StaffRule wants it: the reason it refuses, or null when allowed. */
+export function whyNot (verdict: Verdict): string | null {
+  return verdict.allowed ? null : verdict.reason
+}
+
 /** Outcomes whose postback reported money taken for this checkout under its tx. */
 const PAYMENT_OUTCOMES = new Set(['PAID', 'MISMATCH'])
 

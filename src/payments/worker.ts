@@ -112,26 +112,33 @@ export class PostingWorker {
 
   #tick (): void {
     if (this.#stopped) return
+    void this.#poll().finally(() => {
+      if (this.#stopped) return
+      this.#timer = setTimeout(() => { this.#tick() }, this.#settings.pollMs)
+      this.#timer.unref()
+    })
+  }
+
+  /** One poll: schedules due postings, and sweeps once a minute; a ledger that cannot be read is logged, not fatal. */
+  async #poll (): Promise<void> {
     try {
       const now = new Date()
-      for (const id of this.#ledger.duePostings(now)) this.schedule(id)
+      for (const id of await this.#ledger.duePostings(now)) this.schedule(id)
       if (now.getTime() - this.#lastSweep >= 60_000) {
         this.#lastSweep = now.getTime()
-        this.sweep(now)
+        await this.sweep(now)
       }
     } catch (error) {
       this.#logger.error({ event: 'worker.error', err: { message: (error as Error).message } }, `posting worker could not read the ledger: ${(error as Error).message}`)
     }
-    this.#timer = setTimeout(() => { this.#tick() }, this.#settings.pollMs)
-    this.#timer.unref()
   }
 
   /** Expires CREATED checkouts older than 24 hours and alerts on PAID ones stuck past the threshold. */
-  sweep (now = new Date()): void {
-    for (const id of this.#ledger.expireCreated(new Date(now.getTime() - EXPIRY_MS))) {
+  async sweep (now = new Date()): Promise<void> {
+    for (const id of await this.#ledger.expireCreated(new Date(now.getTime() - EXPIRY_MS))) {
       this.#logger.info({ event: 'checkout.expired', checkout: id }, `checkout ${id} expired unpaid after 24 hours`)
     }
-    for (const checkout of this.#ledger.paidBefore(new Date(now.getTime() - this.#settings.paidAlertMinutes * 60_000))) {
+    for (const checkout of await this.#ledger.paidBefore(new Date(now.getTime() - this.#settings.paidAlertMinutes * 60_000))) {
       if (this.#alerted.has(checkout.id)) continue
       this.#alerted.add(checkout.id)
       this.#alerts.stuckPaid(checkout, this.#settings.paidAlertMinutes)
@@ -162,7 +169,7 @@ export class PostingWorker {
   }
 
   async #post (checkoutId: string): Promise<void> {
-    const before = this.#ledger.getCheckout(checkoutId)
+    const before = await this.#ledger.getCheckout(checkoutId)
     // A retry is waiting for its backoff: duplicate postbacks or the poll must not jump the queue.
     if (before?.nextAttemptAt != null && Date.parse(before.nextAttemptAt) > Date.now()) return
     let outcome: PostingOutcome
@@ -176,7 +183,7 @@ export class PostingWorker {
       this.#logger.error({ event: 'worker.error', checkout: checkoutId, err: { message: (error as Error).message, stack: (error as Error).stack } }, `posting ${checkoutId} failed unexpectedly: ${(error as Error).message}`)
     }
     if (this.#abandoned.has(checkoutId)) return
-    const checkout = this.#ledger.getCheckout(checkoutId)
+    const checkout = await this.#ledger.getCheckout(checkoutId)
     const log = { checkout: checkoutId, tx: checkout?.tx, user: checkout?.userId }
     switch (outcome.kind) {
       case 'POSTED':
@@ -193,12 +200,12 @@ export class PostingWorker {
         const attempts = (checkout?.attempts ?? 0) + 1
         const delay = this.#backoffMs(attempts, outcome.error.retryAfterSeconds)
         const giveUp = attempts >= this.#settings.maxAttempts
-        this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message)
+        await this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message)
         if (giveUp) {
           const reason = `gave up after ${attempts} attempts; last error: ${outcome.error.message}`
           // Alert only when this change won: a postback may have moved the checkout meanwhile.
-          const moved = this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } })
-          const updated = this.#ledger.getCheckout(checkoutId)
+          const moved = await this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } })
+          const updated = await this.#ledger.getCheckout(checkoutId)
           if (moved && updated !== undefined) this.#alerts.needsAttention(updated, reason)
           return
         }

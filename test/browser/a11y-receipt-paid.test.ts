@@ -23,7 +23,7 @@ t.test('receipts after paying: no serious or critical axe violations at 1280 and
   await t.test('staff must finish recording it (NEEDS_ATTENTION)', async t => {
     const { page, problems } = await throughCashnet(browser, stack, 'Alice Archer', 'Pay', () => { stack.alma.closeFee('100001') })
     await stack.app.worker.idle()
-    await until(() => stack.app.ledger.latestCheckoutForUser('alice')?.state === 'NEEDS_ATTENTION', 'the checkout to need attention', 60_000)
+    await until(async () => (await stack.app.ledger.latestCheckoutForUser('alice'))?.state === 'NEEDS_ATTENTION', 'the checkout to need attention', 60_000)
     await page.reload()
     t.equal(await heading(page), 'Payment received; library staff will finish recording it')
     t.equal(await stateOf(page), 'NEEDS_ATTENTION')

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { SqliteLedger } from '../../src/ledger/sqlite.ts'
+import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
 import { type Cents, parseCents } from '../../src/money.ts'
 import { contents, csvFile, runScript, tempDir } from './cli.ts'
 
@@ -14,41 +14,41 @@ const DAY = { from: Date.parse('2026-10-05T07:00:00Z'), to: Date.parse('2026-10-
 
 interface Fee { feeId: string, feeType: string, owner: string, amount: number, postedAt?: string, posted?: number }
 
-function buildLedger (path: string): SqliteLedger {
+async function buildLedger (path: string): Promise<SqliteLedger> {
   let clock = new Date('2026-10-05T12:00:00Z')
   const ledger = new SqliteLedger({ path, now: () => clock })
   let n = 0
-  const pay = (user: string, tx: string, batchno: string, fees: Fee[]): void => {
+  const pay = async (user: string, tx: string, batchno: string, fees: Fee[]): Promise<void> => {
     const id = `checkout-${++n}`
     clock = new Date('2026-10-05T12:00:00Z')
-    ledger.createCheckout({
+    await ledger.createCheckout({
       id, userId: user, primaryId: user, patronName: user, email: '', currency: 'USD',
       lines: fees.map((f, i) => ({ lineNo: i + 1, feeId: f.feeId, feeType: f.feeType, feeTypeDesc: f.feeType, owner: f.owner, ownerDesc: f.owner, title: 't', itemCode: 'LIB-FINE', amount: f.amount as Cents }))
     })
-    ledger.recordPostback({ checkoutId: id, peer: '127.0.0.4', result: '0', tx, rawBody: '' },
+    await ledger.recordPostback({ checkoutId: id, peer: '127.0.0.4', result: '0', tx, rawBody: '' },
       () => ({ outcome: 'PAID', reason: 'ok', to: 'PAID', payment: { tx, batchno, effdate: '2026-10-05', pmtcode: 'VISA' } }))
-    fees.forEach((f, i) => {
-      if (f.postedAt === undefined) return
+    for (const [i, f] of fees.entries()) {
+      if (f.postedAt === undefined) continue
       clock = new Date(f.postedAt)
-      ledger.markLinePosted(id, i + 1, (f.posted ?? f.amount) as Cents, { tx })
-    })
-    if (fees.every(f => f.postedAt !== undefined)) ledger.transition({ checkoutId: id, from: ['PAID'], to: 'POSTED', event: 'posting.done' })
+      await ledger.markLinePosted(id, i + 1, (f.posted ?? f.amount) as Cents, { tx })
+    }
+    if (fees.every(f => f.postedAt !== undefined)) await ledger.transition({ checkoutId: id, from: ['PAID'], to: 'POSTED', event: 'posting.done' })
   }
-  pay('alice', '7001', '42', [
+  await pay('alice', '7001', '42', [
     { feeId: '100001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 500, postedAt: '2026-10-05T17:00:00Z' },
     { feeId: '100002', feeType: 'LOSTITEMREPLACEMENTFEE', owner: 'LAW', amount: 4550, postedAt: '2026-10-05T17:00:01Z' },
     { feeId: '100003', feeType: 'DAMAGEDITEMFINE', owner: 'LAW', amount: 1225, postedAt: '2026-10-05T17:00:02Z' }
   ])
   // 23:30 in Los Angeles, already the 6th in UTC: belongs to the 5th's journal
-  pay('carol', '7002', '42', [{ feeId: '300001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 250, postedAt: '2026-10-06T06:30:00Z' }])
+  await pay('carol', '7002', '42', [{ feeId: '300001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 250, postedAt: '2026-10-06T06:30:00Z' }])
   // 00:30 on the 6th in Los Angeles: the next day's journal
-  pay('zoe', '7003', '43', [{ feeId: '400001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 375, postedAt: '2026-10-06T07:30:00Z' }])
+  await pay('zoe', '7003', '43', [{ feeId: '400001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 375, postedAt: '2026-10-06T07:30:00Z' }])
   // Alma accepted less than was paid (the fee was reduced meanwhile): the journal carries what Alma accepted
-  pay('frank', '7004', '42', [{ feeId: '500001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 1000, posted: 333, postedAt: '2026-10-05T20:00:00Z' }])
+  await pay('frank', '7004', '42', [{ feeId: '500001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 1000, posted: 333, postedAt: '2026-10-05T20:00:00Z' }])
   // paid, never posted: not revenue yet
-  pay('erin', '7005', '42', [{ feeId: '600001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 600 }])
+  await pay('erin', '7005', '42', [{ feeId: '600001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 600 }])
   // one payment whose lines were posted either side of midnight: each line in exactly one journal
-  pay('dave', '7006', '43', [
+  await pay('dave', '7006', '43', [
     { feeId: '800001', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 199, postedAt: '2026-10-06T06:59:59Z' },
     { feeId: '800002', feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 201, postedAt: '2026-10-06T07:00:00Z' }
   ])
@@ -56,9 +56,9 @@ function buildLedger (path: string): SqliteLedger {
 }
 
 /** The ledger's own answer: the cents of every line whose posted_at falls in the day. */
-function postedTotal (ledger: SqliteLedger, from: number, to: number): number {
+async function postedTotal (ledger: SqliteLedger, from: number, to: number): Promise<number> {
   let total = 0
-  for (const c of ledger.listCheckouts({ limit: 1000 }).checkouts) {
+  for (const c of (await ledger.listCheckouts({ limit: 1000 })).checkouts) {
     for (const l of c.lines) if (l.postedAt !== null && Date.parse(l.postedAt) >= from && Date.parse(l.postedAt) < to) total += l.postedAmount ?? 0
   }
   return total
@@ -71,9 +71,9 @@ async function gl (dir: string, date: string, extra: string[] = [], env: Record<
 
 t.test('the CSV journal balances to the cent and equals the ledger\'s POSTED total of the day', async t => {
   const dir = tempDir(t)
-  const ledger = buildLedger(join(dir, 'ledger.sqlite'))
-  const expected = postedTotal(ledger, DAY.from, DAY.to)
-  ledger.close()
+  const ledger = await buildLedger(join(dir, 'ledger.sqlite'))
+  const expected = await postedTotal(ledger, DAY.from, DAY.to)
+  await ledger.close()
   t.equal(expected, 500 + 4550 + 1225 + 250 + 333 + 199, 'the fixture posts 70.57 on the 5th, Los Angeles time')
 
   const run = await gl(dir, '2026-10-05')
@@ -97,7 +97,7 @@ t.test('the CSV journal balances to the cent and equals the ledger\'s POSTED tot
 
 t.test('re-running a day gives the same bytes; no fee line is in two days\' journals', async t => {
   const dir = tempDir(t)
-  buildLedger(join(dir, 'ledger.sqlite')).close()
+  await (await buildLedger(join(dir, 'ledger.sqlite'))).close()
   t.equal((await gl(dir, '2026-10-05')).code, 0)
   t.equal((await gl(dir, '2026-10-06')).code, 0)
   const first = contents(join(dir, 'out'))
@@ -112,7 +112,7 @@ t.test('re-running a day gives the same bytes; no fee line is in two days\' jour
 
 t.test('the flat file: H, L and C records at the layout\'s columns, balanced, control totals right', async t => {
   const dir = tempDir(t)
-  buildLedger(join(dir, 'ledger.sqlite')).close()
+  await (await buildLedger(join(dir, 'ledger.sqlite'))).close()
   const run = await gl(dir, '2026-10-05', ['--format', 'flat'])
   t.equal(run.code, 0, run.stderr)
   const lines = readFileSync(join(dir, 'out', 'gl-journal-2026-10-05.dat'), 'utf8').split('\n').filter(l => l !== '')
@@ -134,7 +134,7 @@ t.test('the flat file: H, L and C records at the layout\'s columns, balanced, co
 
 t.test('bad map or layout: exit 1 naming the file; usage errors: exit 2; nothing written', async t => {
   const dir = tempDir(t)
-  buildLedger(join(dir, 'ledger.sqlite')).close()
+  await (await buildLedger(join(dir, 'ledger.sqlite'))).close()
   writeFileSync(join(dir, 'map.json'), JSON.stringify({ businessUnit: 'UNIV1', clearing: { account: '101500' }, default: { account: 'MUCH-TOO-LONG-ACCOUNT' } }))
   const badMap = await gl(dir, '2026-10-05', [], { GL_MAP_FILE: join(dir, 'map.json') })
   t.equal(badMap.code, 1)
@@ -166,7 +166,7 @@ t.test('bad map or layout: exit 1 naming the file; usage errors: exit 2; nothing
 
 t.test('the layout chooses 2 or 3 decimals for amounts (MONETARY_AMOUNT is Signed Number(28,3))', async t => {
   const dir = tempDir(t)
-  buildLedger(join(dir, 'ledger.sqlite')).close()
+  await (await buildLedger(join(dir, 'ledger.sqlite'))).close()
   const layout = JSON.parse(readFileSync('config/gl-flat-layout.json', 'utf8'))
   t.equal(layout.amountDecimals, 2, 'the shipped layout writes 2 decimals')
   const amountsOf = (file: string): { lines: string[], control: string } => {

@@ -77,12 +77,12 @@ t.test('a postback\'s tx, reference and raw body reach the ledger, /admin/postba
   await stack.app.worker.idle()
 
   const ledger = stack.app.ledger
-  t.equal(ledger.getCheckout(id)?.state, 'POSTED', 'the payment with a card-like tx still went through')
-  t.match(ledger.getCheckout(id)?.tx, /^\*{12}0004~[0-9a-f]{8}$/, 'its tx is stored masked, with a keyed digest that tells it from other numbers')
-  const stored = JSON.stringify([ledger.unmatchedPostbacks(), ledger.history(id), ledger.history(checkoutIdFrom(second.fields))])
+  t.equal((await ledger.getCheckout(id))?.state, 'POSTED', 'the payment with a card-like tx still went through')
+  t.match((await ledger.getCheckout(id))?.tx, /^\*{12}0004~[0-9a-f]{8}$/, 'its tx is stored masked, with a keyed digest that tells it from other numbers')
+  const stored = JSON.stringify([await ledger.unmatchedPostbacks(), await ledger.history(id), await ledger.history(checkoutIdFrom(second.fields))])
   t.match(stored, '************1111', 'masked values were stored')
   t.same(everywhere(stored), [], 'no number in clear anywhere in the ledger: tx, reference, reason, raw body')
-  const unmatched = ledger.unmatchedPostbacks()
+  const unmatched = await ledger.unmatchedPostbacks()
   t.ok(unmatched.some(p => /^\*{12}1112~[0-9a-f]{8}$/.test(p.checkoutId ?? '') && /^\*{12}1111~[0-9a-f]{8}$/.test(p.tx)), 'the orphan\'s reference and tx, masked')
   t.ok(unmatched.some(p => p.outcome === 'REJECTED' && p.checkoutId === '************1111'), 'the rejected postback\'s reference, masked')
 
@@ -109,8 +109,8 @@ t.test('two different card-like tx numbers with the same last four digits are a 
   await stack.cashnet.sendPostback(postback(CARD)) // CashNet repeating itself
   await stack.cashnet.sendPostback(postback('4000000000001111')) // a second charge that masks to the same last four
   await stack.app.worker.idle()
-  const outcomes = stack.app.ledger.history(id)?.postbacks.map(p => p.outcome)
+  const outcomes = (await stack.app.ledger.history(id))?.postbacks.map(p => p.outcome)
   t.same(outcomes, ['PAID', 'DUPLICATE', 'DOUBLE_CHARGE'], 'the repeat is a duplicate; the other number is a second charge for staff')
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'NEEDS_ATTENTION')
-  t.same(everywhere(JSON.stringify(stack.app.ledger.history(id))), [], 'neither number is in the ledger in clear')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'NEEDS_ATTENTION')
+  t.same(everywhere(JSON.stringify(await stack.app.ledger.history(id))), [], 'neither number is in the ledger in clear')
 })

@@ -145,8 +145,8 @@ t.test('a CSRF token issued to one patron is refused for another, even in the sa
   const forged = await carol.post('checkout', [['_csrf', csrf], ['fee', '100001']])
   t.equal(forged.status, 403, 'Alice\'s token is refused for Carol')
   t.match(forged.body, 'Please start again')
-  t.equal(stack.app.ledger.latestCheckoutForUser('carol'), undefined, 'no checkout for Carol')
-  t.equal(stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'nor for Alice')
+  t.equal(await stack.app.ledger.latestCheckoutForUser('carol'), undefined, 'no checkout for Carol')
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'nor for Alice')
   t.equal(stack.alma.calls.length, 0, 'Alma was not asked')
   t.ok(stack.logLines().some(l => l.event === 'access.csrf' && l.user === 'carol'), 'logged as access.csrf for carol')
 
@@ -166,7 +166,7 @@ t.test('a CSRF token issued to one staff member is refused for another', async t
   const id = checkoutIdFrom(fields)
   // CashNet reports less than the checkout: it needs attention, and its page offers staff actions
   await stack.cashnet.sendPostback({ result: '0', tx: '770001', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '0.01', ref1type1: 'ALMACHECKOUT', ref1val1: id })
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'NEEDS_ATTENTION')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'NEEDS_ATTENTION')
   const staff = new DirectClient(stack, 'staff')
   const detail = await staff.get(`/admin/payments/${id}`)
   t.equal(detail.status, 200)
@@ -179,12 +179,12 @@ t.test('a CSRF token issued to one staff member is refused for another', async t
     t.equal(answer.status, 403, `${action} with another staff member's token: 403`)
     t.match(answer.body, 'Please start again')
   }
-  t.equal(stack.app.ledger.history(id)?.events.filter(e => /staff2/.test(JSON.stringify(e))).length ?? 0, 0, 'nothing was done by staff2 with the borrowed token')
-  t.equal(stack.app.ledger.getCheckout(id)?.resolvedAt, null, 'the payment is not marked settled')
+  t.equal((await stack.app.ledger.history(id))?.events.filter(e => /staff2/.test(JSON.stringify(e))).length ?? 0, 0, 'nothing was done by staff2 with the borrowed token')
+  t.equal((await stack.app.ledger.getCheckout(id))?.resolvedAt, null, 'the payment is not marked settled')
   const own = csrfOf((await staff2.get(`/admin/payments/${id}`)).body)
   const withOwn = await staff2.post(`/admin/payments/${id}/resolve`, [['_csrf', own], ['resolution', 'refunded in CashNet']])
   t.not(withOwn.status, 403, 'with their own token the action is judged on its merits (not a CSRF refusal)')
-  t.ok((stack.app.ledger.history(id)?.events.filter(e => /staff2/.test(JSON.stringify(e))).length ?? 0) > 0, 'and recorded under staff2\'s name')
+  t.ok(((await stack.app.ledger.history(id))?.events.filter(e => /staff2/.test(JSON.stringify(e))).length ?? 0) > 0, 'and recorded under staff2\'s name')
 })
 
 t.test('the fines page is not served to a stranger who forges the user header and a borrowed CSRF cookie', async t => {
@@ -195,6 +195,6 @@ t.test('the fines page is not served to a stranger who forges the user header an
   for (const [name, value] of alice.cookies) stranger.cookies.set(name, value)
   const answer = await stranger.post('checkout', [['_csrf', csrf], ['fee', '100001']])
   t.equal(answer.status, 403)
-  t.equal(stack.app.ledger.latestCheckoutForUser('alice'), undefined)
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice'), undefined)
   t.equal((await send(`${stack.serviceUrl}/`, { from: UNTRUSTED_PEER, method: 'POST', body: form({ _csrf: csrf }) })).status, 404, 'no POST / route')
 })

@@ -33,7 +33,7 @@ t.test('the patron rate limit is per username: one patron is stopped, the next i
   const checkout = await alice.post('checkout', [...csrf, ['fee', '100001']])
   t.equal(checkout.status, 429, 'alice checkout 4, with a valid CSRF token: 429')
   t.equal(stack.alma.calls.length, before, 'it cost Alma nothing')
-  t.equal(stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
 })
 
 t.test('postbacks are limited per checkout reference, generously, and only after the peer check', async t => {
@@ -48,7 +48,7 @@ t.test('postbacks are limited per checkout reference, generously, and only after
   const other = await stack.cashnet.sendPostback(fields('other-ref', '1'))
   t.equal(other.status, 200, 'a postback for another checkout is not affected')
   t.ok(stack.logLines().some(l => l.event === 'postback.rate_limited' && l.checkout === 'loop-ref'), 'the 429 is logged with the reference')
-  t.equal(stack.app.ledger.unmatchedPostbacks().filter(p => p.checkoutId === 'loop-ref').length, POSTBACKS_PER_CHECKOUT_PER_MINUTE, 'the refused one is not recorded')
+  t.equal((await stack.app.ledger.unmatchedPostbacks()).filter(p => p.checkoutId === 'loop-ref').length, POSTBACKS_PER_CHECKOUT_PER_MINUTE, 'the refused one is not recorded')
 })
 
 t.test('a real payment among a replay flood for another checkout is recorded and posted', async t => {
@@ -60,7 +60,7 @@ t.test('a real payment among a replay flood for another checkout is recorded and
   const { fields, action } = await alice.checkout(['100001'])
   await alice.payOnCashnet(action, fields)
   await stack.app.worker.idle()
-  t.equal(stack.app.ledger.getCheckout(checkoutIdFrom(fields))?.state, 'POSTED', 'the real checkout went through')
+  t.equal((await stack.app.ledger.getCheckout(checkoutIdFrom(fields)))?.state, 'POSTED', 'the real checkout went through')
 })
 
 t.test('an oversize body is refused with 413 on every route that takes one, and nothing is recorded', async t => {
@@ -71,7 +71,7 @@ t.test('an oversize body is refused with 413 on every route that takes one, and 
   const checkout = await alice.post('checkout', `_csrf=${encodeURIComponent(csrf)}&fee=100001&pad=${'x'.repeat(70 * 1024)}`)
   t.equal(checkout.status, 413, 'POST /checkout over 64 KiB: 413')
   t.match(checkout.body, 'That request was too large.')
-  t.equal(stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
   const ret = await alice.post('cashnet/return', big(40 * 1024))
   t.equal(ret.status, 413, 'POST /cashnet/return over 32 KiB: 413')
   const postback = await send(`${stack.serviceUrl}/cashnet/postback`, { from: CASHNET_PEER, method: 'POST', body: `result=0&ref1type1=${REF}&ref1val1=big-ref&tx=1&pad=${'x'.repeat(40 * 1024)}` })
@@ -81,7 +81,7 @@ t.test('an oversize body is refused with 413 on every route that takes one, and 
   t.equal(json.status, 413, 'whatever the content type')
   const other = await alice.request('healthz', { method: 'POST', body: big(70 * 1024) })
   t.ok(other.status === 404 || other.status === 413, `a route that takes no body does not read one (${other.status})`)
-  t.same(stack.app.ledger.unmatchedPostbacks(), [], 'no postback recorded')
+  t.same(await stack.app.ledger.unmatchedPostbacks(), [], 'no postback recorded')
   t.notOk(stack.logLines().some(l => l.level >= 50), 'no error logged')
 })
 
@@ -99,7 +99,7 @@ t.test('a chunked body without a length is cut off at the limit too', async t =>
     req.end()
   })
   t.equal(status, 413)
-  t.same(stack.app.ledger.unmatchedPostbacks(), [])
+  t.same(await stack.app.ledger.unmatchedPostbacks(), [])
 })
 
 t.test('postback numbers are read strictly; unknown fields are ignored', async t => {
@@ -154,7 +154,7 @@ t.test('over HTTP, a malformed postback is a 400 with the raw body kept for staf
     t.equal(answer.status, 400, `${JSON.stringify(body.slice(0, 50))}: 400`)
     t.match(answer.body, /^rejected: /)
   }
-  const kept = stack.app.ledger.unmatchedPostbacks()
+  const kept = await stack.app.ledger.unmatchedPostbacks()
   t.equal(kept.length, 5, 'each kept for staff')
   t.ok(kept.every(p => p.outcome === 'REJECTED'))
 })

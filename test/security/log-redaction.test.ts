@@ -25,7 +25,7 @@ t.test('a full payment and hostile postbacks leave no secret, token or card numb
   t.equal(receipt.status, 200)
   await stack.app.worker.idle()
   const id = checkoutIdFrom(cashnetForm.fields)
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'POSTED', 'the payment went all the way to Alma')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED', 'the payment went all the way to Alma')
 
   // A wrong CSRF token and a bad EZproxy secret are logged as refusals, without the values sent.
   await alice.post('checkout', [['_csrf', csrfToken + 'x'], ['fee', '100002']])
@@ -58,7 +58,7 @@ t.test('a full payment and hostile postbacks leave no secret, token or card numb
   const runs = logs.match(/(?<![0-9A-Za-z.])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g) ?? []
   t.same(runs, [], 'no card-like digit run at all')
   // Nor in the raw bodies the ledger keeps for staff, in any form encoding.
-  const raw = JSON.stringify([...stack.app.ledger.unmatchedPostbacks(), ...(stack.app.ledger.history(id)?.postbacks ?? [])].map(p => p.rawBody))
+  const raw = JSON.stringify([...(await stack.app.ledger.unmatchedPostbacks()), ...((await stack.app.ledger.history(id))?.postbacks ?? [])].map(p => p.rawBody))
   t.match(raw, 'custcode', 'raw bodies were kept')
   for (const card of [CARD, CARD_SPACED.replace(/ /g, '+'), CARD_DASHED, CARD_DASHED.replace(/-/g, '')]) t.notOk(raw.includes(card), `the ledger's raw bodies do not keep ${card}`)
   // (a run inside a longer token, such as a hex checkout id that happens to hold 13 digits in a row, is not one)

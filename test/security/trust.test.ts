@@ -91,7 +91,7 @@ t.test('a stranger with forged EZproxy headers and X-Forwarded-For gets no patro
   const posted = await send(`${stack.serviceUrl}/checkout`, { from: UNTRUSTED_PEER, method: 'POST', headers: forged, body: 'fee=100001' })
   t.equal(posted.status, 403)
   t.equal(stack.alma.calls.length, 0, 'Alma was never asked')
-  t.equal(stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice'), undefined, 'no checkout recorded')
   const warned = stack.logLines().filter(l => l.event === 'access.untrusted_peer')
   t.ok(warned.length >= 4, 'each refusal is logged')
   t.ok(warned.every(l => l.peer === UNTRUSTED_PEER), 'with the real TCP peer, not the forged one')
@@ -144,7 +144,7 @@ t.test('a postback with a valid reference from a wrong peer changes nothing', as
   const alice = new Browser(stack).login('alice')
   const { fields } = await alice.checkout(['100001'])
   const id = checkoutIdFrom(fields)
-  const before = stack.app.ledger.history(id)
+  const before = await stack.app.ledger.history(id)
   stack.alma.calls.length = 0
   const body = new URLSearchParams({ result: '0', tx: '990001', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '5.00', ref1type1: 'ALMACHECKOUT', ref1val1: id }).toString()
   for (const from of [UNTRUSTED_PEER, EZPROXY_PEER]) {
@@ -152,9 +152,9 @@ t.test('a postback with a valid reference from a wrong peer changes nothing', as
     t.equal(answer.status, 403, `from ${from}: 403`)
   }
   await new Promise(resolve => setTimeout(resolve, 200))
-  t.equal(stack.app.ledger.getCheckout(id)?.state, 'CREATED', 'still CREATED')
-  t.same(stack.app.ledger.history(id), before, 'the ledger history is unchanged')
-  t.same(stack.app.ledger.unmatchedPostbacks(), [], 'nothing recorded as a postback')
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'CREATED', 'still CREATED')
+  t.same(await stack.app.ledger.history(id), before, 'the ledger history is unchanged')
+  t.same(await stack.app.ledger.unmatchedPostbacks(), [], 'nothing recorded as a postback')
   t.equal(stack.alma.calls.length, 0, 'no Alma calls')
   t.equal(stack.alma.fee('100001').balanceCents, 500, 'the fee is still owed')
 })

@@ -29,7 +29,7 @@ export function glFileName (date: string, format: 'csv' | 'flat'): string {
 
 export async function exportGl (ledger: Ledger, options: GlOptions, write: WriteFiles): Promise<{ path: string, journals: Journal[] }> {
   const { from, to } = dayRange(options.date, options.timeZone)
-  const journals = buildJournals(ledger.postedLines(from, to), options.map, options.date)
+  const journals = buildJournals(await ledger.postedLines(from, to), options.map, options.date)
   const path = join(options.outDir, glFileName(options.date, options.format))
   if (options.format === 'csv') {
     await write([{ path, csv: csvRows(journals, options.map) }])

@@ -4,9 +4,10 @@
 // refused one answers 409 with the rule's reason and changes nothing. The staff member's name goes in the audit.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { PageCursor } from '../../ledger/ledger.ts'
 import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
-import { type StaffAction, refundEffect, staffView, verdict, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { type StaffAction, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
 import { messagePage } from '../views/message.ts'
@@ -47,13 +48,13 @@ const admin: FastifyPluginAsync = async (fastify) => {
   fastify.get<{ Querystring: RawListQuery }>('/admin', { config: { access: 'admin', root: './' }, schema: { querystring: LIST_QUERY_SCHEMA } }, async (request, reply) => {
     const query = readListQuery(request.query)
     const filter = { states: query.states, search: query.search }
-    let { checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (query.page - 1) * PAGE_SIZE })
+    let { checkouts, total } = await ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (query.page - 1) * PAGE_SIZE })
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
     if (query.page > pages) {
       query.page = pages
-      ;({ checkouts, total } = ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (pages - 1) * PAGE_SIZE }))
+      ;({ checkouts, total } = await ledger.listCheckouts({ ...filter, limit: PAGE_SIZE, offset: (pages - 1) * PAGE_SIZE }))
     }
-    const counts = ledger.countCheckouts(query.search)
+    const counts = await ledger.countCheckouts(query.search)
     return html(reply).send(paymentsListPage({
       branding: config,
       query,
@@ -62,7 +63,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
       pageSize: PAGE_SIZE,
       counts: counts.byState,
       openAttention: counts.openAttention,
-      unmatchedPostbacks: ledger.countUnmatchedPostbacks()
+      unmatchedPostbacks: await ledger.countUnmatchedPostbacks()
     }))
   })
 
@@ -72,15 +73,14 @@ const admin: FastifyPluginAsync = async (fastify) => {
     const log = request.log
     // Page by page (keyset, no lines, one query a page), yielding to the event loop between pages.
     async function * pages (): AsyncGenerator<CheckoutSummary[]> {
-      let after: { createdAt: string, rowid: number } | null = null
+      let after: PageCursor | null = null
       let rows = 0
       while (rows < CSV_MAX_ROWS) {
-        const page = ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
+        const page = await ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
         if (page.length === 0) break
         rows += page.length
         yield page
-        const last = page[page.length - 1]
-        after = { createdAt: last.createdAt, rowid: last.rowid }
+        after = page[page.length - 1].cursor
         await new Promise(resolve => setImmediate(resolve))
       }
       log.info({ event: 'admin.export', states: query.states, search: query.search, rows }, `${by} downloaded ${rows} payment(s) as CSV`)
@@ -95,7 +95,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
   })
 
   fastify.get('/admin/postbacks', { config: { access: 'admin', root: '../' } }, async (_request, reply) => {
-    return html(reply).send(unmatchedPostbacksPage(config, ledger.unmatchedPostbacks(undefined, UNMATCHED_SHOWN), ledger.countUnmatchedPostbacks()))
+    return html(reply).send(unmatchedPostbacksPage(config, await ledger.unmatchedPostbacks(undefined, UNMATCHED_SHOWN), await ledger.countUnmatchedPostbacks()))
   })
 
   const notFound = (reply: FastifyReply, root: string): FastifyReply =>
@@ -105,7 +105,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     config: { access: 'admin', root: '../../' },
     schema: { params: PAYMENT_PARAMS, querystring: { type: 'object', properties: { retried: text } } }
   }, async (request, reply) => {
-    const history = ledger.history(request.params.id)
+    const history = await ledger.history(request.params.id)
     if (history === undefined) return notFound(reply, '../../')
     const retried = request.query.retried === '1'
     return html(reply).send(paymentPage({
@@ -118,9 +118,9 @@ const admin: FastifyPluginAsync = async (fastify) => {
   })
 
   /** The payment a staff action (POST /admin/payments/:id/...) is about, and who acts; a 404 page if none. */
-  const actionTarget = (request: FastifyRequest<PaymentRoute>, reply: FastifyReply): { id: string, by: string, record: MoneyRecord } | FastifyReply => {
+  const actionTarget = async (request: FastifyRequest<PaymentRoute>, reply: FastifyReply): Promise<{ id: string, by: string, record: MoneyRecord } | FastifyReply> => {
     const id = request.params.id
-    const record = ledger.moneyRecord(id)
+    const record = await ledger.moneyRecord(id)
     if (record === undefined) return notFound(reply, ACTION_ROOT)
     return { id, by: staff(request.patron?.username), record }
   }
@@ -150,13 +150,15 @@ const admin: FastifyPluginAsync = async (fastify) => {
       // before the schema, so a forged form is refused as such (403) whatever shape its fields have
       preValidation: fastify.csrfProtection
     }, async (request, reply) => {
-      const target = actionTarget(request, reply)
+      const target = await actionTarget(request, reply)
       if (!('record' in target)) return target
       const { id, by, record } = target
       const allowed = verdict(record, action)
       if (!allowed.allowed) return refuse(request, reply, action, target, allowed.reason)
-      // No await between the rule and the requeue: nothing else in this process can change the payment meanwhile.
-      if (!ledger.requeue(id, by, action)) return refuse(request, reply, action, target, `This payment is ${record.checkout.state}; it cannot be posted from here.`)
+      // The rule is asked again inside the ledger's transaction, on the payment as it is then: a postback that
+      // changed it since the page was read (a double charge, say) is not overridden.
+      const requeued = await ledger.requeue(id, by, action, current => whyNot(verdict(current, action)))
+      if (!requeued.done) return refuse(request, reply, action, target, requeued.reason)
       request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : 'post what CashNet confirmed for'} ${id} (was ${record.checkout.state})`)
       worker.schedule(id)
       return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
@@ -168,7 +170,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     schema: { params: PAYMENT_PARAMS, body: REFUND_FORM },
     preValidation: fastify.csrfProtection
   }, async (request, reply) => {
-    const target = actionTarget(request, reply)
+    const target = await actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const general = verdict(record, 'refund')
@@ -190,7 +192,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     }
     const refused = whyRefundRefused(record, tx, amount)
     if (refused !== null) return refuse(request, reply, 'refund', target, refused)
-    const result = ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
+    const result = await ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
       refuse: (current) => whyRefundRefused(current, tx, amount),
       effect: refundEffect
     })
@@ -206,7 +208,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
     schema: { params: PAYMENT_PARAMS, body: RESOLVE_FORM },
     preValidation: fastify.csrfProtection
   }, async (request, reply) => {
-    const target = actionTarget(request, reply)
+    const target = await actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
     const allowed = verdict(record, 'settle')
@@ -215,7 +217,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
     if (resolution === '' || resolution.length > 500) {
       return badInputPage(config, reply, RESOLVE_BAD_INPUT)
     }
-    if (!ledger.resolveAttention(id, by, resolution)) return refuse(request, reply, 'settle', target, `This payment is ${record.checkout.state}; only payments that need attention can be marked settled.`)
+    const settled = await ledger.resolveAttention(id, by, resolution, current => whyNot(verdict(current, 'settle')))
+    if (!settled.done) return refuse(request, reply, 'settle', target, settled.reason)
     request.log.info({ event: 'admin.resolved', checkout: id, tx: record.checkout.tx, by, resolution }, `${by} marked ${id} settled: ${resolution}`)
     return reply.redirect(`../${encodeURIComponent(id)}`, 303)
   })

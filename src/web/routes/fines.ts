@@ -11,7 +11,7 @@ const fines: FastifyPluginAsync = async (fastify) => {
     const username = (request.patron as { username: string }).username
     const alma = request.alma
     const [user, feeList] = await Promise.all([alma.getUser(username), alma.listActiveFees(username)])
-    const payments = ledger.paymentsInProgress(username, user.primaryId)
+    const payments = await ledger.paymentsInProgress(username, user.primaryId)
     const inProgress = feesInProgress(payments)
     const fees = feeList.fees
       .map(fee => ({ fee, notPayable: whyNotPayable(fee, config, inProgress) }))

@@ -7,7 +7,7 @@ const health: FastifyPluginAsync = async (fastify) => {
     return reply.header('cache-control', 'no-store').send({ status: 'ok' })
   })
   fastify.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
-    const ledger = fastify.ledger.writable()
+    const ledger = await fastify.ledger.writable()
     const ready = ledger && fastify.config !== undefined
     return reply.code(ready ? 200 : 503).header('cache-control', 'no-store')
       .send({ status: ready ? 'ready' : 'not ready', ledger: ledger ? 'writable' : 'not writable', configuration: 'loaded' })

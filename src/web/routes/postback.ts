@@ -1,37 +1,18 @@
-// POST /cashnet/postback: CashNet's server-to-server result. Recorded durably (raw body kept) before the 200 goes
-// out; posting to Alma happens afterwards, in the worker, so the answer is quick whatever Alma is doing.
+// POST /cashnet/postback: CashNet's server-to-server result. Recorded durably (raw body kept, masked) before the
+// 200 goes out by the "record a postback" use case (src/payments/record-postback.ts); posting to Alma happens
+// afterwards, in the worker, so the answer is quick whatever Alma is doing. This file is the web side only:
+// who may post, reading the body, the rate limit, and the status of the answer.
 //
 // Who may post: a peer in CASHNET_POSTBACK_ALLOW (the identity plugin), and, when CASHNET_POSTBACK_TOKEN is
 // set, only with ?token=<that value> in the URL (compared in constant time). Either failing gets 403 and
 // records nothing in the ledger: one log line only. CashNet does not sign postbacks, so this shared secret in
 // the notification URL is the second factor available.
-//
-// Card numbers: whatever a field holds, what reaches the ledger (raw body, tx, reference, the reason text)
-// and the log lines is masked to its last four digits (src/mask.ts).
 
 import { parse as parseQuery } from 'node:querystring'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { maskCardNumbers, parsePostback, type Postback, PostbackRejected, referenceOf } from '../../cashnet/postback.ts'
-import { decidePostback } from '../../payments/postback-rules.ts'
-import { GroupCommit } from '../../ledger/group-commit.ts'
-import { maskCardLike, maskIdentifier } from '../../mask.ts'
+import { referenceOf } from '../../cashnet/postback.ts'
+import { recordPostback } from '../../payments/record-postback.ts'
 import { sameSecret } from '../plugins/identity.ts'
-
-/**
- * The postback as the ledger and the logs may see it: every free-text and id field masked. The two identifiers
- * the rules compare (tx, reference) keep a keyed digest beside the mask, so distinct values stay distinct.
- */
-export function maskedPostback (postback: Postback, key: string): Postback {
-  return {
-    ...postback,
-    tx: maskIdentifier(postback.tx, key),
-    checkoutId: maskIdentifier(postback.checkoutId, key),
-    respmessage: maskCardLike(postback.respmessage),
-    custcode: maskCardLike(postback.custcode),
-    batchno: maskCardLike(postback.batchno),
-    ccerrorcode: maskCardLike(postback.ccerrorcode)
-  }
-}
 
 const MAX_BODY = 32 * 1024
 
@@ -47,9 +28,7 @@ export const POSTBACKS_PER_CHECKOUT_PER_MINUTE = 30
 const UNREADABLE_PER_PEER_PER_MINUTE = 120
 
 const postback: FastifyPluginAsync = async (fastify) => {
-  const { config, ledger, worker } = fastify
-  // Postbacks arriving together share one durable commit; each 200 still waits for its own record's commit.
-  const commits = new GroupCommit(ledger)
+  const { config, ledger, worker, alerts } = fastify
   // The raw body is kept for staff, so this scope reads form bodies itself (any content type CashNet may use).
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', { parseAs: 'string', bodyLimit: MAX_BODY }, (request, body, done) => {
@@ -90,35 +69,11 @@ const postback: FastifyPluginAsync = async (fastify) => {
       }
     }
   }, async (request, reply) => {
-    const raw = maskCardNumbers(String((request as any).rawBody ?? ''))
-    const fields = fieldsOf(request)
-    let parsed: Postback
-    try {
-      parsed = maskedPostback(parsePostback(fields, config.cashnetRefType), config.cookieSecret)
-    } catch (error) {
-      if (!(error instanceof PostbackRejected)) throw error
-      const checkoutId = error.checkoutId === null ? null : maskCardLike(error.checkoutId)
-      const reason = maskCardLike(error.reason)
-      await commits.run(() => ledger.recordPostback({ checkoutId, peer: request.ip, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason })))
-      request.log.warn({ event: 'postback.rejected', checkout: checkoutId ?? undefined, peer: request.ip, reason }, `postback refused: ${reason}; raw body kept for staff`)
-      return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${reason}\n`)
-    }
-    const recorded = await commits.run(() => ledger.recordPostback(
-      { checkoutId: parsed.checkoutId, peer: request.ip, result: String(parsed.result), tx: parsed.tx, rawBody: raw, items: parsed.items },
-      (checkout, earlier, elsewhere) => {
-        const decision = decidePostback(checkout, earlier, parsed, elsewhere)
-        return { ...decision, reason: maskCardLike(decision.reason) }
-      }
-    ))
-    const { outcome, reason } = recorded.decision
-    const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }
-    if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE' || outcome === 'TX_REUSED') {
-      request.log.warn(log, `postback ${outcome.toLowerCase()}: ${reason}`)
-    } else {
-      request.log.info(log, `postback for ${parsed.checkoutId}: ${outcome.toLowerCase()}`)
-    }
-    if (recorded.decision.to === 'NEEDS_ATTENTION' && recorded.checkout !== undefined) fastify.alerts.needsAttention(recorded.checkout, reason)
-    if (outcome === 'PAID') setImmediate(() => { worker.schedule(parsed.checkoutId) })
+    const answer = await recordPostback(
+      { ledger, schedule: id => { worker.schedule(id) }, alerts, refType: config.cashnetRefType, maskKey: config.cookieSecret, logger: request.log },
+      { fields: fieldsOf(request), rawBody: String((request as any).rawBody ?? ''), peer: request.ip }
+    )
+    if (answer.status === 400) return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${answer.reason}\n`)
     return reply.code(200).type('text/plain; charset=utf-8').send('OK\n')
   })
 }

@@ -43,8 +43,8 @@ const receipt: FastifyPluginAsync = async (fastify) => {
     const username = (request.patron as { username: string }).username
     const reference = referenceFrom(request)
     const checkout = reference !== null && /^[A-Za-z0-9_-]{1,64}$/.test(reference)
-      ? ledger.getCheckout(reference)
-      : ledger.latestCheckoutForUser(username)
+      ? await ledger.getCheckout(reference)
+      : await ledger.latestCheckoutForUser(username)
     reply.type('text/html; charset=utf-8')
     if (checkout === undefined || checkout.userId !== username) {
       if (checkout !== undefined) request.log.warn({ event: 'receipt.not_owner', checkout: checkout.id }, `receipt for ${checkout.id} asked for by another patron`)

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { AlmaBadResponse, AlmaError, AlmaUnavailable, USER_NOT_FOUND_CODES } from '../../../alma/errors.ts'
 import type { Config } from '../../../config.ts'
-import { LedgerBusy } from '../../../ledger/sqlite.ts'
+import { LedgerUnavailable } from '../../../ledger/errors.ts'
 import { rootFor } from '../../root.ts'
 import { messagePage } from '../../views/message.ts'
 
@@ -50,7 +50,7 @@ export async function answerError (config: Config, error: FastifyError, request:
     request.log.error({ event: 'alma.unavailable', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `${operator} (${error.message})`)
     return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
   }
-  if (error instanceof LedgerBusy) {
+  if (error instanceof LedgerUnavailable) {
     request.log.warn({ event: 'ledger.busy', path }, `${error.message}; answered 503 (is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?)`)
     if (cashnet) return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
     return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')

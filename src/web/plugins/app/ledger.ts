@@ -2,7 +2,7 @@
 
 import fp from 'fastify-plugin'
 import type { Ledger } from '../../../ledger/ledger.ts'
-import { SqliteLedger } from '../../../ledger/sqlite.ts'
+import { SqliteLedger } from '../../../ledger/sqlite/index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,5 +13,5 @@ declare module 'fastify' {
 export default fp(async function ledger (fastify) {
   const ledger = new SqliteLedger({ path: fastify.config.databasePath })
   fastify.decorate('ledger', ledger)
-  fastify.addHook('onClose', async () => { ledger.close() })
+  fastify.addHook('onClose', async () => { await ledger.close() })
 }, { name: 'ledger', dependencies: ['config'] })

@@ -1,0 +1,138 @@
+// One SQLite connection for the ledger: opening (WAL, synchronous=FULL, a short busy timeout) or, for jobs,
+// opening read-only with the checks that make reading safe beside the running service; each statement
+// prepared once; the relaxed-durability window for writes Alma's own record makes recoverable; the audit event.
+
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { LedgerSchemaError } from '../errors.ts'
+import { migrate, SCHEMA_VERSION } from './migrations.ts'
+
+/**
+ * How long a write waits for a lock held by another process. better-sqlite3 is synchronous, so this wait
+ * blocks the event loop: every request, postback acknowledgements included, stands still meanwhile. The
+ * service is the ledger's only writer (jobs read in WAL mode, which takes no lock a writer waits for), so a
+ * lock held elsewhere is an accident (an operator's sqlite3 shell, a second instance); a short wait and a
+ * 503, which CashNet retries, is better than a stalled service.
+ */
+export const BUSY_TIMEOUT_MS = 100
+/** A job's reads may wait longer: only the job's own process waits. */
+const READ_ONLY_BUSY_TIMEOUT_MS = 5000
+
+/** True for better-sqlite3's SQLITE_BUSY (and its extended codes, e.g. SQLITE_BUSY_SNAPSHOT). */
+export function isBusy (error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
+}
+
+export class Connection {
+  readonly db: Database.Database
+  readonly #now: () => Date
+  // Each statement is compiled once. Preparing per call cost CPU, and SQLite's memory for each discarded
+  // statement stayed allocated, outside V8's heap and invisible to it, until a major GC happened to collect
+  // its wrapper: the service's resident memory grew by tens of MB over a burst of postbacks (docs/performance.md).
+  readonly #statements = new Map<string, Database.Statement>()
+
+  private constructor (db: Database.Database, now: () => Date) {
+    this.db = db
+    this.#now = now
+  }
+
+  /** The service's connection: created if missing, WAL, every commit durable unless relaxed, migrated. */
+  static open (path: string, now: () => Date): Connection {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+    db.pragma('foreign_keys = ON')
+    migrate(db)
+    return new Connection(db, now)
+  }
+
+  /**
+   * For jobs: an existing ledger, read-only; never created, never migrated. A ledger whose schema is older than
+   * this code's (or that is not a WAL-mode ledger at all) is refused with LedgerSchemaError.
+   */
+  static openReadOnly (path: string, now: () => Date): Connection {
+    const db = new Database(path, { readonly: true, fileMustExist: true })
+    try {
+      db.pragma(`busy_timeout = ${READ_ONLY_BUSY_TIMEOUT_MS}`)
+      const version = db.pragma('user_version', { simple: true }) as number
+      const mode = String(db.pragma('journal_mode', { simple: true }))
+      if (version === 0) {
+        throw new LedgerSchemaError(`${path} is not a payments ledger (no schema); point DATABASE_PATH at the file the service uses`)
+      }
+      if (version < SCHEMA_VERSION) {
+        throw new LedgerSchemaError(`the ledger ${path} has schema version ${version}, this version of the jobs needs ${SCHEMA_VERSION}: ` +
+          'start the service once (it migrates the ledger when it starts), then run the job again. Jobs never migrate the ledger.')
+      }
+      // In rollback-journal mode a reader's lock would block the service's commits; the service always sets WAL.
+      if (mode !== 'wal') {
+        throw new LedgerSchemaError(`the ledger ${path} is in ${mode} journal mode, not WAL, so reading it could stall the service: start the service once (it sets WAL), then run the job again`)
+      }
+      return new Connection(db, now)
+    } catch (error) {
+      db.close()
+      throw error
+    }
+  }
+
+  /** The prepared statement for this SQL, compiled on first use (the SQL texts are a fixed, small set). */
+  sql (source: string): Database.Statement {
+    let statement = this.#statements.get(source)
+    if (statement === undefined) {
+      statement = this.db.prepare(source)
+      this.#statements.set(source, statement)
+    }
+    return statement
+  }
+
+  iso (): string {
+    return this.#now().toISOString()
+  }
+
+  /**
+   * Runs work in one write transaction (BEGIN IMMEDIATE, so the write lock is taken up front). Called inside
+   * another transaction, it becomes a savepoint of it (group commit relies on that).
+   */
+  transaction<T> (work: () => T): T {
+    return this.db.transaction(work).immediate()
+  }
+
+  /**
+   * Writes that Alma's own record makes recoverable skip the fsync (WAL with synchronous=NORMAL: safe against a
+   * killed process, may be lost with the machine's power). A lost "line posted" or "POSTED" is found again by
+   * the next posting, which reads each fee's transactions for our tx (the "pay started" event that makes it
+   * look stays fully durable); a lost Alma-call record is diagnostics. Each fsync blocks the event loop for
+   * milliseconds, and a posting made five; postbacks and checkouts keep theirs.
+   */
+  relaxed<T> (write: () => T): T {
+    this.sql('PRAGMA synchronous = NORMAL').run()
+    try {
+      return write()
+    } finally {
+      this.sql('PRAGMA synchronous = FULL').run()
+    }
+  }
+
+  event (checkoutId: string | null, event: string, fromState: string | null, toState: string | null, detail: Record<string, unknown>): void {
+    this.sql('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(checkoutId, this.iso(), event, fromState, toState, JSON.stringify(detail))
+  }
+
+  /** Whether a write lock can be taken now. */
+  writable (): boolean {
+    try {
+      this.sql('BEGIN IMMEDIATE').run()
+      this.sql('ROLLBACK').run()
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  close (): void {
+    if (this.db.open) this.db.close()
+  }
+}

@@ -1,0 +1,176 @@
+// The ledger in SQLite (WAL, synchronous=FULL): a postback is on disk before the 200 goes out. The default, and
+// what the demo uses: no database server. Jobs (reconcile, export:gl) open it read-only and never migrate: in
+// WAL mode a reader never blocks the service's writer, so a job can never make the service miss CashNet's
+// one-second answer.
+//
+// This file is the Ledger interface over the synchronous parts: connection.ts (opening, pragmas, statements),
+// migrations.ts, store.ts (checkouts, postbacks, posting), queries.ts (admin, reconcile, GL), rows.ts (mapping),
+// group-commit.ts (concurrent postbacks share one durable commit). better-sqlite3 is synchronous, so each
+// method does its work when called and returns a settled promise; recordPostback resolves after the shared
+// commit that made it durable. A lock held by another process rejects with LedgerUnavailable.
+
+import type { Cents } from '../../money.ts'
+import { LedgerUnavailable } from '../errors.ts'
+import type {
+  DecidePostback, Ledger, PageCursor, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+} from '../ledger.ts'
+import type {
+  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord
+} from '../types.ts'
+import { Connection, isBusy } from './connection.ts'
+import { GroupCommit } from './group-commit.ts'
+import { LedgerQueries } from './queries.ts'
+import { CheckoutStore } from './store.ts'
+
+export { BUSY_TIMEOUT_MS } from './connection.ts'
+export { itemsOfRawBody, MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
+
+export interface SqliteLedgerOptions {
+  path: string
+  now?: () => Date
+  /**
+   * For jobs: open an existing ledger read-only; never create it, never migrate it. A ledger whose schema is
+   * older than this code's (or that is not a WAL-mode ledger at all) is refused with LedgerSchemaError.
+   */
+  readOnly?: boolean
+}
+
+/** A write that met another process's lock: nothing was written, LedgerUnavailable (503) for the caller. */
+function write<T> (work: () => T): T {
+  try {
+    return work()
+  } catch (error) {
+    if (isBusy(error)) throw new LedgerUnavailable(`locked by another process: ${(error as Error).message}`)
+    throw error
+  }
+}
+
+export class SqliteLedger implements Ledger {
+  readonly #connection: Connection
+  readonly #store: CheckoutStore
+  readonly #queries: LedgerQueries
+  readonly #commits: GroupCommit
+
+  constructor (options: SqliteLedgerOptions) {
+    const now = options.now ?? (() => new Date())
+    this.#connection = options.readOnly === true ? Connection.openReadOnly(options.path, now) : Connection.open(options.path, now)
+    this.#store = new CheckoutStore(this.#connection)
+    this.#queries = new LedgerQueries(this.#connection, this.#store)
+    this.#commits = new GroupCommit(work => { this.#store.inTransaction(work) })
+  }
+
+  async createCheckout (checkout: NewCheckout): Promise<Checkout> {
+    return write(() => this.#store.createCheckout(checkout))
+  }
+
+  async getCheckout (id: string): Promise<Checkout | undefined> {
+    return this.#store.getCheckout(id)
+  }
+
+  async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> {
+    return this.#store.latestCheckoutForUser(userId)
+  }
+
+  async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
+    return this.#store.paymentsInProgress(userId, primaryId)
+  }
+
+  /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */
+  async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> {
+    return await this.#commits.run(() => this.#store.recordPostback(postback, decide))
+  }
+
+  async transition (request: TransitionRequest): Promise<boolean> {
+    return write(() => this.#store.transition(request))
+  }
+
+  async markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): Promise<void> {
+    write(() => { this.#store.markLinePosted(checkoutId, lineNo, postedAmount, detail) })
+  }
+
+  async recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): Promise<void> {
+    write(() => { this.#store.recordAlmaCall(call) })
+  }
+
+  async recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): Promise<number> {
+    return write(() => this.#store.recordAttempt(checkoutId, nextAttemptAt, lastError))
+  }
+
+  async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> {
+    return write(() => this.#store.requeue(checkoutId, by, action, rule))
+  }
+
+  async recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult> {
+    return write(() => this.#store.recordRefund(refund, rules))
+  }
+
+  async moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined> {
+    return this.#store.moneyRecord(checkoutId)
+  }
+
+  async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> {
+    return write(() => this.#store.resolveAttention(checkoutId, by, resolution, rule))
+  }
+
+  async duePostings (now: Date): Promise<string[]> {
+    return this.#store.duePostings(now)
+  }
+
+  async expireCreated (createdBefore: Date): Promise<string[]> {
+    return write(() => this.#store.expireCreated(createdBefore))
+  }
+
+  async paidBefore (cutoff: Date): Promise<Checkout[]> {
+    return this.#store.paidBefore(cutoff)
+  }
+
+  async listCheckouts (filter: CheckoutFilter): Promise<{ checkouts: Checkout[], total: number }> {
+    return this.#queries.listCheckouts(filter)
+  }
+
+  async countCheckouts (search: string): Promise<{ byState: Record<CheckoutState, number>, openAttention: number }> {
+    return this.#queries.countCheckouts(search)
+  }
+
+  async checkoutPage (filter: CheckoutFilter, after: PageCursor | null, limit: number): Promise<Array<CheckoutSummary & { cursor: PageCursor }>> {
+    return this.#queries.checkoutPage(filter, after, limit)
+  }
+
+  async history (checkoutId: string): Promise<CheckoutHistory | undefined> {
+    return this.#queries.history(checkoutId)
+  }
+
+  async unmatchedPostbacks (since?: Date, limit?: number): Promise<PostbackRecord[]> {
+    return this.#queries.unmatchedPostbacks(since, limit)
+  }
+
+  async countUnmatchedPostbacks (): Promise<number> {
+    return this.#queries.countUnmatchedPostbacks()
+  }
+
+  async checkoutsTouchedSince (since: Date): Promise<Checkout[]> {
+    return this.#queries.checkoutsTouchedSince(since)
+  }
+
+  async postbacksWithTx (tx: string): Promise<PostbackRecord[]> {
+    return this.#queries.postbacksWithTx(tx)
+  }
+
+  async postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>> {
+    return this.#queries.postedLines(from, to)
+  }
+
+  async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> {
+    write(() => { this.#store.audit(checkoutId, event, detail) })
+  }
+
+  async writable (): Promise<boolean> {
+    return this.#connection.writable()
+  }
+
+  /** Commits any postbacks still waiting for their shared commit, then closes. */
+  async close (): Promise<void> {
+    if (this.#connection.db.open) this.#commits.flush()
+    this.#connection.close()
+  }
+}

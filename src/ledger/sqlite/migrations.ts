@@ -1,0 +1,192 @@
+// The ledger's schema as numbered migrations, applied in order when the service opens the ledger and tracked in
+// PRAGMA user_version. A migration is SQL, or a function for what SQL alone cannot do (reading kept raw bodies).
+// Jobs never migrate: they refuse a ledger older than SCHEMA_VERSION (connection.ts).
+
+import type Database from 'better-sqlite3'
+import { parseCents } from '../../money.ts'
+import type { CashnetItem } from '../types.ts'
+import type { Row } from './rows.ts'
+
+const AMOUNT = /^\d{1,9}(?:\.\d{1,2})?$/
+
+/**
+ * The items of a stored raw postback body (migration 3 reads the postbacks recorded before items were kept);
+ * null when any amount is unreadable, so nothing unreadable ever counts as confirmed.
+ */
+export function itemsOfRawBody (raw: string): Array<Omit<CashnetItem, 'itemNo'>> | null {
+  const fields = new Map<string, string>()
+  for (const [k, v] of new URLSearchParams(raw)) fields.set(k.toLowerCase(), v.trim())
+  let count = Number(fields.get('itemcnt') ?? '')
+  if (!Number.isSafeInteger(count) || count < 0 || count > 200 || fields.get('itemcnt') === '') {
+    count = 0
+    while (count < 200 && (fields.has(`amount${count + 1}`) || fields.has(`itemcode${count + 1}`))) count++
+  }
+  const items: Array<Omit<CashnetItem, 'itemNo'>> = []
+  for (let n = 1; n <= count; n++) {
+    const text = fields.get(`amount${n}`) ?? ''
+    if (!AMOUNT.test(text)) return null
+    const qty = Number(fields.get(`qty${n}`) ?? '1')
+    items.push({ itemCode: fields.get(`itemcode${n}`) ?? '', amount: parseCents(text), qty: Number.isSafeInteger(qty) ? qty : 0 })
+  }
+  return items
+}
+
+type Migration = string | ((db: Database.Database) => void)
+
+export const MIGRATIONS: Migration[] = [
+  `CREATE TABLE checkouts (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     primary_id TEXT NOT NULL,
+     patron_name TEXT NOT NULL,
+     email TEXT NOT NULL,
+     state TEXT NOT NULL,
+     total_cents INTEGER NOT NULL,
+     currency TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     paid_at TEXT,
+     posted_at TEXT,
+     tx TEXT,
+     batchno TEXT,
+     effdate TEXT,
+     pmtcode TEXT,
+     attention_reason TEXT,
+     unapplied_cents INTEGER NOT NULL DEFAULT 0,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at TEXT,
+     last_error TEXT
+   );
+   CREATE INDEX checkouts_user ON checkouts (user_id, created_at);
+   CREATE INDEX checkouts_state ON checkouts (state, next_attempt_at);
+   CREATE INDEX checkouts_tx ON checkouts (tx);
+   CREATE TABLE checkout_lines (
+     checkout_id TEXT NOT NULL REFERENCES checkouts (id),
+     line_no INTEGER NOT NULL,
+     fee_id TEXT NOT NULL,
+     fee_type TEXT NOT NULL,
+     fee_type_desc TEXT NOT NULL,
+     owner TEXT NOT NULL,
+     owner_desc TEXT NOT NULL,
+     title TEXT NOT NULL,
+     item_code TEXT NOT NULL,
+     amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+     posted_cents INTEGER,
+     posted_at TEXT,
+     PRIMARY KEY (checkout_id, line_no)
+   );
+   CREATE INDEX lines_posted ON checkout_lines (posted_at);
+   CREATE TABLE postbacks (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT,
+     received_at TEXT NOT NULL,
+     peer TEXT NOT NULL,
+     result TEXT NOT NULL,
+     tx TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     raw_body TEXT NOT NULL
+   );
+   CREATE INDEX postbacks_checkout ON postbacks (checkout_id);
+   CREATE INDEX postbacks_tx ON postbacks (tx);
+   CREATE TABLE alma_calls (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT NOT NULL,
+     at TEXT NOT NULL,
+     method TEXT NOT NULL,
+     path TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     error_code TEXT NOT NULL,
+     error_message TEXT NOT NULL,
+     tracking_id TEXT NOT NULL,
+     duration_ms INTEGER NOT NULL
+   );
+   CREATE INDEX alma_calls_checkout ON alma_calls (checkout_id);
+   CREATE TABLE audit_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT,
+     at TEXT NOT NULL,
+     event TEXT NOT NULL,
+     from_state TEXT,
+     to_state TEXT,
+     detail TEXT NOT NULL
+   );
+   CREATE INDEX audit_checkout ON audit_events (checkout_id);`,
+  // Staff record how a payment that needed attention was settled (refunded in CashNet, credited in Alma); the
+  // state stays NEEDS_ATTENTION, as SPEC names it, and re-entering that state clears the resolution.
+  `ALTER TABLE checkouts ADD COLUMN resolved_at TEXT;
+   ALTER TABLE checkouts ADD COLUMN resolved_by TEXT;
+   ALTER TABLE checkouts ADD COLUMN resolution TEXT;`,
+  // Issue 13: why a payment needs attention, as data (the safe staff actions depend on it); what CashNet reported
+  // per postback (items and total, so nothing posted can exceed it); the refunds staff record. Rows from before:
+  // the kind is read from the reason's wording, UNKNOWN (no posting allowed) when it cannot be; the items are read
+  // from the kept raw bodies; a double charge's earlier state from its audit event.
+  `ALTER TABLE checkouts ADD COLUMN attention_kind TEXT;
+   ALTER TABLE checkouts ADD COLUMN attention_prior TEXT;
+   ALTER TABLE postbacks ADD COLUMN total_cents INTEGER;
+   CREATE TABLE postback_items (
+     postback_id INTEGER NOT NULL REFERENCES postbacks (id),
+     item_no INTEGER NOT NULL,
+     item_code TEXT NOT NULL,
+     amount_cents INTEGER NOT NULL,
+     qty INTEGER NOT NULL,
+     PRIMARY KEY (postback_id, item_no)
+   );
+   CREATE TABLE refunds (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     checkout_id TEXT NOT NULL REFERENCES checkouts (id),
+     tx TEXT NOT NULL,
+     amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+     reference TEXT NOT NULL,
+     note TEXT NOT NULL,
+     by TEXT NOT NULL,
+     at TEXT NOT NULL
+   );
+   CREATE INDEX refunds_checkout ON refunds (checkout_id);
+   CREATE INDEX postbacks_outcome ON postbacks (outcome, received_at);
+   UPDATE checkouts SET attention_kind = CASE
+       WHEN attention_reason LIKE 'second CashNet transaction %' THEN 'DOUBLE_CHARGE'
+       WHEN attention_reason LIKE 'paid amounts differ from the checkout%'
+         OR attention_reason LIKE 'CashNet reported success without a transaction number%'
+         OR attention_reason LIKE 'paid checkout has no CashNet transaction number%' THEN 'MISMATCH'
+       WHEN attention_reason LIKE '% could not be applied in Alma%' THEN 'UNAPPLIED'
+       WHEN attention_reason LIKE 'Alma refused:%' THEN 'ALMA_ERROR'
+       WHEN attention_reason LIKE 'gave up after %' THEN 'ATTEMPTS_EXHAUSTED'
+       ELSE 'UNKNOWN' END
+     WHERE state = 'NEEDS_ATTENTION';
+   UPDATE checkouts SET attention_prior = (
+       SELECT json_object('state', e.from_state, 'kind', CASE WHEN e.from_state = 'NEEDS_ATTENTION' THEN 'UNKNOWN' END)
+       FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'postback.double_charge' ORDER BY e.id LIMIT 1)
+     WHERE attention_kind = 'DOUBLE_CHARGE';`,
+  (db) => {
+    const insert = db.prepare('INSERT INTO postback_items (postback_id, item_no, item_code, amount_cents, qty) VALUES (?, ?, ?, ?, ?)')
+    const total = db.prepare('UPDATE postbacks SET total_cents = ? WHERE id = ?')
+    // In pages: better-sqlite3 cannot write while a read is being iterated on the same connection.
+    const page = db.prepare("SELECT id, raw_body FROM postbacks WHERE outcome NOT IN ('REJECTED') AND result = '0' AND id > ? ORDER BY id LIMIT 1000")
+    for (let last = 0, rows = page.all(last) as Row[]; rows.length > 0; rows = page.all(last) as Row[]) {
+      for (const row of rows) {
+        last = row.id
+        const items = itemsOfRawBody(String(row.raw_body))
+        if (items === null) continue
+        items.forEach((item, index) => insert.run(row.id, index + 1, item.itemCode, item.amount, item.qty))
+        total.run(items.reduce((s, i) => s + i.amount, 0), row.id)
+      }
+    }
+  }
+]
+
+/** The ledger's schema version this code expects (the number of migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+/** Applies the migrations this ledger has not had yet, each in its own transaction with its version. */
+export function migrate (db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  for (let i = version; i < MIGRATIONS.length; i++) {
+    db.transaction(() => {
+      const migration = MIGRATIONS[i]
+      if (typeof migration === 'string') db.exec(migration)
+      else migration(db)
+      db.pragma(`user_version = ${i + 1}`)
+    })()
+  }
+}

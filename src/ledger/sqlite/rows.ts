@@ -1,0 +1,88 @@
+// Row mapping: SQLite rows (snake_case columns, integer cents) to the ledger's types.
+
+import type { Cents } from '../../money.ts'
+import type {
+  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, PostbackRecord, RefundRecord
+} from '../types.ts'
+
+/** A row as better-sqlite3 returns it. */
+export type Row = Record<string, any>
+
+export function toCheckout (row: Row, lines: Row[]): Checkout {
+  return { ...toSummary(row), lines: lines.map(toLine) }
+}
+
+export function toLine (l: Row): CheckoutLine {
+  return {
+    lineNo: l.line_no,
+    feeId: l.fee_id,
+    feeType: l.fee_type,
+    feeTypeDesc: l.fee_type_desc,
+    owner: l.owner,
+    ownerDesc: l.owner_desc,
+    title: l.title,
+    itemCode: l.item_code,
+    amount: l.amount_cents as Cents,
+    postedAmount: l.posted_cents as Cents | null,
+    postedAt: l.posted_at
+  }
+}
+
+export function toSummary (row: Row): CheckoutSummary {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    primaryId: row.primary_id,
+    patronName: row.patron_name,
+    email: row.email,
+    state: row.state,
+    total: row.total_cents as Cents,
+    currency: row.currency,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    paidAt: row.paid_at,
+    postedAt: row.posted_at,
+    tx: row.tx,
+    batchno: row.batchno,
+    effdate: row.effdate,
+    pmtcode: row.pmtcode,
+    attentionReason: row.attention_reason,
+    attentionKind: (row.attention_kind ?? null) as AttentionKind | null,
+    unapplied: row.unapplied_cents as Cents,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    resolvedAt: row.resolved_at ?? null,
+    resolvedBy: row.resolved_by ?? null,
+    resolution: row.resolution ?? null
+  }
+}
+
+export function toPostback (row: Row): PostbackRecord {
+  return {
+    id: row.id,
+    checkoutId: row.checkout_id,
+    receivedAt: row.received_at,
+    peer: row.peer,
+    result: row.result,
+    tx: row.tx,
+    outcome: row.outcome,
+    reason: row.reason,
+    rawBody: row.raw_body,
+    total: (row.total_cents ?? null) as Cents | null
+  }
+}
+
+export function toRefund (r: Row): RefundRecord {
+  return { id: r.id, checkoutId: r.checkout_id, tx: r.tx, amount: r.amount_cents as Cents, reference: r.reference, note: r.note, by: r.by, at: r.at }
+}
+
+export function toAlmaCall (r: Row): AlmaCallEntry {
+  return {
+    id: r.id, checkoutId: r.checkout_id, at: r.at, method: r.method, path: r.path, status: r.status, errorCode: r.error_code, errorMessage: r.error_message, trackingId: r.tracking_id, durationMs: r.duration_ms
+  }
+}
+
+export function toEvent (r: Row): AuditEvent {
+  return { id: r.id, checkoutId: r.checkout_id, at: r.at, event: r.event, fromState: r.from_state, toState: r.to_state, detail: r.detail }
+}

@@ -1,0 +1,328 @@
+// The checkout, postback and posting store: every write the payment flow makes, and the reads those writes
+// and the posting worker need. Synchronous (better-sqlite3); each write is one transaction, and the rules that
+// decide it (postback decision, staff verdict, refund effect) run inside that transaction.
+
+import { type Cents, formatDecimal } from '../../money.ts'
+import type { DecidePostback, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest } from '../ledger.ts'
+import type {
+  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, IncomingPostback, MoneyRecord, NewCheckout, RefundRecord
+} from '../types.ts'
+import type { Connection } from './connection.ts'
+import { type Row, toCheckout, toPostback, toRefund } from './rows.ts'
+
+/** The state a checkout had before a double charge, kept while the double charge is open. */
+interface PriorState {
+  state: CheckoutState | null
+  kind?: AttentionKind | null
+  reason?: string | null
+  resolvedAt?: string | null
+  resolvedBy?: string | null
+  resolution?: string | null
+}
+
+export class CheckoutStore {
+  readonly #c: Connection
+
+  constructor (connection: Connection) {
+    this.#c = connection
+  }
+
+  /** Runs work in one transaction, one durable commit; store writes inside it become savepoints. */
+  inTransaction<T> (work: () => T): T {
+    return this.#c.transaction(work)
+  }
+
+  createCheckout (checkout: NewCheckout): Checkout {
+    const c = this.#c
+    const now = c.iso()
+    const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
+    c.transaction(() => {
+      c.sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
+        .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, total, checkout.currency, now, now)
+      const insertLine = c.sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      for (const line of checkout.lines) {
+        insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount)
+      }
+      c.event(checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length })
+    })
+    return this.getCheckout(checkout.id) as Checkout
+  }
+
+  getCheckout (id: string): Checkout | undefined {
+    const row = this.#c.sql('SELECT * FROM checkouts WHERE id = ?').get(id) as Row | undefined
+    if (row === undefined) return undefined
+    const lines = this.#c.sql('SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no').all(id) as Row[]
+    return toCheckout(row, lines)
+  }
+
+  latestCheckoutForUser (userId: string): Checkout | undefined {
+    const row = this.#c.sql('SELECT id FROM checkouts WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId) as Row | undefined
+    return row === undefined ? undefined : this.getCheckout(row.id)
+  }
+
+  paymentsInProgress (userId: string, primaryId: string): Checkout[] {
+    // by state first (indexed, and few checkouts are ever PAID or open for staff), then the patron
+    const rows = this.#c.sql(`SELECT id FROM checkouts
+      WHERE state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL)
+        AND (user_id = ? OR primary_id = ?)
+        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
+      ORDER BY created_at, rowid`).all(userId, primaryId) as Row[]
+    return rows.map(r => this.getCheckout(r.id) as Checkout)
+  }
+
+  recordPostback (postback: IncomingPostback, decide: DecidePostback): RecordedPostback {
+    const c = this.#c
+    return c.transaction(() => {
+      const checkout = postback.checkoutId === null ? undefined : this.getCheckout(postback.checkoutId)
+      const earlier = checkout === undefined
+        ? []
+        : (c.sql('SELECT * FROM postbacks WHERE checkout_id = ? ORDER BY id').all(checkout.id) as Row[]).map(toPostback)
+      const elsewhere = postback.tx === '' ? [] : this.#checkoutsWithTx(postback.tx, checkout?.id ?? postback.checkoutId ?? '')
+      const decision = decide(checkout, earlier, elsewhere)
+      const items = postback.items ?? null
+      const info = c.sql('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body, total_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(checkout?.id ?? postback.checkoutId, c.iso(), postback.peer, postback.result, postback.tx, decision.outcome, decision.reason, postback.rawBody,
+          items === null ? null : items.reduce((s, i) => s + i.amount, 0))
+      const id = Number(info.lastInsertRowid)
+      if (items !== null) {
+        const insert = c.sql('INSERT INTO postback_items (postback_id, item_no, item_code, amount_cents, qty) VALUES (?, ?, ?, ?, ?)')
+        items.forEach((item, index) => insert.run(id, index + 1, item.itemCode, item.amount, item.qty))
+      }
+      // A new reason for attention (a double charge on a payment staff had settled) reopens it.
+      if (checkout !== undefined && decision.to !== undefined && (decision.to !== checkout.state || decision.to === 'NEEDS_ATTENTION')) {
+        const now = c.iso()
+        const payment = decision.payment
+        const kind = decision.to === 'NEEDS_ATTENTION' ? decision.attentionKind ?? 'UNKNOWN' : null
+        // A double charge keeps the state the original payment had, to go back to once its refund is recorded.
+        const openDouble = checkout.state === 'NEEDS_ATTENTION' && checkout.attentionKind === 'DOUBLE_CHARGE'
+        const prior: PriorState | null = kind === 'DOUBLE_CHARGE' && !openDouble
+          ? { state: checkout.state, kind: checkout.state === 'NEEDS_ATTENTION' ? checkout.attentionKind : null, reason: checkout.attentionReason, resolvedAt: checkout.resolvedAt, resolvedBy: checkout.resolvedBy, resolution: checkout.resolution }
+          : null
+        c.sql(`UPDATE checkouts SET state = ?, updated_at = ?,
+            tx = COALESCE(?, tx), batchno = COALESCE(?, batchno), effdate = COALESCE(?, effdate), pmtcode = COALESCE(?, pmtcode),
+            paid_at = CASE WHEN ? THEN ? ELSE paid_at END,
+            attention_reason = CASE WHEN ? = 'NEEDS_ATTENTION' THEN ? ELSE attention_reason END,
+            attention_kind = COALESCE(?, attention_kind),
+            attention_prior = COALESCE(?, attention_prior),
+            resolved_at = NULL, resolved_by = NULL, resolution = NULL,
+            next_attempt_at = CASE WHEN ? = 'PAID' THEN ? ELSE next_attempt_at END
+          WHERE id = ?`)
+          .run(decision.to, now,
+            payment?.tx ?? null, payment?.batchno ?? null, payment?.effdate ?? null, payment?.pmtcode ?? null,
+            payment !== undefined ? 1 : 0, now,
+            decision.to, decision.reason,
+            kind,
+            prior === null ? null : JSON.stringify(prior),
+            decision.to, now,
+            checkout.id)
+        c.event(checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, ...(kind !== null ? { kind } : {}) })
+      } else {
+        c.event(checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
+      }
+      return { id, decision, checkout: checkout === undefined ? undefined : this.getCheckout(checkout.id) }
+    })
+  }
+
+  /** Other checkouts a tx is already recorded for: as their payment, or in a postback that reported money taken. */
+  #checkoutsWithTx (tx: string, exceptId: string): string[] {
+    return (this.#c.sql(`SELECT id FROM checkouts WHERE tx = ? AND id != ?
+        UNION SELECT checkout_id FROM postbacks WHERE tx = ? AND result = '0' AND checkout_id IS NOT NULL AND checkout_id != ?
+          AND outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE', 'DUPLICATE')`)
+      .all(tx, exceptId, tx, exceptId) as Row[]).map(r => r.id as string)
+  }
+
+  transition (request: TransitionRequest): boolean {
+    const c = this.#c
+    return c.relaxed(() => c.transaction(() => {
+      const row = c.sql('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
+      if (row === undefined || !request.from.includes(row.state)) return false
+      const now = c.iso()
+      const kind = request.to === 'NEEDS_ATTENTION' ? request.attentionKind ?? 'UNKNOWN' : null
+      c.sql(`UPDATE checkouts SET state = ?, updated_at = ?,
+          posted_at = CASE WHEN ? = 'POSTED' THEN ? ELSE posted_at END,
+          attention_reason = COALESCE(?, attention_reason),
+          attention_kind = COALESCE(?, attention_kind),
+          unapplied_cents = COALESCE(?, unapplied_cents),
+          next_attempt_at = CASE WHEN ? IN ('POSTED', 'NEEDS_ATTENTION') THEN NULL ELSE next_attempt_at END,
+          resolved_at = NULL, resolved_by = NULL, resolution = NULL
+        WHERE id = ?`)
+        .run(request.to, now, request.to, now, request.attentionReason ?? null, kind, request.unapplied ?? null, request.to, request.checkoutId)
+      c.event(request.checkoutId, request.event, row.state, request.to, { ...(kind !== null ? { kind } : {}), ...request.detail })
+      return true
+    }))
+  }
+
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void {
+    const c = this.#c
+    c.relaxed(() => c.transaction(() => {
+      const changed = c.sql('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
+        .run(postedAmount, c.iso(), checkoutId, lineNo)
+      if (changed.changes === 1) c.event(checkoutId, 'line.posted', null, null, { line: lineNo, posted: postedAmount, ...detail })
+    }))
+  }
+
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void {
+    this.#c.relaxed(() => this.#c.sql(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs))
+  }
+
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number {
+    const c = this.#c
+    return c.relaxed(() => c.transaction(() => {
+      c.sql('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
+        .run(nextAttemptAt?.toISOString() ?? null, lastError.slice(0, 1000), c.iso(), checkoutId)
+      const row = c.sql('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
+      c.event(checkoutId, 'posting.attempt_failed', null, null, { attempt: row.attempts, error: lastError, retryAt: nextAttemptAt?.toISOString() ?? null })
+      return row.attempts as number
+    }))
+  }
+
+  requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): StaffResult {
+    const c = this.#c
+    return c.transaction((): StaffResult => {
+      const record = this.moneyRecord(checkoutId)
+      if (record === undefined) return { done: false, reason: 'There is no checkout with that id.' }
+      const refused = rule(record)
+      if (refused !== null) return { done: false, reason: refused }
+      const { checkout } = record
+      const open = checkout.state === 'PAID' || (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt === null)
+      if (!open || checkout.tx === null || checkout.tx === '') return { done: false, reason: `This payment is ${checkout.state}; it cannot be posted from here.` }
+      c.sql("UPDATE checkouts SET state = 'PAID', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?")
+        .run(c.iso(), c.iso(), checkoutId)
+      c.event(checkoutId, 'posting.retry_requested', checkout.state, 'PAID', action === 'retry' ? { by } : { by, action })
+      return { done: true, checkout: this.getCheckout(checkoutId) as Checkout }
+    })
+  }
+
+  resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): StaffResult {
+    return this.#c.transaction((): StaffResult => {
+      const record = this.moneyRecord(checkoutId)
+      if (record === undefined) return { done: false, reason: 'There is no checkout with that id.' }
+      const refused = rule(record)
+      if (refused !== null) return { done: false, reason: refused }
+      if (!this.#settle(checkoutId, by, resolution)) {
+        return { done: false, reason: `This payment is ${record.checkout.state}; only payments that need attention can be marked settled.` }
+      }
+      return { done: true, checkout: this.getCheckout(checkoutId) as Checkout }
+    })
+  }
+
+  /** Marks an open NEEDS_ATTENTION payment settled; false if it is not open. */
+  #settle (checkoutId: string, by: string, resolution: string): boolean {
+    const c = this.#c
+    const changed = c.sql("UPDATE checkouts SET resolved_at = ?, resolved_by = ?, resolution = ?, updated_at = ? WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NULL")
+      .run(c.iso(), by, resolution, c.iso(), checkoutId)
+    if (changed.changes === 1) c.event(checkoutId, 'attention.resolved', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', { by, resolution })
+    return changed.changes === 1
+  }
+
+  recordRefund (refund: RefundRequest, rules: RefundRules): RefundResult {
+    const c = this.#c
+    return c.transaction((): RefundResult => {
+      const before = this.moneyRecord(refund.checkoutId)
+      if (before === undefined) return { recorded: false, reason: 'no such checkout' }
+      const refused = rules.refuse(before)
+      if (refused !== null) return { recorded: false, reason: refused }
+      const now = c.iso()
+      const id = Number(c.sql('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, now).lastInsertRowid)
+      c.event(refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
+      const after = this.moneyRecord(refund.checkoutId) as MoneyRecord
+      const effect = rules.effect(after)
+      const checkout = after.checkout
+      if (effect === 'settle') {
+        const resolution = `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`
+        this.#settle(checkout.id, refund.by, resolution)
+      } else if (effect === 'restore') {
+        this.#restoreAfterDoubleCharge(checkout, refund.by, id)
+      }
+      return { recorded: true, id, effect, checkout: this.getCheckout(checkout.id) as Checkout }
+    })
+  }
+
+  /**
+   * Every extra charge is refunded: the checkout goes back to the state its original payment had (PAID goes on
+   * posting, POSTED stays posted, an earlier attention case comes back as it was), keeping the record.
+   */
+  #restoreAfterDoubleCharge (checkout: Checkout, by: string, refundId: number): void {
+    const c = this.#c
+    const raw = c.sql('SELECT attention_prior FROM checkouts WHERE id = ?').get(checkout.id) as Row
+    let prior: PriorState | null = null
+    try { prior = raw.attention_prior === null ? null : JSON.parse(raw.attention_prior) as PriorState } catch { prior = null }
+    const allPosted = checkout.lines.every(l => l.postedAt !== null)
+    let state: CheckoutState
+    if (prior?.state === 'PAID' || prior?.state === 'POSTED' || prior?.state === 'NEEDS_ATTENTION') state = prior.state
+    else state = allPosted && checkout.unapplied === 0 ? 'POSTED' : 'NEEDS_ATTENTION'
+    const now = c.iso()
+    if (state === 'NEEDS_ATTENTION') {
+      const kind = prior?.state === 'NEEDS_ATTENTION' ? prior.kind ?? 'UNKNOWN' : 'UNKNOWN'
+      const reason = prior?.state === 'NEEDS_ATTENTION' && prior.reason != null ? prior.reason : 'the double charge was refunded; the state before it was not recorded: check the history'
+      c.sql(`UPDATE checkouts SET state = 'NEEDS_ATTENTION', updated_at = ?, attention_kind = ?, attention_reason = ?, attention_prior = NULL,
+          resolved_at = ?, resolved_by = ?, resolution = ? WHERE id = ?`)
+        .run(now, kind, reason, prior?.resolvedAt ?? null, prior?.resolvedBy ?? null, prior?.resolution ?? null, checkout.id)
+    } else {
+      c.sql(`UPDATE checkouts SET state = ?, updated_at = ?, attention_prior = NULL,
+          next_attempt_at = CASE WHEN ? = 'PAID' THEN ? ELSE NULL END, attempts = CASE WHEN ? = 'PAID' THEN 0 ELSE attempts END WHERE id = ?`)
+        .run(state, now, state, now, state, checkout.id)
+    }
+    c.event(checkout.id, 'double_charge.refunded', 'NEEDS_ATTENTION', state, { by, refund: refundId })
+  }
+
+  moneyRecord (checkoutId: string): MoneyRecord | undefined {
+    const checkout = this.getCheckout(checkoutId)
+    if (checkout === undefined) return undefined
+    return { checkout, reports: this.reports(checkoutId), refunds: this.refunds(checkoutId) }
+  }
+
+  /** What CashNet reported in each successful postback for this checkout, oldest first. */
+  reports (checkoutId: string): CashnetReport[] {
+    const rows = this.#c.sql(`SELECT p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
+        FROM postbacks p LEFT JOIN postback_items i ON i.postback_id = p.id
+        WHERE p.checkout_id = ? AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
+          AND p.outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE')
+        ORDER BY p.id, i.item_no`).all(checkoutId) as Row[]
+    const reports = new Map<number, CashnetReport>()
+    for (const r of rows) {
+      let report = reports.get(r.id)
+      if (report === undefined) {
+        report = { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents }
+        reports.set(r.id, report)
+      }
+      if (r.item_no !== null) report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
+    }
+    return [...reports.values()]
+  }
+
+  refunds (checkoutId: string): RefundRecord[] {
+    return (this.#c.sql('SELECT * FROM refunds WHERE checkout_id = ? ORDER BY id').all(checkoutId) as Row[]).map(toRefund)
+  }
+
+  duePostings (now: Date): string[] {
+    return (this.#c.sql("SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY paid_at")
+      .all(now.toISOString()) as Row[]).map(r => r.id)
+  }
+
+  expireCreated (createdBefore: Date): string[] {
+    const c = this.#c
+    return c.transaction(() => {
+      const ids = (c.sql("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ?").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
+      for (const id of ids) {
+        c.sql("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED'").run(c.iso(), id)
+        c.event(id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
+      }
+      return ids
+    })
+  }
+
+  paidBefore (cutoff: Date): Checkout[] {
+    return (this.#c.sql("SELECT id FROM checkouts WHERE state = 'PAID' AND paid_at < ?").all(cutoff.toISOString()) as Row[])
+      .map(r => this.getCheckout(r.id) as Checkout)
+  }
+
+  audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): void {
+    this.#c.event(checkoutId, event, null, null, detail)
+  }
+}

@@ -1,0 +1,484 @@
+// The Ledger contract (src/ledger/ledger.ts) as black-box tests, for every implementation: SQLite runs it in
+// test/ledger/sqlite.test.ts, a server database runs the same suite. Only the interface is used: no SQL, no
+// driver, no file. Each test gets a fresh, empty ledger from the factory and a clock it moves itself.
+
+import type { Test } from 'tap'
+import type { DecidePostback, Ledger, PageCursor } from '../../src/ledger/ledger.ts'
+import type { Checkout, IncomingPostback, NewCheckout, PostbackDecision } from '../../src/ledger/types.ts'
+import { type Cents, cents } from '../../src/money.ts'
+
+/** Makes a fresh, empty ledger whose clock is `now`; the suite closes it when the test ends. */
+export type MakeLedger = (options: { now: () => Date }) => Promise<Ledger>
+
+interface Fixture {
+  ledger: Ledger
+  /** sets the ledger's clock */
+  at: (iso: string) => void
+}
+
+const START = '2026-03-02T10:00:00.000Z'
+
+function newCheckout (id: string, amounts: number[], who: { userId?: string, primaryId?: string, patronName?: string } = {}): NewCheckout {
+  return {
+    id,
+    userId: who.userId ?? 'alice',
+    primaryId: who.primaryId ?? 'P-alice',
+    patronName: who.patronName ?? 'Alice Able',
+    email: 'alice@example.edu',
+    currency: 'USD',
+    lines: amounts.map((amount, index) => ({
+      lineNo: index + 1,
+      feeId: `${id}-fee${index + 1}`,
+      feeType: 'OVERDUEFINE',
+      feeTypeDesc: 'Overdue fine',
+      owner: 'MAIN',
+      ownerDesc: 'Main library',
+      title: `Book ${index + 1}`,
+      itemCode: 'LIB-FINE',
+      amount: amount as Cents
+    }))
+  }
+}
+
+function incoming (checkoutId: string | null, tx: string, amounts: number[] | null = null, result = '0'): IncomingPostback {
+  return {
+    checkoutId,
+    peer: '127.0.0.9',
+    result,
+    tx,
+    rawBody: `result=${result}&tx=${tx}`,
+    ...(amounts === null ? {} : { items: amounts.map(amount => ({ itemCode: 'LIB-FINE', amount: amount as Cents, qty: 1 })) })
+  }
+}
+
+const paid = (tx: string): PostbackDecision => ({ outcome: 'PAID', reason: 'paid', to: 'PAID', payment: { tx, batchno: 'B1', effdate: '2026-03-02', pmtcode: 'VISA' } })
+const always = (decision: PostbackDecision): DecidePostback => () => decision
+
+/** A checkout paid by CashNet with tx, every line reported in full. */
+async function paidCheckout (ledger: Ledger, id: string, tx: string, amounts: number[], who: Parameters<typeof newCheckout>[2] = {}): Promise<Checkout> {
+  await ledger.createCheckout(newCheckout(id, amounts, who))
+  const recorded = await ledger.recordPostback(incoming(id, tx, amounts), always(paid(tx)))
+  return recorded.checkout as Checkout
+}
+
+export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
+  const setup = async (t: Test): Promise<Fixture> => {
+    let clock = new Date(START)
+    const ledger = await makeLedger({ now: () => clock })
+    t.teardown(async () => { await ledger.close() })
+    return { ledger, at: (iso) => { clock = new Date(iso) } }
+  }
+
+  t.test('a checkout is created in CREATED with its lines and total, and read back by id and by patron', async t => {
+    const { ledger, at } = await setup(t)
+    const created = await ledger.createCheckout(newCheckout('c1', [500, 250]))
+    t.equal(created.state, 'CREATED')
+    t.equal(created.total, cents(750), 'the total is the sum of the lines')
+    t.same(created.lines.map(l => [l.lineNo, l.feeId, l.amount, l.postedAmount, l.postedAt]), [[1, 'c1-fee1', 500, null, null], [2, 'c1-fee2', 250, null, null]])
+    t.same(await ledger.getCheckout('c1'), created)
+    t.equal(await ledger.getCheckout('nope'), undefined)
+    t.equal(created.createdAt, START, 'times come from the ledger\'s clock')
+    t.equal(created.attempts, 0)
+    t.equal(created.unapplied, 0)
+    t.equal(created.attentionKind, null)
+    at('2026-03-02T10:05:00.000Z')
+    await ledger.createCheckout(newCheckout('c2', [100]))
+    await ledger.createCheckout(newCheckout('b1', [100], { userId: 'bob', primaryId: 'P-bob' }))
+    t.equal((await ledger.latestCheckoutForUser('alice'))?.id, 'c2', 'the newest for the patron')
+    t.equal(await ledger.latestCheckoutForUser('nobody'), undefined)
+    const history = await ledger.history('c1')
+    t.same(history?.events.map(e => [e.event, e.fromState, e.toState]), [['checkout.created', null, 'CREATED']])
+    await t.rejects(ledger.createCheckout(newCheckout('c1', [100])), 'an id is used once')
+  })
+
+  t.test('a PAID decision records the postback, CashNet\'s report and the payment in one step', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('c1', [500, 250]))
+    let seen: Parameters<DecidePostback> | undefined
+    const recorded = await ledger.recordPostback(incoming('c1', '7001', [500, 250]), (...args) => { seen = args; return paid('7001') })
+    t.equal(seen?.[0]?.id, 'c1', 'the rules see the checkout')
+    t.equal(seen?.[0]?.state, 'CREATED', 'as it was before this postback')
+    t.same(seen?.[1], [], 'no earlier postbacks')
+    t.same(seen?.[2], [], 'the tx is recorded for no other checkout')
+    t.equal(recorded.decision.outcome, 'PAID')
+    t.equal(recorded.checkout?.state, 'PAID', 'the checkout returned is the one after the decision')
+    const checkout = await ledger.getCheckout('c1') as Checkout
+    t.equal(checkout.state, 'PAID')
+    t.equal(checkout.tx, '7001')
+    t.equal(checkout.batchno, 'B1')
+    t.equal(checkout.pmtcode, 'VISA')
+    t.equal(checkout.paidAt, START)
+    t.equal(checkout.nextAttemptAt, START, 'due for posting at once')
+    const history = await ledger.history('c1')
+    t.same(history?.postbacks.map(p => [p.id, p.tx, p.outcome, p.total, p.peer, p.rawBody]), [[recorded.id, '7001', 'PAID', 750, '127.0.0.9', 'result=0&tx=7001']])
+    t.same(history?.reports, [{ postbackId: recorded.id, tx: '7001', outcome: 'PAID', total: 750, items: [{ itemNo: 1, itemCode: 'LIB-FINE', amount: 500, qty: 1 }, { itemNo: 2, itemCode: 'LIB-FINE', amount: 250, qty: 1 }] }])
+    t.same((await ledger.moneyRecord('c1'))?.reports, history?.reports, 'the money record carries the same report')
+    t.same(history?.events.at(-1)?.event, 'postback.paid')
+    t.same([history?.events.at(-1)?.fromState, history?.events.at(-1)?.toState], ['CREATED', 'PAID'])
+    t.equal(await ledger.moneyRecord('nope'), undefined)
+  })
+
+  t.test('a decision without a change records the postback and leaves the checkout; earlier postbacks are passed to the rules', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    let earlier: string[] = []
+    const again = await ledger.recordPostback(incoming('c1', '7001', [500]), (checkout, before) => {
+      earlier = before.map(p => `${p.tx}:${p.outcome}`)
+      return { outcome: 'DUPLICATE', reason: 'same tx again' }
+    })
+    t.same(earlier, ['7001:PAID'])
+    t.equal(again.checkout?.state, 'PAID')
+    const history = await ledger.history('c1')
+    t.same(history?.postbacks.map(p => p.outcome), ['PAID', 'DUPLICATE'])
+    t.equal(history?.reports.length, 1, 'a duplicate is not a second report of money')
+    t.equal(history?.events.at(-1)?.event, 'postback.duplicate')
+  })
+
+  t.test('declined and cancelled postbacks move a CREATED checkout and report no money', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('d1', [500]))
+    await ledger.createCheckout(newCheckout('x1', [500]))
+    await ledger.recordPostback(incoming('d1', '', null, '5'), always({ outcome: 'DECLINED', reason: 'card declined', to: 'DECLINED' }))
+    await ledger.recordPostback(incoming('x1', '', null, '902'), always({ outcome: 'CANCELLED', reason: 'cancelled', to: 'CANCELLED' }))
+    t.equal((await ledger.getCheckout('d1'))?.state, 'DECLINED')
+    t.equal((await ledger.getCheckout('x1'))?.state, 'CANCELLED')
+    t.same((await ledger.moneyRecord('d1'))?.reports, [])
+    t.equal((await ledger.getCheckout('d1'))?.paidAt, null)
+  })
+
+  t.test('postbacks for no checkout, unreadable ones and a reused tx are kept as unmatched, newest first', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await ledger.createCheckout(newCheckout('c2', [500]))
+    let sawCheckout: Checkout | undefined | null = null
+    at('2026-03-02T11:00:00.000Z')
+    const orphan = await ledger.recordPostback(incoming('ghost', '7100', [500]), (checkout) => { sawCheckout = checkout; return { outcome: 'ORPHAN', reason: 'no such checkout' } })
+    t.equal(sawCheckout, undefined, 'the rules see no checkout')
+    t.equal(orphan.checkout, undefined)
+    at('2026-03-02T12:00:00.000Z')
+    await ledger.recordPostback({ checkoutId: null, peer: '127.0.0.9', result: '', tx: '', rawBody: 'garbage' }, always({ outcome: 'REJECTED', reason: 'no result field' }))
+    at('2026-03-02T13:00:00.000Z')
+    let elsewhere: string[] = []
+    await ledger.recordPostback(incoming('c2', '7001', [500]), (_checkout, _earlier, others) => { elsewhere = others; return { outcome: 'TX_REUSED', reason: 'tx 7001 belongs to c1' } })
+    t.same(elsewhere, ['c1'], 'the rules are told which other checkout holds the tx')
+    t.equal((await ledger.getCheckout('c2'))?.state, 'CREATED', 'never paid by a reused tx')
+    const unmatched = await ledger.unmatchedPostbacks()
+    t.same(unmatched.map(p => [p.outcome, p.checkoutId]), [['TX_REUSED', 'c2'], ['REJECTED', null], ['ORPHAN', 'ghost']])
+    t.equal(unmatched[1].total, null, 'an unreadable postback reports no total')
+    t.equal(await ledger.countUnmatchedPostbacks(), 3)
+    t.same((await ledger.unmatchedPostbacks(new Date('2026-03-02T11:30:00.000Z'))).map(p => p.outcome), ['TX_REUSED', 'REJECTED'], 'since a time')
+    t.same((await ledger.unmatchedPostbacks(undefined, 1)).map(p => p.outcome), ['TX_REUSED'], 'at most a limit')
+    t.same((await ledger.postbacksWithTx('7001')).map(p => [p.checkoutId, p.outcome]), [['c1', 'PAID'], ['c2', 'TX_REUSED']], 'every postback with a tx, oldest first')
+  })
+
+  t.test('a mismatch needs attention with its kind and reason; a double charge keeps the earlier state and a full refund restores it', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('m1', [500]))
+    await ledger.recordPostback(incoming('m1', '7001', [400]), always({ outcome: 'MISMATCH', reason: 'paid amounts differ', to: 'NEEDS_ATTENTION', attentionKind: 'MISMATCH', payment: { tx: '7001', batchno: 'B', effdate: 'E', pmtcode: 'P' } }))
+    const mismatch = await ledger.getCheckout('m1') as Checkout
+    t.equal(mismatch.state, 'NEEDS_ATTENTION')
+    t.equal(mismatch.attentionKind, 'MISMATCH')
+    t.equal(mismatch.attentionReason, 'paid amounts differ')
+    t.equal(mismatch.tx, '7001')
+    t.same((await ledger.moneyRecord('m1'))?.reports.map(r => r.total), [400], 'what CashNet reported is kept')
+
+    await paidCheckout(ledger, 'c1', '7002', [500])
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted' })
+    await ledger.recordPostback(incoming('c1', '7003', [500]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second CashNet transaction 7003', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    const doubled = await ledger.getCheckout('c1') as Checkout
+    t.equal(doubled.state, 'NEEDS_ATTENTION')
+    t.equal(doubled.attentionKind, 'DOUBLE_CHARGE')
+    t.equal(doubled.tx, '7002', 'the checkout keeps its own tx')
+    const partial = await ledger.recordRefund({ checkoutId: 'c1', tx: '7003', amount: cents(200), reference: 'R1', note: 'part', by: 'staff' }, { refuse: () => null, effect: () => 'none' })
+    t.ok(partial.recorded)
+    t.equal((await ledger.getCheckout('c1'))?.state, 'NEEDS_ATTENTION', 'still open after a partial refund')
+    let effectSaw = 0
+    const full = await ledger.recordRefund({ checkoutId: 'c1', tx: '7003', amount: cents(300), reference: 'R2', note: 'rest', by: 'staff' }, {
+      refuse: (record) => record.refunds.length === 1 ? null : 'the earlier refund is not visible',
+      effect: (record) => { effectSaw = record.refunds.length; return 'restore' }
+    })
+    t.ok(full.recorded)
+    t.equal(effectSaw, 2, 'the effect sees the record with this refund')
+    t.equal(full.recorded && full.checkout.state, 'POSTED', 'back to the state the original payment had')
+    t.same((await ledger.moneyRecord('c1'))?.refunds.map(r => [r.tx, r.amount, r.reference, r.by]), [['7003', 200, 'R1', 'staff'], ['7003', 300, 'R2', 'staff']])
+    const events = (await ledger.history('c1'))?.events.map(e => e.event)
+    t.same(events?.slice(-3), ['refund.recorded', 'refund.recorded', 'double_charge.refunded'])
+  })
+
+  t.test('a double charge of a PAID checkout is restored to PAID, due for posting again', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7002', [500])
+    await ledger.recordAttempt('c1', new Date('2026-03-02T11:00:00.000Z'), 'Alma down')
+    await ledger.recordPostback(incoming('c1', '7003', [500]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    const result = await ledger.recordRefund({ checkoutId: 'c1', tx: '7003', amount: cents(500), reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
+    t.equal(result.recorded && result.checkout.state, 'PAID')
+    t.equal(result.recorded && result.checkout.attempts, 0, 'a fresh attempt budget')
+    t.same(await ledger.duePostings(new Date(START)), ['c1'])
+  })
+
+  t.test('a refund the rule refuses changes nothing; a settling effect marks the case settled', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ALMA_ERROR', attentionReason: 'Alma refused' })
+    const refused = await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(500), reference: 'R', note: 'n', by: 'staff' }, { refuse: () => 'not this one', effect: () => 'settle' })
+    t.same(refused, { recorded: false, reason: 'not this one' })
+    t.same((await ledger.moneyRecord('c1'))?.refunds, [])
+    t.same(await ledger.recordRefund({ checkoutId: 'nope', tx: '1', amount: cents(1), reference: 'R', note: 'n', by: 's' }, { refuse: () => null, effect: () => 'none' }), { recorded: false, reason: 'no such checkout' })
+    const settled = await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(500), reference: 'R9', note: 'refunded', by: 'staff' }, { refuse: () => null, effect: () => 'settle' })
+    t.ok(settled.recorded)
+    const checkout = await ledger.getCheckout('c1') as Checkout
+    t.equal(checkout.state, 'NEEDS_ATTENTION')
+    t.equal(checkout.resolvedBy, 'staff')
+    t.match(checkout.resolution, /R9/)
+    t.equal(checkout.resolvedAt, START)
+  })
+
+  t.test('a rule that throws records nothing', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('c1', [500]))
+    await t.rejects(ledger.recordPostback(incoming('c1', '7001', [500]), () => { throw new Error('rule bug') }), { message: 'rule bug' })
+    t.equal((await ledger.getCheckout('c1'))?.state, 'CREATED')
+    t.same((await ledger.history('c1'))?.postbacks, [])
+    t.equal(await ledger.countUnmatchedPostbacks(), 0)
+  })
+
+  t.test('postbacks for one checkout arriving together are decided one after another, each on the other\'s result', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('c1', [500]))
+    // the rule a real service applies in spirit: the first success pays, any later different tx is a double charge
+    const decide = (tx: string): DecidePostback => (checkout, earlier) => {
+      if (checkout?.state === 'CREATED' && earlier.length === 0) return paid(tx)
+      return { outcome: 'DOUBLE_CHARGE', reason: `second CashNet transaction ${tx}`, to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }
+    }
+    const results = await Promise.all(['8001', '8002', '8003'].map(async tx => await ledger.recordPostback(incoming('c1', tx, [500]), decide(tx))))
+    t.same(results.map(r => r.decision.outcome).sort(), ['DOUBLE_CHARGE', 'DOUBLE_CHARGE', 'PAID'], 'exactly one is taken as the payment')
+    t.equal(new Set(results.map(r => r.id)).size, 3, 'each has its own record')
+    const history = await ledger.history('c1')
+    t.equal(history?.postbacks.length, 3)
+    t.equal((await ledger.getCheckout('c1'))?.attentionKind, 'DOUBLE_CHARGE')
+  })
+
+  t.test('a transition is compare-and-set, with its audit event', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['CREATED'], to: 'EXPIRED', event: 'checkout.expired' }), false, 'not in a from state: refused')
+    t.equal(await ledger.transition({ checkoutId: 'nope', from: ['PAID'], to: 'POSTED', event: 'payment.posted' }), false, 'no such checkout')
+    t.equal((await ledger.history('c1'))?.events.some(e => e.event === 'checkout.expired'), false, 'a refused change writes no event')
+    at('2026-03-02T10:30:00.000Z')
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionReason: 'why', unapplied: cents(120), detail: { reason: 'why' } }), true)
+    const attention = await ledger.getCheckout('c1') as Checkout
+    t.equal(attention.attentionKind, 'UNKNOWN', 'a kind is always recorded')
+    t.equal(attention.unapplied, 120)
+    t.equal(attention.nextAttemptAt, null, 'no longer due')
+    t.equal(attention.updatedAt, '2026-03-02T10:30:00.000Z')
+    const event = (await ledger.history('c1'))?.events.at(-1)
+    t.same([event?.event, event?.fromState, event?.toState, JSON.parse(event?.detail ?? '{}')], ['payment.needs_attention', 'PAID', 'NEEDS_ATTENTION', { kind: 'UNKNOWN', reason: 'why' }])
+    await ledger.resolveAttention('c1', 'staff', 'checked', () => null)
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['NEEDS_ATTENTION'], to: 'POSTED', event: 'payment.posted', unapplied: cents(0) }), true)
+    const posted = await ledger.getCheckout('c1') as Checkout
+    t.equal(posted.postedAt, '2026-03-02T10:30:00.000Z')
+    t.equal(posted.resolvedAt, null, 'a state change clears a resolution')
+    t.equal(posted.unapplied, 0)
+  })
+
+  t.test('a line is marked posted once, with what Alma took; postedLines reads a time range', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500, 250, 100])
+    at('2026-03-02T11:00:00.000Z')
+    await ledger.markLinePosted('c1', 1, cents(500), { feeId: 'c1-fee1' })
+    await ledger.markLinePosted('c1', 1, cents(1), { feeId: 'c1-fee1', again: true })
+    at('2026-03-02T12:00:00.000Z')
+    await ledger.markLinePosted('c1', 2, cents(200), { feeId: 'c1-fee2' })
+    await ledger.markLinePosted('c1', 3, cents(0), { feeId: 'c1-fee3', why: 'fee closed' })
+    const checkout = await ledger.getCheckout('c1') as Checkout
+    t.same(checkout.lines.map(l => [l.postedAmount, l.postedAt]), [[500, '2026-03-02T11:00:00.000Z'], [200, '2026-03-02T12:00:00.000Z'], [0, '2026-03-02T12:00:00.000Z']], 'the first mark stands')
+    const events = (await ledger.history('c1'))?.events.filter(e => e.event === 'line.posted').map(e => JSON.parse(e.detail))
+    t.same(events?.map(d => [d.line, d.posted]), [[1, 500], [2, 200], [3, 0]], 'one event per line')
+    const lines = async (from: string, to: string): Promise<string[]> => (await ledger.postedLines(new Date(from), new Date(to))).map(l => `${l.checkout.id}:${l.lineNo}`)
+    t.same(await lines('2026-03-02T00:00:00.000Z', '2026-03-03T00:00:00.000Z'), ['c1:1', 'c1:2'], 'lines with money only, in posting order')
+    t.same(await lines('2026-03-02T11:00:00.000Z', '2026-03-02T12:00:00.000Z'), ['c1:1'], 'from is inclusive, to exclusive')
+    t.same(await lines('2026-03-02T12:00:00.001Z', '2026-03-03T00:00:00.000Z'), [])
+  })
+
+  t.test('failed attempts are counted and delay the next; due postings are the PAID ones whose time has come', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await paidCheckout(ledger, 'c2', '7002', [500])
+    await ledger.createCheckout(newCheckout('c3', [500]))
+    t.same((await ledger.duePostings(new Date(START))).sort(), ['c1', 'c2'])
+    t.equal(await ledger.recordAttempt('c1', new Date('2026-03-02T10:10:00.000Z'), 'Alma 503'), 1)
+    t.equal(await ledger.recordAttempt('c1', new Date('2026-03-02T10:20:00.000Z'), 'Alma 503 again'), 2)
+    const checkout = await ledger.getCheckout('c1') as Checkout
+    t.equal(checkout.attempts, 2)
+    t.equal(checkout.lastError, 'Alma 503 again')
+    t.equal(checkout.nextAttemptAt, '2026-03-02T10:20:00.000Z')
+    t.same(await ledger.duePostings(new Date('2026-03-02T10:15:00.000Z')), ['c2'], 'not before its time')
+    t.same((await ledger.duePostings(new Date('2026-03-02T10:20:00.000Z'))).sort(), ['c1', 'c2'])
+    const attempt = (await ledger.history('c1'))?.events.filter(e => e.event === 'posting.attempt_failed').map(e => JSON.parse(e.detail).attempt)
+    t.same(attempt, [1, 2])
+  })
+
+  t.test('a requeue asks the staff rule inside the ledger, on the payment as it is then', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await ledger.recordAttempt('c1', null, 'gave up')
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: 'gave up' })
+    // what a staff page read, then a second charge arrives before the click
+    await ledger.recordPostback(incoming('c1', '7009', [500]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    let seenKind: string | null = null
+    const refused = await ledger.requeue('c1', 'staff', 'retry', (record) => { seenKind = record.checkout.attentionKind; return record.checkout.attentionKind === 'DOUBLE_CHARGE' ? 'double charge: record the refund' : null })
+    t.equal(seenKind, 'DOUBLE_CHARGE', 'the rule saw the postback that arrived after the page was read')
+    t.same(refused, { done: false, reason: 'double charge: record the refund' })
+    t.equal((await ledger.getCheckout('c1'))?.state, 'NEEDS_ATTENTION', 'nothing changed')
+    await ledger.recordRefund({ checkoutId: 'c1', tx: '7009', amount: cents(500), reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
+    t.equal((await ledger.getCheckout('c1'))?.attentionKind, 'ATTEMPTS_EXHAUSTED', 'the earlier case is back')
+    const requeued = await ledger.requeue('c1', 'staff', 'post-confirmed', () => null)
+    t.equal(requeued.done && requeued.checkout.state, 'PAID')
+    t.equal(requeued.done && requeued.checkout.attempts, 0, 'a fresh attempt budget')
+    t.same(await ledger.duePostings(new Date(START)), ['c1'])
+    const event = (await ledger.history('c1'))?.events.at(-1)
+    t.same([event?.event, event?.fromState, event?.toState, JSON.parse(event?.detail ?? '{}')], ['posting.retry_requested', 'NEEDS_ATTENTION', 'PAID', { by: 'staff', action: 'post-confirmed' }])
+
+    await ledger.createCheckout(newCheckout('c2', [500]))
+    t.equal((await ledger.requeue('c2', 'staff', 'retry', () => null)).done, false, 'never a checkout CashNet did not pay')
+    t.equal((await ledger.getCheckout('c2'))?.state, 'CREATED')
+    t.equal((await ledger.requeue('nope', 'staff', 'retry', () => null)).done, false)
+  })
+
+  t.test('settling a case asks the staff rule inside the ledger and happens once', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    t.equal((await ledger.resolveAttention('c1', 'staff', 'done', () => null)).done, false, 'a PAID payment has no case to settle')
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'UNAPPLIED', attentionReason: 'fee closed' })
+    t.same(await ledger.resolveAttention('c1', 'staff', 'done', () => 'not allowed'), { done: false, reason: 'not allowed' })
+    t.equal((await ledger.getCheckout('c1'))?.resolvedAt, null)
+    const settled = await ledger.resolveAttention('c1', 'staff', 'refunded 5.00 in CashNet', () => null)
+    t.equal(settled.done && settled.checkout.resolution, 'refunded 5.00 in CashNet')
+    t.equal(settled.done && settled.checkout.state, 'NEEDS_ATTENTION', 'the state stays as SPEC names it')
+    t.equal((await ledger.resolveAttention('c1', 'other', 'again', () => null)).done, false, 'once')
+    t.equal((await ledger.getCheckout('c1'))?.resolvedBy, 'staff')
+    t.equal((await ledger.history('c1'))?.events.filter(e => e.event === 'attention.resolved').length, 1)
+    await ledger.recordPostback(incoming('c1', '7002', [500]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    t.equal((await ledger.getCheckout('c1'))?.resolvedAt, null, 'a new reason for attention reopens it')
+  })
+
+  t.test('CREATED checkouts expire after the cut-off; PAID ones past a time are found for the alert', async t => {
+    const { ledger, at } = await setup(t)
+    await ledger.createCheckout(newCheckout('old', [500]))
+    await paidCheckout(ledger, 'paid-old', '7001', [500])
+    at('2026-03-03T10:00:00.000Z')
+    await ledger.createCheckout(newCheckout('new', [500]))
+    await paidCheckout(ledger, 'paid-new', '7002', [500])
+    t.same(await ledger.expireCreated(new Date('2026-03-03T00:00:00.000Z')), ['old'])
+    t.equal((await ledger.getCheckout('old'))?.state, 'EXPIRED')
+    t.equal((await ledger.getCheckout('new'))?.state, 'CREATED')
+    t.same(await ledger.expireCreated(new Date('2026-03-03T00:00:00.000Z')), [], 'once')
+    t.same((await ledger.history('old'))?.events.at(-1)?.event, 'checkout.expired')
+    t.same((await ledger.paidBefore(new Date('2026-03-03T00:00:00.000Z'))).map(c => c.id), ['paid-old'])
+  })
+
+  t.test('payments in progress: money taken, a line not yet in Alma, not settled; by username or primary id', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'paid', '7001', [500, 200])
+    await paidCheckout(ledger, 'by-primary', '7002', [500], { userId: 'alice-old-name', primaryId: 'P-alice' })
+    await paidCheckout(ledger, 'done', '7003', [500])
+    await ledger.markLinePosted('done', 1, cents(500), {})
+    await ledger.transition({ checkoutId: 'done', from: ['PAID'], to: 'POSTED', event: 'payment.posted' })
+    await paidCheckout(ledger, 'settled', '7004', [500])
+    await ledger.transition({ checkoutId: 'settled', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    await ledger.resolveAttention('settled', 'staff', 'refunded', () => null)
+    await paidCheckout(ledger, 'open', '7005', [500])
+    await ledger.transition({ checkoutId: 'open', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    await ledger.createCheckout(newCheckout('unpaid', [500]))
+    await paidCheckout(ledger, 'bob', '7006', [500], { userId: 'bob', primaryId: 'P-bob' })
+    await ledger.markLinePosted('paid', 1, cents(500), {})
+    t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => c.id), ['paid', 'by-primary', 'open'])
+  })
+
+  t.test('the staff list filters by state, search and unresolved, counts each state, and pages', async t => {
+    const { ledger, at } = await setup(t)
+    at('2026-03-02T10:00:00.000Z')
+    await paidCheckout(ledger, 'a1', '7001', [500], { userId: 'alice', primaryId: 'P-alice', patronName: 'Alice 100% Able' })
+    at('2026-03-02T10:01:00.000Z')
+    await ledger.createCheckout(newCheckout('b1', [500], { userId: 'bob', primaryId: 'P-bob', patronName: 'Bob Baker' }))
+    at('2026-03-02T10:02:00.000Z')
+    await paidCheckout(ledger, 'c1', '7003', [500], { userId: 'carol', primaryId: 'P-carol', patronName: 'Carol_Cole' })
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    at('2026-03-02T10:03:00.000Z')
+    await paidCheckout(ledger, 'd1', '7004', [500], { userId: 'dave', primaryId: 'P-dave', patronName: 'Dave Dunn' })
+    await ledger.transition({ checkoutId: 'd1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    await ledger.resolveAttention('d1', 'staff', 'refunded', () => null)
+    await ledger.recordPostback(incoming('b1', '7777', [500]), always({ outcome: 'TX_REUSED', reason: 'r' }))
+    const ids = async (filter: Parameters<Ledger['listCheckouts']>[0]): Promise<string[]> => (await ledger.listCheckouts(filter)).checkouts.map(c => c.id)
+    t.same(await ids({}), ['d1', 'c1', 'b1', 'a1'], 'newest first')
+    t.same(await ids({ states: ['NEEDS_ATTENTION'] }), ['d1', 'c1'])
+    t.same(await ids({ states: ['NEEDS_ATTENTION'], unresolved: true }), ['c1'])
+    t.same(await ids({ states: ['PAID', 'CREATED'] }), ['b1', 'a1'])
+    t.same(await ids({ search: 'P-bob' }), ['b1'], 'by primary id')
+    t.same(await ids({ search: 'carol' }), ['c1'], 'by username')
+    t.same(await ids({ search: '7004' }), ['d1'], 'by tx')
+    t.same(await ids({ search: '7777' }), ['b1'], 'by a tx one of its postbacks carried')
+    t.same(await ids({ search: 'a1' }), ['a1'], 'by checkout id')
+    t.same(await ids({ search: 'baker' }), ['b1'], 'by part of the name')
+    t.same(await ids({ search: '100%' }), ['a1'], 'a % in the search is a character, not a wildcard')
+    t.same(await ids({ search: '_' }), ['c1'], 'so is _')
+    t.same(await ids({ search: 'nobody' }), [])
+    const page = await ledger.listCheckouts({ limit: 2, offset: 1 })
+    t.same([page.checkouts.map(c => c.id), page.total], [['c1', 'b1'], 4], 'a page and the total')
+    const none = await ledger.listCheckouts({ limit: 0 })
+    t.same([none.checkouts, none.total], [[], 4], 'a count only')
+    const counts = await ledger.countCheckouts('')
+    t.same(counts.byState, { CREATED: 1, PAID: 1, POSTED: 0, DECLINED: 0, CANCELLED: 0, EXPIRED: 0, NEEDS_ATTENTION: 2 })
+    t.equal(counts.openAttention, 1, 'settled cases are not open')
+    t.same((await ledger.countCheckouts('carol')).byState.NEEDS_ATTENTION, 1, 'counts follow the search')
+  })
+
+  t.test('the CSV pages: newest first, each row once, however many share a creation time', async t => {
+    const { ledger, at } = await setup(t)
+    const created: string[] = []
+    for (let i = 0; i < 23; i++) {
+      at(`2026-03-02T10:0${Math.floor(i / 5)}:00.000Z`)
+      const id = `k${String(i).padStart(2, '0')}`
+      created.push(id)
+      await ledger.createCheckout(newCheckout(id, [100]))
+    }
+    const seen: string[] = []
+    let after: PageCursor | null = null
+    for (;;) {
+      const page = await ledger.checkoutPage({}, after, 4)
+      if (page.length === 0) break
+      t.ok(page.length <= 4)
+      t.notOk('lines' in page[0], 'rows without their lines')
+      seen.push(...page.map(r => r.id))
+      after = page[page.length - 1].cursor
+    }
+    t.same(seen, [...created].reverse())
+    const paidOnly = await ledger.checkoutPage({ states: ['PAID'] }, null, 10)
+    t.same(paidOnly, [])
+  })
+
+  t.test('the history holds the Alma calls, audit events and postbacks; reconciliation finds what was touched', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'old', '7001', [500])
+    await ledger.createCheckout(newCheckout('quiet', [500]))
+    at('2026-03-05T09:00:00.000Z')
+    await paidCheckout(ledger, 'c1', '7002', [500])
+    await ledger.recordAlmaCall({ checkoutId: 'c1', at: '2026-03-05T09:00:01.000Z', method: 'POST', path: '/users/P/fees/f/pay', status: 200, errorCode: '', errorMessage: '', trackingId: 'T1', durationMs: 42 })
+    await ledger.audit('c1', 'line.pay_started', { line: 1, amount: 500 })
+    await ledger.audit(null, 'service.note', { any: 'thing' })
+    at('2026-03-05T10:00:00.000Z')
+    await ledger.recordPostback(incoming('old', '7001', [500]), always({ outcome: 'DUPLICATE', reason: 'again' }))
+    const history = await ledger.history('c1')
+    t.same(history?.almaCalls.map(c => [c.method, c.path, c.status, c.trackingId, c.durationMs]), [['POST', '/users/P/fees/f/pay', 200, 'T1', 42]])
+    const started = history?.events.find(e => e.event === 'line.pay_started')
+    t.same(JSON.parse(started?.detail ?? '{}'), { line: 1, amount: 500 })
+    t.equal(await ledger.history('nope'), undefined)
+    const touched = (await ledger.checkoutsTouchedSince(new Date('2026-03-05T00:00:00.000Z'))).map(c => c.id)
+    t.same(touched, ['old', 'c1'], 'paid or changed since, or sent a postback since; oldest first')
+  })
+
+  t.test('the ledger says when it can take writes', async t => {
+    const { ledger } = await setup(t)
+    t.equal(await ledger.writable(), true)
+  })
+}
