@@ -136,6 +136,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     userIdType: config.almaUserIdType,
     rateLimit: config.almaRateLimit,
     timeoutMs: config.almaTimeoutMs,
+    maxResponseBytes: config.almaMaxResponseBytes,
     logger: logger.child({ component: 'alma' })
   })
   const ledger = new SqliteLedger({ path: config.databasePath })

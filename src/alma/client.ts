@@ -151,8 +151,10 @@ export class AlmaClient {
       ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/xml' } }),
       context: { call }
     })
-    request.on('request', (outgoing) => { outgoing.once('finish', () => { call.slot?.sent() }) })
-    request.on('response', (response) => { call.status = response.statusCode })
+    request.on('request', (outgoing) => {
+      outgoing.once('finish', () => { call.slot?.sent() })
+      outgoing.once('response', (response) => { call.status = response.statusCode ?? 0 })
+    })
     request.on('downloadProgress', ({ transferred, total }) => {
       const size = Math.max(transferred, total ?? 0)
       if (size > maxResponseBytes && call.tooLarge === undefined) {
@@ -181,7 +183,7 @@ export class AlmaClient {
       record.startedAt = call.startedAt
       record.durationMs = Date.now() - call.startedAt
       observe?.(record)
-      const failed = record.status === 0 || record.status >= 300 || error !== undefined
+      const failed = record.status === 0 || record.status >= 300 || record.errorCode !== ''
       this.#logger[failed ? 'warn' : 'info']({
         event: 'alma.call',
         alma: { method, path, status: record.status, errorCode: record.errorCode || undefined, trackingId: record.trackingId || undefined, ms: record.durationMs }
