@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { createRateLimiter } from '../src/alma/rate-limit.ts'
 import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
@@ -108,4 +109,27 @@ t.test('500 patrons at the same instant with ALMA_RATE_LIMIT 20: Alma never rece
   t.same(stats.byStatus, { 200: 2 * patrons }, 'Alma never had to refuse a call (no 429)')
   t.equal(answers.filter(a => a.status === 200).length, patrons, 'every patron got their fines page')
   t.equal(service.logLines().filter(l => l.event === 'alma.unavailable').length, 0, 'no patron was told the library system is unavailable')
+})
+
+t.test('a slot counts from when its request is written, and holds the budget until then', async t => {
+  const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+  const limit = createRateLimiter(2, 300)
+  const first = await limit()
+  const second = await limit()
+  let third = false
+  const pending = limit().then(slot => { third = true; return slot })
+  await sleep(400)
+  t.notOk(third, 'two slots granted, their requests not yet written: the third waits, longer than a window')
+  first.sent()
+  second.sent()
+  await sleep(100)
+  t.notOk(third, 'written now: the window starts now, not when the slots were granted')
+  await sleep(400)
+  t.ok(third, 'a window after they were written, the third is granted')
+  ;(await pending).sent()
+  const fourth = await limit()
+  fourth.sent()
+  fourth.sent()
+  const fifth = await Promise.race([limit().then(() => 'granted'), sleep(100).then(() => 'waiting')])
+  t.equal(fifth, 'waiting', 'the third and fourth fill the window: sent() twice counts once and frees nothing')
 })
