@@ -20,7 +20,7 @@ import type { Cents } from '../src/money.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
-import type { CallStats } from './lib/alma-process.ts'
+import type { CallStats } from '../src/sandbox/alma-process.ts'
 import { agentFrom, cannon, closedLoop, openLoop, percentiles, round, send, type HttpAnswer, type Latency } from './lib/load.ts'
 import { cents, patrons } from './lib/patrons.ts'
 import { type Row, writeReadmeTable } from './table.ts'
@@ -91,7 +91,7 @@ const machine = {
 // The Alma sandbox and the patrons
 
 log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, Node ${machine.node}; one durable SQLite commit takes ${machine.sqliteCommitMs} ms here`)
-const alma = await forkReady(new URL('./lib/alma-process.ts', import.meta.url).pathname, { PORT: String(await freePort()) })
+const alma = await forkReady(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, { PORT: String(await freePort()) })
 const almaStats = async (): Promise<CallStats> => await alma.call('stats')
 const setAlma = async (latencyMs: number, perSecondThreshold: number): Promise<void> => { await alma.call('faults', { latencyMs, perSecondThreshold }) }
 

@@ -20,6 +20,7 @@ const schema = {
     ALMA_RATE_LIMIT: { type: 'integer', minimum: 1, maximum: 25, default: 20 },
     ALMA_PAYMENT_METHOD: { type: 'string', enum: ['ONLINE', 'CREDIT_CARD', 'CASH'], default: 'ONLINE' },
     ALMA_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 120000, default: 15000 },
+    ALMA_MAX_RESPONSE_BYTES: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 4194304 },
     CASHNET_CHECKOUT_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
     CASHNET_ITEM_CODE: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
     CASHNET_ITEM_CODES: { type: 'string', pattern: '^([A-Za-z0-9_]+=[A-Za-z0-9_.-]+)?(\\s*,\\s*[A-Za-z0-9_]+=[A-Za-z0-9_.-]+)*$', default: '' },
@@ -71,6 +72,8 @@ export interface Config {
   almaRateLimit: number
   almaPaymentMethod: 'ONLINE' | 'CREDIT_CARD' | 'CASH'
   almaTimeoutMs: number
+  /** a larger answer from Alma is refused unread (AlmaResponseTooLarge) */
+  almaMaxResponseBytes: number
   cashnetCheckoutUrl: string
   cashnetItemCode: string
   cashnetItemCodes: ReadonlyMap<string, string>
@@ -215,6 +218,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     almaRateLimit: raw.ALMA_RATE_LIMIT,
     almaPaymentMethod: raw.ALMA_PAYMENT_METHOD,
     almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
+    almaMaxResponseBytes: raw.ALMA_MAX_RESPONSE_BYTES,
     cashnetCheckoutUrl: raw.CASHNET_CHECKOUT_URL,
     cashnetItemCode: raw.CASHNET_ITEM_CODE,
     cashnetItemCodes: itemCodes,

@@ -1,15 +1,23 @@
-// The Alma REST client: XML over undici, the API key in the Authorization header (never in a URL), every call
-// through the shared rate limiter, every failure turned into a typed error and logged as one alma.call line.
-// undici rather than got: a fines page makes two Alma calls, and got's request pipeline cost 0.25 ms of CPU per
-// call against undici's 0.04 on the bench machine (docs/performance.md), a sixth of the page's whole cost.
+// The Alma REST client: XML over got, the API key in the Authorization header (never in a URL), every call
+// through the shared rate limit, every failure turned into a typed error and logged as one alma.call line.
+//
+// One got instance per client (one Alma base URL), shared by every view of it (withLogger): a keep-alive agent
+// with a bounded pool, ALMA_TIMEOUT_MS over the whole exchange, no redirects, no retries (the posting worker
+// owns them: it must look at Alma's record before paying again), no decompression (the size cap counts what
+// we read), and answers larger than ALMA_MAX_RESPONSE_BYTES refused while they arrive.
 
+import got, { CancelError, type Got, type Response, TimeoutError } from 'got'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
 import type { Logger } from 'pino'
-import { Pool } from 'undici'
 import { type Cents, formatDecimal } from '../money.ts'
-import { AlmaBadResponse, AlmaError, AlmaUnavailable } from './errors.ts'
-import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
+import { AlmaBadResponse, AlmaError, AlmaResponseTooLarge, AlmaUnavailable } from './errors.ts'
+import { createRateLimiter, type RateLimiter, type RateSlot } from './rate-limit.ts'
 import type { AlmaUser, Fee, FeeList } from './types.ts'
 import { mapFeeList, mapSingleFee, mapUser, parseErrorBody, parseXml, XmlRejected } from './xml.ts'
+
+/** ALMA_MAX_RESPONSE_BYTES' default: Alma's largest documents we read (an Analytics page of 1,000 rows) are under 1 MB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 export interface AlmaClientOptions {
   baseUrl: string
@@ -17,6 +25,8 @@ export interface AlmaClientOptions {
   userIdType: string
   rateLimit: number
   timeoutMs: number
+  /** ALMA_MAX_RESPONSE_BYTES: a larger answer is refused (AlmaResponseTooLarge) and its connection dropped */
+  maxResponseBytes?: number
   logger: Logger
 }
 
@@ -45,45 +55,73 @@ export interface PayFeeRequest {
 
 type Method = 'GET' | 'POST' | 'PUT'
 
-/** The connection pool to Alma's host and what every call sends. */
-interface AlmaHttp {
-  pool: Pool
-  basePath: string
-  headers: Record<string, string>
-  timeoutMs: number
+/** One call's state, shared with the got hooks through `context`. */
+interface CallState {
+  slot?: RateSlot
+  startedAt: number
+  /** the size that made us stop reading, when the answer was too large */
+  tooLarge?: number
+  status: number
 }
 
-/** Another view of an existing client: its connection pool and rate limit, a different logger. */
+/** The HTTP side of a client, shared by its views: the got instance, its agents, the calls in flight. */
+interface AlmaHttp {
+  got: Got
+  agents: { http: HttpAgent, https: HttpsAgent }
+  maxResponseBytes: number
+  timeoutMs: number
+  inFlight: Set<Promise<unknown>>
+}
+
+/** Another view of an existing client: its connections and rate limit, a different logger. */
 interface AlmaClientView {
   http: AlmaHttp
-  limit: RateLimiter
   userIdType: string
   logger: Logger
 }
 
+/**
+ * The got instance for one Alma base URL. The rate limit is a beforeRequest hook, so the wait for a slot is
+ * not part of ALMA_TIMEOUT_MS (got starts its timer when the request is created, after the hooks).
+ */
+function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
+  // A socket is held at most ALMA_TIMEOUT_MS and at most ALMA_RATE_LIMIT calls start a second, so this bound
+  // never makes a call wait for a socket; it only caps what a fault could open. Idle sockets close after 4 s,
+  // before Alma's side would (a socket Alma closed under a reused request is a reset, not a lost payment,
+  // but it costs a retry).
+  const maxSockets = options.rateLimit * (Math.ceil(options.timeoutMs / 1000) + 1)
+  const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: options.rateLimit, timeout: 4_000, scheduling: 'lifo' as const }
+  const agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) }
+  const instance = got.extend({
+    prefixUrl: options.baseUrl.replace(/\/+$/, ''),
+    headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml', 'user-agent': 'alma-cashnet' },
+    agent: agents,
+    timeout: { request: options.timeoutMs },
+    retry: { limit: 0 },
+    followRedirect: false,
+    throwHttpErrors: false,
+    decompress: false,
+    responseType: 'text',
+    hooks: {
+      beforeRequest: [async (request) => {
+        const call = request.context.call as CallState
+        call.slot = await limit()
+        call.startedAt = Date.now()
+      }]
+    }
+  })
+  return { got: instance, agents, maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, timeoutMs: options.timeoutMs, inFlight: new Set() }
+}
+
 export class AlmaClient {
   readonly #http: AlmaHttp
-  readonly #limit: RateLimiter
   readonly #logger: Logger
   readonly #userIdType: string
 
   constructor (options: AlmaClientOptions | AlmaClientView) {
     this.#logger = options.logger
     this.#userIdType = options.userIdType
-    if ('http' in options) {
-      this.#http = options.http
-      this.#limit = options.limit
-      return
-    }
-    const base = new URL(options.baseUrl)
-    this.#http = {
-      // undici never retries and never follows redirects unless asked to; idle sockets do not hold the process open
-      pool: new Pool(base.origin, { keepAliveTimeout: 4_000 }),
-      basePath: base.pathname.replace(/\/+$/, ''),
-      headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml' },
-      timeoutMs: options.timeoutMs
-    }
-    this.#limit = createRateLimiter(options.rateLimit)
+    this.#http = 'http' in options ? options.http : almaHttp(options, createRateLimiter(options.rateLimit))
   }
 
   /**
@@ -91,67 +129,86 @@ export class AlmaClient {
    * line carries the request's reqId and user, or the posting's checkout and tx.
    */
   withLogger (logger: Logger): AlmaClient {
-    return new AlmaClient({ http: this.#http, limit: this.#limit, userIdType: this.#userIdType, logger })
+    return new AlmaClient({ http: this.#http, userIdType: this.#userIdType, logger })
   }
 
-  /** Closes the connection pool (shared by every view); calls in flight finish first. */
+  /** Waits for the calls in flight (shared by every view), then closes the connections. */
   async close (): Promise<void> {
-    await this.#http.pool.close()
+    await Promise.allSettled([...this.#http.inFlight])
+    this.#http.agents.http.destroy()
+    this.#http.agents.https.destroy()
   }
 
-  /** One HTTP exchange within ALMA_TIMEOUT_MS, body included; throws with a code ('TIMEOUT', 'ECONNREFUSED', ...). */
-  async #exchange (method: Method, path: string, searchParams: Record<string, string>, body?: string): Promise<{ statusCode: number, headers: Record<string, string | string[] | undefined>, body: string }> {
-    const { pool, basePath, headers, timeoutMs } = this.#http
-    const query = new URLSearchParams(searchParams).toString()
-    const abort = new AbortController()
-    const timer = setTimeout(() => { abort.abort() }, timeoutMs)
+  /**
+   * One HTTP exchange: waits for a rate-limit slot (hook), stamps it when the request is written, stops reading
+   * an answer that grows past ALMA_MAX_RESPONSE_BYTES (announced by Content-Length or counted as it arrives).
+   */
+  async #exchange (call: CallState, method: Method, path: string, searchParams: Record<string, string>, body?: string): Promise<Response<string>> {
+    const { got: http, maxResponseBytes } = this.#http
+    const request = http<string>(path, {
+      method,
+      searchParams,
+      ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/xml' } }),
+      context: { call }
+    })
+    request.on('request', (outgoing) => {
+      outgoing.once('finish', () => { call.slot?.sent() })
+      outgoing.once('response', (response) => { call.status = response.statusCode ?? 0 })
+    })
+    request.on('downloadProgress', ({ transferred, total }) => {
+      const size = Math.max(transferred, total ?? 0)
+      if (size > maxResponseBytes && call.tooLarge === undefined) {
+        call.tooLarge = size
+        request.cancel()
+      }
+    })
+    this.#http.inFlight.add(request)
     try {
-      const response = await pool.request({
-        method,
-        path: `${basePath}/${path}${query === '' ? '' : '?' + query}`,
-        headers: body === undefined ? headers : { ...headers, 'content-type': 'application/xml' },
-        body,
-        signal: abort.signal
-      })
-      return { statusCode: response.statusCode, headers: response.headers, body: await response.body.text() }
-    } catch (error: any) {
-      if (abort.signal.aborted) throw Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'TIMEOUT' })
-      throw error
+      return await request
     } finally {
-      clearTimeout(timer)
+      this.#http.inFlight.delete(request)
+      call.slot?.sent()
     }
   }
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
   async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
-    await this.#limit()
-    const startedAt = Date.now()
-    const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt, durationMs: 0 }
+    const call: CallState = { startedAt: Date.now(), status: 0 }
+    const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt: 0, durationMs: 0 }
     const finish = (error?: Error): void => {
       if (error !== undefined && record.errorCode === '') {
         record.errorCode = 'BAD_RESPONSE'
         record.errorMessage = error.message
       }
-      record.durationMs = Date.now() - startedAt
+      record.startedAt = call.startedAt
+      record.durationMs = Date.now() - call.startedAt
       observe?.(record)
-      const failed = record.status === 0 || record.status >= 300 || error !== undefined
+      const failed = record.status === 0 || record.status >= 300 || record.errorCode !== ''
       this.#logger[failed ? 'warn' : 'info']({
         event: 'alma.call',
         alma: { method, path, status: record.status, errorCode: record.errorCode || undefined, trackingId: record.trackingId || undefined, ms: record.durationMs }
       }, record.status === 0 ? `Alma ${method} ${path} got no answer (${record.errorCode})` : `Alma ${method} ${path} ${record.status}${record.errorCode !== '' ? ' ' + record.errorCode : ''}`)
     }
-    let response
+    let response: Response<string>
     try {
-      response = await this.#exchange(method, path, searchParams, body)
+      response = await this.#exchange(call, method, path, searchParams, body)
     } catch (error: any) {
-      const reason = String(error?.code ?? error?.name ?? 'ERROR')
+      if (call.tooLarge !== undefined && error instanceof CancelError) {
+        const tooLarge = new AlmaResponseTooLarge(call.status, this.#http.maxResponseBytes, call.tooLarge)
+        record.status = call.status
+        record.errorCode = tooLarge.errorCode
+        record.errorMessage = tooLarge.errorMessage
+        finish()
+        throw tooLarge
+      }
+      const reason = error instanceof TimeoutError ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
       record.errorCode = reason
-      record.errorMessage = String(error?.message ?? '')
+      record.errorMessage = reason === 'TIMEOUT' ? `no answer within ${this.#http.timeoutMs} ms` : String(error?.message ?? '')
       finish()
       throw new AlmaUnavailable(reason)
     }
     record.status = response.statusCode
-    const text = String(response.body ?? '')
+    const text = response.body
     if (response.statusCode >= 200 && response.statusCode < 300) return { status: response.statusCode, text, finish }
     const parsed = parseErrorBody(text)
     record.errorCode = parsed?.errorCode ?? ''

@@ -34,14 +34,28 @@ export class AlmaUnavailable extends Error {
 
 /** Alma answered 2xx with a body we could not read. Not retried blindly: a person must look. */
 export class AlmaBadResponse extends Error {
-  readonly kind = 'AlmaBadResponse'
+  readonly kind: 'AlmaBadResponse' | 'AlmaResponseTooLarge' = 'AlmaBadResponse'
   readonly retryable = false
   readonly status: number
-  readonly errorCode = 'BAD_RESPONSE'
+  readonly errorCode: 'BAD_RESPONSE' | 'RESPONSE_TOO_LARGE' = 'BAD_RESPONSE'
   readonly trackingId = ''
   constructor (status: number, readonly errorMessage: string) {
     super(`Alma answered ${status} with an unreadable body: ${errorMessage}`)
     this.status = status
+  }
+}
+
+/**
+ * Alma's answer was larger than ALMA_MAX_RESPONSE_BYTES (by its Content-Length, or counted as it arrived): we
+ * stopped reading and dropped the connection. An unreadable answer like any other (the patron sees the calm
+ * "library system not available" page, a posting goes to staff), with its own kind and code for the operator.
+ */
+export class AlmaResponseTooLarge extends AlmaBadResponse {
+  override readonly kind = 'AlmaResponseTooLarge'
+  override readonly errorCode = 'RESPONSE_TOO_LARGE'
+  constructor (status: number, readonly limitBytes: number, readonly seenBytes: number) {
+    super(status, `the answer is larger than ALMA_MAX_RESPONSE_BYTES (${seenBytes} > ${limitBytes} bytes); not read`)
+    this.message = `Alma answered ${status} with ${seenBytes} bytes or more, over ALMA_MAX_RESPONSE_BYTES (${limitBytes}): refused unread`
   }
 }
 

@@ -1,19 +1,12 @@
-// Alma speaks XML. This module holds the one parser (strict well-formedness, no DOCTYPE, values kept as strings,
-// lists always lists) and the mapping from Alma's elements to the service's types.
-//
-// The document becomes plain objects: an element with text only is its text ('' when empty), otherwise an object
-// with '@name' attributes, child elements by local name (namespace prefixes dropped) and '#text'. It is built
-// from saxes' events rather than with fast-xml-parser: the same shape at about a fifth of the CPU, measured on a
-// fines page's two documents (docs/performance.md), and saxes already streams the holds job's users export.
-// fast-xml-parser stays the Alma sandbox's reader, so the sandbox checks what the service PUTs with a parser of its own.
+// Alma speaks XML. This module holds the reader configured for Alma's documents (src/xml.ts: strict
+// well-formedness, no DOCTYPE, values kept as strings, Alma's list elements always lists) and the mapping from
+// Alma's elements to the service's types. The sandbox reads what the service PUTs with a parser of its own.
 
-import { SaxesParser, type SaxesTagPlain } from 'saxes'
 import { type Cents, parseCents } from '../money.ts'
+import { attr, text, XmlRejected, xmlReader } from '../xml.ts'
 import type { AlmaUser, Coded, Fee, FeeList, FeeTransaction, UserBlock } from './types.ts'
 
-export class XmlRejected extends Error {
-  readonly kind = 'XmlRejected'
-}
+export { attr, text, XmlRejected }
 
 /** Element names that are lists in Alma's schemas, so one element still maps to an array. */
 const LIST_ELEMENTS = new Set([
@@ -21,106 +14,12 @@ const LIST_ELEMENTS = new Set([
   'user_role', 'user_note', 'user_statistic', 'Row', 'user', 'element', 'block'
 ])
 
-/** Element names that would reach an object's prototype are refused; names that would shadow its methods are
- * renamed. Attribute names need neither: the '@' prefix makes any name an ordinary key. */
-const REFUSED_NAMES = new Set(['__proto__', 'constructor', 'prototype'])
-const SHADOWING_NAMES = new Set(['hasOwnProperty', 'toString', 'valueOf', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__'])
-const MAX_DEPTH = 100
-
-function withoutPrefix (name: string): string {
-  const colon = name.indexOf(':')
-  return colon === -1 ? name : name.slice(colon + 1)
-}
-
-function elementName (name: string): string {
-  const local = withoutPrefix(name)
-  if (REFUSED_NAMES.has(local)) throw new XmlRejected(`the name "${local}" is not accepted`)
-  return SHADOWING_NAMES.has(local) ? '__' + local : local
-}
-
-interface OpenElement {
-  name: string
-  node: Record<string, unknown>
-  text: string
-  hasContent: boolean
-}
-
 /**
  * Parses an XML document from Alma. Documents with a DOCTYPE or ENTITY declaration are refused outright:
  * Alma never sends one, and refusing them is the simplest defence against entity expansion. The five XML
  * entities and character references become text once; an undefined entity stays literal text.
  */
-export function parseXml (text: string): Record<string, any> {
-  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new XmlRejected('XML with a DOCTYPE or ENTITY declaration is not accepted')
-  const document: Record<string, unknown> = {}
-  const open: OpenElement[] = [{ name: '', node: document, text: '', hasContent: true }]
-  const parser = new SaxesParser()
-  parser.on('error', (error) => {
-    if (/undefined entity/.test(error.message)) return
-    throw error
-  })
-  parser.on('opentag', (tag: SaxesTagPlain) => {
-    if (open.length > MAX_DEPTH) throw new XmlRejected(`elements nested deeper than ${MAX_DEPTH}`)
-    const element: OpenElement = { name: elementName(tag.name), node: {}, text: '', hasContent: false }
-    for (const name in tag.attributes) {
-      if (name === 'xmlns' || name.startsWith('xmlns:')) continue
-      element.node['@' + withoutPrefix(name)] = tag.attributes[name].trim()
-      element.hasContent = true
-    }
-    open.push(element)
-  })
-  parser.on('text', (chunk) => { open[open.length - 1].text += chunk })
-  parser.on('cdata', (chunk) => { open[open.length - 1].text += chunk })
-  parser.on('closetag', () => {
-    const element = open.pop() as OpenElement
-    const parent = open[open.length - 1]
-    const text = element.text.trim()
-    let value: unknown = text
-    if (element.hasContent) {
-      if (text !== '') element.node['#text'] = text
-      value = element.node
-    }
-    parent.hasContent = true
-    const siblings = parent.node[element.name]
-    if (LIST_ELEMENTS.has(element.name)) {
-      if (Array.isArray(siblings)) siblings.push(value)
-      else parent.node[element.name] = siblings === undefined ? [value] : [siblings, value]
-    } else if (siblings === undefined) {
-      parent.node[element.name] = value
-    } else if (Array.isArray(siblings)) {
-      // values are text or objects, never arrays: an array here is this element repeated
-      siblings.push(value)
-    } else {
-      parent.node[element.name] = [siblings, value]
-    }
-  })
-  try {
-    parser.write(text).close()
-  } catch (error) {
-    if (error instanceof XmlRejected) throw error
-    throw new XmlRejected(`not well-formed XML: ${(error as Error).message.split('\n')[0].slice(0, 200)}`)
-  }
-  if (Object.keys(document).length === 0) throw new XmlRejected('not an XML document')
-  return document
-}
-
-/** The text of an element that may be absent, empty (''), a string, or an object with attributes. */
-export function text (node: unknown): string {
-  if (node === undefined || node === null) return ''
-  if (typeof node === 'string') return node
-  if (typeof node === 'number' || typeof node === 'boolean') return String(node)
-  if (Array.isArray(node)) return text(node[0])
-  if (typeof node === 'object') return text((node as Record<string, unknown>)['#text'])
-  return ''
-}
-
-export function attr (node: unknown, name: string): string {
-  if (node !== null && typeof node === 'object' && !Array.isArray(node)) {
-    const value = (node as Record<string, unknown>)['@' + name]
-    return value === undefined ? '' : String(value)
-  }
-  return ''
-}
+export const parseXml = xmlReader(LIST_ELEMENTS)
 
 function coded (node: unknown): Coded {
   return { code: text(node), desc: attr(node, 'desc') }

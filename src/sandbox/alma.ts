@@ -4,6 +4,7 @@
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { XMLParser } from 'fast-xml-parser'
+import { Readable } from 'node:stream'
 import { isDeepStrictEqual } from 'node:util'
 import { type SeedBlock, type SeedFee, type SeedUser, seedUsers } from './seed.ts'
 import { element, xmlEscape } from './xml-escape.ts'
@@ -54,9 +55,23 @@ export interface AlmaFaults {
   dropNext: number
   /** seconds sent in Retry-After with each 429 (0: no header) */
   retryAfterSeconds: number
+  /** answer the next N calls with a 200 XML body of hugeBytes, produced as it is read (never held in memory) */
+  hugeNext: number
+  hugeBytes: number
+  /** announce the huge body's size in Content-Length (true) or send it chunked, size unknown (false) */
+  hugeAnnounced: boolean
 }
 
-const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0, retryAfterSeconds: 0 }
+const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0, retryAfterSeconds: 0, hugeNext: 0, hugeBytes: 0, hugeAnnounced: true }
+
+/** A huge answer as served: how much of it the sandbox produced before the caller stopped reading. */
+export interface HugeAnswer {
+  path: string
+  bytes: number
+  producedBytes: number
+  /** the caller closed the connection before the end */
+  cut: boolean
+}
 
 export interface PaymentEvent {
   userId: string
@@ -108,6 +123,8 @@ export class AlmaSandbox {
   readonly calls: AlmaSandboxCall[] = []
   /** every PUT of a user whose non-block fields differed from what Alma had: must stay empty */
   readonly putViolations: Array<{ userId: string, detail: string }> = []
+  /** every huge answer served (faults.hugeNext) */
+  readonly hugeAnswers: HugeAnswer[] = []
   faults: AlmaFaults
   onPayment?: (payment: PaymentEvent) => void | Promise<void>
   /** called as each call arrives, before it is served; 'drop' closes the connection without serving it */
@@ -164,6 +181,7 @@ export class AlmaSandbox {
   reset (): void {
     this.calls.length = 0
     this.putViolations.length = 0
+    this.hugeAnswers.length = 0
     this.faults = { ...NO_FAULTS }
     this.users.clear()
     for (const seed of seedUsers()) this.addUser(seed)
@@ -371,6 +389,10 @@ export class AlmaSandbox {
         this.faults.failNext--
         return this.#fail(reply, this.faults.failStatus, '60101', 'General Error: An error has occurred while processing the request.')
       }
+      if (this.faults.hugeNext > 0) {
+        this.faults.hugeNext--
+        return this.#huge(request, reply)
+      }
     })
 
     const userFor = (request: FastifyRequest, reply: FastifyReply): SandboxUser | undefined => {
@@ -490,6 +512,32 @@ export class AlmaSandbox {
     app.setNotFoundHandler(async (request, reply) => {
       return this.#fail(reply, 400, '402119', `No API at ${request.method} ${request.url.split('?')[0]}`)
     })
+  }
+
+  /** A well-formed user document of faults.hugeBytes, its padding produced chunk by chunk as the caller reads. */
+  #huge (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const head = Buffer.from('<?xml version="1.0" encoding="UTF-8"?><user><primary_id>huge</primary_id><user_note>')
+    const tail = Buffer.from('</user_note></user>')
+    const padding = Buffer.alloc(64 * 1024, 'x')
+    const bytes = Math.max(this.faults.hugeBytes, head.length + tail.length)
+    const answer: HugeAnswer = { path: new URL(request.url, 'http://sandbox').pathname, bytes, producedBytes: 0, cut: false }
+    this.hugeAnswers.push(answer)
+    let left = bytes - head.length - tail.length
+    const body = new Readable({
+      read () {
+        let chunk: Buffer | null
+        if (answer.producedBytes === 0) chunk = head
+        else if (left > 0) {
+          chunk = left >= padding.length ? padding : padding.subarray(0, left)
+          left -= chunk.length
+        } else chunk = answer.producedBytes < bytes ? tail : null
+        if (chunk !== null) answer.producedBytes += chunk.length
+        this.push(chunk)
+      }
+    })
+    reply.raw.once('close', () => { answer.cut = answer.producedBytes < bytes || !reply.raw.writableFinished })
+    if (this.faults.hugeAnnounced) reply.header('content-length', String(bytes))
+    return reply.type('application/xml;charset=UTF-8').send(body)
   }
 
   #record (request: FastifyRequest, status: number): void {

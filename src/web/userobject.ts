@@ -2,8 +2,10 @@
 // exchanged, with the LocalWSKey, for the patron's uid. The wskey is a bearer secret, so it is only ever sent
 // to EZPROXY_URL's own origin: never to wherever a token claims to point, and never along a redirect.
 
-import { Agent, request } from 'undici'
-import { parseXml, text } from '../alma/xml.ts'
+import got, { CancelError, type Got, TimeoutError } from 'got'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
+import { text, xmlReader } from '../xml.ts'
 
 export type UserObjectAnswer =
   /** EZproxy vouched for this uid */
@@ -23,7 +25,8 @@ export interface UserObjectOptions {
 }
 
 const MAX_TOKEN_LENGTH = 4096
-const MAX_RESPONSE_CHARS = 64 * 1024
+const MAX_RESPONSE_BYTES = 64 * 1024
+const parseXml = xmlReader()
 const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/
 
 /**
@@ -57,11 +60,24 @@ export function userObjectRequestUrl (token: string, options: Pick<UserObjectOpt
 
 export class UserObjectClient {
   readonly #options: UserObjectOptions
-  // undici follows no redirect (one could carry the wskey to another host) and verifies certificates
-  readonly #agent = new Agent({ connect: { rejectUnauthorized: true } })
+  readonly #http: Got
 
   constructor (options: UserObjectOptions) {
     this.#options = options
+    // No redirect is followed (one could carry the wskey to another host), certificates are verified (the
+    // https agent's default), nothing is retried (a token is good for one exchange), and an answer larger than
+    // a UserObject could be is not read. One sign-in is one call: a small keep-alive pool is plenty.
+    const agentOptions = { keepAlive: true, maxSockets: 16, maxFreeSockets: 4, timeout: 4_000 }
+    this.#http = got.extend({
+      headers: { accept: 'text/xml, application/xml', 'user-agent': 'alma-cashnet' },
+      agent: { http: new HttpAgent(agentOptions), https: new HttpsAgent({ ...agentOptions, rejectUnauthorized: true }) },
+      timeout: { request: options.timeoutMs ?? 10_000 },
+      retry: { limit: 0 },
+      followRedirect: false,
+      throwHttpErrors: false,
+      decompress: false,
+      responseType: 'text'
+    })
   }
 
   /** Exchanges a token for the patron's uid. Never throws; the answer says what happened. */
@@ -69,20 +85,26 @@ export class UserObjectClient {
     const target = userObjectRequestUrl(token, this.#options)
     if ('refused' in target) return { kind: 'refused', reason: target.refused, tokenOrigin: target.tokenOrigin, tokenPath: target.tokenPath }
 
-    let status: number
+    let status = 0
     let body: string
-    const timeout = AbortSignal.timeout(this.#options.timeoutMs ?? 10_000)
+    let tooLarge = false
+    const call = this.#http(target.url)
+    call.on('response', (response) => { status = response.statusCode })
+    call.on('downloadProgress', ({ transferred, total }) => {
+      if (Math.max(transferred, total ?? 0) > MAX_RESPONSE_BYTES && !tooLarge) {
+        tooLarge = true
+        call.cancel()
+      }
+    })
     try {
-      const response = await request(target.url, { dispatcher: this.#agent, headers: { accept: 'text/xml, application/xml' }, signal: timeout })
-      status = response.statusCode
-      body = await response.body.text()
+      body = (await call).body
     } catch (error: any) {
-      const code = timeout.aborted ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
+      if (tooLarge && error instanceof CancelError) return { kind: 'unavailable', status, reason: 'EZproxy answered with an unexpectedly large document' }
+      const code = error instanceof TimeoutError ? 'TIMEOUT' : String(error?.code ?? error?.name ?? 'ERROR')
       return { kind: 'unavailable', reason: `no answer from EZproxy (${code})` }
     }
     if (status >= 300 && status < 400) return { kind: 'unavailable', status, reason: `EZproxy answered HTTP ${status} (a redirect, not followed): check EZPROXY_URL and that Option UserObject is on` }
     if (status !== 200) return { kind: 'unavailable', status, reason: `EZproxy answered HTTP ${status}: check EZPROXY_URL and that Option UserObject is on` }
-    if (body.length > MAX_RESPONSE_CHARS) return { kind: 'unavailable', status, reason: 'EZproxy answered with an unexpectedly large document' }
 
     let doc: Record<string, any>
     try {

@@ -23,6 +23,7 @@ export default fp(async function almaClient (fastify) {
     userIdType: config.almaUserIdType,
     rateLimit: config.almaRateLimit,
     timeoutMs: config.almaTimeoutMs,
+    maxResponseBytes: config.almaMaxResponseBytes,
     logger: (fastify.log as unknown as Logger).child({ component: 'alma' })
   })
   fastify.decorate('alma', alma)

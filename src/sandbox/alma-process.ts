@@ -1,9 +1,10 @@
-// The Alma sandbox in a process of its own, so the service under load does not share its event loop with its
-// own fake Alma. The bench drives it over IPC: add patrons, set faults, read and reset the call record.
+// The Alma sandbox in a process of its own, so a service under load does not share its event loop with its
+// own fake Alma: the call record's times are when the calls reached Alma, as they would be at the real one.
+// The bench and the rate-limit test drive it over IPC: add patrons, set faults, read and reset the call record.
 
-import { AlmaSandbox, type AlmaFaults } from '../../src/sandbox/alma.ts'
-import { SANDBOX_API_KEY } from '../../src/sandbox/stack.ts'
-import type { SeedUser } from '../../src/sandbox/seed.ts'
+import { AlmaSandbox, type AlmaFaults } from './alma.ts'
+import { SANDBOX_API_KEY } from './stack.ts'
+import type { SeedUser } from './seed.ts'
 
 export interface CallStats {
   calls: number
