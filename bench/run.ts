@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, freemem, loadavg, totalmem, tmpdir, release } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { checkoutFormFields } from '../src/cashnet/checkout-form.ts'
+import { checkoutFormFields } from '../src/providers/cashnet/checkout-form.ts'
 import { newCheckoutId } from '../src/payments/checkout.ts'
 import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import type { Checkout } from '../src/ledger/types.ts'

@@ -1,10 +1,12 @@
 // npm run demo: the Alma and CashNet sandboxes, the service and the EZproxy stand-in on this machine, no
-// accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode.
+// accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode;
+// DEMO_PROVIDER=paypal a PayPal campus (the PayPal stand-in's approval page, its webhooks delivered to the service).
 
 import { mkdirSync, rmSync } from 'node:fs'
 import { startStack } from '../src/sandbox/stack.ts'
 
 const mode = process.env.DEMO_AUTH_MODE === 'userobject' ? 'userobject' : 'header'
+const provider = process.env.DEMO_PROVIDER === 'paypal' ? 'paypal' : 'cashnet'
 const port = Number(process.env.DEMO_PORT ?? 8080)
 const databasePath = process.env.DEMO_DATABASE_PATH ?? 'data/demo.sqlite'
 mkdirSync('data', { recursive: true })
@@ -15,6 +17,7 @@ const stack = await startStack({
   ports: { ezproxy: port, service: 0 },
   env: {
     AUTH_MODE: mode,
+    PAYMENT_PROVIDER: provider,
     DATABASE_PATH: databasePath,
     RELEASE_BLOCKS: 'FINES',
     ADMIN_USERS: 'staff',
@@ -25,13 +28,13 @@ const stack = await startStack({
 })
 
 process.stdout.write(`
-alma-cashnet demo is running (${mode} mode).
+alma-cashnet demo is running (${mode} mode, ${provider === 'paypal' ? 'PayPal' : 'CashNet'}).
 
   Open ${stack.publicUrl}/login?url=/  and choose a patron, or "Library staff" for the admin pages.
   "Sign out" on the service's pages brings you back to that sign-in page to switch user.
 
   Behind it: the service at ${stack.serviceUrl}, the Alma sandbox at ${stack.alma.url},
-  the CashNet sandbox at ${stack.cashnet.checkoutUrl}. The ledger is ${stack.config.databasePath}.
+  ${stack.paypal !== null ? `the PayPal stand-in at ${stack.paypal.url} (captures and refunds: ${stack.paypal.url}/sandbox/captures)` : `the CashNet sandbox at ${stack.cashnet.checkoutUrl}`}. The ledger is ${stack.config.databasePath}.
   The admin pages are at ${stack.publicUrl}/admin (user "staff"). Press Ctrl+C to stop.
 
 `)

@@ -17,6 +17,7 @@ import configDecorator from './web/plugins/app/config.ts'
 import errorHandler from './web/plugins/app/error-handler.ts'
 import ledger from './web/plugins/app/ledger.ts'
 import notFound from './web/plugins/app/not-found.ts'
+import paymentProvider from './web/plugins/app/payment-provider.ts'
 import postingWorker, { type PostingWorkerOptions } from './web/plugins/app/posting-worker.ts'
 import cookie from './web/plugins/external/cookie.ts'
 import csrf from './web/plugins/external/csrf.ts'
@@ -31,6 +32,7 @@ import checkout from './web/routes/checkout.ts'
 import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
+import paypal from './web/routes/paypal.ts'
 import postback from './web/routes/postback.ts'
 import receipt from './web/routes/return.ts'
 
@@ -55,6 +57,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(alma)
   await fastify.register(ledger)
   await fastify.register(alerts)
+  await fastify.register(paymentProvider)
   await fastify.register(postingWorker, { workerPollMs: options.workerPollMs, startWorker: options.startWorker })
   // Trust boundaries and what every answer gets
   await fastify.register(identity, { config, now: options.now })
@@ -69,6 +72,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(checkout)
   await fastify.register(postback)
   await fastify.register(receipt)
+  await fastify.register(paypal)
   await fastify.register(auth)
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)

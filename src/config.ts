@@ -9,7 +9,8 @@ import { type Cents, parseCents } from './money.ts'
 
 const schema = {
   type: 'object',
-  required: ['PUBLIC_URL', 'ALMA_API_KEY', 'CASHNET_CHECKOUT_URL', 'CASHNET_ITEM_CODE', 'CASHNET_POSTBACK_ALLOW', 'EZPROXY_ALLOW', 'COOKIE_SECRET'],
+  // CASHNET_* (for cashnet) and PAYPAL_* (for paypal) are required by PAYMENT_PROVIDER: see loadConfig
+  required: ['PUBLIC_URL', 'ALMA_API_KEY', 'EZPROXY_ALLOW', 'COOKIE_SECRET'],
   properties: {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
     HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
@@ -21,11 +22,16 @@ const schema = {
     ALMA_PAYMENT_METHOD: { type: 'string', enum: ['ONLINE', 'CREDIT_CARD', 'CASH'], default: 'ONLINE' },
     ALMA_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 120000, default: 15000 },
     ALMA_MAX_RESPONSE_BYTES: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 4194304 },
-    CASHNET_CHECKOUT_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
-    CASHNET_ITEM_CODE: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+    PAYMENT_PROVIDER: { type: 'string', enum: ['cashnet', 'paypal'], default: 'cashnet' },
+    PAYPAL_API_URL: { type: 'string', pattern: '^https?://[^\\s]+$', default: 'https://api-m.paypal.com' },
+    PAYPAL_CLIENT_ID: { type: 'string', default: '' },
+    PAYPAL_CLIENT_SECRET: { type: 'string', default: '' },
+    PAYPAL_WEBHOOK_ID: { type: 'string', pattern: '^([A-Za-z0-9_-]{1,64})?$', default: '' },
+    CASHNET_CHECKOUT_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
+    CASHNET_ITEM_CODE: { type: 'string', pattern: '^([A-Za-z0-9_.-]+)?$', default: '' },
     CASHNET_ITEM_CODES: { type: 'string', pattern: '^([A-Za-z0-9_]+=[A-Za-z0-9_.-]+)?(\\s*,\\s*[A-Za-z0-9_]+=[A-Za-z0-9_.-]+)*$', default: '' },
     CASHNET_REF_TYPE: { type: 'string', pattern: '^[A-Za-z0-9_]+$', default: 'ALMACHECKOUT' },
-    CASHNET_POSTBACK_ALLOW: { type: 'string', minLength: 1 },
+    CASHNET_POSTBACK_ALLOW: { type: 'string', default: '' },
     CASHNET_POSTBACK_TOKEN: { type: 'string', pattern: '^([A-Za-z0-9._~-]{16,256})?$', default: '' },
     EZPROXY_ALLOW: { type: 'string', minLength: 1 },
     EZPROXY_USER_HEADER: { type: 'string', pattern: '^[A-Za-z0-9-]+$', default: 'X-EZproxy-User' },
@@ -74,6 +80,13 @@ export interface Config {
   almaTimeoutMs: number
   /** a larger answer from Alma is refused unread (AlmaResponseTooLarge) */
   almaMaxResponseBytes: number
+  /** PAYMENT_PROVIDER: who takes the money (SPEC 13) */
+  paymentProvider: 'cashnet' | 'paypal'
+  paypalApiUrl: string
+  paypalClientId: string
+  paypalClientSecret: string
+  paypalWebhookId: string
+  /** '' for a PayPal deployment */
   cashnetCheckoutUrl: string
   cashnetItemCode: string
   cashnetItemCodes: ReadonlyMap<string, string>
@@ -144,7 +157,11 @@ const HINTS: Record<string, string> = {
   ALMA_API_KEY: 'the Alma API key from the Ex Libris Developer Network, with Users read/write',
   CASHNET_ITEM_CODE: 'the CashNet item code for a fee line, e.g. LIB-FINE',
   CASHNET_POSTBACK_ALLOW: 'the IPs or CIDR ranges CashNet posts results from, comma-separated (ask Transact)',
-  EZPROXY_ALLOW: 'the IPs or CIDR ranges of the EZproxy servers, comma-separated'
+  EZPROXY_ALLOW: 'the IPs or CIDR ranges of the EZproxy servers, comma-separated',
+  CASHNET_CHECKOUT_URL: 'the CashNet store URL, e.g. https://commerce.cashnet.com/LIBFINES',
+  PAYPAL_CLIENT_ID: 'the client id of the PayPal REST app (developer.paypal.com, Apps & Credentials)',
+  PAYPAL_CLIENT_SECRET: 'the secret of the PayPal REST app',
+  PAYPAL_WEBHOOK_ID: 'the id PayPal gave the webhook registered for PUBLIC_URL/paypal/webhook'
 }
 
 /** What each variable expects, for the one-line start-up error. */
@@ -204,6 +221,12 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if ((raw.EZPROXY_SECRET_HEADER === '') !== (raw.EZPROXY_SECRET === '')) {
     throw new ConfigError(raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET' : 'EZPROXY_SECRET_HEADER', 'must be set together with ' + (raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET_HEADER' : 'EZPROXY_SECRET'))
   }
+  const required = raw.PAYMENT_PROVIDER === 'paypal'
+    ? ['PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET', 'PAYPAL_WEBHOOK_ID']
+    : ['CASHNET_CHECKOUT_URL', 'CASHNET_ITEM_CODE', 'CASHNET_POSTBACK_ALLOW']
+  for (const variable of required) {
+    if (raw[variable] === '') throw new ConfigError(variable, `is required when PAYMENT_PROVIDER=${String(raw.PAYMENT_PROVIDER)}: ${HINTS[variable] ?? describe(variable)}`)
+  }
   const publicUrl = String(raw.PUBLIC_URL).replace(/\/+$/, '')
   const minPayment = parseCents(raw.MIN_PAYMENT)
   if (minPayment < 1) throw new ConfigError('MIN_PAYMENT', 'must be at least 0.01')
@@ -219,6 +242,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     almaPaymentMethod: raw.ALMA_PAYMENT_METHOD,
     almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
     almaMaxResponseBytes: raw.ALMA_MAX_RESPONSE_BYTES,
+    paymentProvider: raw.PAYMENT_PROVIDER,
+    paypalApiUrl: String(raw.PAYPAL_API_URL).replace(/\/+$/, ''),
+    paypalClientId: raw.PAYPAL_CLIENT_ID,
+    paypalClientSecret: raw.PAYPAL_CLIENT_SECRET,
+    paypalWebhookId: raw.PAYPAL_WEBHOOK_ID,
     cashnetCheckoutUrl: raw.CASHNET_CHECKOUT_URL,
     cashnetItemCode: raw.CASHNET_ITEM_CODE,
     cashnetItemCodes: itemCodes,

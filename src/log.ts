@@ -33,14 +33,14 @@ function maskDeep (value: unknown, mask: (s: string) => string, depth = 0): unkn
   return out
 }
 
-export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 'cookieSecret' | 'ezproxySecret' | 'ezproxyWskey'>): LoggerOptions {
-  const mask = createMasker([config.almaApiKey, config.cookieSecret, config.ezproxySecret, config.ezproxyWskey])
+export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 'cookieSecret' | 'ezproxySecret' | 'ezproxyWskey'> & Partial<Pick<Config, 'paypalClientSecret'>>): LoggerOptions {
+  const mask = createMasker([config.almaApiKey, config.cookieSecret, config.ezproxySecret, config.ezproxyWskey, config.paypalClientSecret ?? ''])
   return {
     level: config.logLevel,
     base: { service: 'alma-cashnet' },
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.apiKey', '*.password', '*.wskey', '*.token', '*._csrf', 'csrf', '_csrf'],
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.apiKey', '*.password', '*.wskey', '*.token', '*.clientSecret', '*._csrf', 'csrf', '_csrf'],
       censor: '[REDACTED]'
     },
     formatters: {

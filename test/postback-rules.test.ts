@@ -2,7 +2,7 @@
 // postback route applies inside the ledger transaction.
 
 import t from 'tap'
-import type { Postback } from '../src/cashnet/postback.ts'
+import type { Postback } from '../src/providers/cashnet/postback.ts'
 import type { Checkout, CheckoutState, PostbackRecord } from '../src/ledger/types.ts'
 import type { Cents } from '../src/money.ts'
 import { decidePostback } from '../src/payments/postback-rules.ts'

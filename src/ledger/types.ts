@@ -10,9 +10,10 @@ export type CheckoutState = typeof CHECKOUT_STATES[number]
  * Why a checkout needs a person, as data: the staff actions that are safe depend on it (src/payments/staff-actions.ts).
  * MISMATCH: CashNet reported other amounts, items or no tx; DOUBLE_CHARGE: a second tx for a paid checkout;
  * UNAPPLIED: money collected that Alma could not take; ALMA_ERROR: Alma refused (a business error, or it shows
- * other amounts for our tx); ATTEMPTS_EXHAUSTED: Alma kept failing; UNKNOWN: recorded before kinds existed.
+ * other amounts for our tx); ATTEMPTS_EXHAUSTED: Alma kept failing; UNKNOWN: recorded before kinds existed. REFUNDED: the provider reports a refund of the payment (PayPal's
+ * PAYMENT.CAPTURE.REFUNDED): what Alma shows paid may need reversing.
  */
-export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN'] as const
+export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN', 'REFUNDED'] as const
 export type AttentionKind = typeof ATTENTION_KINDS[number]
 
 export interface CheckoutLine {

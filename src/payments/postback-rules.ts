@@ -2,7 +2,7 @@
 // other checkouts the tx is already recorded for, and the new one, decide the outcome and the state change (with
 // the kind of attention it needs). The ledger applies it in the same transaction.
 
-import type { Postback } from '../cashnet/postback.ts'
+import type { Postback } from '../providers/cashnet/postback.ts'
 import type { Checkout, PostbackDecision, PostbackRecord } from '../ledger/types.ts'
 import { formatDecimal } from '../money.ts'
 

@@ -6,7 +6,7 @@
 // Card numbers: whatever a field holds, what reaches the ledger (raw body, tx, reference, the reason text) and
 // the log lines is masked to its last four digits (src/mask.ts).
 
-import { type FormBody, maskCardNumbers, parsePostback, type Postback, PostbackRejected } from '../cashnet/postback.ts'
+import { type FormBody, maskCardNumbers, parsePostback, type Postback, PostbackRejected } from '../providers/cashnet/postback.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import { maskCardLike, maskIdentifier } from '../mask.ts'
 import type { Alerts } from './alerts.ts'

@@ -210,7 +210,8 @@ export const ATTENTION_KIND_LABEL: Record<string, string> = {
   UNAPPLIED: 'Money Alma could not take',
   ALMA_ERROR: 'Alma refused',
   ATTEMPTS_EXHAUSTED: 'Alma kept failing',
-  UNKNOWN: 'Recorded before kinds were kept'
+  UNKNOWN: 'Recorded before kinds were kept',
+  REFUNDED: 'Refunded by the payment provider'
 }
 
 /** What the payment page shows: the verdict of every action, what can be refunded, and CashNet's cap per line. */

@@ -1,4 +1,5 @@
-// Starts the whole thing on one machine: the Alma sandbox, the CashNet sandbox, the service and the EZproxy
+// Starts the whole thing on one machine: the Alma sandbox, the CashNet sandbox (or, with PAYMENT_PROVIDER=paypal,
+// the PayPal stand-in, its webhook delivered to the service), the service and the EZproxy
 // stand-in in front of it, on ephemeral ports. The demo and the tests both use it, so the tests exercise what a
 // librarian sees in the demo. The service's configuration goes through the real loadConfig.
 
@@ -8,11 +9,15 @@ import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
 import { CashnetSandbox } from './cashnet.ts'
 import { EzproxyStandIn, STANDIN_LOGOUT_PATH } from './ezproxy.ts'
+import { type PayPalSandboxOptions, PayPalSandbox } from './paypal.ts'
 import { seedUsers } from './seed.ts'
 
 export const SANDBOX_API_KEY = 'sandbox-alma-api-key-l7f3k2'
 export const SANDBOX_COOKIE_SECRET = 'sandbox-cookie-secret-0123456789abcdef0123456789'
 export const SANDBOX_WSKEY = 'sandbox-ezproxy-wskey-9a8b7c'
+export const SANDBOX_PAYPAL_CLIENT_ID = 'sandbox-paypal-client-id'
+export const SANDBOX_PAYPAL_SECRET = 'sandbox-paypal-client-secret-4d5e6f'
+export const SANDBOX_PAYPAL_WEBHOOK_ID = 'WH-SANDBOX-0001'
 
 export interface StackOptions {
   /** extra or overriding environment variables for the service */
@@ -22,12 +27,16 @@ export interface StackOptions {
   /** addresses the peers connect from: EZproxy to the service, CashNet to the postback */
   ezproxyFrom?: string
   cashnetFrom?: string
+  /** the PayPal stand-in's options (webhook mode, faults), for PAYMENT_PROVIDER=paypal */
+  paypal?: Partial<PayPalSandboxOptions>
   app?: AppOptions
 }
 
 export interface Stack {
   alma: AlmaSandbox
   cashnet: CashnetSandbox
+  /** the PayPal stand-in, when PAYMENT_PROVIDER=paypal */
+  paypal: PayPalSandbox | null
   ezproxy: EzproxyStandIn
   app: FastifyInstance
   config: Config
@@ -46,6 +55,10 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   await alma.start(ports.alma ?? 0)
   const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: 'http://127.0.0.1:9/cashnet/postback', postbackFrom: cashnetFrom })
   await cashnet.start(ports.cashnet ?? 0)
+  const paypal = options.env?.PAYMENT_PROVIDER === 'paypal'
+    ? new PayPalSandbox({ clientId: SANDBOX_PAYPAL_CLIENT_ID, clientSecret: SANDBOX_PAYPAL_SECRET, webhookId: SANDBOX_PAYPAL_WEBHOOK_ID, ...options.paypal })
+    : null
+  if (paypal !== null) await paypal.start()
   const ezproxy = new EzproxyStandIn({
     target: 'http://127.0.0.1:9',
     users: seedUsers(),
@@ -82,6 +95,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     POSTING_RETRY_BASE_MS: '50',
     POSTING_RETRY_MAX_MS: '1000',
     LOG_LEVEL: 'info',
+    ...(paypal !== null ? { PAYPAL_API_URL: paypal.url, PAYPAL_CLIENT_ID: SANDBOX_PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET: SANDBOX_PAYPAL_SECRET, PAYPAL_WEBHOOK_ID: SANDBOX_PAYPAL_WEBHOOK_ID } : {}),
     ...options.env
   }
   const config = loadConfig(env)
@@ -90,9 +104,12 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   ezproxy.setTarget(serviceUrl)
   // CASHNET_POSTBACK_TOKEN goes in the notification URL, as it would be set in CashNet's store configuration
   cashnet.setPostbackUrl(`${serviceUrl}/cashnet/postback${config.cashnetPostbackToken !== '' ? `?token=${encodeURIComponent(config.cashnetPostbackToken)}` : ''}`)
+  // PayPal's servers reach the webhook directly (a public route), not through EZproxy
+  paypal?.setWebhookUrl(`${serviceUrl}/paypal/webhook`)
   return {
     alma,
     cashnet,
+    paypal,
     ezproxy,
     app,
     config,
@@ -102,6 +119,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       await ezproxy.close()
       await app.close()
       await cashnet.close()
+      await paypal?.close()
       await alma.close()
     }
   }

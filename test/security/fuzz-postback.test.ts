@@ -3,7 +3,7 @@
 
 import fc from 'fast-check'
 import t from 'tap'
-import { parsePostback, PostbackRejected, referenceOf } from '../../src/cashnet/postback.ts'
+import { parsePostback, PostbackRejected, referenceOf } from '../../src/providers/cashnet/postback.ts'
 import { build, CASHNET_PEER, send } from '../helper.ts'
 
 const REF = 'ALMACHECKOUT'

@@ -3,7 +3,7 @@
 
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
-import { parsePostback, PostbackRejected } from '../../src/cashnet/postback.ts'
+import { parsePostback, PostbackRejected } from '../../src/providers/cashnet/postback.ts'
 import { POSTBACKS_PER_CHECKOUT_PER_MINUTE } from '../../src/web/routes/postback.ts'
 import { Browser, build, CASHNET_PEER, checkoutIdFrom, readForm, send } from '../helper.ts'
 import { DirectClient } from './direct.ts'

@@ -43,6 +43,15 @@ const USEROBJECT_ONLY: Record<string, string> = {
   'HEAD /auth/ezproxy': 'public'
 }
 
+/** Routes that exist only for PAYMENT_PROVIDER=paypal: the webhook is public, believed only once PayPal verifies it. */
+const PAYPAL_ONLY: Record<string, string> = {
+  'GET /paypal/return': 'patron',
+  'HEAD /paypal/return': 'patron',
+  'GET /paypal/cancel': 'patron',
+  'HEAD /paypal/cancel': 'patron',
+  'POST /paypal/webhook': 'public'
+}
+
 function table (routes: Map<string, string>): Record<string, string> {
   return Object.fromEntries([...routes].sort(([a], [b]) => a.localeCompare(b)))
 }
@@ -70,6 +79,12 @@ t.test('every registered route is served under the rule in the table (userobject
   const stack = await build(t, { env: { AUTH_MODE: 'userobject' } })
   const routes = withoutStaffActions(stack.app.routeAccess, t)
   t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...USEROBJECT_ONLY }))))
+})
+
+t.test('every registered route is served under the rule in the table (PayPal deployment)', async t => {
+  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' } })
+  const routes = withoutStaffActions(stack.app.routeAccess, t)
+  t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...PAYPAL_ONLY }))))
 })
 
 t.test('a route that declares no access rule is patron-only, not public', async t => {

@@ -1,8 +1,9 @@
-// POST /checkout: the patron's chosen fee ids (CSRF-protected) become a CREATED checkout, and the answer is a
-// page that hands the patron's browser to CashNet with the checkout form.
+// POST /checkout: the patron's chosen fee ids (CSRF-protected) become a CREATED checkout, and the payment
+// provider starts the payment: for CashNet a page that hands the browser to the store with the checkout form, for
+// PayPal a redirect to the order's approval page.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { checkoutFormFields } from '../../cashnet/checkout-form.ts'
+import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
@@ -34,9 +35,19 @@ const checkout: FastifyPluginAsync = async (fastify) => {
       const created = await startCheckout({ alma: request.alma, ledger, rules }, username, feeIds)
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 2 * 24 * 3600 })
-      const fields = checkoutFormFields(created, { refType: config.cashnetRefType, signoutUrl: `${config.publicUrl}/cashnet/return` })
-      return reply.type('text/html; charset=utf-8').send(handoffPage(config, created, config.cashnetCheckoutUrl, fields))
+      const start = await fastify.paymentProvider.start(created, { publicUrl: config.publicUrl, brandName: config.libraryName })
+      if (start.kind === 'redirect') {
+        request.log.info({ event: 'checkout.redirect', checkout: created.id, provider: fastify.paymentProvider.name }, `checkout ${created.id}: browser sent to ${new URL(start.url).origin} to approve`)
+        return reply.redirect(start.url, 303)
+      }
+      return reply.type('text/html; charset=utf-8').send(handoffPage(config, created, start.action, start.fields))
     } catch (error) {
+      if (isPayPalError(error)) {
+        // the checkout stays CREATED (it expires); nothing was taken
+        request.log.error({ event: 'checkout.provider_failed', kind: error.kind, debugId: error.debugId || undefined }, `checkout for ${username} could not be started: ${error.message}`)
+        return reply.code(503).type('text/html; charset=utf-8')
+          .send(messagePage(config, { title: 'Payment service unavailable', heading: 'The payment service is not answering', message: 'Nothing was charged. Please try again in a few minutes.', linkHome: true, signOut: true }))
+      }
       if (!(error instanceof CheckoutRefused)) throw error
       request.log.info({ event: 'checkout.refused', reason: error.reason, fees: feeIds.slice(0, 20) }, `checkout refused for ${username}: ${error.reason}`)
       return reply.code(error.reason === 'unknown-fee' || error.reason === 'in-progress' ? 409 : 400).type('text/html; charset=utf-8')

@@ -10,7 +10,7 @@
 
 import { parse as parseQuery } from 'node:querystring'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { referenceOf } from '../../cashnet/postback.ts'
+import { referenceOf } from '../../providers/cashnet/postback.ts'
 import { recordPostback } from '../../payments/record-postback.ts'
 import { sameSecret } from '../plugins/identity.ts'
 

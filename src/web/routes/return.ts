@@ -2,7 +2,7 @@
 // ledger, for this patron's own checkout only; the redirect's result fields are never believed.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { findReference, normaliseFields } from '../../cashnet/postback.ts'
+import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 

@@ -9,7 +9,8 @@ import { type Branding, page } from './layout.ts'
 
 interface Wording { title: string, heading: string, tone: 'ok' | 'warn' | 'bad', message: string, pending: boolean, refresh?: number }
 
-export function receiptWording (checkout: Checkout): Wording {
+/** `provider`: who took the money, as patrons know it (CashNet, PayPal). */
+export function receiptWording (checkout: Checkout, provider = 'CashNet'): Wording {
   switch (checkout.state) {
     case 'POSTED':
       return { title: 'Payment received: receipt', heading: 'Payment received and recorded in the library system', tone: 'ok', message: 'Thank you. Your library account has been updated.', pending: false }
@@ -18,18 +19,18 @@ export function receiptWording (checkout: Checkout): Wording {
     case 'NEEDS_ATTENTION':
       return { title: 'Payment received: receipt', heading: 'Payment received; library staff will finish recording it', tone: 'warn', message: 'Your payment went through, but it needs a person to finish recording it in the library system. You do not need to pay again; staff have been told. If you were charged more than your fines, the difference will be refunded.', pending: false }
     case 'DECLINED':
-      return { title: 'Payment declined', heading: 'Your payment was declined', tone: 'bad', message: 'CashNet did not accept the payment, so nothing was charged. You can try again with another card.', pending: false }
+      return { title: 'Payment declined', heading: 'Your payment was declined', tone: 'bad', message: `${provider} did not accept the payment, so nothing was charged. You can try again with another card.`, pending: false }
     case 'CANCELLED':
-      return { title: 'Payment cancelled', heading: 'Payment cancelled', tone: 'warn', message: 'You cancelled the payment on CashNet. Nothing was charged.', pending: false }
+      return { title: 'Payment cancelled', heading: 'Payment cancelled', tone: 'warn', message: `You cancelled the payment on ${provider}. Nothing was charged.`, pending: false }
     case 'EXPIRED':
-      return { title: 'Payment not completed', heading: 'This payment was not completed', tone: 'warn', message: 'We never heard from CashNet about this payment, so it was closed after 24 hours. If you were charged, contact the library with the reference below.', pending: false }
+      return { title: 'Payment not completed', heading: 'This payment was not completed', tone: 'warn', message: `We never heard from ${provider} about this payment, so it was closed after 24 hours. If you were charged, contact the library with the reference below.`, pending: false }
     case 'CREATED':
-      return { title: 'Waiting for CashNet', heading: 'Waiting for confirmation from CashNet', tone: 'warn', message: 'We have not yet heard from CashNet about this payment. If you completed it, this usually takes a few seconds. If you left CashNet without paying, nothing was charged.', pending: true, refresh: 5 }
+      return { title: `Waiting for ${provider}`, heading: `Waiting for confirmation from ${provider}`, tone: 'warn', message: `We have not yet heard from ${provider} about this payment. If you completed it, this usually takes a few seconds. If you left ${provider} without paying, nothing was charged.`, pending: true, refresh: 5 }
   }
 }
 
-export function receiptPage (branding: Branding, checkout: Checkout, root = '../'): string {
-  const wording = receiptWording(checkout)
+export function receiptPage (branding: Branding, checkout: Checkout, root = '../', provider = 'CashNet'): string {
+  const wording = receiptWording(checkout, provider)
   const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
   // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling
   const self = `return?ref=${encodeURIComponent(checkout.id)}`
@@ -50,7 +51,7 @@ ${wording.pending ? html`<p class="check-again"><span class="auto-note"></span> 
 <dl class="facts">
 <dt>Amount</dt><dd class="amount-fact">${formatMoney(checkout.total, checkout.currency)}</dd>
 <dt>Date</dt><dd>${dateCell(checkout.paidAt ?? checkout.createdAt)}</dd>
-${checkout.tx !== null && checkout.tx !== '' ? html`<dt>CashNet transaction</dt><dd>${checkout.tx}</dd>` : ''}
+${checkout.tx !== null && checkout.tx !== '' ? html`<dt>${provider} transaction</dt><dd>${checkout.tx}</dd>` : ''}
 <dt>Reference</dt><dd class="reference">${checkout.id}</dd>
 </dl>
 <table class="lines"><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>

@@ -1,14 +1,17 @@
 // @fastify/helmet: security headers, and a Content-Security-Policy that lets a page load only this service's
-// own assets, post forms only here and to CashNet, and never be framed.
+// own assets, post forms (and follow a form's redirect) only here and to the payment provider's pages (CashNet's
+// store, or PayPal's approval origin), and never be framed.
 
 import { createHash } from 'node:crypto'
 import helmet from '@fastify/helmet'
 import fp from 'fastify-plugin'
 import type { Config } from '../../../config.ts'
+import { approvalOrigin } from '../../../providers/paypal/provider.ts'
 import { accentCss } from '../../views/layout.ts'
 
 export default fp(async function helmetSettings (fastify, { config }: { config: Config }) {
-  const cashnetOrigin = new URL(config.cashnetCheckoutUrl).origin
+  // exactly the one provider's origin: a PayPal deployment never lets a form go to CashNet, nor the reverse
+  const payOrigin = config.paymentProvider === 'paypal' ? approvalOrigin(config.paypalApiUrl) : new URL(config.cashnetCheckoutUrl).origin
   const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
   // The accent colour is the only inline style; it is allowed by its hash, never by 'unsafe-inline'.
   const accentHash = `'sha256-${createHash('sha256').update(accentCss(config.accentColor)).digest('base64')}'`
@@ -22,8 +25,8 @@ export default fp(async function helmetSettings (fastify, { config }: { config: 
         styleSrc: ["'self'", accentHash],
         styleSrcAttr: ["'none'"],
         imgSrc: ["'self'", 'data:', ...(logoOrigin !== null ? [logoOrigin] : [])],
-        // the hand-off page's form goes to CashNet
-        formAction: ["'self'", cashnetOrigin],
+        // the hand-off page's form goes to CashNet; POST /checkout redirects to PayPal's approval page
+        formAction: ["'self'", payOrigin],
         frameAncestors: ["'none'"],
         baseUri: ["'none'"],
         objectSrc: ["'none'"],

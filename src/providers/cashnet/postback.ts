@@ -2,8 +2,8 @@
 // checkout reference found in whichever refXvalN carries our reference type, every number validated, amounts
 // parsed once into cents. Anything unreadable is a PostbackRejected with the reason.
 
-import { maskFormBody } from '../mask.ts'
-import { type Cents, InvalidAmount, parseCents } from '../money.ts'
+import { maskFormBody } from '../../mask.ts'
+import { type Cents, InvalidAmount, parseCents } from '../../money.ts'
 
 export class PostbackRejected extends Error {
   readonly kind = 'PostbackRejected'

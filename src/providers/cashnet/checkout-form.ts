@@ -1,8 +1,8 @@
 // The fields of the form the patron's browser posts to the CashNet store (SPEC section 5): one line per fee,
 // our checkout reference on every line, amounts with two decimals from integer cents.
 
-import type { Checkout } from '../ledger/types.ts'
-import { formatDecimal } from '../money.ts'
+import type { Checkout } from '../../ledger/types.ts'
+import { formatDecimal } from '../../money.ts'
 
 export interface CheckoutFormSettings {
   refType: string

@@ -1,0 +1,198 @@
+// The PayPal use cases (SPEC 13), with no HTTP: complete an approved order (the browser's return, or the
+// CHECKOUT.ORDER.APPROVED webhook for a patron who never came back), record what a capture says, act on a
+// verified webhook event, and record a cancel. Every capture of a checkout's order uses one PayPal-Request-Id
+// (checkout id + "-capture"), reused on a retry after UNAVAILABLE, so PayPal answers a repeat with the first
+// capture; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
+// records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
+
+import type { Ledger } from '../ledger/ledger.ts'
+import type { Checkout } from '../ledger/types.ts'
+import { type Cents, formatDecimal } from '../money.ts'
+import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
+import { PayPalError } from '../providers/paypal/errors.ts'
+import { collectedFrom } from '../providers/paypal/provider.ts'
+import type { PayPalWebhookEvent } from '../providers/paypal/webhook.ts'
+import type { Collected } from '../providers/provider.ts'
+import type { Alerts } from './alerts.ts'
+import { decideCapture, reportedItems, resultOf } from './capture-rules.ts'
+import type { PostbackLogger } from './record-postback.ts'
+import { refundEffect } from './staff-actions.ts'
+
+export interface PayPalDeps {
+  ledger: Ledger
+  client: PayPalClient
+  /** posts a checkout that just became PAID (the posting worker's schedule) */
+  schedule: (checkoutId: string) => void
+  alerts: Pick<Alerts, 'needsAttention'>
+  logger: PostbackLogger
+  /** how many times a capture PayPal could not answer is tried again, same PayPal-Request-Id (default 2) */
+  captureRetries?: number
+  /** pause before a retry, times the attempt number (default 250 ms) */
+  retryDelayMs?: number
+}
+
+/** One PayPal-Request-Id per checkout capture: a retry, the return and the webhook all send the same one. */
+export function captureRequestId (checkoutId: string): string {
+  return `${checkoutId}-capture`
+}
+
+export type CaptureResult =
+  /** the order is captured (now, or before): what PayPal collected */
+  | { kind: 'captured', collected: Collected }
+  /** the patron's instrument was declined: back to PayPal to choose another way */
+  | { kind: 'choose-again', approveUrl: string | null }
+  /** the patron has not approved the order (yet) */
+  | { kind: 'not-approved', approveUrl: string | null }
+
+/** The checkout an order is for: custom_id (invoice_id) as we sent it. */
+export function checkoutIdOf (order: Pick<PayPalOrder, 'customId' | 'invoiceId'>): string | null {
+  return order.customId ?? order.invoiceId
+}
+
+/**
+ * Captures an approved order of a checkout, or takes the capture it already has (ORDER_ALREADY_CAPTURED reads the
+ * order). UNAVAILABLE is retried with the same PayPal-Request-Id; still unavailable, the PayPalError is thrown
+ * (nothing recorded: the webhook, redelivered by PayPal, or the patron's next visit captures it).
+ */
+export async function captureApproved (deps: PayPalDeps, orderId: string, checkoutId: string): Promise<CaptureResult> {
+  const retries = deps.captureRetries ?? 2
+  const requestId = captureRequestId(checkoutId)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const order = await deps.client.captureOrder(orderId, requestId)
+      return { kind: 'captured', collected: collectedFrom(order.capture, checkoutId) }
+    } catch (error) {
+      if (!(error instanceof PayPalError)) throw error
+      if (error.kind === 'INSTRUMENT_DECLINED') {
+        deps.logger.info({ event: 'paypal.instrument_declined', checkout: checkoutId, order: orderId, debugId: error.debugId }, `PayPal declined the patron's instrument for order ${orderId} (checkout ${checkoutId}) [debug_id ${error.debugId}]: back to PayPal to choose another way`)
+        await deps.ledger.audit(checkoutId, 'paypal.instrument_declined', { order: orderId, debugId: error.debugId })
+        const order = await deps.client.getOrder(orderId)
+        return { kind: 'choose-again', approveUrl: order.approveUrl }
+      }
+      if (error.kind === 'ORDER_ALREADY_CAPTURED') {
+        const order = await deps.client.getOrder(orderId)
+        if (order.capture === null) throw error
+        return { kind: 'captured', collected: collectedFrom(order.capture, checkoutId) }
+      }
+      if (error.kind === 'REJECTED' && error.issue === 'ORDER_NOT_APPROVED') {
+        const order = await deps.client.getOrder(orderId)
+        return { kind: 'not-approved', approveUrl: order.approveUrl }
+      }
+      if (error.kind === 'UNAVAILABLE' && attempt < retries) {
+        deps.logger.warn({ event: 'paypal.capture_retry', checkout: checkoutId, order: orderId, attempt: attempt + 1, debugId: error.debugId || undefined }, `PayPal capture of order ${orderId} unavailable (${error.message}); trying again with the same PayPal-Request-Id`)
+        await new Promise(resolve => setTimeout(resolve, (deps.retryDelayMs ?? 250) * (attempt + 1)))
+        continue
+      }
+      throw error
+    }
+  }
+}
+
+export interface RecordedCapture {
+  outcome: string
+  checkout: Checkout | undefined
+}
+
+/**
+ * Records what PayPal collected, durably, with the rules' decision; a newly PAID checkout goes to the posting
+ * worker, one that needs a person to staff. A PENDING capture is only noted: its COMPLETED or DENIED webhook decides.
+ */
+export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook', raw: Record<string, unknown>): Promise<RecordedCapture> {
+  const { ledger, logger } = deps
+  const checkoutId = collected.checkoutId
+  const before = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
+  if (collected.status === 'PENDING') {
+    if (before !== undefined) await ledger.audit(before.id, 'paypal.capture_pending', { tx: collected.tx, amount: collected.amount, currency: collected.currency, reason: collected.detail })
+    logger.info({ event: 'paypal.capture_pending', checkout: checkoutId ?? undefined, tx: collected.tx }, `PayPal holds capture ${collected.tx} for review (${collected.detail || 'no reason given'}): waiting for its COMPLETED or DENIED webhook`)
+    return { outcome: 'PENDING', checkout: before }
+  }
+  const recorded = await ledger.recordPostback(
+    {
+      checkoutId,
+      peer: `paypal:${source}`,
+      result: resultOf(collected),
+      tx: collected.tx,
+      rawBody: JSON.stringify({ provider: 'paypal', source, ...raw, capture: collected.tx, status: collected.status, amount: formatDecimal(collected.amount), currency: collected.currency }),
+      items: reportedItems(before, collected)
+    },
+    (checkout, earlier, elsewhere) => decideCapture(checkout, earlier, collected, elsewhere)
+  )
+  const { outcome, reason } = recorded.decision
+  const log = { event: 'paypal.capture_recorded', source, checkout: checkoutId ?? undefined, tx: collected.tx, outcome, user: recorded.checkout?.userId }
+  if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE' || outcome === 'TX_REUSED') logger.warn(log, `PayPal capture ${outcome.toLowerCase()}: ${reason}`)
+  else logger.info(log, `PayPal capture ${collected.tx} for ${checkoutId ?? '(no checkout)'}: ${outcome.toLowerCase()}`)
+  if (recorded.decision.to === 'NEEDS_ATTENTION' && recorded.checkout !== undefined) deps.alerts.needsAttention(recorded.checkout, reason)
+  if (outcome === 'PAID' && checkoutId !== null) setImmediate(() => { deps.schedule(checkoutId) })
+  return { outcome, checkout: recorded.checkout }
+}
+
+/** Captures an approved order and records the capture; the return and the APPROVED webhook both come here. */
+export async function completeOrder (deps: PayPalDeps, orderId: string, checkoutId: string, source: 'return' | 'webhook'): Promise<CaptureResult & { recorded?: RecordedCapture }> {
+  const result = await captureApproved(deps, orderId, checkoutId)
+  if (result.kind !== 'captured') return result
+  const recorded = await recordCollected(deps, result.collected, source, { order: orderId })
+  return { ...result, recorded }
+}
+
+/** The patron cancelled on PayPal: a CREATED checkout becomes CANCELLED (nothing was taken). */
+export async function recordCancel (deps: Pick<PayPalDeps, 'ledger'>, checkoutId: string, orderId: string): Promise<boolean> {
+  return await deps.ledger.transition({ checkoutId, from: ['CREATED', 'EXPIRED'], to: 'CANCELLED', event: 'paypal.cancelled', detail: { order: orderId } })
+}
+
+export type WebhookOutcome = { status: 200, what: string } | { status: 503, what: string }
+
+/** Acts on a verified webhook event. 503 asks PayPal to deliver it again (it could not be acted on now). */
+export async function handleWebhookEvent (deps: PayPalDeps, event: PayPalWebhookEvent): Promise<WebhookOutcome> {
+  const { ledger, logger } = deps
+  try {
+    if (event.type === 'CHECKOUT.ORDER.APPROVED') {
+      const checkoutId = event.checkoutId ?? checkoutIdOf(await deps.client.getOrder(event.orderId))
+      const checkout = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
+      if (checkoutId === null || checkout === undefined) {
+        logger.warn({ event: 'paypal.webhook_orphan', order: event.orderId, checkout: checkoutId ?? undefined }, `PayPal approved order ${event.orderId} for no known checkout (${checkoutId ?? 'none'}): not captured, nothing taken`)
+        return { status: 200, what: 'no such checkout' }
+      }
+      if (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') return { status: 200, what: `checkout already ${checkout.state}` }
+      const done = await completeOrder(deps, event.orderId, checkout.id, 'webhook')
+      return { status: 200, what: done.kind === 'captured' ? `captured: ${done.recorded?.outcome ?? ''}` : done.kind }
+    }
+    if (event.type === 'PAYMENT.CAPTURE.REFUNDED') return await recordRefundEvent(deps, event)
+    // PAYMENT.CAPTURE.COMPLETED / DENIED / PENDING: the capture itself
+    let checkoutId = event.checkoutId
+    if (checkoutId === null && event.orderId !== null) checkoutId = checkoutIdOf(await deps.client.getOrder(event.orderId))
+    const status = event.type === 'PAYMENT.CAPTURE.COMPLETED' ? 'COMPLETED' : event.type === 'PAYMENT.CAPTURE.PENDING' ? 'PENDING' : 'DECLINED'
+    const recorded = await recordCollected(deps, { provider: 'paypal', checkoutId, tx: event.captureId, status, amount: event.amount, currency: event.currency, detail: event.statusReason }, 'webhook', { event: event.eventId, order: event.orderId })
+    return { status: 200, what: recorded.outcome }
+  } catch (error) {
+    if (error instanceof PayPalError && error.retryable) {
+      logger.warn({ event: 'paypal.webhook_deferred', type: event.type, eventId: event.eventId, debugId: error.debugId || undefined }, `PayPal webhook ${event.eventId} (${event.type}) not acted on now: ${error.message}; answering 503 so PayPal delivers it again`)
+      return { status: 503, what: 'PayPal unavailable' }
+    }
+    throw error
+  }
+}
+
+async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): Promise<WebhookOutcome> {
+  const { ledger, logger } = deps
+  const checkout = event.checkoutId === null ? undefined : await ledger.getCheckout(event.checkoutId)
+  if (checkout === undefined) {
+    logger.warn({ event: 'paypal.refund_orphan', tx: event.captureId, refund: event.refundId }, `PayPal refunded ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId} (refund ${event.refundId}) for no known checkout`)
+    return { status: 200, what: 'no such checkout' }
+  }
+  const result = await ledger.recordRefund(
+    { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference: event.refundId, note: `PayPal reported refund ${event.refundId} (webhook ${event.eventId})`, by: 'paypal' },
+    {
+      refuse: record => record.refunds.some(r => r.reference === event.refundId) ? `refund ${event.refundId} is already recorded` : null,
+      effect: record => refundEffect(record)
+    }
+  )
+  if (!result.recorded) return { status: 200, what: result.reason }
+  const reason = `PayPal refunded ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId} (refund ${event.refundId}): check what Alma shows paid for this checkout and reverse it there if the fees are owed again`
+  const moved = checkout.tx === event.captureId && await ledger.transition({
+    checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.refunded', attentionKind: 'REFUNDED', attentionReason: reason, detail: { refund: event.refundId, tx: event.captureId, amount: event.amount }
+  })
+  logger.warn({ event: 'paypal.refunded', checkout: checkout.id, tx: event.captureId, refund: event.refundId, amount: event.amount }, reason)
+  const after = await ledger.getCheckout(checkout.id)
+  if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
+  return { status: 200, what: 'refund recorded' }
+}

@@ -1,0 +1,53 @@
+// The seam between the payment rules and the company that takes the money. A provider starts a payment for a
+// checkout (CashNet: a form the browser posts to its store; PayPal: an order, and the browser sent to approve it),
+// recognises and verifies what it sends back (src/providers/*/), and says what was collected, under which
+// transaction id, for which checkout (a Collected). Everything after PAID (posting, retries, attention, receipts,
+// reconcile, GL) is the same for every provider and knows only the provider's name.
+
+import type { Checkout } from '../ledger/types.ts'
+import type { Cents } from '../money.ts'
+
+export const PAYMENT_PROVIDERS = ['cashnet', 'paypal'] as const
+export type ProviderName = typeof PAYMENT_PROVIDERS[number]
+
+/** How patrons and staff see the provider named. */
+export const PROVIDER_LABEL: Record<ProviderName, string> = { cashnet: 'CashNet', paypal: 'PayPal' }
+
+/** What the browser does next to pay. */
+export type PaymentStart =
+  /** an auto-submitting form to the provider's hosted page (works without JavaScript: a button) */
+  | { kind: 'form', action: string, fields: Array<[string, string]> }
+  /** a redirect to the provider's approval page */
+  | { kind: 'redirect', url: string }
+
+/** Where the provider sends the browser back, and the name its page shows. */
+export interface StartContext {
+  publicUrl: string
+  brandName: string
+}
+
+/**
+ * What a provider reported collected for a checkout, in the provider's own words turned into values: the rules
+ * (src/payments/capture-rules.ts for PayPal, postback-rules.ts for CashNet) compare it with the checkout.
+ */
+export interface Collected {
+  provider: ProviderName
+  /** our checkout id as the provider carried it; null when it carried none */
+  checkoutId: string | null
+  /** the provider's transaction id: sent to Alma as external_transaction_id */
+  tx: string
+  /** COMPLETED: the money is taken; PENDING: held for review; DECLINED: refused at capture */
+  status: 'COMPLETED' | 'PENDING' | 'DECLINED'
+  amount: Cents
+  currency: string
+  /** the provider's reason or message, '' when none */
+  detail: string
+}
+
+export interface PaymentProvider {
+  readonly name: ProviderName
+  /** the origins the browser is sent to in order to pay (the CSP's form-action) */
+  readonly payOrigins: readonly string[]
+  /** Starts the payment of a recorded CREATED checkout. */
+  start (checkout: Checkout, context: StartContext): Promise<PaymentStart>
+}

@@ -1,0 +1,238 @@
+// Paying through PayPal (SPEC 13): the whole flow over real HTTP (service, Alma sandbox, PayPal stand-in with its
+// webhooks delivered to the service, EZproxy stand-in), asserting on what Alma and the stand-in recorded.
+
+import t, { type Test } from 'tap'
+import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+
+const PAYPAL = { PAYMENT_PROVIDER: 'paypal' }
+
+async function paypalStack (t: Test, options: Parameters<typeof build>[1] = {}): Promise<TestStack & { pp: NonNullable<TestStack['paypal']> }> {
+  const stack = await build(t, { ...options, env: { ...PAYPAL, ...options.env } })
+  if (stack.paypal === null) throw new Error('no PayPal stand-in')
+  return { ...stack, pp: stack.paypal }
+}
+
+/** The patron ticks fees and pays: POST /checkout answers a redirect to the stand-in's approval page. */
+async function startPaying (browser: Browser, feeIds?: string[]): Promise<{ approveUrl: string, orderId: string }> {
+  const fines = await browser.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  const answer = await browser.post('/checkout', [...pay.fields, ...(feeIds ?? pay.checkboxes).map((id): [string, string] => ['fee', id])])
+  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}: ${answer.body.slice(0, 300)}`)
+  const approveUrl = String(answer.headers.location)
+  return { approveUrl, orderId: new URL(approveUrl).searchParams.get('token') ?? '' }
+}
+
+/** On the stand-in's approval page: approve, decline or cancel; answers where PayPal sends the browser. */
+async function decide (browser: Browser, approveUrl: string, action: 'approve' | 'decline' | 'cancel'): Promise<string> {
+  const page = await browser.request(approveUrl)
+  if (page.status !== 200) throw new Error(`approval page answered ${page.status}`)
+  const form = readForm(page.body)
+  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', action]]).toString() })
+  if (decided.status !== 303) throw new Error(`decide answered ${decided.status}`)
+  return String(decided.headers.location)
+}
+
+t.test('a patron pays two fees through PayPal: one order, one capture, Alma records each fee once with the capture id', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001', '100003'])
+  t.equal(new URL(approveUrl).origin, stack.pp.url, 'the browser goes to the approval origin')
+  const order = stack.pp.orders.get(orderId)
+  t.ok(order, 'the order exists at PayPal')
+  const checkoutId = order?.customId as string
+  t.match(checkoutId, /^[0-9a-f]{32}$/)
+  t.equal(order?.invoiceId, checkoutId)
+  t.equal(order?.createRequestId, checkoutId, 'PayPal-Request-Id of the order is the checkout id')
+  t.same(order?.items.map(i => [i.sku, i.unitCents]), [['100001', 500], ['100003', 1225]], 'one item per fee, sku = fee id')
+  const back = await decide(alice, approveUrl, 'approve')
+  const receipt = await alice.request(back)
+  t.equal(receipt.status, 200)
+  t.match(receipt.body, 'Payment received')
+  t.match(receipt.body, 'PayPal transaction')
+  await stack.app.worker.idle()
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(stack.pp.captures.length, 1, 'one capture')
+  const capture = stack.pp.captures[0]
+  t.equal(checkout?.tx, capture.id, 'the capture id is the tx')
+  t.same(stack.alma.paymentsFor(capture.id).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
+    { feeId: '100001', amountCents: 500 },
+    { feeId: '100003', amountCents: 1225 }
+  ])
+  t.equal(stack.alma.allExternalPayments().length, 2, 'nothing else posted')
+  t.equal(stack.alma.fee('100002').balanceCents, 4550, 'the unticked fee is untouched')
+  const captureCalls = stack.pp.calls.filter(c => c.method === 'POST' && c.path.endsWith('/capture'))
+  t.ok(captureCalls.length >= 1)
+  t.ok(captureCalls.every(c => c.requestId === `${checkoutId}-capture`), 'every capture call carries the checkout capture PayPal-Request-Id')
+})
+
+for (const order of ['webhook first', 'return first', 'together, twice'] as const) {
+  t.test(`return and webhook ${order}: one capture, one posting`, async t => {
+    const stack = await paypalStack(t, { paypal: { webhookMode: 'held' } })
+    const alice = new Browser(stack).login('alice')
+    const { approveUrl } = await startPaying(alice, ['100001'])
+    const back = await decide(alice, approveUrl, 'approve')
+    if (order === 'webhook first') {
+      await stack.pp.deliverHeld()
+      await stack.pp.deliverHeld()
+      await alice.request(back)
+    } else if (order === 'return first') {
+      await alice.request(back)
+      await stack.pp.deliverHeld()
+      await stack.pp.deliverHeld()
+    } else {
+      const held = [...stack.pp.held]
+      await Promise.all([alice.request(back), alice.request(back), stack.pp.deliverHeld(), ...held.map(async d => await stack.pp.redeliver(d))])
+      await stack.pp.deliverHeld()
+    }
+    await stack.app.worker.idle()
+    const capture = stack.pp.captures[0]
+    t.equal(stack.pp.captures.length, 1, 'one capture at PayPal')
+    await until(async () => stack.alma.paymentsFor(capture.id).length === 1, 'posted')
+    await stack.app.worker.idle()
+    t.same(stack.alma.paymentsFor(capture.id), [{ feeId: '100001', amountCents: 500 }], 'one posting')
+    t.equal(stack.alma.allExternalPayments().length, 1)
+  })
+}
+
+t.test('approve and close the browser: the webhook alone captures and completes the payment', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100003'])
+  await decide(alice, approveUrl, 'approve') // the browser never follows the redirect back
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted from the webhook')
+  t.equal(stack.pp.captures.length, 1)
+  t.same(stack.alma.paymentsFor(stack.pp.captures[0].id), [{ feeId: '100003', amountCents: 1225 }])
+})
+
+t.test('a webhook that does not verify, or signed for another webhook id, changes nothing', async t => {
+  const stack = await paypalStack(t, { paypal: { webhookMode: 'off' } })
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await decide(alice, approveUrl, 'approve')
+  const order = stack.pp.orders.get(orderId)
+  const checkoutId = order?.customId as string
+  const resource = { id: orderId, status: 'APPROVED', purchase_units: [{ custom_id: checkoutId, invoice_id: checkoutId, amount: { currency_code: 'USD', value: '5.00' } }] }
+  const forged = await stack.pp.deliver('CHECKOUT.ORDER.APPROVED', resource, { headers: { 'paypal-transmission-sig': 'Zm9yZ2Vk' } })
+  t.equal(forged.status, 400, 'a bad signature is refused')
+  const body = JSON.stringify({ id: 'WH-OTHER1', event_type: 'CHECKOUT.ORDER.APPROVED', resource })
+  const otherId = await stack.pp.deliver('CHECKOUT.ORDER.APPROVED', resource, { body, headers: stack.pp.sign(body, 'WH-SOMEONE-ELSE') })
+  t.equal(otherId.status, 400, 'a webhook signed for another webhook id is refused')
+  const unsigned = await stack.pp.deliver('CHECKOUT.ORDER.APPROVED', resource, { headers: { 'paypal-transmission-sig': null } })
+  t.equal(unsigned.status, 400, 'a webhook without its signature header is refused')
+  t.equal(stack.pp.count('POST', /\/capture$/), 0, 'nothing captured')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED', 'nothing changed')
+  t.equal((await stack.app.ledger.history(checkoutId))?.postbacks.length, 0, 'nothing recorded')
+  t.equal(stack.logLines().filter(l => l.event === 'paypal.webhook_refused').length, 3, 'one log line each')
+  t.equal(stack.alma.allExternalPayments().length, 0)
+})
+
+t.test('a captured amount or currency that differs: nothing posted, NEEDS_ATTENTION (MISMATCH), staff see why', async t => {
+  for (const fault of [{ captureAmountDeltaCents: 100 }, { captureCurrency: 'EUR' }]) {
+    const stack = await paypalStack(t, { paypal: { faults: fault } })
+    const alice = new Browser(stack).login('alice')
+    const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+    const back = await decide(alice, approveUrl, 'approve')
+    const receipt = await alice.request(back)
+    t.equal(receipt.status, 200)
+    const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+    await stack.app.worker.idle()
+    const checkout = await stack.app.ledger.getCheckout(checkoutId)
+    t.equal(checkout?.state, 'NEEDS_ATTENTION', JSON.stringify(fault))
+    t.equal(checkout?.attentionKind, 'MISMATCH')
+    t.match(checkout?.attentionReason, fault.captureCurrency !== undefined ? /EUR/ : /6\.00/)
+    t.equal(stack.alma.allExternalPayments().length, 0, 'nothing posted')
+    const staff = new Browser(stack).login('staff')
+    const page = await staff.get(`/admin/payments/${checkoutId}`)
+    t.equal(page.status, 200)
+    t.match(page.body, fault.captureCurrency !== undefined ? 'EUR' : '6.00', 'staff see why')
+  }
+})
+
+t.test('a declined instrument sends the patron back to PayPal to choose another way; then it is paid once', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  const back = await decide(alice, approveUrl, 'decline')
+  const answer = await alice.request(back)
+  t.equal(answer.status, 303, 'back to PayPal')
+  t.equal(new URL(String(answer.headers.location)).origin, stack.pp.url)
+  t.equal(stack.pp.captures.length, 0, 'nothing captured')
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED')
+  const again = await decide(alice, String(answer.headers.location), 'approve')
+  const receipt = await alice.request(again)
+  t.equal(receipt.status, 200)
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  t.equal(stack.pp.captures.length, 1)
+  t.same(stack.alma.paymentsFor(stack.pp.captures[0].id), [{ feeId: '100001', amountCents: 500 }])
+})
+
+t.test('cancel on PayPal: CANCELLED and the calm page, nothing taken', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  const back = await decide(alice, approveUrl, 'cancel')
+  t.match(back, /\/paypal\/cancel\?token=/)
+  const page = await alice.request(back)
+  t.equal(page.status, 200)
+  t.match(page.body, 'You cancelled the payment on PayPal')
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CANCELLED')
+  t.equal(stack.pp.captures.length, 0)
+})
+
+t.test('PayPal 5xx during capture: retried with the same PayPal-Request-Id, one capture, one posting', async t => {
+  for (const fault of [{ failNextCaptures: 1 }, { loseNextCaptureAnswers: 1 }]) {
+    const stack = await paypalStack(t, { paypal: { webhookMode: 'off', faults: fault } })
+    const alice = new Browser(stack).login('alice')
+    const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+    const back = await decide(alice, approveUrl, 'approve')
+    const receipt = await alice.request(back)
+    t.equal(receipt.status, 200, JSON.stringify(fault))
+    const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+    const calls = stack.pp.calls.filter(c => c.method === 'POST' && c.path.endsWith('/capture'))
+    t.equal(calls.length, 2, 'the capture was tried twice')
+    t.same([...new Set(calls.map(c => c.requestId))], [`${checkoutId}-capture`], 'with the same PayPal-Request-Id')
+    t.equal(stack.pp.captures.length, 1, 'one capture')
+    await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+    t.same(stack.alma.paymentsFor(stack.pp.captures[0].id), [{ feeId: '100001', amountCents: 500 }])
+  }
+})
+
+t.test('a refund at PayPal puts the checkout in front of staff with the refund recorded', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  await stack.pp.refund(stack.pp.captures[0].id)
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION')
+  t.equal(checkout?.attentionKind, 'REFUNDED')
+  const history = await stack.app.ledger.history(checkoutId)
+  t.equal(history?.refunds.length, 1)
+  t.equal(history?.refunds[0].amount, 500)
+  // the same refund delivered again records nothing more
+  await stack.pp.redeliver(stack.pp.webhooks[stack.pp.webhooks.length - 1])
+  t.equal((await stack.app.ledger.history(checkoutId))?.refunds.length, 1)
+  const page = await new Browser(stack).login('staff').get(`/admin/payments/${checkoutId}`)
+  t.match(page.body, 'PayPal refunded 5.00')
+})
+
+t.test('bad inputs on the PayPal routes', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  t.equal((await alice.get('/paypal/return?token=' + 'x'.repeat(65))).status, 400, 'an over-long token')
+  t.equal((await alice.get('/paypal/return?token=%3Cscript%3E')).status, 400, 'a token that is not an id')
+  t.equal((await alice.get('/paypal/return?token=NOSUCHORDER1')).status, 503, 'an order PayPal does not know: calm page')
+  t.equal((await alice.get('/paypal/cancel')).status, 400)
+  const bob = new Browser(stack).login('bob')
+  const { orderId } = await startPaying(alice, ['100001'])
+  t.equal((await bob.get(`/paypal/return?token=${orderId}`)).status, 404, 'another patron\'s order is not theirs to capture')
+  t.equal(stack.pp.count('POST', /\/capture$/), 0)
+  const raw = await fetch(`${stack.serviceUrl}/paypal/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' })
+  t.equal(raw.status, 400)
+})
