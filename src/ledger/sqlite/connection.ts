@@ -92,6 +92,10 @@ export class Connection {
     return this.#now().toISOString()
   }
 
+  now (): Date {
+    return this.#now()
+  }
+
   /**
    * Runs work in one write transaction (BEGIN IMMEDIATE, so the write lock is taken up front). Called inside
    * another transaction, it becomes a savepoint of it (group commit relies on that).

@@ -172,7 +172,17 @@ export const MIGRATIONS: Migration[] = [
         total.run(items.reduce((s, i) => s + i.amount, 0), row.id)
       }
     }
-  }
+  },
+  // Issue 15: several processes share one ledger. A paid checkout's posting is claimed under a lease (holder,
+  // expiry) with a fence that grows with every claim; the Alma calls reserved under the shared rate limit.
+  `ALTER TABLE checkouts ADD COLUMN lease_holder TEXT;
+   ALTER TABLE checkouts ADD COLUMN lease_fence INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE checkouts ADD COLUMN lease_expires_at TEXT;
+   CREATE TABLE alma_reservations (
+     key TEXT NOT NULL,
+     at_ms INTEGER NOT NULL
+   );
+   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */
