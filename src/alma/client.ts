@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import { type Cents, formatDecimal } from '../money.ts'
 import { AlmaBadResponse, AlmaError, AlmaUnavailable } from './errors.ts'
-import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
+import { createRateLimiter, type RateLimiter, type ReserveCall } from './rate-limit.ts'
 import type { AlmaUser, Fee, FeeList } from './types.ts'
 import { mapFeeList, mapSingleFee, mapUser, parseErrorBody, parseXml, XmlRejected } from './xml.ts'
 
@@ -18,6 +18,8 @@ export interface AlmaClientOptions {
   rateLimit: number
   timeoutMs: number
   logger: Logger
+  /** the ALMA_RATE_LIMIT budget shared by every process (SPEC 11); without it the budget is this process's */
+  reserve?: ReserveCall
 }
 
 /** What one call looked like, for the ledger's record of a posting and for logs. */
@@ -83,7 +85,7 @@ export class AlmaClient {
       headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml' },
       timeoutMs: options.timeoutMs
     }
-    this.#limit = createRateLimiter(options.rateLimit)
+    this.#limit = createRateLimiter(options.rateLimit, undefined, options.reserve)
   }
 
   /**
