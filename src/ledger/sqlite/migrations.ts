@@ -192,11 +192,14 @@ export const SCHEMA_VERSION = MIGRATIONS.length
 export function migrate (db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number
   for (let i = version; i < MIGRATIONS.length; i++) {
+    // Several service processes may open the ledger together (WEB_CONCURRENCY): each migration takes the write
+    // lock first and reads the version again under it, so a migration another process applied meanwhile is skipped.
     db.transaction(() => {
+      if ((db.pragma('user_version', { simple: true }) as number) > i) return
       const migration = MIGRATIONS[i]
       if (typeof migration === 'string') db.exec(migration)
       else migration(db)
       db.pragma(`user_version = ${i + 1}`)
-    })()
+    }).immediate()
   }
 }
