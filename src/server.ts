@@ -50,7 +50,7 @@ async function serve (): Promise<void> {
 
   try {
     await app.listen({ port: config.port, host: config.host })
-    logger.info({ event: 'service.started', port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
+    logger.info({ event: 'service.started', pid: process.pid, port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
   } catch (error) {
     logger.fatal({ event: 'service.failed', err: { message: (error as Error).message } }, `could not listen on ${config.host}:${config.port}: ${(error as Error).message}`)
     process.exit(1)
