@@ -54,8 +54,8 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   // The service's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
   await fastify.register(configDecorator, { config })
-  await fastify.register(alma)
   await fastify.register(ledger)
+  await fastify.register(alma)
   await fastify.register(alerts)
   await fastify.register(paymentProvider)
   await fastify.register(postingWorker, { workerPollMs: options.workerPollMs, startWorker: options.startWorker })

@@ -60,6 +60,8 @@ const schema = {
     POSTING_MAX_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
     POSTING_RETRY_BASE_MS: { type: 'integer', minimum: 1, maximum: 3600000, default: 2000 },
     POSTING_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 600000 },
+    POSTING_LEASE_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
+    WEB_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     PAID_ALERT_MINUTES: { type: 'integer', minimum: 1, default: 30 },
     PATRON_RATE_LIMIT: { type: 'integer', minimum: 1, default: 60 },
     SMTP_URL: { type: 'string', default: '' },
@@ -123,6 +125,10 @@ export interface Config {
   postingMaxAttempts: number
   postingRetryBaseMs: number
   postingRetryMaxMs: number
+  /** how long a process may hold a paid checkout's posting before another may take it over (SPEC 11) */
+  postingLeaseSeconds: number
+  /** service processes `npm start` forks on this machine (SPEC 11) */
+  webConcurrency: number
   paidAlertMinutes: number
   patronRateLimit: number
   smtpUrl: string
@@ -281,6 +287,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     postingMaxAttempts: raw.POSTING_MAX_ATTEMPTS,
     postingRetryBaseMs: raw.POSTING_RETRY_BASE_MS,
     postingRetryMaxMs: raw.POSTING_RETRY_MAX_MS,
+    postingLeaseSeconds: raw.POSTING_LEASE_SECONDS,
+    webConcurrency: raw.WEB_CONCURRENCY,
     paidAlertMinutes: raw.PAID_ALERT_MINUTES,
     patronRateLimit: raw.PATRON_RATE_LIMIT,
     smtpUrl: raw.SMTP_URL,

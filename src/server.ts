@@ -1,11 +1,14 @@
 // Entry point: configuration from the environment, the logger, Fastify with the service's options and the
 // application, listen, and a graceful shutdown on SIGTERM/SIGINT (stop taking requests, let the posting worker
-// finish or stop between two fees, close the ledger).
+// finish or stop between two fees, close the ledger). With WEB_CONCURRENCY above 1 this process becomes the
+// primary of that many service processes (src/cluster.ts), each of which runs the rest of this file.
 
+import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import pino from 'pino'
 import application from './app.ts'
+import { runPrimary } from './cluster.ts'
 import { type Config, ConfigError, loadConfig } from './config.ts'
 import { loggerOptions } from './log.ts'
 import { STOP_MARGIN_MS } from './payments/worker.ts'
@@ -28,20 +31,28 @@ const logger = process.stdout.isTTY
   ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } } })
   : pino(options)
 
-const app = Fastify(serverOptions(config, logger))
-await app.register(application, { config })
+if (config.webConcurrency > 1 && cluster.isPrimary) {
+  await runPrimary(config.webConcurrency, logger)
+} else {
+  await serve()
+}
 
-// The posting worker may wait ALMA_TIMEOUT_MS plus a margin for an Alma call in flight; the forced exit comes later.
-closeWithGrace({ delay: config.almaTimeoutMs + STOP_MARGIN_MS + 5000, logger }, async ({ signal, err }) => {
-  if (err !== undefined) logger.error({ event: 'service.crashed', err: { message: err.message, stack: err.stack } }, `stopping after an unexpected error: ${err.message}`)
-  logger.info({ event: 'service.stopping', signal }, `stopping (${signal ?? 'error'}): finishing requests and postings in progress`)
-  await app.close()
-})
+async function serve (): Promise<void> {
+  const app = Fastify(serverOptions(config, logger))
+  await app.register(application, { config })
 
-try {
-  await app.listen({ port: config.port, host: config.host })
-  logger.info({ event: 'service.started', port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
-} catch (error) {
-  logger.fatal({ event: 'service.failed', err: { message: (error as Error).message } }, `could not listen on ${config.host}:${config.port}: ${(error as Error).message}`)
-  process.exit(1)
+  // The posting worker may wait ALMA_TIMEOUT_MS plus a margin for an Alma call in flight; the forced exit comes later.
+  closeWithGrace({ delay: config.almaTimeoutMs + STOP_MARGIN_MS + 5000, logger }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ event: 'service.crashed', err: { message: err.message, stack: err.stack } }, `stopping after an unexpected error: ${err.message}`)
+    logger.info({ event: 'service.stopping', signal }, `stopping (${signal ?? 'error'}): finishing requests and postings in progress`)
+    await app.close()
+  })
+
+  try {
+    await app.listen({ port: config.port, host: config.host })
+    logger.info({ event: 'service.started', pid: process.pid, port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
+  } catch (error) {
+    logger.fatal({ event: 'service.failed', err: { message: (error as Error).message } }, `could not listen on ${config.host}:${config.port}: ${(error as Error).message}`)
+    process.exit(1)
+  }
 }

@@ -50,6 +50,8 @@ async function rig (t: Test): Promise<Rig> {
     COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
     DATABASE_PATH: join(dir, 'payments.sqlite'),
     POSTING_RETRY_BASE_MS: '50',
+    // a killed process keeps its posting's lease until it expires; the restarted one takes it over then
+    POSTING_LEASE_SECONDS: '2',
     LOG_LEVEL: 'info'
   }
   let child: ChildProcess | undefined

@@ -12,7 +12,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import type { Logger } from 'pino'
 import { type Cents, formatDecimal } from '../money.ts'
 import { AlmaBadResponse, AlmaError, AlmaResponseTooLarge, AlmaUnavailable } from './errors.ts'
-import { createRateLimiter, type RateLimiter, type RateSlot } from './rate-limit.ts'
+import { createRateLimiter, type RateLimiter, type RateSlot, type ReserveCall } from './rate-limit.ts'
 import type { AlmaUser, Fee, FeeList } from './types.ts'
 import { mapFeeList, mapSingleFee, mapUser, parseErrorBody, parseXml, XmlRejected } from './xml.ts'
 
@@ -28,6 +28,8 @@ export interface AlmaClientOptions {
   /** ALMA_MAX_RESPONSE_BYTES: a larger answer is refused (AlmaResponseTooLarge) and its connection dropped */
   maxResponseBytes?: number
   logger: Logger
+  /** the ALMA_RATE_LIMIT budget shared by every process (SPEC 11); without it the budget is this process's */
+  reserve?: ReserveCall
 }
 
 /** What one call looked like, for the ledger's record of a posting and for logs. */
@@ -121,7 +123,7 @@ export class AlmaClient {
   constructor (options: AlmaClientOptions | AlmaClientView) {
     this.#logger = options.logger
     this.#userIdType = options.userIdType
-    this.#http = 'http' in options ? options.http : almaHttp(options, createRateLimiter(options.rateLimit))
+    this.#http = 'http' in options ? options.http : almaHttp(options, createRateLimiter(options.rateLimit, undefined, options.reserve))
   }
 
   /**

@@ -9,6 +9,13 @@
 // for a limit of 20, because slots were stamped when granted and the requests left up to a second later).
 // The window is a little longer than a second so that delays between our socket and Alma's clock (the
 // network, Alma's own load balancer) cannot bunch arrivals either.
+//
+// Several processes or instances (SPEC 11): Alma counts calls per institution, so the budget is shared. The
+// service injects `reserve`, which asks a store every process shares (the ledger) for one call in the window;
+// this module knows nothing of that store. A call first takes a slot of this process's own limiter (so this
+// process never writes more than the limit in a window, by socket time), then one reservation of the shared
+// budget. The calls waiting in this process queue up in order, and only the first of them asks the shared
+// store at a time (waiting the time it is told when refused), so a burst costs the store one question per call.
 
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
@@ -17,9 +24,30 @@ export interface RateSlot {
 
 export type RateLimiter = () => Promise<RateSlot>
 
+/** The shared budget's answer: the call may go now, or ask again after retryInMs. */
+export type Reservation = { granted: true } | { granted: false, retryInMs: number }
+/** Asks the budget shared by every process for one call now (its limit and window are bound in by the caller). */
+export type ReserveCall = () => Promise<Reservation>
+
 export const WINDOW_MARGIN_MS = 150
 
-export function createRateLimiter (callsPerSecond: number, windowMs = 1000 + WINDOW_MARGIN_MS): RateLimiter {
+export function createRateLimiter (callsPerSecond: number, windowMs = 1000 + WINDOW_MARGIN_MS, reserve?: ReserveCall): RateLimiter {
+  const local = localLimiter(callsPerSecond, windowMs)
+  if (reserve === undefined) return local
+  const shared = sharedBudget(reserve)
+  return async () => {
+    const slot = await local()
+    try {
+      await shared()
+    } catch (error) {
+      slot.sent() // nothing will be written: let the slot age out like a sent one
+      throw error
+    }
+    return slot
+  }
+}
+
+function localLimiter (callsPerSecond: number, windowMs: number): RateLimiter {
   /** when each of the slots granted in the window was written, oldest first */
   const sentAt: number[] = []
   /** slots granted whose request is not written yet */
@@ -57,4 +85,38 @@ export function createRateLimiter (callsPerSecond: number, windowMs = 1000 + WIN
     waiting.push(resolve)
     pump()
   })
+}
+
+/** Calls wait in this process's order; the first asks the shared budget, so the limit holds across processes. */
+function sharedBudget (reserve: ReserveCall): () => Promise<void> {
+  const waiting: Array<{ resolve: () => void, reject: (error: unknown) => void }> = []
+  let asking = false
+
+  const pump = async (): Promise<void> => {
+    if (asking) return
+    asking = true
+    try {
+      while (waiting.length > 0) {
+        let answer: Reservation
+        try {
+          answer = await reserve()
+        } catch (error) {
+          // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again
+          waiting.shift()?.reject(error)
+          continue
+        }
+        if (answer.granted) (waiting.shift() as { resolve: () => void }).resolve()
+        else await new Promise(resolve => setTimeout(resolve, Math.max(1, answer.retryInMs)))
+      }
+    } finally {
+      asking = false
+    }
+  }
+
+  return async () => {
+    await new Promise<void>((resolve, reject) => {
+      waiting.push({ resolve, reject })
+      void pump()
+    })
+  }
 }

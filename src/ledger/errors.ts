@@ -18,3 +18,20 @@ export class LedgerUnavailable extends Error {
 export class LedgerSchemaError extends Error {
   readonly kind = 'LedgerSchemaError'
 }
+
+/**
+ * A posting write made under a lease that is no longer this holder's: another process claimed the posting since
+ * (the lease expired while this one was paused or dead), so its fence moved on. Nothing was written; the stale
+ * holder stops that posting at once and leaves it to the new holder.
+ */
+export class LeaseLost extends Error {
+  readonly kind = 'LeaseLost'
+  override readonly name = 'LeaseLost'
+  readonly checkoutId: string
+  readonly fence: number
+  constructor (checkoutId: string, fence: number) {
+    super(`the posting lease on checkout ${checkoutId} (fence ${fence}) was lost to another holder; nothing was written`)
+    this.checkoutId = checkoutId
+    this.fence = fence
+  }
+}

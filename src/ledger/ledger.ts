@@ -69,6 +69,16 @@ export interface TransitionRequest {
   unapplied?: Cents
 }
 
+/**
+ * A claim on the posting of one PAID checkout, held in the ledger so that several processes and instances post
+ * each checkout one at a time. `fence` grows by one with every claim: a posting write made under an older fence
+ * is refused (LeaseLost), so a holder paused past its lease cannot write over what the next holder did.
+ */
+export interface PostingLease { checkoutId: string, holder: string, fence: number, expiresAt: Date }
+
+/** What the shared Alma rate limit answers: a call may go now, or the caller asks again after retryInMs. */
+export type AlmaCallReservation = { granted: true } | { granted: false, retryInMs: number }
+
 export interface Ledger {
   createCheckout (checkout: NewCheckout): Promise<Checkout>
   getCheckout (id: string): Promise<Checkout | undefined>
@@ -85,12 +95,26 @@ export interface Ledger {
    */
   recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback>
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
-  transition (request: TransitionRequest): Promise<boolean>
+  //
+  // The posting writes below take an optional final `fence`: when given, the write happens only if the checkout's
+  // posting fence is still that one (checked in the same transaction); otherwise they reject with LeaseLost and
+  // write nothing.
+  transition (request: TransitionRequest, fence?: number): Promise<boolean>
   /** Records what Alma accepted for a line, once (a line already posted is left as it is), with its audit event. */
-  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): Promise<void>
-  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): Promise<void>
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): Promise<void>
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>, fence?: number): Promise<void>
   /** A failed posting attempt: counts it and says when to try again; resolves with the attempts counted so far. */
-  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): Promise<number>
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string, fence?: number): Promise<number>
+  /** Take the posting of a PAID checkout if nobody holds a live lease on it; the fence grows by one with every claim. */
+  claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null>
+  /** Extend a lease still held under this fence; false when it was lost (expired and taken, or released). */
+  renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean>
+  releasePosting (lease: PostingLease): Promise<void>
+  /**
+   * Reserve one Alma call for `key` under a limit of `limit` calls per `windowMs`, shared by every process; either
+   * granted now, or how long to wait.
+   */
+  reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<AlmaCallReservation>
   /**
    * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
    * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.
@@ -102,7 +126,7 @@ export interface Ledger {
   moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined>
   /** Staff record how a NEEDS_ATTENTION payment was settled, if `rule` allows it; refused unless open. */
   resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
-  /** PAID checkouts whose next attempt is due. */
+  /** PAID checkouts due for posting (next attempt due) whose lease is free or expired. */
   duePostings (now: Date): Promise<string[]>
   /** CREATED checkouts older than the cut-off become EXPIRED; resolves with their ids. */
   expireCreated (createdBefore: Date): Promise<string[]>

@@ -3,10 +3,13 @@
 // crash the fee itself is consulted (its PAYMENT transactions carrying our CashNet tx) before anything is paid
 // again. Whatever led here (the worker, a staff retry), no line is ever sent more than CashNet reported for it
 // and the tx never more than CashNet's total (lineCaps in staff-actions.ts): the last line of defence.
+// Under several processes the worker holds the posting under a lease (SPEC 11): every posting write carries its
+// fence, and before each payment the lease is checked live, so a holder that lost it stops (LeaseLost).
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
 import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
+import { LeaseLost } from '../ledger/errors.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { AttentionKind, Checkout } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
@@ -20,6 +23,10 @@ export interface PosterDeps {
   releaseBlocks: ReadonlySet<string>
   /** set when the service is shutting down: stop between two fee payments */
   signal?: AbortSignal
+  /** the fence of the lease this posting is made under: every posting write carries it */
+  fence?: number
+  /** whether the lease is still this process's; asked before each payment (false: stop with LeaseLost) */
+  leaseLive?: () => Promise<boolean>
 }
 
 export type PostingOutcome =
@@ -32,7 +39,7 @@ export type PostingOutcome =
  * Records each Alma call of a posting. The Alma client does not wait for the write; `settled()` does, at the end
  * of the posting, and a write that failed fails the posting (the worker logs it and tries again later).
  */
-function observer (ledger: Ledger, checkoutId: string): { observe: AlmaCallObserver, settled: () => Promise<void> } {
+function observer (ledger: Ledger, checkoutId: string, fence: number | undefined): { observe: AlmaCallObserver, settled: () => Promise<void> } {
   const writes: Array<Promise<void>> = []
   const observe: AlmaCallObserver = (call) => {
     writes.push(ledger.recordAlmaCall({
@@ -45,7 +52,7 @@ function observer (ledger: Ledger, checkoutId: string): { observe: AlmaCallObser
       errorMessage: call.errorMessage,
       trackingId: call.trackingId,
       durationMs: call.durationMs
-    }))
+    }, fence))
   }
   const settled = async (): Promise<void> => {
     const failed = (await Promise.allSettled(writes)).find(r => r.status === 'rejected')
@@ -67,13 +74,13 @@ function stopping (deps: PosterDeps): boolean {
 
 /** Hands the checkout to staff, if it is still PAID: an outcome (and so an alert) only when the change won. */
 async function needsAttention (deps: PosterDeps, checkout: Checkout, kind: AttentionKind, reason: string, detail: Record<string, unknown>, unapplied?: Cents): Promise<PostingOutcome> {
-  const moved = await deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } })
+  const moved = await deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } }, deps.fence)
   if (!moved) return { kind: 'SKIPPED', reason: `checkout changed state while posting (${kind} not recorded: ${reason})` }
   return { kind: 'NEEDS_ATTENTION', checkout: await deps.ledger.getCheckout(checkout.id) as Checkout, reason }
 }
 
 export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string): Promise<PostingOutcome> {
-  const calls = observer(deps.ledger, checkoutId)
+  const calls = observer(deps.ledger, checkoutId, deps.fence)
   try {
     return await post(deps, checkoutId, calls.observe)
   } finally {
@@ -127,31 +134,33 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
       if (already !== null) {
         const intended = started.get(line.lineNo) ?? null
         if (already > (caps.get(line.lineNo) ?? 0)) {
-          await ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 })
+          await ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 }, deps.fence)
           return await needsAttention(deps, checkout, 'ALMA_ERROR',
             `Alma shows ${formatDecimal(already)} paid with tx ${tx} on fee ${line.feeId}, more than the ${formatDecimal(caps.get(line.lineNo) ?? 0 as Cents)} CashNet reported for it: check the fee in Alma`,
             { feeId: line.feeId, almaAmount: already, cashnet: caps.get(line.lineNo) ?? 0 })
         }
         await ledger.markLinePosted(checkout.id, line.lineNo, already, {
           feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', ...(intended !== null && intended !== already ? { intended } : {})
-        })
+        }, deps.fence)
         budget -= already
         if (already < cap) notes.push(`fee ${line.feeId}: ${formatDecimal((cap - already) as Cents)} not applied`)
         continue
       }
       if (cap <= 0) {
         // CashNet collected nothing for this line: nothing to send, and nothing owed back; the fee stays open.
-        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' })
+        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' }, deps.fence)
         continue
       }
       if (fee === undefined || fee.status.code !== 'ACTIVE' || fee.balance <= 0) {
-        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: cap, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` })
+        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, unapplied: cap, why: fee === undefined ? 'fee not found in Alma' : `fee is ${fee.status.code || 'closed'}` }, deps.fence)
         notes.push(`fee ${line.feeId}: closed or gone in Alma, ${formatDecimal(cap)} not applied`)
         continue
       }
       const amount = Math.min(cap, fee.balance) as Cents
       // shutting down: a fee read may have taken a while; do not start a payment now
       if (stopping(deps)) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
+      // another process may have taken the posting over (this one paused past its lease): never pay under a lost lease
+      if (deps.leaseLive !== undefined && !(await deps.leaseLive())) throw new LeaseLost(checkout.id, deps.fence ?? 0)
       await ledger.audit(checkout.id, 'line.pay_started', { line: line.lineNo, feeId: line.feeId, amount })
       await alma.payFee({
         userId: checkout.primaryId,
@@ -162,7 +171,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
         comment: checkout.id
       }, observe)
       budget -= amount
-      await ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) })
+      await ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) }, deps.fence)
       if (amount < cap) notes.push(`fee ${line.feeId}: balance was ${formatDecimal(fee.balance)}, ${formatDecimal((cap - amount) as Cents)} not applied`)
     }
 
@@ -176,7 +185,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
       return await needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
     }
     const notCollected = posted.lines.reduce((s, l) => s + l.amount, 0) - applied
-    const moved = await ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } })
+    const moved = await ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } }, deps.fence)
     if (!moved) return { kind: 'SKIPPED', reason: 'checkout changed state while posting' }
 
     if (deps.releaseBlocks.size > 0) {

@@ -1,9 +1,20 @@
 // The posting worker inside the service: posts PAID checkouts (on start-up too), retries transient Alma
 // failures with exponential backoff and jitter (honouring Retry-After), hands a checkout to staff after too
 // many attempts, expires stale CREATED checkouts, and never posts one checkout twice at the same time.
+//
+// Several processes and instances share one ledger (SPEC 11): each posting is claimed under a lease held in the
+// ledger (POSTING_LEASE_SECONDS), renewed every third of it while the posting runs and released at its end. Every
+// posting write carries the lease's fence; a process that lost its lease (dead, or paused past it) gets LeaseLost
+// from its next write or from the check before each payment, and stops that posting at once without writing
+// anything more. The next holder resumes with SPEC 7's algorithm (Alma re-read, tx check). The in-process map of
+// running postings stays, only so that this process does not ask the ledger for a posting it is already doing.
 
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import type { Ledger } from '../ledger/ledger.ts'
+import { LeaseLost } from '../ledger/errors.ts'
+import type { Ledger, PostingLease } from '../ledger/ledger.ts'
+import type { Checkout } from '../ledger/types.ts'
 import type { Alerts } from './alerts.ts'
 import { postCheckoutToAlma, type PosterDeps, type PostingOutcome } from './poster.ts'
 
@@ -21,6 +32,8 @@ export interface WorkerSettings {
    * is in flight; ALMA_TIMEOUT_MS plus a margin bounds it (the app passes that).
    */
   stopWaitMs?: number
+  /** how long a posting's lease lasts unless renewed (POSTING_LEASE_SECONDS); renewed every third of it */
+  leaseMs?: number
 }
 
 /** Added to ALMA_TIMEOUT_MS for the wait at shutdown: the ledger writes after the last answer, and the rate limiter. */
@@ -46,13 +59,15 @@ export class PostingWorker {
   #lastSweep = 0
   #stopped = false
   #started = false
+  /** who holds this process's leases, as the ledger records it: host, process and a random part */
+  readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
 
   constructor (deps: Omit<PosterDeps, 'signal'>, logger: Logger, alerts: Alerts, settings: WorkerSettings) {
     this.#deps = deps
     this.#ledger = deps.ledger
     this.#logger = logger
     this.#alerts = alerts
-    this.#settings = { pollMs: 1000, concurrency: 8, stopWaitMs: 10_000, ...settings }
+    this.#settings = { pollMs: 1000, concurrency: 8, stopWaitMs: 10_000, leaseMs: 60_000, ...settings }
   }
 
   /** Picks up every PAID checkout left from before (a crash, a restart) and starts polling. */
@@ -172,12 +187,50 @@ export class PostingWorker {
     const before = await this.#ledger.getCheckout(checkoutId)
     // A retry is waiting for its backoff: duplicate postbacks or the poll must not jump the queue.
     if (before?.nextAttemptAt != null && Date.parse(before.nextAttemptAt) > Date.now()) return
+    const leaseMs = this.#settings.leaseMs
+    const lease = await this.#ledger.claimPosting(checkoutId, this.holder, leaseMs)
+    if (lease === null) {
+      this.#logger.debug({ event: 'posting.held_elsewhere', checkout: checkoutId }, `posting ${checkoutId} is held by another process (or no longer PAID)`)
+      return
+    }
+    let lost = false
+    const renew = async (): Promise<boolean> => {
+      if (lost) return false
+      if (!await this.#ledger.renewPosting(lease, leaseMs)) lost = true
+      return !lost
+    }
+    const renewal = setInterval(() => {
+      renew().catch((error: unknown) => {
+        this.#logger.warn({ event: 'posting.renew_failed', checkout: checkoutId, err: { message: (error as Error).message } }, `could not renew the lease on ${checkoutId}: ${(error as Error).message}`)
+      })
+    }, Math.max(100, Math.floor(leaseMs / 3)))
+    renewal.unref()
+    try {
+      await this.#postHeld(checkoutId, before, lease, renew)
+    } catch (error) {
+      if (!(error instanceof LeaseLost)) throw error
+      lost = true
+      this.#logger.warn({ event: 'posting.lease_lost', checkout: checkoutId, fence: lease.fence, tx: before?.tx ?? undefined },
+        `the lease on posting ${checkoutId} (fence ${lease.fence}) was lost to another process: this process stops that posting and writes nothing more for it`)
+    } finally {
+      clearInterval(renewal)
+      if (!lost && !this.#abandoned.has(checkoutId)) {
+        await this.#ledger.releasePosting(lease).catch((error: unknown) => {
+          this.#logger.warn({ event: 'posting.release_failed', checkout: checkoutId, err: { message: (error as Error).message } }, `could not release the lease on ${checkoutId} (it expires by itself): ${(error as Error).message}`)
+        })
+      }
+    }
+  }
+
+  /** Posts a checkout whose lease this process holds; every posting write carries the lease's fence. */
+  async #postHeld (checkoutId: string, before: Checkout | undefined, lease: PostingLease, leaseLive: () => Promise<boolean>): Promise<void> {
     let outcome: PostingOutcome
     try {
       const logger = this.#logger.child({ checkout: checkoutId, tx: before?.tx ?? undefined, user: before?.userId })
-      outcome = await postCheckoutToAlma({ ...this.#deps, alma: this.#deps.alma.withLogger(logger), signal: this.#abort.signal }, checkoutId)
+      outcome = await postCheckoutToAlma({ ...this.#deps, alma: this.#deps.alma.withLogger(logger), signal: this.#abort.signal, fence: lease.fence, leaseLive }, checkoutId)
     } catch (error) {
       if (this.#abandoned.has(checkoutId)) return
+      if (error instanceof LeaseLost) throw error
       // A bug or a ledger failure, not Alma: keep the checkout PAID and try again later.
       outcome = { kind: 'RETRY', error: Object.assign(error as Error, { retryable: true }) }
       this.#logger.error({ event: 'worker.error', checkout: checkoutId, err: { message: (error as Error).message, stack: (error as Error).stack } }, `posting ${checkoutId} failed unexpectedly: ${(error as Error).message}`)
@@ -200,11 +253,11 @@ export class PostingWorker {
         const attempts = (checkout?.attempts ?? 0) + 1
         const delay = this.#backoffMs(attempts, outcome.error.retryAfterSeconds)
         const giveUp = attempts >= this.#settings.maxAttempts
-        await this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message)
+        await this.#ledger.recordAttempt(checkoutId, giveUp ? null : new Date(Date.now() + delay), outcome.error.message, lease.fence)
         if (giveUp) {
           const reason = `gave up after ${attempts} attempts; last error: ${outcome.error.message}`
           // Alert only when this change won: a postback may have moved the checkout meanwhile.
-          const moved = await this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } })
+          const moved = await this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } }, lease.fence)
           const updated = await this.#ledger.getCheckout(checkoutId)
           if (moved && updated !== undefined) this.#alerts.needsAttention(updated, reason)
           return

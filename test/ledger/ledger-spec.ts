@@ -7,8 +7,11 @@ import type { DecidePostback, Ledger, PageCursor } from '../../src/ledger/ledger
 import type { Checkout, IncomingPostback, NewCheckout, PostbackDecision } from '../../src/ledger/types.ts'
 import { type Cents, cents } from '../../src/money.ts'
 
-/** Makes a fresh, empty ledger whose clock is `now`; the suite closes it when the test ends. */
-export type MakeLedger = (options: { now: () => Date }) => Promise<Ledger>
+/**
+ * Makes a fresh, empty ledger whose clock is `now`; the suite closes it when the test ends. With `sameAs`, a
+ * second ledger on the same store as that one (another process on the same file or database).
+ */
+export type MakeLedger = (options: { now: () => Date, sameAs?: Ledger }) => Promise<Ledger>
 
 interface Fixture {
   ledger: Ledger
@@ -480,5 +483,99 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
   t.test('the ledger says when it can take writes', async t => {
     const { ledger } = await setup(t)
     t.equal(await ledger.writable(), true)
+  })
+
+  t.test('a posting is claimed by one holder at a time, only when PAID, and the fence grows with every claim', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await ledger.createCheckout(newCheckout('c2', [500]))
+    const a = await ledger.claimPosting('c1', 'A', 60_000)
+    t.ok(a !== null, 'the first holder gets it')
+    t.equal(a?.holder, 'A')
+    t.equal(a?.checkoutId, 'c1')
+    t.equal(a?.expiresAt.toISOString(), '2026-03-02T10:01:00.000Z', 'the lease runs from the ledger\'s clock')
+    t.equal(await ledger.claimPosting('c1', 'B', 60_000), null, 'a second holder is refused while the lease is live')
+    t.equal(await ledger.claimPosting('c1', 'A', 60_000), null, 'the holder itself cannot claim it twice')
+    t.equal(await ledger.claimPosting('c2', 'A', 60_000), null, 'a CREATED checkout has no posting to claim')
+    t.equal(await ledger.claimPosting('nope', 'A', 60_000), null)
+    t.same(await ledger.duePostings(new Date(START)), [], 'a posting held under a live lease is not due')
+    await ledger.releasePosting(a as NonNullable<typeof a>)
+    t.same(await ledger.duePostings(new Date(START)), ['c1'], 'released, it is due again')
+    const b = await ledger.claimPosting('c1', 'B', 60_000)
+    t.equal(b?.fence, (a?.fence ?? 0) + 1, 'released, another may claim it at once, under the next fence')
+    t.equal(await ledger.renewPosting(a as NonNullable<typeof a>, 60_000), false, 'the released lease cannot be renewed')
+    t.equal(await ledger.renewPosting(b as NonNullable<typeof b>, 60_000), true)
+  })
+
+  t.test('a lease that expires may be taken over; the old holder can neither renew it nor write under its fence', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500, 250])
+    const a = await ledger.claimPosting('c1', 'A', 60_000) as NonNullable<Awaited<ReturnType<Ledger['claimPosting']>>>
+    at('2026-03-02T10:00:40.000Z')
+    t.equal(await ledger.renewPosting(a, 60_000), true, 'renewed while live')
+    at('2026-03-02T10:01:20.000Z')
+    t.equal(await ledger.claimPosting('c1', 'B', 60_000), null, 'the renewal moved the expiry on (10:01:40)')
+    t.same(await ledger.duePostings(new Date('2026-03-02T10:01:20.000Z')), [])
+    at('2026-03-02T10:01:40.000Z')
+    t.same(await ledger.duePostings(new Date('2026-03-02T10:01:40.000Z')), ['c1'], 'expired, it is due again')
+    const b = await ledger.claimPosting('c1', 'B', 60_000) as NonNullable<Awaited<ReturnType<Ledger['claimPosting']>>>
+    t.equal(b.fence, a.fence + 1)
+    t.equal(await ledger.renewPosting(a, 60_000), false, 'expired and taken: lost')
+
+    const before = await ledger.history('c1')
+    const call = { checkoutId: 'c1', at: START, method: 'POST', path: '/users/P-alice/fees/c1-fee1', status: 200, errorCode: '', errorMessage: '', trackingId: '', durationMs: 5 }
+    await t.rejects(ledger.markLinePosted('c1', 1, cents(500), { feeId: 'c1-fee1' }, a.fence), { name: 'LeaseLost', message: /checkout c1 \(fence \d+\) was lost/ }, 'markLinePosted under the old fence')
+    await t.rejects(ledger.recordAttempt('c1', null, 'Alma 503', a.fence), { name: 'LeaseLost', message: /checkout c1 \(fence \d+\) was lost/ }, 'recordAttempt under the old fence')
+    await t.rejects(ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted' }, a.fence), { name: 'LeaseLost', message: /checkout c1 \(fence \d+\) was lost/ }, 'a transition from PAID under the old fence')
+    await t.rejects(ledger.recordAlmaCall(call, a.fence), { name: 'LeaseLost', message: /checkout c1 \(fence \d+\) was lost/ }, 'recordAlmaCall under the old fence')
+    t.same(await ledger.history('c1'), before, 'the stale holder wrote nothing at all')
+
+    await ledger.markLinePosted('c1', 1, cents(500), { feeId: 'c1-fee1' }, b.fence)
+    await ledger.recordAlmaCall(call, b.fence)
+    t.equal(await ledger.recordAttempt('c1', null, 'Alma 503', b.fence), 1)
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ALMA_ERROR', attentionReason: 'x' }, b.fence), true)
+    const after = await ledger.history('c1')
+    t.equal(after?.checkout.lines[0].postedAmount, 500, 'the holder\'s writes are taken')
+    t.equal(after?.almaCalls.length, 1)
+    t.equal(after?.checkout.state, 'NEEDS_ATTENTION')
+    t.equal(await ledger.claimPosting('c1', 'C', 60_000), null, 'no longer PAID: nothing to claim')
+  })
+
+  t.test('writes without a fence are not fenced (staff and postbacks); a fence never claimed is refused', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await t.rejects(ledger.markLinePosted('c1', 1, cents(500), {}, 1), { name: 'LeaseLost', message: /checkout c1 \(fence 1\)/ }, 'no claim yet: fence 1 is nobody\'s')
+    t.equal((await ledger.getCheckout('c1'))?.lines[0].postedAt, null)
+    await ledger.claimPosting('c1', 'A', 60_000)
+    await ledger.markLinePosted('c1', 1, cents(500), {})
+    t.equal((await ledger.getCheckout('c1'))?.lines[0].postedAmount, 500)
+  })
+
+  t.test('the Alma call budget: at most `limit` calls per window per key, however many ledgers share the store', async t => {
+    let clock = new Date(START)
+    const now = (): Date => clock
+    const first = await makeLedger({ now })
+    const second = await makeLedger({ now, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    const granted: Array<{ at: number, by: number }> = []
+    // 40 steps of 100 ms, each step both ledgers asking twice: far more than 3 a second are asked for
+    for (let step = 0; step < 40; step++) {
+      clock = new Date(Date.parse(START) + step * 100)
+      for (const [by, ledger] of [first, second, first, second].entries()) {
+        const answer = await ledger.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000)
+        if (answer.granted) granted.push({ at: clock.getTime(), by: by % 2 })
+        else t.ok(answer.retryInMs > 0 && answer.retryInMs <= 1001, `refused with a wait within the window (${answer.retryInMs} ms)`)
+      }
+    }
+    let most = 0
+    for (const g of granted) most = Math.max(most, granted.filter(o => o.at >= g.at && o.at < g.at + 1000).length)
+    t.equal(most, 3, 'never more than 3 granted in any 1000 ms, across both ledgers')
+    t.ok(granted.some(g => g.by === 0) && granted.some(g => g.by === 1), 'both ledgers were granted calls')
+    t.ok(granted.length >= 10, `the budget is used again as the window moves (${granted.length} granted in 4 s)`)
+    t.same(await first.reserveAlmaCall('https://alma.example/v1#k2', 3, 1000), { granted: true }, 'another key has its own budget')
+    const refused = await second.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000)
+    t.equal(refused.granted, false)
+    clock = new Date(clock.getTime() + (refused.granted ? 0 : refused.retryInMs))
+    t.same(await second.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000), { granted: true }, 'granted once the wait it was told has passed')
   })
 }

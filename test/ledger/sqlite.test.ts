@@ -16,7 +16,13 @@ let files = 0
 
 t.test('the ledger contract, on an SQLite file', async t => {
   const dir = tempDir(t)
-  specifyLedger(t, async ({ now }) => new SqliteLedger({ path: join(dir, `ledger-${++files}.sqlite`), now }))
+  const paths = new WeakMap<object, string>()
+  specifyLedger(t, async ({ now, sameAs }) => {
+    const path = sameAs === undefined ? join(dir, `ledger-${++files}.sqlite`) : paths.get(sameAs) as string
+    const ledger = new SqliteLedger({ path, now })
+    paths.set(ledger, path)
+    return ledger
+  })
 })
 
 const checkout = (id: string): NewCheckout => ({

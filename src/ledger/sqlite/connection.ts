@@ -42,11 +42,13 @@ export class Connection {
   static open (path: string, now: () => Date): Connection {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
     const db = new Database(path)
+    // at start-up, another process opening the same ledger (WEB_CONCURRENCY) may hold the lock while it migrates
+    db.pragma(`busy_timeout = ${READ_ONLY_BUSY_TIMEOUT_MS}`)
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     db.pragma('foreign_keys = ON')
     migrate(db)
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     return new Connection(db, now)
   }
 
@@ -90,6 +92,10 @@ export class Connection {
 
   iso (): string {
     return this.#now().toISOString()
+  }
+
+  now (): Date {
+    return this.#now()
   }
 
   /**

@@ -12,7 +12,7 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  DecidePostback, Ledger, PageCursor, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord
@@ -80,20 +80,36 @@ export class SqliteLedger implements Ledger {
     return await this.#commits.run(() => this.#store.recordPostback(postback, decide))
   }
 
-  async transition (request: TransitionRequest): Promise<boolean> {
-    return write(() => this.#store.transition(request))
+  async transition (request: TransitionRequest, fence?: number): Promise<boolean> {
+    return write(() => this.#store.transition(request, fence))
   }
 
-  async markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): Promise<void> {
-    write(() => { this.#store.markLinePosted(checkoutId, lineNo, postedAmount, detail) })
+  async markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): Promise<void> {
+    write(() => { this.#store.markLinePosted(checkoutId, lineNo, postedAmount, detail, fence) })
   }
 
-  async recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): Promise<void> {
-    write(() => { this.#store.recordAlmaCall(call) })
+  async recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>, fence?: number): Promise<void> {
+    write(() => { this.#store.recordAlmaCall(call, fence) })
   }
 
-  async recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): Promise<number> {
-    return write(() => this.#store.recordAttempt(checkoutId, nextAttemptAt, lastError))
+  async recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string, fence?: number): Promise<number> {
+    return write(() => this.#store.recordAttempt(checkoutId, nextAttemptAt, lastError, fence))
+  }
+
+  async claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null> {
+    return write(() => this.#store.claimPosting(checkoutId, holder, leaseMs))
+  }
+
+  async renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean> {
+    return write(() => this.#store.renewPosting(lease, leaseMs))
+  }
+
+  async releasePosting (lease: PostingLease): Promise<void> {
+    write(() => { this.#store.releasePosting(lease) })
+  }
+
+  async reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<AlmaCallReservation> {
+    return write(() => this.#store.reserveAlmaCall(key, limit, windowMs))
   }
 
   async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> {

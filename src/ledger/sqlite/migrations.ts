@@ -172,7 +172,17 @@ export const MIGRATIONS: Migration[] = [
         total.run(items.reduce((s, i) => s + i.amount, 0), row.id)
       }
     }
-  }
+  },
+  // Issue 15: several processes share one ledger. A paid checkout's posting is claimed under a lease (holder,
+  // expiry) with a fence that grows with every claim; the Alma calls reserved under the shared rate limit.
+  `ALTER TABLE checkouts ADD COLUMN lease_holder TEXT;
+   ALTER TABLE checkouts ADD COLUMN lease_fence INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE checkouts ADD COLUMN lease_expires_at TEXT;
+   CREATE TABLE alma_reservations (
+     key TEXT NOT NULL,
+     at_ms INTEGER NOT NULL
+   );
+   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */
@@ -182,11 +192,14 @@ export const SCHEMA_VERSION = MIGRATIONS.length
 export function migrate (db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number
   for (let i = version; i < MIGRATIONS.length; i++) {
+    // Several service processes may open the ledger together (WEB_CONCURRENCY): each migration takes the write
+    // lock first and reads the version again under it, so a migration another process applied meanwhile is skipped.
     db.transaction(() => {
+      if ((db.pragma('user_version', { simple: true }) as number) > i) return
       const migration = MIGRATIONS[i]
       if (typeof migration === 'string') db.exec(migration)
       else migration(db)
       db.pragma(`user_version = ${i + 1}`)
-    })()
+    }).immediate()
   }
 }

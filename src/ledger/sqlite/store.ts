@@ -3,7 +3,8 @@
 // decide it (postback decision, staff verdict, refund effect) run inside that transaction.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import type { DecidePostback, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest } from '../ledger.ts'
+import { LeaseLost } from '../errors.ts'
+import type { AlmaCallReservation, DecidePostback, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest } from '../ledger.ts'
 import type {
   AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, IncomingPostback, MoneyRecord, NewCheckout, RefundRecord
 } from '../types.ts'
@@ -133,9 +134,10 @@ export class CheckoutStore {
       .all(tx, exceptId, tx, exceptId) as Row[]).map(r => r.id as string)
   }
 
-  transition (request: TransitionRequest): boolean {
+  transition (request: TransitionRequest, fence?: number): boolean {
     const c = this.#c
     return c.relaxed(() => c.transaction(() => {
+      this.#fenced(request.checkoutId, fence)
       const row = c.sql('SELECT state FROM checkouts WHERE id = ?').get(request.checkoutId) as Row | undefined
       if (row === undefined || !request.from.includes(row.state)) return false
       const now = c.iso()
@@ -154,24 +156,38 @@ export class CheckoutStore {
     }))
   }
 
-  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): void {
+  /** Refuses a posting write made under a fence that is no longer the checkout's (inside the write's transaction). */
+  #fenced (checkoutId: string, fence: number | undefined): void {
+    if (fence === undefined) return
+    const row = this.#c.sql('SELECT lease_fence FROM checkouts WHERE id = ?').get(checkoutId) as Row | undefined
+    if (row === undefined || row.lease_fence !== fence) throw new LeaseLost(checkoutId, fence)
+  }
+
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): void {
     const c = this.#c
     c.relaxed(() => c.transaction(() => {
+      this.#fenced(checkoutId, fence)
       const changed = c.sql('UPDATE checkout_lines SET posted_cents = ?, posted_at = ? WHERE checkout_id = ? AND line_no = ? AND posted_at IS NULL')
         .run(postedAmount, c.iso(), checkoutId, lineNo)
       if (changed.changes === 1) c.event(checkoutId, 'line.posted', null, null, { line: lineNo, posted: postedAmount, ...detail })
     }))
   }
 
-  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): void {
-    this.#c.relaxed(() => this.#c.sql(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs))
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>, fence?: number): void {
+    const c = this.#c
+    const insert = (): void => {
+      c.sql(`INSERT INTO alma_calls (checkout_id, at, method, path, status, error_code, error_message, tracking_id, duration_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(call.checkoutId, call.at, call.method, call.path, call.status, call.errorCode, call.errorMessage.slice(0, 1000), call.trackingId, call.durationMs)
+    }
+    if (fence === undefined) c.relaxed(insert)
+    else c.relaxed(() => c.transaction(() => { this.#fenced(call.checkoutId, fence); insert() }))
   }
 
-  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): number {
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string, fence?: number): number {
     const c = this.#c
     return c.relaxed(() => c.transaction(() => {
+      this.#fenced(checkoutId, fence)
       c.sql('UPDATE checkouts SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?')
         .run(nextAttemptAt?.toISOString() ?? null, lastError.slice(0, 1000), c.iso(), checkoutId)
       const row = c.sql('SELECT attempts FROM checkouts WHERE id = ?').get(checkoutId) as Row
@@ -301,8 +317,57 @@ export class CheckoutStore {
   }
 
   duePostings (now: Date): string[] {
-    return (this.#c.sql("SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY paid_at")
-      .all(now.toISOString()) as Row[]).map(r => r.id)
+    const at = now.toISOString()
+    return (this.#c.sql(`SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+        AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY paid_at`)
+      .all(at, at) as Row[]).map(r => r.id)
+  }
+
+  /** Claims a PAID checkout's posting when no live lease is held on it: a new fence, in one statement. */
+  claimPosting (checkoutId: string, holder: string, leaseMs: number): PostingLease | null {
+    const c = this.#c
+    return c.relaxed(() => c.transaction(() => {
+      const now = c.now()
+      const expiresAt = new Date(now.getTime() + leaseMs)
+      const changed = c.sql(`UPDATE checkouts SET lease_holder = ?, lease_fence = lease_fence + 1, lease_expires_at = ?
+          WHERE id = ? AND state = 'PAID' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)`)
+        .run(holder, expiresAt.toISOString(), checkoutId, now.toISOString())
+      if (changed.changes !== 1) return null
+      const row = c.sql('SELECT lease_fence FROM checkouts WHERE id = ?').get(checkoutId) as Row
+      return { checkoutId, holder, fence: row.lease_fence as number, expiresAt }
+    }))
+  }
+
+  /** Extends a lease still held under its fence (expired but not taken counts as held); false when lost. */
+  renewPosting (lease: PostingLease, leaseMs: number): boolean {
+    const c = this.#c
+    return c.relaxed(() => {
+      const changed = c.sql('UPDATE checkouts SET lease_expires_at = ? WHERE id = ? AND lease_fence = ? AND lease_holder = ?')
+        .run(new Date(c.now().getTime() + leaseMs).toISOString(), lease.checkoutId, lease.fence, lease.holder)
+      return changed.changes === 1
+    })
+  }
+
+  /** Gives the posting up (the fence stays, so later writes under it are still this holder's last word). */
+  releasePosting (lease: PostingLease): void {
+    const c = this.#c
+    c.relaxed(() => c.sql('UPDATE checkouts SET lease_holder = NULL, lease_expires_at = NULL WHERE id = ? AND lease_fence = ? AND lease_holder = ?')
+      .run(lease.checkoutId, lease.fence, lease.holder))
+  }
+
+  /** One Alma call under a sliding window shared by every process on this ledger: granted and counted, or not. */
+  reserveAlmaCall (key: string, limit: number, windowMs: number): AlmaCallReservation {
+    const c = this.#c
+    return c.relaxed(() => c.transaction((): AlmaCallReservation => {
+      const now = c.now().getTime()
+      c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs)
+      const row = c.sql('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row
+      if ((row.n as number) < limit) {
+        c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)').run(key, now)
+        return { granted: true }
+      }
+      return { granted: false, retryInMs: Math.max(1, (row.oldest as number) + windowMs - now + 1) }
+    }))
   }
 
   expireCreated (createdBefore: Date): string[] {

@@ -26,7 +26,7 @@ export default fp(async function postingWorker (fastify, options: PostingWorkerO
     { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks },
     (fastify.log as unknown as Logger).child({ component: 'worker' }),
     alerts,
-    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS }
+    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS, leaseMs: config.postingLeaseSeconds * 1000 }
   )
   fastify.decorate('worker', worker)
   fastify.addHook('onReady', async () => { if (options.startWorker !== false) worker.start() })
