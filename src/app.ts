@@ -32,6 +32,7 @@ import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
 import postback from './web/routes/postback.ts'
+import reports from './web/routes/reports.ts'
 import receipt from './web/routes/return.ts'
 
 export interface ApplicationOptions extends PostingWorkerOptions {
@@ -72,6 +73,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(auth)
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)
+  await fastify.register(reports)
 }
 
 // fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on

@@ -35,7 +35,9 @@ const EXPECTED: Record<string, string> = {
   'GET /admin/postbacks': 'admin',
   'HEAD /admin/postbacks': 'admin',
   'GET /admin/payments/:id': 'admin',
-  'HEAD /admin/payments/:id': 'admin'
+  'HEAD /admin/payments/:id': 'admin',
+  'GET /admin/reports': 'admin',
+  'HEAD /admin/reports': 'admin'
 }
 /** Routes that exist only in userobject mode. */
 const USEROBJECT_ONLY: Record<string, string> = {

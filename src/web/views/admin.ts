@@ -104,6 +104,7 @@ ${attention > 0 && !(query.states.length === 1 && query.states[0] === 'NEEDS_ATT
 ${view.unmatchedPostbacks > 0
     ? html`<div class="notice warn" role="status"><p><strong>${view.unmatchedPostbacks}</strong> CashNet postback(s) matched no checkout or could not be read: money may have been taken for no known checkout. <a href="admin/postbacks">Review unmatched postbacks</a>.</p></div>`
     : html`<p><a href="admin/postbacks">Unmatched postbacks</a> (none)</p>`}
+<p><a href="admin/reports">Reports: totals by day, fee type and owning library</a></p>
 <form class="filters" method="get" action="admin" role="search">
 <label for="q">Search: patron username, name or Alma id, CashNet tx, checkout id
 <input type="search" id="q" name="q" value="${query.search}" maxlength="200"></label>
