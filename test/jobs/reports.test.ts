@@ -154,6 +154,18 @@ t.test('a refund larger than what is left of the collected money is refused by t
   const rest = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(200), reference: 'R3', note: 'n', by: 's' }, rules(200))
   t.equal(rest.recorded && rest.effect, 'settle', 'the rest settles the case')
   t.same((await ledger.moneyRecord('c1'))?.refunds.map(r => r.amount), [300, 200])
+
+  // reconcile nets the recorded refunds against CashNet's settlement of the tx (its refund rows are negative)
+  const { reconcile } = await import('../../src/jobs/reconcile.ts')
+  const feesRead: string[] = []
+  const alma = { getFee: async (_user: string, feeId: string): Promise<never> => { feesRead.push(feeId); throw new Error('Alma is not asked when nothing was posted') } }
+  const day = new Date().toISOString().slice(0, 10)
+  const since = new Date(Date.now() - 3600_000)
+  const netted = await reconcile({ ledger, alma, since, settlement: [{ tx: '9', amount: cents(500), date: day, line: 2 }, { tx: '9', amount: -300 as Cents, date: day, line: 3 }, { tx: '9', amount: -200 as Cents, date: day, line: 4 }] })
+  t.same(netted.findings, [], 'collected 5.00, refunded 3.00 + 2.00 in CashNet and on the record: silent')
+  const unrefunded = await reconcile({ ledger, alma, since, settlement: [{ tx: '9', amount: cents(500), date: day, line: 2 }] })
+  t.same(unrefunded.findings.map(f => [f.kind, f.amount, f.ledgerAmount]), [['settled-amount-differs', 500, 0]], 'a refund on the record that CashNet never made is reported')
+  t.same(feesRead, [], 'nothing was posted, so Alma is not asked')
 })
 
 t.test('the report refuses bad ranges calmly, and only staff may read it', async t => {
