@@ -16,6 +16,7 @@ import cacheControl from './web/plugins/app/cache-control.ts'
 import configDecorator from './web/plugins/app/config.ts'
 import errorHandler from './web/plugins/app/error-handler.ts'
 import ledger from './web/plugins/app/ledger.ts'
+import metrics from './web/plugins/app/metrics.ts'
 import notFound from './web/plugins/app/not-found.ts'
 import postingWorker, { type PostingWorkerOptions } from './web/plugins/app/posting-worker.ts'
 import cookie from './web/plugins/external/cookie.ts'
@@ -31,6 +32,7 @@ import checkout from './web/routes/checkout.ts'
 import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
+import metricsRoute from './web/routes/metrics.ts'
 import postback from './web/routes/postback.ts'
 import reports from './web/routes/reports.ts'
 import receipt from './web/routes/return.ts'
@@ -53,6 +55,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   // The service's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
   await fastify.register(configDecorator, { config })
+  await fastify.register(metrics)
   await fastify.register(alma)
   await fastify.register(ledger)
   await fastify.register(alerts)
@@ -65,6 +68,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   // Routes
   await fastify.register(health)
+  await fastify.register(metricsRoute)
   await fastify.register(assets)
   await fastify.register(fines)
   await fastify.register(checkout)

@@ -18,6 +18,8 @@ export interface AlmaClientOptions {
   rateLimit: number
   timeoutMs: number
   logger: Logger
+  /** told of every call (its outcome, and how long it waited for the rate limit): the service's metrics */
+  onCall?: (call: AlmaCallRecord, waitedMs: number) => void
 }
 
 /** What one call looked like, for the ledger's record of a posting and for logs. */
@@ -51,6 +53,7 @@ interface AlmaHttp {
   basePath: string
   headers: Record<string, string>
   timeoutMs: number
+  onCall?: (call: AlmaCallRecord, waitedMs: number) => void
 }
 
 /** Another view of an existing client: its connection pool and rate limit, a different logger. */
@@ -81,7 +84,8 @@ export class AlmaClient {
       pool: new Pool(base.origin, { keepAliveTimeout: 4_000 }),
       basePath: base.pathname.replace(/\/+$/, ''),
       headers: { authorization: `apikey ${options.apiKey}`, accept: 'application/xml' },
-      timeoutMs: options.timeoutMs
+      timeoutMs: options.timeoutMs,
+      onCall: options.onCall
     }
     this.#limit = createRateLimiter(options.rateLimit)
   }
@@ -124,6 +128,7 @@ export class AlmaClient {
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
   async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
+    const queuedAt = Date.now()
     await this.#limit()
     const startedAt = Date.now()
     const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt, durationMs: 0 }
@@ -134,6 +139,7 @@ export class AlmaClient {
       }
       record.durationMs = Date.now() - startedAt
       observe?.(record)
+      this.#http.onCall?.(record, startedAt - queuedAt)
       const failed = record.status === 0 || record.status >= 300 || error !== undefined
       this.#logger[failed ? 'warn' : 'info']({
         event: 'alma.call',

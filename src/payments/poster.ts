@@ -20,6 +20,8 @@ export interface PosterDeps {
   releaseBlocks: ReadonlySet<string>
   /** set when the service is shutting down: stop between two fee payments */
   signal?: AbortSignal
+  /** told of each posting's outcome and duration in seconds (ERROR: it threw): the service's metrics */
+  onPosting?: (outcome: PostingOutcome['kind'] | 'ERROR', seconds: number) => void
 }
 
 export type PostingOutcome =
@@ -74,10 +76,15 @@ async function needsAttention (deps: PosterDeps, checkout: Checkout, kind: Atten
 
 export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string): Promise<PostingOutcome> {
   const calls = observer(deps.ledger, checkoutId)
+  const started = performance.now()
+  let kind: PostingOutcome['kind'] | 'ERROR' = 'ERROR'
   try {
-    return await post(deps, checkoutId, calls.observe)
+    const outcome = await post(deps, checkoutId, calls.observe)
+    kind = outcome.kind
+    return outcome
   } finally {
     await calls.settled()
+    deps.onPosting?.(kind, (performance.now() - started) / 1000)
   }
 }
 

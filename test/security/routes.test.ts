@@ -15,6 +15,8 @@ const EXPECTED: Record<string, string> = {
   'HEAD /healthz': 'public',
   'GET /readyz': 'public',
   'HEAD /readyz': 'public',
+  'GET /metrics': 'metrics',
+  'HEAD /metrics': 'metrics',
   'GET /assets/:name': 'public',
   'HEAD /assets/:name': 'public',
   'GET /': 'patron',

@@ -23,7 +23,8 @@ export default fp(async function almaClient (fastify) {
     userIdType: config.almaUserIdType,
     rateLimit: config.almaRateLimit,
     timeoutMs: config.almaTimeoutMs,
-    logger: (fastify.log as unknown as Logger).child({ component: 'alma' })
+    logger: (fastify.log as unknown as Logger).child({ component: 'alma' }),
+    onCall: (call, waitedMs) => { fastify.metrics.almaCall(call, waitedMs) }
   })
   fastify.decorate('alma', alma)
   fastify.decorateRequest('alma', {
@@ -31,4 +32,4 @@ export default fp(async function almaClient (fastify) {
   })
   // onClose hooks run last-registered first: the posting worker has stopped before the pool closes
   fastify.addHook('onClose', async () => { await alma.close() })
-}, { name: 'alma', dependencies: ['config'] })
+}, { name: 'alma', dependencies: ['config', 'metrics'] })
