@@ -22,13 +22,15 @@ const spec: CommandSpec = {
     { name: 'format', env: 'GL_FORMAT', description: 'csv, or flat (PeopleSoft Flat File Journal Import)', default: 'csv', parse: oneOf('csv', 'flat') },
     { name: 'map', env: 'GL_MAP_FILE', description: 'chartfield map JSON (see config/gl-map.example.json)', required: true, parse: existingFile },
     { name: 'layout', env: 'GL_FLAT_LAYOUT', description: 'flat file layout JSON', default: 'config/gl-flat-layout.json' },
-    { name: 'timezone', env: 'GL_TIMEZONE', description: 'time zone whose midnight ends the day', default: processTimeZone() },
+    { name: 'timezone', env: 'GL_TIMEZONE', description: 'time zone whose midnight ends the day (the library\'s TIMEZONE, else the process\'s zone)', default: '' },
     { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite)', default: jobDefault('export:gl', 'DATABASE_PATH'), parse: existingFile }
   ],
   epilog: 'Example (cron, 01:30 every night, for the day before):\n  npm run export:gl -- --out /sftp/peoplesoft/gl --format flat'
 }
 
 await runCommand(spec, async (o) => {
+  // The same day as the staff reports: GL_TIMEZONE when given, else the library's TIMEZONE, else the process's zone
+  if (o.timezone === '') o.timezone = process.env.TIMEZONE !== undefined && process.env.TIMEZONE !== '' ? process.env.TIMEZONE : processTimeZone()
   if (!isTimeZone(o.timezone)) throw new UsageError(`--timezone: "${o.timezone}" is not a time zone (e.g. America/Los_Angeles)`)
   const date = o.date === 'yesterday' ? yesterday(o.timezone) : isoDate(o.date)
   if (dayRange(date, o.timezone).to.getTime() > Date.now()) throw new UsageError(`${date} is not over yet in ${o.timezone}; a day's journal is final only after its midnight`)

@@ -16,6 +16,7 @@ import cacheControl from './web/plugins/app/cache-control.ts'
 import configDecorator from './web/plugins/app/config.ts'
 import errorHandler from './web/plugins/app/error-handler.ts'
 import ledger from './web/plugins/app/ledger.ts'
+import metrics from './web/plugins/app/metrics.ts'
 import notFound from './web/plugins/app/not-found.ts'
 import paymentProvider from './web/plugins/app/payment-provider.ts'
 import postingWorker, { type PostingWorkerOptions } from './web/plugins/app/posting-worker.ts'
@@ -33,7 +34,9 @@ import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
 import paypal from './web/routes/paypal.ts'
+import metricsRoute from './web/routes/metrics.ts'
 import postback from './web/routes/postback.ts'
+import reports from './web/routes/reports.ts'
 import receipt from './web/routes/return.ts'
 
 export interface ApplicationOptions extends PostingWorkerOptions {
@@ -54,6 +57,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   // The service's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
   await fastify.register(configDecorator, { config })
+  await fastify.register(metrics)
   await fastify.register(ledger)
   await fastify.register(alma)
   await fastify.register(alerts)
@@ -67,6 +71,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   // Routes
   await fastify.register(health)
+  await fastify.register(metricsRoute)
   await fastify.register(assets)
   await fastify.register(fines)
   await fastify.register(checkout)
@@ -76,6 +81,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(auth)
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)
+  await fastify.register(reports)
 }
 
 // fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on

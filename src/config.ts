@@ -5,6 +5,7 @@
 
 import envSchema from 'env-schema'
 import proxyAddr from 'proxy-addr'
+import { isTimeZone, processTimeZone } from './jobs/dates.ts'
 import { type Cents, parseCents } from './money.ts'
 
 const schema = {
@@ -66,7 +67,10 @@ const schema = {
     PATRON_RATE_LIMIT: { type: 'integer', minimum: 1, default: 60 },
     SMTP_URL: { type: 'string', default: '' },
     ALERT_EMAIL_TO: { type: 'string', default: '' },
-    ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' }
+    ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' },
+    TIMEZONE: { type: 'string', default: '' },
+    METRICS_ALLOW: { type: 'string', default: '' },
+    ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' }
   }
 } as const
 
@@ -134,6 +138,12 @@ export interface Config {
   smtpUrl: string
   alertEmailTo: string
   alertEmailFrom: string
+  /** TIMEZONE: the library's zone for pages, reports and day boundaries (the process's zone when not set) */
+  timeZone: string
+  /** METRICS_ALLOW: peers that may read /metrics (nobody when empty) */
+  metricsAllow: readonly string[]
+  /** ALMA_UI_URL: Alma's staff interface (e.g. https://myinst.alma.exlibrisgroup.com), for links to a patron; '' for none */
+  almaUiUrl: string
 }
 
 export class ConfigError extends Error {
@@ -293,8 +303,19 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     patronRateLimit: raw.PATRON_RATE_LIMIT,
     smtpUrl: raw.SMTP_URL,
     alertEmailTo: raw.ALERT_EMAIL_TO,
-    alertEmailFrom: raw.ALERT_EMAIL_FROM
+    alertEmailFrom: raw.ALERT_EMAIL_FROM,
+    timeZone: timeZoneOf(raw.TIMEZONE),
+    metricsAllow: addressList('METRICS_ALLOW', raw.METRICS_ALLOW),
+    almaUiUrl: String(raw.ALMA_UI_URL).replace(/\/+$/, '')
   }
+}
+
+/** TIMEZONE as given (an IANA zone such as America/Los_Angeles), else the process's own zone. */
+function timeZoneOf (value: string | undefined): string {
+  const zone = value ?? ''
+  if (zone === '') return processTimeZone()
+  if (!isTimeZone(zone)) throw new ConfigError('TIMEZONE', `must be an IANA time zone such as America/Los_Angeles (got ${JSON.stringify(zone).slice(0, 60)})`)
+  return zone
 }
 
 /** The batch jobs (scripts/): each reads only the variables it needs, never the web service's secrets. */
@@ -309,6 +330,8 @@ export interface JobConfig {
   almaTimeoutMs: number
   currency: string
   logLevel: string
+  /** TIMEZONE, else the process's zone */
+  timeZone: string
 }
 
 const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
@@ -318,7 +341,8 @@ const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
   almaRateLimit: 'ALMA_RATE_LIMIT',
   almaTimeoutMs: 'ALMA_TIMEOUT_MS',
   currency: 'CURRENCY',
-  logLevel: 'LOG_LEVEL'
+  logLevel: 'LOG_LEVEL',
+  timeZone: 'TIMEZONE'
 }
 
 /**
@@ -362,6 +386,7 @@ export function loadJobConfig (job: Job, env: Record<string, string | undefined>
     almaRateLimit: raw.ALMA_RATE_LIMIT,
     almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
     currency: raw.CURRENCY,
-    logLevel: raw.LOG_LEVEL
+    logLevel: raw.LOG_LEVEL,
+    timeZone: timeZoneOf(raw.TIMEZONE)
   }
 }

@@ -104,7 +104,7 @@ t.test('staff find a payment by tx, see why it needs attention, retry after the 
   const after = await staff.follow(retried, new URL(`/admin/payments/${id}/retry`, stack.publicUrl).toString())
   t.equal(after.status, 200)
   t.match(after.body, 'Posted to Alma')
-  t.match(after.body, /posting\.retry_requested<\/code><\/td><td>NEEDS_ATTENTION → PAID<\/td><td><code class="detail">\{&quot;by&quot;:&quot;staff&quot;\}/, 'the audit trail names the staff member')
+  t.match(after.body, /staff asked to retry posting by staff<\/td><td>NEEDS_ATTENTION → PAID<\/td><td><details><summary>Raw event<\/summary><code>posting\.retry_requested<\/code> <code class="detail">\{&quot;by&quot;:&quot;staff&quot;\}/, 'the audit trail names the staff member, in words, the raw event one click away')
   t.notMatch(after.body, '<form class="retry"', 'no retry button once posted')
   const logged = stack.logLines().find(l => l.event === 'admin.retry')
   t.match(logged, { checkout: id, tx, by: 'staff', user: 'staff', from: 'NEEDS_ATTENTION' }, 'admin.retry is logged with the staff user')

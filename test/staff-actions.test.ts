@@ -4,6 +4,7 @@
 
 import t, { type Test } from 'tap'
 import type { Checkout } from '../src/ledger/types.ts'
+import type { Cents } from '../src/money.ts'
 import { type Answer, Browser, build, checkoutIdFrom, readForm, type TestStack, until } from './helper.ts'
 
 /** What CashNet reported for each tx, as the test sent it: the judge's reference. */
@@ -381,6 +382,16 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   const { reconcile } = await import('../src/jobs/reconcile.ts')
   const report = await reconcile({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
   t.notOk(report.findings.some(f => f.kind === 'double-charge'), 'reconciliation no longer reports the refunded double charge')
+  t.same(report.findings, [], 'reconciliation is silent about it altogether')
+  // CashNet's settlement lists both charges and the refund of the second (a negative row): nothing to report
+  const day = new Date().toISOString().slice(0, 10)
+  const settled = await reconcile({
+    ledger: stack.app.ledger,
+    alma: stack.app.alma,
+    since: new Date(Date.now() - 3600_000),
+    settlement: [{ tx, amount: 6275 as Cents, date: day, line: 2 }, { tx: second, amount: 6275 as Cents, date: day, line: 3 }, { tx: second, amount: -6000 as Cents, date: day, line: 4 }, { tx: second, amount: -275 as Cents, date: day, line: 5 }]
+  })
+  t.same(settled.findings, [], 'with the settlement file too')
   assertWithinCashnet(t, stack, reported, 'at the end')
 })
 

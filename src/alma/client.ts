@@ -30,6 +30,8 @@ export interface AlmaClientOptions {
   logger: Logger
   /** the ALMA_RATE_LIMIT budget shared by every process (SPEC 11); without it the budget is this process's */
   reserve?: ReserveCall
+  /** told of every call (its outcome, and how long it waited for the rate limit): the service's metrics */
+  onCall?: (call: AlmaCallRecord, waitedMs: number) => void
 }
 
 /** What one call looked like, for the ledger's record of a posting and for logs. */
@@ -60,6 +62,8 @@ type Method = 'GET' | 'POST' | 'PUT'
 /** One call's state, shared with the got hooks through `context`. */
 interface CallState {
   slot?: RateSlot
+  /** when the call asked for a rate-limit slot */
+  queuedAt: number
   startedAt: number
   /** the size that made us stop reading, when the answer was too large */
   tooLarge?: number
@@ -69,6 +73,7 @@ interface CallState {
 /** The HTTP side of a client, shared by its views: the got instance, its agents, the calls in flight. */
 interface AlmaHttp {
   got: Got
+  onCall?: (call: AlmaCallRecord, waitedMs: number) => void
   agents: { http: HttpAgent, https: HttpsAgent }
   maxResponseBytes: number
   timeoutMs: number
@@ -112,7 +117,7 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
       }]
     }
   })
-  return { got: instance, agents, maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, timeoutMs: options.timeoutMs, inFlight: new Set() }
+  return { got: instance, agents, maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, timeoutMs: options.timeoutMs, inFlight: new Set(), onCall: options.onCall }
 }
 
 export class AlmaClient {
@@ -175,7 +180,7 @@ export class AlmaClient {
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
   async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
-    const call: CallState = { startedAt: Date.now(), status: 0 }
+    const call: CallState = { queuedAt: Date.now(), startedAt: Date.now(), status: 0 }
     const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt: 0, durationMs: 0 }
     const finish = (error?: Error): void => {
       if (error !== undefined && record.errorCode === '') {
@@ -185,6 +190,7 @@ export class AlmaClient {
       record.startedAt = call.startedAt
       record.durationMs = Date.now() - call.startedAt
       observe?.(record)
+      this.#http.onCall?.(record, call.startedAt - call.queuedAt)
       const failed = record.status === 0 || record.status >= 300 || record.errorCode !== ''
       this.#logger[failed ? 'warn' : 'info']({
         event: 'alma.call',

@@ -337,11 +337,15 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
       // A second tx of a double charge or an orphan is reported above; only a checkout's own tx has an amount to compare.
       if (checkout === undefined || checkout.tx !== tx) continue
     }
-    if (amount !== checkout.total) {
+    // Refunds staff recorded for this tx are netted: CashNet's settlement lists them as negative rows of the tx.
+    const money = await input.ledger.moneyRecord(checkout.id)
+    const refunded: number = money === undefined ? 0 : refundedFor(money, tx)
+    const expected = (checkout.total - refunded) as Cents
+    if (amount !== expected) {
       add({
         kind: 'settled-amount-differs', checkoutId: checkout.id, tx, patron: patronOf(checkout), currency: checkout.currency,
-        amount: Math.abs(amount - checkout.total) as Cents, ledgerAmount: checkout.total, cashnetAmount: amount as Cents,
-        detail: `CashNet settled ${formatDecimal(amount as Cents)} for tx ${tx} (settlement line ${line}), the ledger recorded ${formatDecimal(checkout.total)}`,
+        amount: Math.abs(amount - expected) as Cents, ledgerAmount: expected, cashnetAmount: amount as Cents,
+        detail: `CashNet settled ${formatDecimal(amount as Cents)} for tx ${tx} (settlement line ${line}), the ledger recorded ${formatDecimal(checkout.total)}${refunded > 0 ? ` less ${formatDecimal(refunded as Cents)} refunded` : ''}`,
         action: `Check tx ${tx} in CashNet; refund or collect the difference and correct Alma to what was really paid.`
       })
     }

@@ -11,7 +11,7 @@
 import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback,
-  MoneyRecord, NewCheckout, PostbackDecision, PostbackRecord
+  MoneyRecord, NewCheckout, PostbackDecision, PostbackRecord, RefundRecord
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -151,6 +151,10 @@ export interface Ledger {
   postbacksWithTx (tx: string): Promise<PostbackRecord[]>
   /** Lines posted within [from, to), for the GL journal. */
   postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>>
+  /** Refunds recorded within [from, to), oldest first, each with its checkout (GL journal, reports). */
+  refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>>
+  /** Checkouts CashNet reported paid within [from, to) (paid_at), whatever their state now, oldest first (reports). */
+  paidBetween (from: Date, to: Date): Promise<Checkout[]>
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void>
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>

@@ -27,6 +27,8 @@ export interface PosterDeps {
   fence?: number
   /** whether the lease is still this process's; asked before each payment (false: stop with LeaseLost) */
   leaseLive?: () => Promise<boolean>
+  /** told of each posting's outcome and duration in seconds (ERROR: it threw): the service's metrics */
+  onPosting?: (outcome: PostingOutcome['kind'] | 'ERROR', seconds: number) => void
 }
 
 export type PostingOutcome =
@@ -81,10 +83,15 @@ async function needsAttention (deps: PosterDeps, checkout: Checkout, kind: Atten
 
 export async function postCheckoutToAlma (deps: PosterDeps, checkoutId: string): Promise<PostingOutcome> {
   const calls = observer(deps.ledger, checkoutId, deps.fence)
+  const started = performance.now()
+  let kind: PostingOutcome['kind'] | 'ERROR' = 'ERROR'
   try {
-    return await post(deps, checkoutId, calls.observe)
+    const outcome = await post(deps, checkoutId, calls.observe)
+    kind = outcome.kind
+    return outcome
   } finally {
     await calls.settled()
+    deps.onPosting?.(kind, (performance.now() - started) / 1000)
   }
 }
 

@@ -28,6 +28,8 @@ export interface PostbackDeps {
   /** the key of the digests kept beside masked identifiers (COOKIE_SECRET) */
   maskKey: string
   logger: PostbackLogger
+  /** told of each postback's outcome and, when it was readable, the seconds its record took: the service's metrics */
+  observe?: (outcome: string, seconds?: number) => void
 }
 
 export interface IncomingRequest {
@@ -64,6 +66,7 @@ export function maskedPostback (postback: Postback, key: string): Postback {
  */
 export async function recordPostback (deps: PostbackDeps, request: IncomingRequest): Promise<PostbackAnswer> {
   const { ledger, logger } = deps
+  const started = performance.now()
   const raw = maskCardNumbers(request.rawBody)
   let parsed: Postback
   try {
@@ -74,6 +77,7 @@ export async function recordPostback (deps: PostbackDeps, request: IncomingReque
     const reason = maskCardLike(error.reason)
     await ledger.recordPostback({ checkoutId, peer: request.peer, result: '', tx: '', rawBody: raw }, () => ({ outcome: 'REJECTED', reason }))
     logger.warn({ event: 'postback.rejected', checkout: checkoutId ?? undefined, peer: request.peer, reason }, `postback refused: ${reason}; raw body kept for staff`)
+    deps.observe?.('REJECTED')
     return { status: 400, reason }
   }
   const recorded = await ledger.recordPostback(
@@ -84,6 +88,7 @@ export async function recordPostback (deps: PostbackDeps, request: IncomingReque
     }
   )
   const { outcome, reason } = recorded.decision
+  deps.observe?.(outcome, (performance.now() - started) / 1000)
   const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }
   if (outcome === 'ORPHAN' || outcome === 'MISMATCH' || outcome === 'DOUBLE_CHARGE' || outcome === 'TX_REUSED') {
     logger.warn(log, `postback ${outcome.toLowerCase()}: ${reason}`)

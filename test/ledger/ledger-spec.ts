@@ -208,6 +208,29 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.same(events?.slice(-3), ['refund.recorded', 'refund.recorded', 'double_charge.refunded'])
   })
 
+  t.test('refundsRecorded reads the refunds recorded in a time range with their checkout; paidBetween the checkouts paid in one', async t => {
+    const { ledger, at } = await setup(t)
+    at('2026-03-02T10:00:00.000Z')
+    await paidCheckout(ledger, 'c1', '7001', [500, 300])
+    at('2026-03-02T11:00:00.000Z')
+    await paidCheckout(ledger, 'c2', '7002', [400])
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    at('2026-03-02T12:00:00.000Z')
+    await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(200), reference: 'R1', note: 'part', by: 'staff' }, { refuse: () => null, effect: () => 'none' })
+    at('2026-03-02T13:00:00.000Z')
+    await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(100), reference: 'R2', note: 'more', by: 'staff' }, { refuse: () => null, effect: () => 'none' })
+    const refunds = async (from: string, to: string): Promise<string[]> =>
+      (await ledger.refundsRecorded(new Date(from), new Date(to))).map(r => `${r.checkout.id}:${r.refund.reference}:${r.refund.amount}:${r.checkout.lines.length}`)
+    t.same(await refunds('2026-03-02T00:00:00.000Z', '2026-03-03T00:00:00.000Z'), ['c1:R1:200:2', 'c1:R2:100:2'], 'oldest first, each with its checkout and lines')
+    t.same(await refunds('2026-03-02T12:00:00.000Z', '2026-03-02T13:00:00.000Z'), ['c1:R1:200:2'], 'from is inclusive, to exclusive')
+    t.same(await refunds('2026-03-02T13:00:00.001Z', '2026-03-03T00:00:00.000Z'), [])
+    const paidIn = async (from: string, to: string): Promise<string[]> => (await ledger.paidBetween(new Date(from), new Date(to))).map(c => `${c.id}:${c.state}`)
+    t.same(await paidIn('2026-03-02T00:00:00.000Z', '2026-03-03T00:00:00.000Z'), ['c1:NEEDS_ATTENTION', 'c2:PAID'], 'whatever the state now, oldest first')
+    t.same(await paidIn('2026-03-02T10:00:00.000Z', '2026-03-02T11:00:00.000Z'), ['c1:NEEDS_ATTENTION'], 'from is inclusive, to exclusive')
+    await ledger.createCheckout(newCheckout('unpaid', [100]))
+    t.same(await paidIn('2026-03-01T00:00:00.000Z', '2026-03-04T00:00:00.000Z'), ['c1:NEEDS_ATTENTION', 'c2:PAID'], 'a checkout never paid is not listed')
+  })
+
   t.test('a double charge of a PAID checkout is restored to PAID, due for posting again', async t => {
     const { ledger } = await setup(t)
     await paidCheckout(ledger, 'c1', '7002', [500])

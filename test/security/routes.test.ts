@@ -15,6 +15,8 @@ const EXPECTED: Record<string, string> = {
   'HEAD /healthz': 'public',
   'GET /readyz': 'public',
   'HEAD /readyz': 'public',
+  'GET /metrics': 'metrics',
+  'HEAD /metrics': 'metrics',
   'GET /assets/:name': 'public',
   'HEAD /assets/:name': 'public',
   'GET /': 'patron',
@@ -35,7 +37,9 @@ const EXPECTED: Record<string, string> = {
   'GET /admin/postbacks': 'admin',
   'HEAD /admin/postbacks': 'admin',
   'GET /admin/payments/:id': 'admin',
-  'HEAD /admin/payments/:id': 'admin'
+  'HEAD /admin/payments/:id': 'admin',
+  'GET /admin/reports': 'admin',
+  'HEAD /admin/reports': 'admin'
 }
 /** Routes that exist only in userobject mode. */
 const USEROBJECT_ONLY: Record<string, string> = {

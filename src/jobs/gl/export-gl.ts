@@ -1,6 +1,7 @@
-// export:gl: the journal of one day's POSTED fee lines, as CSV or as a PeopleSoft flat file. The day is
-// [midnight, next midnight) in the configured time zone, judged by each line's posted_at, so every fee line
-// lands in exactly one day's journal and re-running a past day gives the same bytes.
+// export:gl: the journal of one day's POSTED fee lines and recorded refunds, as CSV or as a PeopleSoft flat
+// file. The day is [midnight, next midnight) in the configured time zone (TIMEZONE, the same days as the staff
+// reports), judged by each line's posted_at and each refund's recording time, so every fee line and refund lands
+// in exactly one day's journal and re-running a past day gives the same bytes.
 
 import { join } from 'node:path'
 import type { Ledger } from '../../ledger/ledger.ts'
@@ -29,7 +30,7 @@ export function glFileName (date: string, format: 'csv' | 'flat'): string {
 
 export async function exportGl (ledger: Ledger, options: GlOptions, write: WriteFiles): Promise<{ path: string, journals: Journal[] }> {
   const { from, to } = dayRange(options.date, options.timeZone)
-  const journals = buildJournals(await ledger.postedLines(from, to), options.map, options.date)
+  const journals = buildJournals(await ledger.postedLines(from, to), options.map, options.date, await ledger.refundsRecorded(from, to))
   const path = join(options.outDir, glFileName(options.date, options.format))
   if (options.format === 'csv') {
     await write([{ path, csv: csvRows(journals, options.map) }])

@@ -24,6 +24,8 @@ export interface GlMap {
   source: string
   description: string
   clearing: Chartfields
+  /** where refunds are debited; absent: back against each fee's own revenue chartfields */
+  refunds?: Chartfields
   default: Chartfields
   rules: ChartfieldRule[]
 }
@@ -66,6 +68,7 @@ export async function loadGlMap (path: string): Promise<GlMap> {
     source: text(o, 'source', 'source', path, ''),
     description: text(o, 'description', 'description', path, 'Library fines paid via CashNet'),
     clearing: chartfields(o.clearing, 'clearing', path),
+    ...(o.refunds !== undefined ? { refunds: chartfields(o.refunds, 'refunds', path) } : {}),
     default: fallback,
     rules: rules.map((r, i): ChartfieldRule => {
       const where = `rules[${i}]`

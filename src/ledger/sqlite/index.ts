@@ -15,7 +15,7 @@ import type {
   AlmaCallReservation, DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord
+  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord, RefundRecord
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -174,6 +174,14 @@ export class SqliteLedger implements Ledger {
 
   async postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>> {
     return this.#queries.postedLines(from, to)
+  }
+
+  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> {
+    return this.#queries.refundsRecorded(from, to)
+  }
+
+  async paidBetween (from: Date, to: Date): Promise<Checkout[]> {
+    return this.#queries.paidBetween(from, to)
   }
 
   async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> {

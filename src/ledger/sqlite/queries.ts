@@ -2,10 +2,10 @@
 // postbacks, and what reconciliation and the GL journal read. No writes here.
 
 import type { PageCursor } from '../ledger.ts'
-import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord } from '../types.ts'
+import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord, RefundRecord } from '../types.ts'
 import { CHECKOUT_STATES, UNMATCHED_OUTCOMES } from '../types.ts'
 import type { Connection } from './connection.ts'
-import { type Row, toAlmaCall, toEvent, toPostback, toSummary } from './rows.ts'
+import { type Row, toAlmaCall, toEvent, toPostback, toRefund, toSummary } from './rows.ts'
 import type { CheckoutStore } from './store.ts'
 
 const UNMATCHED_IN = `(${UNMATCHED_OUTCOMES.map(o => `'${o}'`).join(', ')})`
@@ -118,5 +118,24 @@ export class LedgerQueries {
       }
       return { checkout, lineNo: r.line_no }
     })
+  }
+
+  refundsRecorded (from: Date, to: Date): Array<{ refund: RefundRecord, checkout: Checkout }> {
+    const rows = this.#c.sql('SELECT * FROM refunds WHERE at >= ? AND at < ? ORDER BY at, id').all(from.toISOString(), to.toISOString()) as Row[]
+    const cache = new Map<string, Checkout>()
+    return rows.map(r => {
+      const refund = toRefund(r)
+      let checkout = cache.get(refund.checkoutId)
+      if (checkout === undefined) {
+        checkout = this.#store.getCheckout(refund.checkoutId) as Checkout
+        cache.set(refund.checkoutId, checkout)
+      }
+      return { refund, checkout }
+    })
+  }
+
+  paidBetween (from: Date, to: Date): Checkout[] {
+    return (this.#c.sql('SELECT id FROM checkouts WHERE paid_at >= ? AND paid_at < ? ORDER BY paid_at, rowid').all(from.toISOString(), to.toISOString()) as Row[])
+      .map(r => this.#store.getCheckout(r.id) as Checkout)
   }
 }

@@ -17,7 +17,8 @@ import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/message.ts'
 
-export type Access = 'patron' | 'admin' | 'cashnet' | 'public'
+/** metrics: only peers in METRICS_ALLOW (Prometheus), nobody when it is empty */
+export type Access = 'patron' | 'admin' | 'cashnet' | 'public' | 'metrics'
 
 /** What a route without `config.access` gets: patron-only. Never 'public' by omission. */
 export const DEFAULT_ACCESS: Access = 'patron'
@@ -217,6 +218,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   const { config } = options
   const fromEzproxy = allowList(config.ezproxyAllow)
   const fromCashnet = allowList(config.cashnetPostbackAllow)
+  const fromMetrics = allowList(config.metricsAllow)
   const sessions = new SessionStore({ ttlMs: config.sessionTtlMinutes * 60_000, idleMs: config.sessionIdleMinutes * 60_000, now: options.now })
   fastify.decorate('sessions', sessions)
   fastify.decorateRequest('patron', null)
@@ -267,6 +269,11 @@ export default fp(async function identity (fastify, options: { config: Config, n
     // Fail closed: a route that does not declare its access is patron-only.
     const access = request.routeOptions.config?.access ?? DEFAULT_ACCESS
     if (access === 'public') return
+    if (access === 'metrics') {
+      if (fromMetrics(request.ip)) return
+      request.log.warn({ event: 'access.metrics_refused', peer: request.ip, reason: 'peer not in METRICS_ALLOW' }, `/metrics refused: ${request.ip} is not in METRICS_ALLOW`)
+      return reply.code(403).type('text/plain; charset=utf-8').send('forbidden\n')
+    }
     if (access === 'cashnet') {
       if (!fromCashnet(request.ip)) {
         request.log.warn({ event: 'postback.rejected', peer: request.ip, reason: 'peer not in CASHNET_POSTBACK_ALLOW' }, `postback refused: ${request.ip} is not in CASHNET_POSTBACK_ALLOW`)

@@ -63,7 +63,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
       pageSize: PAGE_SIZE,
       counts: counts.byState,
       openAttention: counts.openAttention,
-      unmatchedPostbacks: await ledger.countUnmatchedPostbacks()
+      unmatchedPostbacks: await ledger.countUnmatchedPostbacks(),
+      timeZone: config.timeZone
     }))
   })
 
@@ -113,6 +114,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
       history,
       staff: staffView(history),
       csrfToken: reply.generateCsrf(),
+      timeZone: config.timeZone,
+      almaUiUrl: config.almaUiUrl,
       notice: retried ? `Retry requested; the posting worker has been asked to post this payment now. State: ${history.checkout.state}.` : undefined
     }))
   })

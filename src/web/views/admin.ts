@@ -8,6 +8,7 @@ import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, Postb
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
+import { eventInWords, localTime } from '../../payments/story.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
 
@@ -43,6 +44,8 @@ export interface PaymentsListView {
   /** payments needing attention that staff have not settled yet */
   openAttention: number
   unmatchedPostbacks: number
+  /** TIMEZONE: times are shown in it */
+  timeZone?: string
 }
 
 /** The query string of a list, CSV or page link: only what is set, in a stable order. */
@@ -55,10 +58,20 @@ export function listSearch (query: ListQuery, page = query.page): string {
   return text === '' ? '' : `?${text}`
 }
 
-function timeCell (iso: string | null): Html {
+/** A time in the library's zone (TIMEZONE), the zone's abbreviation shown and its name in the title. */
+function timeCell (iso: string | null, zone = 'UTC'): Html {
   if (iso === null || iso === '') return html`<span class="muted">–</span>`
-  const readable = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/.test(iso) ? `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC` : iso
-  return html`<time datetime="${iso}">${readable}</time>`
+  const readable = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/.test(iso) ? localTime(iso, zone) : iso
+  return html`<time datetime="${iso}" title="${zone}">${readable}</time>`
+}
+
+/**
+ * The patron in Alma's staff interface (ALMA_UI_URL): Alma's persistent search for users, by primary id. The
+ * URL shape is not documented by Ex Libris (low confidence): the primary id is shown beside the link so that
+ * staff can paste it into Alma's user search if the link does not open the record.
+ */
+export function almaUserLink (almaUiUrl: string, primaryId: string): string {
+  return `${almaUiUrl}/ng/search?searchType=USERS&query=${encodeURIComponent(primaryId)}`
 }
 
 function stateBadge (state: CheckoutState, settled = false): Html {
@@ -84,7 +97,7 @@ export function paymentsListPage (view: PaymentsListView): string {
   const money = (c: Cents, currency: string): string => formatMoney(c, currency)
   const rows = view.checkouts.map(c => html`<tr>
 <th scope="row"><a href="admin/payments/${encodeURIComponent(c.id)}"><span class="visually-hidden">Payment </span><code>${c.id}</code></a></th>
-<td>${timeCell(c.createdAt)}</td>
+<td>${timeCell(c.createdAt, view.timeZone)}</td>
 <td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
 <td class="amount">${money(c.total, c.currency)}</td>
 <td>${stateBadge(c.state, c.resolvedAt !== null)}</td>
@@ -104,6 +117,7 @@ ${attention > 0 && !(query.states.length === 1 && query.states[0] === 'NEEDS_ATT
 ${view.unmatchedPostbacks > 0
     ? html`<div class="notice warn" role="status"><p><strong>${view.unmatchedPostbacks}</strong> CashNet postback(s) matched no checkout or could not be read: money may have been taken for no known checkout. <a href="admin/postbacks">Review unmatched postbacks</a>.</p></div>`
     : html`<p><a href="admin/postbacks">Unmatched postbacks</a> (none)</p>`}
+<p><a href="admin/reports">Reports: totals by day, fee type and owning library</a></p>
 <form class="filters" method="get" action="admin" role="search">
 <label for="q">Search: patron username, name or Alma id, CashNet tx, checkout id
 <input type="search" id="q" name="q" value="${query.search}" maxlength="200"></label>
@@ -139,6 +153,10 @@ export interface PaymentView {
   staff: StaffView
   csrfToken: string
   notice?: string
+  /** TIMEZONE: times are shown in it */
+  timeZone?: string
+  /** ALMA_UI_URL: a link to the patron in Alma's staff interface when set */
+  almaUiUrl?: string
 }
 
 const ACTION_LABEL: Record<StaffAction, string> = {
@@ -207,15 +225,16 @@ function outcomeText (postback: PostbackRecord): string {
   return postback.reason !== '' ? `${postback.outcome}: ${postback.reason}` : postback.outcome
 }
 
-function eventRow (event: AuditEvent): Html {
+function eventRow (event: AuditEvent, checkout: CheckoutHistory['checkout'], zone?: string): Html {
   const change = event.fromState !== null || event.toState !== null
     ? (event.fromState === event.toState ? event.toState ?? '' : `${event.fromState ?? '–'} → ${event.toState ?? '–'}`)
     : ''
-  return html`<tr><td>${timeCell(event.at)}</td><td><code>${event.event}</code></td><td>${change}</td><td><code class="detail">${event.detail}</code></td></tr>`
+  return html`<tr><td>${timeCell(event.at, zone)}</td><td class="event-words">${eventInWords(event, checkout)}</td><td>${change}</td><td><details><summary>Raw event</summary><code>${event.event}</code> <code class="detail">${event.detail}</code></details></td></tr>`
 }
 
 export function paymentPage (view: PaymentView): string {
   const { checkout, postbacks, almaCalls, events } = view.history
+  const zone = view.timeZone
   const money = (c: Cents): string => formatMoney(c, checkout.currency)
   const confirmed = view.staff.confirmed
   /** money CashNet collected for a line that Alma did not take */
@@ -228,13 +247,13 @@ export function paymentPage (view: PaymentView): string {
 <td class="amount">${money(line.amount)}</td>
 <td class="amount">${confirmed === null ? html`<span class="muted">unknown</span>` : (confirmed.get(line.lineNo) ?? 0) < line.amount ? html`<strong>${money(confirmed.get(line.lineNo) ?? 0 as Cents)}</strong>` : money(confirmed.get(line.lineNo) ?? 0 as Cents)}</td>
 <td class="amount">${line.postedAmount === null ? html`<span class="muted">not posted</span>` : money(line.postedAmount)}</td>
-<td>${timeCell(line.postedAt)}</td>
+<td>${timeCell(line.postedAt, zone)}</td>
 <td class="amount">${line.postedAmount === null ? '' : unappliedOf(line.lineNo, line.amount, line.postedAmount) > 0 ? html`<strong>${money(unappliedOf(line.lineNo, line.amount, line.postedAmount))}</strong>` : money(0 as Cents)}</td>
 </tr>`)
   const postbackSections = postbacks.map(p => html`<section class="postback" aria-labelledby="postback-${p.id}">
 <h3 id="postback-${p.id}">Postback ${p.id}: ${p.outcome}</h3>
 <dl class="facts">
-<dt>Received</dt><dd>${timeCell(p.receivedAt)}</dd>
+<dt>Received</dt><dd>${timeCell(p.receivedAt, zone)}</dd>
 <dt>From</dt><dd>${p.peer}</dd>
 <dt>CashNet result</dt><dd>${p.result === '' ? '–' : p.result}</dd>
 <dt>tx</dt><dd>${p.tx === '' ? '–' : p.tx}</dd>
@@ -243,11 +262,11 @@ export function paymentPage (view: PaymentView): string {
 <pre aria-label="Raw body of postback ${p.id}">${p.rawBody}</pre>
 </section>`)
   const calls = almaCalls.map(c => html`<tr>
-<td>${timeCell(c.at)}</td><td>${c.method}</td><td><code>${c.path}</code></td>
+<td>${timeCell(c.at, zone)}</td><td>${c.method}</td><td><code>${c.path}</code></td>
 <td>${c.status === 0 ? 'no answer' : c.status}</td><td>${c.errorCode}</td><td>${c.errorMessage}</td><td>${c.trackingId}</td><td class="amount">${c.durationMs} ms</td>
 </tr>`)
   const reason = attentionText(checkout)
-  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at)}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
+  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at, zone)}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
   return page({
     title: `Payment ${checkout.id} (staff)`,
     root: '../../',
@@ -261,24 +280,24 @@ ${reason !== ''
     : ''}
 ${checkout.state === 'NEEDS_ATTENTION' && checkout.attentionKind !== null ? html`<p class="attention-kind" data-kind="${checkout.attentionKind}">Kind of problem: ${ATTENTION_KIND_LABEL[checkout.attentionKind] ?? checkout.attentionKind}</p>` : ''}
 ${checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
-    ? html`<div class="notice ok" role="status"><p><strong>Settled</strong> by ${checkout.resolvedBy ?? 'staff'} on ${timeCell(checkout.resolvedAt)}: <span class="resolution">${checkout.resolution ?? ''}</span></p></div>`
+    ? html`<div class="notice ok" role="status"><p><strong>Settled</strong> by ${checkout.resolvedBy ?? 'staff'} on ${timeCell(checkout.resolvedAt, zone)}: <span class="resolution">${checkout.resolution ?? ''}</span></p></div>`
     : ''}
 ${actionsSection(view)}
 <h2>Checkout</h2>
 <dl class="facts">
 <dt>Patron</dt><dd>${checkout.patronName}</dd>
 <dt>Username</dt><dd>${checkout.userId}</dd>
-<dt>Alma primary id</dt><dd>${checkout.primaryId}</dd>
+<dt>Alma primary id</dt><dd>${checkout.primaryId}${view.almaUiUrl !== undefined && view.almaUiUrl !== '' ? html` · <a class="alma-user" href="${almaUserLink(view.almaUiUrl, checkout.primaryId)}" rel="noopener noreferrer" target="_blank">Open the patron in Alma</a>` : ''}</dd>
 <dt>Email</dt><dd>${checkout.email}</dd>
 <dt>Total</dt><dd>${money(checkout.total)}</dd>
 <dt>Unapplied</dt><dd>${checkout.unapplied > 0 ? html`<strong>${money(checkout.unapplied)}</strong> (refund or credit it)` : money(0 as Cents)}</dd>
-<dt>Created</dt><dd>${timeCell(checkout.createdAt)}</dd>
-<dt>Paid</dt><dd>${timeCell(checkout.paidAt)}</dd>
-<dt>Posted</dt><dd>${timeCell(checkout.postedAt)}</dd>
-<dt>Last change</dt><dd>${timeCell(checkout.updatedAt)}</dd>
+<dt>Created</dt><dd>${timeCell(checkout.createdAt, zone)}</dd>
+<dt>Paid</dt><dd>${timeCell(checkout.paidAt, zone)}</dd>
+<dt>Posted</dt><dd>${timeCell(checkout.postedAt, zone)}</dd>
+<dt>Last change</dt><dd>${timeCell(checkout.updatedAt, zone)}</dd>
 <dt>CashNet tx</dt><dd>${checkout.tx ?? '–'}</dd>
 <dt>Batch / effective date / payment code</dt><dd>${checkout.batchno ?? '–'} / ${checkout.effdate ?? '–'} / ${checkout.pmtcode ?? '–'}</dd>
-<dt>Posting attempts</dt><dd>${checkout.attempts}${checkout.nextAttemptAt !== null && checkout.state === 'PAID' ? html` (next ${timeCell(checkout.nextAttemptAt)})` : ''}</dd>
+<dt>Posting attempts</dt><dd>${checkout.attempts}${checkout.nextAttemptAt !== null && checkout.state === 'PAID' ? html` (next ${timeCell(checkout.nextAttemptAt, zone)})` : ''}</dd>
 <dt>Last error</dt><dd>${checkout.lastError ?? '–'}</dd>
 ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? html`<dt>Earlier attention reason</dt><dd>${checkout.attentionReason}</dd>` : ''}
 </dl>
@@ -309,9 +328,9 @@ ${almaCalls.length > 0
     : html`<p>No call to Alma has been made for this checkout.</p>`}
 <h2>Audit events (${events.length})</h2>
 <div class="table-scroll" tabindex="0" role="region" aria-label="Audit events"><table class="admin">
-<caption>Every state change and step, oldest first</caption>
-<thead><tr><th scope="col">At</th><th scope="col">Event</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
-<tbody>${events.map(eventRow)}</tbody>
+<caption>Every state change and step, oldest first; times in ${zone ?? 'UTC'}</caption>
+<thead><tr><th scope="col">At</th><th scope="col">What happened</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
+<tbody>${events.map(e => eventRow(e, checkout, zone))}</tbody>
 </table></div>`
   })
 }

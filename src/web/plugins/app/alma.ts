@@ -58,7 +58,8 @@ export default fp(async function almaClient (fastify) {
     timeoutMs: config.almaTimeoutMs,
     maxResponseBytes: config.almaMaxResponseBytes,
     logger: (fastify.log as unknown as Logger).child({ component: 'alma' }),
-    reserve: ledgerReserve(ledger, almaBudgetKey(config.almaApiUrl, config.almaApiKey), config.almaRateLimit)
+    reserve: ledgerReserve(ledger, almaBudgetKey(config.almaApiUrl, config.almaApiKey), config.almaRateLimit),
+    onCall: (call, waitedMs) => { fastify.metrics.almaCall(call, waitedMs) }
   })
   fastify.decorate('alma', alma)
   fastify.decorateRequest('alma', {
@@ -67,4 +68,4 @@ export default fp(async function almaClient (fastify) {
   // onClose hooks run last-registered first: the posting worker has stopped before the pool closes, the pool
   // before the ledger
   fastify.addHook('onClose', async () => { await alma.close() })
-}, { name: 'alma', dependencies: ['config', 'ledger'] })
+}, { name: 'alma', dependencies: ['config', 'ledger', 'metrics'] })

@@ -23,7 +23,7 @@ export interface PostingWorkerOptions {
 export default fp(async function postingWorker (fastify, options: PostingWorkerOptions) {
   const { config, alma, ledger, alerts } = fastify
   const worker = new PostingWorker(
-    { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks },
+    { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks, onPosting: (outcome, seconds) => { fastify.metrics.posting(outcome, seconds) } },
     (fastify.log as unknown as Logger).child({ component: 'worker' }),
     alerts,
     { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS, leaseMs: config.postingLeaseSeconds * 1000 }
