@@ -18,3 +18,14 @@ export class LedgerUnavailable extends Error {
 export class LedgerSchemaError extends Error {
   readonly kind = 'LedgerSchemaError'
 }
+
+/**
+ * A posting write made under a lease that is no longer this holder's: the checkout's posting fence has moved on
+ * (the lease expired and another instance claimed it). Nothing was written; the stale holder stops posting.
+ */
+export class LeaseLost extends Error {
+  readonly kind = 'LeaseLost'
+  constructor (readonly checkoutId: string, readonly fence: number) {
+    super(`the posting lease on ${checkoutId} (fence ${fence}) was lost to another holder; nothing was written`)
+  }
+}

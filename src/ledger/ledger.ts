@@ -84,13 +84,16 @@ export interface Ledger {
    * lists the other checkouts this postback's tx is already recorded for (a tx belongs to one checkout).
    */
   recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback>
-  /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
-  transition (request: TransitionRequest): Promise<boolean>
+  /**
+   * Compare-and-set state change with its audit event; false when the checkout was not in a `from` state.
+   * With `fence` (a posting write), it happens only under that posting lease, else LeaseLost and nothing written.
+   */
+  transition (request: TransitionRequest, fence?: number): Promise<boolean>
   /** Records what Alma accepted for a line, once (a line already posted is left as it is), with its audit event. */
-  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>): Promise<void>
-  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>): Promise<void>
+  markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): Promise<void>
+  recordAlmaCall (call: Omit<AlmaCallEntry, 'id'>, fence?: number): Promise<void>
   /** A failed posting attempt: counts it and says when to try again; resolves with the attempts counted so far. */
-  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string): Promise<number>
+  recordAttempt (checkoutId: string, nextAttemptAt: Date | null, lastError: string, fence?: number): Promise<number>
   /**
    * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
    * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.
@@ -131,6 +134,24 @@ export interface Ledger {
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>
   close (): Promise<void>
+}
+
+export interface PostingLease { checkoutId: string, holder: string, fence: number, expiresAt: Date }
+
+/**
+ * The posting lease several instances share (SPEC 11). The same methods the Ledger interface carries on the
+ * `instances` branch, kept apart here until the SQLite ledger implements them too.
+ */
+export interface PostingLeases {
+  /** Take the posting of a PAID checkout if nobody holds a live lease on it; the fence grows by one with every claim. */
+  claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null>
+  /** Extend a lease still held under this fence; false when it was lost (expired and taken, or released). */
+  renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean>
+  releasePosting (lease: PostingLease): Promise<void>
+  /** PAID checkouts due for posting whose lease is free or expired (replaces duePostings' meaning for several instances). */
+  duePostings (now: Date): Promise<string[]>
+  /** Reserve one Alma call for `key` under a limit of `limit` calls per `windowMs`, shared by every process; either granted now, or how long to wait. */
+  reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<{ granted: true } | { granted: false, retryInMs: number }>
 }
 
 /** Where a page of checkoutPage ended: the last row's creation time and a tie-breaker the implementation chooses. */
