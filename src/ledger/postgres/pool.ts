@@ -102,6 +102,11 @@ export class Pool implements Queries {
     } catch (error) {
       unavailable(error)
     }
+    // The connection dropping while this client is checked out is reported here as well as to the query in
+    // flight (which rejects, and so does the transaction); unhandled, it would end the process.
+    let dropped: unknown
+    const onError = (error: unknown): void => { dropped = error }
+    client.on('error', onError)
     const tx: Queries = {
       query: async (sql, params = []) => (await client.query(sql, params)).rows,
       run: async (sql, params = []) => (await client.query(sql, params)).rowCount ?? 0
@@ -118,6 +123,8 @@ export class Pool implements Queries {
       return unavailable(error)
     } finally {
       // a client whose connection failed is destroyed, not handed to the next caller
+      client.removeListener('error', onError)
+      broken ??= dropped
       client.release(broken instanceof Error ? broken : undefined)
     }
   }
