@@ -38,7 +38,16 @@ await runCommand(spec, async (o) => {
   const progress = createProgress('export:gl')
   // validated by the service's own schema: the same line for a bad DATABASE_URL as the service prints
   const databaseUrl = loadJobConfig('export:gl', { DATABASE_URL: o['database-url'] }).databaseUrl
-  const ledger = await openLedgerReadOnly({ databasePath: databaseUrl === '' ? existingFile(o.database) : o.database, databaseUrl })
+  if (databaseUrl === '') {
+    // checked here rather than by the option, which a PostgreSQL ledger leaves unused
+    try {
+      existingFile(o.database)
+    } catch (error) {
+      const origin = process.argv.some(a => a === '--database' || a.startsWith('--database=')) ? '--database' : 'DATABASE_PATH'
+      throw new UsageError(`${origin}: ${(error as Error).message}`)
+    }
+  }
+  const ledger = await openLedgerReadOnly({ databasePath: o.database, databaseUrl })
   try {
     const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
     if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)
