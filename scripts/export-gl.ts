@@ -1,7 +1,7 @@
 // npm run export:gl: the GL journal of one day's payments posted to Alma, for PeopleSoft (SPEC section 8).
 // Reads only what it needs: the ledger, the chartfield map and, for --format flat, the layout.
 
-import { jobDefault } from '../src/config.ts'
+import { jobDefault, loadJobConfig } from '../src/config.ts'
 import { dayRange, isTimeZone, processTimeZone, yesterday } from '../src/jobs/dates.ts'
 import { exportGl } from '../src/jobs/gl/export-gl.ts'
 import { loadLayout } from '../src/jobs/gl/flat.ts'
@@ -23,7 +23,8 @@ const spec: CommandSpec = {
     { name: 'map', env: 'GL_MAP_FILE', description: 'chartfield map JSON (see config/gl-map.example.json)', required: true, parse: existingFile },
     { name: 'layout', env: 'GL_FLAT_LAYOUT', description: 'flat file layout JSON', default: 'config/gl-flat-layout.json' },
     { name: 'timezone', env: 'GL_TIMEZONE', description: 'time zone whose midnight ends the day (the library\'s TIMEZONE, else the process\'s zone)', default: '' },
-    { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite)', default: jobDefault('export:gl', 'DATABASE_PATH'), parse: existingFile }
+    { name: 'database', env: 'DATABASE_PATH', description: 'the payments ledger (SQLite), when DATABASE_URL is not set', default: jobDefault('export:gl', 'DATABASE_PATH') },
+    { name: 'database-url', env: 'DATABASE_URL', description: 'the payments ledger in PostgreSQL (postgres://user:password@host:5432/dbname); replaces --database' }
   ],
   epilog: 'Example (cron, 01:30 every night, for the day before):\n  npm run export:gl -- --out /sftp/peoplesoft/gl --format flat'
 }
@@ -37,7 +38,18 @@ await runCommand(spec, async (o) => {
   const map = await loadGlMap(o.map)
   const layout = o.format === 'flat' ? await loadLayout(existingFile(o.layout)) : undefined
   const progress = createProgress('export:gl')
-  const ledger = openLedgerReadOnly(o.database)
+  // validated by the service's own schema: the same line for a bad DATABASE_URL as the service prints
+  const databaseUrl = loadJobConfig('export:gl', { DATABASE_URL: o['database-url'] }).databaseUrl
+  if (databaseUrl === '') {
+    // checked here rather than by the option, which a PostgreSQL ledger leaves unused
+    try {
+      existingFile(o.database)
+    } catch (error) {
+      const origin = process.argv.some(a => a === '--database' || a.startsWith('--database=')) ? '--database' : 'DATABASE_PATH'
+      throw new UsageError(`${origin}: ${(error as Error).message}`)
+    }
+  }
+  const ledger = await openLedgerReadOnly({ databasePath: o.database, databaseUrl })
   try {
     const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
     if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)

@@ -37,6 +37,7 @@ const spec: CommandSpec = {
   epilog: [
     'Environment (as for the service; nothing else is read):',
     `  DATABASE_PATH     the ledger (default ${jobDefault('reconcile', 'DATABASE_PATH')}); must exist`,
+    '  DATABASE_URL      the ledger in PostgreSQL instead (postgres://user:password@host:5432/dbname)',
     `  ALMA_API_URL      default ${jobDefault('reconcile', 'ALMA_API_URL')}`,
     '  ALMA_API_KEY      required; read access to Users is enough',
     `  ALMA_RATE_LIMIT   calls per second, default ${jobDefault('reconcile', 'ALMA_RATE_LIMIT')} here, so the running service keeps most of Alma's 25`,
@@ -53,7 +54,7 @@ const spec: CommandSpec = {
 function readConfig (env: Record<string, string | undefined>): JobConfig {
   const config = loadJobConfig('reconcile', env, ['ALMA_API_KEY'])
   // Opening a missing path would create an empty ledger, and an empty ledger always "agrees".
-  if (config.databasePath === ':memory:' || !existsSync(config.databasePath)) throw new UsageError(`configuration: DATABASE_PATH ${config.databasePath} does not exist (point it at the service's ledger)`)
+  if (config.databaseUrl === '' && (config.databasePath === ':memory:' || !existsSync(config.databasePath))) throw new UsageError(`configuration: DATABASE_PATH ${config.databasePath} does not exist (point it at the service's ledger)`)
   return config
 }
 
@@ -113,7 +114,7 @@ let needsPerson = false
 
 await runCommand(spec, async (options) => {
   const config = readConfig(process.env)
-  const ledger = openLedgerReadOnly(config.databasePath)
+  const ledger = await openLedgerReadOnly(config)
   const logger = pino({ level: config.logLevel }, pino.destination(2))
   const alma = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: config.almaTimeoutMs, logger })
   let report: ReconcileReport

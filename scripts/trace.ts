@@ -43,16 +43,19 @@ async function main (): Promise<number> {
     process.stderr.write(`trace: "${zone}" is not a time zone (e.g. America/Los_Angeles)\n`)
     return 2
   }
-  let database: string
-  try {
-    database = existingFile(parsed.values.database ?? (env.DATABASE_PATH !== undefined && env.DATABASE_PATH !== '' ? env.DATABASE_PATH : jobDefault('export:gl', 'DATABASE_PATH')))
-  } catch (error) {
-    process.stderr.write(`trace: DATABASE_PATH: ${(error as Error).message}\n`)
-    return 2
+  const databaseUrl = env.DATABASE_URL ?? ''
+  let database = ''
+  if (databaseUrl === '') {
+    try {
+      database = existingFile(parsed.values.database ?? (env.DATABASE_PATH !== undefined && env.DATABASE_PATH !== '' ? env.DATABASE_PATH : jobDefault('export:gl', 'DATABASE_PATH')))
+    } catch (error) {
+      process.stderr.write(`trace: DATABASE_PATH: ${(error as Error).message}\n`)
+      return 2
+    }
   }
   let ledger
   try {
-    ledger = openLedgerReadOnly(database)
+    ledger = await openLedgerReadOnly({ databasePath: database, databaseUrl })
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`trace: ${error.message}\n`)

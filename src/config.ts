@@ -43,6 +43,7 @@ const schema = {
     TRUST_PROXY: { type: 'string', default: '' },
     COOKIE_SECRET: { type: 'string', minLength: 32 },
     DATABASE_PATH: { type: 'string', minLength: 1, default: 'data/payments.sqlite' },
+    DATABASE_URL: { type: 'string', pattern: '^(postgres(ql)?://[^\\s]+)?$', default: '' },
     MIN_PAYMENT: { type: 'string', pattern: '^\\d+(\\.\\d{1,2})?$', default: '0.01' },
     PAYABLE_FEE_TYPES: { type: 'string', default: '' },
     PAYABLE_OWNERS: { type: 'string', default: '' },
@@ -111,6 +112,8 @@ export interface Config {
   cookieSecret: string
   secureCookies: boolean
   databasePath: string
+  /** DATABASE_URL: when not empty, the ledger is in PostgreSQL and DATABASE_PATH is not used (SPEC 11) */
+  databaseUrl: string
   minPayment: Cents
   payableFeeTypes: ReadonlySet<string>
   payableOwners: ReadonlySet<string>
@@ -189,6 +192,7 @@ function describe (variable: string): string {
   if (property.enum !== undefined) return `must be one of ${property.enum.join(', ')}`
   if (property.type === 'integer') return `must be a whole number${property.minimum !== undefined ? ` from ${property.minimum}` : ''}${property.maximum !== undefined ? ` to ${property.maximum}` : ''}`
   if (variable === 'COOKIE_SECRET') return 'must be at least 32 characters of random text'
+  if (variable === 'DATABASE_URL') return 'must be empty (SQLite at DATABASE_PATH) or a PostgreSQL URL like postgres://user:password@host:5432/dbname'
   if (variable.endsWith('_URL')) return 'must be an absolute http(s) URL'
   if (variable === 'MIN_PAYMENT') return 'must be an amount like 0.01 or 5.00'
   if (variable === 'CASHNET_ITEM_CODES') return 'must look like OVERDUEFINE=LIB-OVD,LOSTITEMREPLACEMENTFEE=LIB-LOST'
@@ -216,6 +220,8 @@ function validate (env: Record<string, string | undefined>, subject: { type: 'ob
     const missing = first?.params?.missingProperty as string | undefined
     if (missing !== undefined) throw new ConfigError(missing, `is required: ${describe(missing)}`)
     const variable = String(first?.instancePath ?? '').replace(/^\//, '')
+    // DATABASE_URL may carry a password: never echoed
+    if (variable === 'DATABASE_URL') throw new ConfigError(variable, describe(variable))
     if (variable !== '') throw new ConfigError(variable, `${describe(variable)} (got ${String(JSON.stringify(data[variable] ?? '')).slice(0, 60)})`)
     throw new ConfigError('environment', String(error?.message ?? error))
   }
@@ -279,6 +285,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     cookieSecret: raw.COOKIE_SECRET,
     secureCookies: publicUrl.startsWith('https://'),
     databasePath: raw.DATABASE_PATH,
+    databaseUrl: raw.DATABASE_URL,
     minPayment,
     payableFeeTypes: new Set(list(raw.PAYABLE_FEE_TYPES).map(s => s.toUpperCase())),
     payableOwners: new Set(list(raw.PAYABLE_OWNERS).map(s => s.toUpperCase())),
@@ -319,11 +326,12 @@ function timeZoneOf (value: string | undefined): string {
 }
 
 /** The batch jobs (scripts/): each reads only the variables it needs, never the web service's secrets. */
-export type Job = 'reconcile' | 'export:fines' | 'export:gl' | 'export:holds'
+export type Job = 'reconcile' | 'export:fines' | 'export:gl' | 'export:holds' | 'migrate'
 
 /** The service's variables a job may read, as a job sees them. */
 export interface JobConfig {
   databasePath: string
+  databaseUrl: string
   almaApiUrl: string
   almaApiKey: string
   almaRateLimit: number
@@ -336,6 +344,7 @@ export interface JobConfig {
 
 const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
   databasePath: 'DATABASE_PATH',
+  databaseUrl: 'DATABASE_URL',
   almaApiUrl: 'ALMA_API_URL',
   almaApiKey: 'ALMA_API_KEY',
   almaRateLimit: 'ALMA_RATE_LIMIT',
@@ -355,7 +364,8 @@ export const JOB_DEFAULTS: Record<Job, Partial<Record<Variable, string | number>
   reconcile: { ALMA_RATE_LIMIT: 5, LOG_LEVEL: 'error' },
   'export:fines': { ALMA_RATE_LIMIT: 5, LOG_LEVEL: 'warn', ALMA_TIMEOUT_MS: 120000 },
   'export:gl': {},
-  'export:holds': {}
+  'export:holds': {},
+  migrate: {}
 }
 
 /** A variable's default for a job: the job's own (JOB_DEFAULTS), else the service's; as text, for --help. */
@@ -381,6 +391,7 @@ export function loadJobConfig (job: Job, env: Record<string, string | undefined>
   const raw = validate(env, { type: 'object', required, properties })
   return {
     databasePath: raw.DATABASE_PATH,
+    databaseUrl: raw.DATABASE_URL,
     almaApiUrl: String(raw.ALMA_API_URL).replace(/\/+$/, ''),
     almaApiKey: raw.ALMA_API_KEY ?? '',
     almaRateLimit: raw.ALMA_RATE_LIMIT,

@@ -1,17 +1,21 @@
-// How every job opens the payments ledger: read-only, never created, never migrated. A ledger the job cannot
-// read safely is a configuration problem (exit 2), with the one thing to do in the message.
+// How every job opens the payments ledger: PostgreSQL when DATABASE_URL is set, else the SQLite file; read-only,
+// never created, never migrated. A ledger the job cannot read safely is a configuration problem (exit 2), with
+// the one thing to do in the message.
 
-import { LedgerSchemaError } from '../../src/ledger/errors.ts'
+import { LedgerSchemaError, LedgerUnavailable } from '../../src/ledger/errors.ts'
 import type { Ledger } from '../../src/ledger/ledger.ts'
-import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
+import { openLedger, type LedgerLocation } from '../../src/ledger/open.ts'
 import { UsageError } from './cli.ts'
 
-export function openLedgerReadOnly (path: string): Ledger {
+export async function openLedgerReadOnly (location: LedgerLocation): Promise<Ledger> {
+  const variable = location.databaseUrl !== '' ? 'DATABASE_URL' : 'DATABASE_PATH'
   try {
-    return new SqliteLedger({ path, readOnly: true })
+    return await openLedger(location, { readOnly: true })
   } catch (error) {
-    if (error instanceof LedgerSchemaError) throw new UsageError(`configuration: DATABASE_PATH: ${error.message}`)
-    if ((error as { code?: string })?.code === 'SQLITE_NOTADB') throw new UsageError(`configuration: DATABASE_PATH: ${path} is not an SQLite database`)
+    if (error instanceof LedgerSchemaError) throw new UsageError(`configuration: ${variable}: ${error.message}`)
+    if (error instanceof LedgerUnavailable) throw new UsageError(`configuration: DATABASE_URL: the PostgreSQL ledger cannot be reached (${error.message})`)
+    if ((error as { code?: string })?.code === 'SQLITE_NOTADB') throw new UsageError(`configuration: DATABASE_PATH: ${location.databasePath} is not an SQLite database`)
+    if (location.databaseUrl !== '') throw new UsageError(`configuration: DATABASE_URL: ${(error as Error)?.message ?? String(error)}`)
     throw error
   }
 }

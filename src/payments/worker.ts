@@ -168,7 +168,11 @@ export class PostingWorker {
         this.#again.add(id)
         continue
       }
-      const run = this.#post(id).finally(() => {
+      // The ledger out of reach (a server database restarting) fails a posting's own reads and writes: the
+      // checkout stays PAID and the next poll after the database is back resumes it (SPEC 7 finds what Alma took).
+      const run = this.#post(id).catch((error: unknown) => {
+        this.#logger.error({ event: 'worker.error', checkout: id, err: { message: (error as Error)?.message } }, `posting ${id} stopped, the ledger could not be read or written: ${(error as Error)?.message}; it stays PAID and is tried again`)
+      }).finally(() => {
         this.#running.delete(id)
         if (this.#again.delete(id)) this.schedule(id)
         this.#drain()

@@ -51,7 +51,8 @@ export async function answerError (config: Config, error: FastifyError, request:
     return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
   }
   if (error instanceof LedgerUnavailable) {
-    request.log.warn({ event: 'ledger.busy', path }, `${error.message}; answered 503 (is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?)`)
+    const hint = config.databaseUrl !== '' ? 'is PostgreSQL at DATABASE_URL up and reachable?' : 'is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?'
+    request.log.warn({ event: 'ledger.busy', path }, `${error.message}; answered 503 (${hint})`)
     if (cashnet) return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
     return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')
   }

@@ -1,8 +1,9 @@
-// The payments ledger (DATABASE_PATH), opened at start-up and closed after the posting worker has stopped.
+// The payments ledger (DATABASE_URL, else DATABASE_PATH), opened (and migrated) at start-up and closed after the
+// posting worker has stopped.
 
 import fp from 'fastify-plugin'
 import type { Ledger } from '../../../ledger/ledger.ts'
-import { SqliteLedger } from '../../../ledger/sqlite/index.ts'
+import { openLedger } from '../../../ledger/open.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,7 +12,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function ledger (fastify) {
-  const ledger = new SqliteLedger({ path: fastify.config.databasePath })
+  const ledger = await openLedger(fastify.config)
   fastify.decorate('ledger', ledger)
   fastify.addHook('onClose', async () => { await ledger.close() })
 }, { name: 'ledger', dependencies: ['config'] })

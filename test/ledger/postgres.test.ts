@@ -1,0 +1,167 @@
+// The PostgreSQL ledger against the ledger's contract (ledger-spec.ts, the same suite SQLite runs), each test
+// on a database of its own; then what is PostgreSQL's own: the schema migrated once under a lock by instances
+// starting together, the posting lease and its fence, the Alma budget every process shares, jobs read only.
+
+import t from 'tap'
+import { LeaseLost, LedgerSchemaError, LedgerUnavailable } from '../../src/ledger/errors.ts'
+import { PostgresLedger, SCHEMA_VERSION, schemaVersion } from '../../src/ledger/postgres/index.ts'
+import type { IncomingPostback, NewCheckout } from '../../src/ledger/types.ts'
+import type { Cents } from '../../src/money.ts'
+import { specifyLedger } from './ledger-spec.ts'
+import { freshDatabase, postgresServer } from '../support/postgres.ts'
+
+const server = postgresServer(t)
+
+/** What a call rejected with (null when it resolved). */
+const failure = async (call: Promise<unknown>): Promise<unknown> => await call.then(() => null, (error: unknown) => error)
+
+const checkout = (id: string): NewCheckout => ({
+  id,
+  userId: 'alice',
+  primaryId: 'P-alice',
+  patronName: 'Alice',
+  email: '',
+  currency: 'USD',
+  lines: [{ lineNo: 1, feeId: 'f1', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode: 'LIB-FINE', amount: 500 as Cents }]
+})
+const postback = (id: string, tx: string): IncomingPostback => ({ checkoutId: id, peer: '127.0.0.9', result: '0', tx, rawBody: `tx=${tx}`, items: [{ itemCode: 'LIB-FINE', amount: 500 as Cents, qty: 1 }] })
+const pay = (tx: string) => () => ({ outcome: 'PAID' as const, reason: 'paid', to: 'PAID' as const, payment: { tx, batchno: 'B', effdate: 'E', pmtcode: 'P' } })
+
+if (server !== null) {
+  t.test('the ledger contract, on PostgreSQL', async t => {
+    specifyLedger(t, async ({ now }) => {
+      const url = await freshDatabase(t) as string
+      return await PostgresLedger.open({ url, now, poolSize: 4 })
+    })
+  })
+
+  t.test('instances starting together migrate the schema once, under the lock; the version is recorded', async t => {
+    const url = await freshDatabase(t) as string
+    const ledgers = await Promise.all(Array.from({ length: 4 }, async () => await PostgresLedger.open({ url, poolSize: 2 })))
+    t.teardown(async () => { for (const l of ledgers) await l.close() })
+    t.equal(await schemaVersion(ledgers[0].pool), SCHEMA_VERSION)
+    t.same(await ledgers[0].pool.query('SELECT version FROM schema_migrations ORDER BY version'), Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })))
+    await ledgers[1].createCheckout(checkout('c1'))
+    t.equal((await ledgers[3].getCheckout('c1'))?.state, 'CREATED', 'one database behind every instance')
+  })
+
+  t.test('a checkout\'s concurrent postbacks on two instances: one PAID, the other sees it (row locked FOR UPDATE)', async t => {
+    const url = await freshDatabase(t) as string
+    const a = await PostgresLedger.open({ url, poolSize: 4 })
+    const b = await PostgresLedger.open({ url, poolSize: 4 })
+    t.teardown(async () => { await a.close(); await b.close() })
+    await a.createCheckout(checkout('c1'))
+    const decide = (tx: string) => (c: any, earlier: any[]) => earlier.length === 0 && c.state === 'CREATED'
+      ? pay(tx)()
+      : { outcome: 'DUPLICATE' as const, reason: `after ${earlier.length}` }
+    const results = await Promise.all([
+      ...Array.from({ length: 5 }, async () => await a.recordPostback(postback('c1', '7001'), decide('7001'))),
+      ...Array.from({ length: 5 }, async () => await b.recordPostback(postback('c1', '7001'), decide('7001')))
+    ])
+    t.equal(results.filter(r => r.decision.outcome === 'PAID').length, 1, 'exactly one postback decided PAID')
+    t.equal(results.filter(r => r.decision.outcome === 'DUPLICATE').length, 9)
+    t.equal((await a.history('c1'))?.postbacks.length, 10, 'every postback recorded')
+  })
+
+  t.test('the posting lease: one holder at a time, the fence grows with each claim, a stale holder writes nothing', async t => {
+    let clock = new Date('2026-03-02T10:00:00.000Z')
+    const url = await freshDatabase(t) as string
+    const ledger = await PostgresLedger.open({ url, now: () => clock, poolSize: 4 })
+    t.teardown(async () => { await ledger.close() })
+    await ledger.createCheckout(checkout('c1'))
+    t.equal(await ledger.claimPosting('c1', 'one', 60_000), null, 'a CREATED checkout is not for posting')
+    await ledger.recordPostback(postback('c1', '7001'), pay('7001'))
+    t.same(await ledger.duePostings(clock), ['c1'])
+    const first = await ledger.claimPosting('c1', 'one', 60_000)
+    t.match(first, { checkoutId: 'c1', holder: 'one', fence: 1 })
+    t.equal(first?.expiresAt.toISOString(), '2026-03-02T10:01:00.000Z')
+    t.equal(await ledger.claimPosting('c1', 'two', 60_000), null, 'a live lease is not taken')
+    t.same(await ledger.duePostings(clock), [], 'a leased checkout is not due')
+    clock = new Date('2026-03-02T10:00:30.000Z')
+    t.equal(await ledger.renewPosting(first!, 60_000), true, 'the holder renews')
+    clock = new Date('2026-03-02T10:01:20.000Z')
+    t.equal(await ledger.claimPosting('c1', 'two', 60_000), null, 'renewed: still live at 10:01:20')
+    clock = new Date('2026-03-02T10:01:31.000Z')
+    t.same(await ledger.duePostings(clock), ['c1'], 'expired: due again')
+    const second = await ledger.claimPosting('c1', 'two', 60_000)
+    t.match(second, { holder: 'two', fence: 2 })
+    t.equal(await ledger.renewPosting(first!, 60_000), false, 'the first holder learns it lost the lease')
+    const call = { checkoutId: 'c1', at: clock.toISOString(), method: 'POST', path: '/x', status: 200, errorCode: '', errorMessage: '', trackingId: '', durationMs: 5 }
+    t.ok(await failure(ledger.markLinePosted('c1', 1, 500 as Cents, {}, first!.fence)) instanceof LeaseLost)
+    t.ok(await failure(ledger.recordAttempt('c1', null, 'boom', first!.fence)) instanceof LeaseLost)
+    t.ok(await failure(ledger.recordAlmaCall(call, first!.fence)) instanceof LeaseLost)
+    t.ok(await failure(ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'posting.done' }, first!.fence)) instanceof LeaseLost)
+    let history = await ledger.history('c1')
+    t.equal(history?.checkout.state, 'PAID', 'the stale holder changed nothing')
+    t.equal(history?.checkout.lines[0].postedAt, null)
+    t.equal(history?.checkout.attempts, 0)
+    t.equal(history?.almaCalls.length, 0)
+    await ledger.recordAlmaCall(call, second!.fence)
+    await ledger.markLinePosted('c1', 1, 500 as Cents, {}, second!.fence)
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'posting.done' }, second!.fence), true)
+    await ledger.releasePosting(second!)
+    history = await ledger.history('c1')
+    t.equal(history?.checkout.state, 'POSTED', 'the live holder\'s writes go through')
+    t.equal(history?.almaCalls.length, 1)
+    t.equal(await ledger.claimPosting('c1', 'three', 60_000), null, 'a POSTED checkout is not claimed again')
+  })
+
+  t.test('a released lease is free at once, and renewing it afterwards fails', async t => {
+    const clock = new Date('2026-03-02T10:00:00.000Z')
+    const url = await freshDatabase(t) as string
+    const ledger = await PostgresLedger.open({ url, now: () => clock, poolSize: 2 })
+    t.teardown(async () => { await ledger.close() })
+    await ledger.createCheckout(checkout('c1'))
+    await ledger.recordPostback(postback('c1', '7001'), pay('7001'))
+    const lease = await ledger.claimPosting('c1', 'one', 60_000)
+    await ledger.releasePosting(lease!)
+    t.equal(await ledger.renewPosting(lease!, 60_000), false)
+    t.same(await ledger.duePostings(clock), ['c1'])
+    t.match(await ledger.claimPosting('c1', 'two', 60_000), { fence: 2 })
+  })
+
+  t.test('the Alma call budget is shared by every process: never more than the limit in a window', async t => {
+    let clock = new Date('2026-03-02T10:00:00.000Z')
+    const url = await freshDatabase(t) as string
+    const a = await PostgresLedger.open({ url, now: () => clock, poolSize: 8 })
+    const b = await PostgresLedger.open({ url, now: () => clock, poolSize: 8 })
+    t.teardown(async () => { await a.close(); await b.close() })
+    const answers = await Promise.all(Array.from({ length: 30 }, async (_, i) => await (i % 2 === 0 ? a : b).reserveAlmaCall('inst-1', 20, 1000)))
+    t.equal(answers.filter(x => x.granted).length, 20, 'exactly the limit granted across both')
+    t.ok(answers.filter(x => !x.granted).every(x => !x.granted && x.retryInMs > 0 && x.retryInMs <= 1000), 'the others told how long to wait')
+    t.match(await a.reserveAlmaCall('inst-2', 20, 1000), { granted: true }, 'another institution has its own budget')
+    clock = new Date('2026-03-02T10:00:00.400Z')
+    t.match(await b.reserveAlmaCall('inst-1', 20, 1000), { granted: false, retryInMs: 600 })
+    clock = new Date('2026-03-02T10:00:01.000Z')
+    t.match(await b.reserveAlmaCall('inst-1', 20, 1000), { granted: true }, 'the window moved on')
+  })
+
+  t.test('a job\'s read-only ledger reads and never writes; a database with no ledger is refused', async t => {
+    const url = await freshDatabase(t) as string
+    const noLedger = await failure(PostgresLedger.open({ url, readOnly: true }))
+    t.ok(noLedger instanceof LedgerSchemaError, 'no schema: refused, not created')
+    t.match((noLedger as Error).message, /no payments ledger/)
+    const service = await PostgresLedger.open({ url })
+    await service.createCheckout(checkout('c1'))
+    await service.close()
+    const job = await PostgresLedger.open({ url, readOnly: true })
+    t.teardown(async () => { await job.close() })
+    t.equal((await job.getCheckout('c1'))?.id, 'c1')
+    const refused = await failure(job.createCheckout(checkout('c2')))
+    t.ok(refused instanceof LedgerUnavailable, 'a write on a read-only session is refused (503), never made')
+    t.match((refused as Error).message, /read-only transaction/)
+    t.equal(await job.writable(), false)
+  })
+
+  t.test('the server out of reach: every call rejects with LedgerUnavailable, not a driver error', async t => {
+    const url = new URL(server)
+    url.port = '1'
+    const ledger = await PostgresLedger.open({ url: url.toString(), migrate: false })
+    t.teardown(async () => { await ledger.close() })
+    const refused = await failure(ledger.recordPostback(postback('c1', '7001'), pay('7001')))
+    t.ok(refused instanceof LedgerUnavailable)
+    t.equal((refused as LedgerUnavailable).statusCode, 503)
+    t.ok(await failure(ledger.getCheckout('c1')) instanceof LedgerUnavailable)
+    t.equal(await ledger.writable(), false)
+  })
+}
