@@ -79,6 +79,12 @@ export interface Ledger {
    */
   paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]>
   /**
+   * The patron's payment history: this username's checkouts in which a payment was made or tried (PAID, POSTED,
+   * NEEDS_ATTENTION, DECLINED; never the abandoned CREATED, EXPIRED or CANCELLED ones), newest first, at most
+   * `limit`. Matched by username only, exactly.
+   */
+  patronPayments (userId: string, limit: number): Promise<Checkout[]>
+  /**
    * Records a postback and applies the rules' decision in one transaction; resolves once it is durable, with what
    * was decided. `decide` runs inside the transaction, on the checkout locked against other postbacks; `elsewhere`
    * lists the other checkouts this postback's tx is already recorded for (a tx belongs to one checkout).

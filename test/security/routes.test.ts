@@ -24,6 +24,8 @@ const EXPECTED: Record<string, string> = {
   'GET /cashnet/return': 'patron',
   'HEAD /cashnet/return': 'patron',
   'POST /cashnet/return': 'patron',
+  'GET /history': 'patron',
+  'HEAD /history': 'patron',
   'GET /logout': 'public',
   'HEAD /logout': 'public',
   'GET /ezproxy-check': 'public',
@@ -70,6 +72,12 @@ t.test('every registered route is served under the rule in the table (userobject
   const stack = await build(t, { env: { AUTH_MODE: 'userobject' } })
   const routes = withoutStaffActions(stack.app.routeAccess, t)
   t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...USEROBJECT_ONLY }))))
+})
+
+t.test('every registered route is served under the rule in the table (primo mode: the same routes, the token arrives at /)', async t => {
+  const stack = await build(t, { env: { AUTH_MODE: 'primo' } })
+  const routes = withoutStaffActions(stack.app.routeAccess, t)
+  t.same(table(routes), table(new Map(Object.entries(EXPECTED))))
 })
 
 t.test('a route that declares no access rule is patron-only, not public', async t => {

@@ -75,6 +75,10 @@ export class SqliteLedger implements Ledger {
     return this.#store.paymentsInProgress(userId, primaryId)
   }
 
+  async patronPayments (userId: string, limit: number): Promise<Checkout[]> {
+    return this.#store.patronPayments(userId, limit)
+  }
+
   /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */
   async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> {
     return await this.#commits.run(() => this.#store.recordPostback(postback, decide))
