@@ -11,7 +11,7 @@
 import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback,
-  MoneyRecord, NewCheckout, PostbackDecision, PostbackRecord
+  AuditEvent, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackDecision, PostbackRecord
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -134,6 +134,15 @@ export interface Ledger {
   /** Lines posted within [from, to), for the GL journal. */
   postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>>
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void>
+  /** Records a pay link issued, with its `paylink.issued` audit event (detail: linkId and `detail`); one transaction. */
+  recordPayLink (link: NewPayLink, detail: Record<string, unknown>): Promise<void>
+  getPayLink (linkId: string): Promise<PayLinkEntry | undefined>
+  /** The pay links issued for a patron (by Alma primary id), newest first, at most `limit`. */
+  payLinksFor (primaryId: string, limit: number): Promise<PayLinkEntry[]>
+  /** Revokes a link not yet revoked, with its `paylink.revoked` audit event; false when unknown or already revoked. */
+  revokePayLink (linkId: string, by: string): Promise<boolean>
+  /** The audit events about one pay link (`paylink.*` events whose detail names it), oldest first. */
+  payLinkEvents (linkId: string): Promise<AuditEvent[]>
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>
   close (): Promise<void>
