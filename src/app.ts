@@ -31,6 +31,7 @@ import checkout from './web/routes/checkout.ts'
 import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
+import payLinks from './web/routes/pay-links.ts'
 import history from './web/routes/history.ts'
 import postback from './web/routes/postback.ts'
 import receipt from './web/routes/return.ts'
@@ -74,6 +75,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(auth)
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)
+  await fastify.register(payLinks)
 }
 
 // fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on

@@ -80,6 +80,22 @@ t.test('every registered route is served under the rule in the table (primo mode
   t.same(table(routes), table(new Map(Object.entries(EXPECTED))))
 })
 
+/** Routes that exist only with PAY_LINKS=on: the link is public (the token is its own authentication), the rest staff's. */
+const PAY_LINKS_ONLY: Record<string, string> = {
+  'GET /admin/pay-links': 'admin',
+  'HEAD /admin/pay-links': 'admin',
+  'POST /admin/pay-links': 'admin',
+  'POST /admin/pay-links/:linkId/revoke': 'admin',
+  'GET /pay/*': 'public',
+  'HEAD /pay/*': 'public'
+}
+
+t.test('every registered route is served under the rule in the table (PAY_LINKS=on)', async t => {
+  const stack = await build(t, { env: { PAY_LINKS: 'on' } })
+  const routes = withoutStaffActions(stack.app.routeAccess, t)
+  t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...PAY_LINKS_ONLY }))))
+})
+
 t.test('a route that declares no access rule is patron-only, not public', async t => {
   const config = loadConfig({
     PUBLIC_URL: 'http://127.0.0.1:9',
