@@ -1,11 +1,12 @@
 // npm run demo: the Alma and CashNet sandboxes, the service and the EZproxy stand-in on this machine, no
-// accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode;
+// accounts anywhere. Prints the one URL to open. DEMO_AUTH_MODE=userobject runs the UserObject identity mode,
+// DEMO_AUTH_MODE=primo the Primo VE sign-in (a stand-in library card page with signed "Pay fine" links);
 // DEMO_PROVIDER=paypal a PayPal campus (the PayPal stand-in's approval page, its webhooks delivered to the service).
 
 import { mkdirSync, rmSync } from 'node:fs'
 import { startStack } from '../src/sandbox/stack.ts'
 
-const mode = process.env.DEMO_AUTH_MODE === 'userobject' ? 'userobject' : 'header'
+const mode = process.env.DEMO_AUTH_MODE === 'userobject' || process.env.DEMO_AUTH_MODE === 'primo' ? process.env.DEMO_AUTH_MODE : 'header'
 const provider = process.env.DEMO_PROVIDER === 'paypal' ? 'paypal' : 'cashnet'
 const port = Number(process.env.DEMO_PORT ?? 8080)
 const databasePath = process.env.DEMO_DATABASE_PATH ?? 'data/demo.sqlite'
@@ -27,10 +28,14 @@ const stack = await startStack({
   }
 })
 
+const start = stack.primo !== null
+  ? `Open ${stack.primo.libraryCardUrl}  (Primo VE's library card) and select a patron's "Pay fine" link.
+  In primo mode everyone signs in through Primo, staff too: the admin pages are for a Primo user in ADMIN_USERS.`
+  : `Open ${stack.publicUrl}/login?url=/  and choose a patron, or "Library staff" for the admin pages.`
 process.stdout.write(`
 alma-cashnet demo is running (${mode} mode, ${provider === 'paypal' ? 'PayPal' : 'CashNet'}).
 
-  Open ${stack.publicUrl}/login?url=/  and choose a patron, or "Library staff" for the admin pages.
+  ${start}
   "Sign out" on the service's pages brings you back to that sign-in page to switch user.
 
   Behind it: the service at ${stack.serviceUrl}, the Alma sandbox at ${stack.alma.url},

@@ -35,6 +35,8 @@ import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
 import paypal from './web/routes/paypal.ts'
 import metricsRoute from './web/routes/metrics.ts'
+import payLinks from './web/routes/pay-links.ts'
+import history from './web/routes/history.ts'
 import postback from './web/routes/postback.ts'
 import reports from './web/routes/reports.ts'
 import receipt from './web/routes/return.ts'
@@ -78,10 +80,12 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(postback)
   await fastify.register(receipt)
   await fastify.register(paypal)
+  await fastify.register(history)
   await fastify.register(auth)
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)
   await fastify.register(reports)
+  await fastify.register(payLinks)
 }
 
 // fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on

@@ -6,6 +6,7 @@
 import envSchema from 'env-schema'
 import proxyAddr from 'proxy-addr'
 import { isTimeZone, processTimeZone } from './jobs/dates.ts'
+import { defaultPrimoIssuer, defaultPrimoJwksUrl } from './identity/primo.ts'
 import { type Cents, parseCents } from './money.ts'
 
 const schema = {
@@ -49,7 +50,13 @@ const schema = {
     PAYABLE_OWNERS: { type: 'string', default: '' },
     RELEASE_BLOCKS: { type: 'string', default: '' },
     ADMIN_USERS: { type: 'string', default: '' },
-    AUTH_MODE: { type: 'string', enum: ['header', 'userobject'], default: 'header' },
+    AUTH_MODE: { type: 'string', enum: ['header', 'userobject', 'primo'], default: 'header' },
+    ALMA_INSTITUTION_CODE: { type: 'string', pattern: '^([A-Za-z0-9_]{1,64})?$', default: '' },
+    PRIMO_JWKS_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
+    PRIMO_ISSUER: { type: 'string', maxLength: 512, default: '' },
+    PAY_LINKS: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    PAY_LINK_TTL_HOURS: { type: 'integer', minimum: 1, maximum: 2160, default: 72 },
+    TIMEZONE: { type: 'string', pattern: '^([A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*)?$', default: '' },
     EZPROXY_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
     EZPROXY_WSKEY: { type: 'string', default: '' },
     SESSION_TTL_MINUTES: { type: 'integer', minimum: 1, maximum: 1440, default: 60 },
@@ -69,7 +76,6 @@ const schema = {
     SMTP_URL: { type: 'string', default: '' },
     ALERT_EMAIL_TO: { type: 'string', default: '' },
     ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' },
-    TIMEZONE: { type: 'string', default: '' },
     METRICS_ALLOW: { type: 'string', default: '' },
     ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' }
   }
@@ -119,7 +125,16 @@ export interface Config {
   payableOwners: ReadonlySet<string>
   releaseBlocks: ReadonlySet<string>
   adminUsers: ReadonlySet<string>
-  authMode: 'header' | 'userobject'
+  authMode: 'header' | 'userobject' | 'primo'
+  /** ALMA_INSTITUTION_CODE: required for AUTH_MODE=primo (the JWKS and issuer defaults are built from it) */
+  almaInstitutionCode: string
+  /** PRIMO_JWKS_URL, or the North American default for the institution; '' unless AUTH_MODE=primo */
+  primoJwksUrl: string
+  /** PRIMO_ISSUER, or the North American default for the institution; '' unless AUTH_MODE=primo */
+  primoIssuer: string
+  /** PAY_LINKS=on: staff may e-mail a patron a /pay/<token> link */
+  payLinks: boolean
+  payLinkTtlHours: number
   ezproxyUrl: string
   ezproxyWskey: string
   sessionTtlMinutes: number
@@ -249,6 +264,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   for (const variable of required) {
     if (raw[variable] === '') throw new ConfigError(variable, `is required when PAYMENT_PROVIDER=${String(raw.PAYMENT_PROVIDER)}: ${HINTS[variable] ?? describe(variable)}`)
   }
+  if (raw.AUTH_MODE === 'primo' && raw.ALMA_INSTITUTION_CODE === '') {
+    throw new ConfigError('ALMA_INSTITUTION_CODE', 'is required when AUTH_MODE=primo: your institution code, e.g. 01ABC_INST (the part before the colon in your Primo VE vid)')
+  }
   const publicUrl = String(raw.PUBLIC_URL).replace(/\/+$/, '')
   const minPayment = parseCents(raw.MIN_PAYMENT)
   if (minPayment < 1) throw new ConfigError('MIN_PAYMENT', 'must be at least 0.01')
@@ -292,6 +310,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     releaseBlocks: new Set(list(raw.RELEASE_BLOCKS).map(s => s.toUpperCase())),
     adminUsers: new Set(list(raw.ADMIN_USERS)),
     authMode: raw.AUTH_MODE,
+    almaInstitutionCode: raw.ALMA_INSTITUTION_CODE,
+    primoJwksUrl: raw.AUTH_MODE !== 'primo' ? '' : raw.PRIMO_JWKS_URL !== '' ? raw.PRIMO_JWKS_URL : defaultPrimoJwksUrl(raw.ALMA_INSTITUTION_CODE),
+    primoIssuer: raw.AUTH_MODE !== 'primo' ? '' : raw.PRIMO_ISSUER !== '' ? raw.PRIMO_ISSUER : defaultPrimoIssuer(raw.ALMA_INSTITUTION_CODE),
+    payLinks: raw.PAY_LINKS === 'on',
+    payLinkTtlHours: raw.PAY_LINK_TTL_HOURS,
     ezproxyUrl: String(raw.EZPROXY_URL).replace(/\/+$/, ''),
     ezproxyWskey: raw.EZPROXY_WSKEY,
     sessionTtlMinutes: raw.SESSION_TTL_MINUTES,

@@ -64,7 +64,8 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       req (request) {
         // Query strings may carry a UserObject token or a CSRF token: log the path only.
         // Serializers run after the `log` formatter, so the path is masked here.
-        return { method: request.method, url: mask(String(request.url).split('?')[0]), remoteAddress: request.socket?.remoteAddress ?? request.ip }
+        // A pay link's token is in its path (/pay/<token>): it is a credential, so it is left out too.
+        return { method: request.method, url: mask(String(request.url).split('?')[0].replace(/^\/pay\/.*/s, '/pay/[token]')), remoteAddress: request.socket?.remoteAddress ?? request.ip }
       },
       res (reply) {
         return { statusCode: reply.statusCode }

@@ -11,7 +11,7 @@
 import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback,
-  MoneyRecord, NewCheckout, PostbackDecision, PostbackRecord, RefundRecord
+  AuditEvent, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackDecision, PostbackRecord, RefundRecord
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -89,6 +89,12 @@ export interface Ledger {
    */
   paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]>
   /**
+   * The patron's payment history: this username's checkouts in which a payment was made or tried (PAID, POSTED,
+   * NEEDS_ATTENTION, DECLINED; never the abandoned CREATED, EXPIRED or CANCELLED ones), newest first, at most
+   * `limit`. Matched by username only, exactly.
+   */
+  patronPayments (userId: string, limit: number): Promise<Checkout[]>
+  /**
    * Records a postback and applies the rules' decision in one transaction; resolves once it is durable, with what
    * was decided. `decide` runs inside the transaction, on the checkout locked against other postbacks; `elsewhere`
    * lists the other checkouts this postback's tx is already recorded for (a tx belongs to one checkout).
@@ -156,6 +162,15 @@ export interface Ledger {
   /** Checkouts CashNet reported paid within [from, to) (paid_at), whatever their state now, oldest first (reports). */
   paidBetween (from: Date, to: Date): Promise<Checkout[]>
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void>
+  /** Records a pay link issued, with its `paylink.issued` audit event (detail: linkId and `detail`); one transaction. */
+  recordPayLink (link: NewPayLink, detail: Record<string, unknown>): Promise<void>
+  getPayLink (linkId: string): Promise<PayLinkEntry | undefined>
+  /** The pay links issued for a patron (by Alma primary id), newest first, at most `limit`. */
+  payLinksFor (primaryId: string, limit: number): Promise<PayLinkEntry[]>
+  /** Revokes a link not yet revoked, with its `paylink.revoked` audit event; false when unknown or already revoked. */
+  revokePayLink (linkId: string, by: string): Promise<boolean>
+  /** The audit events about one pay link (`paylink.*` events whose detail names it), oldest first. */
+  payLinkEvents (linkId: string): Promise<AuditEvent[]>
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>
   close (): Promise<void>

@@ -194,3 +194,25 @@ export interface CheckoutFilter {
   limit?: number
   offset?: number
 }
+
+/** A pay link the service issued (SPEC 14): who it is for, who sent it, until when, and whether it was revoked. */
+export interface PayLinkEntry {
+  linkId: string
+  /** the username the link signs in */
+  patronId: string
+  primaryId: string
+  issuedBy: string
+  issuedAt: string
+  expiresAt: string
+  revokedBy: string | null
+  revokedAt: string | null
+}
+
+export interface NewPayLink {
+  linkId: string
+  patronId: string
+  primaryId: string
+  issuedBy: string
+  issuedAt: Date
+  expiresAt: Date
+}

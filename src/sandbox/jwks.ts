@@ -5,6 +5,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import { randomBytes } from 'node:crypto'
+import type { SeedUser } from './seed.ts'
+import { xmlEscape as escape } from './xml-escape.ts'
 
 export type PrimoSigningAlgorithm = 'RS256' | 'ES256'
 
@@ -43,6 +45,8 @@ export class PrimoJwksStandIn {
   #keys: SigningKey[] = []
   #fetches = 0
   #failing = false
+  #target = ''
+  #users: SeedUser[] = []
 
   constructor (institution = '01SANDBOX_INST') {
     this.institution = institution
@@ -52,7 +56,37 @@ export class PrimoJwksStandIn {
       if (this.#failing) return await reply.code(503).send({ error: 'unavailable' })
       return await reply.header('cache-control', 'max-age=3600').send({ keys: this.#keys.map(k => k.publicJwk) })
     })
+    // Primo VE's "My Library Card" for the demo: a "Pay fine" link per seeded patron, freshly signed at each load,
+    // pointing at the service root with ?jwt=… as the Payment Link Configuration with "Use jwt Token" makes it.
+    this.#app.get('/primo/library-card', async (_request, reply) => {
+      const links = await Promise.all(this.#users.map(async u => {
+        const token = await this.signPrimoToken({ userName: u.primaryId })
+        return `<li><strong>${escape(`${u.firstName} ${u.lastName}`)}</strong> (${escape(u.primaryId)}): <a href="${escape(this.payFineUrl(token))}">Pay fine</a></li>`
+      }))
+      const forged = await this.signPrimoToken({ userName: this.#users[0]?.primaryId ?? 'alice', expiresIn: -3600 })
+      return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>My Library Card – Primo VE stand-in</title>
+<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5}li{margin:.5rem 0}.note{background:#fff4ce;padding:.5rem 1rem;border-left:4px solid #b58100}</style></head>
+<body><main><h1>My Library Card (Primo VE stand-in)</h1>
+<p class="note">This is the demo's stand-in for Primo VE. Each "Pay fine" link carries a token signed with the institution's key (${escape(this.institution)}), valid for 10 minutes, as Primo VE adds it when "Use jwt Token" is on.</p>
+<ul>${links.join('\n')}</ul>
+<h2>To see a refusal</h2>
+<p><a href="${escape(this.payFineUrl(forged))}">Pay fine with an expired token</a></p></main></body></html>`)
+    })
   }
+
+  /** Where the library card's links go: the service's root (PUBLIC_URL) and the patrons to list. */
+  setTarget (serviceUrl: string, users: SeedUser[]): void {
+    this.#target = serviceUrl.replace(/\/+$/, '')
+    this.#users = users
+  }
+
+  /** The "Pay fine" link as Primo VE builds it: the configured URL with jwt=<token> appended. */
+  payFineUrl (token: string): string {
+    return `${this.#target}/?jwt=${token}`
+  }
+
+  /** the library card page (the demo's starting point in primo mode) */
+  get libraryCardUrl (): string { return `${this.#url}/primo/library-card` }
 
   async start (port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.#keys.length === 0) this.#keys = [await newKey('RS256'), await newKey('ES256')]

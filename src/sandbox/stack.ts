@@ -10,6 +10,8 @@ import { AlmaSandbox } from './alma.ts'
 import { CashnetSandbox } from './cashnet.ts'
 import { EzproxyStandIn, STANDIN_LOGOUT_PATH } from './ezproxy.ts'
 import { type PayPalSandboxOptions, PayPalSandbox } from './paypal.ts'
+import { PrimoJwksStandIn } from './jwks.ts'
+import { createServer } from 'node:net'
 import { seedUsers } from './seed.ts'
 
 export const SANDBOX_API_KEY = 'sandbox-alma-api-key-l7f3k2'
@@ -23,7 +25,7 @@ export interface StackOptions {
   /** extra or overriding environment variables for the service */
   env?: Record<string, string>
   /** fixed ports for the demo; ephemeral (0) by default */
-  ports?: { service?: number, ezproxy?: number, alma?: number, cashnet?: number }
+  ports?: { service?: number, ezproxy?: number, alma?: number, cashnet?: number, primo?: number }
   /** addresses the peers connect from: EZproxy to the service, CashNet to the postback */
   ezproxyFrom?: string
   cashnetFrom?: string
@@ -38,6 +40,8 @@ export interface Stack {
   /** the PayPal stand-in, when PAYMENT_PROVIDER=paypal */
   paypal: PayPalSandbox | null
   ezproxy: EzproxyStandIn
+  /** AUTH_MODE=primo: the Primo VE stand-in (the institution's keys, signed tokens, a library card page) */
+  primo: PrimoJwksStandIn | null
   app: FastifyInstance
   config: Config
   /** the service's own address (behind the stand-in) */
@@ -71,11 +75,23 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     // the staff choice on the sign-in page: the service's ADMIN_USERS (below, "staff" unless overridden)
     staffUsers: (options.env?.ADMIN_USERS ?? 'staff').split(',').map(u => u.trim()).filter(u => u !== '')
   })
-  const publicUrl = await ezproxy.start(ports.ezproxy ?? 0)
+  const ezproxyUrl = await ezproxy.start(ports.ezproxy ?? 0)
+
+  // Primo mode: patrons come from Primo VE's link straight to the service, not through EZproxy, so the public
+  // URL is the service's own address (its port chosen now, as it must be known before the service starts).
+  let primo: PrimoJwksStandIn | null = null
+  let servicePort = ports.service ?? 0
+  let publicUrl = ezproxyUrl
+  if (options.env?.AUTH_MODE === 'primo') {
+    primo = new PrimoJwksStandIn()
+    await primo.start(ports.primo ?? 0)
+    if (servicePort === 0) servicePort = await freePort()
+    publicUrl = `http://127.0.0.1:${servicePort}`
+  }
 
   const env: Record<string, string> = {
     PUBLIC_URL: publicUrl,
-    PORT: String(ports.service ?? 0),
+    PORT: String(servicePort),
     ALMA_API_URL: alma.baseUrl,
     ALMA_API_KEY: SANDBOX_API_KEY,
     CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
@@ -87,10 +103,11 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     DATABASE_PATH: ':memory:',
     LIBRARY_NAME: 'Springfield University Library',
     ADMIN_USERS: 'staff',
-    EZPROXY_URL: publicUrl,
+    EZPROXY_URL: ezproxyUrl,
     EZPROXY_WSKEY: SANDBOX_WSKEY,
     // the stand-in shares its host with the service, so its sign-out is not at EZPROXY_URL/logout
-    EZPROXY_LOGOUT_URL: `${publicUrl}${STANDIN_LOGOUT_PATH}`,
+    EZPROXY_LOGOUT_URL: `${ezproxyUrl}${STANDIN_LOGOUT_PATH}`,
+    ...(primo === null ? {} : { ALMA_INSTITUTION_CODE: primo.institution, PRIMO_JWKS_URL: primo.jwksUrl, PRIMO_ISSUER: primo.issuer }),
     ALMA_TIMEOUT_MS: '2000',
     POSTING_RETRY_BASE_MS: '50',
     POSTING_RETRY_MAX_MS: '1000',
@@ -102,6 +119,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const app = await buildApp(config, options.app)
   const serviceUrl = await app.listen({ port: config.port, host: config.host })
   ezproxy.setTarget(serviceUrl)
+  primo?.setTarget(config.publicUrl, seedUsers())
   // CASHNET_POSTBACK_TOKEN goes in the notification URL, as it would be set in CashNet's store configuration
   cashnet.setPostbackUrl(`${serviceUrl}/cashnet/postback${config.cashnetPostbackToken !== '' ? `?token=${encodeURIComponent(config.cashnetPostbackToken)}` : ''}`)
   // PayPal's servers reach the webhook directly (a public route), not through EZproxy
@@ -111,16 +129,30 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     cashnet,
     paypal,
     ezproxy,
+    primo,
     app,
     config,
     serviceUrl,
     publicUrl,
     close: async () => {
       await ezproxy.close()
+      await primo?.close()
       await app.close()
       await cashnet.close()
       await paypal?.close()
       await alma.close()
     }
   }
+}
+
+/** A port nobody listens on right now (the service's, in primo mode). */
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => { resolve(port) })
+    })
+  })
 }

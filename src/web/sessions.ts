@@ -12,8 +12,17 @@ export interface SessionState {
   username: string
   startedAt: number
   lastSeen: number
-  /** absolute end: startedAt + SESSION_TTL_MINUTES */
+  /** absolute end: startedAt + SESSION_TTL_MINUTES (a pay link's session ends with the link, if sooner) */
   expires: number
+  /** opened by a pay link (/pay/<token>): this patron's pages only, never /admin; ends when the link is revoked */
+  payLink?: string
+}
+
+export interface SessionStartOptions {
+  /** the pay link's id, for a session opened by a pay link */
+  payLink?: string
+  /** an absolute end earlier than SESSION_TTL_MINUTES from now (a pay link's expiry) */
+  notAfter?: number
 }
 
 /** What a cookie's session id stands for right now. */
@@ -52,10 +61,12 @@ export class SessionStore {
   get size (): number { return this.#sessions.size }
   get idleMs (): number { return this.#idleMs }
 
-  start (username: string): SessionState {
+  start (username: string, options: SessionStartOptions = {}): SessionState {
     this.#sweep()
     const now = this.now()
-    const session = { id: randomBytes(32).toString('base64url'), username, startedAt: now, lastSeen: now, expires: now + this.#ttlMs }
+    const expires = Math.min(now + this.#ttlMs, options.notAfter ?? Infinity)
+    const session: SessionState = { id: randomBytes(32).toString('base64url'), username, startedAt: now, lastSeen: now, expires }
+    if (options.payLink !== undefined) session.payLink = options.payLink
     this.#sessions.set(session.id, session)
     return session
   }
@@ -88,6 +99,18 @@ export class SessionStore {
     const session = this.#sessions.get(id)
     this.#sessions.delete(id)
     return session
+  }
+
+  /** Ends every session a pay link opened (the link was revoked); returns how many. */
+  endPayLink (linkId: string): number {
+    let ended = 0
+    for (const [id, session] of this.#sessions) {
+      if (session.payLink === linkId) {
+        this.#sessions.delete(id)
+        ended++
+      }
+    }
+    return ended
   }
 
   #sweep (): void {

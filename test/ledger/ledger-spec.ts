@@ -421,6 +421,59 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => c.id), ['paid', 'by-primary', 'open'])
   })
 
+  t.test('a patron\'s payments: this username only, payments made or tried, newest first, at most the limit', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'first', '7001', [500])
+    at('2026-03-02T11:00:00.000Z')
+    await ledger.createCheckout(newCheckout('declined', [300]))
+    await ledger.recordPostback(incoming('declined', '7002', null, '5'), always({ outcome: 'DECLINED', reason: 'declined', to: 'DECLINED' }))
+    at('2026-03-02T12:00:00.000Z')
+    await ledger.createCheckout(newCheckout('abandoned', [500]))
+    await ledger.createCheckout(newCheckout('cancelled', [500]))
+    await ledger.transition({ checkoutId: 'cancelled', from: ['CREATED'], to: 'CANCELLED', event: 'x' })
+    await paidCheckout(ledger, 'posted', '7003', [500])
+    await ledger.markLinePosted('posted', 1, cents(500), {})
+    await ledger.transition({ checkoutId: 'posted', from: ['PAID'], to: 'POSTED', event: 'payment.posted' })
+    at('2026-03-02T13:00:00.000Z')
+    await paidCheckout(ledger, 'attention', '7004', [500])
+    await ledger.transition({ checkoutId: 'attention', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    await paidCheckout(ledger, 'same-primary-other-name', '7005', [500], { userId: 'alice2', primaryId: 'P-alice' })
+    await paidCheckout(ledger, 'bob', '7006', [500], { userId: 'bob', primaryId: 'P-bob' })
+    t.same((await ledger.patronPayments('alice', 50)).map(c => c.id), ['attention', 'posted', 'declined', 'first'])
+    t.same((await ledger.patronPayments('alice', 2)).map(c => c.id), ['attention', 'posted'], 'the limit')
+    t.same((await ledger.patronPayments('bob', 50)).map(c => c.id), ['bob'])
+    t.same(await ledger.patronPayments('ALICE', 50), [], 'exactly this username')
+    t.equal((await ledger.patronPayments('alice', 50))[1].lines.length, 1, 'with their lines')
+  })
+
+  t.test('pay links: recorded with their audit event, listed per patron newest first, revoked once, their events found by link', async t => {
+    const { ledger, at } = await setup(t)
+    const link = (linkId: string, primaryId: string, issuedAt: string): Parameters<Ledger['recordPayLink']>[0] =>
+      ({ linkId, patronId: primaryId, primaryId, issuedBy: 'staff', issuedAt: new Date(issuedAt), expiresAt: new Date(Date.parse(issuedAt) + 72 * 3600_000) })
+    // ids with '_' and '%'-free base64url, as issuePayLink makes them; one differs from another only where LIKE would match any character
+    await ledger.recordPayLink(link('AAAAAAAAAAAAAAAAAAAA_1', 'P-alice', '2026-03-02T10:00:00.000Z'), { to: 'alice@example.edu' })
+    await ledger.recordPayLink(link('AAAAAAAAAAAAAAAAAAAAx1', 'P-alice', '2026-03-02T11:00:00.000Z'), {})
+    await ledger.recordPayLink(link('BBBBBBBBBBBBBBBBBBBB-2', 'P-bob', '2026-03-02T10:30:00.000Z'), {})
+    t.same((await ledger.payLinksFor('P-alice', 10)).map(l => l.linkId), ['AAAAAAAAAAAAAAAAAAAAx1', 'AAAAAAAAAAAAAAAAAAAA_1'], 'newest first, this patron only')
+    t.same((await ledger.payLinksFor('P-alice', 1)).map(l => l.linkId), ['AAAAAAAAAAAAAAAAAAAAx1'], 'the limit')
+    t.match(await ledger.getPayLink('AAAAAAAAAAAAAAAAAAAA_1'), {
+      linkId: 'AAAAAAAAAAAAAAAAAAAA_1', patronId: 'P-alice', primaryId: 'P-alice', issuedBy: 'staff',
+      issuedAt: '2026-03-02T10:00:00.000Z', expiresAt: '2026-03-05T10:00:00.000Z', revokedBy: null, revokedAt: null
+    })
+    t.equal(await ledger.getPayLink('nope'), undefined)
+    at('2026-03-02T12:00:00.000Z')
+    t.equal(await ledger.revokePayLink('AAAAAAAAAAAAAAAAAAAA_1', 'desk1'), true)
+    t.equal(await ledger.revokePayLink('AAAAAAAAAAAAAAAAAAAA_1', 'desk2'), false, 'once')
+    t.equal(await ledger.revokePayLink('nope', 'desk1'), false)
+    t.match(await ledger.getPayLink('AAAAAAAAAAAAAAAAAAAA_1'), { revokedBy: 'desk1', revokedAt: '2026-03-02T12:00:00.000Z' })
+    await ledger.audit(null, 'paylink.used', { linkId: 'AAAAAAAAAAAAAAAAAAAA_1', peer: '192.0.2.1' })
+    const events = await ledger.payLinkEvents('AAAAAAAAAAAAAAAAAAAA_1')
+    t.same(events.map(e => e.event), ['paylink.issued', 'paylink.revoked', 'paylink.used'], 'oldest first, only this link\'s')
+    t.match(JSON.parse(events[0].detail), { linkId: 'AAAAAAAAAAAAAAAAAAAA_1', by: 'staff', to: 'alice@example.edu' })
+    t.equal(events[0].checkoutId, null)
+    t.same((await ledger.payLinkEvents('AAAAAAAAAAAAAAAAAAAAx1')).map(e => e.event), ['paylink.issued'])
+  })
+
   t.test('the staff list filters by state, search and unresolved, counts each state, and pages', async t => {
     const { ledger, at } = await setup(t)
     at('2026-03-02T10:00:00.000Z')

@@ -26,6 +26,8 @@ const EXPECTED: Record<string, string> = {
   'GET /cashnet/return': 'patron',
   'HEAD /cashnet/return': 'patron',
   'POST /cashnet/return': 'patron',
+  'GET /history': 'patron',
+  'HEAD /history': 'patron',
   'GET /logout': 'public',
   'HEAD /logout': 'public',
   'GET /ezproxy-check': 'public',
@@ -89,6 +91,28 @@ t.test('every registered route is served under the rule in the table (PayPal dep
   const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' } })
   const routes = withoutStaffActions(stack.app.routeAccess, t)
   t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...PAYPAL_ONLY }))))
+})
+
+t.test('every registered route is served under the rule in the table (primo mode: the same routes, the token arrives at /)', async t => {
+  const stack = await build(t, { env: { AUTH_MODE: 'primo' } })
+  const routes = withoutStaffActions(stack.app.routeAccess, t)
+  t.same(table(routes), table(new Map(Object.entries(EXPECTED))))
+})
+
+/** Routes that exist only with PAY_LINKS=on: the link is public (the token is its own authentication), the rest staff's. */
+const PAY_LINKS_ONLY: Record<string, string> = {
+  'GET /admin/pay-links': 'admin',
+  'HEAD /admin/pay-links': 'admin',
+  'POST /admin/pay-links': 'admin',
+  'POST /admin/pay-links/:linkId/revoke': 'admin',
+  'GET /pay/*': 'public',
+  'HEAD /pay/*': 'public'
+}
+
+t.test('every registered route is served under the rule in the table (PAY_LINKS=on)', async t => {
+  const stack = await build(t, { env: { PAY_LINKS: 'on' } })
+  const routes = withoutStaffActions(stack.app.routeAccess, t)
+  t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...PAY_LINKS_ONLY }))))
 })
 
 t.test('a route that declares no access rule is patron-only, not public', async t => {

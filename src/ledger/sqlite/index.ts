@@ -15,12 +15,13 @@ import type {
   AlmaCallReservation, DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord, RefundRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
 import { LedgerQueries } from './queries.ts'
 import { CheckoutStore } from './store.ts'
+import { PayLinkStore } from './pay-links.ts'
 
 export { BUSY_TIMEOUT_MS } from './connection.ts'
 export { itemsOfRawBody, MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
@@ -50,12 +51,14 @@ export class SqliteLedger implements Ledger {
   readonly #store: CheckoutStore
   readonly #queries: LedgerQueries
   readonly #commits: GroupCommit
+  readonly #payLinks: PayLinkStore
 
   constructor (options: SqliteLedgerOptions) {
     const now = options.now ?? (() => new Date())
     this.#connection = options.readOnly === true ? Connection.openReadOnly(options.path, now) : Connection.open(options.path, now)
     this.#store = new CheckoutStore(this.#connection)
     this.#queries = new LedgerQueries(this.#connection, this.#store)
+    this.#payLinks = new PayLinkStore(this.#connection)
     this.#commits = new GroupCommit(work => { this.#store.inTransaction(work) })
   }
 
@@ -73,6 +76,10 @@ export class SqliteLedger implements Ledger {
 
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
     return this.#store.paymentsInProgress(userId, primaryId)
+  }
+
+  async patronPayments (userId: string, limit: number): Promise<Checkout[]> {
+    return this.#store.patronPayments(userId, limit)
   }
 
   /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */
@@ -186,6 +193,26 @@ export class SqliteLedger implements Ledger {
 
   async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> {
     write(() => { this.#store.audit(checkoutId, event, detail) })
+  }
+
+  async recordPayLink (link: NewPayLink, detail: Record<string, unknown>): Promise<void> {
+    write(() => { this.#payLinks.record(link, detail) })
+  }
+
+  async getPayLink (linkId: string): Promise<PayLinkEntry | undefined> {
+    return this.#payLinks.get(linkId)
+  }
+
+  async payLinksFor (primaryId: string, limit: number): Promise<PayLinkEntry[]> {
+    return this.#payLinks.forPatron(primaryId, limit)
+  }
+
+  async revokePayLink (linkId: string, by: string): Promise<boolean> {
+    return write(() => this.#payLinks.revoke(linkId, by))
+  }
+
+  async payLinkEvents (linkId: string): Promise<AuditEvent[]> {
+    return this.#payLinks.events(linkId)
   }
 
   async writable (): Promise<boolean> {

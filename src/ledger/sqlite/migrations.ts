@@ -182,7 +182,19 @@ export const MIGRATIONS: Migration[] = [
      key TEXT NOT NULL,
      at_ms INTEGER NOT NULL
    );
-   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`
+   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`,
+  // Issue 18: pay links staff e-mail to a patron; revocation is kept here, every use in audit_events.
+  `CREATE TABLE pay_links (
+     link_id TEXT PRIMARY KEY,
+     patron_id TEXT NOT NULL,
+     primary_id TEXT NOT NULL,
+     issued_by TEXT NOT NULL,
+     issued_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     revoked_by TEXT,
+     revoked_at TEXT
+   );
+   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

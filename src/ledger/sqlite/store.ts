@@ -63,6 +63,13 @@ export class CheckoutStore {
     return row === undefined ? undefined : this.getCheckout(row.id)
   }
 
+  patronPayments (userId: string, limit: number): Checkout[] {
+    const rows = this.#c.sql(`SELECT id FROM checkouts
+      WHERE user_id = ? AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
+      ORDER BY created_at DESC, rowid DESC LIMIT ?`).all(userId, Math.max(0, Math.floor(limit))) as Row[]
+    return rows.map(r => this.getCheckout(r.id) as Checkout)
+  }
+
   paymentsInProgress (userId: string, primaryId: string): Checkout[] {
     // by state first (indexed, and few checkouts are ever PAID or open for staff), then the patron
     const rows = this.#c.sql(`SELECT id FROM checkouts

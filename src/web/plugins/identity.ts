@@ -16,6 +16,8 @@ import type { Config } from '../../config.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/message.ts'
+import { createPrimoVerifier } from '../../identity/primo.ts'
+import { openFromPrimoPage, type PrimoSignIn, primoSignIn } from '../primo-sign-in.ts'
 
 /** metrics: only peers in METRICS_ALLOW (Prometheus), nobody when it is empty */
 export type Access = 'patron' | 'admin' | 'cashnet' | 'public' | 'metrics'
@@ -26,8 +28,10 @@ export const DEFAULT_ACCESS: Access = 'patron'
 export interface Patron {
   username: string
   isAdmin: boolean
-  /** userobject mode: the session this request was made in */
+  /** userobject and primo modes, and pay links: the session this request was made in */
   sessionId?: string
+  /** the pay link whose session this is: this patron's own pages only, never /admin */
+  payLink?: string
 }
 
 declare module 'fastify' {
@@ -41,6 +45,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     sessions: SessionStore
+    /** opens one of our sessions for a username in this browser (Primo sign-in, pay links) and sets its cookie */
+    startSession: (request: FastifyRequest, reply: FastifyReply, username: string, options?: { payLink?: string, notAfter?: number }) => void
     /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
     routeAccess: Map<string, Access>
   }
@@ -100,16 +106,26 @@ export interface IdentityInput {
 
 export type IdentityRefusal =
   | 'untrusted_peer' | 'bad_secret' | 'no_user' | 'repeated_user' | 'undecodable_user' | 'bad_username'
-  | 'no_session' | 'bad_session' | 'unknown_session' | 'session_expired' | 'session_idle'
+  | 'no_session' | 'bad_session' | 'unknown_session' | 'session_expired' | 'session_idle' | 'pay_link_ended'
 
 export type Identity =
-  | { ok: true, username: string, sessionId?: string }
+  | { ok: true, username: string, sessionId?: string, payLink?: string }
   | { ok: false, status: 401 | 403, refusal: IdentityRefusal, reason: string }
 
-/** Who a request is, by SPEC section 3's rules; the same answer for the patron pages and /ezproxy-check. */
+/**
+ * Who a request is, by SPEC section 3's rules; the same answer for the patron pages and /ezproxy-check.
+ * A session a pay link opened (section 14) is its own authentication in every mode: it holds one patron, and
+ * ends with the link. Otherwise header mode believes EZproxy's header, userobject and primo modes our session.
+ */
 export function resolveIdentity (input: IdentityInput, config: Pick<Config, 'authMode' | 'ezproxySecretHeader' | 'ezproxySecret' | 'ezproxyUserHeaderEncoding'>): Identity {
-  if (config.authMode === 'userobject') {
-    const { session } = input
+  const { session } = input
+  if (session.cookie === 'valid' && session.lookup.kind !== 'unknown' && session.lookup.session.payLink !== undefined) {
+    const { kind, session: state } = session.lookup
+    if (kind !== 'live') return { ok: false, status: 401, refusal: 'pay_link_ended', reason: `the pay-link session ${kind === 'idle' ? 'was idle for SESSION_IDLE_MINUTES' : 'reached its end (SESSION_TTL_MINUTES or the link\'s expiry)'}` }
+    if (!usableUsername(state.username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the session holds an unusable username' }
+    return { ok: true, username: state.username, sessionId: session.id, payLink: state.payLink }
+  }
+  if (config.authMode !== 'header') {
     if (session.cookie === 'none') return { ok: false, status: 401, refusal: 'no_session', reason: 'no session cookie' }
     if (session.cookie === 'invalid') return { ok: false, status: 401, refusal: 'bad_session', reason: 'session cookie invalid or tampered with' }
     switch (session.lookup.kind) {
@@ -160,7 +176,8 @@ export function readSessionCookie (request: FastifyRequest): { cookie: 'none' } 
 
 /** resolveIdentity's input for a request. */
 export function identityInput (request: FastifyRequest, config: Config, checks: { fromEzproxy: PeerCheck, sessions: SessionStore }): IdentityInput {
-  const cookie = config.authMode === 'userobject' ? readSessionCookie(request) : { cookie: 'none' as const }
+  // header mode has sessions only for pay links
+  const cookie = config.authMode !== 'header' || config.payLinks ? readSessionCookie(request) : { cookie: 'none' as const }
   return {
     peerTrusted: checks.fromEzproxy(request.ip),
     userHeader: headerValues(request, config.ezproxyUserHeader),
@@ -211,7 +228,8 @@ const EVENT: Record<IdentityRefusal, { event: string }> = {
   bad_session: { event: 'access.bad_session' },
   unknown_session: { event: 'access.no_session' },
   session_expired: { event: 'access.no_session' },
-  session_idle: { event: 'access.session_idle' }
+  session_idle: { event: 'access.session_idle' },
+  pay_link_ended: { event: 'access.pay_link_ended' }
 }
 
 export default fp(async function identity (fastify, options: { config: Config, now?: () => number }) {
@@ -263,9 +281,35 @@ export default fp(async function identity (fastify, options: { config: Config, n
     return refuse(request, reply, 401, 'Please sign in', 'Your session has ended. Open the library’s “pay fines” link again.', { event: 'access.no_session', reason: identity.reason })
   }
 
+  /** Opens a session for a username (Primo, a pay link): a session this browser already had ends first. */
+  const startSession = (request: FastifyRequest, reply: FastifyReply, username: string, options: { payLink?: string, notAfter?: number } = {}): void => {
+    const previous = readSessionCookie(request)
+    if (previous.cookie === 'valid') sessions.end(previous.id)
+    const session = sessions.start(username, options)
+    reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config))
+  }
+  fastify.decorate('startSession', startSession)
+
+  const primo: PrimoSignIn | null = config.authMode !== 'primo'
+    ? null
+    : { verify: createPrimoVerifier({ jwksUrl: config.primoJwksUrl, issuer: config.primoIssuer, institution: config.almaInstitutionCode }), sessions, startSession }
+
+  /** A pay link's session that ended: the way back is the link in the e-mail, not a sign-in. */
+  const payLinkEnded = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply => {
+    const cookie = readSessionCookie(request)
+    if (cookie.cookie === 'valid') sessions.end(cookie.id)
+    reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    return refuse(request, reply, 401, 'Your session has ended', 'For your security, your session ended. Open the payment link in the library’s e-mail again to continue.', { event: 'access.pay_link_ended', reason })
+  }
+
   fastify.addHook('onRequest', async (request, reply) => {
     // Unknown paths get the generic 404 page from anyone: it shows nothing.
     if (request.is404) return
+    // Primo VE's "Pay fines" link: the service root with ?jwt=… signs the patron in (src/web/primo-sign-in.ts)
+    if (primo !== null && request.routeOptions.url === '/' && (request.method === 'GET' || request.method === 'HEAD') &&
+        Object.hasOwn(request.query as object, 'jwt')) {
+      return await primoSignIn(request, reply, config, primo)
+    }
     // Fail closed: a route that does not declare its access is patron-only.
     const access = request.routeOptions.config?.access ?? DEFAULT_ACCESS
     if (access === 'public') return
@@ -283,7 +327,17 @@ export default fp(async function identity (fastify, options: { config: Config, n
     }
     const identity = resolveIdentity(identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
+      if (identity.refusal === 'pay_link_ended') return payLinkEnded(request, reply, identity.reason)
       if (config.authMode === 'userobject') return signInAgain(request, reply, identity)
+      if (config.authMode === 'primo') {
+        if (identity.refusal !== 'no_session') {
+          request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
+          reply.clearCookie(SESSION_COOKIE, { path: '/' })
+          const cookie = readSessionCookie(request)
+          if (cookie.cookie === 'valid') sessions.end(cookie.id)
+        }
+        return reply.code(401).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(openFromPrimoPage(config, request.routeOptions.config.root))
+      }
       const fields = { event: EVENT[identity.refusal].event, reason: identity.reason }
       if (identity.status === 403) {
         return refuse(request, reply, 403, 'Please use the library link', identity.refusal === 'bad_secret'
@@ -293,7 +347,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
       return refuse(request, reply, 401, 'Please sign in', 'We could not tell who you are. Sign in through the library’s “pay fines” link and try again.', fields)
     }
     if (identity.sessionId !== undefined) sessions.touch(identity.sessionId)
-    request.patron = { username: identity.username, isAdmin: config.adminUsers.has(identity.username), sessionId: identity.sessionId }
+    // a pay link opens one patron's pages, never staff pages, whoever the patron is
+    request.patron = { username: identity.username, isAdmin: identity.payLink === undefined && config.adminUsers.has(identity.username), sessionId: identity.sessionId }
+    if (identity.payLink !== undefined) request.patron.payLink = identity.payLink
     request.log = request.log.child({ user: identity.username })
     // CSRF tokens made for this reply are bound to this patron (and session); see csrfUserInfo.
     const generate = reply.generateCsrf

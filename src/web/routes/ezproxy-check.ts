@@ -18,7 +18,8 @@ function canonicalName (lowercase: string): string {
 export function diagnose (request: FastifyRequest, config: Config, checks: { fromEzproxy: (a: string | undefined) => boolean, isFrontProxy: (a: string | undefined) => boolean, sessions: SessionStore }): EzproxyCheck {
   const problems: Finding[] = []
   const notes: Finding[] = []
-  const userobject = config.authMode === 'userobject'
+  // userobject and primo modes: identity from our own session
+  const userobject = config.authMode !== 'header'
 
   // The peer
   const socketAddress = request.socket.remoteAddress ?? ''
@@ -122,7 +123,7 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
     trustProxy: { configured: config.trustProxy.length > 0, socketPeerIsFrontProxy: socketIsFrontProxy, forwardedForArrived: forwardedFor },
     userHeader: { name: userHeader.name, arrived: userHeader.arrived, usable: userHeader.usable },
     secretHeader,
-    userobject: userobject ? { ezproxyUrl: config.ezproxyUrl, wskeyConfigured: config.ezproxyWskey !== '' } : null,
+    userobject: config.authMode === 'userobject' ? { ezproxyUrl: config.ezproxyUrl, wskeyConfigured: config.ezproxyWskey !== '' } : null,
     session,
     resolvedUser,
     ok: problems.length === 0 && resolvedUser !== null,

@@ -11,7 +11,7 @@ export interface Finding {
 }
 
 export interface EzproxyCheck {
-  authMode: 'header' | 'userobject'
+  authMode: 'header' | 'userobject' | 'primo'
   peer: { address: string, socketAddress: string, trusted: boolean }
   trustProxy: { configured: boolean, socketPeerIsFrontProxy: boolean, forwardedForArrived: boolean }
   userHeader: { name: string, arrived: boolean, usable: boolean }
@@ -34,9 +34,12 @@ function row (what: Html | string, value: Html | string, status: Status): Html {
 }
 
 export function ezproxyCheckPage (branding: Branding, check: EzproxyCheck): string {
-  const userobject = check.authMode === 'userobject'
+  // primo mode is session-based as userobject mode is: the session rows, not the header rows
+  const userobject = check.authMode !== 'header'
   const rows: Html[] = [
-    row('Identity mode (AUTH_MODE)', userobject ? 'userobject: EZproxy’s UserObject service, then the service’s own session' : 'header: EZproxy adds the username header', 'info'),
+    row('Identity mode (AUTH_MODE)', check.authMode === 'primo'
+      ? 'primo: Primo VE’s “Pay fine” link with a signed token, then the service’s own session'
+      : userobject ? 'userobject: EZproxy’s UserObject service, then the service’s own session' : 'header: EZproxy adds the username header', 'info'),
     row('Peer address the service saw', html`<code>${check.peer.address}</code>${check.peer.socketAddress !== check.peer.address ? html` (connection from <code>${check.peer.socketAddress}</code>)` : ''}`, 'info'),
     row('Peer trusted (in EZPROXY_ALLOW)', check.peer.trusted ? 'Yes' : 'No', check.peer.trusted ? 'ok' : (userobject ? 'info' : 'problem')),
     row('Front proxy (TRUST_PROXY)', !check.trustProxy.configured
@@ -55,8 +58,10 @@ export function ezproxyCheckPage (branding: Branding, check: EzproxyCheck): stri
         check.secretHeader.matches === true ? 'ok' : check.peer.trusted ? 'problem' : 'info')
       : row('Secret header', 'Not configured (optional)', 'info'))
   } else {
-    rows.push(row('EZproxy (EZPROXY_URL)', html`<code>${check.userobject?.ezproxyUrl ?? ''}</code>`, 'info'))
-    rows.push(row('EZPROXY_WSKEY', check.userobject?.wskeyConfigured === true ? 'Configured (value not shown)' : 'Not configured', check.userobject?.wskeyConfigured === true ? 'ok' : 'problem'))
+    if (check.userobject !== null) {
+      rows.push(row('EZproxy (EZPROXY_URL)', html`<code>${check.userobject.ezproxyUrl}</code>`, 'info'))
+      rows.push(row('EZPROXY_WSKEY', check.userobject.wskeyConfigured ? 'Configured (value not shown)' : 'Not configured', check.userobject.wskeyConfigured ? 'ok' : 'problem'))
+    }
     const session = check.session
     rows.push(row('Your session with the service', session === null || !session.present
       ? 'None yet'

@@ -82,6 +82,7 @@ export function finesPage (view: FinesView): string {
 <div class="notice ok"><p class="lead">You have no outstanding library fines or fees. Thank you!</p></div>
 ${view.notice !== undefined ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
 ${progress}
+<p class="history-link"><a href="history">Your payment history and receipts</a></p>
 ${credits.length > 0 ? html`<p>You have a credit of ${joinAnd(totalsByCurrency(credits.map(f => ({ ...f.fee, balance: -f.fee.balance as Cents })), view.currency).map(d => html`${money(d.cents, d.currency)}`))} on your library account.</p>` : ''}`
     })
   }
@@ -119,6 +120,7 @@ ${notPayable !== null ? html`<span class="badge">${NOT_PAYABLE_TEXT[notPayable]}
     body: html`<h1>Library fines and fees for ${name}</h1>
 ${view.notice !== undefined ? html`<div class="notice warn" role="alert">${view.notice}</div>` : ''}
 ${progress}
+<p class="history-link"><a href="history">Your payment history and receipts</a></p>
 ${due.length === 0
       ? html`<p class="lead">Nothing else to pay for now.</p>`
       : html`<p class="lead">You owe ${joinAnd(due.map(d => html`<strong>${money(d.cents, d.currency)}</strong>`))}.${payable.length > 0 ? ' Untick anything you do not want to pay now, then pay on CashNet, the university’s secure payment page.' : ''}</p>`}

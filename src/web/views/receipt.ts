@@ -4,7 +4,7 @@
 import type { Checkout } from '../../ledger/types.ts'
 import { formatMoney } from '../../money.ts'
 import { type Html, html } from '../html.ts'
-import { dateCell } from './fines.ts'
+import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
 
 interface Wording { title: string, heading: string, tone: 'ok' | 'warn' | 'bad', message: string, pending: boolean, refresh?: number }
@@ -29,7 +29,11 @@ export function receiptWording (checkout: Checkout, provider = 'CashNet'): Wordi
   }
 }
 
-export function receiptPage (branding: Branding, checkout: Checkout, root = '../', provider = 'CashNet'): string {
+/** A receipt's branding, and the library's time zone (TIMEZONE) for its date and time; the process's zone if not given. */
+export type ReceiptBranding = Branding & { timeZone?: string }
+
+export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet'): string {
+  const timeZone = branding.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone
   const wording = receiptWording(checkout, provider)
   const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
   // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling
@@ -42,7 +46,7 @@ export function receiptPage (branding: Branding, checkout: Checkout, root = '../
     root,
     branding,
     signOut: true,
-    scripts: ['dates.js', 'receipt.js'],
+    scripts: ['dates.js', 'receipt.js', 'print.js'],
     noscriptRefreshSeconds: wording.refresh,
     body: html`<div id="receipt" data-state="${checkout.state}" data-pending="${wording.pending ? 'true' : 'false'}" data-check="${self}">
 <h1>${wording.heading}</h1>
@@ -50,15 +54,19 @@ export function receiptPage (branding: Branding, checkout: Checkout, root = '../
 ${wording.pending ? html`<p class="check-again"><span class="auto-note"></span> <a href="${self}">Check again now</a></p>` : ''}</div>
 <dl class="facts">
 <dt>Amount</dt><dd class="amount-fact">${formatMoney(checkout.total, checkout.currency)}</dd>
-<dt>Date</dt><dd>${dateCell(checkout.paidAt ?? checkout.createdAt)}</dd>
+<dt>Date and time</dt><dd>${dateTimeCell(checkout.paidAt ?? checkout.createdAt, timeZone)}</dd>
 ${checkout.tx !== null && checkout.tx !== '' ? html`<dt>${provider} transaction</dt><dd>${checkout.tx}</dd>` : ''}
 <dt>Reference</dt><dd class="reference">${checkout.id}</dd>
 </dl>
+<p class="reference-note">The reference is this payment’s number in the library’s payment records${checkout.tx !== null && checkout.tx !== '' ? ', and the CashNet transaction is the payment processor’s number for it' : ''}. Quote them if you contact the library about this payment.</p>
 <table class="lines"><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>
 <thead><tr><th scope="col">Fee</th><th scope="col" class="amount">Amount</th></tr></thead>
 <tbody>${lines}</tbody>
 <tfoot><tr><th scope="row">Total</th><td class="amount">${formatMoney(checkout.total, checkout.currency)}</td></tr></tfoot></table>
-<div class="actions"><a class="button${retry ? '' : ' secondary'}" href="${root}">${retry ? 'Back to your fines to try again' : 'Back to your fines'}</a></div>
+<div class="actions"><a class="button${retry ? '' : ' secondary'}" href="${root}">${retry ? 'Back to your fines to try again' : 'Back to your fines'}</a>
+<button type="button" class="button secondary print-button" hidden>Print this receipt</button>
+<a class="button secondary" href="${root}history">Your payment history</a></div>
+<p class="print-hint">To keep a copy, use your browser’s Print command.</p>
 </div>
 <p id="receipt-live" class="visually-hidden" role="status" aria-live="polite"></p>`
   })

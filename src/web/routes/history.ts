@@ -1,0 +1,18 @@
+// GET /history: the signed-in patron's own payments from the ledger (by their username, exactly), newest first.
+
+import type { FastifyPluginAsync } from 'fastify'
+import { historyPage } from '../views/history.ts'
+
+/** More than any patron pays online in years; the page stays one page. */
+const HISTORY_LIMIT = 200
+
+const history: FastifyPluginAsync = async (fastify) => {
+  const { config, ledger } = fastify
+  fastify.get('/history', { config: { access: 'patron', root: './' } }, async (request, reply) => {
+    const username = (request.patron as { username: string }).username
+    const payments = await ledger.patronPayments(username, HISTORY_LIMIT)
+    return reply.type('text/html; charset=utf-8').send(historyPage(config, payments, config.timeZone))
+  })
+}
+
+export default history
