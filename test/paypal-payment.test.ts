@@ -55,6 +55,7 @@ t.test('a patron pays two fees through PayPal: one order, one capture, Alma reco
   t.equal(stack.pp.captures.length, 1, 'one capture')
   const capture = stack.pp.captures[0]
   t.equal(checkout?.tx, capture.id, 'the capture id is the tx')
+  t.equal(checkout?.provider, 'paypal', 'the checkout records that PayPal took the money')
   t.same(stack.alma.paymentsFor(capture.id).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
     { feeId: '100001', amountCents: 500 },
     { feeId: '100003', amountCents: 1225 }

@@ -182,7 +182,10 @@ export const MIGRATIONS: Migration[] = [
      key TEXT NOT NULL,
      at_ms INTEGER NOT NULL
    );
-   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`
+   CREATE INDEX alma_reservations_key ON alma_reservations (key, at_ms);`,
+  // Issue 17: which provider took a checkout's money (the GL clears each provider on its own account, reconcile
+  // compares each with its own records). Every checkout before this was CashNet's.
+  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */
