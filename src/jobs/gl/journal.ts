@@ -1,10 +1,12 @@
-// The day's journal: one credit line per fee line POSTED to Alma that day (revenue, by chartfield map) and one
-// debit line to the CashNet clearing account that balances it; one journal per currency. Amounts are the
-// cents Alma accepted (postedAmount); money CashNet took but Alma did not accept is a refund, not revenue.
+// The day's journal: one credit line per fee line POSTED to Alma that day (revenue, by chartfield map) and, per
+// provider that took the money (CashNet, PayPal), one debit line to that provider's clearing account; together
+// they balance it. One journal per currency. Amounts are the cents Alma accepted (postedAmount); money a provider
+// took but Alma did not accept is a refund, not revenue.
 
 import { type Cents } from '../../money.ts'
-import type { Checkout } from '../../ledger/types.ts'
-import { chartfieldsFor, type GlMap } from './map.ts'
+import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider } from '../../ledger/types.ts'
+import { PROVIDER_LABEL } from '../../providers/provider.ts'
+import { chartfieldsFor, clearingFor, type GlMap } from './map.ts'
 
 export interface JournalLine {
   lineNumber: number
@@ -14,7 +16,7 @@ export interface JournalLine {
   /** PeopleSoft sign: debit positive, credit negative */
   amount: Cents
   lineDescription: string
-  /** CashNet batch and transaction: "batchno/tx" */
+  /** CashNet batch and transaction: "batchno/tx" (PayPal: "/capture id") */
   reference: string
   tx: string
   batchno: string
@@ -22,6 +24,8 @@ export interface JournalLine {
   feeType: string
   owner: string
   checkoutId: string
+  /** who took the money: the fee line's checkout's provider, or the provider a clearing line clears */
+  provider: CheckoutProvider
 }
 
 export interface Journal {
@@ -52,26 +56,33 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       feeId: line.feeId,
       feeType: line.feeType,
       owner: line.owner,
-      checkoutId: checkout.id
+      checkoutId: checkout.id,
+      provider: checkout.provider
     })
   }
   return [...byCurrency.keys()].sort().map(currency => {
     const lines = byCurrency.get(currency) as JournalLine[]
-    const credits = lines.reduce((s, l) => s - l.amount, 0) as Cents
-    lines.push({
-      lineNumber: 0,
-      ...map.clearing,
-      amount: credits,
-      lineDescription: `CashNet receipts ${date}`,
-      // the CashNet batches this deposit should match, for the bursar's reconciliation
-      reference: [...new Set(lines.map(l => l.batchno))].sort().join('+'),
-      tx: '',
-      batchno: '',
-      feeId: '',
-      feeType: '',
-      owner: '',
-      checkoutId: ''
-    })
+    // one clearing debit per provider present, in a fixed order, so a re-run gives the same bytes
+    const credits = [...lines]
+    for (const provider of CHECKOUT_PROVIDERS) {
+      const taken = credits.filter(l => l.provider === provider)
+      if (taken.length === 0) continue
+      lines.push({
+        lineNumber: 0,
+        ...clearingFor(map, provider),
+        amount: taken.reduce((s, l) => s - l.amount, 0) as Cents,
+        lineDescription: `${PROVIDER_LABEL[provider]} receipts ${date}`,
+        // the provider's batches this deposit should match, for the bursar's reconciliation (PayPal has none)
+        reference: [...new Set(taken.map(l => l.batchno).filter(b => b !== ''))].sort().join('+'),
+        tx: '',
+        batchno: '',
+        feeId: '',
+        feeType: '',
+        owner: '',
+        checkoutId: '',
+        provider
+      })
+    }
     lines.forEach((l, i) => { l.lineNumber = i + 1 })
     const totalDebits = lines.reduce((s, l) => l.amount > 0 ? s + l.amount : s, 0) as Cents
     const totalCredits = lines.reduce((s, l) => l.amount < 0 ? s - l.amount : s, 0) as Cents
