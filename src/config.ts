@@ -309,6 +309,10 @@ export interface JobConfig {
   almaTimeoutMs: number
   currency: string
   logLevel: string
+  /** reconcile --paypal: the REST app whose Transaction Search is read */
+  paypalApiUrl: string
+  paypalClientId: string
+  paypalClientSecret: string
 }
 
 const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
@@ -318,7 +322,10 @@ const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
   almaRateLimit: 'ALMA_RATE_LIMIT',
   almaTimeoutMs: 'ALMA_TIMEOUT_MS',
   currency: 'CURRENCY',
-  logLevel: 'LOG_LEVEL'
+  logLevel: 'LOG_LEVEL',
+  paypalApiUrl: 'PAYPAL_API_URL',
+  paypalClientId: 'PAYPAL_CLIENT_ID',
+  paypalClientSecret: 'PAYPAL_CLIENT_SECRET'
 }
 
 /**
@@ -362,6 +369,9 @@ export function loadJobConfig (job: Job, env: Record<string, string | undefined>
     almaRateLimit: raw.ALMA_RATE_LIMIT,
     almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
     currency: raw.CURRENCY,
-    logLevel: raw.LOG_LEVEL
+    logLevel: raw.LOG_LEVEL,
+    paypalApiUrl: String(raw.PAYPAL_API_URL).replace(/\/+$/, ''),
+    paypalClientId: raw.PAYPAL_CLIENT_ID ?? '',
+    paypalClientSecret: raw.PAYPAL_CLIENT_SECRET ?? ''
   }
 }
