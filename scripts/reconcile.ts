@@ -1,5 +1,6 @@
-// npm run reconcile: the ledger against Alma (and CashNet's settlement file, when given). Prints what needs a
-// person and exits 1 if anything does; silent and 0 when everything agrees. The checks are in src/jobs/reconcile.ts.
+// npm run reconcile: the ledger against Alma (and CashNet's settlement file, when given), or with --paypal against
+// PayPal's Transaction Search. Prints what needs a person and exits 1 if anything does; silent and 0 when
+// everything agrees. The checks are in src/jobs/reconcile.ts and src/jobs/reconcile-paypal.ts.
 
 import { existsSync, statSync } from 'node:fs'
 import { pino } from 'pino'
@@ -7,7 +8,10 @@ import { AlmaClient } from '../src/alma/client.ts'
 import { isAlmaFailure } from '../src/alma/errors.ts'
 import { type JobConfig, jobDefault, loadJobConfig } from '../src/config.ts'
 import { type Finding, FINDING_KINDS, type FindingKind, readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/reconcile.ts'
+import { PAYPAL_FINDING_KINDS, type PayPalFinding, type PayPalFindingKind, reconcilePayPal, type PayPalReconcileReport } from '../src/jobs/reconcile-paypal.ts'
 import { type Cents, formatMoney } from '../src/money.ts'
+import { PayPalClient } from '../src/providers/paypal/client.ts'
+import { isPayPalError } from '../src/providers/paypal/errors.ts'
 import { type CommandSpec, EXIT_BAD_INPUT, EXIT_OK, isoDate, runCommand, UsageError } from './lib/cli.ts'
 import { openLedgerReadOnly } from './lib/ledger.ts'
 import { createProgress } from './lib/progress.ts'
@@ -32,6 +36,8 @@ const spec: CommandSpec = {
   options: [
     { name: 'since', env: 'RECONCILE_SINCE', description: 'first day (UTC) of payments and postings to check; PAID ones stuck longer are always checked', default: new Date(Date.now() - 7 * DAY).toISOString().slice(0, 10), parse: notInFuture },
     { name: 'cashnet', env: 'RECONCILE_CASHNET_FILE', description: 'CashNet settlement CSV with the header tx,amount,date (amounts as decimals)', parse: readableFile },
+    { name: 'paypal', env: 'RECONCILE_PAYPAL', flag: true, description: 'compare the ledger with PayPal\'s Transaction Search instead (captures, amounts, refunds); reads PAYPAL_API_URL, PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET' },
+    { name: 'until', env: 'RECONCILE_UNTIL', description: 'with --paypal: the day after the last one checked (UTC, exclusive); default now', default: '', parse: isoDate },
     { name: 'json', env: 'RECONCILE_JSON', flag: true, description: 'print the report as JSON (amounts in cents), even when it is empty' }
   ],
   epilog: [
@@ -44,6 +50,8 @@ const spec: CommandSpec = {
     `  ALMA_TIMEOUT_MS   default ${jobDefault('reconcile', 'ALMA_TIMEOUT_MS')}`,
     `  CURRENCY          for amounts in the report, default ${jobDefault('reconcile', 'CURRENCY')}`,
     `  LOG_LEVEL         default ${jobDefault('reconcile', 'LOG_LEVEL')} (log lines go to stderr)`,
+    `  PAYPAL_API_URL    with --paypal, default ${jobDefault('reconcile', 'PAYPAL_API_URL')}`,
+    '  PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET  with --paypal, required (the REST app needs Transaction Search)',
     '',
     'Exit 1 also when any finding needs a person, or Alma could not be read. The report lists only disagreements;',
     'on a terminal a clean run says so in one line, otherwise it prints nothing (cron mails only problems).'
@@ -51,8 +59,10 @@ const spec: CommandSpec = {
 }
 
 /** The service's variables this job reads (src/config.ts); the ledger must exist. */
-function readConfig (env: Record<string, string | undefined>): JobConfig {
-  const config = loadJobConfig('reconcile', env, ['ALMA_API_KEY'])
+function readConfig (env: Record<string, string | undefined>, paypal: boolean): JobConfig {
+  const config = loadJobConfig('reconcile', env, paypal ? ['PAYPAL_CLIENT_ID', 'PAYPAL_CLIENT_SECRET'] : ['ALMA_API_KEY'])
+  const missing = paypal ? [['PAYPAL_CLIENT_ID', config.paypalClientId], ['PAYPAL_CLIENT_SECRET', config.paypalClientSecret]].filter(([, v]) => v === '').map(([n]) => n) : []
+  if (missing.length > 0) throw new UsageError(`configuration: ${missing.join(' and ')} required for --paypal (the REST app whose Transaction Search is read)`)
   // Opening a missing path would create an empty ledger, and an empty ledger always "agrees".
   if (config.databaseUrl === '' && (config.databasePath === ':memory:' || !existsSync(config.databasePath))) throw new UsageError(`configuration: DATABASE_PATH ${config.databasePath} does not exist (point it at the service's ledger)`)
   return config
@@ -110,10 +120,68 @@ function formatReport (report: ReconcileReport): string {
   return out.join('\n') + '\n'
 }
 
+const PAYPAL_TITLES: Record<PayPalFindingKind, string> = {
+  'paypal-not-in-ledger': 'Captured at PayPal, unknown to the ledger',
+  'paypal-missing': 'Paid by PayPal in the ledger, not in PayPal\'s Transaction Search',
+  'paypal-amount-differs': 'Amount or currency differs between PayPal and the ledger',
+  'paypal-refund-not-recorded': 'Refunded at PayPal, not recorded in the ledger'
+}
+
+function describePayPalFinding (f: PayPalFinding): string[] {
+  const head = [f.patron !== '' ? f.patron : 'patron unknown', f.checkoutId !== null ? `checkout ${f.checkoutId}` : '', `capture ${f.tx}`, formatMoney(f.amount, f.currency)]
+  return [`  - ${head.filter(s => s !== '').join(' · ')}`, `    ${f.detail}`, `    → ${f.action}`]
+}
+
+function formatPayPalReport (report: PayPalReconcileReport): string {
+  const { findings, checked } = report
+  const scope = `PayPal reconciliation ${report.since.slice(0, 10)} to ${report.until.slice(0, 16).replace('T', ' ')} UTC: ${checked.transactions} PayPal transaction(s), ${checked.ledgerPayments} ledger payment(s)` +
+    (checked.tooRecent > 0 ? ` (${checked.tooRecent} too recent for PayPal's reporting, checked next time)` : '')
+  if (findings.length === 0) return `${scope}: everything agrees.\n`
+  const out = [scope, '']
+  for (const kind of PAYPAL_FINDING_KINDS) {
+    const group = findings.filter(f => f.kind === kind)
+    if (group.length === 0) continue
+    out.push(`${PAYPAL_TITLES[kind]} (${kind}, ${group.length})`)
+    for (const f of group) out.push(...describePayPalFinding(f))
+    out.push('')
+  }
+  out.push(`${findings.length} finding(s) need a person.`)
+  return out.join('\n') + '\n'
+}
+
 let needsPerson = false
 
+async function runPayPal (config: JobConfig, options: Record<string, string>): Promise<void> {
+  if (options.cashnet !== '') throw new UsageError('--cashnet and --paypal compare with different providers: run them separately')
+  const until = options.until !== '' ? new Date(`${options.until}T00:00:00Z`) : undefined
+  const since = new Date(`${options.since}T00:00:00Z`)
+  if (until !== undefined && until.getTime() <= since.getTime()) throw new UsageError(`--until ${options.until} must be after --since ${options.since}`)
+  const ledger = await openLedgerReadOnly(config)
+  const logger = pino({ level: config.logLevel }, pino.destination(2))
+  const paypal = new PayPalClient({ baseUrl: config.paypalApiUrl, clientId: config.paypalClientId, clientSecret: config.paypalClientSecret, timeoutMs: config.almaTimeoutMs, logger })
+  let report: PayPalReconcileReport
+  try {
+    report = await reconcilePayPal({ ledger, paypal, since, until })
+  } catch (error) {
+    if (!isPayPalError(error)) throw error
+    process.stderr.write(`reconcile: could not read PayPal's Transaction Search (${error.message}${error.debugId !== '' ? `, debug_id ${error.debugId}` : ''}); nothing was reconciled, run it again later\n`)
+    needsPerson = true
+    return
+  } finally {
+    await ledger.close()
+  }
+  needsPerson = report.findings.length > 0
+  if (options.json === 'yes') process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else if (needsPerson || process.stdout.isTTY) process.stdout.write(formatPayPalReport(report))
+}
+
 await runCommand(spec, async (options) => {
-  const config = readConfig(process.env)
+  const config = readConfig(process.env, options.paypal === 'yes')
+  if (options.paypal === 'yes') {
+    await runPayPal(config, options)
+    return
+  }
+  if (options.until !== '') throw new UsageError('--until is for --paypal')
   const ledger = await openLedgerReadOnly(config)
   const logger = pino({ level: config.logLevel }, pino.destination(2))
   const alma = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: config.almaTimeoutMs, logger })

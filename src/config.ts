@@ -363,6 +363,10 @@ export interface JobConfig {
   logLevel: string
   /** TIMEZONE, else the process's zone */
   timeZone: string
+  /** reconcile --paypal: the REST app whose Transaction Search is read */
+  paypalApiUrl: string
+  paypalClientId: string
+  paypalClientSecret: string
 }
 
 const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
@@ -374,7 +378,10 @@ const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
   almaTimeoutMs: 'ALMA_TIMEOUT_MS',
   currency: 'CURRENCY',
   logLevel: 'LOG_LEVEL',
-  timeZone: 'TIMEZONE'
+  timeZone: 'TIMEZONE',
+  paypalApiUrl: 'PAYPAL_API_URL',
+  paypalClientId: 'PAYPAL_CLIENT_ID',
+  paypalClientSecret: 'PAYPAL_CLIENT_SECRET'
 }
 
 /**
@@ -421,6 +428,9 @@ export function loadJobConfig (job: Job, env: Record<string, string | undefined>
     almaTimeoutMs: raw.ALMA_TIMEOUT_MS,
     currency: raw.CURRENCY,
     logLevel: raw.LOG_LEVEL,
-    timeZone: timeZoneOf(raw.TIMEZONE)
+    timeZone: timeZoneOf(raw.TIMEZONE),
+    paypalApiUrl: String(raw.PAYPAL_API_URL).replace(/\/+$/, ''),
+    paypalClientId: raw.PAYPAL_CLIENT_ID ?? '',
+    paypalClientSecret: raw.PAYPAL_CLIENT_SECRET ?? ''
   }
 }

@@ -59,3 +59,26 @@ t.test('rows from before kinds existed get a kind, their CashNet amounts, and on
   const refund = await ledger.recordRefund({ checkoutId: 'double', tx: '22', amount: 750 as never, reference: 'R', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'restore' })
   t.equal(refund.recorded && refund.checkout.state, 'POSTED', 'the migrated double charge goes back to the state its audit event recorded')
 })
+
+t.test('migration 6 (issue 17): checkouts recorded before providers existed are CashNet\'s; new ones say theirs', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'old.sqlite')
+  const db = new Database(path)
+  const before = MIGRATIONS.length - 1
+  for (const m of MIGRATIONS.slice(0, before)) {
+    if (typeof m === 'string') db.exec(m)
+    else m(db)
+  }
+  db.pragma(`user_version = ${before}`)
+  t.notOk((db.prepare('PRAGMA table_info(checkouts)').all() as Array<{ name: string }>).some(c => c.name === 'provider'), 'the old schema has no provider')
+  db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at, tx)
+    VALUES ('old', 'u', 'u', 'U', '', 'POSTED', 750, 'USD', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '7001')`).run()
+  db.close()
+
+  const ledger = new SqliteLedger({ path })
+  t.teardown(async () => { await ledger.close() })
+  t.equal((await ledger.getCheckout('old'))?.provider, 'cashnet', 'an existing row is CashNet\'s')
+  const created = await ledger.createCheckout({ id: 'new', userId: 'u', primaryId: 'u', patronName: 'U', email: '', provider: 'paypal', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'T', feeTypeDesc: 'T', owner: 'M', ownerDesc: 'M', title: '', itemCode: 'LIB-FINE', amount: 500 as never }] })
+  t.equal(created.provider, 'paypal')
+})

@@ -76,6 +76,7 @@ t.test('pay all: the fines page is empty afterwards', async t => {
   await zoe.payOnCashnet(action, fields)
   await stack.app.worker.idle()
   t.equal((await stack.app.ledger.getCheckout(checkoutIdFrom(fields)))?.state, 'POSTED')
+  t.equal((await stack.app.ledger.getCheckout(checkoutIdFrom(fields)))?.provider, 'cashnet', 'the checkout records that CashNet took the money')
   const page = await zoe.get('/')
   t.match(page.body, 'Nothing to pay')
 })

@@ -55,6 +55,7 @@ t.test('a patron pays two fees through PayPal: one order, one capture, Alma reco
   t.equal(stack.pp.captures.length, 1, 'one capture')
   const capture = stack.pp.captures[0]
   t.equal(checkout?.tx, capture.id, 'the capture id is the tx')
+  t.equal(checkout?.provider, 'paypal', 'the checkout records that PayPal took the money')
   t.same(stack.alma.paymentsFor(capture.id).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
     { feeId: '100001', amountCents: 500 },
     { feeId: '100003', amountCents: 1225 }
@@ -167,6 +168,36 @@ t.test('a declined instrument sends the patron back to PayPal to choose another 
   await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
   t.equal(stack.pp.captures.length, 1)
   t.same(stack.alma.paymentsFor(stack.pp.captures[0].id), [{ feeId: '100001', amountCents: 500 }])
+})
+
+t.test('a declined attempt\'s capture key is never reused: with PayPal replaying its 422, the second approval is captured under a new PayPal-Request-Id, and a 5xx within it keeps that key', async t => {
+  const stack = await paypalStack(t, { paypal: { faults: { replayErrorAnswers: true } } })
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  const back = await decide(alice, approveUrl, 'decline')
+  const answer = await alice.request(back)
+  t.equal(answer.status, 303, 'back to PayPal to choose another way')
+  t.equal(stack.pp.captures.length, 0, 'nothing captured')
+  const firstKeys = new Set(stack.pp.calls.filter(c => c.method === 'POST' && c.path.endsWith('/capture')).map(c => c.requestId))
+  t.ok(firstKeys.has(`${checkoutId}-capture`), 'the first attempt used the checkout\'s first capture key')
+
+  stack.pp.faults.failNextCaptures = 1
+  const again = await decide(alice, String(answer.headers.location), 'approve')
+  const receipt = await alice.request(again)
+  t.equal(receipt.status, 200, 'the second approval ends on the receipt, not on a replayed decline')
+  t.match(receipt.body, 'Payment received')
+  const calls = stack.pp.calls.filter(c => c.method === 'POST' && c.path.endsWith('/capture'))
+  const secondCalls = calls.filter(c => !firstKeys.has(c.requestId))
+  t.ok(secondCalls.length >= 2, 'the second attempt: a 503, then its retry')
+  t.equal(secondCalls[0].status, 503)
+  t.equal(secondCalls[1].requestId, secondCalls[0].requestId, 'the retry after 503 kept the attempt\'s key')
+  t.match(secondCalls[0].requestId, new RegExp(`^${checkoutId}-capture-\\d+$`))
+  t.ok(calls.filter(c => c.status === 422).every(c => !secondCalls.some(s => s.requestId === c.requestId && s.status === 201)), 'no key that got a 422 was used for the capture')
+  t.equal(stack.pp.captures.length, 1, 'one capture')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  t.same(stack.alma.paymentsFor(stack.pp.captures[0].id), [{ feeId: '100001', amountCents: 500 }])
+  t.equal(stack.alma.allExternalPayments().length, 1)
 })
 
 t.test('cancel on PayPal: CANCELLED and the calm page, nothing taken', async t => {

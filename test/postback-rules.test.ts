@@ -12,7 +12,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
     lineNo, feeId: `f${lineNo}`, feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode, amount: amount as Cents, postedAmount: null, postedAt: null
   })
   return {
-    id: 'c1', userId: 'u', primaryId: 'u', patronName: 'U', email: '', state, total: 750 as Cents, currency: 'USD',
+    id: 'c1', userId: 'u', primaryId: 'u', patronName: 'U', email: '', provider: 'cashnet', state, total: 750 as Cents, currency: 'USD',
     createdAt: '', updatedAt: '', paidAt: null, postedAt: null, tx, batchno: null, effdate: null, pmtcode: null,
     attentionReason: null, attentionKind: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
     resolvedAt: null, resolvedBy: null, resolution: null,

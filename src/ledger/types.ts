@@ -13,6 +13,10 @@ export type CheckoutState = typeof CHECKOUT_STATES[number]
  * other amounts for our tx); ATTEMPTS_EXHAUSTED: Alma kept failing; UNKNOWN: recorded before kinds existed. REFUNDED: the provider reports a refund of the payment (PayPal's
  * PAYMENT.CAPTURE.REFUNDED): what Alma shows paid may need reversing.
  */
+/** Who took the money for a checkout (SPEC 13): the provider the campus used when the checkout was started. */
+export const CHECKOUT_PROVIDERS = ['cashnet', 'paypal'] as const
+export type CheckoutProvider = typeof CHECKOUT_PROVIDERS[number]
+
 export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN', 'REFUNDED'] as const
 export type AttentionKind = typeof ATTENTION_KINDS[number]
 
@@ -39,6 +43,8 @@ export interface Checkout {
   primaryId: string
   patronName: string
   email: string
+  /** the provider that takes (took) the money; checkouts from before providers existed are 'cashnet' */
+  provider: CheckoutProvider
   state: CheckoutState
   total: Cents
   currency: string
@@ -70,6 +76,8 @@ export interface NewCheckout {
   primaryId: string
   patronName: string
   email: string
+  /** default 'cashnet' */
+  provider?: CheckoutProvider
   currency: string
   lines: Array<Omit<CheckoutLine, 'postedAmount' | 'postedAt'>>
 }

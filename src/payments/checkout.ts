@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AlmaClient } from '../alma/client.ts'
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout } from '../ledger/types.ts'
+import type { Checkout, CheckoutProvider } from '../ledger/types.ts'
 import { type Cents, formatDecimal, sumCents } from '../money.ts'
 import { feesInProgress, type PayableRules, whyNotPayable } from './payable.ts'
 
@@ -30,7 +30,7 @@ export function newCheckoutId (): string {
 }
 
 export async function startCheckout (
-  deps: { alma: AlmaClient, ledger: Ledger, rules: CheckoutRules },
+  deps: { alma: AlmaClient, ledger: Ledger, rules: CheckoutRules, /** who will take the money: recorded on the checkout */ provider: CheckoutProvider },
   username: string,
   selectedFeeIds: readonly string[]
 ): Promise<Checkout> {
@@ -75,6 +75,7 @@ export async function startCheckout (
     primaryId: user.primaryId,
     patronName: (user.fullName || `${user.firstName} ${user.lastName}`).trim(),
     email: user.preferredEmail,
+    provider: deps.provider,
     currency: deps.rules.currency,
     lines
   })

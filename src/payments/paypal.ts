@@ -1,8 +1,9 @@
 // The PayPal use cases (SPEC 13), with no HTTP: complete an approved order (the browser's return, or the
 // CHECKOUT.ORDER.APPROVED webhook for a patron who never came back), record what a capture says, act on a
-// verified webhook event, and record a cancel. Every capture of a checkout's order uses one PayPal-Request-Id
-// (checkout id + "-capture"), reused on a retry after UNAVAILABLE, so PayPal answers a repeat with the first
-// capture; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
+// verified webhook event, and record a cancel. A capture's PayPal-Request-Id is "<checkout id>-capture", then
+// "-capture-N" once N capture answers that end an attempt (INSTRUMENT_DECLINED, ORDER_NOT_APPROVED) are recorded in
+// the ledger: a retry after UNAVAILABLE or a timeout keeps the key, so PayPal answers a repeat with the first
+// capture, while a 422 PayPal may replay for a key can never answer the patron's next approval; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
 import type { Ledger } from '../ledger/ledger.ts'
@@ -31,9 +32,21 @@ export interface PayPalDeps {
   retryDelayMs?: number
 }
 
-/** One PayPal-Request-Id per checkout capture: a retry, the return and the webhook all send the same one. */
-export function captureRequestId (checkoutId: string): string {
-  return `${checkoutId}-capture`
+/**
+ * The capture PayPal-Request-Id of an approval attempt: `ended` is how many capture attempts of the checkout were
+ * answered with a 4xx that ends them (declined, not approved), as recorded in the ledger. Within an attempt a
+ * retry, the return and the webhook all send the same key.
+ */
+export function captureRequestId (checkoutId: string, ended = 0): string {
+  return ended === 0 ? `${checkoutId}-capture` : `${checkoutId}-capture-${ended}`
+}
+
+const DECLINED_EVENT = 'paypal.instrument_declined'
+const NOT_APPROVED_EVENT = 'paypal.capture_not_approved'
+
+/** How many capture attempts of a checkout PayPal has ended with a 4xx: the key of the next one. */
+async function attemptsEnded (ledger: Ledger, checkoutId: string): Promise<number> {
+  return (await ledger.history(checkoutId))?.events.filter(e => e.event === DECLINED_EVENT || e.event === NOT_APPROVED_EVENT).length ?? 0
 }
 
 export type CaptureResult =
@@ -56,7 +69,8 @@ export function checkoutIdOf (order: Pick<PayPalOrder, 'customId' | 'invoiceId'>
  */
 export async function captureApproved (deps: PayPalDeps, orderId: string, checkoutId: string): Promise<CaptureResult> {
   const retries = deps.captureRetries ?? 2
-  const requestId = captureRequestId(checkoutId)
+  // read once: every retry of this attempt keeps its key; a decline recorded below moves the next attempt on
+  const requestId = captureRequestId(checkoutId, await attemptsEnded(deps.ledger, checkoutId))
   for (let attempt = 0; ; attempt++) {
     try {
       const order = await deps.client.captureOrder(orderId, requestId)
@@ -64,8 +78,8 @@ export async function captureApproved (deps: PayPalDeps, orderId: string, checko
     } catch (error) {
       if (!(error instanceof PayPalError)) throw error
       if (error.kind === 'INSTRUMENT_DECLINED') {
-        deps.logger.info({ event: 'paypal.instrument_declined', checkout: checkoutId, order: orderId, debugId: error.debugId }, `PayPal declined the patron's instrument for order ${orderId} (checkout ${checkoutId}) [debug_id ${error.debugId}]: back to PayPal to choose another way`)
-        await deps.ledger.audit(checkoutId, 'paypal.instrument_declined', { order: orderId, debugId: error.debugId })
+        deps.logger.info({ event: DECLINED_EVENT, checkout: checkoutId, order: orderId, debugId: error.debugId, requestId }, `PayPal declined the patron's instrument for order ${orderId} (checkout ${checkoutId}) [debug_id ${error.debugId}]: back to PayPal to choose another way`)
+        await deps.ledger.audit(checkoutId, DECLINED_EVENT, { order: orderId, debugId: error.debugId, requestId })
         const order = await deps.client.getOrder(orderId)
         return { kind: 'choose-again', approveUrl: order.approveUrl }
       }
@@ -75,6 +89,7 @@ export async function captureApproved (deps: PayPalDeps, orderId: string, checko
         return { kind: 'captured', collected: collectedFrom(order.capture, checkoutId) }
       }
       if (error.kind === 'REJECTED' && error.issue === 'ORDER_NOT_APPROVED') {
+        await deps.ledger.audit(checkoutId, NOT_APPROVED_EVENT, { order: orderId, debugId: error.debugId, requestId })
         const order = await deps.client.getOrder(orderId)
         return { kind: 'not-approved', approveUrl: order.approveUrl }
       }

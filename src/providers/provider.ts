@@ -4,11 +4,12 @@
 // transaction id, for which checkout (a Collected). Everything after PAID (posting, retries, attention, receipts,
 // reconcile, GL) is the same for every provider and knows only the provider's name.
 
-import type { Checkout } from '../ledger/types.ts'
+import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider } from '../ledger/types.ts'
 import type { Cents } from '../money.ts'
 
-export const PAYMENT_PROVIDERS = ['cashnet', 'paypal'] as const
-export type ProviderName = typeof PAYMENT_PROVIDERS[number]
+/** The ledger records which of these took a checkout's money (Checkout.provider). */
+export const PAYMENT_PROVIDERS = CHECKOUT_PROVIDERS
+export type ProviderName = CheckoutProvider
 
 /** How patrons and staff see the provider named. */
 export const PROVIDER_LABEL: Record<ProviderName, string> = { cashnet: 'CashNet', paypal: 'PayPal' }

@@ -29,10 +29,15 @@ export interface PayPalFaults {
   captureCurrency: string | null
   /** the capture amount's value sent verbatim (e.g. "16.755", "1e3"): the client must refuse it */
   captureAmountValue: string | null
+  /**
+   * a 4xx answer is stored under its PayPal-Request-Id and replayed for the same key, as live PayPal may do
+   * (successes always are): a client that reuses a declined capture's key gets the decline again
+   */
+  replayErrorAnswers: boolean
 }
 
 const NO_FAULTS: PayPalFaults = {
-  latencyMs: 0, failNextCaptures: 0, loseNextCaptureAnswers: 0, failNextCreates: 0, tokenDown: false, captureStatus: 'COMPLETED', captureAmountDeltaCents: 0, captureCurrency: null, captureAmountValue: null
+  latencyMs: 0, failNextCaptures: 0, loseNextCaptureAnswers: 0, failNextCreates: 0, tokenDown: false, captureStatus: 'COMPLETED', captureAmountDeltaCents: 0, captureCurrency: null, captureAmountValue: null, replayErrorAnswers: false
 }
 
 /** immediate: sent (and awaited) before the browser is redirected; held: queued until deliverHeld(); off: never */
@@ -519,7 +524,13 @@ export class PayPalSandbox {
         if (key !== null) this.#idempotent.set(key, answer)
         return reply.code(answer.status).send(answer.body)
       } catch (error) {
-        if (error instanceof Refusal) return this.#refuse(reply, error)
+        if (error instanceof Refusal) {
+          if (key !== null && this.faults.replayErrorAnswers && error.status >= 400 && error.status < 500) {
+            const debugId = randomBytes(7).toString('hex').slice(0, 13)
+            this.#idempotent.set(key, { status: error.status, body: { name: error.payPalName, message: error.description, debug_id: debugId, details: error.issue === '' ? [] : [{ issue: error.issue, description: error.description }], links: [] } })
+          }
+          return this.#refuse(reply, error)
+        }
         throw error
       }
     }

@@ -141,6 +141,7 @@ t.test('bad map or layout: exit 1 naming the file; usage errors: exit 2; nothing
   t.match(badMap.stderr, /map\.json: default: "account" "MUCH-TOO-LONG-ACCOUNT" is longer than 10/)
   const layout = JSON.parse(readFileSync('config/gl-flat-layout.json', 'utf8'))
   layout.records.L[10].length = 3
+  delete layout.records.L[10].overflow
   writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout))
   const overflow = await gl(dir, '2026-10-05', ['--format', 'flat'], { GL_FLAT_LAYOUT: join(dir, 'layout.json') })
   t.equal(overflow.code, 1)
@@ -209,4 +210,60 @@ t.test('the shipped layout says for each field how sure we are and why', async t
   const amount = layout.records.L.find((f: { name: string }) => f.name === 'MONETARY_AMOUNT')
   t.match(amount.evidence, 'Signed Number(28,3)')
   t.match(amount.evidence, 'debit entries positive, credit entries negative')
+})
+
+t.test('a CashNet and a PayPal payment on one day: two clearing lines, one per provider, balancing to the cent', async t => {
+  const dir = tempDir(t)
+  const ledger = new SqliteLedger({ path: join(dir, 'ledger.sqlite'), now: () => new Date('2026-10-05T17:00:00Z') })
+  const pay = async (id: string, provider: 'cashnet' | 'paypal', tx: string, batchno: string, fees: Array<[string, number]>): Promise<void> => {
+    await ledger.createCheckout({
+      id, userId: id, primaryId: id, patronName: id, email: '', provider, currency: 'USD',
+      lines: fees.map(([feeId, amount], i) => ({ lineNo: i + 1, feeId, feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode: 'LIB-FINE', amount: amount as Cents }))
+    })
+    await ledger.recordPostback({ checkoutId: id, peer: provider, result: '0', tx, rawBody: '' },
+      () => ({ outcome: 'PAID', reason: 'ok', to: 'PAID', payment: { tx, batchno, effdate: '', pmtcode: provider.toUpperCase() } }))
+    for (const [i, [, amount]] of fees.entries()) await ledger.markLinePosted(id, i + 1, amount as Cents, { tx })
+  }
+  await pay('cn1', 'cashnet', '7001', '42', [['100001', 1999], ['100002', 1]])
+  await pay('pp1', 'paypal', '3GJ18429TL0651234', '', [['700001', 333], ['700002', 334]])
+  await pay('pp2', 'paypal', '5KX90312AB1234567', '', [['700003', 1001]])
+  await ledger.close()
+
+  const byProvider = join(dir, 'map.json')
+  const map = JSON.parse(readFileSync('config/gl-map.example.json', 'utf8'))
+  t.same(map.clearingByProvider, { paypal: { account: '101510' } }, 'the sample map shows a PayPal clearing account')
+  writeFileSync(byProvider, JSON.stringify(map))
+  const run = await gl(dir, '2026-10-05', [], { GL_MAP_FILE: byProvider })
+  t.equal(run.code, 0, run.stderr)
+  const rows = csvFile(join(dir, 'out', 'gl-journal-2026-10-05.csv'))
+  const amount = (r: Record<string, string>): number => parseCents(r.MONETARY_AMOUNT, { allowNegative: true }) as number
+  const clearing = rows.filter(r => r.ALMA_FEE_ID === '')
+  t.same(clearing.map(r => [r.LINE_DESCR, r.ACCOUNT, r.FUND_CODE, r.DEPTID, r.MONETARY_AMOUNT, r.JRNL_LN_REF]), [
+    ['CashNet receipts 2026-10-05', '101500', '10000', 'BURSAR', '20.00', '42'],
+    ['PayPal receipts 2026-10-05', '101510', '10000', 'BURSAR', '16.68', '']
+  ], 'each provider clears its own total; PayPal\'s account from clearingByProvider, its other fields from clearing')
+  t.equal(rows.reduce((s, r) => s + amount(r), 0), 0, 'the journal balances to the cent')
+  t.equal(rows.filter(r => r.ALMA_FEE_ID !== '').length, 5, 'one credit per fee line')
+  t.match(rows.find(r => r.ALMA_FEE_ID === '700001'), { CASHNET_TX: '3GJ18429TL0651234', CASHNET_BATCHNO: '', JRNL_LN_REF: '/3GJ18429TL0651234', CHECKOUT_ID: 'pp1' }, 'a PayPal line carries its capture id')
+
+  // a map without clearingByProvider: still one clearing line per provider, both on the common account
+  const { clearingByProvider: _, ...common } = map
+  writeFileSync(join(dir, 'common.json'), JSON.stringify(common))
+  const plain = await gl(join(dir, 'plain'), '2026-10-05', [], { DATABASE_PATH: join(dir, 'ledger.sqlite'), GL_MAP_FILE: join(dir, 'common.json') })
+  t.equal(plain.code, 0, plain.stderr)
+  const plainRows = csvFile(join(dir, 'plain', 'out', 'gl-journal-2026-10-05.csv'))
+  t.same(plainRows.filter(r => r.ALMA_FEE_ID === '').map(r => [r.LINE_DESCR, r.ACCOUNT, r.MONETARY_AMOUNT]), [
+    ['CashNet receipts 2026-10-05', '101500', '20.00'], ['PayPal receipts 2026-10-05', '101500', '16.68']
+  ])
+
+  const flat = await gl(dir, '2026-10-05', ['--format', 'flat'], { GL_MAP_FILE: byProvider })
+  t.equal(flat.code, 0, flat.stderr)
+  const lines = readFileSync(join(dir, 'out', 'gl-journal-2026-10-05.dat'), 'utf8').split('\n').filter(l => l[0] === 'L')
+  t.same(lines.slice(-2).map(l => [l.slice(25, 35).trim(), parseCents(l.slice(50, 78).trim())]), [['101500', 2000], ['101510', 1668]], 'the flat file has the same two clearing lines')
+  t.equal(lines.find(l => l.includes('700001'))?.slice(111, 121), '3GJ18429TL', 'the shipped layout keeps the first 10 characters of a PayPal capture id as the line reference')
+
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...map, clearingByProvider: { stripe: { account: '1' } } }))
+  const bad = await gl(dir, '2026-10-05', [], { GL_MAP_FILE: join(dir, 'bad.json') })
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /bad\.json: clearingByProvider\.stripe: unknown provider/)
 })

@@ -94,6 +94,22 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     await t.rejects(ledger.createCheckout(newCheckout('c1', [100])), 'an id is used once')
   })
 
+  t.test('a checkout records which provider takes its money: cashnet unless said, kept through payment and posting', async t => {
+    const { ledger, at } = await setup(t)
+    const plain = await ledger.createCheckout(newCheckout('c1', [500]))
+    t.equal(plain.provider, 'cashnet', 'a checkout that names no provider is CashNet\'s')
+    const viaPayPal = await ledger.createCheckout({ ...newCheckout('p1', [300, 200]), provider: 'paypal' })
+    t.equal(viaPayPal.provider, 'paypal')
+    t.equal((await ledger.getCheckout('p1'))?.provider, 'paypal', 'read back by id')
+    t.same((await ledger.listCheckouts({})).checkouts.map(c => [c.id, c.provider]).sort(), [['c1', 'cashnet'], ['p1', 'paypal']], 'and in lists')
+    await ledger.recordPostback(incoming('p1', 'CAPTURE1', [300, 200]), always(paid('CAPTURE1')))
+    at('2026-03-02T11:00:00.000Z')
+    await ledger.markLinePosted('p1', 1, cents(300), {})
+    await ledger.markLinePosted('p1', 2, cents(200), {})
+    const posted = await ledger.postedLines(new Date('2026-03-02T00:00:00.000Z'), new Date('2026-03-03T00:00:00.000Z'))
+    t.same(posted.map(p => [p.checkout.id, p.checkout.provider, p.lineNo]), [['p1', 'paypal', 1], ['p1', 'paypal', 2]], 'the GL journal sees the provider of each posted line')
+  })
+
   t.test('a PAID decision records the postback, CashNet\'s report and the payment in one step', async t => {
     const { ledger } = await setup(t)
     await ledger.createCheckout(newCheckout('c1', [500, 250]))

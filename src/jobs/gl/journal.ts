@@ -1,14 +1,16 @@
 // The day's journal: one credit line per fee line POSTED to Alma that day (revenue, by chartfield map), one debit
 // line per fee line share of each refund staff recorded that day (to the map's `refunds` chartfields, else back
-// against the fee's own revenue chartfields), and one line to the CashNet clearing account that balances it: a
-// debit of what was posted less what was refunded (what CashNet's deposit should show); one journal per currency.
-// Amounts are the cents Alma accepted (postedAmount); money CashNet took but Alma did not accept is no revenue.
-// So the credit lines of fee lines are exactly the day's POSTED money (the staff report's POSTED column).
+// against the fee's own revenue chartfields), and, per provider that took the money (CashNet, PayPal), one line
+// to that provider's clearing account that balances its part: a debit of what was posted less what was refunded
+// (what the provider's deposit should show), or a credit on a day that refunded more than it posted. One journal
+// per currency. Amounts are the cents Alma accepted (postedAmount); money a provider took but Alma did not accept
+// is no revenue. So the credit lines of fee lines are exactly the day's POSTED money (the staff report's column).
 
 import { type Cents } from '../../money.ts'
-import type { Checkout, RefundRecord } from '../../ledger/types.ts'
+import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, type RefundRecord } from '../../ledger/types.ts'
+import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { spreadRefund } from '../refund-lines.ts'
-import { chartfieldsFor, type GlMap } from './map.ts'
+import { chartfieldsFor, clearingFor, type GlMap } from './map.ts'
 
 export interface JournalLine {
   lineNumber: number
@@ -18,7 +20,7 @@ export interface JournalLine {
   /** PeopleSoft sign: debit positive, credit negative */
   amount: Cents
   lineDescription: string
-  /** CashNet batch and transaction: "batchno/tx" */
+  /** CashNet batch and transaction: "batchno/tx" (PayPal: "/capture id") */
   reference: string
   tx: string
   batchno: string
@@ -26,6 +28,8 @@ export interface JournalLine {
   feeType: string
   owner: string
   checkoutId: string
+  /** who took the money: the fee line's checkout's provider, or the provider a clearing line clears */
+  provider: CheckoutProvider
 }
 
 export interface Journal {
@@ -57,7 +61,8 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       feeId: line.feeId,
       feeType: line.feeType,
       owner: line.owner,
-      checkoutId: checkout.id
+      checkoutId: checkout.id,
+      provider: checkout.provider
     })
   }
   for (const { refund, checkout } of refunds) {
@@ -75,28 +80,35 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
         feeId: share.line.feeId,
         feeType: share.line.feeType,
         owner: share.line.owner,
-        checkoutId: checkout.id
+        checkoutId: checkout.id,
+        provider: checkout.provider
       })
     }
   }
   return [...byCurrency.keys()].sort().map(currency => {
     const lines = byCurrency.get(currency) as JournalLine[]
-    // what was posted less what was refunded: a debit, or a credit on a day that refunded more than it posted
-    const net = -lines.reduce((s, l) => s + l.amount, 0) as Cents
-    lines.push({
-      lineNumber: 0,
-      ...map.clearing,
-      amount: net,
-      lineDescription: `CashNet receipts ${date}`,
-      // the CashNet batches this deposit should match, for the bursar's reconciliation
-      reference: [...new Set(lines.map(l => l.batchno).filter(b => b !== ''))].sort().join('+'),
-      tx: '',
-      batchno: '',
-      feeId: '',
-      feeType: '',
-      owner: '',
-      checkoutId: ''
-    })
+    // per provider present, in a fixed order so a re-run gives the same bytes: what was posted less what was
+    // refunded, a debit (or a credit on a day that refunded more than it posted)
+    const feeLines = [...lines]
+    for (const provider of CHECKOUT_PROVIDERS) {
+      const taken = feeLines.filter(l => l.provider === provider)
+      if (taken.length === 0) continue
+      lines.push({
+        lineNumber: 0,
+        ...clearingFor(map, provider),
+        amount: -taken.reduce((s, l) => s + l.amount, 0) as Cents,
+        lineDescription: `${PROVIDER_LABEL[provider]} receipts ${date}`,
+        // the provider's batches this deposit should match, for the bursar's reconciliation (PayPal has none)
+        reference: [...new Set(taken.map(l => l.batchno).filter(b => b !== ''))].sort().join('+'),
+        tx: '',
+        batchno: '',
+        feeId: '',
+        feeType: '',
+        owner: '',
+        checkoutId: '',
+        provider
+      })
+    }
     lines.forEach((l, i) => { l.lineNumber = i + 1 })
     const totalDebits = lines.reduce((s, l) => l.amount > 0 ? s + l.amount : s, 0) as Cents
     const totalCredits = lines.reduce((s, l) => l.amount < 0 ? s - l.amount : s, 0) as Cents

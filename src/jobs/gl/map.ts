@@ -3,6 +3,7 @@
 // PeopleSoft's field lengths, so that a typo fails the run instead of PeopleSoft's Journal Edit.
 
 import { readFile } from 'node:fs/promises'
+import { CHECKOUT_PROVIDERS, type CheckoutProvider } from '../../ledger/types.ts'
 import { BadInput } from '../errors.ts'
 
 export interface Chartfields {
@@ -23,9 +24,12 @@ export interface GlMap {
   journalId: string
   source: string
   description: string
+  /** the clearing account of a provider without its own */
   clearing: Chartfields
   /** where refunds are debited; absent: back against each fee's own revenue chartfields */
   refunds?: Chartfields
+  /** a provider's own clearing account (optional in the file; missing fields from `clearing`) */
+  clearingByProvider: Partial<Record<CheckoutProvider, Chartfields>>
   default: Chartfields
   rules: ChartfieldRule[]
 }
@@ -60,6 +64,14 @@ export async function loadGlMap (path: string): Promise<GlMap> {
   const fallback = chartfields(o.default, 'default', path)
   const rules = o.rules ?? []
   if (!Array.isArray(rules)) throw new BadInput(path, 'rules', 'must be a list')
+  const clearing = chartfields(o.clearing, 'clearing', path)
+  const byProvider = o.clearingByProvider ?? {}
+  if (byProvider === null || typeof byProvider !== 'object' || Array.isArray(byProvider)) throw new BadInput(path, 'clearingByProvider', `must be an object keyed by provider (${CHECKOUT_PROVIDERS.join(', ')})`)
+  const clearingByProvider: Partial<Record<CheckoutProvider, Chartfields>> = {}
+  for (const [name, fields] of Object.entries(byProvider)) {
+    if (!(CHECKOUT_PROVIDERS as readonly string[]).includes(name)) throw new BadInput(path, `clearingByProvider.${name}`, `unknown provider; use ${CHECKOUT_PROVIDERS.join(' or ')}`)
+    clearingByProvider[name as CheckoutProvider] = chartfields(fields, `clearingByProvider.${name}`, path, clearing)
+  }
   return {
     businessUnit: text(o, 'businessUnit', 'businessUnit', path),
     ledger: text(o, 'ledger', 'ledger', path, 'ACTUALS'),
@@ -67,7 +79,8 @@ export async function loadGlMap (path: string): Promise<GlMap> {
     journalId: text(o, 'journalId', 'journalId', path, 'NEXT'),
     source: text(o, 'source', 'source', path, ''),
     description: text(o, 'description', 'description', path, 'Library fines paid via CashNet'),
-    clearing: chartfields(o.clearing, 'clearing', path),
+    clearing,
+    clearingByProvider,
     ...(o.refunds !== undefined ? { refunds: chartfields(o.refunds, 'refunds', path) } : {}),
     default: fallback,
     rules: rules.map((r, i): ChartfieldRule => {
@@ -82,6 +95,11 @@ export async function loadGlMap (path: string): Promise<GlMap> {
       return out
     })
   }
+}
+
+/** The account a provider's receipts clear through: its own if the map names one, else the common one. */
+export function clearingFor (map: GlMap, provider: CheckoutProvider): Chartfields {
+  return map.clearingByProvider[provider] ?? map.clearing
 }
 
 /** The most specific rule wins: fee type and owner, then fee type, then owner; missing fields from the default. */

@@ -194,7 +194,10 @@ export const MIGRATIONS: Migration[] = [
      revoked_by TEXT,
      revoked_at TEXT
    );
-   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`
+   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
+  // Issue 17: which provider took a checkout's money (the GL clears each provider on its own account, reconcile
+  // compares each with its own records). Every checkout before this was CashNet's.
+  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

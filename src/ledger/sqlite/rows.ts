@@ -35,6 +35,7 @@ export function toSummary (row: Row): CheckoutSummary {
     primaryId: row.primary_id,
     patronName: row.patron_name,
     email: row.email,
+    provider: row.provider ?? 'cashnet',
     state: row.state,
     total: row.total_cents as Cents,
     currency: row.currency,

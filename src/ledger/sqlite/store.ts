@@ -38,15 +38,15 @@ export class CheckoutStore {
     const now = c.iso()
     const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
     c.transaction(() => {
-      c.sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
-        .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, total, checkout.currency, now, now)
+      c.sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
+        .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now)
       const insertLine = c.sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       for (const line of checkout.lines) {
         insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount)
       }
-      c.event(checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length })
+      c.event(checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length, provider: checkout.provider ?? 'cashnet' })
     })
     return this.getCheckout(checkout.id) as Checkout
   }

@@ -32,7 +32,7 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     const username = (request.patron as { username: string }).username
     const feeIds = request.body.fee
     try {
-      const created = await startCheckout({ alma: request.alma, ledger, rules }, username, feeIds)
+      const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, username, feeIds)
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 2 * 24 * 3600 })
       const start = await fastify.paymentProvider.start(created, { publicUrl: config.publicUrl, brandName: config.libraryName })

@@ -123,7 +123,7 @@ ${progress}
 <p class="history-link"><a href="history">Your payment history and receipts</a></p>
 ${due.length === 0
       ? html`<p class="lead">Nothing else to pay for now.</p>`
-      : html`<p class="lead">You owe ${joinAnd(due.map(d => html`<strong>${money(d.cents, d.currency)}</strong>`))}.${payable.length > 0 ? ' Untick anything you do not want to pay now, then pay on CashNet, the university’s secure payment page.' : ''}</p>`}
+      : html`<p class="lead">You owe ${joinAnd(due.map(d => html`<strong>${money(d.cents, d.currency)}</strong>`))}.${payable.length > 0 ? ` Untick anything you do not want to pay now, then pay on ${view.branding.paymentProvider === 'paypal' ? 'PayPal, the university’s secure payment service' : 'CashNet, the university’s secure payment page'}.` : ''}</p>`}
 ${elsewhere.length > 0
       ? html`<p class="notice other-currency">Fees in ${joinAnd(elsewhere.map(d => html`${d.currency} (${money(d.cents, d.currency)})`))} cannot be paid online: online payments are taken in ${view.currency} only. Please contact the library to pay them.</p>`
       : ''}
@@ -143,7 +143,7 @@ ${payable.length === 0
       ? (owed.some(f => !held.has(f.notPayable)) ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>` : '')
       : html`<div class="actions"><button class="button" id="pay-button" type="submit" aria-describedby="pay-hint">Pay selected fees</button>
 <span class="muted" id="pay-hint">${view.minPayment > 1 ? `The smallest online payment is ${money(view.minPayment)}.` : ''}</span></div>
-<p class="muted small">Card details are entered on CashNet, never on this site.</p>`}
+<p class="muted small">Card details are entered on ${view.branding.paymentProvider === 'paypal' ? 'PayPal' : 'CashNet'}, never on this site.</p>`}
 </form>`
   })
 }

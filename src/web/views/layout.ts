@@ -7,6 +7,8 @@ export interface Branding {
   libraryName: string
   libraryLogoUrl: string
   accentColor: string
+  /** who processes the payments, named in the footer (default CashNet) */
+  paymentProvider?: 'cashnet' | 'paypal'
 }
 
 export interface PageOptions {
@@ -93,7 +95,7 @@ ${options.signOut === true ? html`<a class="sign-out" href="${root}logout">Sign 
 <main id="main" tabindex="-1"><div class="inner">
 ${options.body}
 </div></main>
-<footer class="site"><div class="inner">Payments are processed by CashNet; card details never reach the library.</div></footer>
+<footer class="site"><div class="inner">Payments are processed by ${branding.paymentProvider === 'paypal' ? 'PayPal' : 'CashNet'}; card details never reach the library.</div></footer>
 ${(options.scripts ?? []).map(s => html`<script src="${root}assets/${s}" defer></script>`)}
 </body>
 </html>
