@@ -78,7 +78,7 @@ export async function captureApproved (deps: PayPalDeps, orderId: string, checko
     } catch (error) {
       if (!(error instanceof PayPalError)) throw error
       if (error.kind === 'INSTRUMENT_DECLINED') {
-        deps.logger.info({ event: DECLINED_EVENT, checkout: checkoutId, order: orderId, debugId: error.debugId, requestId }, `PayPal declined the patron's instrument for order ${orderId} (checkout ${checkoutId}) [debug_id ${error.debugId}]: back to PayPal to choose another way`)
+        deps.logger.info({ event: 'paypal.instrument_declined', checkout: checkoutId, order: orderId, debugId: error.debugId, requestId }, `PayPal declined the patron's instrument for order ${orderId} (checkout ${checkoutId}) [debug_id ${error.debugId}]: back to PayPal to choose another way`)
         await deps.ledger.audit(checkoutId, DECLINED_EVENT, { order: orderId, debugId: error.debugId, requestId })
         const order = await deps.client.getOrder(orderId)
         return { kind: 'choose-again', approveUrl: order.approveUrl }
