@@ -27,7 +27,7 @@ const incoming = (id: string | null, tx: string, amounts: number[] | null, resul
 })
 const paid = (tx: string): PostbackDecision => ({ outcome: 'PAID', reason: 'paid', to: 'PAID', payment: { tx, batchno: 'B7', effdate: '2026-03-02', pmtcode: 'VISA' } })
 
-/** A ledger with a row of every kind: each state, posted and unposted lines, items, orphans, Alma calls, refunds, attention kinds, a settled case. */
+/** A ledger with a row of every kind: each state, posted and unposted lines, items, orphans, Alma calls, refunds, attention kinds, a settled case, pay links (one revoked). */
 async function fill (ledger: Ledger, at: (iso: string) => void): Promise<void> {
   at('2026-03-01T09:00:00.000Z')
   await ledger.createCheckout(newCheckout('created', [100]))
@@ -61,7 +61,14 @@ async function fill (ledger: Ledger, at: (iso: string) => void): Promise<void> {
   await ledger.recordPostback(incoming(null, '9100', [100]), () => ({ outcome: 'ORPHAN', reason: 'no such checkout' }))
   await ledger.recordPostback(incoming('nope', '', null), () => ({ outcome: 'REJECTED', reason: 'unreadable' }))
   await ledger.audit(null, 'staff.export', { by: 'staff1' })
+  await ledger.recordPayLink({ linkId: 'AAAAAAAAAAAAAAAAAAAA_1', patronId: 'alice', primaryId: 'P-alice', issuedBy: 'staff1', issuedAt: new Date('2026-03-02T09:00:00.000Z'), expiresAt: new Date('2026-03-05T09:00:00.000Z') }, { to: 'alice@example.edu' })
+  await ledger.recordPayLink({ linkId: 'AAAAAAAAAAAAAAAAAAAAx1', patronId: 'alice', primaryId: 'P-alice', issuedBy: 'staff2', issuedAt: new Date('2026-03-02T09:30:00.000Z'), expiresAt: new Date('2026-03-05T09:30:00.000Z') }, {})
+  at('2026-03-02T10:00:00.000Z')
+  await ledger.revokePayLink('AAAAAAAAAAAAAAAAAAAA_1', 'staff2')
+  await ledger.audit(null, 'paylink.used', { linkId: 'AAAAAAAAAAAAAAAAAAAAx1', peer: '192.0.2.1' })
 }
+
+const LINKS = ['AAAAAAAAAAAAAAAAAAAA_1', 'AAAAAAAAAAAAAAAAAAAAx1']
 
 const IDS = ['created', 'posted', 'paid', 'declined', 'cancelled', 'mismatch', 'double', 'unapplied']
 
@@ -79,6 +86,8 @@ t.test('--from copies an SQLite ledger with every kind of row; both read the sam
   t.equal(run.code, 0, run.stderr)
   t.match(run.stdout, `PostgreSQL ledger at schema version ${SCHEMA_VERSION}`)
   t.match(run.stdout, 'checkouts: 8 row(s) copied')
+  t.match(run.stdout, 'refunds: 1 row(s) copied')
+  t.match(run.stdout, 'pay_links: 2 row(s) copied')
   t.match(run.stdout, 'counts and totals match the source')
 
   const source = new SqliteLedger({ path, readOnly: true })
@@ -90,6 +99,15 @@ t.test('--from copies an SQLite ledger with every kind of row; both read the sam
   t.same(await target.listCheckouts({ limit: 100 }), await source.listCheckouts({ limit: 100 }), 'the same order')
   t.same(await target.checkoutPage({}, null, 100), await source.checkoutPage({}, null, 100), 'the CSV pages, cursors too')
   t.same(await target.postedLines(new Date(0), new Date('2030-01-01')), await source.postedLines(new Date(0), new Date('2030-01-01')), 'the GL journal\'s lines')
+  const always = [new Date(0), new Date('2030-01-01')] as const
+  t.same(await target.refundsRecorded(...always), await source.refundsRecorded(...always), 'the refunds, with their checkouts')
+  t.equal((await target.refundsRecorded(...always)).length, 1, 'the refund came along')
+  t.same(await target.paidBetween(...always), await source.paidBetween(...always), 'the payments by the time CashNet took them')
+  for (const user of ['alice', 'bob', 'carol']) t.same(await target.patronPayments(user, 50), await source.patronPayments(user, 50), `${user}'s payment history`)
+  t.same(await target.payLinksFor('P-alice', 10), await source.payLinksFor('P-alice', 10), 'the pay links, revocation too')
+  t.equal((await target.payLinksFor('P-alice', 10)).length, 2, 'both pay links came along')
+  t.match(await target.getPayLink(LINKS[0]), { revokedBy: 'staff2', revokedAt: '2026-03-02T10:00:00.000Z' })
+  for (const link of LINKS) t.same(await target.payLinkEvents(link), await source.payLinkEvents(link), `${link}: its events`)
   const beforeEvents = (await source.history('posted'))!.events
   t.ok(beforeEvents.length > 3, 'the audit trail came along')
 

@@ -29,9 +29,13 @@ const pay = (tx: string) => () => ({ outcome: 'PAID' as const, reason: 'paid', t
 
 if (server !== null) {
   t.test('the ledger contract, on PostgreSQL', async t => {
-    specifyLedger(t, async ({ now }) => {
-      const url = await freshDatabase(t) as string
-      return await PostgresLedger.open({ url, now, poolSize: 4 })
+    // sameAs: a second ledger (another instance) on the first one's database
+    const urls = new WeakMap<object, string>()
+    specifyLedger(t, async ({ now, sameAs }) => {
+      const url = sameAs === undefined ? await freshDatabase(t) as string : urls.get(sameAs) as string
+      const ledger = await PostgresLedger.open({ url, now, poolSize: 4 })
+      urls.set(ledger, url)
+      return ledger
     })
   })
 

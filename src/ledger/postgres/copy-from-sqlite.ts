@@ -2,6 +2,8 @@
 // table copied with its id, state, times and amounts, in one PostgreSQL transaction from one consistent SQLite
 // snapshot, into an EMPTY ledger only; the identity sequences then follow the highest ids copied, and the
 // counts and money totals are compared table by table before the copy is committed. Nothing is half copied.
+// Not copied: the posting lease (holder, fence, expiry) and the Alma call reservations, which only mean
+// something to processes running on the SQLite ledger, and none may be while it is copied.
 
 import Database from 'better-sqlite3'
 import { LedgerSchemaError } from '../errors.ts'
@@ -28,7 +30,8 @@ const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string,
   { table: 'postback_items', columns: ['postback_id', 'item_no', 'item_code', 'amount_cents', 'qty'], order: 'postback_id, item_no' },
   { table: 'alma_calls', columns: ['id', 'checkout_id', 'at', 'method', 'path', 'status', 'error_code', 'error_message', 'tracking_id', 'duration_ms'], order: 'id' },
   { table: 'audit_events', columns: ['id', 'checkout_id', 'at', 'event', 'from_state', 'to_state', 'detail'], order: 'id' },
-  { table: 'refunds', columns: ['id', 'checkout_id', 'tx', 'amount_cents', 'reference', 'note', 'by', 'at'], order: 'id' }
+  { table: 'refunds', columns: ['id', 'checkout_id', 'tx', 'amount_cents', 'reference', 'note', 'by', 'at'], order: 'id' },
+  { table: 'pay_links', columns: ['link_id', 'patron_id', 'primary_id', 'issued_by', 'issued_at', 'expires_at', 'revoked_by', 'revoked_at'], order: 'link_id' }
 ]
 
 /** What is compared after the copy, on both sides: rows per table and every money column's sum. */
@@ -43,7 +46,8 @@ const CHECKS: ReadonlyArray<[name: string, sql: string]> = [
   ['refunds amount_cents', 'SELECT COALESCE(SUM(amount_cents), 0) AS v FROM refunds'],
   ...['CREATED', 'PAID', 'POSTED', 'DECLINED', 'CANCELLED', 'EXPIRED', 'NEEDS_ATTENTION'].map(state =>
     [`checkouts in ${state}`, `SELECT COUNT(*) AS v FROM checkouts WHERE state = '${state}'`] as [string, string]),
-  ['checkouts needing attention and not settled', "SELECT COUNT(*) AS v FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL"]
+  ['checkouts needing attention and not settled', "SELECT COUNT(*) AS v FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL"],
+  ['pay links revoked', 'SELECT COUNT(*) AS v FROM pay_links WHERE revoked_at IS NOT NULL']
 ]
 
 const BATCH = 500

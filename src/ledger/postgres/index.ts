@@ -10,9 +10,11 @@ import type {
   DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink,
+  PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 import { migrate, requireSchema } from './migrations.ts'
+import { PostgresPayLinks } from './pay-links.ts'
 import { Pool } from './pool.ts'
 import { PostgresQueries } from './queries.ts'
 import { getCheckout, moneyRecord, PostgresStore } from './store.ts'
@@ -47,6 +49,7 @@ export class PostgresLedger implements Ledger {
   readonly pool: Pool
   readonly #store: PostgresStore
   readonly #queries: PostgresQueries
+  readonly #payLinks: PostgresPayLinks
   readonly #now: () => Date
 
   private constructor (pool: Pool, now: () => Date) {
@@ -54,6 +57,7 @@ export class PostgresLedger implements Ledger {
     this.#now = now
     this.#store = new PostgresStore(pool, now)
     this.#queries = new PostgresQueries(pool)
+    this.#payLinks = new PostgresPayLinks(pool, now)
   }
 
   static async open (options: PostgresLedgerOptions): Promise<PostgresLedger> {
@@ -72,6 +76,7 @@ export class PostgresLedger implements Ledger {
   async getCheckout (id: string): Promise<Checkout | undefined> { return await getCheckout(this.pool, id) }
   async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId) }
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId) }
+  async patronPayments (userId: string, limit: number): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit) }
   async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> { return await this.#store.recordPostback(postback, decide) }
   async transition (request: TransitionRequest, fence?: number): Promise<boolean> { return await this.#store.transition(request, fence) }
   async markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): Promise<void> {
@@ -102,7 +107,15 @@ export class PostgresLedger implements Ledger {
   async checkoutsTouchedSince (since: Date): Promise<Checkout[]> { return await this.#queries.checkoutsTouchedSince(since) }
   async postbacksWithTx (tx: string): Promise<PostbackRecord[]> { return await this.#queries.postbacksWithTx(tx) }
   async postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>> { return await this.#queries.postedLines(from, to) }
+  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> { return await this.#queries.refundsRecorded(from, to) }
+  async paidBetween (from: Date, to: Date): Promise<Checkout[]> { return await this.#queries.paidBetween(from, to) }
   async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> { await this.#store.audit(checkoutId, event, detail) }
+
+  async recordPayLink (link: NewPayLink, detail: Record<string, unknown>): Promise<void> { await this.#payLinks.record(link, detail) }
+  async getPayLink (linkId: string): Promise<PayLinkEntry | undefined> { return await this.#payLinks.get(linkId) }
+  async payLinksFor (primaryId: string, limit: number): Promise<PayLinkEntry[]> { return await this.#payLinks.forPatron(primaryId, limit) }
+  async revokePayLink (linkId: string, by: string): Promise<boolean> { return await this.#payLinks.revoke(linkId, by) }
+  async payLinkEvents (linkId: string): Promise<AuditEvent[]> { return await this.#payLinks.events(linkId) }
 
   async claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null> { return await this.#store.claimPosting(checkoutId, holder, leaseMs) }
   async renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean> { return await this.#store.renewPosting(lease, leaseMs) }

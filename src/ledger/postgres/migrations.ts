@@ -128,7 +128,20 @@ export const MIGRATIONS: string[] = [
      key TEXT NOT NULL,
      at TIMESTAMPTZ NOT NULL
    );
-   CREATE INDEX alma_call_slots_key ON alma_call_slots (key, at);`
+   CREATE INDEX alma_call_slots_key ON alma_call_slots (key, at);`,
+  // Issue 18 (SQLite's migration 6): pay links staff e-mail to a patron; revocation is kept here, every use in
+  // audit_events (no checkout; the detail names the link).
+  `CREATE TABLE pay_links (
+     link_id TEXT PRIMARY KEY,
+     patron_id TEXT NOT NULL,
+     primary_id TEXT NOT NULL,
+     issued_by TEXT NOT NULL,
+     issued_at TIMESTAMPTZ NOT NULL,
+     expires_at TIMESTAMPTZ NOT NULL,
+     revoked_by TEXT,
+     revoked_at TIMESTAMPTZ
+   );
+   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`
 ]
 
 /** The schema version this code expects (the number of migrations). */

@@ -3,9 +3,9 @@
 // (src/ledger/sqlite/queries.ts); `seq` plays SQLite's rowid as the tie-breaker. No writes here.
 
 import type { PageCursor } from '../ledger.ts'
-import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord } from '../types.ts'
+import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord, RefundRecord } from '../types.ts'
 import { CHECKOUT_STATES, UNMATCHED_OUTCOMES } from '../types.ts'
-import { toAlmaCall, toEvent, toPostback, toSummary } from '../sqlite/rows.ts'
+import { toAlmaCall, toEvent, toPostback, toRefund, toSummary } from '../sqlite/rows.ts'
 import type { Pool } from './pool.ts'
 import { getCheckout, refunds, reports } from './store.ts'
 
@@ -129,5 +129,28 @@ export class PostgresQueries {
       result.push({ checkout, lineNo: r.line_no })
     }
     return result
+  }
+
+  /** Refunds recorded within [from, to), oldest first, each with its checkout. */
+  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> {
+    const rows = await this.#pool.query('SELECT * FROM refunds WHERE at >= $1 AND at < $2 ORDER BY at, id', [from.toISOString(), to.toISOString()])
+    const cache = new Map<string, Checkout>()
+    const result: Array<{ refund: RefundRecord, checkout: Checkout }> = []
+    for (const r of rows) {
+      const refund = toRefund(r)
+      let checkout = cache.get(refund.checkoutId)
+      if (checkout === undefined) {
+        checkout = await getCheckout(this.#pool, refund.checkoutId) as Checkout
+        cache.set(refund.checkoutId, checkout)
+      }
+      result.push({ refund, checkout })
+    }
+    return result
+  }
+
+  /** Checkouts CashNet reported paid within [from, to), whatever their state now, oldest first. */
+  async paidBetween (from: Date, to: Date): Promise<Checkout[]> {
+    const rows = await this.#pool.query('SELECT id FROM checkouts WHERE paid_at >= $1 AND paid_at < $2 ORDER BY paid_at, seq', [from.toISOString(), to.toISOString()])
+    return await this.#checkouts(rows as Array<{ id: string }>)
   }
 }

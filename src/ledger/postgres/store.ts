@@ -107,6 +107,14 @@ export class PostgresStore {
     return rows.length === 0 ? undefined : await getCheckout(this.#pool, rows[0].id)
   }
 
+  /** This username's payments made or tried (never the abandoned ones), newest first, at most `limit`. */
+  async patronPayments (userId: string, limit: number): Promise<Checkout[]> {
+    const rows = await this.#pool.query(`SELECT id FROM checkouts
+      WHERE user_id = $1 AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
+      ORDER BY created_at DESC, seq DESC LIMIT $2`, [userId, Math.max(0, Math.floor(limit))])
+    return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
+  }
+
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
     const rows = await this.#pool.query(`SELECT id FROM checkouts
       WHERE state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL)

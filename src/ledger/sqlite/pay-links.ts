@@ -3,20 +3,7 @@
 
 import type { AuditEvent, NewPayLink, PayLinkEntry } from '../types.ts'
 import type { Connection } from './connection.ts'
-import { type Row, toEvent } from './rows.ts'
-
-function toPayLink (r: Row): PayLinkEntry {
-  return {
-    linkId: r.link_id,
-    patronId: r.patron_id,
-    primaryId: r.primary_id,
-    issuedBy: r.issued_by,
-    issuedAt: r.issued_at,
-    expiresAt: r.expires_at,
-    revokedBy: r.revoked_by ?? null,
-    revokedAt: r.revoked_at ?? null
-  }
-}
+import { type Row, toEvent, toPayLink } from './rows.ts'
 
 export class PayLinkStore {
   readonly #c: Connection

@@ -2,7 +2,7 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, PostbackRecord, RefundRecord
+  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 
 /** A row as better-sqlite3 returns it. */
@@ -86,4 +86,17 @@ export function toAlmaCall (r: Row): AlmaCallEntry {
 
 export function toEvent (r: Row): AuditEvent {
   return { id: r.id, checkoutId: r.checkout_id, at: r.at, event: r.event, fromState: r.from_state, toState: r.to_state, detail: r.detail }
+}
+
+export function toPayLink (r: Row): PayLinkEntry {
+  return {
+    linkId: r.link_id,
+    patronId: r.patron_id,
+    primaryId: r.primary_id,
+    issuedBy: r.issued_by,
+    issuedAt: r.issued_at,
+    expiresAt: r.expires_at,
+    revokedBy: r.revoked_by ?? null,
+    revokedAt: r.revoked_at ?? null
+  }
 }
