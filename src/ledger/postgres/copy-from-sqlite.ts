@@ -15,7 +15,7 @@ import type { Pool, Queries } from './pool.ts'
 const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string, order: string }> = [
   {
     table: 'checkouts',
-    columns: ['id', 'seq', 'user_id', 'primary_id', 'patron_name', 'email', 'state', 'total_cents', 'currency', 'created_at', 'updated_at', 'paid_at', 'posted_at',
+    columns: ['id', 'seq', 'user_id', 'primary_id', 'patron_name', 'email', 'provider', 'state', 'total_cents', 'currency', 'created_at', 'updated_at', 'paid_at', 'posted_at',
       'tx', 'batchno', 'effdate', 'pmtcode', 'attention_reason', 'attention_kind', 'attention_prior', 'unapplied_cents', 'attempts', 'next_attempt_at', 'last_error',
       'resolved_at', 'resolved_by', 'resolution'],
     source: 'SELECT rowid AS seq, * FROM checkouts',

@@ -141,7 +141,9 @@ export const MIGRATIONS: string[] = [
      revoked_by TEXT,
      revoked_at TIMESTAMPTZ
    );
-   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`
+   CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
+  // Issue 17 (SQLite's migration 7): which provider took a checkout's money; every checkout before was CashNet's.
+  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`
 ]
 
 /** The schema version this code expects (the number of migrations). */
@@ -169,8 +171,10 @@ export async function migrate (pool: Pool): Promise<number[]> {
   const applied: number[] = []
   await pool.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())')
     .catch(async (error: unknown) => {
-      // two instances creating it at once: one wins, the other's duplicate-type error is harmless
-      if ((error as { code?: string })?.code !== '23505') throw error
+      // two instances creating it at once: one wins; the other's error (a duplicate type, 23505, or a duplicate
+      // table, 42P07, depending on where the race is lost) is harmless
+      const code = (error as { code?: string })?.code
+      if (code !== '23505' && code !== '42P07') throw error
     })
   for (;;) {
     const next = await pool.transaction(async tx => {

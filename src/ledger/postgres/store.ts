@@ -89,15 +89,15 @@ export class PostgresStore {
     const now = this.#iso()
     const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
     return await this.#pool.transaction(async q => {
-      await q.run(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, 'CREATED', $6, $7, $8, $9)`,
-      [checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, total, checkout.currency, now, now])
+      await q.run(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', $7, $8, $9, $10)`,
+      [checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now])
       for (const line of checkout.lines) {
         await q.run(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount])
       }
-      await this.#event(q, checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length })
+      await this.#event(q, checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length, provider: checkout.provider ?? 'cashnet' })
       return await getCheckout(q, checkout.id) as Checkout
     })
   }
