@@ -12,10 +12,11 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  DecidePostback, Ledger, PageCursor, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  DecidePostback, Ledger, OutboxFailure, PageCursor, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, PostbackRecord
+  AlmaCallEntry, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout,
+  NewOutboxMessage, OutboxMessage, OutboxRecord, PostbackRecord
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -76,8 +77,8 @@ export class SqliteLedger implements Ledger {
   }
 
   /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */
-  async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> {
-    return await this.#commits.run(() => this.#store.recordPostback(postback, decide))
+  async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
+    return await this.#commits.run(() => this.#store.recordPostback(postback, decide, messages))
   }
 
   async transition (request: TransitionRequest): Promise<boolean> {
@@ -162,6 +163,26 @@ export class SqliteLedger implements Ledger {
 
   async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> {
     write(() => { this.#store.audit(checkoutId, event, detail) })
+  }
+
+  async enqueueMessages (messages: NewOutboxMessage[]): Promise<void> {
+    write(() => { this.#store.enqueueMessages(messages) })
+  }
+
+  async claimDueMessages (now: Date, limit: number, leaseUntil: Date): Promise<OutboxMessage[]> {
+    return write(() => this.#store.claimDueMessages(now, limit, leaseUntil))
+  }
+
+  async markMessageSent (id: string, at: Date): Promise<void> {
+    write(() => { this.#store.markMessageSent(id, at) })
+  }
+
+  async markMessageFailed (id: string, failure: OutboxFailure): Promise<void> {
+    write(() => { this.#store.markMessageFailed(id, failure) })
+  }
+
+  async outboxMessage (id: string): Promise<OutboxRecord | undefined> {
+    return this.#store.outboxMessage(id)
   }
 
   async writable (): Promise<boolean> {
