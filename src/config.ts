@@ -7,6 +7,9 @@ import envSchema from 'env-schema'
 import proxyAddr from 'proxy-addr'
 import { type Cents, parseCents } from './money.ts'
 
+/** One plain mailbox (name@host.tld), or nothing. */
+const MAILBOX = '^([^\\s@<>()",;:\\\\]+@[^\\s@<>()",;:\\\\]+\\.[^\\s@<>()",;:\\\\]+)?$'
+
 const schema = {
   type: 'object',
   required: ['PUBLIC_URL', 'ALMA_API_KEY', 'CASHNET_CHECKOUT_URL', 'CASHNET_ITEM_CODE', 'CASHNET_POSTBACK_ALLOW', 'EZPROXY_ALLOW', 'COOKIE_SECRET'],
@@ -58,7 +61,11 @@ const schema = {
     PATRON_RATE_LIMIT: { type: 'integer', minimum: 1, default: 60 },
     SMTP_URL: { type: 'string', default: '' },
     ALERT_EMAIL_TO: { type: 'string', default: '' },
-    ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' }
+    ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' },
+    PARTIAL_PAYMENTS: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    RECEIPT_EMAIL: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    LIBRARY_RECEIPT_COPY_TO: { type: 'string', pattern: MAILBOX, default: '' },
+    RECEIPT_EMAIL_FROM: { type: 'string', pattern: MAILBOX, default: '' }
   }
 } as const
 
@@ -115,6 +122,14 @@ export interface Config {
   smtpUrl: string
   alertEmailTo: string
   alertEmailFrom: string
+  /** PARTIAL_PAYMENTS=on: the fines form may carry amount_<fee id> to pay part of a fee */
+  partialPayments: boolean
+  /** RECEIPT_EMAIL=on: a receipt e-mail per payment recorded in Alma (or handed to staff), through the outbox */
+  receiptEmail: boolean
+  /** LIBRARY_RECEIPT_COPY_TO: a library mailbox that gets a copy of every receipt; '' for none */
+  libraryReceiptCopyTo: string
+  /** RECEIPT_EMAIL_FROM, else ALERT_EMAIL_FROM: the receipts' sender */
+  receiptEmailFrom: string
 }
 
 export class ConfigError extends Error {
@@ -160,6 +175,7 @@ function describe (variable: string): string {
   if (variable === 'MIN_PAYMENT') return 'must be an amount like 0.01 or 5.00'
   if (variable === 'CASHNET_ITEM_CODES') return 'must look like OVERDUEFINE=LIB-OVD,LOSTITEMREPLACEMENTFEE=LIB-LOST'
   if (variable === 'ACCENT_COLOR') return 'must be a colour like #1d4f91'
+  if (variable === 'LIBRARY_RECEIPT_COPY_TO' || variable === 'RECEIPT_EMAIL_FROM') return 'must be one e-mail address, like fines@library.example.edu'
   if (variable === 'CASHNET_POSTBACK_TOKEN') return 'must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -), e.g. the output of: openssl rand -hex 32'
   if (property.pattern !== undefined) return `does not match the expected format ${property.pattern}`
   return 'is not valid'
@@ -203,6 +219,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   if ((raw.EZPROXY_SECRET_HEADER === '') !== (raw.EZPROXY_SECRET === '')) {
     throw new ConfigError(raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET' : 'EZPROXY_SECRET_HEADER', 'must be set together with ' + (raw.EZPROXY_SECRET === '' ? 'EZPROXY_SECRET_HEADER' : 'EZPROXY_SECRET'))
+  }
+  if (raw.RECEIPT_EMAIL === 'on' && String(raw.SMTP_URL) === '') {
+    throw new ConfigError('SMTP_URL', 'is required when RECEIPT_EMAIL=on: the mail server receipts go through, e.g. smtp://mail.example.edu:25')
   }
   const publicUrl = String(raw.PUBLIC_URL).replace(/\/+$/, '')
   const minPayment = parseCents(raw.MIN_PAYMENT)
@@ -257,7 +276,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     patronRateLimit: raw.PATRON_RATE_LIMIT,
     smtpUrl: raw.SMTP_URL,
     alertEmailTo: raw.ALERT_EMAIL_TO,
-    alertEmailFrom: raw.ALERT_EMAIL_FROM
+    alertEmailFrom: raw.ALERT_EMAIL_FROM,
+    partialPayments: raw.PARTIAL_PAYMENTS === 'on',
+    receiptEmail: raw.RECEIPT_EMAIL === 'on',
+    libraryReceiptCopyTo: raw.LIBRARY_RECEIPT_COPY_TO,
+    receiptEmailFrom: raw.RECEIPT_EMAIL_FROM !== '' ? raw.RECEIPT_EMAIL_FROM : raw.ALERT_EMAIL_FROM
   }
 }
 

@@ -2,7 +2,7 @@
 // debit line to the CashNet clearing account that balances it; one journal per currency. Amounts are the
 // cents Alma accepted (postedAmount); money CashNet took but Alma did not accept is a refund, not revenue.
 
-import { type Cents } from '../../money.ts'
+import { type Cents, formatDecimal } from '../../money.ts'
 import type { Checkout } from '../../ledger/types.ts'
 import { chartfieldsFor, type GlMap } from './map.ts'
 
@@ -45,7 +45,10 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       lineNumber: 0,
       ...fields,
       amount: -line.postedAmount as Cents,
-      lineDescription: `${line.feeType} ${line.feeId}`,
+      // a part payment says so: the rest of the fee stays open in Alma
+      lineDescription: line.balance != null && line.balance > line.amount
+        ? `${line.feeType} ${line.feeId} part of ${formatDecimal(line.balance)}`
+        : `${line.feeType} ${line.feeId}`,
       reference: `${checkout.batchno ?? ''}/${checkout.tx ?? ''}`,
       tx: checkout.tx ?? '',
       batchno: checkout.batchno ?? '',
