@@ -65,7 +65,9 @@ const schema = {
     PARTIAL_PAYMENTS: { type: 'string', enum: ['on', 'off'], default: 'off' },
     RECEIPT_EMAIL: { type: 'string', enum: ['on', 'off'], default: 'off' },
     LIBRARY_RECEIPT_COPY_TO: { type: 'string', pattern: MAILBOX, default: '' },
-    RECEIPT_EMAIL_FROM: { type: 'string', pattern: MAILBOX, default: '' }
+    RECEIPT_EMAIL_FROM: { type: 'string', pattern: MAILBOX, default: '' },
+    RECEIPT_RETRY_BASE_MS: { type: 'integer', minimum: 1, maximum: 3600000, default: 30000 },
+    RECEIPT_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 3600000 }
   }
 } as const
 
@@ -130,6 +132,9 @@ export interface Config {
   libraryReceiptCopyTo: string
   /** RECEIPT_EMAIL_FROM, else ALERT_EMAIL_FROM: the receipts' sender */
   receiptEmailFrom: string
+  /** a receipt the mail server did not take is tried again after this long, doubling up to receiptRetryMaxMs */
+  receiptRetryBaseMs: number
+  receiptRetryMaxMs: number
 }
 
 export class ConfigError extends Error {
@@ -280,7 +285,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     partialPayments: raw.PARTIAL_PAYMENTS === 'on',
     receiptEmail: raw.RECEIPT_EMAIL === 'on',
     libraryReceiptCopyTo: raw.LIBRARY_RECEIPT_COPY_TO,
-    receiptEmailFrom: raw.RECEIPT_EMAIL_FROM !== '' ? raw.RECEIPT_EMAIL_FROM : raw.ALERT_EMAIL_FROM
+    receiptEmailFrom: raw.RECEIPT_EMAIL_FROM !== '' ? raw.RECEIPT_EMAIL_FROM : raw.ALERT_EMAIL_FROM,
+    receiptRetryBaseMs: raw.RECEIPT_RETRY_BASE_MS,
+    receiptRetryMaxMs: raw.RECEIPT_RETRY_MAX_MS
   }
 }
 

@@ -5,7 +5,7 @@
 import escapeHtml from 'escape-html'
 import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
-import type { NewOutboxMessage } from './outbox.ts'
+import type { Checkout, ComposeMessages, NewOutboxMessage } from '../ledger/types.ts'
 
 export interface ReceiptLine {
   /** the fee type as the patron knows it ("Overdue fine", "Lost item replacement") */
@@ -257,4 +257,53 @@ export function receiptMessages (payment: ReceiptPayment, branding: ReceiptBrand
     messages.push({ id: id('library'), from: addresses.from, to: copyTo, ...renderLibraryCopy(payment, branding) })
   }
   return messages
+}
+
+export interface ReceiptSettings {
+  branding: ReceiptBranding
+  /** RECEIPT_EMAIL_FROM (else ALERT_EMAIL_FROM) */
+  from: string
+  /** LIBRARY_RECEIPT_COPY_TO; '' for no copy */
+  libraryCopyTo: string
+}
+
+/** What a checkout's lines put on its fees, as the receipt tells it. */
+function receiptLines (checkout: Checkout, outcome: ReceiptOutcome): ReceiptLine[] {
+  const lines: ReceiptLine[] = []
+  for (const line of checkout.lines) {
+    // recorded: what Alma took (a line CashNet collected nothing for is left out); for staff: what was paid
+    const amount = outcome === 'recorded' ? line.postedAmount ?? line.amount : line.amount
+    if (amount <= 0) continue
+    const balance = line.balance ?? amount
+    lines.push({ description: line.feeTypeDesc || line.feeType, title: line.title, amount, balanceBefore: (balance > amount ? balance : amount) as Cents })
+  }
+  return lines
+}
+
+/**
+ * The receipt e-mails a checkout's new state calls for, as the ledger writes them to the outbox in the same
+ * transaction as the state change: "recorded" when it becomes POSTED, the honest "received, staff are checking"
+ * when it needs staff; nothing for any other state. Pure and synchronous (it runs inside the transaction).
+ */
+export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
+  return (checkout) => {
+    const outcome: ReceiptOutcome | null = checkout.state === 'POSTED' ? 'recorded' : checkout.state === 'NEEDS_ATTENTION' ? 'needs_staff' : null
+    if (outcome === null) return []
+    const lines = receiptLines(checkout, outcome)
+    if (lines.length === 0) return []
+    const base = settings.branding.publicUrl.replace(/\/+$/, '')
+    const payment: ReceiptPayment = {
+      reference: checkout.id,
+      outcome,
+      patronName: checkout.patronName,
+      patronId: checkout.userId,
+      primaryId: checkout.primaryId,
+      paidAt: new Date(checkout.paidAt ?? checkout.updatedAt),
+      currency: checkout.currency,
+      providerTransaction: checkout.tx,
+      lines,
+      receiptUrl: `${base}/cashnet/return?ref=${encodeURIComponent(checkout.id)}`
+    }
+    return receiptMessages(payment, settings.branding, { patronEmail: checkout.email, libraryCopyTo: settings.libraryCopyTo, from: settings.from })
+  }
 }

@@ -8,6 +8,7 @@
 
 import { type FormBody, maskCardNumbers, parsePostback, type Postback, PostbackRejected } from '../cashnet/postback.ts'
 import type { Ledger } from '../ledger/ledger.ts'
+import type { ComposeMessages } from '../ledger/types.ts'
 import { maskCardLike, maskIdentifier } from '../mask.ts'
 import type { Alerts } from './alerts.ts'
 import { decidePostback } from './postback-rules.ts'
@@ -28,6 +29,8 @@ export interface PostbackDeps {
   /** the key of the digests kept beside masked identifiers (COOKIE_SECRET) */
   maskKey: string
   logger: PostbackLogger
+  /** RECEIPT_EMAIL: the e-mails written to the outbox when the postback hands the payment to staff */
+  messages?: ComposeMessages
 }
 
 export interface IncomingRequest {
@@ -81,7 +84,8 @@ export async function recordPostback (deps: PostbackDeps, request: IncomingReque
     (checkout, earlier, elsewhere) => {
       const decision = decidePostback(checkout, earlier, parsed, elsewhere)
       return { ...decision, reason: maskCardLike(decision.reason) }
-    }
+    },
+    deps.messages
   )
   const { outcome, reason } = recorded.decision
   const log = { event: 'postback.received', checkout: parsed.checkoutId, tx: parsed.tx || undefined, result: parsed.result, outcome, user: recorded.checkout?.userId }
