@@ -5,7 +5,7 @@
 // Amounts are the cents Alma accepted (postedAmount); money CashNet took but Alma did not accept is no revenue.
 // So the credit lines of fee lines are exactly the day's POSTED money (the staff report's POSTED column).
 
-import { type Cents } from '../../money.ts'
+import { type Cents, formatDecimal } from '../../money.ts'
 import type { Checkout, RefundRecord } from '../../ledger/types.ts'
 import { spreadRefund } from '../refund-lines.ts'
 import { chartfieldsFor, type GlMap } from './map.ts'
@@ -50,7 +50,10 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       lineNumber: 0,
       ...fields,
       amount: -line.postedAmount as Cents,
-      lineDescription: `${line.feeType} ${line.feeId}`,
+      // a part payment says so: the rest of the fee stays open in Alma
+      lineDescription: line.balance != null && line.balance > line.amount
+        ? `${line.feeType} ${line.feeId} part of ${formatDecimal(line.balance)}`
+        : `${line.feeType} ${line.feeId}`,
       reference: `${checkout.batchno ?? ''}/${checkout.tx ?? ''}`,
       tx: checkout.tx ?? '',
       batchno: checkout.batchno ?? '',
