@@ -20,6 +20,7 @@ import metrics from './web/plugins/app/metrics.ts'
 import notFound from './web/plugins/app/not-found.ts'
 import paymentProvider from './web/plugins/app/payment-provider.ts'
 import postingWorker, { type PostingWorkerOptions } from './web/plugins/app/posting-worker.ts'
+import receipts, { type ReceiptSenderOptions } from './web/plugins/app/receipts.ts'
 import cookie from './web/plugins/external/cookie.ts'
 import csrf from './web/plugins/external/csrf.ts'
 import formbody from './web/plugins/external/formbody.ts'
@@ -41,7 +42,7 @@ import postback from './web/routes/postback.ts'
 import reports from './web/routes/reports.ts'
 import receipt from './web/routes/return.ts'
 
-export interface ApplicationOptions extends PostingWorkerOptions {
+export interface ApplicationOptions extends PostingWorkerOptions, ReceiptSenderOptions {
   config: Config
   /** the clock sessions are timed by (tests move it to pass idle and absolute limits); Date.now by default */
   now?: () => number
@@ -64,6 +65,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(alma)
   await fastify.register(alerts)
   await fastify.register(paymentProvider)
+  await fastify.register(receipts, { outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs })
   await fastify.register(postingWorker, { workerPollMs: options.workerPollMs, startWorker: options.startWorker })
   // Trust boundaries and what every answer gets
   await fastify.register(identity, { config, now: options.now })

@@ -9,6 +9,9 @@ import { isTimeZone, processTimeZone } from './jobs/dates.ts'
 import { defaultPrimoIssuer, defaultPrimoJwksUrl } from './identity/primo.ts'
 import { type Cents, parseCents } from './money.ts'
 
+/** One plain mailbox (name@host.tld), or nothing. */
+const MAILBOX = '^([^\\s@<>()",;:\\\\]+@[^\\s@<>()",;:\\\\]+\\.[^\\s@<>()",;:\\\\]+)?$'
+
 const schema = {
   type: 'object',
   // CASHNET_* (for cashnet) and PAYPAL_* (for paypal) are required by PAYMENT_PROVIDER: see loadConfig
@@ -77,7 +80,13 @@ const schema = {
     ALERT_EMAIL_TO: { type: 'string', default: '' },
     ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' },
     METRICS_ALLOW: { type: 'string', default: '' },
-    ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' }
+    ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' },
+    PARTIAL_PAYMENTS: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    RECEIPT_EMAIL: { type: 'string', enum: ['on', 'off'], default: 'off' },
+    LIBRARY_RECEIPT_COPY_TO: { type: 'string', pattern: MAILBOX, default: '' },
+    RECEIPT_EMAIL_FROM: { type: 'string', pattern: MAILBOX, default: '' },
+    RECEIPT_RETRY_BASE_MS: { type: 'integer', minimum: 1, maximum: 3600000, default: 30000 },
+    RECEIPT_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 3600000 }
   }
 } as const
 
@@ -162,6 +171,17 @@ export interface Config {
   metricsAllow: readonly string[]
   /** ALMA_UI_URL: Alma's staff interface (e.g. https://myinst.alma.exlibrisgroup.com), for links to a patron; '' for none */
   almaUiUrl: string
+  /** PARTIAL_PAYMENTS=on: the fines form may carry amount_<fee id> to pay part of a fee */
+  partialPayments: boolean
+  /** RECEIPT_EMAIL=on: a receipt e-mail per payment recorded in Alma (or handed to staff), through the outbox */
+  receiptEmail: boolean
+  /** LIBRARY_RECEIPT_COPY_TO: a library mailbox that gets a copy of every receipt; '' for none */
+  libraryReceiptCopyTo: string
+  /** RECEIPT_EMAIL_FROM, else ALERT_EMAIL_FROM: the receipts' sender */
+  receiptEmailFrom: string
+  /** a receipt the mail server did not take is tried again after this long, doubling up to receiptRetryMaxMs */
+  receiptRetryBaseMs: number
+  receiptRetryMaxMs: number
 }
 
 export class ConfigError extends Error {
@@ -212,6 +232,7 @@ function describe (variable: string): string {
   if (variable === 'MIN_PAYMENT') return 'must be an amount like 0.01 or 5.00'
   if (variable === 'CASHNET_ITEM_CODES') return 'must look like OVERDUEFINE=LIB-OVD,LOSTITEMREPLACEMENTFEE=LIB-LOST'
   if (variable === 'ACCENT_COLOR') return 'must be a colour like #1d4f91'
+  if (variable === 'LIBRARY_RECEIPT_COPY_TO' || variable === 'RECEIPT_EMAIL_FROM') return 'must be one e-mail address, like fines@library.example.edu'
   if (variable === 'CASHNET_POSTBACK_TOKEN') return 'must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -), e.g. the output of: openssl rand -hex 32'
   if (property.pattern !== undefined) return `does not match the expected format ${property.pattern}`
   return 'is not valid'
@@ -266,6 +287,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   if (raw.AUTH_MODE === 'primo' && raw.ALMA_INSTITUTION_CODE === '') {
     throw new ConfigError('ALMA_INSTITUTION_CODE', 'is required when AUTH_MODE=primo: your institution code, e.g. 01ABC_INST (the part before the colon in your Primo VE vid)')
+  }
+  if (raw.RECEIPT_EMAIL === 'on' && String(raw.SMTP_URL) === '') {
+    throw new ConfigError('SMTP_URL', 'is required when RECEIPT_EMAIL=on: the mail server receipts go through, e.g. smtp://mail.example.edu:25')
   }
   const publicUrl = String(raw.PUBLIC_URL).replace(/\/+$/, '')
   const minPayment = parseCents(raw.MIN_PAYMENT)
@@ -336,7 +360,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     alertEmailFrom: raw.ALERT_EMAIL_FROM,
     timeZone: timeZoneOf(raw.TIMEZONE),
     metricsAllow: addressList('METRICS_ALLOW', raw.METRICS_ALLOW),
-    almaUiUrl: String(raw.ALMA_UI_URL).replace(/\/+$/, '')
+    almaUiUrl: String(raw.ALMA_UI_URL).replace(/\/+$/, ''),
+    partialPayments: raw.PARTIAL_PAYMENTS === 'on',
+    receiptEmail: raw.RECEIPT_EMAIL === 'on',
+    libraryReceiptCopyTo: raw.LIBRARY_RECEIPT_COPY_TO,
+    receiptEmailFrom: raw.RECEIPT_EMAIL_FROM !== '' ? raw.RECEIPT_EMAIL_FROM : raw.ALERT_EMAIL_FROM,
+    receiptRetryBaseMs: raw.RECEIPT_RETRY_BASE_MS,
+    receiptRetryMaxMs: raw.RECEIPT_RETRY_MAX_MS
   }
 }
 

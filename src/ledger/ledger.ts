@@ -10,8 +10,9 @@
 
 import type { Cents } from '../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback,
-  AuditEvent, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackDecision, PostbackRecord, RefundRecord
+  AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, ComposeMessages, IncomingPostback,
+  AuditEvent, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision,
+  PostbackRecord, RefundRecord
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -67,6 +68,19 @@ export interface TransitionRequest {
   /** why, when `to` is NEEDS_ATTENTION (UNKNOWN if not said) */
   attentionKind?: AttentionKind
   unapplied?: Cents
+  /**
+   * E-mails this change sends (a receipt): evaluated inside the transaction on the checkout after the change, and
+   * written to the outbox with it (insert-if-absent by id), so a crash after the change loses none of them.
+   */
+  messages?: ComposeMessages
+}
+
+/** What the outbox sender reports about a message it could not send. */
+export interface OutboxFailure {
+  error: string
+  attempts: number
+  /** null: give up on it (kept for staff to see) */
+  nextAttemptAt: Date | null
 }
 
 /**
@@ -98,8 +112,10 @@ export interface Ledger {
    * Records a postback and applies the rules' decision in one transaction; resolves once it is durable, with what
    * was decided. `decide` runs inside the transaction, on the checkout locked against other postbacks; `elsewhere`
    * lists the other checkouts this postback's tx is already recorded for (a tx belongs to one checkout).
+   * `messages`, when the decision changed the checkout's state, is evaluated on the checkout after it, in the
+   * same transaction, and what it returns is written to the outbox (as in `transition`).
    */
-  recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback>
+  recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback>
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
   //
   // The posting writes below take an optional final `fence`: when given, the write happens only if the checkout's
@@ -171,6 +187,19 @@ export interface Ledger {
   revokePayLink (linkId: string, by: string): Promise<boolean>
   /** The audit events about one pay link (`paylink.*` events whose detail names it), oldest first. */
   payLinkEvents (linkId: string): Promise<AuditEvent[]>
+  /** Writes messages to the outbox on their own; a message whose id is already there is left as it is. */
+  enqueueMessages (messages: NewOutboxMessage[]): Promise<void>
+  /**
+   * Up to `limit` unsent messages, not given up, due at `now` and held by no live lease, oldest due first; each is
+   * leased until `leaseUntil` in the same transaction, so two senders never hold the same message at once.
+   */
+  claimDueMessages (now: Date, limit: number, leaseUntil: Date): Promise<OutboxMessage[]>
+  /** The message was delivered: never claimed again. */
+  markMessageSent (id: string, at: Date): Promise<void>
+  /** A failed attempt: the lease is released, attempts and the error stored; due again at nextAttemptAt, or given up. */
+  markMessageFailed (id: string, failure: OutboxFailure): Promise<void>
+  /** One outbox message and its delivery state. */
+  outboxMessage (id: string): Promise<OutboxRecord | undefined>
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>
   close (): Promise<void>

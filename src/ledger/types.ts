@@ -33,6 +33,11 @@ export interface CheckoutLine {
   /** what Alma accepted for this line; null until posted. Less than amount means money left unapplied. */
   postedAmount: Cents | null
   postedAt: string | null
+  /**
+   * The fee's balance in Alma when the checkout was made. More than `amount`: the patron paid part of the fee
+   * (PARTIAL_PAYMENTS) and the rest stays open in Alma. Absent or null on lines recorded before it was kept.
+   */
+  balance?: Cents | null
 }
 
 export interface Checkout {
@@ -81,6 +86,41 @@ export interface NewCheckout {
   currency: string
   lines: Array<Omit<CheckoutLine, 'postedAmount' | 'postedAt'>>
 }
+
+/** An e-mail written to the ledger's outbox, to be sent by the outbox sender (src/payments/outbox.ts). */
+export interface NewOutboxMessage {
+  /** stable and unique: the Message-ID is derived from it, and enqueueing the same id twice must keep one row */
+  id: string
+  from: string
+  /** one mailbox per message, so a bounce for one recipient does not decide for another */
+  to: string
+  subject: string
+  text: string
+  html: string
+}
+
+export interface OutboxMessage extends NewOutboxMessage {
+  /** delivery attempts that failed so far */
+  attempts: number
+}
+
+/** An outbox row as staff and tests read it. */
+export interface OutboxRecord extends OutboxMessage {
+  createdAt: string
+  nextAttemptAt: string
+  /** while a sender holds it */
+  leaseUntil: string | null
+  sentAt: string | null
+  /** set when the sender gave up on it (a permanent refusal, or too many attempts) */
+  gaveUpAt: string | null
+  lastError: string | null
+}
+
+/**
+ * The messages a state change writes to the outbox, evaluated inside the ledger's transaction on the checkout as
+ * it is after the change (a receipt when it becomes POSTED, another when it needs staff). Pure and synchronous.
+ */
+export type ComposeMessages = (checkout: Checkout) => NewOutboxMessage[]
 
 export type PostbackOutcome =
   | 'PAID' | 'DUPLICATE' | 'DECLINED' | 'CANCELLED' | 'MISMATCH' | 'DOUBLE_CHARGE' | 'ORPHAN' | 'REJECTED' | 'LATE_FAILURE'

@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto'
 import type { AlmaClient } from '../alma/client.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, CheckoutProvider } from '../ledger/types.ts'
-import { type Cents, formatDecimal, sumCents } from '../money.ts'
+import { type Cents, formatDecimal, parseCents, sumCents } from '../money.ts'
 import { feesInProgress, type PayableRules, whyNotPayable } from './payable.ts'
 
 export class CheckoutRefused extends Error {
   readonly kind = 'CheckoutRefused'
-  constructor (readonly reason: 'no-selection' | 'bad-fee-id' | 'unknown-fee' | 'in-progress' | 'not-payable' | 'below-minimum' | 'too-many', message: string) {
+  constructor (readonly reason: 'no-selection' | 'bad-fee-id' | 'unknown-fee' | 'in-progress' | 'not-payable' | 'below-minimum' | 'too-many' | 'bad-amount', message: string) {
     super(message)
   }
 }
@@ -29,15 +29,48 @@ export function newCheckoutId (): string {
   return randomBytes(16).toString('hex')
 }
 
+/** What a part-payment field may hold: a plain amount, at most two decimals; no sign, exponent, grouping or spaces inside. */
+const PART_AMOUNT = /^\d{1,9}(?:\.\d{1,2})?$/
+
+/**
+ * The amount to pay on a fee: its whole balance, or (PARTIAL_PAYMENTS) the part the patron asked for, checked
+ * against the balance Alma shows now and MIN_PAYMENT. Anything else is refused, never rounded or capped.
+ */
+function amountToPay (fee: { balance: Cents }, text: string | undefined, minPayment: Cents): Cents {
+  if (text === undefined) return fee.balance
+  const refuse = (): never => {
+    throw new CheckoutRefused('bad-amount', `Please enter an amount from ${formatDecimal(minPayment)} to ${formatDecimal(fee.balance)} for each fee you pay part of, like 10.00, with at most two decimals.`)
+  }
+  const trimmed = text.trim()
+  if (!PART_AMOUNT.test(trimmed)) return refuse()
+  const amount = parseCents(trimmed)
+  // the whole balance is no part payment: the total's minimum (below) is the only one it meets
+  if (amount === fee.balance) return amount
+  if (amount <= 0 || amount < minPayment || amount > fee.balance) return refuse()
+  return amount
+}
+
+/**
+ * Records a checkout for the selected fees, as Alma shows them now. `parts` (only when PARTIAL_PAYMENTS is on)
+ * holds the amount text the patron entered per fee id; a fee without one is paid in full.
+ */
 export async function startCheckout (
   deps: { alma: AlmaClient, ledger: Ledger, rules: CheckoutRules, /** who will take the money: recorded on the checkout */ provider: CheckoutProvider },
   username: string,
-  selectedFeeIds: readonly string[]
+  selectedFeeIds: readonly string[],
+  parts: ReadonlyMap<string, string> = new Map()
 ): Promise<Checkout> {
   const ids = [...new Set(selectedFeeIds.map(s => s.trim()).filter(s => s !== ''))]
   if (ids.length === 0) throw new CheckoutRefused('no-selection', 'Choose at least one fee to pay.')
   if (ids.length > MAX_LINES) throw new CheckoutRefused('too-many', `At most ${MAX_LINES} fees can be paid at once.`)
   if (ids.some(id => !FEE_ID.test(id))) throw new CheckoutRefused('bad-fee-id', 'One of the selected fees is not valid.')
+  // the shape of an amount is checked before Alma is asked anything; its size against the balance read below
+  for (const id of ids) {
+    const text = parts.get(id)
+    if (text !== undefined && !PART_AMOUNT.test(text.trim())) {
+      throw new CheckoutRefused('bad-amount', 'Please enter each amount as a plain number, like 10.00, with at most two decimals.')
+    }
+  }
 
   const [user, feeList] = await Promise.all([
     deps.alma.getUser(username),
@@ -62,7 +95,8 @@ export async function startCheckout (
       ownerDesc: fee.owner.desc,
       title: fee.title,
       itemCode: deps.rules.itemCodes.get(fee.type.code.toUpperCase()) ?? deps.rules.itemCode,
-      amount: fee.balance
+      amount: amountToPay(fee, parts.get(id), deps.rules.minPayment),
+      balance: fee.balance
     }
   })
   const total = sumCents(lines.map(l => l.amount))

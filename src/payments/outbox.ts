@@ -12,21 +12,10 @@ import nodemailer from 'nodemailer'
 import type SMTPTransport from 'nodemailer/lib/smtp-transport'
 import type { Logger } from 'pino'
 
-export interface NewOutboxMessage {
-  /** stable and unique: the Message-ID is derived from it, and enqueueing the same id twice must keep one row */
-  id: string
-  from: string
-  /** one mailbox per message, so a bounce for one recipient does not decide for another */
-  to: string
-  subject: string
-  text: string
-  html: string
-}
+import type { NewOutboxMessage, OutboxMessage } from '../ledger/types.ts'
 
-export interface OutboxMessage extends NewOutboxMessage {
-  /** delivery attempts that failed so far */
-  attempts: number
-}
+// the message types belong to the ledger, which stores them; re-exported for the sender's users
+export type { NewOutboxMessage, OutboxMessage }
 
 /**
  * What the sender needs from the store. Implementations may be synchronous (SQLite) or not (PostgreSQL).

@@ -7,7 +7,7 @@
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout } from '../ledger/types.ts'
+import type { Checkout, ComposeMessages } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
 import { PayPalError } from '../providers/paypal/errors.ts'
@@ -30,6 +30,8 @@ export interface PayPalDeps {
   captureRetries?: number
   /** pause before a retry, times the attempt number (default 250 ms) */
   retryDelayMs?: number
+  /** RECEIPT_EMAIL: the e-mails written to the outbox when a capture hands the payment to staff (as CashNet's postback) */
+  messages?: ComposeMessages
 }
 
 /**
@@ -130,7 +132,8 @@ export async function recordCollected (deps: PayPalDeps, collected: Collected, s
       rawBody: JSON.stringify({ provider: 'paypal', source, ...raw, capture: collected.tx, status: collected.status, amount: formatDecimal(collected.amount), currency: collected.currency }),
       items: reportedItems(before, collected)
     },
-    (checkout, earlier, elsewhere) => decideCapture(checkout, earlier, collected, elsewhere)
+    (checkout, earlier, elsewhere) => decideCapture(checkout, earlier, collected, elsewhere),
+    deps.messages
   )
   const { outcome, reason } = recorded.decision
   const log = { event: 'paypal.capture_recorded', source, checkout: checkoutId ?? undefined, tx: collected.tx, outcome, user: recorded.checkout?.userId }

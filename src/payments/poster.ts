@@ -11,7 +11,7 @@ import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
 import { LeaseLost } from '../ledger/errors.ts'
 import type { Ledger } from '../ledger/ledger.ts'
-import type { AttentionKind, Checkout } from '../ledger/types.ts'
+import type { AttentionKind, Checkout, ComposeMessages } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import { releaseBlocksIfSettled } from './blocks.ts'
 import { lineCaps, paymentReport, refundedFor } from './staff-actions.ts'
@@ -29,6 +29,8 @@ export interface PosterDeps {
   leaseLive?: () => Promise<boolean>
   /** told of each posting's outcome and duration in seconds (ERROR: it threw): the service's metrics */
   onPosting?: (outcome: PostingOutcome['kind'] | 'ERROR', seconds: number) => void
+  /** RECEIPT_EMAIL: the e-mails written to the outbox with POSTED or NEEDS_ATTENTION, in the same transaction */
+  messages?: ComposeMessages
 }
 
 export type PostingOutcome =
@@ -76,7 +78,7 @@ function stopping (deps: PosterDeps): boolean {
 
 /** Hands the checkout to staff, if it is still PAID: an outcome (and so an alert) only when the change won. */
 async function needsAttention (deps: PosterDeps, checkout: Checkout, kind: AttentionKind, reason: string, detail: Record<string, unknown>, unapplied?: Cents): Promise<PostingOutcome> {
-  const moved = await deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail } }, deps.fence)
+  const moved = await deps.ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: kind, attentionReason: reason, unapplied, detail: { reason, ...detail }, messages: deps.messages }, deps.fence)
   if (!moved) return { kind: 'SKIPPED', reason: `checkout changed state while posting (${kind} not recorded: ${reason})` }
   return { kind: 'NEEDS_ATTENTION', checkout: await deps.ledger.getCheckout(checkout.id) as Checkout, reason }
 }
@@ -192,7 +194,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
       return await needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
     }
     const notCollected = posted.lines.reduce((s, l) => s + l.amount, 0) - applied
-    const moved = await ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) } }, deps.fence)
+    const moved = await ledger.transition({ checkoutId: checkout.id, from: ['PAID'], to: 'POSTED', event: 'payment.posted', unapplied: 0 as Cents, detail: { tx, total: posted.total, ...(notCollected > 0 ? { posted: applied, notCollected } : {}) }, messages: deps.messages }, deps.fence)
     if (!moved) return { kind: 'SKIPPED', reason: 'checkout changed state while posting' }
 
     if (deps.releaseBlocks.size > 0) {

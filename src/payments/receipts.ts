@@ -5,7 +5,7 @@
 import escapeHtml from 'escape-html'
 import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
-import type { NewOutboxMessage } from './outbox.ts'
+import type { Checkout, ComposeMessages, NewOutboxMessage } from '../ledger/types.ts'
 
 export interface ReceiptLine {
   /** the fee type as the patron knows it ("Overdue fine", "Lost item replacement") */
@@ -35,8 +35,10 @@ export interface ReceiptPayment {
   primaryId: string
   paidAt: Date
   currency: string
-  /** CashNet's transaction number, when there is one */
+  /** the payment service's transaction number (CashNet's tx, PayPal's capture id), when there is one */
   providerTransaction: string | null
+  /** the payment service's name, as patrons know it (default CashNet) */
+  providerName?: string
   lines: ReceiptLine[]
   /** a page where the patron can see and print this receipt, if the service has one */
   receiptUrl?: string
@@ -88,7 +90,7 @@ function lineText (line: ReceiptLine, money: Money): string {
 
 function referenceText (payment: ReceiptPayment): string {
   const cashnet = payment.providerTransaction !== null && payment.providerTransaction !== ''
-    ? ` CashNet, the payment service, numbers the same payment ${oneLine(payment.providerTransaction)}.`
+    ? ` ${payment.providerName ?? 'CashNet'}, the payment service, numbers the same payment ${oneLine(payment.providerTransaction)}.`
     : ''
   return `Your reference is ${oneLine(payment.reference)}. Quote it if you contact the library about this payment: it is how staff find it.${cashnet}`
 }
@@ -161,7 +163,7 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
     `Date: ${when}`,
     `Amount: ${total}`,
     `Reference: ${oneLine(payment.reference)}`,
-    ...(payment.providerTransaction !== null && payment.providerTransaction !== '' ? [`CashNet transaction: ${oneLine(payment.providerTransaction)}`] : []),
+    ...(payment.providerTransaction !== null && payment.providerTransaction !== '' ? [`${payment.providerName ?? 'CashNet'} transaction: ${oneLine(payment.providerTransaction)}`] : []),
     '',
     `${wording.linesCaption}:`,
     ...payment.lines.map(line => `- ${lineText(line, money)}`),
@@ -183,7 +185,7 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
   }).join('\n')
   const logo = resolveLogo(branding)
   const facts: Array<[string, string]> = [['Date', when], ['Amount', total], ['Reference', oneLine(payment.reference)]]
-  if (payment.providerTransaction !== null && payment.providerTransaction !== '') facts.push(['CashNet transaction', oneLine(payment.providerTransaction)])
+  if (payment.providerTransaction !== null && payment.providerTransaction !== '') facts.push([`${payment.providerName ?? 'CashNet'} transaction`, oneLine(payment.providerTransaction)])
 
   const html = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${e(wording.subject)}</title></head>
@@ -257,4 +259,57 @@ export function receiptMessages (payment: ReceiptPayment, branding: ReceiptBrand
     messages.push({ id: id('library'), from: addresses.from, to: copyTo, ...renderLibraryCopy(payment, branding) })
   }
   return messages
+}
+
+export interface ReceiptSettings {
+  branding: ReceiptBranding
+  /** RECEIPT_EMAIL_FROM (else ALERT_EMAIL_FROM) */
+  from: string
+  /** LIBRARY_RECEIPT_COPY_TO; '' for no copy */
+  libraryCopyTo: string
+  /** PAYMENT_PROVIDER: whose transaction number the receipt quotes and whose return page shows it (default cashnet) */
+  provider?: 'cashnet' | 'paypal'
+}
+
+/** What a checkout's lines put on its fees, as the receipt tells it. */
+function receiptLines (checkout: Checkout, outcome: ReceiptOutcome): ReceiptLine[] {
+  const lines: ReceiptLine[] = []
+  for (const line of checkout.lines) {
+    // recorded: what Alma took (a line CashNet collected nothing for is left out); for staff: what was paid
+    const amount = outcome === 'recorded' ? line.postedAmount ?? line.amount : line.amount
+    if (amount <= 0) continue
+    const balance = line.balance ?? amount
+    lines.push({ description: line.feeTypeDesc || line.feeType, title: line.title, amount, balanceBefore: (balance > amount ? balance : amount) as Cents })
+  }
+  return lines
+}
+
+/**
+ * The receipt e-mails a checkout's new state calls for, as the ledger writes them to the outbox in the same
+ * transaction as the state change: "recorded" when it becomes POSTED, the honest "received, staff are checking"
+ * when it needs staff; nothing for any other state. Pure and synchronous (it runs inside the transaction).
+ */
+export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
+  return (checkout) => {
+    const outcome: ReceiptOutcome | null = checkout.state === 'POSTED' ? 'recorded' : checkout.state === 'NEEDS_ATTENTION' ? 'needs_staff' : null
+    if (outcome === null) return []
+    const lines = receiptLines(checkout, outcome)
+    if (lines.length === 0) return []
+    const base = settings.branding.publicUrl.replace(/\/+$/, '')
+    const paypal = settings.provider === 'paypal'
+    const payment: ReceiptPayment = {
+      reference: checkout.id,
+      outcome,
+      patronName: checkout.patronName,
+      patronId: checkout.userId,
+      primaryId: checkout.primaryId,
+      paidAt: new Date(checkout.paidAt ?? checkout.updatedAt),
+      currency: checkout.currency,
+      providerTransaction: checkout.tx,
+      providerName: paypal ? 'PayPal' : 'CashNet',
+      lines,
+      receiptUrl: `${base}/${paypal ? 'paypal' : 'cashnet'}/return?ref=${encodeURIComponent(checkout.id)}`
+    }
+    return receiptMessages(payment, settings.branding, { patronEmail: checkout.email, libraryCopyTo: settings.libraryCopyTo, from: settings.from })
+  }
 }

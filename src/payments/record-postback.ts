@@ -8,6 +8,7 @@
 
 import { type FormBody, maskCardNumbers, parsePostback, type Postback, PostbackRejected } from '../providers/cashnet/postback.ts'
 import type { Ledger } from '../ledger/ledger.ts'
+import type { ComposeMessages } from '../ledger/types.ts'
 import { maskCardLike, maskIdentifier } from '../mask.ts'
 import type { Alerts } from './alerts.ts'
 import { decidePostback } from './postback-rules.ts'
@@ -30,6 +31,8 @@ export interface PostbackDeps {
   logger: PostbackLogger
   /** told of each postback's outcome and, when it was readable, the seconds its record took: the service's metrics */
   observe?: (outcome: string, seconds?: number) => void
+  /** RECEIPT_EMAIL: the e-mails written to the outbox when the postback hands the payment to staff */
+  messages?: ComposeMessages
 }
 
 export interface IncomingRequest {
@@ -85,7 +88,8 @@ export async function recordPostback (deps: PostbackDeps, request: IncomingReque
     (checkout, earlier, elsewhere) => {
       const decision = decidePostback(checkout, earlier, parsed, elsewhere)
       return { ...decision, reason: maskCardLike(decision.reason) }
-    }
+    },
+    deps.messages
   )
   const { outcome, reason } = recorded.decision
   deps.observe?.(outcome, (performance.now() - started) / 1000)

@@ -261,7 +261,7 @@ export class PostingWorker {
         if (giveUp) {
           const reason = `gave up after ${attempts} attempts; last error: ${outcome.error.message}`
           // Alert only when this change won: a postback may have moved the checkout meanwhile.
-          const moved = await this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason } }, lease.fence)
+          const moved = await this.#ledger.transition({ checkoutId, from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'payment.needs_attention', attentionKind: 'ATTEMPTS_EXHAUSTED', attentionReason: reason, detail: { reason }, messages: this.#deps.messages }, lease.fence)
           const updated = await this.#ledger.getCheckout(checkoutId)
           if (moved && updated !== undefined) this.#alerts.needsAttention(updated, reason)
           return

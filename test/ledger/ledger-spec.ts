@@ -4,7 +4,7 @@
 
 import type { Test } from 'tap'
 import type { DecidePostback, Ledger, PageCursor } from '../../src/ledger/ledger.ts'
-import type { Checkout, IncomingPostback, NewCheckout, PostbackDecision } from '../../src/ledger/types.ts'
+import type { Checkout, ComposeMessages, IncomingPostback, NewCheckout, NewOutboxMessage, PostbackDecision } from '../../src/ledger/types.ts'
 import { type Cents, cents } from '../../src/money.ts'
 
 /**
@@ -669,5 +669,106 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.equal(refused.granted, false)
     clock = new Date(clock.getTime() + (refused.granted ? 0 : refused.retryInMs))
     t.same(await second.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000), { granted: true }, 'granted once the wait it was told has passed')
+  })
+
+  const mail = (id: string, to = 'alice@example.edu'): NewOutboxMessage => ({ id, from: 'fines@example.edu', to, subject: `Subject ${id}`, text: `text ${id}`, html: `<p>${id}</p>` })
+  /** A receipt per state the checkout reaches, named by checkout and state, as the receipt composer does. */
+  const receipts: ComposeMessages = (checkout) => checkout.state === 'POSTED' || checkout.state === 'NEEDS_ATTENTION'
+    ? [mail(`receipt-${checkout.id}-${checkout.state}`)]
+    : []
+
+  t.test('a line keeps the fee\'s balance when the checkout was made (a part payment pays less)', async t => {
+    const { ledger } = await setup(t)
+    const draft = newCheckout('part', [1000, 500])
+    draft.lines[0].balance = 6500 as Cents
+    const created = await ledger.createCheckout(draft)
+    t.same(created.lines.map(l => [l.amount, l.balance ?? null]), [[1000, 6500], [500, null]], 'kept where given; null where not')
+    t.same((await ledger.getCheckout('part'))?.lines.map(l => l.balance ?? null), [6500, null])
+  })
+
+  t.test('a fenced transition writes its messages only when the fence holds: a lost lease writes neither state nor e-mail', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '8002', [500])
+    const old = await ledger.claimPosting('c1', 'A', 60_000) as NonNullable<Awaited<ReturnType<Ledger['claimPosting']>>>
+    await ledger.releasePosting(old)
+    const current = await ledger.claimPosting('c1', 'B', 60_000) as NonNullable<Awaited<ReturnType<Ledger['claimPosting']>>>
+    await t.rejects(ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted', messages: receipts }, old.fence), { name: 'LeaseLost' })
+    t.equal(await ledger.outboxMessage('receipt-c1-POSTED'), undefined, 'no receipt under the lost fence')
+    t.equal((await ledger.getCheckout('c1'))?.state, 'PAID')
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted', messages: receipts }, current.fence), true)
+    t.ok(await ledger.outboxMessage('receipt-c1-POSTED'), 'the holder\'s change writes its receipt')
+  })
+
+  t.test('a transition writes its messages to the outbox in the same change, once per id however often it is made', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '8001', [500])
+    const refused = await ledger.transition({ checkoutId: 'c1', from: ['CREATED'], to: 'POSTED', event: 'payment.posted', messages: receipts })
+    t.equal(refused, false)
+    t.equal(await ledger.outboxMessage('receipt-c1-POSTED'), undefined, 'a transition that did not happen writes no message')
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted', messages: receipts }), true)
+    const row = await ledger.outboxMessage('receipt-c1-POSTED')
+    t.match(row, { id: 'receipt-c1-POSTED', to: 'alice@example.edu', subject: 'Subject receipt-c1-POSTED', text: 'text receipt-c1-POSTED', html: '<p>receipt-c1-POSTED</p>', attempts: 0, sentAt: null, gaveUpAt: null, leaseUntil: null })
+    t.equal(row?.nextAttemptAt, START, 'due at once')
+    // the same change again (a lost POSTED found again by the next posting): the same id, still one row
+    t.equal(await ledger.transition({ checkoutId: 'c1', from: ['POSTED'], to: 'POSTED', event: 'payment.posted', messages: receipts }), true)
+    const claimed = await ledger.claimDueMessages(new Date(START), 10, new Date('2026-03-02T10:05:00.000Z'))
+    t.same(claimed.map(m => m.id), ['receipt-c1-POSTED'], 'one message, not two')
+  })
+
+  t.test('a transition whose message function throws changes nothing', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '8002', [500])
+    await t.rejects(ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'POSTED', event: 'payment.posted', messages: () => { throw new Error('composer bug') } }))
+    t.equal((await ledger.getCheckout('c1'))?.state, 'PAID', 'the state change went with it')
+  })
+
+  t.test('a postback that hands the payment to staff writes its messages with the decision; one that changes nothing writes none', async t => {
+    const { ledger } = await setup(t)
+    await ledger.createCheckout(newCheckout('c1', [500]))
+    const mismatch: PostbackDecision = { outcome: 'MISMATCH', reason: 'amounts differ', to: 'NEEDS_ATTENTION', attentionKind: 'MISMATCH', payment: { tx: '8003', batchno: 'B', effdate: 'E', pmtcode: 'P' } }
+    await ledger.recordPostback(incoming('c1', '8003', [400]), always(mismatch), receipts)
+    t.ok(await ledger.outboxMessage('receipt-c1-NEEDS_ATTENTION'))
+    await ledger.createCheckout(newCheckout('c2', [500]))
+    await ledger.recordPostback(incoming('c2', '', null, '5'), always({ outcome: 'DECLINED', reason: 'declined' }), receipts)
+    await ledger.recordPostback(incoming('c2', '8004', [500]), always(paid('8004')), receipts)
+    t.equal(await ledger.outboxMessage('receipt-c2-NEEDS_ATTENTION'), undefined)
+    t.same((await ledger.claimDueMessages(new Date(START), 10, new Date('2026-03-02T10:05:00.000Z'))).map(m => m.id), ['receipt-c1-NEEDS_ATTENTION'])
+  })
+
+  t.test('the outbox: enqueue keeps the first of an id; a claim leases, a live lease hides, an expired one frees', async t => {
+    const { ledger, at } = await setup(t)
+    await ledger.enqueueMessages([mail('m1'), mail('m2', 'bob@example.edu')])
+    at('2026-03-02T10:00:01.000Z')
+    await ledger.enqueueMessages([{ ...mail('m1'), subject: 'changed' }, mail('m3')])
+    t.equal((await ledger.outboxMessage('m1'))?.subject, 'Subject m1', 'the first version of an id stays')
+    const leaseUntil = new Date('2026-03-02T10:05:00.000Z')
+    const first = await ledger.claimDueMessages(new Date('2026-03-02T10:00:01.000Z'), 2, leaseUntil)
+    t.same(first.map(m => [m.id, m.to, m.attempts]), [['m1', 'alice@example.edu', 0], ['m2', 'bob@example.edu', 0]], 'oldest due first, up to the limit')
+    t.equal((await ledger.outboxMessage('m1'))?.leaseUntil, leaseUntil.toISOString())
+    const second = await ledger.claimDueMessages(new Date('2026-03-02T10:00:02.000Z'), 10, leaseUntil)
+    t.same(second.map(m => m.id), ['m3'], 'leased messages are not claimed by another sender')
+    const afterLease = await ledger.claimDueMessages(new Date('2026-03-02T10:05:00.000Z'), 10, new Date('2026-03-02T10:10:00.000Z'))
+    t.same(afterLease.map(m => m.id), ['m1', 'm2', 'm3'], 'a lease that ran out (a sender died) frees its messages')
+  })
+
+  t.test('the outbox: a sent message is never claimed again; a failure waits until its time or gives up', async t => {
+    const { ledger } = await setup(t)
+    await ledger.enqueueMessages([mail('m1'), mail('m2'), mail('m3')])
+    const now = new Date(START)
+    await ledger.claimDueMessages(now, 10, new Date('2026-03-02T10:05:00.000Z'))
+    await ledger.markMessageSent('m1', new Date('2026-03-02T10:00:01.000Z'))
+    await ledger.markMessageFailed('m2', { error: 'ECONNECTION: refused', attempts: 1, nextAttemptAt: new Date('2026-03-02T10:00:30.000Z') })
+    await ledger.markMessageFailed('m3', { error: 'EENVELOPE 550: no such mailbox', attempts: 1, nextAttemptAt: null })
+    t.match(await ledger.outboxMessage('m1'), { sentAt: '2026-03-02T10:00:01.000Z', leaseUntil: null })
+    t.match(await ledger.outboxMessage('m2'), { attempts: 1, lastError: 'ECONNECTION: refused', nextAttemptAt: '2026-03-02T10:00:30.000Z', leaseUntil: null, sentAt: null, gaveUpAt: null })
+    t.match(await ledger.outboxMessage('m3'), { attempts: 1, lastError: 'EENVELOPE 550: no such mailbox', sentAt: null })
+    t.not((await ledger.outboxMessage('m3'))?.gaveUpAt, null, 'given up, kept for staff')
+    t.same(await ledger.claimDueMessages(new Date('2026-03-02T10:00:29.000Z'), 10, new Date('2026-03-02T10:06:00.000Z')), [], 'nothing due before the retry time')
+    const retry = await ledger.claimDueMessages(new Date('2026-03-02T10:00:30.000Z'), 10, new Date('2026-03-02T10:06:00.000Z'))
+    t.same(retry.map(m => [m.id, m.attempts]), [['m2', 1]], 'the failed one is due again with its attempts; the sent and the given-up ones never')
+    await ledger.markMessageSent('m2', new Date('2026-03-02T10:00:31.000Z'))
+    await ledger.markMessageFailed('m2', { error: 'late', attempts: 2, nextAttemptAt: null })
+    t.match(await ledger.outboxMessage('m2'), { sentAt: '2026-03-02T10:00:31.000Z', gaveUpAt: null, attempts: 1 }, 'a sent message stays sent')
+    t.equal(await ledger.outboxMessage('nope'), undefined)
   })
 }

@@ -6,7 +6,7 @@
 // per currency. Amounts are the cents Alma accepted (postedAmount); money a provider took but Alma did not accept
 // is no revenue. So the credit lines of fee lines are exactly the day's POSTED money (the staff report's column).
 
-import { type Cents } from '../../money.ts'
+import { type Cents, formatDecimal } from '../../money.ts'
 import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, type RefundRecord } from '../../ledger/types.ts'
 import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { spreadRefund } from '../refund-lines.ts'
@@ -54,7 +54,10 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       lineNumber: 0,
       ...fields,
       amount: -line.postedAmount as Cents,
-      lineDescription: `${line.feeType} ${line.feeId}`,
+      // a part payment says so: the rest of the fee stays open in Alma
+      lineDescription: line.balance != null && line.balance > line.amount
+        ? `${line.feeType} ${line.feeId} part of ${formatDecimal(line.balance)}`
+        : `${line.feeType} ${line.feeId}`,
       reference: `${checkout.batchno ?? ''}/${checkout.tx ?? ''}`,
       tx: checkout.tx ?? '',
       batchno: checkout.batchno ?? '',

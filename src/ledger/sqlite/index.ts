@@ -12,10 +12,12 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules,
+  StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord,
+  NewCheckout, NewOutboxMessage, NewPayLink, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -83,8 +85,8 @@ export class SqliteLedger implements Ledger {
   }
 
   /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */
-  async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> {
-    return await this.#commits.run(() => this.#store.recordPostback(postback, decide))
+  async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
+    return await this.#commits.run(() => this.#store.recordPostback(postback, decide, messages))
   }
 
   async transition (request: TransitionRequest, fence?: number): Promise<boolean> {
@@ -213,6 +215,26 @@ export class SqliteLedger implements Ledger {
 
   async payLinkEvents (linkId: string): Promise<AuditEvent[]> {
     return this.#payLinks.events(linkId)
+  }
+
+  async enqueueMessages (messages: NewOutboxMessage[]): Promise<void> {
+    write(() => { this.#store.enqueueMessages(messages) })
+  }
+
+  async claimDueMessages (now: Date, limit: number, leaseUntil: Date): Promise<OutboxMessage[]> {
+    return write(() => this.#store.claimDueMessages(now, limit, leaseUntil))
+  }
+
+  async markMessageSent (id: string, at: Date): Promise<void> {
+    write(() => { this.#store.markMessageSent(id, at) })
+  }
+
+  async markMessageFailed (id: string, failure: OutboxFailure): Promise<void> {
+    write(() => { this.#store.markMessageFailed(id, failure) })
+  }
+
+  async outboxMessage (id: string): Promise<OutboxRecord | undefined> {
+    return this.#store.outboxMessage(id)
   }
 
   async writable (): Promise<boolean> {

@@ -197,7 +197,26 @@ export const MIGRATIONS: Migration[] = [
    CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
   // Issue 17: which provider took a checkout's money (the GL clears each provider on its own account, reconcile
   // compares each with its own records). Every checkout before this was CashNet's.
-  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`
+  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`,
+  // Issue 18: a line keeps the fee's balance when the checkout was made (a part payment pays less than it); the
+  // outbox holds e-mails (receipts) written in the same transaction as the state change they tell of.
+  `ALTER TABLE checkout_lines ADD COLUMN balance_cents INTEGER;
+   CREATE TABLE outbox (
+     id TEXT PRIMARY KEY,
+     from_address TEXT NOT NULL,
+     to_address TEXT NOT NULL,
+     subject TEXT NOT NULL,
+     text_body TEXT NOT NULL,
+     html_body TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at TEXT NOT NULL,
+     lease_until TEXT,
+     sent_at TEXT,
+     gave_up_at TEXT,
+     last_error TEXT
+   );
+   CREATE INDEX outbox_due ON outbox (sent_at, gave_up_at, next_attempt_at);`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

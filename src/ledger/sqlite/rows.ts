@@ -2,7 +2,7 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 
 /** A row as better-sqlite3 returns it. */
@@ -24,7 +24,8 @@ export function toLine (l: Row): CheckoutLine {
     itemCode: l.item_code,
     amount: l.amount_cents as Cents,
     postedAmount: l.posted_cents as Cents | null,
-    postedAt: l.posted_at
+    postedAt: l.posted_at,
+    balance: (l.balance_cents ?? null) as Cents | null
   }
 }
 
@@ -98,5 +99,23 @@ export function toPayLink (r: Row): PayLinkEntry {
     expiresAt: r.expires_at,
     revokedBy: r.revoked_by ?? null,
     revokedAt: r.revoked_at ?? null
+  }
+}
+
+export function toOutbox (r: Row): OutboxRecord {
+  return {
+    id: r.id,
+    from: r.from_address,
+    to: r.to_address,
+    subject: r.subject,
+    text: r.text_body,
+    html: r.html_body,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+    nextAttemptAt: r.next_attempt_at,
+    leaseUntil: r.lease_until ?? null,
+    sentAt: r.sent_at ?? null,
+    gaveUpAt: r.gave_up_at ?? null,
+    lastError: r.last_error ?? null
   }
 }

@@ -4,12 +4,16 @@
 
 import { type Cents, formatDecimal } from '../../money.ts'
 import { LeaseLost } from '../errors.ts'
-import type { AlmaCallReservation, DecidePostback, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, IncomingPostback, MoneyRecord, NewCheckout, RefundRecord
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
+  TransitionRequest
+} from '../ledger.ts'
+import type {
+  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
+  OutboxMessage, OutboxRecord, RefundRecord
 } from '../types.ts'
 import type { Connection } from './connection.ts'
-import { type Row, toCheckout, toPostback, toRefund } from './rows.ts'
+import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
 
 /** The state a checkout had before a double charge, kept while the double charge is open. */
 interface PriorState {
@@ -41,10 +45,10 @@ export class CheckoutStore {
       c.sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
         .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now)
-      const insertLine = c.sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      const insertLine = c.sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, balance_cents)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       for (const line of checkout.lines) {
-        insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount)
+        insertLine.run(checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount, line.balance ?? null)
       }
       c.event(checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length, provider: checkout.provider ?? 'cashnet' })
     })
@@ -80,7 +84,7 @@ export class CheckoutStore {
     return rows.map(r => this.getCheckout(r.id) as Checkout)
   }
 
-  recordPostback (postback: IncomingPostback, decide: DecidePostback): RecordedPostback {
+  recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): RecordedPostback {
     const c = this.#c
     return c.transaction(() => {
       const checkout = postback.checkoutId === null ? undefined : this.getCheckout(postback.checkoutId)
@@ -126,6 +130,7 @@ export class CheckoutStore {
             decision.to, now,
             checkout.id)
         c.event(checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, ...(kind !== null ? { kind } : {}) })
+        if (messages !== undefined) this.enqueueMessages(messages(this.getCheckout(checkout.id) as Checkout))
       } else {
         c.event(checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
       }
@@ -159,6 +164,7 @@ export class CheckoutStore {
         WHERE id = ?`)
         .run(request.to, now, request.to, now, request.attentionReason ?? null, kind, request.unapplied ?? null, request.to, request.checkoutId)
       c.event(request.checkoutId, request.event, row.state, request.to, { ...(kind !== null ? { kind } : {}), ...request.detail })
+      if (request.messages !== undefined) this.enqueueMessages(request.messages(this.getCheckout(request.checkoutId) as Checkout))
       return true
     }))
   }
@@ -396,5 +402,49 @@ export class CheckoutStore {
 
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): void {
     this.#c.event(checkoutId, event, null, null, detail)
+  }
+
+  /** Insert-if-absent by id: a message already in the outbox (sent or not) is left as it is. Joins a running transaction. */
+  enqueueMessages (messages: NewOutboxMessage[]): void {
+    if (messages.length === 0) return
+    const c = this.#c
+    c.transaction(() => {
+      const now = c.iso()
+      const insert = c.sql(`INSERT INTO outbox (id, from_address, to_address, subject, text_body, html_body, created_at, attempts, next_attempt_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING`)
+      for (const m of messages) insert.run(m.id, m.from, m.to, m.subject, m.text, m.html, now, now)
+    })
+  }
+
+  claimDueMessages (now: Date, limit: number, leaseUntil: Date): OutboxMessage[] {
+    const c = this.#c
+    const at = now.toISOString()
+    return c.transaction(() => {
+      const rows = c.sql(`SELECT * FROM outbox WHERE sent_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?
+          AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, created_at, id LIMIT ?`).all(at, at, limit) as Row[]
+      const lease = c.sql('UPDATE outbox SET lease_until = ? WHERE id = ?')
+      for (const r of rows) lease.run(leaseUntil.toISOString(), r.id)
+      return rows.map(r => {
+        const { id, from, to, subject, text, html, attempts } = toOutbox(r)
+        return { id, from, to, subject, text, html, attempts }
+      })
+    })
+  }
+
+  markMessageSent (id: string, at: Date): void {
+    this.#c.sql('UPDATE outbox SET sent_at = ?, lease_until = NULL WHERE id = ? AND sent_at IS NULL').run(at.toISOString(), id)
+  }
+
+  markMessageFailed (id: string, failure: OutboxFailure): void {
+    const c = this.#c
+    c.sql(`UPDATE outbox SET attempts = ?, last_error = ?, lease_until = NULL,
+        next_attempt_at = COALESCE(?, next_attempt_at), gave_up_at = CASE WHEN ? IS NULL THEN ? ELSE gave_up_at END
+      WHERE id = ? AND sent_at IS NULL`)
+      .run(failure.attempts, failure.error.slice(0, 1000), failure.nextAttemptAt?.toISOString() ?? null, failure.nextAttemptAt?.toISOString() ?? null, c.iso(), id)
+  }
+
+  outboxMessage (id: string): OutboxRecord | undefined {
+    const row = this.#c.sql('SELECT * FROM outbox WHERE id = ?').get(id) as Row | undefined
+    return row === undefined ? undefined : toOutbox(row)
   }
 }

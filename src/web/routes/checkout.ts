@@ -20,10 +20,25 @@ const CHECKOUT_FORM = {
   }
 } as const
 
+/**
+ * PARTIAL_PAYMENTS: the `amount_<fee id>` fields of the ticked fees (an amount for a fee not ticked is not a
+ * payment). A field sent twice is refused rather than one of its values chosen.
+ */
+function partAmounts (body: Record<string, unknown>, feeIds: readonly string[]): Map<string, string> {
+  const parts = new Map<string, string>()
+  for (const id of feeIds) {
+    const value = body[`amount_${id.trim()}`]
+    if (value === undefined) continue
+    if (typeof value !== 'string') throw new CheckoutRefused('bad-amount', 'Please enter one amount for each fee you pay.')
+    parts.set(id.trim(), value)
+  }
+  return parts
+}
+
 const checkout: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   const rules = { ...config, itemCode: config.cashnetItemCode, itemCodes: config.cashnetItemCodes }
-  fastify.post<{ Body: { fee: string[], _csrf?: string } }>('/checkout', {
+  fastify.post<{ Body: { fee: string[], _csrf?: string } & Record<string, unknown> }>('/checkout', {
     config: { access: 'patron', root: './', badInput: { heading: 'Please check your selection', message: 'Choose at least one fee to pay.', linkHome: true } },
     schema: { body: CHECKOUT_FORM },
     // preValidation: a forged or stale form is refused as such (403) whatever shape its fields have
@@ -32,8 +47,10 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     const username = (request.patron as { username: string }).username
     const feeIds = request.body.fee
     try {
-      const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, username, feeIds)
-      request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)`)
+      const parts = config.partialPayments ? partAmounts(request.body, feeIds) : new Map<string, string>()
+      const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, username, feeIds, parts)
+      const partial = created.lines.filter(l => l.balance != null && l.amount < l.balance).length
+      request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length, ...(partial > 0 ? { partial } : {}) }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)${partial > 0 ? `, ${partial} paid in part` : ''}`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 2 * 24 * 3600 })
       const start = await fastify.paymentProvider.start(created, { publicUrl: config.publicUrl, brandName: config.libraryName })
       if (start.kind === 'redirect') {

@@ -23,6 +23,7 @@ const fines: FastifyPluginAsync = async (fastify) => {
       currency: config.currency,
       csrfToken: reply.generateCsrf(),
       minPayment: config.minPayment,
+      partialPayments: config.partialPayments,
       // the receipt is shown only to the username that paid (routes/return.ts)
       inProgress: payments.map(checkout => ({ checkout, receipt: checkout.userId === username }))
     }))

@@ -41,7 +41,8 @@ const paypal: FastifyPluginAsync = async (fastify) => {
     client: client.withLogger(request.log as unknown as Logger),
     schedule: id => { worker.schedule(id) },
     alerts,
-    logger: request.log
+    logger: request.log,
+    messages: fastify.receiptMessages
   })
 
   const calm = (reply: FastifyReply, status: number, heading: string, message: string): FastifyReply =>

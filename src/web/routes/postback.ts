@@ -70,7 +70,7 @@ const postback: FastifyPluginAsync = async (fastify) => {
     }
   }, async (request, reply) => {
     const answer = await recordPostback(
-      { ledger, schedule: id => { worker.schedule(id) }, alerts, refType: config.cashnetRefType, maskKey: config.cookieSecret, logger: request.log, observe: (outcome, seconds) => { fastify.metrics.postback(outcome, seconds) } },
+      { ledger, schedule: id => { worker.schedule(id) }, alerts, refType: config.cashnetRefType, maskKey: config.cookieSecret, logger: request.log, observe: (outcome, seconds) => { fastify.metrics.postback(outcome, seconds) }, messages: fastify.receiptMessages },
       { fields: fieldsOf(request), rawBody: String((request as any).rawBody ?? ''), peer: request.ip }
     )
     if (answer.status === 400) return reply.code(400).type('text/plain; charset=utf-8').send(`rejected: ${answer.reason}\n`)

@@ -3,7 +3,7 @@
 
 import type { AlmaUser, Fee } from '../../alma/types.ts'
 import type { Checkout } from '../../ledger/types.ts'
-import { type Cents, formatMoney } from '../../money.ts'
+import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
 import { NOT_PAYABLE_TEXT, type NotPayableReason } from '../../payments/payable.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
@@ -18,6 +18,8 @@ export interface FinesView {
   notice?: string
   /** the patron's payments taken but not yet all recorded in Alma (PAID, or waiting for staff) */
   inProgress?: Array<{ checkout: Checkout, receipt: boolean }>
+  /** PARTIAL_PAYMENTS: an amount field per payable fee, filled in with the balance */
+  partialPayments?: boolean
 }
 
 /** Positive balances added up per currency, never across: the online currency first, then the others by code. */
@@ -107,7 +109,9 @@ ${fee.barcode !== '' && fee.title !== '' ? html`<span class="fee-meta">Barcode $
 ${notPayable !== null ? html`<span class="badge">${NOT_PAYABLE_TEXT[notPayable]}</span>` : ''}</td>
 <td class="library">${library}</td>
 <td class="date">${dateCell(fee.creationTime)}</td>
-<td class="amount${fee.balance < 0 ? ' credit' : ''}">${amount}</td>
+<td class="amount${fee.balance < 0 ? ' credit' : ''}">${amount}${view.partialPayments === true && notPayable === null
+      ? html`<label class="part" for="amount-${fee.id}">Pay now</label><input class="part" type="text" inputmode="decimal" autocomplete="off" name="amount_${fee.id}" id="amount-${fee.id}" value="${formatDecimal(fee.balance)}" size="9" maxlength="12" pattern="[0-9]+([.][0-9]{1,2})?" data-balance-cents="${fee.balance}" aria-describedby="part-hint" aria-label="Amount to pay now for ${spoken}">`
+      : ''}</td>
 </tr>`
   })
 
@@ -143,6 +147,7 @@ ${payable.length === 0
       ? (owed.some(f => !held.has(f.notPayable)) ? html`<p class="notice">None of these fees can be paid online. Please pay at the library.</p>` : '')
       : html`<div class="actions"><button class="button" id="pay-button" type="submit" aria-describedby="pay-hint">Pay selected fees</button>
 <span class="muted" id="pay-hint">${view.minPayment > 1 ? `The smallest online payment is ${money(view.minPayment)}.` : ''}</span></div>
+${view.partialPayments === true ? html`<p class="muted small" id="part-hint">You may pay part of a fee: change its amount (at least ${money(view.minPayment)}, at most its balance). The rest stays on your account.</p>` : ''}
 <p class="muted small">Card details are entered on ${view.branding.paymentProvider === 'paypal' ? 'PayPal' : 'CashNet'}, never on this site.</p>`}
 </form>`
   })

@@ -1,8 +1,8 @@
 // The receipt after CashNet: what the ledger says about this patron's checkout, never what the redirect's
 // fields claim. "Received and recorded" only once Alma has the payment.
 
-import type { Checkout } from '../../ledger/types.ts'
-import { formatMoney } from '../../money.ts'
+import type { Checkout, CheckoutLine } from '../../ledger/types.ts'
+import { type Cents, formatMoney } from '../../money.ts'
 import { type Html, html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
@@ -29,6 +29,13 @@ export function receiptWording (checkout: Checkout, provider = 'CashNet'): Wordi
   }
 }
 
+/** A part payment (PARTIAL_PAYMENTS): "paid $10.00 of $65.00, $55.00 left", under the line's amount. */
+function partOf (line: CheckoutLine, currency: string): Html | string {
+  if (line.balance == null || line.balance <= line.amount) return ''
+  const money = (c: number): string => formatMoney(c as Cents, currency)
+  return html`<span class="fee-meta part-of">paid ${money(line.amount)} of ${money(line.balance)}, ${money(line.balance - line.amount)} left</span>`
+}
+
 /** A receipt's branding, and the library's time zone (TIMEZONE) for its date and time; the process's zone if not given. */
 export type ReceiptBranding = Branding & { timeZone?: string }
 
@@ -40,7 +47,7 @@ export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root
   const self = `return?ref=${encodeURIComponent(checkout.id)}`
   const lines: Html[] = checkout.lines.map(line => html`<tr>
 <td>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</td>
-<td class="amount">${formatMoney(line.amount, checkout.currency)}</td></tr>`)
+<td class="amount">${formatMoney(line.amount, checkout.currency)}${partOf(line, checkout.currency)}</td></tr>`)
   return page({
     title: wording.title,
     root,

@@ -23,7 +23,7 @@ export interface PostingWorkerOptions {
 export default fp(async function postingWorker (fastify, options: PostingWorkerOptions) {
   const { config, alma, ledger, alerts } = fastify
   const worker = new PostingWorker(
-    { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks, onPosting: (outcome, seconds) => { fastify.metrics.posting(outcome, seconds) } },
+    { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks, onPosting: (outcome, seconds) => { fastify.metrics.posting(outcome, seconds) }, messages: fastify.receiptMessages },
     (fastify.log as unknown as Logger).child({ component: 'worker' }),
     alerts,
     { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS, leaseMs: config.postingLeaseSeconds * 1000 }
@@ -31,4 +31,4 @@ export default fp(async function postingWorker (fastify, options: PostingWorkerO
   fastify.decorate('worker', worker)
   fastify.addHook('onReady', async () => { if (options.startWorker !== false) worker.start() })
   fastify.addHook('onClose', async () => { await worker.stop() })
-}, { name: 'posting-worker', dependencies: ['config', 'alma', 'ledger', 'alerts'] })
+}, { name: 'posting-worker', dependencies: ['config', 'alma', 'ledger', 'alerts', 'receipts'] })

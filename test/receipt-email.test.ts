@@ -1,0 +1,281 @@
+// Receipt e-mails (RECEIPT_EMAIL=on, SPEC 14): one e-mail per payment when Alma has it (POSTED), a different,
+// honest one when it needs staff, plain text and HTML, branded, and the library's copy when
+// LIBRARY_RECEIPT_COPY_TO is set; none when off. They go through the ledger's outbox, written with the state
+// change, so neither an SMTP outage nor a SIGKILL between posting and sending loses or duplicates one. A real SMTP
+// server on an ephemeral port is the judge; the service runs in process, and as a child process for the kill.
+
+import t, { type Test } from 'tap'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SMTPServer } from 'smtp-server'
+import { loadConfig } from '../src/config.ts'
+import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
+import { AlmaSandbox } from '../src/sandbox/alma.ts'
+import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
+import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
+import { seedUsers } from '../src/sandbox/seed.ts'
+import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
+import { Browser, build, CASHNET_PEER, checkoutIdFrom, freePort, readForm, type TestStack, until } from './helper.ts'
+
+interface Mail { from: string, to: string[], raw: string, subject: string, messageId: string }
+
+/** An SMTP server that can be stopped and started again on the same port. */
+async function mailServer (t: Test): Promise<{ url: string, mails: Mail[], start: () => Promise<void>, stop: () => Promise<void> }> {
+  const port = await freePort()
+  const mails: Mail[] = []
+  let server: SMTPServer | undefined
+  const stop = async (): Promise<void> => {
+    const s = server
+    server = undefined
+    if (s !== undefined) await new Promise<void>(resolve => { s.close(() => { resolve() }) })
+  }
+  const start = async (): Promise<void> => {
+    const s = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData (stream, session, done) {
+        let raw = ''
+        stream.setEncoding('utf8')
+        stream.on('data', (chunk: string) => { raw += chunk })
+        stream.on('end', () => {
+          const text = raw.replace(/\r\n(?=[ \t])/g, '').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+          mails.push({
+            from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
+            to: session.envelope.rcptTo.map(r => r.address),
+            raw: text,
+            subject: /^Subject: (.*)$/mi.exec(text)?.[1].trim() ?? '',
+            messageId: /^Message-ID: (.*)$/mi.exec(text)?.[1].trim() ?? ''
+          })
+          done()
+        })
+      }
+    })
+    server = s
+    await new Promise<void>(resolve => { s.listen(port, '127.0.0.1', resolve) })
+  }
+  t.teardown(stop)
+  return { url: `smtp://127.0.0.1:${port}`, mails, start, stop }
+}
+
+const RECEIPT_ENV = { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu' }
+const FAST = { outboxPollMs: 50, outboxRetryBaseMs: 100, outboxRetryMaxMs: 400 }
+
+async function pay (stack: TestStack, fees: string[], before?: () => void): Promise<string> {
+  const alice = new Browser(stack).login('alice')
+  const { fields, action } = await alice.checkout(fees)
+  before?.()
+  await alice.payOnCashnet(action, fields)
+  await stack.app.worker.idle()
+  return checkoutIdFrom(fields)
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+t.test('a recorded payment: one receipt to the patron and one copy to the library, plain text and HTML, branded; never again', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, LIBRARY_RECEIPT_COPY_TO: 'circ-desk@library.example.edu' }, app: FAST })
+  const id = await pay(stack, ['100001', '100002'])
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED')
+  await until(() => smtp.mails.length >= 2, 'the receipt and the copy')
+  await sleep(500)
+  t.equal(smtp.mails.length, 2, 'exactly one each, however many times the outbox is looked at')
+  const patron = smtp.mails.find(m => m.to.includes('alice.archer@example.edu'))
+  const copy = smtp.mails.find(m => m.to.includes('circ-desk@library.example.edu'))
+  t.ok(patron, 'the patron gets a receipt at the address Alma has')
+  t.ok(copy, 'the library gets its copy')
+  t.equal(patron?.from, 'fines@library.example.edu', 'from RECEIPT_EMAIL_FROM')
+  t.equal(patron?.subject, 'Springfield University Library: receipt for your payment of $50.50')
+  t.match(patron?.raw, 'Content-Type: text/plain')
+  t.match(patron?.raw, 'Content-Type: text/html')
+  t.match(patron?.raw, `Reference: ${id}`)
+  t.match(patron?.raw, 'The Name of the Rose')
+  t.match(patron?.raw, `cashnet/return?ref=${id}`, 'a link to the receipt page')
+  t.match(copy?.subject, /copy of receipt: Alice Archer \$50\.50/)
+  t.match(copy?.raw, `/admin/payments/${id}`)
+  t.notSame(patron?.messageId, copy?.messageId)
+  t.not((await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`))?.sentAt, null, 'the outbox row is marked sent')
+})
+
+t.test('a payment that needs staff gets the honest variant, not a receipt that says it is recorded', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV }, app: FAST })
+  // one of the fees is partly paid at the desk meanwhile: money would be left over, so staff must finish it
+  const id = await pay(stack, ['100001', '100002'], () => { stack.alma.payAtDesk('100002', 2000) })
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'NEEDS_ATTENTION')
+  await until(() => smtp.mails.length >= 1, 'the e-mail')
+  await sleep(300)
+  t.equal(smtp.mails.length, 1, 'one e-mail, no library copy when none is configured')
+  const mail = smtp.mails[0]
+  t.same(mail.to, ['alice.archer@example.edu'])
+  t.equal(mail.subject, 'Springfield University Library: we received your payment of $50.50')
+  t.match(mail.raw, 'Library staff are checking it')
+  t.match(mail.raw, 'you do not need to pay again')
+  t.notMatch(mail.raw, 'is recorded')
+  t.ok(await stack.app.ledger.outboxMessage(`receipt-${id}-staff-patron`))
+})
+
+t.test('a postback that does not match hands the payment to staff: the patron hears so by e-mail too', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV }, app: FAST })
+  stack.cashnet.behaviour.tamperAmount1Cents = -100
+  const id = await pay(stack, ['100001'])
+  t.equal((await stack.app.ledger.getCheckout(id))?.attentionKind, 'MISMATCH')
+  await until(() => smtp.mails.length >= 1, 'the e-mail')
+  t.match(smtp.mails[0].subject, 'we received your payment')
+})
+
+t.test('a payment through PayPal gets its receipt too: PayPal\'s capture id, its receipt page, the time in TIMEZONE', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, PAYMENT_PROVIDER: 'paypal', TIMEZONE: 'Asia/Tokyo' }, app: FAST })
+  const pp = stack.paypal
+  if (pp === null) throw new Error('no PayPal stand-in')
+  const alice = new Browser(stack).login('alice')
+  const form = readForm((await alice.get('/')).body, 'pay-form')
+  const started = await alice.post('/checkout', [...form.fields, ['fee', '100001']])
+  t.equal(started.status, 303)
+  const approval = await alice.request(String(started.headers.location))
+  const decision = readForm(approval.body)
+  const decided = await alice.request(new URL(decision.action, String(started.headers.location)).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+  await alice.request(String(decided.headers.location))
+  await stack.app.worker.idle()
+  const id = (await stack.app.ledger.latestCheckoutForUser('alice'))?.id ?? ''
+  t.equal(pp.captures.length, 1, 'one capture')
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posted')
+  await until(() => smtp.mails.length >= 1, 'the receipt')
+  await sleep(300)
+  t.equal(smtp.mails.length, 1, 'one receipt for the PayPal payment')
+  const mail = smtp.mails[0]
+  t.match(mail.subject, 'receipt for your payment of $5.00')
+  t.match(mail.raw, `PayPal transaction: ${pp.captures[0].id}`, 'the capture id, named as PayPal\'s')
+  t.notMatch(mail.raw, 'CashNet')
+  t.match(mail.raw, `paypal/return?ref=${id}`, 'the link goes to the PayPal receipt page')
+  t.match(mail.raw, /GMT\+9/, 'the date and time in the library\'s zone, not the process\'s')
+})
+
+t.test('RECEIPT_EMAIL off (the default): no receipt is written or sent', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, LIBRARY_RECEIPT_COPY_TO: 'circ-desk@library.example.edu' }, app: FAST })
+  const id = await pay(stack, ['100001'])
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED')
+  await sleep(500)
+  t.same(smtp.mails, [], 'no e-mail')
+  t.equal(await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`), undefined, 'nothing in the outbox')
+  t.equal(stack.app.outboxSender, undefined, 'no sender runs')
+})
+
+t.test('RECEIPT_EMAIL=on needs SMTP_URL; RECEIPT_EMAIL_FROM defaults to ALERT_EMAIL_FROM; the copy address is checked', async t => {
+  const base = { PUBLIC_URL: 'https://fines.example.edu', ALMA_API_KEY: 'k', CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/X', CASHNET_ITEM_CODE: 'LIB', CASHNET_POSTBACK_ALLOW: '192.0.2.1', EZPROXY_ALLOW: '192.0.2.2', COOKIE_SECRET: SANDBOX_COOKIE_SECRET }
+  t.throws(() => loadConfig({ ...base, RECEIPT_EMAIL: 'on' }), /SMTP_URL is required when RECEIPT_EMAIL=on/)
+  const off = loadConfig(base)
+  t.same([off.receiptEmail, off.libraryReceiptCopyTo, off.partialPayments], [false, '', false], 'off by default')
+  t.equal(loadConfig({ ...base, ALERT_EMAIL_FROM: 'alerts@example.edu' }).receiptEmailFrom, 'alerts@example.edu')
+  t.equal(loadConfig({ ...base, ALERT_EMAIL_FROM: 'alerts@example.edu', RECEIPT_EMAIL_FROM: 'fines@example.edu' }).receiptEmailFrom, 'fines@example.edu')
+  t.throws(() => loadConfig({ ...base, LIBRARY_RECEIPT_COPY_TO: 'circ desk' }), /LIBRARY_RECEIPT_COPY_TO must be one e-mail address/)
+  t.throws(() => loadConfig({ ...base, RECEIPT_EMAIL: 'yes' }), /RECEIPT_EMAIL must be one of on, off/)
+  t.throws(() => loadConfig({ ...base, PARTIAL_PAYMENTS: '1' }), /PARTIAL_PAYMENTS must be one of on, off/)
+})
+
+t.test('the mail server down for a while: retried with backoff, then the receipt is delivered once', async t => {
+  const smtp = await mailServer(t)
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV }, app: FAST })
+  const id = await pay(stack, ['100001'])
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED', 'posting does not wait for the mail server')
+  const row = `receipt-${id}-recorded-patron`
+  await until(async () => ((await stack.app.ledger.outboxMessage(row))?.attempts ?? 0) >= 3, 'three failed attempts')
+  const failed = await stack.app.ledger.outboxMessage(row)
+  t.equal(failed?.sentAt, null)
+  t.match(failed?.lastError, /ECONNECTION|ECONNREFUSED|ESOCKET/, 'the reason is kept')
+  t.ok(stack.logLines().some(l => l.event === 'outbox.retry'), 'each failure is a log line for the operator')
+  await smtp.start()
+  await until(() => smtp.mails.length >= 1, 'the receipt once the server is back')
+  await sleep(1000)
+  t.equal(smtp.mails.length, 1, 'delivered once')
+  t.not((await stack.app.ledger.outboxMessage(row))?.sentAt, null)
+})
+
+t.test('SIGKILL between posting and sending: the receipt is sent after the restart, exactly once', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-receipt-'))
+  const smtp = await mailServer(t)
+  const port = await freePort()
+  const serviceUrl = `http://127.0.0.1:${port}`
+  const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
+  await alma.start()
+  const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: `${serviceUrl}/cashnet/postback`, postbackFrom: CASHNET_PEER })
+  await cashnet.start()
+  const ezproxy = new EzproxyStandIn({ target: serviceUrl, users: seedUsers() })
+  const publicUrl = await ezproxy.start()
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    PUBLIC_URL: publicUrl,
+    ALMA_API_URL: alma.baseUrl,
+    ALMA_API_KEY: SANDBOX_API_KEY,
+    ALMA_TIMEOUT_MS: '2000',
+    CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
+    CASHNET_ITEM_CODE: 'LIB-FINE',
+    CASHNET_POSTBACK_ALLOW: CASHNET_PEER,
+    EZPROXY_ALLOW: '127.0.0.1',
+    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
+    DATABASE_PATH: join(dir, 'payments.sqlite'),
+    POSTING_RETRY_BASE_MS: '50',
+    SMTP_URL: smtp.url,
+    RECEIPT_EMAIL: 'on',
+    RECEIPT_RETRY_BASE_MS: '100',
+    RECEIPT_RETRY_MAX_MS: '300',
+    LOG_LEVEL: 'info'
+  }
+  let child: ChildProcess | undefined
+  const output: string[] = []
+  const start = async (): Promise<void> => {
+    const from = output.length
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
+    child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
+    await until(() => output.slice(from).join('').includes('service.started'), 'the service to start', 60000)
+  }
+  const kill = async (): Promise<void> => {
+    const running = child
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise<void>(resolve => running.once('exit', () => { resolve() }))
+    running.kill('SIGKILL')
+    await exited
+  }
+  const ledger = new SqliteLedger({ path: env.DATABASE_PATH })
+  t.teardown(async () => {
+    await kill()
+    await ledger.close()
+    rmSync(dir, { recursive: true, force: true })
+    await ezproxy.close()
+    await cashnet.close()
+    await alma.close()
+  })
+  await start()
+
+  // the mail server is down when the payment is posted: the receipt can only be in the outbox when the kill comes
+  const browser = new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice')
+  const { fields, action } = await browser.checkout(['100001'])
+  const id = checkoutIdFrom(fields)
+  await browser.payOnCashnet(action, fields)
+  await until(async () => (await ledger.getCheckout(id))?.state === 'POSTED', 'the posting')
+  await kill()
+  const queued = await ledger.outboxMessage(`receipt-${id}-recorded-patron`)
+  t.ok(queued, 'the receipt was written with POSTED, before the kill')
+  t.equal(queued?.sentAt, null, 'and not sent')
+  t.same(smtp.mails, [])
+
+  await smtp.start()
+  await start()
+  await until(() => smtp.mails.length >= 1, 'the receipt after the restart')
+  await sleep(1000)
+  t.equal(smtp.mails.length, 1, 'exactly one receipt')
+  t.same(smtp.mails[0].to, ['alice.archer@example.edu'])
+  t.same(alma.paymentsFor((await ledger.getCheckout(id))?.tx ?? '').map(p => [p.feeId, p.amountCents]), [['100001', 500]], 'and the fee paid once')
+})
