@@ -17,7 +17,7 @@ import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
-import { Browser, build, CASHNET_PEER, checkoutIdFrom, freePort, readForm, type TestStack, until } from './helper.ts'
+import { Browser, build, CASHNET_PEER, checkoutIdFrom, freePort, readForm, send, type TestStack, until } from './helper.ts'
 
 interface Mail { from: string, to: string[], raw: string, subject: string, messageId: string }
 
@@ -77,7 +77,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 t.test('a recorded payment: one receipt to the patron and one copy to the library, plain text and HTML, branded; never again', async t => {
   const smtp = await mailServer(t)
   await smtp.start()
-  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, LIBRARY_RECEIPT_COPY_TO: 'circ-desk@library.example.edu' }, app: FAST })
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, LIBRARY_RECEIPT_COPY_TO: 'circ-desk@library.example.edu', METRICS_ALLOW: '127.0.0.5' }, app: FAST })
   const id = await pay(stack, ['100001', '100002'])
   t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED')
   await until(() => smtp.mails.length >= 2, 'the receipt and the copy')
@@ -98,6 +98,8 @@ t.test('a recorded payment: one receipt to the patron and one copy to the librar
   t.match(copy?.raw, `/admin/payments/${id}`)
   t.notSame(patron?.messageId, copy?.messageId)
   t.not((await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`))?.sentAt, null, 'the outbox row is marked sent')
+  const metrics = await send(`${stack.serviceUrl}/metrics`, { from: '127.0.0.5' })
+  t.match(metrics.body, /^almacashnet_receipts_total\{outcome="sent"\} 2$/m, 'the receipts counter counts both e-mails (issue 19)')
 })
 
 t.test('a payment that needs staff gets the honest variant, not a receipt that says it is recorded', async t => {

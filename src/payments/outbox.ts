@@ -51,6 +51,8 @@ export interface OutboxSenderOptions {
   maxAttempts?: number
   /** SMTP connection, greeting and socket timeouts (default 15000 ms) */
   smtpTimeoutMs?: number
+  /** told what each pass of the loop did (the service's receipts counter) */
+  onRun?: (result: RunResult) => void
   now?: () => Date
 }
 
@@ -171,6 +173,7 @@ export function createOutboxSender (options: OutboxSenderOptions): OutboxSender 
   function pass (): void {
     if (running !== undefined) { again = true; return }
     running = runOnce()
+      .then(result => { options.onRun?.(result) })
       .catch((error: Error) => {
         logger.error({ event: 'outbox.store_failed', err: { message: error.message } }, `the e-mail outbox could not be read or updated: ${error.message}`)
       })

@@ -63,9 +63,10 @@ export default fp(async function receipts (fastify, options: ReceiptSenderOption
     messageIdDomain: publicUrl.hostname,
     pollMs: options.outboxPollMs,
     retryBaseMs: options.outboxRetryBaseMs ?? config.receiptRetryBaseMs,
-    retryMaxMs: options.outboxRetryMaxMs ?? config.receiptRetryMaxMs
+    retryMaxMs: options.outboxRetryMaxMs ?? config.receiptRetryMaxMs,
+    onRun: (result) => { fastify.metrics.receipts(result) }
   })
   fastify.decorate('outboxSender', sender)
   fastify.addHook('onReady', async () => { sender.start() })
   fastify.addHook('onClose', async () => { await sender.stop() })
-}, { name: 'receipts', dependencies: ['config', 'ledger'] })
+}, { name: 'receipts', dependencies: ['config', 'ledger', 'metrics'] })
