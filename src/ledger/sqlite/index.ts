@@ -15,13 +15,14 @@ import type {
   AlmaCallReservation, DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, NewSession, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
 import { LedgerQueries } from './queries.ts'
 import { CheckoutStore } from './store.ts'
 import { PayLinkStore } from './pay-links.ts'
+import { SessionStore } from './sessions.ts'
 
 export { BUSY_TIMEOUT_MS } from './connection.ts'
 export { itemsOfRawBody, MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
@@ -52,6 +53,7 @@ export class SqliteLedger implements Ledger {
   readonly #queries: LedgerQueries
   readonly #commits: GroupCommit
   readonly #payLinks: PayLinkStore
+  readonly #sessions: SessionStore
 
   constructor (options: SqliteLedgerOptions) {
     const now = options.now ?? (() => new Date())
@@ -59,6 +61,7 @@ export class SqliteLedger implements Ledger {
     this.#store = new CheckoutStore(this.#connection)
     this.#queries = new LedgerQueries(this.#connection, this.#store)
     this.#payLinks = new PayLinkStore(this.#connection)
+    this.#sessions = new SessionStore(this.#connection)
     this.#commits = new GroupCommit(work => { this.#store.inTransaction(work) })
   }
 
@@ -213,6 +216,26 @@ export class SqliteLedger implements Ledger {
 
   async payLinkEvents (linkId: string): Promise<AuditEvent[]> {
     return this.#payLinks.events(linkId)
+  }
+
+  async createSession (session: NewSession): Promise<void> {
+    write(() => { this.#sessions.create(session) })
+  }
+
+  async touchSession (idHash: string, now: Date, limits: { idleMs: number, touchEveryMs: number }): Promise<SessionStatus> {
+    return write(() => this.#sessions.touch(idHash, now.getTime(), limits.idleMs, limits.touchEveryMs))
+  }
+
+  async endSession (idHash: string): Promise<SessionRecord | undefined> {
+    return write(() => this.#sessions.end(idHash))
+  }
+
+  async endPayLinkSessions (linkId: string): Promise<number> {
+    return write(() => this.#sessions.endPayLink(linkId))
+  }
+
+  async purgeSessions (now: Date, idleMs: number): Promise<number> {
+    return write(() => this.#sessions.purge(now.getTime(), idleMs))
   }
 
   async writable (): Promise<boolean> {
