@@ -29,9 +29,13 @@ const pay = (tx: string) => () => ({ outcome: 'PAID' as const, reason: 'paid', t
 
 if (server !== null) {
   t.test('the ledger contract, on PostgreSQL', async t => {
-    specifyLedger(t, async ({ now }) => {
-      const url = await freshDatabase(t) as string
-      return await PostgresLedger.open({ url, now, poolSize: 4 })
+    // sameAs: a second ledger on the same database (another instance)
+    const urls = new Map<unknown, string>()
+    specifyLedger(t, async ({ now, sameAs }) => {
+      const url = sameAs !== undefined ? urls.get(sameAs) as string : await freshDatabase(t) as string
+      const ledger = await PostgresLedger.open({ url, now, poolSize: 4 })
+      urls.set(ledger, url)
+      return ledger
     })
   })
 
