@@ -2,11 +2,13 @@
 // over real HTTP, the Alma sandbox as judge: any instance answers any request; a posting is held by one
 // process at a time under a lease, and one that dies or is paused past its lease is taken over without any
 // fee paid twice or any state written by the stale holder; ALMA_RATE_LIMIT holds for all of them together at
-// the sandbox; WEB_CONCURRENCY forks processes that a primary keeps alive.
+// the sandbox; WEB_CONCURRENCY forks processes that a primary keeps alive; a patron's session (kept in the
+// ledger) is known to every process, and a sign-out on one ends it on all.
 
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import { type ChildProcess, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,8 +21,10 @@ import { AlmaSandbox } from '../src/sandbox/alma.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
 import { type SeedUser, seedUsers } from '../src/sandbox/seed.ts'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
-import { Browser, CASHNET_PEER, checkoutIdFrom, freePort, send, until } from './helper.ts'
+import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, SANDBOX_WSKEY, type Stack } from '../src/sandbox/stack.ts'
+import { STANDIN_LOGOUT_PATH } from '../src/sandbox/ezproxy.ts'
+import { sessionKey } from '../src/web/sessions.ts'
+import { type Answer, Browser, CASHNET_PEER, checkoutIdFrom, freePort, send, until } from './helper.ts'
 
 t.setTimeout(600_000)
 
@@ -43,6 +47,7 @@ interface Deployment {
 }
 
 async function deployment (t: Test, count: number, extra: { users?: SeedUser[], env?: Record<string, string> } = {}): Promise<Deployment> {
+  const userobject = extra.env?.AUTH_MODE === 'userobject'
   const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-instances-'))
   const path = join(dir, 'payments.sqlite')
   const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY, users: [...seedUsers(), ...(extra.users ?? [])] })
@@ -54,7 +59,7 @@ async function deployment (t: Test, count: number, extra: { users?: SeedUser[], 
   for (let i = 0; i < count; i++) {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
-    const ezproxy = new EzproxyStandIn({ target: url, users: seedUsers() })
+    const ezproxy = new EzproxyStandIn({ target: url, users: seedUsers(), wskey: SANDBOX_WSKEY })
     const publicUrl = await ezproxy.start()
     const env = {
       ...process.env,
@@ -72,6 +77,8 @@ async function deployment (t: Test, count: number, extra: { users?: SeedUser[], 
       POSTING_RETRY_BASE_MS: '50',
       POSTING_LEASE_SECONDS: '2',
       LOG_LEVEL: 'info',
+      // userobject mode: each instance signs patrons in through its own EZproxy stand-in
+      ...(userobject ? { EZPROXY_URL: publicUrl, EZPROXY_WSKEY: SANDBOX_WSKEY, EZPROXY_LOGOUT_URL: `${publicUrl}${STANDIN_LOGOUT_PATH}` } : {}),
       ...extra.env
     }
     let child: ChildProcess | undefined
@@ -162,6 +169,58 @@ t.test('two instances on one ledger: checkouts made on one, postbacks sent to th
     }
   }
   await assertPaidOnce(t, d, ids)
+})
+
+t.test('userobject mode, two processes on one ledger: signed in through one, served by the other; /logout on one ends the session on both', async t => {
+  const d = await deployment(t, 2, { env: { AUTH_MODE: 'userobject', SESSION_IDLE_MINUTES: '20', SESSION_TTL_MINUTES: '60' } })
+  const [a, b] = d.instances
+  // alice signs in through the first instance, as a browser does: EZproxy's login, getToken, /auth/ezproxy, the page
+  let answer = await a.browser.get('/')
+  t.equal(answer.status, 302, 'the first instance sends the browser to EZproxy for a token')
+  let at = new URL('/', a.ezproxy.url).toString()
+  let sessionLine: string | undefined
+  for (let i = 0; i < 8 && answer.status >= 300 && answer.status < 400; i++) {
+    const lines = answer.headers['set-cookie']
+    sessionLine ??= (Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]).find(l => l.startsWith('acn_session='))
+    at = new URL(String(answer.headers.location), at).toString()
+    answer = await a.browser.request(at)
+  }
+  t.equal(answer.status, 200, 'signed in on the first instance')
+  t.match(answer.body, 'Library fines and fees for Alice')
+  t.ok(sessionLine, 'the first instance set the session cookie')
+  const cookie = String(sessionLine).split(';')[0]
+  const fines = async (instance: Instance): Promise<Answer> => await send(`${instance.url}/`, { headers: { cookie } })
+
+  const served = await fines(b)
+  t.equal(served.status, 200, 'the second process knows the session')
+  t.match(served.body, 'Library fines and fees for Alice', 'and serves alice her page')
+  t.equal((await fines(a)).status, 200, 'the first still does too')
+
+  // the ledger holds only the SHA-256 of the id the cookie carries
+  const signedValue = decodeURIComponent(cookie.slice('acn_session='.length))
+  const id = signedValue.slice(0, signedValue.lastIndexOf('.'))
+  const file = new Database(d.path, { readonly: true })
+  const rows = file.prepare('SELECT * FROM sessions').all() as Array<Record<string, unknown>>
+  file.close()
+  t.equal(rows.length, 1, 'one session in the ledger')
+  t.equal(rows[0].id_hash, createHash('sha256').update(id).digest('hex'), 'keyed by the SHA-256 of the id')
+  t.equal(rows[0].id_hash, sessionKey(id))
+  t.notOk(JSON.stringify(rows).includes(id), 'the id itself is nowhere in the ledger')
+  t.match(rows[0], { username: 'alice', kind: 'userobject', pay_link: null })
+
+  // a restart ends no session: the first process killed and started again still knows it
+  await a.kill()
+  await a.start()
+  t.equal((await fines(a)).status, 200, 'served by the restarted process')
+
+  const out = await send(`${b.url}/logout`, { headers: { cookie } })
+  t.equal(out.status, 302, 'signed out on the second process')
+  for (const [name, instance] of [['first', a], ['second', b]] as const) {
+    const after = await fines(instance)
+    t.equal(after.status, 302, `the ${name} process no longer knows the session: sent to sign in`)
+    t.match(String(after.headers.location), '/login?url=')
+    t.notMatch(after.body, 'Alice')
+  }
 })
 
 t.test('500 postbacks across three instances, one SIGKILLed mid-burst: every fee paid once after its lease expires, Alma never over the limit', async t => {

@@ -10,9 +10,10 @@
 
 import type { Cents } from '../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, ComposeMessages, IncomingPostback,
-  AuditEvent, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision,
-  PostbackRecord, RefundRecord
+  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
+  CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
+  NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RefundRecord,
+  SessionRecord, SessionStatus
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -200,6 +201,25 @@ export interface Ledger {
   markMessageFailed (id: string, failure: OutboxFailure): Promise<void>
   /** One outbox message and its delivery state. */
   outboxMessage (id: string): Promise<OutboxRecord | undefined>
+  //
+  // The service's own sessions (userobject and primo modes, pay links), shared by every process and instance:
+  // a patron signed in on one is known to all, and a sign-out or a revoked link on one ends the session on all.
+  // Keyed by the SHA-256 of the session id (never the id). `now` is the caller's clock.
+  /** Records a new session (its lastSeen is its createdAt). */
+  createSession (session: NewSession): Promise<void>
+  /**
+   * The session and whether it is live at `now`: ended when `now` reaches its expiresAt, or `idleMs` have passed
+   * since its lastSeen. A live session's lastSeen becomes `now`, but only when at least `touchEveryMs` have
+   * passed since it was last written (no write per request); the write re-checks both limits in the same
+   * statement, so an ended session is never revived. An ended session is returned as such, not removed.
+   */
+  touchSession (idHash: string, now: Date, limits: { idleMs: number, touchEveryMs: number }): Promise<SessionStatus>
+  /** Ends one session (sign-out, or one found ended); resolves with it if it existed. */
+  endSession (idHash: string): Promise<SessionRecord | undefined>
+  /** Ends every session a pay link opened (the link was revoked); resolves with how many. */
+  endPayLinkSessions (linkId: string): Promise<number>
+  /** Removes the sessions ended at `now` (absolute or idle limit); resolves with how many. */
+  purgeSessions (now: Date, idleMs: number): Promise<number>
   /** Whether a write could be taken now (readiness). */
   writable (): Promise<boolean>
   close (): Promise<void>

@@ -264,3 +264,31 @@ export interface NewPayLink {
   issuedAt: Date
   expiresAt: Date
 }
+
+/** Who opened a session of ours: a UserObject sign-in, a Primo VE sign-in, or a pay link. */
+export type SessionKind = 'userobject' | 'primo' | 'pay-link'
+
+/**
+ * A session as the ledger keeps it. The ledger never sees the session id itself, only its SHA-256 (`idHash`,
+ * hex): a copy of the table is no set of cookies. Times are epoch milliseconds.
+ */
+export interface SessionRecord {
+  username: string
+  kind: SessionKind
+  /** the pay link that opened it (kind 'pay-link'), else null */
+  payLink: string | null
+  createdAt: number
+  /** the last request, written at most once a touch interval (see Ledger.touchSession) */
+  lastSeen: number
+  /** the absolute end */
+  expiresAt: number
+}
+
+export interface NewSession extends Omit<SessionRecord, 'lastSeen'> {
+  idHash: string
+}
+
+/** What touchSession found: nothing, or the session and whether it is live or ended (absolute or idle limit). */
+export type SessionStatus =
+  | { found: false }
+  | { found: true, state: 'live' | 'expired' | 'idle', session: SessionRecord }

@@ -17,7 +17,7 @@ export interface PrimoSignIn {
   verify: PrimoVerifier
   sessions: SessionStore
   /** sets the session cookie; ends the browser's previous session first */
-  startSession: (request: FastifyRequest, reply: FastifyReply, username: string) => void
+  startSession: (request: FastifyRequest, reply: FastifyReply, username: string) => Promise<void>
 }
 
 /** The page shown in primo mode to a browser without a session: the way in is Primo's link, nothing here. */
@@ -36,7 +36,7 @@ export async function primoSignIn (request: FastifyRequest, reply: FastifyReply,
   reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
   const verdict = await signIn.verify(Array.isArray(token) ? token[0] : token)
   if (verdict.ok) {
-    signIn.startSession(request, reply, verdict.username)
+    await signIn.startSession(request, reply, verdict.username)
     request.log.info({ event: 'auth.primo_signed_in', user: verdict.username, idleMinutes: config.sessionIdleMinutes },
       `${verdict.username} signed in from Primo VE: a session of at most ${config.sessionTtlMinutes} minutes`)
     // relative: the fines page at the root, without ?jwt

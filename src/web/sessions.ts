@@ -1,15 +1,30 @@
-// The service's own sessions (AUTH_MODE=userobject): kept in memory, one random id per sign-in, carried by a
-// signed cookie that has no Max-Age (it dies with the browser). A session ends at the first of: the absolute
-// lifetime (SESSION_TTL_MINUTES from sign-in), the idle timeout (SESSION_IDLE_MINUTES since the last request,
-// sliding), or sign-out (/logout removes it here, so a copy of the old cookie is worthless at once).
-// Kept in memory on purpose: the service runs as one instance, and a restart only sends patrons through
-// EZproxy's sign-in again (invisible while their EZproxy session lasts).
+// The service's own sessions (userobject and primo modes, pay links): one random id per sign-in, carried by a
+// signed cookie that has no Max-Age (it dies with the browser), and kept in the ledger, so every process and
+// instance of one deployment knows it (SPEC section 11): a patron signed in through one is served by another,
+// and a sign-out or a revoked pay link on one ends the session on all. A restart ends no session.
+//
+// The ledger keeps only the SHA-256 of the id: a copy of the table (a backup) holds no usable cookie.
+//
+// A session ends at the first of: the absolute lifetime (SESSION_TTL_MINUTES from sign-in, or a pay link's
+// expiry if sooner), the idle timeout (SESSION_IDLE_MINUTES since the last request, sliding), or sign-out
+// (/logout removes it, so a copy of the old cookie is worthless at once). The last request is written at most
+// once a minute per session (TOUCH_EVERY_MS), not once per request: the idle timeout is therefore precise to
+// that minute (a session may end up to a minute sooner than SESSION_IDLE_MINUTES after its very last request;
+// never later).
 
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import type { Ledger } from '../ledger/ledger.ts'
+import type { SessionKind, SessionRecord } from '../ledger/types.ts'
+
+/** How often a live session's last request is written to the ledger, at most (half the idle limit when shorter). */
+export const TOUCH_EVERY_MS = 60_000
+/** How often a process removes ended sessions from the ledger, at most. */
+const PURGE_EVERY_MS = 60_000
 
 export interface SessionState {
   id: string
   username: string
+  kind: SessionKind
   startedAt: number
   lastSeen: number
   /** absolute end: startedAt + SESSION_TTL_MINUTES (a pay link's session ends with the link, if sooner) */
@@ -30,100 +45,75 @@ export type SessionLookup =
   | { kind: 'live', session: SessionState }
   | { kind: 'expired', session: SessionState }
   | { kind: 'idle', session: SessionState }
-  /** no such session: never issued here, signed out, or forgotten at a restart */
+  /** no such session: never issued, signed out, or ended and removed */
   | { kind: 'unknown' }
 
 export const SESSION_ID = /^[A-Za-z0-9_-]{43}$/
 
+/** What the ledger keys a session by: the SHA-256 of its id, hex. */
+export function sessionKey (id: string): string {
+  return createHash('sha256').update(id).digest('hex')
+}
+
 export interface SessionStoreOptions {
+  ledger: Ledger
   ttlMs: number
   idleMs: number
   now?: () => number
-  /** at most this many sessions are kept; the one idle longest goes first */
-  max?: number
+}
+
+function toState (id: string, record: SessionRecord): SessionState {
+  const state: SessionState = { id, username: record.username, kind: record.kind, startedAt: record.createdAt, lastSeen: record.lastSeen, expires: record.expiresAt }
+  if (record.payLink !== null) state.payLink = record.payLink
+  return state
 }
 
 export class SessionStore {
-  readonly #sessions = new Map<string, SessionState>()
+  readonly #ledger: Ledger
   readonly #ttlMs: number
   readonly #idleMs: number
-  readonly #max: number
-  #sweptAt = 0
+  readonly #touchEveryMs: number
+  #purgedAt = 0
   readonly now: () => number
 
   constructor (options: SessionStoreOptions) {
+    this.#ledger = options.ledger
     this.#ttlMs = options.ttlMs
     this.#idleMs = options.idleMs
-    this.#max = options.max ?? 100_000
+    this.#touchEveryMs = Math.min(TOUCH_EVERY_MS, Math.floor(options.idleMs / 2))
     this.now = options.now ?? Date.now
   }
 
-  get size (): number { return this.#sessions.size }
   get idleMs (): number { return this.#idleMs }
 
-  start (username: string, options: SessionStartOptions = {}): SessionState {
-    this.#sweep()
+  async start (username: string, kind: SessionKind, options: SessionStartOptions = {}): Promise<SessionState> {
     const now = this.now()
-    const expires = Math.min(now + this.#ttlMs, options.notAfter ?? Infinity)
-    const session: SessionState = { id: randomBytes(32).toString('base64url'), username, startedAt: now, lastSeen: now, expires }
-    if (options.payLink !== undefined) session.payLink = options.payLink
-    this.#sessions.set(session.id, session)
-    return session
-  }
-
-  /** Looks a session up without touching it. */
-  peek (id: string): SessionLookup {
-    const session = this.#sessions.get(id)
-    if (session === undefined) return { kind: 'unknown' }
-    const now = this.now()
-    if (session.expires <= now) return { kind: 'expired', session }
-    if (now - session.lastSeen >= this.#idleMs) return { kind: 'idle', session }
-    return { kind: 'live', session }
-  }
-
-  /** Marks a live session as used now (the idle timeout slides); a session that has ended is forgotten. */
-  touch (id: string): void {
-    const found = this.peek(id)
-    if (found.kind === 'live') {
-      // re-inserted so that the map's order is the order of last use, for #sweep
-      this.#sessions.delete(id)
-      found.session.lastSeen = this.now()
-      this.#sessions.set(id, found.session)
-    } else if (found.kind !== 'unknown') {
-      this.#sessions.delete(id)
+    if (now - this.#purgedAt >= PURGE_EVERY_MS || now < this.#purgedAt) {
+      this.#purgedAt = now
+      await this.#ledger.purgeSessions(new Date(now), this.#idleMs)
     }
+    const id = randomBytes(32).toString('base64url')
+    const expiresAt = Math.min(now + this.#ttlMs, options.notAfter ?? Infinity)
+    const payLink = options.payLink ?? null
+    await this.#ledger.createSession({ idHash: sessionKey(id), username, kind, payLink, createdAt: now, expiresAt })
+    return toState(id, { username, kind, payLink, createdAt: now, lastSeen: now, expiresAt })
   }
 
-  /** Ends a session (sign-out); returns it if it existed. */
-  end (id: string): SessionState | undefined {
-    const session = this.#sessions.get(id)
-    this.#sessions.delete(id)
-    return session
+  /** The session behind a cookie's id; a live one is marked as used now (the idle timeout slides). */
+  async lookup (id: string): Promise<SessionLookup> {
+    const found = await this.#ledger.touchSession(sessionKey(id), new Date(this.now()), { idleMs: this.#idleMs, touchEveryMs: this.#touchEveryMs })
+    if (!found.found) return { kind: 'unknown' }
+    return { kind: found.state, session: toState(id, found.session) }
   }
 
-  /** Ends every session a pay link opened (the link was revoked); returns how many. */
-  endPayLink (linkId: string): number {
-    let ended = 0
-    for (const [id, session] of this.#sessions) {
-      if (session.payLink === linkId) {
-        this.#sessions.delete(id)
-        ended++
-      }
-    }
-    return ended
+  /** Ends a session (sign-out, or found ended); resolves with it if it existed. */
+  async end (id: string): Promise<SessionState | undefined> {
+    const record = await this.#ledger.endSession(sessionKey(id))
+    return record === undefined ? undefined : toState(id, record)
   }
 
-  #sweep (): void {
-    const now = this.now()
-    if (now - this.#sweptAt < 60_000 && this.#sessions.size < this.#max) return
-    this.#sweptAt = now
-    for (const [id, session] of this.#sessions) {
-      if (session.expires <= now || now - session.lastSeen >= this.#idleMs) this.#sessions.delete(id)
-    }
-    // the map is in order of last use: drop the oldest beyond the cap
-    for (const id of this.#sessions.keys()) {
-      if (this.#sessions.size < this.#max) break
-      this.#sessions.delete(id)
-    }
+  /** Ends every session a pay link opened (the link was revoked), on every process; resolves with how many. */
+  async endPayLink (linkId: string): Promise<number> {
+    return await this.#ledger.endPayLinkSessions(linkId)
   }
 }

@@ -643,6 +643,70 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.equal((await ledger.getCheckout('c1'))?.lines[0].postedAmount, 500)
   })
 
+  t.test('sessions: created, found live, touched at most once per interval, ended by the absolute or idle limit, never revived', async t => {
+    const { ledger } = await setup(t)
+    const t0 = Date.parse(START)
+    const limits = { idleMs: 5 * 60_000, touchEveryMs: 60_000 }
+    const key = 'a'.repeat(64)
+    t.same(await ledger.touchSession(key, new Date(t0), limits), { found: false }, 'an unknown key: not found')
+    await ledger.createSession({ idHash: key, username: 'alice', kind: 'userobject', payLink: null, createdAt: t0, expiresAt: t0 + 30 * 60_000 })
+    const fresh = await ledger.touchSession(key, new Date(t0 + 1000), limits)
+    t.same(fresh, { found: true, state: 'live', session: { username: 'alice', kind: 'userobject', payLink: null, createdAt: t0, lastSeen: t0, expiresAt: t0 + 30 * 60_000 } },
+      'live; lastSeen starts at createdAt and is not written within the touch interval')
+    const touched = await ledger.touchSession(key, new Date(t0 + 4 * 60_000), limits)
+    t.equal(touched.found && touched.session.lastSeen, t0 + 4 * 60_000, 'a touch once the interval has passed moves lastSeen on')
+    const read = await ledger.touchSession(key, new Date(t0 + 4 * 60_000 + 30_000), limits)
+    t.equal(read.found && read.session.lastSeen, t0 + 4 * 60_000, 'and is kept: the next lookup within the interval sees it, unwritten')
+    t.equal((await ledger.touchSession(key, new Date(t0 + 8 * 60_000), limits) as { state: string }).state, 'live', '4 minutes after the last touch: live (idle limit 5)')
+    const idle = await ledger.touchSession(key, new Date(t0 + 13 * 60_000), limits)
+    t.equal(idle.found && idle.state, 'idle', '5 minutes without a touch: idle')
+    t.equal(idle.found && idle.session.lastSeen, t0 + 8 * 60_000, 'returned as it was: a lookup of an idle session writes nothing')
+    const still = await ledger.touchSession(key, new Date(t0 + 14 * 60_000), limits)
+    t.equal(still.found && still.state, 'idle', 'and it stays idle (a lookup cannot revive it)')
+    t.equal(still.found && still.session.lastSeen, t0 + 8 * 60_000)
+
+    const key2 = 'b'.repeat(64)
+    await ledger.createSession({ idHash: key2, username: 'bob', kind: 'primo', payLink: null, createdAt: t0, expiresAt: t0 + 10 * 60_000 })
+    for (const minute of [2, 4, 6, 8]) await ledger.touchSession(key2, new Date(t0 + minute * 60_000), limits)
+    const expired = await ledger.touchSession(key2, new Date(t0 + 10 * 60_000), limits)
+    t.equal(expired.found && expired.state, 'expired', 'kept alive by use, it still ends at its absolute expiry')
+    t.equal(expired.found && expired.session.lastSeen, t0 + 8 * 60_000, 'an expired session is not touched')
+
+    const ended = await ledger.endSession(key2)
+    t.equal(ended?.username, 'bob', 'ending a session returns it')
+    t.equal(await ledger.endSession(key2), undefined, 'ended once')
+    t.same(await ledger.touchSession(key2, new Date(t0), limits), { found: false }, 'an ended session is not found, at any time')
+  })
+
+  t.test('sessions: a pay link\'s are ended together; the ended are purged; every ledger on the store sees the same', async t => {
+    const t0 = Date.parse(START)
+    const now = (): Date => new Date(t0)
+    const first = await makeLedger({ now })
+    const second = await makeLedger({ now, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    const limits = { idleMs: 20 * 60_000, touchEveryMs: 60_000 }
+    const session = (key: string, payLink: string | null, expiresAt = t0 + 60 * 60_000): Parameters<Ledger['createSession']>[0] =>
+      ({ idHash: key, username: 'dana', kind: payLink === null ? 'userobject' : 'pay-link', payLink, createdAt: t0, expiresAt })
+    await first.createSession(session('1'.repeat(64), 'linkA'))
+    await first.createSession(session('2'.repeat(64), 'linkA'))
+    await first.createSession(session('3'.repeat(64), 'linkB'))
+    await first.createSession(session('4'.repeat(64), null))
+    await first.createSession(session('5'.repeat(64), null, t0 + 5 * 60_000))
+    const seen = await second.touchSession('1'.repeat(64), new Date(t0 + 1000), limits)
+    t.match(seen, { found: true, state: 'live', session: { username: 'dana', kind: 'pay-link', payLink: 'linkA' } }, 'a session made on one ledger is found on the other')
+    t.equal(await second.endPayLinkSessions('linkA'), 2, 'both sessions of the revoked link end')
+    t.equal(await second.endPayLinkSessions('linkA'), 0, 'once')
+    for (const key of ['1', '2']) t.same(await first.touchSession(key.repeat(64), new Date(t0 + 1000), limits), { found: false }, `ended on the other ledger too (${key})`)
+    t.equal((await first.touchSession('3'.repeat(64), new Date(t0 + 1000), limits) as { state: string }).state, 'live', 'another link\'s session is untouched')
+    t.equal(await second.endSession('4'.repeat(64)).then(s => s?.kind), 'userobject', 'a sign-out on one ledger')
+    t.same(await first.touchSession('4'.repeat(64), new Date(t0 + 1000), limits), { found: false }, 'ends the session for the other')
+
+    t.equal(await first.purgeSessions(new Date(t0 + 6 * 60_000), limits.idleMs), 1, 'the purge removes the session past its expiry')
+    t.equal((await first.touchSession('3'.repeat(64), new Date(t0 + 6 * 60_000), limits) as { state: string }).state, 'live', 'and keeps a live one')
+    t.equal(await first.purgeSessions(new Date(t0 + 6 * 60_000 + limits.idleMs), limits.idleMs), 1, 'a session idle for the idle limit is removed')
+    t.same(await second.touchSession('3'.repeat(64), new Date(t0), limits), { found: false })
+  })
+
   t.test('the Alma call budget: at most `limit` calls per window per key, however many ledgers share the store', async t => {
     let clock = new Date(START)
     const now = (): Date => clock

@@ -3,6 +3,8 @@
 // with the Alma sandbox's record as the judge of what reached Alma.
 
 import { request as httpRequest } from 'node:http'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import t from 'tap'
 import { type Answer, Browser, build, checkoutIdFrom, form, send, type TestStack, UNTRUSTED_PEER } from '../helper.ts'
 import { DirectClient, EZPROXY_PEER } from './direct.ts'
@@ -52,13 +54,17 @@ t.test('usernames made only of dots are refused with the same 401 as other malfo
 })
 
 t.test('userobject mode: a UserObject uid made only of dots starts no session', async t => {
-  const stack = await build(t, { env: { AUTH_MODE: 'userobject' } })
+  // a ledger file, to look into its sessions table
+  const stack = await build(t, { env: { AUTH_MODE: 'userobject', DATABASE_PATH: join(t.testdir(), 'payments.sqlite') } })
   const browser = new Browser(stack)
   const signedIn = await browser.signIn('..')
   const landed = await browser.follow(signedIn, stack.publicUrl, 8)
   t.equal(landed.status, 401, 'refused at /auth/ezproxy')
   t.match(landed.body, 'We could not confirm your sign-in')
-  t.equal(stack.app.sessions.size, 0, 'no session was started')
+  const ledgerFile = new Database(stack.app.config.databasePath, { readonly: true })
+  t.equal((ledgerFile.prepare('SELECT COUNT(*) AS n FROM sessions').get() as { n: number }).n, 0, 'no session was started (none in the ledger)')
+  ledgerFile.close()
+  t.notOk(stack.logLines().some(l => l.event === 'auth.session_started'), 'none logged')
   t.notOk(almaSawUserPath(stack, /\/users\/\.+(\/|$)/), 'the Alma sandbox never saw a /users/<dots> path')
 })
 

@@ -10,13 +10,15 @@ import type {
   DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, IncomingPostback, MoneyRecord, NewCheckout, NewPayLink,
-  PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
+  IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, NewSession, PayLinkEntry, PostbackRecord, RefundRecord,
+  SessionRecord, SessionStatus
 } from '../types.ts'
 import { migrate, requireSchema } from './migrations.ts'
 import { PostgresPayLinks } from './pay-links.ts'
 import { Pool } from './pool.ts'
 import { PostgresQueries } from './queries.ts'
+import { PostgresSessions } from './sessions.ts'
 import { getCheckout, moneyRecord, PostgresStore } from './store.ts'
 
 export { IDENTITY_TABLES, MIGRATIONS, migrate, SCHEMA_VERSION, schemaVersion } from './migrations.ts'
@@ -50,6 +52,7 @@ export class PostgresLedger implements Ledger {
   readonly #store: PostgresStore
   readonly #queries: PostgresQueries
   readonly #payLinks: PostgresPayLinks
+  readonly #sessions: PostgresSessions
   readonly #now: () => Date
 
   private constructor (pool: Pool, now: () => Date) {
@@ -58,6 +61,7 @@ export class PostgresLedger implements Ledger {
     this.#store = new PostgresStore(pool, now)
     this.#queries = new PostgresQueries(pool)
     this.#payLinks = new PostgresPayLinks(pool, now)
+    this.#sessions = new PostgresSessions(pool)
   }
 
   static async open (options: PostgresLedgerOptions): Promise<PostgresLedger> {
@@ -123,6 +127,15 @@ export class PostgresLedger implements Ledger {
   async reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<{ granted: true } | { granted: false, retryInMs: number }> {
     return await this.#store.reserveAlmaCall(key, limit, windowMs)
   }
+
+  async createSession (session: NewSession): Promise<void> { await this.#sessions.create(session) }
+  async touchSession (idHash: string, now: Date, limits: { idleMs: number, touchEveryMs: number }): Promise<SessionStatus> {
+    return await this.#sessions.touch(idHash, now.getTime(), limits.idleMs, limits.touchEveryMs)
+  }
+
+  async endSession (idHash: string): Promise<SessionRecord | undefined> { return await this.#sessions.end(idHash) }
+  async endPayLinkSessions (linkId: string): Promise<number> { return await this.#sessions.endPayLink(linkId) }
+  async purgeSessions (now: Date, idleMs: number): Promise<number> { return await this.#sessions.purge(now.getTime(), idleMs) }
 
   /** Whether a write could be taken now: the server answers and is not a read-only standby. */
   async writable (): Promise<boolean> {

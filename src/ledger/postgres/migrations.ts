@@ -143,7 +143,20 @@ export const MIGRATIONS: string[] = [
    );
    CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
   // Issue 17 (SQLite's migration 7): which provider took a checkout's money; every checkout before was CashNet's.
-  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`
+  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`,
+  // Issue 15: the service's own sessions, shared by every instance (as SQLite's migration 7): keyed by the
+  // SHA-256 of the session id, never the id; times in epoch milliseconds, the same numbers on both ledgers.
+  `CREATE TABLE IF NOT EXISTS sessions (
+     id_hash TEXT PRIMARY KEY,
+     username TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('userobject', 'primo', 'pay-link')),
+     pay_link TEXT,
+     created_ms BIGINT NOT NULL,
+     last_seen_ms BIGINT NOT NULL,
+     expires_ms BIGINT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS sessions_pay_link ON sessions (pay_link) WHERE pay_link IS NOT NULL;
+   CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_ms);`
 ]
 
 /** The schema version this code expects (the number of migrations). */

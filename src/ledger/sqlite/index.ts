@@ -16,14 +16,16 @@ import type {
   StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord,
-  NewCheckout, NewOutboxMessage, NewPayLink, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
+  ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
 } from '../types.ts'
 import { Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
 import { LedgerQueries } from './queries.ts'
 import { CheckoutStore } from './store.ts'
 import { PayLinkStore } from './pay-links.ts'
+import { SessionStore } from './sessions.ts'
 
 export { BUSY_TIMEOUT_MS } from './connection.ts'
 export { itemsOfRawBody, MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
@@ -54,6 +56,7 @@ export class SqliteLedger implements Ledger {
   readonly #queries: LedgerQueries
   readonly #commits: GroupCommit
   readonly #payLinks: PayLinkStore
+  readonly #sessions: SessionStore
 
   constructor (options: SqliteLedgerOptions) {
     const now = options.now ?? (() => new Date())
@@ -61,6 +64,7 @@ export class SqliteLedger implements Ledger {
     this.#store = new CheckoutStore(this.#connection)
     this.#queries = new LedgerQueries(this.#connection, this.#store)
     this.#payLinks = new PayLinkStore(this.#connection)
+    this.#sessions = new SessionStore(this.#connection)
     this.#commits = new GroupCommit(work => { this.#store.inTransaction(work) })
   }
 
@@ -235,6 +239,26 @@ export class SqliteLedger implements Ledger {
 
   async outboxMessage (id: string): Promise<OutboxRecord | undefined> {
     return this.#store.outboxMessage(id)
+  }
+
+  async createSession (session: NewSession): Promise<void> {
+    write(() => { this.#sessions.create(session) })
+  }
+
+  async touchSession (idHash: string, now: Date, limits: { idleMs: number, touchEveryMs: number }): Promise<SessionStatus> {
+    return write(() => this.#sessions.touch(idHash, now.getTime(), limits.idleMs, limits.touchEveryMs))
+  }
+
+  async endSession (idHash: string): Promise<SessionRecord | undefined> {
+    return write(() => this.#sessions.end(idHash))
+  }
+
+  async endPayLinkSessions (linkId: string): Promise<number> {
+    return write(() => this.#sessions.endPayLink(linkId))
+  }
+
+  async purgeSessions (now: Date, idleMs: number): Promise<number> {
+    return write(() => this.#sessions.purge(now.getTime(), idleMs))
   }
 
   async writable (): Promise<boolean> {

@@ -216,7 +216,20 @@ export const MIGRATIONS: Migration[] = [
      gave_up_at TEXT,
      last_error TEXT
    );
-   CREATE INDEX outbox_due ON outbox (sent_at, gave_up_at, next_attempt_at);`
+   CREATE INDEX outbox_due ON outbox (sent_at, gave_up_at, next_attempt_at);`,
+  // Issue 15: the service's own sessions, shared by every process on this file. Keyed by the SHA-256 of the
+  // session id (the id itself is only ever in the patron's cookie); times in epoch milliseconds.
+  `CREATE TABLE sessions (
+     id_hash TEXT PRIMARY KEY,
+     username TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('userobject', 'primo', 'pay-link')),
+     pay_link TEXT,
+     created_ms INTEGER NOT NULL,
+     last_seen_ms INTEGER NOT NULL,
+     expires_ms INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_pay_link ON sessions (pay_link) WHERE pay_link IS NOT NULL;
+   CREATE INDEX sessions_expires ON sessions (expires_ms);`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

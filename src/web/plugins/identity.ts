@@ -5,7 +5,9 @@
 // X-Forwarded-For from that proxy only.
 //
 // Who a request is comes from one pure function, resolveIdentity, which /ezproxy-check uses as well, so the
-// diagnostic page can never believe a username the patron pages would refuse (or the other way round).
+// diagnostic page can never believe a username the patron pages would refuse (or the other way round). Its
+// input is read off the request by identityInput, which awaits the session lookup in the ledger first (sessions
+// are shared by every process and instance: src/web/sessions.ts).
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import '@fastify/cookie'
@@ -46,7 +48,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     sessions: SessionStore
     /** opens one of our sessions for a username in this browser (Primo sign-in, pay links) and sets its cookie */
-    startSession: (request: FastifyRequest, reply: FastifyReply, username: string, options?: { payLink?: string, notAfter?: number }) => void
+    startSession: (request: FastifyRequest, reply: FastifyReply, username: string, options?: { payLink?: string, notAfter?: number }) => Promise<void>
     /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
     routeAccess: Map<string, Access>
   }
@@ -128,14 +130,16 @@ export function resolveIdentity (input: IdentityInput, config: Pick<Config, 'aut
   if (config.authMode !== 'header') {
     if (session.cookie === 'none') return { ok: false, status: 401, refusal: 'no_session', reason: 'no session cookie' }
     if (session.cookie === 'invalid') return { ok: false, status: 401, refusal: 'bad_session', reason: 'session cookie invalid or tampered with' }
-    switch (session.lookup.kind) {
-      case 'unknown': return { ok: false, status: 401, refusal: 'unknown_session', reason: 'no such session (signed out, or the service restarted)' }
+    // a session opened under another AUTH_MODE (the setting changed since) is not one of this mode's
+    const lookup = session.lookup.kind !== 'unknown' && session.lookup.session.kind !== config.authMode ? { kind: 'unknown' as const } : session.lookup
+    switch (lookup.kind) {
+      case 'unknown': return { ok: false, status: 401, refusal: 'unknown_session', reason: 'no such session (signed out, ended and removed, or never issued here)' }
       case 'expired': return { ok: false, status: 401, refusal: 'session_expired', reason: 'the session reached SESSION_TTL_MINUTES' }
       case 'idle': return { ok: false, status: 401, refusal: 'session_idle', reason: 'the session was idle for SESSION_IDLE_MINUTES' }
       case 'live': break
     }
-    if (!usableUsername(session.lookup.session.username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the session holds an unusable username' }
-    return { ok: true, username: session.lookup.session.username, sessionId: session.id }
+    if (!usableUsername(lookup.session.username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the session holds an unusable username' }
+    return { ok: true, username: lookup.session.username, sessionId: session.id }
   }
 
   if (!input.peerTrusted) return { ok: false, status: 403, refusal: 'untrusted_peer', reason: 'peer not in EZPROXY_ALLOW' }
@@ -174,15 +178,18 @@ export function readSessionCookie (request: FastifyRequest): { cookie: 'none' } 
   return { cookie: 'valid', id: unsigned.value }
 }
 
-/** resolveIdentity's input for a request. */
-export function identityInput (request: FastifyRequest, config: Config, checks: { fromEzproxy: PeerCheck, sessions: SessionStore }): IdentityInput {
+/**
+ * resolveIdentity's input for a request; the session cookie's session is looked up in the ledger (and, when
+ * live, marked as used: the idle timeout slides).
+ */
+export async function identityInput (request: FastifyRequest, config: Config, checks: { fromEzproxy: PeerCheck, sessions: SessionStore }): Promise<IdentityInput> {
   // header mode has sessions only for pay links
   const cookie = config.authMode !== 'header' || config.payLinks ? readSessionCookie(request) : { cookie: 'none' as const }
   return {
     peerTrusted: checks.fromEzproxy(request.ip),
     userHeader: headerValues(request, config.ezproxyUserHeader),
     secretHeader: config.ezproxySecretHeader === '' ? [] : headerValues(request, config.ezproxySecretHeader),
-    session: cookie.cookie === 'valid' ? { ...cookie, lookup: checks.sessions.peek(cookie.id) } : cookie
+    session: cookie.cookie === 'valid' ? { ...cookie, lookup: await checks.sessions.lookup(cookie.id) } : cookie
   }
 }
 
@@ -237,7 +244,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   const fromEzproxy = allowList(config.ezproxyAllow)
   const fromCashnet = allowList(config.cashnetPostbackAllow)
   const fromMetrics = allowList(config.metricsAllow)
-  const sessions = new SessionStore({ ttlMs: config.sessionTtlMinutes * 60_000, idleMs: config.sessionIdleMinutes * 60_000, now: options.now })
+  const sessions = new SessionStore({ ledger: fastify.ledger, ttlMs: config.sessionTtlMinutes * 60_000, idleMs: config.sessionIdleMinutes * 60_000, now: options.now })
   fastify.decorate('sessions', sessions)
   fastify.decorateRequest('patron', null)
   // The rule each route is served under, as the onRequest hook below will apply it; logged at start-up and
@@ -259,12 +266,12 @@ export default fp(async function identity (fastify, options: { config: Config, n
   }
 
   /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
-  const signInAgain = (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): FastifyReply => {
+  const signInAgain = async (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): Promise<FastifyReply> => {
     if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
     if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: '/' })
     // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
     const cookie = readSessionCookie(request)
-    if (cookie.cookie === 'valid') sessions.end(cookie.id)
+    if (cookie.cookie === 'valid') await sessions.end(cookie.id)
     if (request.method === 'GET' || request.method === 'HEAD') {
       const next = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
@@ -282,10 +289,10 @@ export default fp(async function identity (fastify, options: { config: Config, n
   }
 
   /** Opens a session for a username (Primo, a pay link): a session this browser already had ends first. */
-  const startSession = (request: FastifyRequest, reply: FastifyReply, username: string, options: { payLink?: string, notAfter?: number } = {}): void => {
+  const startSession = async (request: FastifyRequest, reply: FastifyReply, username: string, options: { payLink?: string, notAfter?: number } = {}): Promise<void> => {
     const previous = readSessionCookie(request)
-    if (previous.cookie === 'valid') sessions.end(previous.id)
-    const session = sessions.start(username, options)
+    if (previous.cookie === 'valid') await sessions.end(previous.id)
+    const session = await sessions.start(username, options.payLink !== undefined ? 'pay-link' : config.authMode === 'primo' ? 'primo' : 'userobject', options)
     reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config))
   }
   fastify.decorate('startSession', startSession)
@@ -295,9 +302,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
     : { verify: createPrimoVerifier({ jwksUrl: config.primoJwksUrl, issuer: config.primoIssuer, institution: config.almaInstitutionCode }), sessions, startSession }
 
   /** A pay link's session that ended: the way back is the link in the e-mail, not a sign-in. */
-  const payLinkEnded = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply => {
+  const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<FastifyReply> => {
     const cookie = readSessionCookie(request)
-    if (cookie.cookie === 'valid') sessions.end(cookie.id)
+    if (cookie.cookie === 'valid') await sessions.end(cookie.id)
     reply.clearCookie(SESSION_COOKIE, { path: '/' })
     return refuse(request, reply, 401, 'Your session has ended', 'For your security, your session ended. Open the payment link in the library’s e-mail again to continue.', { event: 'access.pay_link_ended', reason })
   }
@@ -325,16 +332,16 @@ export default fp(async function identity (fastify, options: { config: Config, n
       }
       return
     }
-    const identity = resolveIdentity(identityInput(request, config, { fromEzproxy, sessions }), config)
+    const identity = resolveIdentity(await identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
-      if (identity.refusal === 'pay_link_ended') return payLinkEnded(request, reply, identity.reason)
-      if (config.authMode === 'userobject') return signInAgain(request, reply, identity)
+      if (identity.refusal === 'pay_link_ended') return await payLinkEnded(request, reply, identity.reason)
+      if (config.authMode === 'userobject') return await signInAgain(request, reply, identity)
       if (config.authMode === 'primo') {
         if (identity.refusal !== 'no_session') {
           request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
           reply.clearCookie(SESSION_COOKIE, { path: '/' })
           const cookie = readSessionCookie(request)
-          if (cookie.cookie === 'valid') sessions.end(cookie.id)
+          if (cookie.cookie === 'valid') await sessions.end(cookie.id)
         }
         return reply.code(401).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(openFromPrimoPage(config, request.routeOptions.config.root))
       }
@@ -346,7 +353,6 @@ export default fp(async function identity (fastify, options: { config: Config, n
       }
       return refuse(request, reply, 401, 'Please sign in', 'We could not tell who you are. Sign in through the library’s “pay fines” link and try again.', fields)
     }
-    if (identity.sessionId !== undefined) sessions.touch(identity.sessionId)
     // a pay link opens one patron's pages, never staff pages, whoever the patron is
     request.patron = { username: identity.username, isAdmin: identity.payLink === undefined && config.adminUsers.has(identity.username), sessionId: identity.sessionId }
     if (identity.payLink !== undefined) request.patron.payLink = identity.payLink

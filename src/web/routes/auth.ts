@@ -4,8 +4,8 @@
 // for. Only a sign-in this browser started is accepted (the state nonce set by the identity plugin). In header
 // mode the route does not exist.
 //
-// GET /logout (both modes): for shared library computers. Ends our session (it is forgotten server side, so a
-// copy of the cookie is worthless), clears our cookies, and sends the browser on to EZproxy's logout; with no
+// GET /logout (both modes): for shared library computers. Ends our session (removed from the ledger, so a copy
+// of the cookie is worthless on every process and instance), clears our cookies, and sends the browser on to EZproxy's logout; with no
 // logout URL known, a calm page saying the patron is signed out here and should close the browser.
 
 import type { FastifyPluginAsync } from 'fastify'
@@ -43,7 +43,7 @@ const auth: FastifyPluginAsync = async (fastify) => {
     config: { access: 'public', root: './' }
   }, async (request, reply) => {
     const cookie = readSessionCookie(request)
-    const ended = cookie.cookie === 'valid' ? sessions.end(cookie.id) : undefined
+    const ended = cookie.cookie === 'valid' ? await sessions.end(cookie.id) : undefined
     for (const name of [SESSION_COOKIE, SIGN_IN_STATE_COOKIE, CHECKOUT_COOKIE, 'acn_csrf']) {
       if (request.cookies[name] !== undefined) reply.clearCookie(name, { path: '/' })
     }
@@ -113,8 +113,8 @@ const auth: FastifyPluginAsync = async (fastify) => {
 
     // A session this browser already had (another patron's, at a shared computer) ends here.
     const previous = readSessionCookie(request)
-    if (previous.cookie === 'valid') sessions.end(previous.id)
-    const session = sessions.start(answer.uid)
+    if (previous.cookie === 'valid') await sessions.end(previous.id)
+    const session = await sessions.start(answer.uid, 'userobject')
     reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config))
     request.log.info({ event: 'auth.session_started', user: answer.uid, expiresAt: new Date(session.expires).toISOString(), idleMinutes: config.sessionIdleMinutes },
       `session started for ${answer.uid}: at most ${config.sessionTtlMinutes} minutes, ended after ${config.sessionIdleMinutes} idle minutes or at sign-out`)

@@ -15,7 +15,7 @@ function canonicalName (lowercase: string): string {
   return lowercase.split('-').map(part => part === 'ezproxy' ? 'EZproxy' : part.charAt(0).toUpperCase() + part.slice(1)).join('-')
 }
 
-export function diagnose (request: FastifyRequest, config: Config, checks: { fromEzproxy: (a: string | undefined) => boolean, isFrontProxy: (a: string | undefined) => boolean, sessions: SessionStore }): EzproxyCheck {
+export async function diagnose (request: FastifyRequest, config: Config, checks: { fromEzproxy: (a: string | undefined) => boolean, isFrontProxy: (a: string | undefined) => boolean, sessions: SessionStore }): Promise<EzproxyCheck> {
   const problems: Finding[] = []
   const notes: Finding[] = []
   // userobject and primo modes: identity from our own session
@@ -57,7 +57,9 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
     count: userValues.length,
     usable: decoded !== null && usableUsername(decoded)
   }
-  const identity = resolveIdentity(identityInput(request, config, { fromEzproxy: checks.fromEzproxy, sessions: checks.sessions }), config)
+  // one lookup of the session, for the verdict and for the notes below
+  const input = await identityInput(request, config, { fromEzproxy: checks.fromEzproxy, sessions: checks.sessions })
+  const identity = resolveIdentity(input, config)
   // The secret header: configured, arrived, and (for a trusted peer only) whether it matches. Never its value.
   const secretValues = config.ezproxySecretHeader === '' ? [] : headerValues(request, config.ezproxySecretHeader)
   const secretHeader = {
@@ -98,14 +100,14 @@ export function diagnose (request: FastifyRequest, config: Config, checks: { fro
   // userobject mode: our own session cookie
   let session: EzproxyCheck['session'] = null
   if (userobject) {
-    const input = identityInput(request, config, { fromEzproxy: checks.fromEzproxy, sessions: checks.sessions }).session
-    const found = input.cookie === 'valid' && input.lookup.kind !== 'unknown' ? input.lookup : null
+    const cookie = input.session
+    const found = cookie.cookie === 'valid' && cookie.lookup.kind !== 'unknown' ? cookie.lookup : null
     const ended = found !== null && found.kind !== 'live'
-    session = { present: input.cookie !== 'none', valid: found !== null, expired: ended, idle: found?.kind === 'idle', expiresAt: found !== null ? new Date(found.session.expires).toISOString() : null }
+    session = { present: cookie.cookie !== 'none', valid: found !== null, expired: ended, idle: found?.kind === 'idle', expiresAt: found !== null ? new Date(found.session.expires).toISOString() : null }
     if (identity.ok) resolvedUser = identity.username
     if (!session.present) notes.push({ code: 'no_session', text: 'You have no session with the service yet. Open your fines page (the link below) to sign in through EZproxy, then come back to this page.' })
-    else if (input.cookie === 'invalid') problems.push({ code: 'session_invalid', text: 'Your session cookie is not valid: it was altered, or COOKIE_SECRET changed since it was issued. Open your fines page to sign in again.' })
-    else if (found === null) notes.push({ code: 'session_unknown', text: 'Your session cookie names a session the service does not know: you signed out, or the service restarted since. Open your fines page to sign in again.' })
+    else if (cookie.cookie === 'invalid') problems.push({ code: 'session_invalid', text: 'Your session cookie is not valid: it was altered, or COOKIE_SECRET changed since it was issued. Open your fines page to sign in again.' })
+    else if (found === null) notes.push({ code: 'session_unknown', text: 'Your session cookie names a session the service does not know: you signed out, or it ended and was removed. Open your fines page to sign in again.' })
     else if (found.kind === 'idle') notes.push({ code: 'session_idle', text: `Your session ended after ${config.sessionIdleMinutes} minutes without a request (SESSION_IDLE_MINUTES). Open your fines page to sign in again.` })
     else if (found.kind === 'expired') notes.push({ code: 'session_expired', text: `Your session has expired (sessions last at most SESSION_TTL_MINUTES, ${config.sessionTtlMinutes} minutes). Open your fines page to sign in again.` })
     if (userHeader.arrived) notes.push({ code: 'user_header_unused', text: `A ${userHeader.name} header arrived; in userobject mode it is not used, and its value is not shown.` })
@@ -150,7 +152,7 @@ const ezproxyCheck: FastifyPluginAsync = async (fastify) => {
   const isFrontProxy = (address: string | undefined): boolean => frontProxy !== null && address !== undefined && address !== '' && frontProxy(address, 0)
 
   fastify.get<{ Querystring: { format?: string } }>('/ezproxy-check', { config: { access: 'public', root: './' }, schema: { querystring: CHECK_QUERY } }, async (request, reply) => {
-    const check = diagnose(request, config, { fromEzproxy, isFrontProxy, sessions: fastify.sessions })
+    const check = await diagnose(request, config, { fromEzproxy, isFrontProxy, sessions: fastify.sessions })
     reply.header('cache-control', 'no-store').header('vary', 'accept')
     if (wantsJson(request)) return reply.type('application/json; charset=utf-8').send(check)
     return reply.type('text/html; charset=utf-8').send(ezproxyCheckPage(config, check))

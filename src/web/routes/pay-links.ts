@@ -98,7 +98,7 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
     const link = await ledger.getPayLink(linkId)
     if (link === undefined) return html(reply).code(404).send(messagePage(config, { title: 'No such pay link', heading: 'No such pay link', message: 'There is no pay link with that id.', root: '../../../' }))
     const revoked = await ledger.revokePayLink(linkId, by)
-    const ended = sessions.endPayLink(linkId)
+    const ended = await sessions.endPayLink(linkId)
     request.log.info({ event: 'paylink.revoked', linkId, primaryId: link.primaryId, by, sessionsEnded: ended }, `${by} revoked pay link ${linkId} for ${link.primaryId}${revoked ? '' : ' (it was already revoked)'}; ${ended} session(s) ended`)
     return await reply.redirect(`../../pay-links?id=${encodeURIComponent(link.primaryId)}&revoked=1`, 303)
   })
@@ -127,7 +127,7 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
     if (record.revokedAt !== null) {
       return await refuse(403, 'revoked', verdict.linkId, 'This payment link was withdrawn', 'The library withdrew this link. If you still need to pay, please ask the library for a new one.')
     }
-    fastify.startSession(request, reply, record.patronId, { payLink: record.linkId, notAfter: verdict.expiresAt.getTime() })
+    await fastify.startSession(request, reply, record.patronId, { payLink: record.linkId, notAfter: verdict.expiresAt.getTime() })
     await ledger.audit(null, 'paylink.used', { linkId: record.linkId, patron: record.patronId, peer: request.ip })
     request.log.info({ event: 'paylink.used', linkId: record.linkId, user: record.patronId, peer: request.ip }, `pay link ${record.linkId} opened a session for ${record.patronId}`)
     return await reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect('../', 302)

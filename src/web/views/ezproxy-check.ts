@@ -65,7 +65,7 @@ export function ezproxyCheckPage (branding: Branding, check: EzproxyCheck): stri
     const session = check.session
     rows.push(row('Your session with the service', session === null || !session.present
       ? 'None yet'
-      : !session.valid ? 'Not valid (altered, signed with another COOKIE_SECRET, signed out, or the service restarted)'
+      : !session.valid ? 'Not valid (altered, signed with another COOKIE_SECRET, or signed out)'
           : session.idle ? 'Ended after SESSION_IDLE_MINUTES without a request'
             : session.expired ? 'Expired' : html`Valid until <time datetime="${session.expiresAt ?? ''}">${session.expiresAt ?? ''}</time> at the latest; ends sooner after SESSION_IDLE_MINUTES without a request`,
     session !== null && session.present && !session.valid ? 'problem' : session !== null && session.valid && !session.expired ? 'ok' : 'info'))
