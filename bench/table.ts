@@ -52,8 +52,9 @@ export function mergeResults (previous: Results, partial: Results & { machine: R
   }
   rows.push(...fresh.values())
   const run: PartialRun = { ranAt: partial.ranAt, only, seconds: partial.seconds, machine: partial.machine, loadAverages: partial.loadAverages as PartialRun['loadAverages'] }
-  // an earlier partial run whose sections were all run again says nothing about the table any more
-  const earlier = (previous.partialRuns ?? []).filter(p => !p.only.every(section => only.includes(section)))
+  // an earlier partial run whose sections were all run again later says nothing about the table any more
+  const runs = previous.partialRuns ?? []
+  const earlier = runs.filter((p, index) => !p.only.every(section => only.includes(section) || runs.slice(index + 1).some(later => later.only.includes(section))))
   return { ...previous, rows, details: { ...previous.details, ...partial.details }, partialRuns: [...earlier, run] }
 }
 
@@ -67,9 +68,12 @@ export function markdownTable (results: Results): string {
     `Run ${results.ranAt.slice(0, 16).replace('T', ' ')} UTC in ${results.seconds} s: ${results.machine.cpu}, ${results.machine.cores} cores, ` +
       `${results.machine.memoryGb} GB, Node ${results.machine.node.replace(/^v/, '')}, load average ${Math.min(...loads)}–${Math.max(...loads)} ` +
       `during the sections; one durable SQLite commit took ${results.machine.sqliteCommitMs} ms. ${results.rows.length} figures, ${misses} marked miss.` +
-      (results.partialRuns ?? []).map(run => {
+      (results.partialRuns ?? []).map((run, index, runs) => {
+        // a section run again later has its rows from the later run
+        const still = run.only.filter(section => !runs.slice(index + 1).some(later => later.only.includes(section)))
+        if (still.length === 0) return ''
         const partialLoads = run.loadAverages.map(l => l.load1)
-        return ` The rows of ${run.only.join(', ')} are from \`npm run bench -- --only ${run.only.join(',')}\` at ${run.ranAt.slice(0, 16).replace('T', ' ')} UTC ` +
+        return ` The rows of ${still.join(', ')} are from \`npm run bench -- --only ${run.only.join(',')}\` at ${run.ranAt.slice(0, 16).replace('T', ' ')} UTC ` +
           `(${run.seconds} s, load average ${Math.min(...partialLoads)}–${Math.max(...partialLoads)}).`
       }).join(''),
     '',
