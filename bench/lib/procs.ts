@@ -39,6 +39,24 @@ export function procStats (pid: number): ProcStats {
   return { cpuMs, rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 }
 }
 
+/** The children of a process (a WEB_CONCURRENCY primary's workers), from /proc. */
+export function childPids (pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(word => word !== '').map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** CPU time used so far by a process and its children, in ms (a child that has gone counts nothing). */
+export function treeCpuMs (pid: number): number {
+  let sum = 0
+  for (const each of [pid, ...childPids(pid)]) {
+    try { sum += procStats(each).cpuMs } catch {}
+  }
+  return sum
+}
+
 /** A TypeScript child with an IPC channel that says { ready: url } once listening. */
 export async function forkReady (file: string, env: Record<string, string>): Promise<{ child: ChildProcess, url: string, call: (command: string, args?: unknown) => Promise<any> }> {
   const child = fork(file, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

@@ -37,6 +37,21 @@ const commands: Record<string, (args: any) => unknown> = {
   faults: (faults: Partial<AlmaFaults>) => { Object.assign(alma.faults, faults); return alma.faults },
   resetCalls: () => { alma.calls.length = 0; return 0 },
   stats: () => stats(),
+  /** The Alma side of "paid exactly once": the fees of the users whose primary id starts with this prefix, by how many payments they carry. */
+  payments: (prefix: string) => {
+    const out = { fees: 0, paidOnce: 0, paidMoreThanOnce: 0, unpaid: 0 }
+    for (const user of alma.users.values()) {
+      if (!user.primaryId.startsWith(prefix)) continue
+      for (const fee of user.fees) {
+        const payments = fee.transactions.filter(t => t.type === 'PAYMENT').length
+        out.fees++
+        if (payments === 0) out.unpaid++
+        else if (payments === 1) out.paidOnce++
+        else out.paidMoreThanOnce++
+      }
+    }
+    return out
+  },
   memory: () => process.memoryUsage()
 }
 
