@@ -141,7 +141,7 @@ export async function throughCashnet (browser: Browser, stack: Stack, patron: st
 }
 
 /**
- * Keyboard only: presses Tab from the top of the page until focus comes round again and checks that every visible
+ * Keyboard only: presses Tab from the top of the page past its end and checks that every visible
  * control (links, buttons, fields, scrollable regions with tabindex="0") was reached, each with a visible focus
  * outline. Returns the names of the controls in the order Tab reached them.
  */
@@ -159,7 +159,9 @@ export async function checkKeyboard (t: Test, page: Page, name: string): Promise
   const reached = new Set<string>()
   const order: string[] = []
   const unoutlined: string[] = []
-  for (let i = 0; i < controls + 10; i++) {
+  // a date field takes several Tabs (month, day, year) on the same element, so no early stop: Tab well past the end
+  let previous: string | null = null
+  for (let i = 0; i < controls * 3 + 10; i++) {
     await page.keyboard.press('Tab')
     const now = await page.evaluate(() => {
       const el = (globalThis as any).document.activeElement
@@ -168,8 +170,9 @@ export async function checkKeyboard (t: Test, page: Page, name: string): Promise
       const label = (el.getAttribute('aria-label') ?? el.innerText ?? el.value ?? el.id ?? '').trim().replace(/\s+/g, ' ')
       return { kbd: el.getAttribute('data-kbd') as string | null, label: label === '' ? `<${el.tagName.toLowerCase()} id="${el.id}">` : label, outline: `${style.outlineStyle} ${style.outlineWidth}` }
     })
-    if (now === null) continue
-    if (now.kbd !== null && reached.has(now.kbd)) break
+    if (now === null || (now.kbd !== null && now.kbd === previous)) continue
+    previous = now.kbd
+    if (now.kbd !== null && reached.has(now.kbd)) continue
     if (now.kbd !== null) reached.add(now.kbd)
     order.push(now.label)
     if (!/^(solid|auto|dotted|dashed|double) [1-9]/.test(now.outline)) unoutlined.push(`${now.label} (${now.outline})`)
