@@ -139,3 +139,47 @@ export async function throughCashnet (browser: Browser, stack: Stack, patron: st
   await receiptLoaded
   return opened
 }
+
+/**
+ * Keyboard only: presses Tab from the top of the page past its end and checks that every visible
+ * control (links, buttons, fields, scrollable regions with tabindex="0") was reached, each with a visible focus
+ * outline. Returns the names of the controls in the order Tab reached them.
+ */
+export async function checkKeyboard (t: Test, page: Page, name: string): Promise<string[]> {
+  const controls = await page.evaluate(() => {
+    const doc = (globalThis as any).document
+    const all = [...doc.querySelectorAll('a[href], button, input:not([type="hidden"]), select, textarea, [tabindex="0"]')] as any[]
+    return all.filter(el => el.offsetParent !== null && !el.disabled && el.getAttribute('tabindex') !== '-1').map((el, i) => {
+      el.setAttribute('data-kbd', String(i))
+      return i
+    }).length
+  })
+  await page.evaluate(() => { (globalThis as any).document.activeElement?.blur(); (globalThis as any).getSelection()?.removeAllRanges() })
+  await page.locator('body').focus().catch(() => {})
+  const reached = new Set<string>()
+  const order: string[] = []
+  const unoutlined: string[] = []
+  // a date field takes several Tabs (month, day, year) on the same element, so no early stop: Tab well past the end
+  let previous: string | null = null
+  for (let i = 0; i < controls * 3 + 10; i++) {
+    await page.keyboard.press('Tab')
+    const now = await page.evaluate(() => {
+      const el = (globalThis as any).document.activeElement
+      if (el === null || el === (globalThis as any).document.body) return null
+      const style = (globalThis as any).getComputedStyle(el)
+      const label = (el.getAttribute('aria-label') ?? el.innerText ?? el.value ?? el.id ?? '').trim().replace(/\s+/g, ' ')
+      return { kbd: el.getAttribute('data-kbd') as string | null, label: label === '' ? `<${el.tagName.toLowerCase()} id="${el.id}">` : label, outline: `${style.outlineStyle} ${style.outlineWidth}` }
+    })
+    if (now === null || (now.kbd !== null && now.kbd === previous)) continue
+    previous = now.kbd
+    if (now.kbd !== null && reached.has(now.kbd)) continue
+    if (now.kbd !== null) reached.add(now.kbd)
+    order.push(now.label)
+    if (!/^(solid|auto|dotted|dashed|double) [1-9]/.test(now.outline)) unoutlined.push(`${now.label} (${now.outline})`)
+  }
+  const missed = await page.evaluate((seen) => [...(globalThis as any).document.querySelectorAll('[data-kbd]')]
+    .filter((el: any) => !seen.includes(el.getAttribute('data-kbd'))).map((el: any) => (el.innerText ?? el.outerHTML).trim().slice(0, 80)), [...reached])
+  t.same(missed, [], `${name}: every visible control is reached by Tab`)
+  t.same(unoutlined, [], `${name}: every focused control shows a focus outline`)
+  return order
+}

@@ -71,7 +71,7 @@ ${user.preferredEmail !== ''
 <button type="submit" class="button">Send a pay link to ${user.preferredEmail}</button>
 </form>`
         : html`<p>A pay link goes to the patron's preferred e-mail address in Alma; add one there first.</p>`}
-<div class="table-scroll">
+<div class="table-scroll" tabindex="0" role="region" aria-label="Pay links sent to this patron">
 <table class="admin">
 <caption>Pay links sent to this patron</caption>
 <thead><tr><th scope="col">Sent</th><th scope="col">By</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Used</th><th scope="col">Action</th></tr></thead>

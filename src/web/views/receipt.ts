@@ -65,7 +65,7 @@ ${wording.pending ? html`<p class="check-again"><span class="auto-note"></span> 
 ${checkout.tx !== null && checkout.tx !== '' ? html`<dt>${provider} transaction</dt><dd>${checkout.tx}</dd>` : ''}
 <dt>Reference</dt><dd class="reference">${checkout.id}</dd>
 </dl>
-<p class="reference-note">The reference is this payment’s number in the library’s payment records${checkout.tx !== null && checkout.tx !== '' ? ', and the CashNet transaction is the payment processor’s number for it' : ''}. Quote them if you contact the library about this payment.</p>
+<p class="reference-note">The reference is this payment’s number in the library’s payment records${checkout.tx !== null && checkout.tx !== '' ? `, and the ${provider} transaction is the payment processor’s number for it. Quote them` : '. Quote it'} if you contact the library about this payment.</p>
 <table class="lines"><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>
 <thead><tr><th scope="col">Fee</th><th scope="col" class="amount">Amount</th></tr></thead>
 <tbody>${lines}</tbody>
