@@ -59,6 +59,7 @@ const schema = {
     PRIMO_ISSUER: { type: 'string', maxLength: 512, default: '' },
     PAY_LINKS: { type: 'string', enum: ['on', 'off'], default: 'off' },
     PAY_LINK_TTL_HOURS: { type: 'integer', minimum: 1, maximum: 2160, default: 72 },
+    PAY_LINK_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
     TIMEZONE: { type: 'string', pattern: '^([A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*)?$', default: '' },
     EZPROXY_URL: { type: 'string', pattern: '^(https?://[^\\s]+)?$', default: '' },
     EZPROXY_WSKEY: { type: 'string', default: '' },
@@ -144,6 +145,8 @@ export interface Config {
   /** PAY_LINKS=on: staff may e-mail a patron a /pay/<token> link */
   payLinks: boolean
   payLinkTtlHours: number
+  /** PAY_LINK_URL: the base of e-mailed pay links, the service's own address without EZproxy (default PUBLIC_URL) */
+  payLinkUrl: string
   ezproxyUrl: string
   ezproxyWskey: string
   sessionTtlMinutes: number
@@ -339,6 +342,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     primoIssuer: raw.AUTH_MODE !== 'primo' ? '' : raw.PRIMO_ISSUER !== '' ? raw.PRIMO_ISSUER : defaultPrimoIssuer(raw.ALMA_INSTITUTION_CODE),
     payLinks: raw.PAY_LINKS === 'on',
     payLinkTtlHours: raw.PAY_LINK_TTL_HOURS,
+    payLinkUrl: raw.PAY_LINK_URL === '' ? publicUrl : String(raw.PAY_LINK_URL).replace(/\/+$/, ''),
     ezproxyUrl: String(raw.EZPROXY_URL).replace(/\/+$/, ''),
     ezproxyWskey: raw.EZPROXY_WSKEY,
     sessionTtlMinutes: raw.SESSION_TTL_MINUTES,

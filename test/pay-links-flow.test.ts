@@ -187,3 +187,13 @@ t.test('PAY_LINKS off (the default): the pay-link routes do not exist', async t 
   t.equal((await staff.get('/admin/pay-links?id=alice')).status, 404)
   t.notOk([...stack.app.routeAccess.keys()].some(r => r.includes('/pay/') || r.includes('pay-links')))
 })
+
+t.test('PAY_LINK_URL: the e-mailed link reaches the service directly, not through EZproxy', async t => {
+  const smtp = await mailServer(t)
+  const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: 'https://fines-direct.example.edu/' } })
+  const staff = new Browser(stack).login('staff')
+  const sent = await sendLink(stack, staff, '900000001')
+  t.equal(sent.status, 303)
+  t.match(smtp.mails[0].text, 'https://fines-direct.example.edu/pay/', 'on PAY_LINK_URL (its trailing slash dropped)')
+  t.notMatch(smtp.mails[0].text, `${stack.config.publicUrl}/pay/`, 'not on the EZproxy-proxied PUBLIC_URL')
+})

@@ -76,7 +76,7 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
     try {
       await sendPayLinkMail({
         smtpUrl: config.smtpUrl, from: config.alertEmailFrom, to: user.preferredEmail, libraryName: config.libraryName,
-        patronName: patronName(user), url: `${config.publicUrl}/pay/${link.token}`, expiresAt: link.expiresAt, timeZone: config.timeZone
+        patronName: patronName(user), url: `${config.payLinkUrl}/pay/${link.token}`, expiresAt: link.expiresAt, timeZone: config.timeZone
       })
     } catch (error) {
       // a link nobody received must not stay usable
