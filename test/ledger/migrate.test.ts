@@ -8,7 +8,7 @@ import t from 'tap'
 import type { Ledger } from '../../src/ledger/ledger.ts'
 import { PostgresLedger, SCHEMA_VERSION } from '../../src/ledger/postgres/index.ts'
 import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
-import type { IncomingPostback, NewCheckout, PostbackDecision } from '../../src/ledger/types.ts'
+import type { IncomingPostback, NewCheckout, NewOutboxMessage, PostbackDecision } from '../../src/ledger/types.ts'
 import type { Cents } from '../../src/money.ts'
 import { runScript, tempDir } from '../jobs/cli.ts'
 import { freshDatabase } from '../support/postgres.ts'
@@ -27,17 +27,24 @@ const incoming = (id: string | null, tx: string, amounts: number[] | null, resul
 })
 const paid = (tx: string): PostbackDecision => ({ outcome: 'PAID', reason: 'paid', to: 'PAID', payment: { tx, batchno: 'B7', effdate: '2026-03-02', pmtcode: 'VISA' } })
 
-/** A ledger with a row of every kind: each state, posted and unposted lines, items, orphans, Alma calls, refunds, attention kinds, a settled case, pay links (one revoked). */
+const mail = (id: string): NewOutboxMessage => ({ id, from: 'fines@example.edu', to: 'bob@example.edu', subject: `Receipt ${id}`, text: `text ${id}`, html: `<p>${id}</p>` })
+
+/**
+ * A ledger with a row of every kind: each state, posted and unposted lines, a part payment's balance, items, orphans, Alma calls, refunds, attention
+ * kinds, a settled case, pay links (one revoked), outbox messages sent, failed and waiting, given up, and one still leased.
+ */
 async function fill (ledger: Ledger, at: (iso: string) => void): Promise<void> {
   at('2026-03-01T09:00:00.000Z')
   await ledger.createCheckout(newCheckout('created', [100]))
-  await ledger.createCheckout(newCheckout('posted', [500, 250], 'bob'))
+  const part = newCheckout('posted', [500, 250], 'bob')
+  part.lines[0].balance = 6500 as Cents
+  await ledger.createCheckout(part)
   await ledger.recordPostback(incoming('posted', '9001', [500, 250]), () => paid('9001'))
   at('2026-03-01T09:00:01.250Z')
   await ledger.recordAlmaCall({ checkoutId: 'posted', at: '2026-03-01T09:00:01.250Z', method: 'POST', path: '/users/P-bob/fees/posted-f1', status: 200, errorCode: '', errorMessage: '', trackingId: 'T1', durationMs: 87 })
   await ledger.markLinePosted('posted', 1, 500 as Cents, { by: 'worker' })
   await ledger.markLinePosted('posted', 2, 250 as Cents, { by: 'worker' })
-  await ledger.transition({ checkoutId: 'posted', from: ['PAID'], to: 'POSTED', event: 'posting.done' })
+  await ledger.transition({ checkoutId: 'posted', from: ['PAID'], to: 'POSTED', event: 'posting.done', messages: c => [mail(`receipt-${c.id}-${c.state}`)] })
   await ledger.createCheckout(newCheckout('paid', [1999]))
   await ledger.recordPostback(incoming('paid', '9002', [1999]), () => paid('9002'))
   await ledger.recordAttempt('paid', new Date('2026-03-01T09:05:00.000Z'), 'Alma 503')
@@ -66,7 +73,14 @@ async function fill (ledger: Ledger, at: (iso: string) => void): Promise<void> {
   at('2026-03-02T10:00:00.000Z')
   await ledger.revokePayLink('AAAAAAAAAAAAAAAAAAAA_1', 'staff2')
   await ledger.audit(null, 'paylink.used', { linkId: 'AAAAAAAAAAAAAAAAAAAAx1', peer: '192.0.2.1' })
+  await ledger.enqueueMessages(['failed', 'gaveup', 'leased'].map(mail))
+  await ledger.claimDueMessages(new Date('2026-03-02T10:00:00.000Z'), 10, new Date('2026-03-02T10:05:00.000Z'))
+  await ledger.markMessageSent('receipt-posted-POSTED', new Date('2026-03-02T10:00:02.000Z'))
+  await ledger.markMessageFailed('failed', { error: 'ECONNECTION: refused', attempts: 1, nextAttemptAt: new Date('2026-03-02T10:00:30.000Z') })
+  await ledger.markMessageFailed('gaveup', { error: 'EENVELOPE 550: no such mailbox', attempts: 1, nextAttemptAt: null })
 }
+
+const MESSAGES = ['receipt-posted-POSTED', 'failed', 'gaveup', 'leased']
 
 const LINKS = ['AAAAAAAAAAAAAAAAAAAA_1', 'AAAAAAAAAAAAAAAAAAAAx1']
 
@@ -88,6 +102,7 @@ t.test('--from copies an SQLite ledger with every kind of row; both read the sam
   t.match(run.stdout, 'checkouts: 8 row(s) copied')
   t.match(run.stdout, 'refunds: 1 row(s) copied')
   t.match(run.stdout, 'pay_links: 2 row(s) copied')
+  t.match(run.stdout, 'outbox: 4 row(s) copied')
   t.match(run.stdout, 'counts and totals match the source')
 
   const source = new SqliteLedger({ path, readOnly: true })
@@ -108,11 +123,18 @@ t.test('--from copies an SQLite ledger with every kind of row; both read the sam
   t.equal((await target.payLinksFor('P-alice', 10)).length, 2, 'both pay links came along')
   t.match(await target.getPayLink(LINKS[0]), { revokedBy: 'staff2', revokedAt: '2026-03-02T10:00:00.000Z' })
   for (const link of LINKS) t.same(await target.payLinkEvents(link), await source.payLinkEvents(link), `${link}: its events`)
+  t.same((await target.getCheckout('posted'))?.lines.map(l => l.balance), [6500, null], 'the part payment\'s balance came along')
+  for (const id of MESSAGES) t.same(await target.outboxMessage(id), await source.outboxMessage(id), `outbox ${id}: the same message and delivery state`)
+  t.match(await target.outboxMessage('receipt-posted-POSTED'), { sentAt: '2026-03-02T10:00:02.000Z' })
+  t.match(await target.outboxMessage('gaveup'), { gaveUpAt: '2026-03-02T10:00:00.000Z', lastError: 'EENVELOPE 550: no such mailbox' })
+  t.match(await target.outboxMessage('leased'), { leaseUntil: '2026-03-02T10:05:00.000Z', sentAt: null })
   const beforeEvents = (await source.history('posted'))!.events
   t.ok(beforeEvents.length > 3, 'the audit trail came along')
 
   const service = await PostgresLedger.open({ url })
   t.teardown(async () => { await service.close() })
+  t.same((await service.claimDueMessages(new Date('2026-03-02T10:00:30.000Z'), 10, new Date('2026-03-02T10:06:00.000Z'))).map(m => [m.id, m.attempts]), [['failed', 1]],
+    'PostgreSQL\'s sender goes on with the copied outbox: the failed message when due; the sent and the given-up never, the leased one not before its lease ends')
   await service.createCheckout(newCheckout('after', [100]))
   const next = await service.recordPostback(incoming('after', '9200', [100]), () => paid('9200'))
   const highest = Math.max(...(await source.postbacksWithTx('9100')).map(p => p.id), ...(await Promise.all(IDS.map(async id => (await source.history(id))!.postbacks.map(p => p.id)))).flat())

@@ -67,6 +67,23 @@ if (server !== null) {
     t.equal((await a.history('c1'))?.postbacks.length, 10, 'every postback recorded')
   })
 
+  t.test('outbox senders on two instances claiming at once never hold the same message; together they take every due one', async t => {
+    const clock = new Date('2026-03-02T10:00:00.000Z')
+    const url = await freshDatabase(t) as string
+    const a = await PostgresLedger.open({ url, now: () => clock, poolSize: 6 })
+    const b = await PostgresLedger.open({ url, now: () => clock, poolSize: 6 })
+    t.teardown(async () => { await a.close(); await b.close() })
+    const ids = Array.from({ length: 60 }, (_, i) => `m${String(i).padStart(2, '0')}`)
+    await a.enqueueMessages(ids.map(id => ({ id, from: 'fines@example.edu', to: `${id}@example.edu`, subject: id, text: id, html: id })))
+    const leaseUntil = new Date('2026-03-02T10:05:00.000Z')
+    const claims = await Promise.all(Array.from({ length: 12 }, async (_, i) => await (i % 2 === 0 ? a : b).claimDueMessages(clock, 7, leaseUntil)))
+    const claimed = claims.flat().map(m => m.id)
+    t.equal(new Set(claimed).size, claimed.length, `no message claimed twice (${claimed.length} claimed)`)
+    const rest = await b.claimDueMessages(clock, 100, leaseUntil)
+    t.same([...claimed, ...rest.map(m => m.id)].sort(), ids, 'every message claimed exactly once, the ones passed over by the next claim')
+    t.equal((await a.outboxMessage('m00'))?.leaseUntil, leaseUntil.toISOString())
+  })
+
   t.test('the posting lease: one holder at a time, the fence grows with each claim, a stale holder writes nothing', async t => {
     let clock = new Date('2026-03-02T10:00:00.000Z')
     const url = await freshDatabase(t) as string

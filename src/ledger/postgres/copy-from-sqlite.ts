@@ -23,7 +23,8 @@ const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string,
   },
   {
     table: 'checkout_lines',
-    columns: ['checkout_id', 'line_no', 'fee_id', 'fee_type', 'fee_type_desc', 'owner', 'owner_desc', 'title', 'item_code', 'amount_cents', 'posted_cents', 'posted_at'],
+    columns: ['checkout_id', 'line_no', 'fee_id', 'fee_type', 'fee_type_desc', 'owner', 'owner_desc', 'title', 'item_code', 'amount_cents', 'posted_cents', 'posted_at',
+      'balance_cents'],
     order: 'checkout_id, line_no'
   },
   { table: 'postbacks', columns: ['id', 'checkout_id', 'received_at', 'peer', 'result', 'tx', 'outcome', 'reason', 'raw_body', 'total_cents'], order: 'id' },
@@ -31,7 +32,14 @@ const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string,
   { table: 'alma_calls', columns: ['id', 'checkout_id', 'at', 'method', 'path', 'status', 'error_code', 'error_message', 'tracking_id', 'duration_ms'], order: 'id' },
   { table: 'audit_events', columns: ['id', 'checkout_id', 'at', 'event', 'from_state', 'to_state', 'detail'], order: 'id' },
   { table: 'refunds', columns: ['id', 'checkout_id', 'tx', 'amount_cents', 'reference', 'note', 'by', 'at'], order: 'id' },
-  { table: 'pay_links', columns: ['link_id', 'patron_id', 'primary_id', 'issued_by', 'issued_at', 'expires_at', 'revoked_by', 'revoked_at'], order: 'link_id' }
+  { table: 'pay_links', columns: ['link_id', 'patron_id', 'primary_id', 'issued_by', 'issued_at', 'expires_at', 'revoked_by', 'revoked_at'], order: 'link_id' },
+  // the e-mails with their delivery state: unsent ones go on being sent from PostgreSQL, sent ones never again
+  {
+    table: 'outbox',
+    columns: ['id', 'from_address', 'to_address', 'subject', 'text_body', 'html_body', 'created_at', 'attempts', 'next_attempt_at', 'lease_until', 'sent_at',
+      'gave_up_at', 'last_error'],
+    order: 'id'
+  }
 ]
 
 /** What is compared after the copy, on both sides: rows per table and every money column's sum. */
@@ -41,13 +49,16 @@ const CHECKS: ReadonlyArray<[name: string, sql: string]> = [
   ['checkouts unapplied_cents', 'SELECT COALESCE(SUM(unapplied_cents), 0) AS v FROM checkouts'],
   ['checkout_lines amount_cents', 'SELECT COALESCE(SUM(amount_cents), 0) AS v FROM checkout_lines'],
   ['checkout_lines posted_cents', 'SELECT COALESCE(SUM(posted_cents), 0) AS v FROM checkout_lines'],
+  ['checkout_lines balance_cents', 'SELECT COALESCE(SUM(balance_cents), 0) AS v FROM checkout_lines'],
   ['postbacks total_cents', 'SELECT COALESCE(SUM(total_cents), 0) AS v FROM postbacks'],
   ['postback_items amount_cents', 'SELECT COALESCE(SUM(amount_cents), 0) AS v FROM postback_items'],
   ['refunds amount_cents', 'SELECT COALESCE(SUM(amount_cents), 0) AS v FROM refunds'],
   ...['CREATED', 'PAID', 'POSTED', 'DECLINED', 'CANCELLED', 'EXPIRED', 'NEEDS_ATTENTION'].map(state =>
     [`checkouts in ${state}`, `SELECT COUNT(*) AS v FROM checkouts WHERE state = '${state}'`] as [string, string]),
   ['checkouts needing attention and not settled', "SELECT COUNT(*) AS v FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL"],
-  ['pay links revoked', 'SELECT COUNT(*) AS v FROM pay_links WHERE revoked_at IS NOT NULL']
+  ['pay links revoked', 'SELECT COUNT(*) AS v FROM pay_links WHERE revoked_at IS NOT NULL'],
+  ['outbox messages sent', 'SELECT COUNT(*) AS v FROM outbox WHERE sent_at IS NOT NULL'],
+  ['outbox messages given up', 'SELECT COUNT(*) AS v FROM outbox WHERE gave_up_at IS NOT NULL']
 ]
 
 const BATCH = 500

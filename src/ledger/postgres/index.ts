@@ -7,12 +7,12 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  DecidePostback, Ledger, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
-  IncomingPostback, MoneyRecord, NewCheckout, NewPayLink, NewSession, PayLinkEntry, PostbackRecord, RefundRecord,
-  SessionRecord, SessionStatus
+  ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
 } from '../types.ts'
 import { migrate, requireSchema } from './migrations.ts'
 import { PostgresPayLinks } from './pay-links.ts'
@@ -81,7 +81,10 @@ export class PostgresLedger implements Ledger {
   async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId) }
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId) }
   async patronPayments (userId: string, limit: number): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit) }
-  async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> { return await this.#store.recordPostback(postback, decide) }
+  async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
+    return await this.#store.recordPostback(postback, decide, messages)
+  }
+
   async transition (request: TransitionRequest, fence?: number): Promise<boolean> { return await this.#store.transition(request, fence) }
   async markLinePosted (checkoutId: string, lineNo: number, postedAmount: Cents, detail: Record<string, unknown>, fence?: number): Promise<void> {
     await this.#store.markLinePosted(checkoutId, lineNo, postedAmount, detail, fence)
@@ -120,6 +123,12 @@ export class PostgresLedger implements Ledger {
   async payLinksFor (primaryId: string, limit: number): Promise<PayLinkEntry[]> { return await this.#payLinks.forPatron(primaryId, limit) }
   async revokePayLink (linkId: string, by: string): Promise<boolean> { return await this.#payLinks.revoke(linkId, by) }
   async payLinkEvents (linkId: string): Promise<AuditEvent[]> { return await this.#payLinks.events(linkId) }
+
+  async enqueueMessages (messages: NewOutboxMessage[]): Promise<void> { await this.#store.enqueueMessages(messages) }
+  async claimDueMessages (now: Date, limit: number, leaseUntil: Date): Promise<OutboxMessage[]> { return await this.#store.claimDueMessages(now, limit, leaseUntil) }
+  async markMessageSent (id: string, at: Date): Promise<void> { await this.#store.markMessageSent(id, at) }
+  async markMessageFailed (id: string, failure: OutboxFailure): Promise<void> { await this.#store.markMessageFailed(id, failure) }
+  async outboxMessage (id: string): Promise<OutboxRecord | undefined> { return await this.#store.outboxMessage(id) }
 
   async claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null> { return await this.#store.claimPosting(checkoutId, holder, leaseMs) }
   async renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean> { return await this.#store.renewPosting(lease, leaseMs) }

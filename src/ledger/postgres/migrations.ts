@@ -144,7 +144,7 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
   // Issue 17 (SQLite's migration 7): which provider took a checkout's money; every checkout before was CashNet's.
   `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`,
-  // Issue 15: the service's own sessions, shared by every instance (as SQLite's migration 7): keyed by the
+  // Issue 15: the service's own sessions, shared by every instance (as SQLite's migration 9): keyed by the
   // SHA-256 of the session id, never the id; times in epoch milliseconds, the same numbers on both ledgers.
   `CREATE TABLE IF NOT EXISTS sessions (
      id_hash TEXT PRIMARY KEY,
@@ -156,7 +156,27 @@ export const MIGRATIONS: string[] = [
      expires_ms BIGINT NOT NULL
    );
    CREATE INDEX IF NOT EXISTS sessions_pay_link ON sessions (pay_link) WHERE pay_link IS NOT NULL;
-   CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_ms);`
+   CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_ms);`,
+  // Issue 18 (SQLite's migration 8): a line keeps the fee's balance when the checkout was made (a part payment
+  // pays less than it); the outbox holds e-mails (receipts) written in the same transaction as the state change
+  // they tell of, leased to one sender at a time (claimed FOR UPDATE SKIP LOCKED).
+  `ALTER TABLE checkout_lines ADD COLUMN balance_cents BIGINT;
+   CREATE TABLE outbox (
+     id TEXT PRIMARY KEY,
+     from_address TEXT NOT NULL,
+     to_address TEXT NOT NULL,
+     subject TEXT NOT NULL,
+     text_body TEXT NOT NULL,
+     html_body TEXT NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at TIMESTAMPTZ NOT NULL,
+     lease_until TIMESTAMPTZ,
+     sent_at TIMESTAMPTZ,
+     gave_up_at TIMESTAMPTZ,
+     last_error TEXT
+   );
+   CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL AND gave_up_at IS NULL;`
 ]
 
 /** The schema version this code expects (the number of migrations). */

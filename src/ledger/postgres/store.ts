@@ -7,13 +7,14 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
-  DecidePostback, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, IncomingPostback, MoneyRecord, NewCheckout, RefundRecord
+  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
+  OutboxMessage, OutboxRecord, RefundRecord
 } from '../types.ts'
-import { toCheckout, toPostback, toRefund } from '../sqlite/rows.ts'
-import type { Pool, Queries, Row } from './pool.ts'
+import { toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
+import type { Pool, Queries } from './pool.ts'
 
 /** The state a checkout had before a double charge, kept while the double charge is open (as in SQLite). */
 interface PriorState {
@@ -93,9 +94,9 @@ export class PostgresStore {
         VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', $7, $8, $9, $10)`,
       [checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now])
       for (const line of checkout.lines) {
-        await q.run(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount])
+        await q.run(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, balance_cents)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [checkout.id, line.lineNo, line.feeId, line.feeType, line.feeTypeDesc, line.owner, line.ownerDesc, line.title, line.itemCode, line.amount, line.balance ?? null])
       }
       await this.#event(q, checkout.id, 'checkout.created', null, 'CREATED', { total, lines: checkout.lines.length, provider: checkout.provider ?? 'cashnet' })
       return await getCheckout(q, checkout.id) as Checkout
@@ -124,7 +125,7 @@ export class PostgresStore {
     return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
   }
 
-  async recordPostback (postback: IncomingPostback, decide: DecidePostback): Promise<RecordedPostback> {
+  async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
     return await this.#pool.transaction(async q => {
       const checkout = postback.checkoutId === null ? undefined : await getCheckout(q, postback.checkoutId, true)
       // One tx belongs to one checkout: postbacks carrying the same tx for different checkouts take turns.
@@ -167,6 +168,7 @@ export class PostgresStore {
         [decision.to, now, payment?.tx ?? null, payment?.batchno ?? null, payment?.effdate ?? null, payment?.pmtcode ?? null,
           payment !== undefined, decision.reason, kind, prior === null ? null : JSON.stringify(prior), checkout.id])
         await this.#event(q, checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, ...(kind !== null ? { kind } : {}) })
+        if (messages !== undefined) await this.#enqueue(q, messages(await getCheckout(q, checkout.id) as Checkout))
       } else {
         await this.#event(q, checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
       }
@@ -198,6 +200,7 @@ export class PostgresStore {
         WHERE id = $6`,
       [request.to, now, request.attentionReason ?? null, kind, request.unapplied ?? null, request.checkoutId])
       await this.#event(q, request.checkoutId, request.event, rows[0].state, request.to, { ...(kind !== null ? { kind } : {}), ...request.detail })
+      if (request.messages !== undefined) await this.#enqueue(q, request.messages(await getCheckout(q, request.checkoutId) as Checkout))
       return true
     })
   }
@@ -326,7 +329,7 @@ export class PostgresStore {
 
   async expireCreated (createdBefore: Date): Promise<string[]> {
     return await this.#pool.transaction(async q => {
-      const rows = await q.query(`UPDATE checkouts SET state = 'EXPIRED', updated_at = $1 WHERE state = 'CREATED' AND created_at < $2 RETURNING id, seq`,
+      const rows = await q.query('UPDATE checkouts SET state = \'EXPIRED\', updated_at = $1 WHERE state = \'CREATED\' AND created_at < $2 RETURNING id, seq',
         [this.#iso(), createdBefore.toISOString()])
       rows.sort((a, b) => a.seq - b.seq)
       for (const row of rows) await this.#event(q, row.id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
@@ -385,5 +388,55 @@ export class PostgresStore {
       }
       return { granted: false as const, retryInMs: Math.max(1, new Date(rows[0].oldest).getTime() + windowMs - now.getTime()) }
     })
+  }
+
+  /** Inside a transaction: insert-if-absent by id, so a message already in the outbox (sent or not) stays as it is. */
+  async #enqueue (q: Queries, messages: NewOutboxMessage[]): Promise<void> {
+    const now = this.#iso()
+    for (const m of messages) {
+      await q.run(`INSERT INTO outbox (id, from_address, to_address, subject, text_body, html_body, created_at, attempts, next_attempt_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) ON CONFLICT (id) DO NOTHING`, [m.id, m.from, m.to, m.subject, m.text, m.html, now])
+    }
+  }
+
+  async enqueueMessages (messages: NewOutboxMessage[]): Promise<void> {
+    if (messages.length === 0) return
+    await this.#pool.transaction(async q => { await this.#enqueue(q, messages) })
+  }
+
+  /**
+   * The due messages, leased in one transaction. FOR UPDATE SKIP LOCKED: a row another instance is claiming right
+   * now is passed over, not waited for and then leased twice; once that claim commits, its live lease hides it.
+   */
+  async claimDueMessages (now: Date, limit: number, leaseUntil: Date): Promise<OutboxMessage[]> {
+    const at = now.toISOString()
+    return await this.#pool.transaction(async q => {
+      const rows = await q.query(`SELECT * FROM outbox WHERE sent_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= $1
+          AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, created_at, id COLLATE "C" LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [at, Math.max(0, Math.floor(limit))])
+      if (rows.length === 0) return []
+      await q.run('UPDATE outbox SET lease_until = $1 WHERE id = ANY($2::text[])', [leaseUntil.toISOString(), rows.map(r => r.id as string)])
+      return rows.map(r => {
+        const { id, from, to, subject, text, html, attempts } = toOutbox(r)
+        return { id, from, to, subject, text, html, attempts }
+      })
+    })
+  }
+
+  async markMessageSent (id: string, at: Date): Promise<void> {
+    await this.#pool.run('UPDATE outbox SET sent_at = $1, lease_until = NULL WHERE id = $2 AND sent_at IS NULL', [at.toISOString(), id])
+  }
+
+  async markMessageFailed (id: string, failure: OutboxFailure): Promise<void> {
+    await this.#pool.run(`UPDATE outbox SET attempts = $1, last_error = $2, lease_until = NULL,
+        next_attempt_at = COALESCE($3::timestamptz, next_attempt_at),
+        gave_up_at = CASE WHEN $3::timestamptz IS NULL THEN $4::timestamptz ELSE gave_up_at END
+      WHERE id = $5 AND sent_at IS NULL`,
+    [failure.attempts, failure.error.slice(0, 1000), failure.nextAttemptAt?.toISOString() ?? null, this.#iso(), id])
+  }
+
+  async outboxMessage (id: string): Promise<OutboxRecord | undefined> {
+    const rows = await this.#pool.query('SELECT * FROM outbox WHERE id = $1', [id])
+    return rows.length === 0 ? undefined : toOutbox(rows[0])
   }
 }
