@@ -60,12 +60,14 @@ t.test('rows from before kinds existed get a kind, their CashNet amounts, and on
   t.equal(refund.recorded && refund.checkout.state, 'POSTED', 'the migrated double charge goes back to the state its audit event recorded')
 })
 
-t.test('migration 6 (issue 17): checkouts recorded before providers existed are CashNet\'s; new ones say theirs', async t => {
+t.test('the provider migration (issue 17): checkouts recorded before providers existed are CashNet\'s; new ones say theirs', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const path = join(dir, 'old.sqlite')
   const db = new Database(path)
-  const before = MIGRATIONS.length - 1
+  // the ledger as it was just before the migration that added the provider column
+  const before = MIGRATIONS.findIndex(m => typeof m === 'string' && m.includes('ADD COLUMN provider'))
+  t.ok(before > 0, 'the provider migration is found')
   for (const m of MIGRATIONS.slice(0, before)) {
     if (typeof m === 'string') db.exec(m)
     else m(db)
