@@ -188,6 +188,13 @@ async function assertPaidOnce (t: Test, d: Deployment, ids: string[]): Promise<v
   t.equal(wrong, 0, `each of ${ids.length} payments is POSTED and Alma shows each of its fees paid exactly once`)
 }
 
+/** No instance stopped by itself: a lost lease or a busy ledger fails one posting (retried later), never the process. */
+function assertNoneCrashed (t: Test, d: Deployment): void {
+  const crashed = d.instances.map((instance, n) => ({ n: n + 1, output: instance.output.join('') }))
+    .filter(({ output }) => /service\.crashed|PromiseRejectionHandledWarning|unhandled/i.test(output))
+  t.same(crashed.map(c => c.n), [], `no instance crashed${crashed.map(c => `; instance ${c.n}: ${(/.*service\.crashed.*/.exec(c.output) ?? [c.output.slice(-400)])[0]}`).join('')}`)
+}
+
 for (const { kind, name } of KINDS) {
   t.test(`${name}: two instances on one ledger: checkouts made on one, postbacks sent to the other, receipts read from either; each fee paid once`, async t => {
     const d = await deployment(t, kind, 2)
@@ -209,6 +216,7 @@ for (const { kind, name } of KINDS) {
         t.match(receipt.body, /posted|recorded/i, 'and says the payment is recorded in the library account')
       }
     }
+    assertNoneCrashed(t, d)
     await assertPaidOnce(t, d, ids)
   })
 
@@ -253,6 +261,7 @@ for (const { kind, name } of KINDS) {
     t.ok(killed, 'one instance was killed mid-burst, postings already under way')
     t.equal(statuses.filter(s => s === 200).length, 500, 'every postback answered 200 in the end')
     await until(async () => await d.shared.posted('inst-') === 500, 'all 500 posted', 240000)
+    assertNoneCrashed(t, d)
     await assertPaidOnce(t, d, checkouts.map(c => c.id))
     t.ok(d.alma.maxCallsInAnySecond() <= limit, `at most ${limit} calls in any second at the sandbox (${d.alma.maxCallsInAnySecond()})`)
     t.equal(d.alma.calls.filter(c => c.status === 429).length, 0, 'Alma never answered 429')
@@ -288,6 +297,8 @@ for (const { kind, name } of KINDS) {
     const recovered = after?.events.filter(e => !before.includes(e.id) && e.event === 'line.posted').map(e => JSON.parse(e.detail).recovered)
     t.same(recovered, ['Alma already shows this tx on the fee'], 'the new holder found the payment in Alma by its tx and did not pay again')
     t.match(other.output.join(''), 'payment.posted', 'the other instance posted it')
+    t.equal((await send(`${holder.url}/healthz`).catch(() => ({ status: 0 }))).status, 200, 'the woken holder is still up, serving (its lost lease failed that posting, not the process)')
+    assertNoneCrashed(t, d)
     await assertPaidOnce(t, d, [id])
   })
 
