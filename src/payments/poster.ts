@@ -46,7 +46,7 @@ export type PostingOutcome =
 function observer (ledger: Ledger, checkoutId: string, fence: number | undefined): { observe: AlmaCallObserver, settled: () => Promise<void> } {
   const writes: Array<Promise<void>> = []
   const observe: AlmaCallObserver = (call) => {
-    writes.push(ledger.recordAlmaCall({
+    const write = ledger.recordAlmaCall({
       checkoutId,
       at: new Date(call.startedAt).toISOString(),
       method: call.method,
@@ -56,7 +56,11 @@ function observer (ledger: Ledger, checkoutId: string, fence: number | undefined
       errorMessage: call.errorMessage,
       trackingId: call.trackingId,
       durationMs: call.durationMs
-    }, fence))
+    }, fence)
+    // settled() reports a failed write; until the posting reaches it, a rejection (a lease lost to another
+    // instance, a ledger busy or out of reach) must not count as unhandled, which would stop the whole process
+    write.catch(() => {})
+    writes.push(write)
   }
   const settled = async (): Promise<void> => {
     const failed = (await Promise.allSettled(writes)).find(r => r.status === 'rejected')
