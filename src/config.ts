@@ -70,9 +70,13 @@ const schema = {
     ALERT_EMAIL_FROM: { type: 'string', default: 'alma-cashnet@localhost' },
     TIMEZONE: { type: 'string', default: '' },
     METRICS_ALLOW: { type: 'string', default: '' },
-    ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' }
+    ALMA_UI_URL: { type: 'string', pattern: '^(https?://[^\\s"<>]+)?$', default: '' },
+    CAMPUSES_FILE: { type: 'string', default: '' }
   }
 } as const
+
+/** Every variable of the schema (the campuses file may name only these). */
+export const VARIABLES: readonly string[] = Object.keys(schema.properties)
 
 export interface Config {
   port: number
@@ -144,6 +148,10 @@ export interface Config {
   metricsAllow: readonly string[]
   /** ALMA_UI_URL: Alma's staff interface (e.g. https://myinst.alma.exlibrisgroup.com), for links to a patron; '' for none */
   almaUiUrl: string
+  /** CAMPUSES_FILE: the campuses of a system deployment (SPEC 12); '' for one campus from the environment */
+  campusesFile: string
+  /** the campus this configuration belongs to (SPEC 12); absent for the one campus of an environment configuration */
+  campus?: string
 }
 
 export class ConfigError extends Error {
@@ -306,7 +314,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     alertEmailFrom: raw.ALERT_EMAIL_FROM,
     timeZone: timeZoneOf(raw.TIMEZONE),
     metricsAllow: addressList('METRICS_ALLOW', raw.METRICS_ALLOW),
-    almaUiUrl: String(raw.ALMA_UI_URL).replace(/\/+$/, '')
+    almaUiUrl: String(raw.ALMA_UI_URL).replace(/\/+$/, ''),
+    campusesFile: raw.CAMPUSES_FILE
   }
 }
 

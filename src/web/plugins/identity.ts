@@ -224,12 +224,16 @@ export default fp(async function identity (fastify, options: { config: Config, n
   fastify.decorateRequest('patron', null)
   // The rule each route is served under, as the onRequest hook below will apply it; logged at start-up and
   // checked against an explicit table by test/security/routes.test.ts.
-  const routeAccess = new Map<string, Access>()
-  fastify.decorate('routeAccess', routeAccess)
-  fastify.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: Access } | undefined)?.access ?? DEFAULT_ACCESS
-    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routeAccess.set(`${method} ${route.url}`, access)
-  })
+  // (a system deployment's process part keeps one table for every campus, with full paths: see plugins/process.ts)
+  if (!fastify.hasDecorator('routeAccess')) {
+    const routeAccess = new Map<string, Access>()
+    fastify.decorate('routeAccess', routeAccess)
+    fastify.addHook('onRoute', (route) => {
+      const access = (route.config as { access?: Access } | undefined)?.access ?? DEFAULT_ACCESS
+      for (const method of Array.isArray(route.method) ? route.method : [route.method]) routeAccess.set(`${method} ${route.url}`, access)
+    })
+  }
+  const routeAccess = fastify.routeAccess
   fastify.addHook('onReady', async () => {
     fastify.log.debug({ event: 'access.routes', routes: Object.fromEntries(routeAccess) }, `access rules for ${routeAccess.size} routes`)
   })
