@@ -111,8 +111,8 @@ function formatReport (report: ReconcileReport): string {
 
 let needsPerson = false
 
-await runCommand(spec, async (options) => {
-  const config = readConfig(process.env)
+await runCommand(spec, async (options, env) => {
+  const config = readConfig(env)
   const ledger = openLedgerReadOnly(config.databasePath)
   const logger = pino({ level: config.logLevel }, pino.destination(2))
   const alma = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: config.almaTimeoutMs, logger })

@@ -120,7 +120,7 @@ t.test('one campus\'s Alma held or rate-limited does not hold another campus\'s 
   const [springfield, shelbyville] = stack.campuses
   // Springfield's Alma takes every call and answers none until released
   const held: Array<() => void> = []
-  springfield.alma.beforeCall = async () => { await new Promise<void>(resolve => { held.push(resolve) }) }
+  springfield.alma.beforeCall = async () => { await new Promise<void>(resolve => { held.push(resolve) }); return undefined }
   const stuck = browserAt(springfield).login('bob').get('/')
   await until(() => held.length > 0, 'Springfield\'s page waiting on its Alma')
 

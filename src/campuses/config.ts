@@ -59,10 +59,13 @@ function valueOf (campus: string, variable: string, value: unknown, env: Record<
 }
 
 /** The checks every block of the file gets: known variables, and no process-wide one. */
+/** The batch jobs' own variables (holds, GL, fines extract, reconcile): per campus too, read by the jobs only. */
+export const JOB_VARIABLE = /^(HOLDS|GL|FINES|ALMA_FINES|RECONCILE)_[A-Z0-9_]+$/
+
 function checkBlock (campus: string, block: Block): void {
   for (const variable of Object.keys(block)) {
     if (PROCESS_VARIABLES.includes(variable)) throw new CampusConfigError(campus, variable, 'is process-wide: set it in the environment, not in CAMPUSES_FILE')
-    if (!VARIABLES.includes(variable)) throw new CampusConfigError(campus, variable, 'is not a variable of this service (a misspelling?)')
+    if (!VARIABLES.includes(variable) && !JOB_VARIABLE.test(variable)) throw new CampusConfigError(campus, variable, 'is not a variable of this service (a misspelling?)')
   }
 }
 
@@ -143,18 +146,33 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
   return result
 }
 
-/** One campus's configuration for a job (--campus / CAMPUS): its environment, as loadJobConfig reads it. */
+/**
+ * One campus's environment for a job (--campus / CAMPUS): the environment without the service's per-campus
+ * variables (no campus falls back to another's ALMA_API_KEY; the jobs' own HOLDS_*, GL_*... stay, and a campus
+ * block may set them too), the campus's block over the defaults, its ledger, and its own
+ * holds snapshot directory (`<HOLDS_STATE_DIR or data/holds>/<campus>`), so campuses never share a diff.
+ * Without CAMPUSES_FILE, the environment as it is.
+ */
 export function campusJobEnvironment (env: Record<string, string | undefined>, campus: string): Record<string, string | undefined> {
   const file = env.CAMPUSES_FILE ?? ''
-  if (file === '') return env
+  if (file === '') {
+    if (campus !== '') throw new ConfigError('CAMPUS', `is "${campus.slice(0, 40)}", but CAMPUSES_FILE is not set: there is one campus, configured by the environment`)
+    return env
+  }
   if (campus === '') throw new ConfigError('CAMPUS', 'is required when CAMPUSES_FILE is set: the campus this run is for (--campus ID)')
   const { defaults, campuses } = readCampusesFile(file)
   const block = campuses[campus]
   if (block === undefined) throw new ConfigError('CAMPUS', `is "${campus.slice(0, 40)}", which is not a campus of CAMPUSES_FILE (${Object.keys(campuses).join(', ')})`)
   checkBlock('defaults', defaults)
   checkBlock(campus, block)
-  const own = campusEnvironment(campus, defaults, block, env)
-  if (own.DATABASE_PATH !== undefined) own.DATABASE_PATH = campusDatabasePath(own.DATABASE_PATH, campus)
-  else own.DATABASE_PATH = campusDatabasePath('data/payments.sqlite', campus)
+  const own: Record<string, string | undefined> = {}
+  for (const [variable, value] of Object.entries(env)) {
+    // a campus variable of the service from the environment would be another campus's (or nobody's): dropped
+    if (PROCESS_VARIABLES.includes(variable) || !VARIABLES.includes(variable)) own[variable] = value
+  }
+  Object.assign(own, campusEnvironment(campus, defaults, block, env))
+  own.DATABASE_PATH = campusDatabasePath(own.DATABASE_PATH ?? 'data/payments.sqlite', campus)
+  if (block.HOLDS_STATE_DIR === undefined && defaults.HOLDS_STATE_DIR === undefined) own.HOLDS_STATE_DIR = join(env.HOLDS_STATE_DIR ?? 'data/holds', campus)
+  own.CAMPUS = campus
   return own
 }
