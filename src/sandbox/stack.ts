@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../app.ts'
-import { loadCampuses } from '../campuses/config.ts'
+import { loadCampuses, PROCESS_VARIABLES } from '../campuses/config.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
 import { CashnetSandbox } from './cashnet.ts'
@@ -191,14 +191,13 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'alma-cashnet-campuses-'))
   const started: SandboxCampus[] = []
   const file: { defaults: Record<string, string>, campuses: Record<string, Record<string, string>> } = { defaults: {}, campuses: {} }
-  const env: Record<string, string> = {
-    PORT: String(options.ports?.service ?? 0),
-    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
-    DATABASE_PATH: ':memory:',
-    LOG_LEVEL: 'info',
-    ...options.env,
-    CAMPUSES_FILE: join(directory, 'campuses.json')
+  // options.env: the process-wide variables stay in the environment, the others become the file's defaults
+  const env: Record<string, string> = { PORT: String(options.ports?.service ?? 0), COOKIE_SECRET: SANDBOX_COOKIE_SECRET, DATABASE_PATH: ':memory:', LOG_LEVEL: 'info' }
+  for (const [variable, value] of Object.entries(options.env ?? {})) {
+    if (PROCESS_VARIABLES.includes(variable)) env[variable] = value
+    else file.defaults[variable] = value
   }
+  env.CAMPUSES_FILE = join(directory, 'campuses.json')
   let index = 0
   for (const definition of definitions) {
     const ezproxyFrom = definition.ezproxyFrom ?? (index === 0 ? '127.0.0.1' : `127.0.1.${index}`)
@@ -214,6 +213,7 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
       users: campusSeedUsers(definition.id, index),
       wskey: SANDBOX_WSKEY,
       localAddress: ezproxyFrom,
+      home: `/${definition.id}`,
       staffUsers: staff.split(',').map(u => u.trim()).filter(u => u !== '')
     })
     const ezproxyUrl = await ezproxy.start(options.ports?.ezproxy !== undefined ? options.ports.ezproxy + index : 0)
