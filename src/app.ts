@@ -120,7 +120,8 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
 
   if (options.campuses === undefined) {
     // One campus at /: its part is the app itself (fastify-plugin), so app.ledger, app.worker, app.routeAccess are where they always were
-    await fastify.register(fp(campusPart, { name: 'campus' }), { config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, registry })
+    // (fastify-plugin marks the function it is given: a fresh one, so campusPart itself stays encapsulated elsewhere)
+    await fastify.register(fp(async (instance: FastifyInstance, opts: CampusOptions) => { await campusPart(instance, opts) }, { name: 'campus' }), { config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, registry })
     await fastify.register(health)
     await fastify.register(metricsRoute)
     await fastify.register(assets)

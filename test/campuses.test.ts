@@ -143,3 +143,18 @@ t.test('one campus\'s Alma held or rate-limited does not hold another campus\'s 
   t.equal((await browserAt(shelbyville).login('carol').get('/')).status, 200, 'Shelbyville answers while Springfield is throttled')
   await stuck
 })
+
+t.test('/metrics at the root: every campus\'s series with its campus label, for METRICS_ALLOW only', async t => {
+  const stack = await buildCampuses(t, { env: { METRICS_ALLOW: '127.0.0.1' } })
+  const [springfield] = stack.campuses
+  t.equal((await browserAt(springfield).login('alice').get('/')).status, 200)
+  const metrics = await send(`${stack.serviceUrl}/metrics`)
+  t.equal(metrics.status, 200)
+  t.match(metrics.body, 'almacashnet_http_requests_total{route="/",method="GET",status="200",campus="springfield"} 1')
+  t.notMatch(metrics.body, /almacashnet_http_requests_total\{[^}]*campus="shelbyville"/, 'no request counted at the other campus')
+  t.match(metrics.body, 'almacashnet_checkouts{state="CREATED",campus="shelbyville"} 0')
+  t.match(metrics.body, 'almacashnet_alma_calls_total{outcome="ok",campus="springfield"} 2')
+  t.equal((metrics.body.match(/^# TYPE almacashnet_checkouts gauge$/gm) ?? []).length, 1, 'one family per metric')
+  t.equal((await send(`${stack.serviceUrl}/metrics`, { from: '127.0.0.3' })).status, 403)
+  t.equal((await send(`${stack.serviceUrl}/springfield/metrics`)).status, 404, 'no /metrics under a campus')
+})
