@@ -24,6 +24,7 @@ import type { CallStats } from '../src/sandbox/alma-process.ts'
 import { agentFrom, cannon, closedLoop, openLoop, percentiles, round, send, type HttpAnswer, type Latency } from './lib/load.ts'
 import { cents, patrons } from './lib/patrons.ts'
 import { type Row, writeReadmeTable } from './table.ts'
+import { campusesBench } from './campuses.ts'
 import { forkReady, freePort, procStats, startService, type ServiceProcess } from './lib/procs.ts'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -518,6 +519,14 @@ reader.close()
 cashnetAgent.destroy()
 patronAgent.destroy()
 alma.child.disconnect()
+
+// ---------------------------------------------------------------------------------------------------------
+// 16, after the other services have stopped: twenty campuses in one process against one campus
+// (bench/campuses.ts; run only it with `node --import tsx bench/campuses.ts`)
+
+log('item 16: twenty campuses configured in one process, against one campus')
+details.item16 = await campusesBench({ quick: QUICK, record, log })
+
 const misses = rows.filter(r => r.pass === false).length
 const results = { ranAt: new Date().toISOString(), quick: QUICK, seconds: round((Date.now() - benchStarted) / 1000, 0), machine, loadAverages, rows, details }
 if (!QUICK) {
