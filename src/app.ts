@@ -107,6 +107,8 @@ async function campusPart (fastify: FastifyInstance, options: CampusOptions): Pr
   await fastify.register(ezproxyCheck)
   await fastify.register(admin)
   await fastify.register(reports)
+  // a campus's pages link their stylesheet and scripts relatively (EZproxy rewrites): /{campus}/assets/...
+  if (campus !== undefined) await fastify.register(assets)
 }
 
 async function application (fastify: FastifyInstance, options: ApplicationOptions): Promise<void> {

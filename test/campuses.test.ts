@@ -22,6 +22,10 @@ t.test('each campus\'s patron sees only their own campus\'s fees, though the use
   t.notMatch(atShelbyville.body, /The Name of the Rose<\//, 'no fee of the other campus')
   t.match(atSpringfield.body, 'University Library, Springfield', 'its own branding')
   t.match(atShelbyville.body, 'University Library, Shelbyville', 'its own branding')
+  // the page's relative links resolve under the campus's prefix: its stylesheet is there
+  const stylesheet = /<link rel="stylesheet" href="([^"]+)">/.exec(atShelbyville.body)?.[1] ?? ''
+  t.equal(stylesheet, './assets/style.css')
+  t.equal((await send(new URL(stylesheet, `${stack.serviceUrl}/shelbyville/`).toString())).status, 200, 'the stylesheet is served under the campus')
   // each Alma sandbox only ever receives its own campus's API key
   for (const campus of stack.campuses) {
     t.ok(campus.alma.authorizations.length > 0, `${campus.id}'s Alma was called`)
@@ -52,6 +56,9 @@ t.test('GET / lists the campuses; health stays at the root; /{campus} without th
   t.equal(bare.status, 301)
   t.equal(bare.headers.location, '/springfield/')
   t.equal((await send(`${stack.serviceUrl}/nowhere/checkout`)).status, 404, 'no campus, no route')
+  const lost = await send(`${stack.serviceUrl}/springfield/no/such/page`)
+  t.equal(lost.status, 404)
+  t.match(lost.body, 'href="../../"', 'the way back from a campus\'s 404 leads to the campus, not the list')
   t.equal((await send(`${stack.serviceUrl}/checkout`, { method: 'POST', body: 'a=b' })).status, 404, 'no campus routes at the root')
   // the route table has every campus's routes under its prefix, with the same rules
   t.equal(stack.app.routeAccess.get('GET /springfield'), 'patron')
@@ -113,6 +120,11 @@ t.test('a postback at the wrong campus\'s URL, or from the other campus\'s CashN
   await until(async () => (await stack.app.campuses.get('springfield')?.ledger.getCheckout(id))?.state === 'POSTED', 'posted at Springfield')
   t.ok(springfield.alma.calls.some(c => c.method === 'POST'), 'paid in Springfield\'s Alma')
   t.notOk(shelbyville.alma.calls.some(c => c.method === 'POST'), 'still nothing in Shelbyville\'s Alma')
+  // the audit events the poster writes name the campus
+  const history = await stack.app.campuses.get('springfield')?.ledger.history(id)
+  const started = history?.events.filter(e => e.event === 'line.pay_started') ?? []
+  t.ok(started.length > 0)
+  t.ok(started.every(e => JSON.parse(e.detail).campus === 'springfield'), 'audit detail carries the campus')
 })
 
 t.test('one campus\'s Alma held or rate-limited does not hold another campus\'s pages or postings', async t => {

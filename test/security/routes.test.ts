@@ -94,11 +94,11 @@ t.test('every registered route is served under the rule in the table (PayPal dep
 /** A system deployment's root (SPEC 12): the campus list, health, metrics and assets, nothing of a campus. */
 const ROOT_ROUTES = ['GET /healthz', 'HEAD /healthz', 'GET /readyz', 'HEAD /readyz', 'GET /metrics', 'HEAD /metrics', 'GET /assets/:name', 'HEAD /assets/:name']
 
-/** A campus's rows: every campus route of the table under /{campus}, under the same rule ("/" is /{campus}, and HEAD /{campus}/). */
+/** A campus's rows: every campus route of the table under /{campus}, under the same rule ("/" is /{campus}, and HEAD /{campus}/); the assets are served under each campus too, for the pages' relative links. */
 function campusRows (campus: string, rows: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [route, access] of Object.entries(rows)) {
-    if (ROOT_ROUTES.includes(route)) continue
+    if (ROOT_ROUTES.includes(route) && !route.includes('/assets/')) continue
     const [method, path] = route.split(' ')
     out[`${method} /${campus}${path === '/' ? '' : path}`] = access
     if (path === '/' && method === 'HEAD') out[`HEAD /${campus}/`] = access

@@ -1,8 +1,8 @@
-// The payments ledger (DATABASE_PATH), opened at start-up and closed after the posting worker has stopped.
+// The payments ledger (DATABASE_PATH; a campus's own, SPEC 12), opened at start-up and closed after the posting worker has stopped.
 
 import fp from 'fastify-plugin'
 import type { Ledger } from '../../../ledger/ledger.ts'
-import { SqliteLedger } from '../../../ledger/sqlite/index.ts'
+import { openLedger } from '../../../ledger/open.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,7 +11,8 @@ declare module 'fastify' {
 }
 
 export default fp(async function ledger (fastify) {
-  const ledger = new SqliteLedger({ path: fastify.config.databasePath })
+  // a campus of a system deployment: its own store (src/ledger/open.ts)
+  const ledger = openLedger(fastify.config, fastify.config.campus)
   fastify.decorate('ledger', ledger)
   fastify.addHook('onClose', async () => { await ledger.close() })
 }, { name: 'ledger', dependencies: ['config'] })
