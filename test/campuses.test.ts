@@ -82,6 +82,20 @@ t.test('one campus\'s EZproxy address is refused by the other', async t => {
   t.equal(springfield.alma.calls.length + shelbyville.alma.calls.length, calls, 'the refused requests never reached an Alma')
 })
 
+t.test('a campus\'s cookies stay on its own prefix', async t => {
+  const stack = await buildCampuses(t, { campuses: [{ id: 'springfield', env: { AUTH_MODE: 'userobject' } }, { id: 'shelbyville' }] })
+  const [springfield, shelbyville] = stack.campuses
+  // userobject: a page load without a session starts the sign-in, with its state cookie on the campus's path
+  const start = await send(`${stack.serviceUrl}/springfield/`, { from: springfield.ezproxyFrom })
+  t.equal(start.status, 302)
+  t.match(String(start.headers['set-cookie']), /acn_signin=[^;]+;.*Path=\/springfield\//)
+  // the hand-off's checkout and CSRF cookies of a header-mode campus too
+  const patron = browserAt(shelbyville).login('alice')
+  const fines = await send(`${stack.serviceUrl}/shelbyville/`, { from: shelbyville.ezproxyFrom, headers: { 'x-ezproxy-user': 'alice' } })
+  t.match(String(fines.headers['set-cookie']), /acn_csrf=[^;]+;.*Path=\/shelbyville\//)
+  t.equal((await patron.get('/')).status, 200)
+})
+
 t.test('staff of one campus get 403 at the other', async t => {
   const stack = await buildCampuses(t)
   const [springfield, shelbyville] = stack.campuses

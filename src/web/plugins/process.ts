@@ -44,8 +44,12 @@ async function rootRoutes (fastify: FastifyInstance, { config, campuses }: Proce
     if (request.is404) return
     const access = request.routeOptions.config?.access ?? DEFAULT_ACCESS
     if (access === 'public') return
-    if (access === 'metrics' && fromMetrics(request.ip)) return
-    request.log.warn({ event: access === 'metrics' ? 'access.metrics_refused' : 'access.untrusted_peer', peer: request.ip, reason: access === 'metrics' ? 'peer not in METRICS_ALLOW' : 'no patron or staff route at the root of a system deployment' }, `${request.method} ${request.url.split('?')[0]} refused at the root for ${request.ip}`)
+    if (access === 'metrics') {
+      if (fromMetrics(request.ip)) return
+      request.log.warn({ event: 'access.metrics_refused', peer: request.ip, reason: 'peer not in METRICS_ALLOW' }, `/metrics refused: ${request.ip} is not in METRICS_ALLOW`)
+    } else {
+      request.log.warn({ event: 'access.untrusted_peer', peer: request.ip, reason: 'no patron or staff route at the root of a system deployment' }, `${request.method} ${request.url.split('?')[0]} refused at the root for ${request.ip}`)
+    }
     return await reply.code(403).type('text/plain; charset=utf-8').send('forbidden\n')
   })
   fastify.addHook('onSend', async (_request, reply, payload) => {
