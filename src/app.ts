@@ -2,6 +2,12 @@
 // this service configures them (src/web/plugins/external/), the service's own services and hooks
 // (src/web/plugins/app/ and the identity plugin), then the routes (src/web/routes/). Fastify's own options,
 // listening and shutdown belong to src/server.ts; buildApp is the same assembly for the tests and the demo.
+//
+// Campuses (SPEC 12): "the campus part" (its services and routes, campusPart below) is registered once. With one
+// campus from the environment it is the app itself at / (fastify-plugin semantics: app.ledger, app.worker where
+// they always were); with CAMPUSES_FILE it is registered once per campus, encapsulated under /{id}, and the
+// process part (src/web/plugins/process.ts: the campus list at GET /, health, /metrics, assets) once at the root.
+// app.campuses.get(id) gives a campus's services to tests and tools ('' for the one campus at /).
 
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
