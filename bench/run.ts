@@ -30,13 +30,14 @@ import type { CallStats } from '../src/sandbox/alma-process.ts'
 import { agentFrom, cannon, closedLoop, openLoop, percentiles, round, send, type HttpAnswer, type Latency } from './lib/load.ts'
 import { cents, patrons } from './lib/patrons.ts'
 import { mergeResults, type Results, type Row, writeReadmeTable } from './table.ts'
+import { campusesBench } from './campuses.ts'
 import { forkReady, freePort, procStats, startService, treeCpuMs, type ServiceProcess } from './lib/procs.ts'
 import { destroyServer, newServer, type PostgresServer } from '../test/support/postgres-server.ts'
 import pg from 'pg'
 import { SHARED_WINDOW_MS } from '../src/web/plugins/app/alma.ts'
 
 /** The sections of the bench, in the order a full run takes them; `--only` picks some of them. */
-const SECTIONS = ['own-cost', 'production', 'calls', 'burst', 'mix', 'postbacks', 'memory', 'batch', 'cluster-pages', 'pg-postbacks', 'cluster-burst'] as const
+const SECTIONS = ['own-cost', 'production', 'calls', 'burst', 'mix', 'postbacks', 'memory', 'batch', 'cluster-pages', 'pg-postbacks', 'cluster-burst', 'campuses'] as const
 type Section = typeof SECTIONS[number]
 const argv = process.argv.slice(2)
 const onlyAt = argv.findIndex(a => a === '--only' || a.startsWith('--only='))
@@ -49,7 +50,7 @@ if ((onlyList !== null && onlyList.length === 0) || unknown.length > 0) {
 const only = onlyList === null ? null : new Set(onlyList as Section[])
 const wanted = (name: Section): boolean => only === null || only.has(name)
 const needsProduction = (['production', 'calls', 'burst', 'mix', 'postbacks', 'memory'] as const).some(wanted)
-const needsPostgres = (['pg-postbacks', 'cluster-burst'] as const).some(wanted)
+const needsPostgres = (['pg-postbacks', 'cluster-burst', 'campuses'] as const).some(wanted)
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const PROFILE = process.env.BENCH_PROFILE === '1'
@@ -716,6 +717,16 @@ if (needsPostgres) {
 cashnetAgent.destroy()
 patronAgent.destroy()
 alma.child.disconnect()
+
+// ---------------------------------------------------------------------------------------------------------
+// 16, after the other services have stopped: twenty campuses in one process against one campus
+// (bench/campuses.ts; run only it with `npm run bench -- --only campuses` or `node --import tsx bench/campuses.ts`)
+
+if (enter('campuses')) {
+  log('item 16: twenty campuses configured in one process, against one campus')
+  details.item16 = await campusesBench({ quick: QUICK, record, log })
+}
+
 const misses = rows.filter(r => r.pass === false).length
 const results = { ranAt: new Date().toISOString(), quick: QUICK, seconds: round((Date.now() - benchStarted) / 1000, 0), machine, loadAverages, rows, details }
 if (!QUICK) {

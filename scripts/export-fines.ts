@@ -32,7 +32,7 @@ const spec: CommandSpec = {
   epilog: 'Example (cron, 06:00, after Analytics has refreshed overnight):\n  npm run export:fines -- --out /sftp/peoplesoft/fines'
 }
 
-await runCommand(spec, async (o) => {
+await runCommand(spec, async (o, env) => {
   if (Number(o['page-size']) % 25 !== 0) throw new UsageError('--page-size: Analytics pages in blocks of 25; use a multiple of 25')
   const headings: Partial<Record<FinesField, string>> = {}
   for (const pair of list(o.columns)) {
@@ -41,7 +41,7 @@ await runCommand(spec, async (o) => {
     headings[field as FinesField] = heading
   }
   // the options win over the environment for what they name; the rest (LOG_LEVEL, ALMA_RATE_LIMIT) as the service reads it
-  const config = loadJobConfig(JOB, { ...process.env, ALMA_API_URL: o['alma-url'], ALMA_API_KEY: o['alma-key'] })
+  const config = loadJobConfig(JOB, { ...env, ALMA_API_URL: o['alma-url'], ALMA_API_KEY: o['alma-key'] })
   const logger = pino({ level: config.logLevel }, pino.destination(2))
   const client = new AlmaClient({ baseUrl: config.almaApiUrl, apiKey: config.almaApiKey, userIdType: 'all_unique', rateLimit: config.almaRateLimit, timeoutMs: Number(o['timeout-ms']), logger })
   const progress = createProgress('export:fines')

@@ -9,7 +9,7 @@ import { loadGlMap } from '../src/jobs/gl/map.ts'
 import { formatDecimal } from '../src/money.ts'
 import { writeFilesAtomically } from './lib/atomic.ts'
 import { type CommandSpec, existingFile, isoDate, oneOf, runCommand, UsageError } from './lib/cli.ts'
-import { openLedgerReadOnly } from './lib/ledger.ts'
+import { campusOf, openLedgerReadOnly } from './lib/ledger.ts'
 import { createProgress } from './lib/progress.ts'
 
 const spec: CommandSpec = {
@@ -29,9 +29,9 @@ const spec: CommandSpec = {
   epilog: 'Example (cron, 01:30 every night, for the day before):\n  npm run export:gl -- --out /sftp/peoplesoft/gl --format flat'
 }
 
-await runCommand(spec, async (o) => {
+await runCommand(spec, async (o, env) => {
   // The same day as the staff reports: GL_TIMEZONE when given, else the library's TIMEZONE, else the process's zone
-  if (o.timezone === '') o.timezone = process.env.TIMEZONE !== undefined && process.env.TIMEZONE !== '' ? process.env.TIMEZONE : processTimeZone()
+  if (o.timezone === '') o.timezone = env.TIMEZONE !== undefined && env.TIMEZONE !== '' ? env.TIMEZONE : processTimeZone()
   if (!isTimeZone(o.timezone)) throw new UsageError(`--timezone: "${o.timezone}" is not a time zone (e.g. America/Los_Angeles)`)
   const date = o.date === 'yesterday' ? yesterday(o.timezone) : isoDate(o.date)
   if (dayRange(date, o.timezone).to.getTime() > Date.now()) throw new UsageError(`${date} is not over yet in ${o.timezone}; a day's journal is final only after its midnight`)
@@ -49,7 +49,7 @@ await runCommand(spec, async (o) => {
       throw new UsageError(`${origin}: ${(error as Error).message}`)
     }
   }
-  const ledger = await openLedgerReadOnly({ databasePath: o.database, databaseUrl })
+  const ledger = await openLedgerReadOnly({ databasePath: o.database, databaseUrl, ...campusOf(env) })
   try {
     const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
     if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)

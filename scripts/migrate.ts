@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { loadJobConfig } from '../src/config.ts'
 import { LedgerSchemaError, LedgerUnavailable } from '../src/ledger/errors.ts'
 import { copyFromSqlite } from '../src/ledger/postgres/copy-from-sqlite.ts'
+import { campusSchema } from '../src/ledger/open.ts'
 import { PostgresLedger, redactUrl, SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/ledger/postgres/index.ts'
 import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { type CommandSpec, existingFile, runCommand, UsageError } from './lib/cli.ts'
@@ -23,8 +24,9 @@ const spec: CommandSpec = {
     '  DATABASE_URL=postgres://payments@db.example.edu/payments npm run migrate -- --from data/payments.sqlite'
 }
 
-await runCommand(spec, async (o) => {
-  const config = loadJobConfig('migrate', process.env)
+await runCommand(spec, async (o, env) => {
+  // with CAMPUSES_FILE, --campus ID: that campus's SQLite file or PostgreSQL schema (src/ledger/open.ts)
+  const config = loadJobConfig('migrate', env)
   if (config.databaseUrl === '') {
     if (o.from !== '') throw new UsageError('--from copies into PostgreSQL: set DATABASE_URL to the (empty) PostgreSQL database')
     const existed = existsSync(config.databasePath)
@@ -33,10 +35,11 @@ await runCommand(spec, async (o) => {
     process.stdout.write(`${config.databasePath}: ${existed ? 'SQLite ledger' : 'new SQLite ledger'} at schema version ${SQLITE_SCHEMA_VERSION}\n`)
     return
   }
-  const where = redactUrl(config.databaseUrl)
+  const schema = config.campus === undefined ? undefined : campusSchema(config.campus)
+  const where = `${redactUrl(config.databaseUrl)}${schema === undefined ? '' : ` (schema ${schema})`}`
   let ledger: PostgresLedger
   try {
-    ledger = await PostgresLedger.open({ url: config.databaseUrl })
+    ledger = await PostgresLedger.open({ url: config.databaseUrl, schema })
   } catch (error) {
     if (error instanceof LedgerUnavailable) throw new UsageError(`configuration: DATABASE_URL: the PostgreSQL ledger at ${where} cannot be reached (${error.message})`)
     throw error

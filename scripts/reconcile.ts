@@ -175,8 +175,9 @@ async function runPayPal (config: JobConfig, options: Record<string, string>): P
   else if (needsPerson || process.stdout.isTTY) process.stdout.write(formatPayPalReport(report))
 }
 
-await runCommand(spec, async (options) => {
-  const config = readConfig(process.env, options.paypal === 'yes')
+await runCommand(spec, async (options, env) => {
+  // with CAMPUSES_FILE, env is the --campus's (its settings and ledger)
+  const config = readConfig(env, options.paypal === 'yes')
   if (options.paypal === 'yes') {
     await runPayPal(config, options)
     return

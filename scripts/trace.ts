@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util'
 import { jobDefault } from '../src/config.ts'
 import { isTimeZone, processTimeZone } from '../src/jobs/dates.ts'
 import { findPayments, traceText } from '../src/jobs/trace.ts'
-import { existingFile, UsageError } from './lib/cli.ts'
-import { openLedgerReadOnly } from './lib/ledger.ts'
+import { campusArguments, existingFile, UsageError } from './lib/cli.ts'
+import { campusOf, openLedgerReadOnly } from './lib/ledger.ts'
 
 const HELP = `Usage: npm run trace -- <tx | checkout id | username | Alma primary id> [--json]
 
@@ -15,6 +15,7 @@ Prints a payment's whole story: its fee lines, CashNet's postbacks, the Alma cal
 and the refunds, as the admin page shows them. Reads the ledger only.
 
   --json                 the stories as JSON (an array, one element per payment)
+  --campus ID            with CAMPUSES_FILE (required then): that campus's ledger (env CAMPUS)
   --database PATH        the ledger (env DATABASE_PATH; default ${jobDefault('export:gl', 'DATABASE_PATH')})
   --timezone ZONE        times in this zone (env TIMEZONE; default the process's zone)
 
@@ -23,8 +24,12 @@ Exit 0: found; 1: nothing matches; 2: usage.
 
 async function main (): Promise<number> {
   let parsed
+  let env: Record<string, string | undefined>
   try {
-    parsed = parseArgs({ args: process.argv.slice(2), allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, database: { type: 'string' }, timezone: { type: 'string' } } })
+    // --campus ID (or CAMPUS) with CAMPUSES_FILE: that campus's ledger and time zone
+    const campus = campusArguments(process.argv.slice(2), process.env)
+    env = campus.env
+    parsed = parseArgs({ args: campus.argv, allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, database: { type: 'string' }, timezone: { type: 'string' } } })
   } catch (error) {
     process.stderr.write(`trace: ${(error as Error).message.split('\n')[0]}\n${HELP}`)
     return 2
@@ -37,7 +42,6 @@ async function main (): Promise<number> {
     process.stderr.write(`trace: give one tx, checkout id or username\n${HELP}`)
     return 2
   }
-  const env = process.env
   const zone = parsed.values.timezone ?? (env.TIMEZONE !== undefined && env.TIMEZONE !== '' ? env.TIMEZONE : processTimeZone())
   if (!isTimeZone(zone)) {
     process.stderr.write(`trace: "${zone}" is not a time zone (e.g. America/Los_Angeles)\n`)
@@ -55,7 +59,7 @@ async function main (): Promise<number> {
   }
   let ledger
   try {
-    ledger = await openLedgerReadOnly({ databasePath: database, databaseUrl })
+    ledger = await openLedgerReadOnly({ databasePath: database, databaseUrl, ...campusOf(env) })
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`trace: ${error.message}\n`)

@@ -2,11 +2,18 @@
 // this service configures them (src/web/plugins/external/), the service's own services and hooks
 // (src/web/plugins/app/ and the identity plugin), then the routes (src/web/routes/). Fastify's own options,
 // listening and shutdown belong to src/server.ts; buildApp is the same assembly for the tests and the demo.
+//
+// Campuses (SPEC 12): "the campus part" (its services and routes, campusPart below) is registered once. With one
+// campus from the environment it is the app itself at / (fastify-plugin semantics: app.ledger, app.worker where
+// they always were); with CAMPUSES_FILE it is registered once per campus, encapsulated under /{id}, and the
+// process part (src/web/plugins/process.ts: the campus list at GET /, health, /metrics, assets) once at the root.
+// app.campuses.get(id) gives a campus's services to tests and tools ('' for the one campus at /).
 
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream, Logger } from 'pino'
 import pino from 'pino'
+import type { Campus } from './campuses/config.ts'
 import type { Config } from './config.ts'
 import { loggerOptions } from './log.ts'
 import { serverOptions } from './server-options.ts'
@@ -34,6 +41,7 @@ import checkout from './web/routes/checkout.ts'
 import ezproxyCheck from './web/routes/ezproxy-check.ts'
 import fines from './web/routes/fines.ts'
 import health from './web/routes/health.ts'
+import processPart from './web/plugins/process.ts'
 import paypal from './web/routes/paypal.ts'
 import metricsRoute from './web/routes/metrics.ts'
 import payLinks from './web/routes/pay-links.ts'
@@ -44,21 +52,47 @@ import receipt from './web/routes/return.ts'
 
 export interface ApplicationOptions extends PostingWorkerOptions, ReceiptSenderOptions {
   config: Config
+  /** the campuses of a system deployment (SPEC 12), each served under /{id}/; one campus at / when absent */
+  campuses?: readonly Campus[]
   /** the clock sessions are timed by (tests move it to pass idle and absolute limits); Date.now by default */
   now?: () => number
 }
 
-async function application (fastify: FastifyInstance, options: ApplicationOptions): Promise<void> {
-  const { config } = options
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** each campus's part of the app (its config, ledger, alma, worker, metrics...), by campus id ('' for the one campus at /) */
+    campuses: Map<string, FastifyInstance>
+  }
+}
 
-  // Third-party plugins, as this service configures them
-  await fastify.register(cookie, { config })
-  await fastify.register(formbody)
+type CampusOptions = PostingWorkerOptions & ReceiptSenderOptions & { config: Config, now?: () => number, registry?: Map<string, FastifyInstance> }
+
+/**
+ * The part of the app that belongs to one campus: its configuration, ledger, Alma client and rate limit, payment
+ * provider, alerts, posting worker, identity rules, branding and staff, and its routes. A system deployment
+ * registers it once per campus, encapsulated under /{id}, so no campus can reach another's services.
+ */
+async function campusPart (fastify: FastifyInstance, options: CampusOptions): Promise<void> {
+  const { config } = options
+  const campus = config.campus
+  if (campus !== undefined) {
+    // every line this campus's services write carries the campus (request lines get it from the child logger factory)
+    fastify.log = fastify.log.child({ campus })
+    const factory = fastify.childLoggerFactory
+    fastify.setChildLoggerFactory(function (logger, bindings, opts, rawReq) { return factory.call(this, logger, { ...bindings, campus }, opts, rawReq) })
+    // /{id} without the slash: relative links need /{id}/
+    fastify.addHook('onRequest', async (request, reply) => {
+      if (request.url === `/${campus}` || request.url.startsWith(`/${campus}?`)) return await reply.redirect(`/${campus}/${request.url.slice(campus.length + 1)}`, 301)
+    })
+  }
+  options.registry?.set(campus ?? '', fastify)
+
+  // Third-party plugins, as this campus configures them (cookie and formbody belong to the process)
   await fastify.register(csrf, { config })
   await fastify.register(helmet, { config })
   await fastify.register(rateLimit, { config })
 
-  // The service's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
+  // The campus's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
   await fastify.register(configDecorator, { config })
   await fastify.register(metrics)
   await fastify.register(ledger)
@@ -74,9 +108,6 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(errorHandler)
 
   // Routes
-  await fastify.register(health)
-  await fastify.register(metricsRoute)
-  await fastify.register(assets)
   await fastify.register(fines)
   await fastify.register(checkout)
   await fastify.register(postback)
@@ -88,10 +119,38 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   await fastify.register(admin)
   await fastify.register(reports)
   await fastify.register(payLinks)
+  // a campus's pages link their stylesheet and scripts relatively (EZproxy rewrites): /{campus}/assets/...
+  if (campus !== undefined) await fastify.register(assets)
+}
+
+async function application (fastify: FastifyInstance, options: ApplicationOptions): Promise<void> {
+  const { config } = options
+  const registry = new Map<string, FastifyInstance>()
+  fastify.decorate('campuses', registry)
+
+  // Third-party plugins of the process
+  await fastify.register(cookie, { config })
+  await fastify.register(formbody)
+
+  if (options.campuses === undefined) {
+    // One campus at /: its part is the app itself (fastify-plugin), so app.ledger, app.worker, app.routeAccess are where they always were
+    // (fastify-plugin marks the function it is given: a fresh one, so campusPart itself stays encapsulated elsewhere)
+    await fastify.register(fp(async (instance: FastifyInstance, opts: CampusOptions) => { await campusPart(instance, opts) }, { name: 'campus' }), { config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
+    await fastify.register(health)
+    await fastify.register(metricsRoute)
+    await fastify.register(assets)
+    return
+  }
+
+  // A system deployment: the process's routes at the root, each campus encapsulated under /{id}
+  await fastify.register(processPart, { config, campuses: options.campuses })
+  for (const campus of options.campuses) {
+    await fastify.register(campusPart, { prefix: `/${campus.id}`, config: campus.config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
+  }
 }
 
 // fastify-plugin: the application's decorators, hooks and handlers belong to the instance it is registered on
-// (the tests and the operator's tools read app.ledger, app.worker and app.routeAccess there).
+// (the tests and the operator's tools read app.ledger, app.worker, app.routeAccess and app.campuses there).
 const applicationPlugin = fp(application, { name: 'alma-cashnet' })
 export default applicationPlugin
 

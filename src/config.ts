@@ -87,9 +87,13 @@ const schema = {
     LIBRARY_RECEIPT_COPY_TO: { type: 'string', pattern: MAILBOX, default: '' },
     RECEIPT_EMAIL_FROM: { type: 'string', pattern: MAILBOX, default: '' },
     RECEIPT_RETRY_BASE_MS: { type: 'integer', minimum: 1, maximum: 3600000, default: 30000 },
-    RECEIPT_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 3600000 }
+    RECEIPT_RETRY_MAX_MS: { type: 'integer', minimum: 1, maximum: 86400000, default: 3600000 },
+    CAMPUSES_FILE: { type: 'string', default: '' }
   }
 } as const
+
+/** Every variable of the schema (the campuses file may name only these). */
+export const VARIABLES: readonly string[] = Object.keys(schema.properties)
 
 export interface Config {
   port: number
@@ -185,6 +189,10 @@ export interface Config {
   /** a receipt the mail server did not take is tried again after this long, doubling up to receiptRetryMaxMs */
   receiptRetryBaseMs: number
   receiptRetryMaxMs: number
+  /** CAMPUSES_FILE: the campuses of a system deployment (SPEC 12); '' for one campus from the environment */
+  campusesFile: string
+  /** the campus this configuration belongs to (SPEC 12); absent for the one campus of an environment configuration */
+  campus?: string
 }
 
 export class ConfigError extends Error {
@@ -370,7 +378,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     libraryReceiptCopyTo: raw.LIBRARY_RECEIPT_COPY_TO,
     receiptEmailFrom: raw.RECEIPT_EMAIL_FROM !== '' ? raw.RECEIPT_EMAIL_FROM : raw.ALERT_EMAIL_FROM,
     receiptRetryBaseMs: raw.RECEIPT_RETRY_BASE_MS,
-    receiptRetryMaxMs: raw.RECEIPT_RETRY_MAX_MS
+    receiptRetryMaxMs: raw.RECEIPT_RETRY_MAX_MS,
+    campusesFile: raw.CAMPUSES_FILE
   }
 }
 
@@ -401,9 +410,11 @@ export interface JobConfig {
   paypalApiUrl: string
   paypalClientId: string
   paypalClientSecret: string
+  /** CAMPUS (set from --campus with CAMPUSES_FILE, SPEC 12): the campus whose ledger the job reads; absent for the one campus */
+  campus?: string
 }
 
-const JOB_VARIABLES: Record<keyof JobConfig, Variable> = {
+const JOB_VARIABLES: Record<Exclude<keyof JobConfig, 'campus'>, Variable> = {
   databasePath: 'DATABASE_PATH',
   databaseUrl: 'DATABASE_URL',
   almaApiUrl: 'ALMA_API_URL',
@@ -465,6 +476,7 @@ export function loadJobConfig (job: Job, env: Record<string, string | undefined>
     timeZone: timeZoneOf(raw.TIMEZONE),
     paypalApiUrl: String(raw.PAYPAL_API_URL).replace(/\/+$/, ''),
     paypalClientId: raw.PAYPAL_CLIENT_ID ?? '',
-    paypalClientSecret: raw.PAYPAL_CLIENT_SECRET ?? ''
+    paypalClientSecret: raw.PAYPAL_CLIENT_SECRET ?? '',
+    ...(env.CAMPUS !== undefined && env.CAMPUS !== '' ? { campus: env.CAMPUS } : {})
   }
 }

@@ -9,14 +9,19 @@ import Fastify from 'fastify'
 import pino from 'pino'
 import application from './app.ts'
 import { runPrimary } from './cluster.ts'
+import { type Campus, loadCampuses } from './campuses/config.ts'
 import { type Config, ConfigError, loadConfig } from './config.ts'
 import { loggerOptions } from './log.ts'
 import { STOP_MARGIN_MS } from './payments/worker.ts'
 import { serverOptions } from './server-options.ts'
 
 let config: Config
+// CAMPUSES_FILE: every campus validated at start-up; the process's own variables read from the first campus's
+// configuration (they come from the environment only)
+let campuses: Campus[] | null
 try {
-  config = loadConfig(process.env)
+  campuses = loadCampuses(process.env)
+  config = campuses === null ? loadConfig(process.env) : campuses[0].config
 } catch (error) {
   if (error instanceof ConfigError) {
     process.stderr.write(`alma-cashnet: ${error.message}\n`)
@@ -39,7 +44,7 @@ if (config.webConcurrency > 1 && cluster.isPrimary) {
 
 async function serve (): Promise<void> {
   const app = Fastify(serverOptions(config, logger))
-  await app.register(application, { config })
+  await app.register(application, { config, campuses: campuses ?? undefined })
 
   // The posting worker may wait ALMA_TIMEOUT_MS plus a margin for an Alma call in flight; the forced exit comes later.
   closeWithGrace({ delay: config.almaTimeoutMs + STOP_MARGIN_MS + 5000, logger }, async ({ signal, err }) => {
@@ -50,7 +55,9 @@ async function serve (): Promise<void> {
 
   try {
     await app.listen({ port: config.port, host: config.host })
-    logger.info({ event: 'service.started', pid: process.pid, port: config.port, host: config.host, authMode: config.authMode }, `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`)
+    logger.info({ event: 'service.started', pid: process.pid, port: config.port, host: config.host, authMode: config.authMode, campuses: campuses?.map(c => c.id) }, campuses === null
+      ? `alma-cashnet listening on ${config.host}:${config.port} for ${config.publicUrl}`
+      : `alma-cashnet listening on ${config.host}:${config.port} for ${campuses.length} campuses: ${campuses.map(c => `${c.id} (${c.config.publicUrl})`).join(', ')}`)
   } catch (error) {
     logger.fatal({ event: 'service.failed', err: { message: (error as Error).message } }, `could not listen on ${config.host}:${config.port}: ${(error as Error).message}`)
     process.exit(1)

@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
-import { type Stack, type StackOptions, startStack } from '../src/sandbox/stack.ts'
+import { type CampusStack, type CampusStackOptions, type Stack, type StackOptions, startCampusStack, startStack } from '../src/sandbox/stack.ts'
 
 /** CashNet's postbacks come from here in tests; EZproxy from 127.0.0.1. Anything else is an untrusted peer. */
 export const CASHNET_PEER = '127.0.0.4'
@@ -30,6 +30,25 @@ export async function build (t: Test, options: StackOptions = {}): Promise<TestS
     env: { LOG_LEVEL: 'debug', ...options.env },
     app: { workerPollMs: 50, ...options.app, logStream: stream }
   })
+  t.teardown(async () => { await stack.close() })
+  return { ...stack, logs, logLines: () => logs.map(l => JSON.parse(l)) }
+}
+
+export interface TestCampusStack extends CampusStack {
+  logs: string[]
+  logLines: () => Array<Record<string, any>>
+}
+
+/** A system deployment (SPEC 12) in the sandbox, two campuses by default, with captured logs. */
+export async function buildCampuses (t: Test, options: CampusStackOptions = {}): Promise<TestCampusStack> {
+  const logs: string[] = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim() !== '') logs.push(line)
+      done()
+    }
+  })
+  const stack = await startCampusStack({ ...options, env: { LOG_LEVEL: 'debug', ...options.env }, app: { workerPollMs: 50, ...options.app, logStream: stream } })
   t.teardown(async () => { await stack.close() })
   return { ...stack, logs, logLines: () => logs.map(l => JSON.parse(l)) }
 }
@@ -94,7 +113,11 @@ function decode (text: string): string {
 /** A patron's browser: keeps cookies per host, goes through the EZproxy stand-in, follows no redirects by itself. */
 export class Browser {
   readonly #cookies = new Map<string, Map<string, string>>()
-  constructor (readonly stack: Pick<Stack, 'publicUrl' | 'ezproxy'>) {}
+  readonly #prefix: string
+  /** prefix: a campus's path (/springfield) put before every absolute path of the service (not the stand-in's /login) */
+  constructor (readonly stack: Pick<Stack, 'publicUrl' | 'ezproxy'>, options: { prefix?: string } = {}) {
+    this.#prefix = options.prefix ?? ''
+  }
 
   /** Signs in on the EZproxy stand-in's login page, as a patron would. */
   async signIn (username: string): Promise<Answer> {
@@ -117,7 +140,8 @@ export class Browser {
   }
 
   async request (url: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
-    const absolute = new URL(url, this.stack.publicUrl)
+    const path = this.#prefix !== '' && url.startsWith('/') && !url.startsWith('//') && !url.startsWith('/login') ? `${this.#prefix}${url}` : url
+    const absolute = new URL(path, this.stack.publicUrl)
     const jar = this.#jar(absolute.host)
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
     const answer = await send(absolute.toString(), { ...options, headers: cookie !== '' ? { cookie } : {} })

@@ -8,18 +8,21 @@
 import cluster from 'node:cluster'
 import pino from 'pino'
 import { buildApp } from '../../dist/src/app.js'
+import { loadCampuses } from '../../dist/src/campuses/config.js'
 import { runPrimary } from '../../dist/src/cluster.js'
 import { loadConfig } from '../../dist/src/config.js'
 import { loggerOptions } from '../../dist/src/log.js'
 
-const loaded = loadConfig(process.env)
 const lifted = Number(process.env.BENCH_ALMA_RATE_LIMIT ?? '')
-const config = Number.isFinite(lifted) && lifted > 0 ? { ...loaded, almaRateLimit: lifted } : loaded
+const lift = (config) => Number.isFinite(lifted) && lifted > 0 ? { ...config, almaRateLimit: lifted } : config
+// with CAMPUSES_FILE, every campus as src/server.ts starts them (bench/campuses.ts), each with the budget lifted
+const campuses = loadCampuses(process.env)?.map(c => ({ ...c, config: lift(c.config) }))
+const config = campuses === undefined ? lift(loadConfig(process.env)) : campuses[0].config
 const logger = pino(loggerOptions(config))
 if (config.webConcurrency > 1 && cluster.isPrimary) {
   await runPrimary(config.webConcurrency, logger)
 } else {
-  const app = await buildApp(config, { logger })
+  const app = await buildApp(config, { logger, campuses })
   await app.listen({ port: config.port, host: config.host })
   logger.info({ event: 'service.started', almaRateLimit: config.almaRateLimit }, `bench service on ${config.host}:${config.port}`)
   process.on('SIGTERM', () => { void app.close().finally(() => process.exit(0)) })

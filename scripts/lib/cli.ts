@@ -3,6 +3,7 @@
 
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { campusJobEnvironment } from '../../src/campuses/config.ts'
 import { ConfigError } from '../../src/config.ts'
 import { BadInput } from '../../src/jobs/errors.ts'
 
@@ -44,6 +45,7 @@ export function helpText (spec: CommandSpec): string {
   })
   return [`Usage: npm run ${spec.name} -- [options]`, '', spec.summary, '', 'Options (each may also be set by its environment variable; the option wins):', ...rows,
     `  ${'--help'.padEnd(26)} this text`, '', 'Exit codes: 0 done, 1 bad input (the message names the file and the record or line), 2 usage error.',
+    `  ${'--campus ID'.padEnd(26)} with CAMPUSES_FILE (required then): this campus's settings, ledger and files (env CAMPUS)`,
     ...(spec.epilog !== undefined ? ['', spec.epilog] : []), ''].join('\n')
 }
 
@@ -77,23 +79,46 @@ export function parseOptions (spec: CommandSpec, argv: string[], env: Record<str
   return values
 }
 
+/**
+ * --campus ID (or CAMPUS), taken off the arguments: with CAMPUSES_FILE the job reads that campus's settings,
+ * ledger and holds snapshot (src/campuses/config.ts); without it, the environment as it is.
+ */
+export function campusArguments (argv: string[], env: Record<string, string | undefined>): { argv: string[], env: Record<string, string | undefined>, campus: string } {
+  const rest: string[] = []
+  let campus = env.CAMPUS ?? ''
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--campus') {
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError('--campus needs a campus id')
+      campus = argv[++i]
+    } else if (arg.startsWith('--campus=')) {
+      campus = arg.slice('--campus='.length)
+    } else {
+      rest.push(arg)
+    }
+  }
+  return { argv: rest, env: campusJobEnvironment(env, campus), campus }
+}
+
 /** Runs a command: --help, options, the work; maps errors to exit codes and one line on stderr. */
-export async function runCommand (spec: CommandSpec, work: (options: Record<string, string>) => Promise<void>): Promise<void> {
-  const argv = process.argv.slice(2)
-  if (argv.includes('--help') || argv.includes('-h')) {
+export async function runCommand (spec: CommandSpec, work: (options: Record<string, string>, env: Record<string, string | undefined>) => Promise<void>): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
     process.stdout.write(helpText(spec))
     return
   }
   let options: Record<string, string>
+  let env: Record<string, string | undefined>
   try {
-    options = parseOptions(spec, argv, process.env)
+    const campus = campusArguments(process.argv.slice(2), process.env)
+    env = campus.env
+    options = parseOptions(spec, campus.argv, env)
   } catch (error) {
     process.stderr.write(`${spec.name}: ${(error as Error).message}\nTry: npm run ${spec.name} -- --help\n`)
     process.exitCode = EXIT_USAGE
     return
   }
   try {
-    await work(options)
+    await work(options, env)
     process.exitCode = EXIT_OK
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {

@@ -7,6 +7,11 @@ import type { Ledger } from '../../src/ledger/ledger.ts'
 import { openLedger, type LedgerLocation } from '../../src/ledger/open.ts'
 import { UsageError } from './cli.ts'
 
+/** The --campus of a system deployment (CAMPUS, set by campusArguments): its PostgreSQL schema; {} for the one campus. */
+export function campusOf (env: Record<string, string | undefined>): { campus?: string } {
+  return env.CAMPUS !== undefined && env.CAMPUS !== '' ? { campus: env.CAMPUS } : {}
+}
+
 export async function openLedgerReadOnly (location: LedgerLocation): Promise<Ledger> {
   const variable = location.databaseUrl !== '' ? 'DATABASE_URL' : 'DATABASE_PATH'
   try {

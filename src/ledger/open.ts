@@ -2,6 +2,13 @@
 // DATABASE_URL is set, else the SQLite file at DATABASE_PATH. The service's ledger is created or migrated
 // as it opens (PostgreSQL's under an advisory lock, so instances starting together do not race); a job's is
 // read-only, never created, never migrated, and an older schema is refused with LedgerSchemaError.
+//
+// A campus of a system deployment (SPEC 12) gets its own store, so no row can be read or written across campuses
+// and no query needs a campus filter. SQLite: the file databasePath, which src/campuses/config.ts has already made
+// `<directory of DATABASE_PATH>/<campus>.sqlite`. PostgreSQL: the schema `campus_<id>` (a `-` in the id becomes
+// `_`) of the DATABASE_URL database, set as the search_path of every pooled connection and created by the
+// migration step (the service's start, or npm run migrate --campus ID). Audit events written through the Ledger
+// interface carry the campus in their detail.
 
 import type { Ledger } from './ledger.ts'
 import { PostgresLedger } from './postgres/index.ts'
@@ -10,6 +17,8 @@ import { SqliteLedger } from './sqlite/index.ts'
 export interface LedgerLocation {
   databasePath: string
   databaseUrl: string
+  /** the campus of a system deployment (SPEC 12) whose store this is; absent for the one campus */
+  campus?: string
 }
 
 export interface OpenLedgerOptions {
@@ -22,7 +31,19 @@ export function usesPostgres (config: LedgerLocation): boolean {
   return config.databaseUrl !== ''
 }
 
+/** A campus's PostgreSQL schema: `campus_` and its id with `-` as `_` (ids are a-z 0-9 -, so no two collide). */
+export function campusSchema (campus: string): string {
+  if (!/^[a-z0-9-]{1,32}$/.test(campus)) throw new Error(`not a campus id: ${campus.slice(0, 40)}`)
+  return `campus_${campus.replace(/-/g, '_')}`
+}
+
 export async function openLedger (config: LedgerLocation, options: OpenLedgerOptions = {}): Promise<Ledger> {
-  if (usesPostgres(config)) return await PostgresLedger.open({ url: config.databaseUrl, readOnly: options.readOnly, now: options.now })
-  return new SqliteLedger({ path: config.databasePath, readOnly: options.readOnly, now: options.now })
+  const campus = config.campus
+  const ledger: Ledger = usesPostgres(config)
+    ? await PostgresLedger.open({ url: config.databaseUrl, readOnly: options.readOnly, now: options.now, schema: campus === undefined ? undefined : campusSchema(campus) })
+    : new SqliteLedger({ path: config.databasePath, readOnly: options.readOnly, now: options.now })
+  if (campus === undefined) return ledger
+  const audit = ledger.audit.bind(ledger)
+  ledger.audit = async (checkoutId, event, detail) => { await audit(checkoutId, event, { ...detail, campus }) }
+  return ledger
 }

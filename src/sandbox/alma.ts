@@ -121,6 +121,8 @@ const compareParser = new XMLParser({ ignoreAttributes: false, parseTagValue: fa
 export class AlmaSandbox {
   readonly users = new Map<string, SandboxUser>()
   readonly calls: AlmaSandboxCall[] = []
+  /** the Authorization header of every API call that arrived, accepted or not (which keys reached this Alma) */
+  readonly authorizations: string[] = []
   /** every PUT of a user whose non-block fields differed from what Alma had: must stay empty */
   readonly putViolations: Array<{ userId: string, detail: string }> = []
   /** every huge answer served (faults.hugeNext) */
@@ -350,6 +352,7 @@ export class AlmaSandbox {
       const now = Date.now()
       ;(request as any).sandboxStart = now
       if (request.url.startsWith('/almaws/')) {
+        this.authorizations.push(String(request.headers.authorization ?? ''))
         while (this.#starts.length > 0 && this.#starts[0] <= now - 1000) this.#starts.shift()
         ;(request as any).sandboxRecent = this.#starts.length
         this.#starts.push(now)

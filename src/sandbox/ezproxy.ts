@@ -28,6 +28,8 @@ export interface EzproxyStandInOptions {
   localAddress?: string
   /** usernames offered as "library staff" on the sign-in page, landing on /admin (the service's ADMIN_USERS) */
   staffUsers?: string[]
+  /** a campus of a system deployment: its path (/springfield), where sign-in lands and staff go (/springfield/admin) */
+  home?: string
 }
 
 const COOKIE = 'ezproxy_standin'
@@ -134,8 +136,9 @@ export class EzproxyStandIn {
   }
 
   async #login (request: IncomingMessage, response: ServerResponse, url: URL, current: string | undefined): Promise<void> {
-    const next = loginTarget(url) ?? '/'
-    const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : (next.startsWith(this.#url) || next.startsWith('http://127.0.0.1') ? next : '/')
+    const home = `${this.#options.home ?? ''}/`
+    const next = loginTarget(url) ?? home
+    const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : (next.startsWith(this.#url) || next.startsWith('http://127.0.0.1') ? next : home)
     if (request.method === 'POST') {
       const form = new URLSearchParams(await readBody(request))
       const username = (form.get('user') ?? '').trim()
@@ -170,7 +173,7 @@ ${current !== undefined ? `<p>Signed in as <strong>${escape(current)}</strong>. 
 <h2>Patrons</h2>
 <form method="post" action="/login?qurl=${encodeURIComponent(safeNext)}"><ul>${buttons}</ul>
 <p><label>Or any username: <input name="user" autocomplete="off"></label> <button type="submit">Sign in</button></p></form>
-${staff !== '' ? `<h2>Library staff</h2>\n<form method="post" action="/login?qurl=${encodeURIComponent('/admin')}" id="staff-sign-in"><ul>${staff}</ul></form>` : ''}</main></body></html>`)
+${staff !== '' ? `<h2>Library staff</h2>\n<form method="post" action="/login?qurl=${encodeURIComponent(`${this.#options.home ?? ''}/admin`)}" id="staff-sign-in"><ul>${staff}</ul></form>` : ''}</main></body></html>`)
   }
 
   async #userObject (_request: IncomingMessage, response: ServerResponse, url: URL, username: string | undefined): Promise<void> {

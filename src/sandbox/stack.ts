@@ -3,8 +3,12 @@
 // stand-in in front of it, on ephemeral ports. The demo and the tests both use it, so the tests exercise what a
 // librarian sees in the demo. The service's configuration goes through the real loadConfig.
 
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../app.ts'
+import { loadCampuses, PROCESS_VARIABLES } from '../campuses/config.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
 import { CashnetSandbox } from './cashnet.ts'
@@ -12,7 +16,7 @@ import { EzproxyStandIn, STANDIN_LOGOUT_PATH } from './ezproxy.ts'
 import { type PayPalSandboxOptions, PayPalSandbox } from './paypal.ts'
 import { PrimoJwksStandIn } from './jwks.ts'
 import { createServer } from 'node:net'
-import { seedUsers } from './seed.ts'
+import { type SeedUser, seedUsers } from './seed.ts'
 
 export const SANDBOX_API_KEY = 'sandbox-alma-api-key-l7f3k2'
 export const SANDBOX_COOKIE_SECRET = 'sandbox-cookie-secret-0123456789abcdef0123456789'
@@ -155,4 +159,145 @@ async function freePort (): Promise<number> {
       server.close(() => { resolve(port) })
     })
   })
+}
+
+/** One sandbox campus of a system deployment: its own Alma sandbox, CashNet store, EZproxy stand-in and branding. */
+export interface SandboxCampus {
+  id: string
+  alma: AlmaSandbox
+  cashnet: CashnetSandbox
+  ezproxy: EzproxyStandIn
+  config: Config
+  /** the Alma API key only this campus's Alma sandbox accepts */
+  almaApiKey: string
+  /** the address this campus's EZproxy stand-in connects from (its EZPROXY_ALLOW) */
+  ezproxyFrom: string
+  /** the address this campus's CashNet posts from (its CASHNET_POSTBACK_ALLOW) */
+  cashnetFrom: string
+  /** the stand-in's address (its own pages, and the service behind it) */
+  ezproxyUrl: string
+  /** PUBLIC_URL: the stand-in's address and the campus prefix */
+  publicUrl: string
+}
+
+export interface CampusStackOptions {
+  /** campus ids, with each campus's own variables (over the sandbox's); two campuses by default */
+  campuses?: Array<{ id: string, env?: Record<string, string>, ezproxyFrom?: string, cashnetFrom?: string }>
+  /** process-wide variables and defaults for every campus */
+  env?: Record<string, string>
+  /** fixed ports for the demo (the service's; the stand-ins use ezproxy, ezproxy+1, ...) */
+  ports?: { service?: number, ezproxy?: number }
+  /** where the campuses file is written (a new temporary directory by default) */
+  directory?: string
+  app?: AppOptions
+}
+
+export interface CampusStack {
+  campuses: SandboxCampus[]
+  app: FastifyInstance
+  serviceUrl: string
+  close: () => Promise<void>
+}
+
+const CAMPUS_LOOKS = [
+  { name: 'University Library, Springfield', accent: '#1d4f91' },
+  { name: 'University Library, Shelbyville', accent: '#7a1f3d' }
+]
+
+/**
+ * The sandbox patrons of one campus: the same usernames at every campus (jsmith at one campus is not jsmith at
+ * another), with fees of their own: the first campus's as seeded, another's with its own ids and titles.
+ */
+export function campusSeedUsers (campus: string, index: number): SeedUser[] {
+  const users = seedUsers()
+  if (index === 0) return users
+  return users.map(user => ({
+    ...user,
+    fees: user.fees.map(fee => ({ ...fee, id: `${index}${fee.id}`, barcode: fee.barcode === '' ? '' : `${fee.barcode}${index}`, title: fee.title === '' ? '' : `${fee.title} (${campus})` }))
+  }))
+}
+
+/** A system deployment in the sandbox: one service, several campuses, each with its own Alma, CashNet and EZproxy. */
+export async function startCampusStack (options: CampusStackOptions = {}): Promise<CampusStack> {
+  const definitions = options.campuses ?? [{ id: 'springfield' }, { id: 'shelbyville' }]
+  const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'alma-cashnet-campuses-'))
+  const started: SandboxCampus[] = []
+  const file: { defaults: Record<string, string>, campuses: Record<string, Record<string, string>> } = { defaults: {}, campuses: {} }
+  // options.env: the process-wide variables stay in the environment, the others become the file's defaults
+  const env: Record<string, string> = { PORT: String(options.ports?.service ?? 0), COOKIE_SECRET: SANDBOX_COOKIE_SECRET, DATABASE_PATH: ':memory:', LOG_LEVEL: 'info' }
+  for (const [variable, value] of Object.entries(options.env ?? {})) {
+    if (PROCESS_VARIABLES.includes(variable)) env[variable] = value
+    else file.defaults[variable] = value
+  }
+  env.CAMPUSES_FILE = join(directory, 'campuses.json')
+  let index = 0
+  for (const definition of definitions) {
+    const ezproxyFrom = definition.ezproxyFrom ?? (index === 0 ? '127.0.0.1' : `127.0.1.${index}`)
+    const cashnetFrom = definition.cashnetFrom ?? `127.0.2.${index + 1}`
+    const almaApiKey = `sandbox-alma-api-key-${definition.id}`
+    const alma = new AlmaSandbox({ apiKey: almaApiKey, users: campusSeedUsers(definition.id, index) })
+    await alma.start()
+    const cashnet = new CashnetSandbox({ store: `LIBFINES${definition.id.replace(/[^a-z0-9]/g, '').toUpperCase()}`, postbackUrl: 'http://127.0.0.1:9/cashnet/postback', postbackFrom: cashnetFrom })
+    await cashnet.start()
+    const staff = definition.env?.ADMIN_USERS ?? `staff-${definition.id}`
+    const ezproxy = new EzproxyStandIn({
+      target: 'http://127.0.0.1:9',
+      users: campusSeedUsers(definition.id, index),
+      wskey: SANDBOX_WSKEY,
+      localAddress: ezproxyFrom,
+      home: `/${definition.id}`,
+      staffUsers: staff.split(',').map(u => u.trim()).filter(u => u !== '')
+    })
+    const ezproxyUrl = await ezproxy.start(options.ports?.ezproxy !== undefined ? options.ports.ezproxy + index : 0)
+    const publicUrl = `${ezproxyUrl}/${definition.id}`
+    const look = CAMPUS_LOOKS[index % CAMPUS_LOOKS.length]
+    // the key stays out of the file, as a real deployment's would: "env:NAME"
+    const keyVariable = `${definition.id.replace(/-/g, '_').toUpperCase()}_ALMA_API_KEY`
+    env[keyVariable] = almaApiKey
+    file.campuses[definition.id] = {
+      LIBRARY_NAME: index < CAMPUS_LOOKS.length ? look.name : `University Library, ${definition.id}`,
+      ACCENT_COLOR: look.accent,
+      PUBLIC_URL: publicUrl,
+      ALMA_API_URL: alma.baseUrl,
+      ALMA_API_KEY: `env:${keyVariable}`,
+      CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
+      CASHNET_ITEM_CODE: 'LIB-FINE',
+      CASHNET_ITEM_CODES: 'LOSTITEMREPLACEMENTFEE=LIB-LOST',
+      CASHNET_POSTBACK_ALLOW: cashnetFrom,
+      EZPROXY_ALLOW: ezproxyFrom,
+      ADMIN_USERS: staff,
+      EZPROXY_URL: ezproxyUrl,
+      EZPROXY_WSKEY: SANDBOX_WSKEY,
+      EZPROXY_LOGOUT_URL: `${ezproxyUrl}${STANDIN_LOGOUT_PATH}`,
+      ALMA_TIMEOUT_MS: '2000',
+      POSTING_RETRY_BASE_MS: '50',
+      POSTING_RETRY_MAX_MS: '1000',
+      ...definition.env
+    }
+    started.push({ id: definition.id, alma, cashnet, ezproxy, config: undefined as unknown as Config, almaApiKey, ezproxyFrom, cashnetFrom, ezproxyUrl, publicUrl })
+    index++
+  }
+  writeFileSync(env.CAMPUSES_FILE, JSON.stringify(file, null, 2))
+  const campuses = loadCampuses(env)
+  if (campuses === null) throw new Error('CAMPUSES_FILE was not read')
+  const app = await buildApp(campuses[0].config, { ...options.app, campuses })
+  const serviceUrl = await app.listen({ port: campuses[0].config.port, host: campuses[0].config.host })
+  for (const campus of started) {
+    campus.config = campuses.find(c => c.id === campus.id)?.config as Config
+    campus.ezproxy.setTarget(serviceUrl)
+    campus.cashnet.setPostbackUrl(`${serviceUrl}/${campus.id}/cashnet/postback`)
+  }
+  return {
+    campuses: started,
+    app,
+    serviceUrl,
+    close: async () => {
+      for (const campus of started) await campus.ezproxy.close()
+      await app.close()
+      for (const campus of started) {
+        await campus.cashnet.close()
+        await campus.alma.close()
+      }
+    }
+  }
 }

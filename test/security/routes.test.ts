@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
-import { build, send, UNTRUSTED_PEER } from '../helper.ts'
+import { build, buildCampuses, send, UNTRUSTED_PEER } from '../helper.ts'
 import { EZPROXY_PEER } from './direct.ts'
 
 /** Every route, method by method, and who may use it. Adding a route means adding a row here. */
@@ -113,6 +113,43 @@ t.test('every registered route is served under the rule in the table (PAY_LINKS=
   const stack = await build(t, { env: { PAY_LINKS: 'on' } })
   const routes = withoutStaffActions(stack.app.routeAccess, t)
   t.same(table(routes), table(new Map(Object.entries({ ...EXPECTED, ...PAY_LINKS_ONLY }))))
+})
+
+/** A system deployment's root (SPEC 12): the campus list, health, metrics and assets, nothing of a campus. */
+const ROOT_ROUTES = ['GET /healthz', 'HEAD /healthz', 'GET /readyz', 'HEAD /readyz', 'GET /metrics', 'HEAD /metrics', 'GET /assets/:name', 'HEAD /assets/:name']
+
+/** A campus's rows: every campus route of the table under /{campus}, under the same rule ("/" is /{campus}, and HEAD /{campus}/); the assets are served under each campus too, for the pages' relative links. */
+function campusRows (campus: string, rows: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [route, access] of Object.entries(rows)) {
+    if (ROOT_ROUTES.includes(route) && !route.includes('/assets/')) continue
+    const [method, path] = route.split(' ')
+    out[`${method} /${campus}${path === '/' ? '' : path}`] = access
+    if (path === '/' && method === 'HEAD') out[`HEAD /${campus}/`] = access
+  }
+  return out
+}
+
+t.test('every registered route is served under the rule in the table (two campuses, one in userobject mode with PAY_LINKS=on)', async t => {
+  const stack = await buildCampuses(t, { campuses: [{ id: 'springfield' }, { id: 'shelbyville', env: { AUTH_MODE: 'userobject', PAY_LINKS: 'on' } }] })
+  const routes = new Map<string, string>()
+  for (const [route, access] of stack.app.routeAccess) {
+    if (/^POST \/[a-z0-9-]+\/admin\/payments\/:id\/[a-z-]+$/.test(route)) t.equal(access, 'admin', `${route} is a staff action: admin`)
+    else routes.set(route, access)
+  }
+  const root = Object.fromEntries(ROOT_ROUTES.map(r => [r, EXPECTED[r]]))
+  t.same(table(routes), table(new Map(Object.entries({
+    ...root,
+    'GET /': 'public',
+    'HEAD /': 'public',
+    ...campusRows('springfield', EXPECTED),
+    ...campusRows('shelbyville', { ...EXPECTED, ...USEROBJECT_ONLY, ...PAY_LINKS_ONLY })
+  }))), 'the root is the campus list only; each campus its own routes under its prefix, with the same rules')
+  // and the rules hold: a campus page is refused to a stranger, the campus list is not
+  t.equal((await send(`${stack.serviceUrl}/springfield/admin`, { from: UNTRUSTED_PEER, headers: { 'x-ezproxy-user': 'staff-springfield' } })).status, 403)
+  t.equal((await send(`${stack.serviceUrl}/springfield/`, { from: UNTRUSTED_PEER, headers: { 'x-ezproxy-user': 'alice' } })).status, 403)
+  t.equal((await send(`${stack.serviceUrl}/`, { from: UNTRUSTED_PEER })).status, 200)
+  t.equal((await send(`${stack.serviceUrl}/metrics`, { from: UNTRUSTED_PEER })).status, 403, 'METRICS_ALLOW is empty: nobody')
 })
 
 t.test('a route that declares no access rule is patron-only, not public', async t => {

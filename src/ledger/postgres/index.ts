@@ -34,6 +34,8 @@ export interface PostgresLedgerOptions {
   migrate?: boolean
   /** Connections in the pool (default 20). */
   poolSize?: number
+  /** A campus's schema (SPEC 12): every connection's search_path; created, when missing, by the migration step. */
+  schema?: string
 }
 
 /** The URL without its password, for messages. */
@@ -45,6 +47,14 @@ export function redactUrl (url: string): string {
   } catch {
     return 'DATABASE_URL'
   }
+}
+
+/** Creates a campus's schema if it is missing (two instances starting together: the loser's duplicate is harmless). */
+export async function createSchema (pool: Pool, schema: string): Promise<void> {
+  await pool.run(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch((error: unknown) => {
+    const code = (error as { code?: string })?.code
+    if (code !== '23505' && code !== '42P06') throw error
+  })
 }
 
 export class PostgresLedger implements Ledger {
@@ -65,10 +75,14 @@ export class PostgresLedger implements Ledger {
   }
 
   static async open (options: PostgresLedgerOptions): Promise<PostgresLedger> {
-    const pool = new Pool({ url: options.url, readOnly: options.readOnly, max: options.poolSize })
+    const pool = new Pool({ url: options.url, readOnly: options.readOnly, max: options.poolSize, schema: options.schema })
+    const where = options.schema === undefined ? redactUrl(options.url) : `${redactUrl(options.url)} (schema ${options.schema})`
     try {
-      if (options.readOnly === true) await requireSchema(pool, redactUrl(options.url))
-      else if (options.migrate !== false) await migrate(pool)
+      if (options.readOnly === true) await requireSchema(pool, where)
+      else if (options.migrate !== false) {
+        if (options.schema !== undefined) await createSchema(pool, options.schema)
+        await migrate(pool)
+      }
     } catch (error) {
       await pool.end()
       throw error

@@ -51,6 +51,8 @@ export interface PoolOptions {
   /** sessions are read-only (default_transaction_read_only): the jobs */
   readOnly?: boolean
   max?: number
+  /** a campus's schema (SPEC 12), the search_path of every connection; the database's default when absent */
+  schema?: string
 }
 
 /** A query runner: the pool itself, or one client inside a transaction. */
@@ -58,6 +60,13 @@ export interface Queries {
   query: (sql: string, params?: unknown[]) => Promise<Row[]>
   /** rows changed by the statement */
   run: (sql: string, params?: unknown[]) => Promise<number>
+}
+
+/** search_path for a campus's schema: a plain lower-case identifier only (src/ledger/open.ts makes it one). */
+function schemaOption (schema: string | undefined): string {
+  if (schema === undefined) return ''
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`not a schema name: ${schema.slice(0, 70)}`)
+  return ` -c search_path=${schema}`
 }
 
 export class Pool implements Queries {
@@ -70,7 +79,7 @@ export class Pool implements Queries {
       // a server out of reach must become a 503 well within CashNet's wait, not a hung postback
       connectionTimeoutMillis: 2000,
       types,
-      options: `-c TimeZone=UTC${options.readOnly === true ? ' -c default_transaction_read_only=on' : ''}`,
+      options: `-c TimeZone=UTC${options.readOnly === true ? ' -c default_transaction_read_only=on' : ''}${schemaOption(options.schema)}`,
       application_name: 'alma-cashnet'
     })
     // A pooled idle connection the server dropped (a restart) is reported here; the pool discards it and the

@@ -203,9 +203,19 @@ export function csrfUserInfo (request: FastifyRequest): string {
   return `${patron.username}\u0000${patron.sessionId ?? ''}`
 }
 
-export const SESSION_COOKIE_OPTIONS = (config: Pick<Config, 'secureCookies'>): { signed: true, httpOnly: true, secure: boolean, sameSite: 'lax', path: '/' } =>
+/**
+ * The path of the service's cookies: '/' for the one campus of an environment configuration; a campus of a system
+ * deployment (SPEC 12) keeps its cookies to its own prefix as the browser sees it (PUBLIC_URL's path), so a
+ * sign-in, checkout or CSRF cookie of one campus is never sent to another.
+ */
+export function cookiePath (config: Pick<Config, 'publicUrl' | 'campus'>): string {
+  if (config.campus === undefined) return '/'
+  return `${new URL(config.publicUrl).pathname.replace(/\/+$/, '')}/`
+}
+
+export const SESSION_COOKIE_OPTIONS = (config: Pick<Config, 'secureCookies' | 'publicUrl' | 'campus'>): { signed: true, httpOnly: true, secure: boolean, sameSite: 'lax', path: string } =>
   // No maxAge and no expires: the cookie dies with the browser. The session's real limits are kept server side.
-  ({ signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/' })
+  ({ signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config) })
 
 /**
  * Userobject mode: a nonce in a short-lived signed cookie and in the return URL given to EZproxy, so that
@@ -249,12 +259,16 @@ export default fp(async function identity (fastify, options: { config: Config, n
   fastify.decorateRequest('patron', null)
   // The rule each route is served under, as the onRequest hook below will apply it; logged at start-up and
   // checked against an explicit table by test/security/routes.test.ts.
-  const routeAccess = new Map<string, Access>()
-  fastify.decorate('routeAccess', routeAccess)
-  fastify.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: Access } | undefined)?.access ?? DEFAULT_ACCESS
-    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routeAccess.set(`${method} ${route.url}`, access)
-  })
+  // (a system deployment's process part keeps one table for every campus, with full paths: see plugins/process.ts)
+  if (!fastify.hasDecorator('routeAccess')) {
+    const routeAccess = new Map<string, Access>()
+    fastify.decorate('routeAccess', routeAccess)
+    fastify.addHook('onRoute', (route) => {
+      const access = (route.config as { access?: Access } | undefined)?.access ?? DEFAULT_ACCESS
+      for (const method of Array.isArray(route.method) ? route.method : [route.method]) routeAccess.set(`${method} ${route.url}`, access)
+    })
+  }
+  const routeAccess = fastify.routeAccess
   fastify.addHook('onReady', async () => {
     fastify.log.debug({ event: 'access.routes', routes: Object.fromEntries(routeAccess) }, `access rules for ${routeAccess.size} routes`)
   })
@@ -268,14 +282,14 @@ export default fp(async function identity (fastify, options: { config: Config, n
   /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
   const signInAgain = async (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): Promise<FastifyReply> => {
     if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
-    if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: cookiePath(config) })
     // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
     const cookie = readSessionCookie(request)
     if (cookie.cookie === 'valid') await sessions.end(cookie.id)
     if (request.method === 'GET' || request.method === 'HEAD') {
       const next = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
-      reply.setCookie(SIGN_IN_STATE_COOKIE, state, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/', maxAge: 15 * 60 })
+      reply.setCookie(SIGN_IN_STATE_COOKIE, state, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config), maxAge: 15 * 60 })
       const returnUrl = `${config.publicUrl}/auth/ezproxy?next=${encodeURIComponent(next)}&state=${state}`
       const target = `${config.ezproxyUrl}/login?url=${config.ezproxyUrl}/userObject?service=getToken&returnURL=${encodeURIComponent(returnUrl)}`
       return reply.redirect(target, 302)

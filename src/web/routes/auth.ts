@@ -9,7 +9,7 @@
 // logout URL known, a calm page saying the patron is signed out here and should close the browser.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
+import { cookiePath, readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 import { UserObjectClient } from '../userobject.ts'
 import { messagePage } from '../views/message.ts'
@@ -45,7 +45,7 @@ const auth: FastifyPluginAsync = async (fastify) => {
     const cookie = readSessionCookie(request)
     const ended = cookie.cookie === 'valid' ? await sessions.end(cookie.id) : undefined
     for (const name of [SESSION_COOKIE, SIGN_IN_STATE_COOKIE, CHECKOUT_COOKIE, 'acn_csrf']) {
-      if (request.cookies[name] !== undefined) reply.clearCookie(name, { path: '/' })
+      if (request.cookies[name] !== undefined) reply.clearCookie(name, { path: cookiePath(config) })
     }
     request.log.info({ event: 'auth.signed_out', user: ended?.username, session: ended !== undefined ? 'ended' : 'none', next: config.ezproxyLogoutUrl !== '' ? 'ezproxy' : 'page' },
       ended !== undefined ? `${ended.username} signed out; session ended` : 'sign-out with no session of ours')

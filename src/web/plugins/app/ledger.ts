@@ -1,5 +1,5 @@
-// The payments ledger (DATABASE_URL, else DATABASE_PATH), opened (and migrated) at start-up and closed after the
-// posting worker has stopped.
+// The payments ledger (DATABASE_URL, else DATABASE_PATH; a campus's own store, SPEC 12), opened (and migrated) at
+// start-up and closed after the posting worker has stopped.
 
 import fp from 'fastify-plugin'
 import type { Ledger } from '../../../ledger/ledger.ts'
@@ -12,6 +12,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function ledger (fastify) {
+  // a campus of a system deployment (config.campus): its own store (src/ledger/open.ts)
   const ledger = await openLedger(fastify.config)
   fastify.decorate('ledger', ledger)
   fastify.addHook('onClose', async () => { await ledger.close() })

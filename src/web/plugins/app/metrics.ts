@@ -20,9 +20,13 @@ export default fp(async function metrics (fastify) {
       return paid.reduce<string | null>((oldest, c) => c.paidAt !== null && (oldest === null || c.paidAt < oldest) ? c.paidAt : oldest, null)
     }
   })
+  // a campus of a system deployment: every series carries its campus (SPEC 15), routes are named without the prefix
+  if (fastify.config.campus !== undefined) service.registry.setDefaultLabels({ campus: fastify.config.campus })
+  const prefix = fastify.prefix
   fastify.decorate('metrics', service)
   fastify.addHook('onResponse', async (request, reply) => {
-    const route = request.is404 ? '(no route)' : request.routeOptions.url ?? '(no route)'
+    const full = request.is404 ? '(no route)' : request.routeOptions.url ?? '(no route)'
+    const route = prefix !== '' && full.startsWith(prefix) ? (full.slice(prefix.length) === '' ? '/' : full.slice(prefix.length)) : full
     service.request(route, request.method, reply.statusCode)
     if (route === '/cashnet/postback' && reply.statusCode === 403) service.postback('FORBIDDEN')
   })

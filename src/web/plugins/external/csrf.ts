@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto'
 import csrf from '@fastify/csrf-protection'
 import fp from 'fastify-plugin'
 import type { Config } from '../../../config.ts'
-import { csrfUserInfo } from '../identity.ts'
+import { cookiePath, csrfUserInfo } from '../identity.ts'
 
 export default fp(async function csrfSettings (fastify, { config }: { config: Config }) {
   await fastify.register(csrf, {
     cookieKey: 'acn_csrf',
-    cookieOpts: { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: '/' },
+    cookieOpts: { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config) },
     getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf,
     // A token is bound to the patron (and, in userobject mode, the session) it was issued to: the identity
     // plugin passes the same value when the token is made. A token issued to patron A is refused for patron B.

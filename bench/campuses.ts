@@ -1,0 +1,97 @@
+// The cost of hosting many campuses in one process (issue 16): the fines page of one campus, and the service's
+// resident memory, with 20 campuses configured (CAMPUSES_FILE) against one campus from the environment. Goal:
+// page latency within 5% and memory within +20 MB. Both runs use the compiled service with the Alma budget
+// lifted (bench/lib/service.mjs), the same Alma sandbox process (no latency) and the same patrons; the runs
+// alternate one, twenty, one, twenty to spread the shared machine's noise over both.
+//
+// Run only this: `node --import tsx bench/campuses.ts` (BENCH_QUICK=1 for a short check; BENCH_NO_BUILD=1 when
+// dist/ is current). `npm run bench` runs it too, as its last section (bench/run.ts imports campusesBench).
+
+import { execSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
+import { cannon, type CannonResult, round } from './lib/load.ts'
+import { patrons } from './lib/patrons.ts'
+import { forkReady, freePort, procStats, startService } from './lib/procs.ts'
+import type { Row } from './table.ts'
+
+const CAMPUSES = 20
+
+export async function campusesBench (options: { quick: boolean, record: (row: Row) => void, log: (text: string) => void }): Promise<Record<string, unknown>> {
+  const secs = (s: number): number => options.quick ? Math.max(2, Math.round(s / 4)) : s
+  const work = mkdtempSync(join(tmpdir(), 'alma-cashnet-bench-campuses-'))
+  const alma = await forkReady(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, { PORT: String(await freePort()) })
+  await alma.call('faults', { latencyMs: 0, perSecondThreshold: 1e9 })
+  const users = patrons('bench-campus-', 500, 3)
+  await alma.call('addUsers', users)
+  let next = 0
+  const user = (): Record<string, string> => ({ 'x-ezproxy-user': users[next++ % users.length].primaryId })
+
+  const campus = (id: string): Record<string, string> => ({
+    PUBLIC_URL: `https://fines.example.edu${id === '' ? '' : `/${id}`}`,
+    ALMA_API_URL: `${alma.url}/almaws/v1`,
+    ALMA_API_KEY: SANDBOX_API_KEY,
+    CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/LIBFINESTEST',
+    CASHNET_ITEM_CODE: 'LIB-FINE',
+    CASHNET_POSTBACK_ALLOW: '127.0.0.4',
+    EZPROXY_ALLOW: '127.0.0.1',
+    LIBRARY_NAME: `University Library${id === '' ? '' : `, ${id}`}`,
+    RELEASE_BLOCKS: 'FINES',
+    PATRON_RATE_LIMIT: '100000'
+  })
+  const processEnv = (port: number, name: string): Record<string, string> => ({
+    NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', COOKIE_SECRET: SANDBOX_COOKIE_SECRET, LOG_LEVEL: 'info',
+    DATABASE_PATH: join(work, name, 'payments.sqlite'), BENCH_ALMA_RATE_LIMIT: '100000'
+  })
+  const file = join(work, 'campuses.json')
+  writeFileSync(file, JSON.stringify({ campuses: Object.fromEntries(Array.from({ length: CAMPUSES }, (_, i) => { const id = `campus-${String(i + 1).padStart(2, '0')}`; return [id, campus(id)] })) }))
+
+  const configurations = {
+    one: { path: '/', env: (port: number) => ({ ...processEnv(port, 'one'), ...campus('') }) },
+    twenty: { path: '/campus-01/', env: (port: number) => ({ ...processEnv(port, 'twenty'), CAMPUSES_FILE: file }) }
+  }
+  const runs: Record<'one' | 'twenty', Array<{ page: CannonResult, rssMb: number, rssIdleMb: number }>> = { one: [], twenty: [] }
+  for (const name of ['one', 'twenty', 'one', 'twenty'] as const) {
+    const { path, env } = configurations[name]
+    execSync(`mkdir -p ${join(work, name)}`)
+    const port = await freePort()
+    const service = await startService(new URL('./lib/service.mjs', import.meta.url).pathname, env(port), join(work, `${name}.log`))
+    await sleep(1000)
+    const rssIdleMb = procStats(service.child.pid as number).rssMb
+    await cannon({ url: `${service.url}${path}`, connections: 10, duration: secs(3), headers: user })
+    const page = await cannon({ url: `${service.url}${path}`, connections: 10, duration: secs(10), headers: user })
+    const rssMb = procStats(service.child.pid as number).rssMb
+    await service.stop()
+    runs[name].push({ page, rssMb, rssIdleMb })
+    options.log(`campuses: ${name === 'one' ? 'one campus' : `${CAMPUSES} campuses`}: ${page.requestsPerSecond} req/s, p50 / p99 ${page.latency.p50} / ${page.latency.p99} ms, non-2xx ${page.non2xx}, RSS ${round(rssMb, 0)} MB (idle ${round(rssIdleMb, 0)} MB)`)
+  }
+  alma.child.disconnect()
+  rmSync(work, { recursive: true, force: true })
+
+  const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length
+  const p50 = { one: mean(runs.one.map(r => r.page.latency.p50)), twenty: mean(runs.twenty.map(r => r.page.latency.p50)) }
+  const p99 = { one: mean(runs.one.map(r => r.page.latency.p99)), twenty: mean(runs.twenty.map(r => r.page.latency.p99)) }
+  const rss = { one: mean(runs.one.map(r => r.rssMb)), twenty: mean(runs.twenty.map(r => r.rssMb)) }
+  const idle = { one: mean(runs.one.map(r => r.rssIdleMb)), twenty: mean(runs.twenty.map(r => r.rssIdleMb)) }
+  const failures = [...runs.one, ...runs.twenty].reduce((n, r) => n + r.page.non2xx + r.page.errors, 0)
+  const ratio = round(p50.twenty / p50.one, 3)
+  options.record({ item: '16', measure: `${CAMPUSES} campuses vs one: fines page p50 (ms), 10 connections`, value: `${round(p50.one)} / ${round(p50.twenty)} (${ratio}×)`, unit: 'ms', goal: '≤ 1.05×', pass: ratio <= 1.05 && failures === 0, note: `p99 ${round(p99.one)} / ${round(p99.twenty)} ms; req/s ${round(mean(runs.one.map(r => r.page.requestsPerSecond)))} / ${round(mean(runs.twenty.map(r => r.page.requestsPerSecond)))}; non-2xx and errors ${failures}` })
+  const extra = round(rss.twenty - rss.one, 1)
+  options.record({ item: '16', measure: `${CAMPUSES} campuses vs one: resident memory after the run`, value: `${round(rss.one, 0)} / ${round(rss.twenty, 0)} (+${extra})`, unit: 'MB', goal: '≤ +20 MB', pass: extra <= 20, note: `idle after start-up ${round(idle.one, 0)} / ${round(idle.twenty, 0)} MB` })
+  return { runs, p50, p99, rss, idle }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (process.env.BENCH_NO_BUILD !== '1') execSync('npm run -s build', { stdio: 'inherit' })
+  const rows: Row[] = []
+  const details = await campusesBench({
+    quick: process.env.BENCH_QUICK === '1',
+    record: (row) => { rows.push(row); process.stdout.write(`  ${row.pass === null ? '  ·  ' : row.pass ? ' pass' : ' MISS'}  ${row.item.padEnd(4)} ${row.measure.padEnd(58)} ${String(row.value).padStart(24)} ${row.unit.padEnd(4)} ${row.goal}  ${row.note ?? ''}\n`) },
+    log: (text) => { process.stdout.write(`${text}\n`) }
+  })
+  if (process.env.BENCH_JSON === '1') process.stdout.write(JSON.stringify({ rows, details }) + '\n')
+  process.exit(0)
+}

@@ -1,0 +1,104 @@
+// SPEC 12's campuses file: defaults, "env:NAME" secrets, process-wide variables from the environment only, and
+// one start-up line naming the campus and the variable for anything wrong.
+
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { campusJobEnvironment, loadCampuses } from '../src/campuses/config.ts'
+import { ConfigError, loadJobConfig } from '../src/config.ts'
+
+const directory = mkdtempSync(join(tmpdir(), 'campuses-config-'))
+let files = 0
+function campusesFile (content: unknown): string {
+  const file = join(directory, `campuses-${++files}.json`)
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content))
+  return file
+}
+
+const cashnet = { CASHNET_CHECKOUT_URL: 'https://commerce.cashnet.com/LIB', CASHNET_ITEM_CODE: 'LIB-FINE', CASHNET_POSTBACK_ALLOW: '192.0.2.10' }
+const processEnv = { COOKIE_SECRET: 'c'.repeat(40), DATABASE_PATH: '/var/lib/alma-cashnet/payments.sqlite', PORT: '3100' }
+function campus (id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { PUBLIC_URL: `https://fines.example.edu/${id}`, ALMA_API_KEY: `env:${id.toUpperCase()}_KEY`, EZPROXY_ALLOW: '198.51.100.1', ...extra }
+}
+
+t.test('the example file in config/ loads, with its secrets from the environment', async t => {
+  const campuses = loadCampuses({ ...processEnv, CAMPUSES_FILE: 'config/campuses.example.json', SANMARCOS_ALMA_API_KEY: 'sm-key', POMONA_ALMA_API_KEY: 'pp-key', POMONA_PAYPAL_CLIENT_ID: 'id', POMONA_PAYPAL_CLIENT_SECRET: 'secret', POMONA_PAYPAL_WEBHOOK_ID: 'WH-1' })
+  t.same(campuses?.map(c => c.id), ['sanmarcos', 'pomona'])
+  t.equal(campuses?.[0].config.almaApiKey, 'sm-key')
+  t.equal(campuses?.[1].config.almaApiKey, 'pp-key')
+  t.equal(campuses?.[1].config.paymentProvider, 'paypal')
+  t.equal(campuses?.[0].config.currency, 'USD', 'from defaults')
+})
+
+t.test('defaults apply, a campus overrides them, process-wide variables come from the environment', async t => {
+  const file = campusesFile({ defaults: { ...cashnet, LIBRARY_NAME: 'Library', MIN_PAYMENT: 1 }, campuses: { north: campus('north'), south: campus('south', { LIBRARY_NAME: 'South Library' }) } })
+  const campuses = loadCampuses({ ...processEnv, CAMPUSES_FILE: file, NORTH_KEY: 'north-key', SOUTH_KEY: 'south-key', ALMA_API_KEY: 'not-any-campus' })
+  t.ok(campuses !== null)
+  const [north, south] = campuses ?? []
+  t.equal(north.config.libraryName, 'Library')
+  t.equal(south.config.libraryName, 'South Library')
+  t.equal(north.config.minPayment, 100, 'a number in the file is read as its text')
+  t.equal(north.config.almaApiKey, 'north-key')
+  t.equal(south.config.almaApiKey, 'south-key', 'never the environment\'s ALMA_API_KEY')
+  t.equal(north.config.port, 3100)
+  t.equal(north.config.cookieSecret, 'c'.repeat(40))
+  t.equal(north.config.campus, 'north')
+  t.equal(north.config.databasePath, '/var/lib/alma-cashnet/north.sqlite', 'each campus its own ledger beside DATABASE_PATH')
+  t.equal(south.config.databasePath, '/var/lib/alma-cashnet/south.sqlite')
+  t.equal(loadCampuses({ ...processEnv }), null, 'no CAMPUSES_FILE: one campus from the environment')
+})
+
+const errors: Array<[string, unknown, Record<string, string>, RegExp]> = [
+  ['a campus without a required variable', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: undefined }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: EZPROXY_ALLOW is required/],
+  ['a PayPal campus without its client id', { defaults: cashnet, campuses: { pomona: campus('pomona', { PAYMENT_PROVIDER: 'paypal' }) } }, { POMONA_KEY: 'k' }, /^configuration: campus pomona: PAYPAL_CLIENT_ID is required when PAYMENT_PROVIDER=paypal/],
+  ['a malformed value', { defaults: cashnet, campuses: { north: campus('north', { ACCENT_COLOR: 'blue' }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: ACCENT_COLOR must be a colour/],
+  ['an env: secret that is not set', { defaults: cashnet, campuses: { north: campus('north') } }, {}, /^configuration: campus north: ALMA_API_KEY is "env:NORTH_KEY", but the environment variable NORTH_KEY is not set/],
+  ['a process-wide variable in a campus', { defaults: cashnet, campuses: { north: campus('north', { PORT: 8080 }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: PORT is process-wide/],
+  ['a process-wide variable in the defaults', { defaults: { ...cashnet, COOKIE_SECRET: 'x'.repeat(40) }, campuses: { north: campus('north') } }, { NORTH_KEY: 'k' }, /^configuration: campus defaults: COOKIE_SECRET is process-wide/],
+  ['a misspelt variable', { defaults: cashnet, campuses: { north: campus('north', { ALMA_API_KEYS: 'x' }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: ALMA_API_KEYS is not a variable/],
+  ['a bad campus id', { defaults: cashnet, campuses: { North_Campus: campus('north') } }, { NORTH_KEY: 'k' }, /^configuration: CAMPUSES_FILE \(.*\) has the campus id "North_Campus"/],
+  ['no campuses', { defaults: cashnet, campuses: {} }, {}, /must name at least one campus/],
+  ['not JSON', '{ "campuses": ', {}, /is not valid JSON/],
+  ['a value that is an object', { defaults: cashnet, campuses: { north: campus('north', { LIBRARY_NAME: { en: 'x' } }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: LIBRARY_NAME must be a string/]
+]
+for (const [name, content, env, message] of errors) {
+  t.test(`refused with one line naming the campus and the variable: ${name}`, async t => {
+    const file = campusesFile(content)
+    t.throws(() => loadCampuses({ ...processEnv, ...env, CAMPUSES_FILE: file }), message)
+    try { loadCampuses({ ...processEnv, ...env, CAMPUSES_FILE: file }) } catch (error) {
+      t.ok(error instanceof ConfigError)
+      t.notMatch((error as Error).message, '\n', 'one line')
+    }
+  })
+}
+t.test('a missing file is one line too', async t => {
+  t.throws(() => loadCampuses({ ...processEnv, CAMPUSES_FILE: join(directory, 'nope.json') }), /^configuration: CAMPUSES_FILE \(.*nope.json\) cannot be read: ENOENT/)
+})
+
+t.test('a job reads one campus\'s settings (--campus / CAMPUS), required with CAMPUSES_FILE', async t => {
+  const file = campusesFile({ defaults: { ...cashnet, TIMEZONE: 'America/Chicago' }, campuses: { north: campus('north', { ALMA_API_URL: 'https://north.example.edu/almaws/v1' }), south: campus('south') } })
+  const env = { ...processEnv, CAMPUSES_FILE: file, NORTH_KEY: 'north-key', SOUTH_KEY: 'south-key' }
+  const north = loadJobConfig('reconcile', campusJobEnvironment(env, 'north'), ['ALMA_API_KEY'])
+  t.equal(north.almaApiKey, 'north-key')
+  t.equal(north.almaApiUrl, 'https://north.example.edu/almaws/v1')
+  t.equal(north.databasePath, '/var/lib/alma-cashnet/north.sqlite')
+  t.equal(north.timeZone, 'America/Chicago')
+  t.equal(north.almaRateLimit, 5, 'the job\'s own default still applies')
+  t.equal(loadJobConfig('reconcile', campusJobEnvironment(env, 'south'), ['ALMA_API_KEY']).almaApiKey, 'south-key')
+  t.throws(() => campusJobEnvironment(env, ''), /CAMPUS is required when CAMPUSES_FILE is set/)
+  t.throws(() => campusJobEnvironment(env, 'east'), /CAMPUS is "east", which is not a campus of CAMPUSES_FILE \(north, south\)/)
+  t.same(campusJobEnvironment({ ...processEnv }, ''), { ...processEnv }, 'without CAMPUSES_FILE the environment as it is')
+})
+
+t.test('npm start refuses a campuses file with one line naming the campus and the variable, and no secret', async t => {
+  const file = campusesFile({ defaults: cashnet, campuses: { sanmarcos: campus('sanmarcos'), pomona: campus('pomona', { PAYMENT_PROVIDER: 'paypal' }) } })
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...processEnv, PORT: '0', DATABASE_PATH: ':memory:', CAMPUSES_FILE: file, SANMARCOS_KEY: 'super-secret-sanmarcos-key', POMONA_KEY: 'super-secret-pomona-key' }
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, encoding: 'utf8', timeout: 60000 })
+  t.equal(run.status, 78, 'the process stops (EX_CONFIG)')
+  const lines = run.stderr.trim().split('\n')
+  t.equal(lines.length, 1, 'one line')
+  t.match(lines[0], /^alma-cashnet: configuration: campus pomona: PAYPAL_CLIENT_ID is required when PAYMENT_PROVIDER=paypal/)
+  t.notMatch(run.stderr + run.stdout, 'super-secret')
+})
