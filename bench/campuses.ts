@@ -43,8 +43,13 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
     PATRON_RATE_LIMIT: '100000'
   })
   const processEnv = (port: number, name: string): Record<string, string> => ({
-    NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', COOKIE_SECRET: SANDBOX_COOKIE_SECRET, LOG_LEVEL: 'info',
-    DATABASE_PATH: join(work, name, 'payments.sqlite'), BENCH_ALMA_RATE_LIMIT: '100000'
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
+    LOG_LEVEL: 'info',
+    DATABASE_PATH: join(work, name, 'payments.sqlite'),
+    BENCH_ALMA_RATE_LIMIT: '100000'
   })
   const file = join(work, 'campuses.json')
   writeFileSync(file, JSON.stringify({ campuses: Object.fromEntries(Array.from({ length: CAMPUSES }, (_, i) => { const id = `campus-${String(i + 1).padStart(2, '0')}`; return [id, campus(id)] })) }))

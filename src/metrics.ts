@@ -66,28 +66,41 @@ export class ServiceMetrics {
       counts ??= source.countCheckouts('').finally(() => { setImmediate(() => { counts = null }) })
       return await counts
     }
+    // The gauges below are read at scrape time through `collect`; constructing one registers it, nothing else
+    // holds it.
+    /* eslint-disable no-new */
     new Gauge({
-      name: METRIC_NAMES.checkouts, help: 'Checkouts in the ledger by state, read at scrape time.', labelNames: ['state'], registers,
+      name: METRIC_NAMES.checkouts,
+      help: 'Checkouts in the ledger by state, read at scrape time.',
+      labelNames: ['state'],
+      registers,
       async collect () {
         const { byState } = await readCounts()
         for (const state of CHECKOUT_STATES) this.set({ state }, byState[state] ?? 0)
       }
     })
     new Gauge({
-      name: METRIC_NAMES.attentionOpen, help: 'Payments that need attention and that staff have not settled.', registers,
+      name: METRIC_NAMES.attentionOpen,
+      help: 'Payments that need attention and that staff have not settled.',
+      registers,
       async collect () { this.set((await readCounts()).openAttention) }
     })
     new Gauge({
-      name: METRIC_NAMES.unmatchedPostbacks, help: 'Postbacks that matched no checkout, could not be read, or reused a tx.', registers,
+      name: METRIC_NAMES.unmatchedPostbacks,
+      help: 'Postbacks that matched no checkout, could not be read, or reused a tx.',
+      registers,
       async collect () { this.set(await source.countUnmatchedPostbacks()) }
     })
     new Gauge({
-      name: METRIC_NAMES.oldestUnpostedPaid, help: 'Age in seconds of the oldest PAID checkout not yet posted to Alma (0 when none).', registers,
+      name: METRIC_NAMES.oldestUnpostedPaid,
+      help: 'Age in seconds of the oldest PAID checkout not yet posted to Alma (0 when none).',
+      registers,
       async collect () {
         const oldest = await source.oldestUnpostedPaid()
         this.set(oldest === null ? 0 : Math.max(0, (now() - Date.parse(oldest)) / 1000))
       }
     })
+    /* eslint-enable no-new */
     this.#postbacks = new Counter({ name: METRIC_NAMES.postbacks, help: 'CashNet postbacks by outcome (FORBIDDEN: refused before anything was recorded).', labelNames: ['outcome'], registers })
     this.#postbackAck = new Histogram({ name: METRIC_NAMES.postbackAck, help: 'Seconds from a readable postback to its durable record (CashNet wants the answer within seconds).', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers })
     this.#postings = new Counter({ name: METRIC_NAMES.postings, help: 'Posting attempts to Alma by outcome.', labelNames: ['outcome'], registers })

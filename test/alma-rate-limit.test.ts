@@ -86,7 +86,14 @@ async function serviceProcess (t: Test, env: Record<string, string>): Promise<{ 
 
 function crowd (size: number): SeedUser[] {
   return Array.from({ length: size }, (_, i) => ({
-    primaryId: `crowd${i}`, firstName: 'Crowd', lastName: String(i), email: '', userGroup: 'UG', identifiers: [], blocks: [], story: '',
+    primaryId: `crowd${i}`,
+    firstName: 'Crowd',
+    lastName: String(i),
+    email: '',
+    userGroup: 'UG',
+    identifiers: [],
+    blocks: [],
+    story: '',
     fees: [{ id: `8${String(i).padStart(5, '0')}`, type: 'OVERDUEFINE', typeDesc: 'Overdue fine', balance: '1.25', owner: 'MAIN', ownerDesc: 'Main Library', title: 'Book', barcode: '1', created: '2026-10-01T00:00:00Z' }]
   }))
 }

@@ -18,8 +18,13 @@ t.test('header mode: AddUserHeader before Title, a bare AddUserHeader after the 
   const text = read('stanza-header-mode.txt')
   const lines = directives(text)
   const userHeader = loadConfig({
-    PUBLIC_URL: 'https://fines.example.edu', ALMA_API_KEY: 'k', CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/X', CASHNET_ITEM_CODE: 'X',
-    CASHNET_POSTBACK_ALLOW: '192.0.2.1', EZPROXY_ALLOW: '192.0.2.2', COOKIE_SECRET: 'x'.repeat(32)
+    PUBLIC_URL: 'https://fines.example.edu',
+    ALMA_API_KEY: 'k',
+    CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/X',
+    CASHNET_ITEM_CODE: 'X',
+    CASHNET_POSTBACK_ALLOW: '192.0.2.1',
+    EZPROXY_ALLOW: '192.0.2.2',
+    COOKIE_SECRET: 'x'.repeat(32)
   }).ezproxyUserHeader
   const add = lines.findIndex(l => /^AddUserHeader(\s+-base64)?\s+\S+$/i.test(l))
   const title = lines.findIndex(l => /^(T|Title)\s/.test(l))

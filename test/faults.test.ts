@@ -128,7 +128,14 @@ t.test('200 postbacks for 200 patrons at once with ALMA_RATE_LIMIT 20: all ackno
   for (let i = 0; i < 200; i++) {
     const primaryId = `burst${i}`
     stack.alma.addUser({
-      primaryId, firstName: 'Burst', lastName: String(i), email: '', userGroup: 'UG', identifiers: [], blocks: [], story: '',
+      primaryId,
+      firstName: 'Burst',
+      lastName: String(i),
+      email: '',
+      userGroup: 'UG',
+      identifiers: [],
+      blocks: [],
+      story: '',
       fees: [{ id: `9${String(i).padStart(5, '0')}`, type: 'OVERDUEFINE', typeDesc: 'Overdue fine', balance: '1.25', owner: 'MAIN', ownerDesc: 'Main Library', title: 'Book', barcode: '1', created: '2026-10-01T00:00:00Z' }]
     })
     const checkout = await stack.app.ledger.createCheckout({

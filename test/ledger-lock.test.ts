@@ -22,7 +22,7 @@ t.test('a write lock held by another connection: each postback is answered withi
   const holder = new Database(databasePath)
   t.teardown(() => { if (holder.open) holder.close() })
   holder.exec('BEGIN IMMEDIATE')
-  holder.prepare("UPDATE checkouts SET updated_at = updated_at WHERE id = ?").run(id)
+  holder.prepare('UPDATE checkouts SET updated_at = updated_at WHERE id = ?').run(id)
   const timed = async (): Promise<{ status: number, ms: number }> => {
     const started = performance.now()
     const answer = await stack.cashnet.sendPostback(postback)

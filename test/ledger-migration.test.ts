@@ -21,7 +21,7 @@ t.test('rows from before kinds existed get a kind, their CashNet amounts, and on
     VALUES (?, 'u', 'u', 'U', '', ?, 750, 'USD', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?, ?)`)
   const line = db.prepare(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, posted_cents, posted_at)
     VALUES (?, 1, 'f1', 'T', 'T', 'M', 'M', '', 'LIB-FINE', 750, ?, ?)`)
-  const postback = db.prepare(`INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, '2026-01-01T00:00:00Z', 'p', '0', ?, ?, '', ?)`)
+  const postback = db.prepare('INSERT INTO postbacks (checkout_id, received_at, peer, result, tx, outcome, reason, raw_body) VALUES (?, \'2026-01-01T00:00:00Z\', \'p\', \'0\', ?, ?, \'\', ?)')
   const cases: Array<[string, string, string | null, string]> = [
     ['mismatch', 'NEEDS_ATTENTION', '11', 'paid amounts differ from the checkout: item 1 amount 0.03 differs from 7.50'],
     ['double', 'NEEDS_ATTENTION', '21', 'second CashNet transaction 22 for checkout already paid by 21: refund one of them'],

@@ -18,8 +18,15 @@ function addPaula (stack: TestStack): void {
     identifiers: [{ type: 'UNIV_ID', value: '900000077' }],
     blocks: [],
     fees: [{
-      id: '770001', type: 'LOSTITEMREPLACEMENTFEE', typeDesc: 'Lost item replacement fee', balance: '65.00', title: 'Atlas of Remote Islands',
-      barcode: '39010770001', created: '2026-10-01T14:30:00Z', owner: 'MAIN', ownerDesc: 'Main Library'
+      id: '770001',
+      type: 'LOSTITEMREPLACEMENTFEE',
+      typeDesc: 'Lost item replacement fee',
+      balance: '65.00',
+      title: 'Atlas of Remote Islands',
+      barcode: '39010770001',
+      created: '2026-10-01T14:30:00Z',
+      owner: 'MAIN',
+      ownerDesc: 'Main Library'
     }],
     story: 'one large fee'
   })

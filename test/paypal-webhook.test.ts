@@ -47,7 +47,9 @@ t.test('the checkout id comes from custom_id or invoice_id; without either it is
 
 t.test('an approved order: order id, checkout id, amount', async t => {
   const approved = {
-    id: 'WH-1', event_type: 'CHECKOUT.ORDER.APPROVED', create_time: '2026-03-01T10:00:00Z',
+    id: 'WH-1',
+    event_type: 'CHECKOUT.ORDER.APPROVED',
+    create_time: '2026-03-01T10:00:00Z',
     resource: { id: '5O190127TN364715T', status: 'APPROVED', purchase_units: [{ reference_id: CHECKOUT, custom_id: CHECKOUT, invoice_id: CHECKOUT, amount: { currency_code: 'USD', value: '7.00' } }] }
   }
   t.same(readWebhookEvent(approved), { kind: 'event', event: { type: 'CHECKOUT.ORDER.APPROVED', eventId: 'WH-1', createTime: '2026-03-01T10:00:00Z', orderId: '5O190127TN364715T', checkoutId: CHECKOUT, amount: 700, currency: 'USD' } })
@@ -57,9 +59,14 @@ t.test('an approved order: order id, checkout id, amount', async t => {
 
 t.test('a refund: the refund, the capture it refunds (its up link), the checkout and the refunded amount', async t => {
   const refund = {
-    id: 'WH-9', event_type: 'PAYMENT.CAPTURE.REFUNDED',
+    id: 'WH-9',
+    event_type: 'PAYMENT.CAPTURE.REFUNDED',
     resource: {
-      id: '1Y107995YT783435V', status: 'COMPLETED', amount: { currency_code: 'USD', value: '5.00' }, custom_id: CHECKOUT, invoice_id: CHECKOUT,
+      id: '1Y107995YT783435V',
+      status: 'COMPLETED',
+      amount: { currency_code: 'USD', value: '5.00' },
+      custom_id: CHECKOUT,
+      invoice_id: CHECKOUT,
       links: [{ rel: 'self', href: 'https://api-m.paypal.com/v2/payments/refunds/1Y107995YT783435V' }, { rel: 'up', href: 'https://api-m.paypal.com/v2/payments/captures/3C679366HH908993F' }]
     }
   }

@@ -12,17 +12,47 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
     lineNo, feeId: `f${lineNo}`, feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode, amount: amount as Cents, postedAmount: null, postedAt: null
   })
   return {
-    id: 'c1', userId: 'u', primaryId: 'u', patronName: 'U', email: '', provider: 'cashnet', state, total: 750 as Cents, currency: 'USD',
-    createdAt: '', updatedAt: '', paidAt: null, postedAt: null, tx, batchno: null, effdate: null, pmtcode: null,
-    attentionReason: null, attentionKind: null, unapplied: 0 as Cents, attempts: 0, nextAttemptAt: null, lastError: null,
-    resolvedAt: null, resolvedBy: null, resolution: null,
+    id: 'c1',
+    userId: 'u',
+    primaryId: 'u',
+    patronName: 'U',
+    email: '',
+    provider: 'cashnet',
+    state,
+    total: 750 as Cents,
+    currency: 'USD',
+    createdAt: '',
+    updatedAt: '',
+    paidAt: null,
+    postedAt: null,
+    tx,
+    batchno: null,
+    effdate: null,
+    pmtcode: null,
+    attentionReason: null,
+    attentionKind: null,
+    unapplied: 0 as Cents,
+    attempts: 0,
+    nextAttemptAt: null,
+    lastError: null,
+    resolvedAt: null,
+    resolvedBy: null,
+    resolution: null,
     lines: [line(1, 500, 'LIB-FINE'), line(2, 250, 'LIB-LOST')]
   }
 }
 
 function postback (overrides: Partial<Postback> = {}): Postback {
   return {
-    result: 0, ccerrorcode: '', respmessage: 'SUCCESS', tx: '9001', batchno: '1', effdate: '2026-11-26', pmtcode: 'CC', custcode: 'u', checkoutId: 'c1',
+    result: 0,
+    ccerrorcode: '',
+    respmessage: 'SUCCESS',
+    tx: '9001',
+    batchno: '1',
+    effdate: '2026-11-26',
+    pmtcode: 'CC',
+    custcode: 'u',
+    checkoutId: 'c1',
     items: [{ itemCode: 'LIB-FINE', amount: 500 as Cents, qty: 1 }, { itemCode: 'LIB-LOST', amount: 250 as Cents, qty: 1 }],
     total: 750 as Cents,
     ...overrides

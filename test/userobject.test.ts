@@ -201,7 +201,7 @@ t.test('a token URL at another origin is refused and the wskey is not sent there
     `https://127.0.0.1:${ezproxyPort}/userObject?token=abc`,
     `${stack.publicUrl}/login?url=${stranger.url}/userObject?token=abc`,
     `${stack.publicUrl}/userObject?token=abc&wskey=guess`,
-    `file:///etc/passwd`
+    'file:///etc/passwd'
   ]
   for (const token of tricks) {
     const browser = new Browser(stack).login('alice')
@@ -219,7 +219,7 @@ t.test('a token URL at another origin is refused and the wskey is not sent there
   // What would be requested, without sending anything
   const options = { ezproxyUrl: 'https://ezproxy.example.edu', wskey: 'k&y' }
   t.same(userObjectRequestUrl('https://ezproxy.example.edu/userObject?token=abc', options), { url: 'https://ezproxy.example.edu/userObject?token=abc&service=getUserObject&wskey=k%26y' })
-  t.same(userObjectRequestUrl('abc def', options).hasOwnProperty('refused'), true)
+  t.same(Object.hasOwn(userObjectRequestUrl('abc def', options), 'refused'), true)
   t.same(userObjectRequestUrl('a+b/c', options), { url: 'https://ezproxy.example.edu/userObject?token=a%2Bb%2Fc&service=getUserObject&wskey=k%26y' })
   t.ok('refused' in userObjectRequestUrl('https://ezproxy.example.edu.evil.example/userObject?token=abc', options))
   t.ok('refused' in userObjectRequestUrl('https://ezproxy.example.edu:8443/userObject?token=abc', options))

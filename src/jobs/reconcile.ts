@@ -101,7 +101,7 @@ async function pool<T> (items: T[], limit: number, fn: (item: T) => Promise<void
 }
 
 export async function reconcile (input: ReconcileInput): Promise<ReconcileReport> {
-  const { ledger, alma, since } = input
+  const { ledger, since } = input
   const now = input.now ?? new Date()
   const progress = input.progress ?? SILENT
   const defaultCurrency = input.currency ?? 'USD'
@@ -326,7 +326,13 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
       const postbacks = await input.ledger.postbacksWithTx(tx)
       if (postbacks.length === 0 && !explained.has(tx)) {
         add({
-          kind: 'settled-unknown', checkoutId: null, tx, patron: '', currency, amount: amount as Cents, cashnetAmount: amount as Cents,
+          kind: 'settled-unknown',
+          checkoutId: null,
+          tx,
+          patron: '',
+          currency,
+          amount: amount as Cents,
+          cashnetAmount: amount as Cents,
           detail: `CashNet settled tx ${tx} (settlement line ${line}); the service never received a postback for it`,
           action: `Find tx ${tx} in CashNet (custcode, ref1val1), check whether the patron's fees were paid in Alma, and post or refund by hand.`
         })
@@ -343,8 +349,14 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
     const expected = (checkout.total - refunded) as Cents
     if (amount !== expected) {
       add({
-        kind: 'settled-amount-differs', checkoutId: checkout.id, tx, patron: patronOf(checkout), currency: checkout.currency,
-        amount: Math.abs(amount - expected) as Cents, ledgerAmount: expected, cashnetAmount: amount as Cents,
+        kind: 'settled-amount-differs',
+        checkoutId: checkout.id,
+        tx,
+        patron: patronOf(checkout),
+        currency: checkout.currency,
+        amount: Math.abs(amount - expected) as Cents,
+        ledgerAmount: expected,
+        cashnetAmount: amount as Cents,
         detail: `CashNet settled ${formatDecimal(amount as Cents)} for tx ${tx} (settlement line ${line}), the ledger recorded ${formatDecimal(checkout.total)}${refunded > 0 ? ` less ${formatDecimal(refunded as Cents)} refunded` : ''}`,
         action: `Check tx ${tx} in CashNet; refund or collect the difference and correct Alma to what was really paid.`
       })
@@ -355,8 +367,13 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
   for (const [tx, checkout] of paidInWindow) {
     if (settled.has(tx) || lastDate === '' || (checkout.paidAt ?? '').slice(0, 10) > lastDate) continue
     add({
-      kind: 'not-settled', checkoutId: checkout.id, tx, patron: patronOf(checkout), currency: checkout.currency,
-      amount: checkout.total, ledgerAmount: checkout.total,
+      kind: 'not-settled',
+      checkoutId: checkout.id,
+      tx,
+      patron: patronOf(checkout),
+      currency: checkout.currency,
+      amount: checkout.total,
+      ledgerAmount: checkout.total,
       detail: `the ledger recorded CashNet tx ${tx} as paid on ${(checkout.paidAt ?? '').slice(0, 10)} (${checkout.state}); CashNet's settlement up to ${lastDate} does not list it`,
       action: `Check tx ${tx} in CashNet; if it was voided or reversed, reverse the payment in Alma and tell the patron.`
     })

@@ -84,10 +84,12 @@ export class EzproxyStandIn {
 
   constructor (options: EzproxyStandInOptions) {
     this.#options = options
-    this.#server = createServer((request, response) => { this.#handle(request, response).catch(error => {
-      response.statusCode = 502
-      response.end(`EZproxy stand-in error: ${(error as Error).message}\n`)
-    }) })
+    this.#server = createServer((request, response) => {
+      this.#handle(request, response).catch(error => {
+        response.statusCode = 502
+        response.end(`EZproxy stand-in error: ${(error as Error).message}\n`)
+      })
+    })
   }
 
   get url (): string { return this.#url }

@@ -107,6 +107,7 @@ export class PrimoJwksStandIn {
   get kids (): string[] { return this.#keys.map(k => k.kid) }
 
   /** While true the key set answers 503, as during an outage. */
+  get failing (): boolean { return this.#failing }
   set failing (value: boolean) { this.#failing = value }
 
   /** Replaces the current key for `alg` with a new one (new kid); tokens signed before no longer verify. */

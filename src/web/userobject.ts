@@ -38,6 +38,7 @@ export function userObjectRequestUrl (token: string, options: Pick<UserObjectOpt
   const base = new URL(options.ezproxyUrl)
   const endpoint = `${base.pathname.replace(/\/+$/, '')}/userObject`
   const credentials = `service=getUserObject&wskey=${encodeURIComponent(options.wskey)}`
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   if (token === '' || token.length > MAX_TOKEN_LENGTH || /[\s\x00-\x1f\x7f]/.test(token)) return { refused: 'the token is empty, too long or contains spaces or control characters' }
   if (!SCHEME.test(token)) {
     return { url: `${base.origin}${endpoint}?token=${encodeURIComponent(token)}&${credentials}` }

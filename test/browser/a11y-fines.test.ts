@@ -70,5 +70,4 @@ t.test('fines pages: no serious or critical axe violations at 1280 and 375 px', 
     await checkPage(t, page, 'fines-nothing-owed')
     t.same(problems, [])
   })
-
 })

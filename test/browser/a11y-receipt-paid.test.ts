@@ -30,5 +30,4 @@ t.test('receipts after paying: no serious or critical axe violations at 1280 and
     await checkPage(t, page, 'receipt-needs-attention')
     t.same(problems, [])
   })
-
 })

@@ -22,5 +22,4 @@ t.test('receipts of unpaid attempts: no serious or critical axe violations at 12
     await checkPage(t, page, 'receipt-cancelled')
     t.same(problems, [])
   })
-
 })

@@ -49,4 +49,3 @@ export async function payAndComeBack (t: Test, stack: TestStack, page: Page, opt
   t.equal(stack.alma.fee('100001').status, 'CLOSED', 'Alma: the paid fees are closed')
   t.equal(stack.alma.fee('100003').status, 'CLOSED')
 }
-

@@ -22,7 +22,12 @@ async function buildLedger (path: string): Promise<SqliteLedger> {
     const id = `checkout-${++n}`
     clock = new Date('2026-10-05T12:00:00Z')
     await ledger.createCheckout({
-      id, userId: user, primaryId: user, patronName: user, email: '', currency: 'USD',
+      id,
+      userId: user,
+      primaryId: user,
+      patronName: user,
+      email: '',
+      currency: 'USD',
       lines: fees.map((f, i) => ({ lineNo: i + 1, feeId: f.feeId, feeType: f.feeType, feeTypeDesc: f.feeType, owner: f.owner, ownerDesc: f.owner, title: 't', itemCode: 'LIB-FINE', amount: f.amount as Cents }))
     })
     await ledger.recordPostback({ checkoutId: id, peer: '127.0.0.4', result: '0', tx, rawBody: '' },
@@ -217,7 +222,13 @@ t.test('a CashNet and a PayPal payment on one day: two clearing lines, one per p
   const ledger = new SqliteLedger({ path: join(dir, 'ledger.sqlite'), now: () => new Date('2026-10-05T17:00:00Z') })
   const pay = async (id: string, provider: 'cashnet' | 'paypal', tx: string, batchno: string, fees: Array<[string, number]>): Promise<void> => {
     await ledger.createCheckout({
-      id, userId: id, primaryId: id, patronName: id, email: '', provider, currency: 'USD',
+      id,
+      userId: id,
+      primaryId: id,
+      patronName: id,
+      email: '',
+      provider,
+      currency: 'USD',
       lines: fees.map(([feeId, amount], i) => ({ lineNo: i + 1, feeId, feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode: 'LIB-FINE', amount: amount as Cents }))
     })
     await ledger.recordPostback({ checkoutId: id, peer: provider, result: '0', tx, rawBody: '' },

@@ -28,7 +28,12 @@ async function fillLedger (path: string): Promise<void> {
     const id = `checkout-${++n}`
     clock = new Date(paidAt)
     await ledger.createCheckout({
-      id, userId: user, primaryId: user, patronName: user, email: '', currency: 'USD',
+      id,
+      userId: user,
+      primaryId: user,
+      patronName: user,
+      email: '',
+      currency: 'USD',
       lines: fees.map((f, i) => ({ lineNo: i + 1, feeId: `${id}-${i + 1}`, feeType: f.feeType, feeTypeDesc: f.feeType, owner: f.owner, ownerDesc: f.owner, title: 't', itemCode: 'LIB-FINE', amount: f.amount as Cents }))
     })
     await ledger.recordPostback({ checkoutId: id, peer: '127.0.0.4', result: '0', tx, rawBody: `result=0&tx=${tx}`, items: fees.map(f => ({ itemCode: 'LIB-FINE', amount: f.amount as Cents, qty: 1 })) },
@@ -193,8 +198,13 @@ t.test('the report refuses bad ranges calmly, and only staff may read it', async
 
 t.test('TIMEZONE: an IANA zone, the process\'s own by default; anything else stops the service at start', async t => {
   const base = {
-    PUBLIC_URL: 'http://127.0.0.1:9', ALMA_API_KEY: 'k', CASHNET_CHECKOUT_URL: 'http://127.0.0.1:9/c', CASHNET_ITEM_CODE: 'LIB', CASHNET_POSTBACK_ALLOW: '127.0.0.4',
-    EZPROXY_ALLOW: '127.0.0.1', COOKIE_SECRET: 'x'.repeat(32)
+    PUBLIC_URL: 'http://127.0.0.1:9',
+    ALMA_API_KEY: 'k',
+    CASHNET_CHECKOUT_URL: 'http://127.0.0.1:9/c',
+    CASHNET_ITEM_CODE: 'LIB',
+    CASHNET_POSTBACK_ALLOW: '127.0.0.4',
+    EZPROXY_ALLOW: '127.0.0.1',
+    COOKIE_SECRET: 'x'.repeat(32)
   }
   t.equal(loadConfig({ ...base, TIMEZONE: ZONE }).timeZone, ZONE)
   t.equal(loadConfig(base).timeZone, Intl.DateTimeFormat().resolvedOptions().timeZone)

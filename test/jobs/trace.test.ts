@@ -13,7 +13,12 @@ async function fill (path: string): Promise<void> {
   const ledger = new SqliteLedger({ path, now: () => clock })
   const create = async (id: string, user: string, amounts: number[]): Promise<void> => {
     await ledger.createCheckout({
-      id, userId: user, primaryId: `P-${user}`, patronName: `${user} Able`, email: '', currency: 'USD',
+      id,
+      userId: user,
+      primaryId: `P-${user}`,
+      patronName: `${user} Able`,
+      email: '',
+      currency: 'USD',
       lines: amounts.map((amount, i) => ({ lineNo: i + 1, feeId: `${id}-fee${i + 1}`, feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 'Book', itemCode: 'LIB-FINE', amount: amount as Cents }))
     })
   }

@@ -473,8 +473,14 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.same((await ledger.payLinksFor('P-alice', 10)).map(l => l.linkId), ['AAAAAAAAAAAAAAAAAAAAx1', 'AAAAAAAAAAAAAAAAAAAA_1'], 'newest first, this patron only')
     t.same((await ledger.payLinksFor('P-alice', 1)).map(l => l.linkId), ['AAAAAAAAAAAAAAAAAAAAx1'], 'the limit')
     t.match(await ledger.getPayLink('AAAAAAAAAAAAAAAAAAAA_1'), {
-      linkId: 'AAAAAAAAAAAAAAAAAAAA_1', patronId: 'P-alice', primaryId: 'P-alice', issuedBy: 'staff',
-      issuedAt: '2026-03-02T10:00:00.000Z', expiresAt: '2026-03-05T10:00:00.000Z', revokedBy: null, revokedAt: null
+      linkId: 'AAAAAAAAAAAAAAAAAAAA_1',
+      patronId: 'P-alice',
+      primaryId: 'P-alice',
+      issuedBy: 'staff',
+      issuedAt: '2026-03-02T10:00:00.000Z',
+      expiresAt: '2026-03-05T10:00:00.000Z',
+      revokedBy: null,
+      revokedAt: null
     })
     t.equal(await ledger.getPayLink('nope'), undefined)
     at('2026-03-02T12:00:00.000Z')

@@ -13,7 +13,12 @@ async function setup (t: Test): Promise<{ deps: PostbackDeps, scheduled: string[
   const ledger = new SqliteLedger({ path: ':memory:' })
   t.teardown(async () => { await ledger.close() })
   await ledger.createCheckout({
-    id: 'a'.repeat(32), userId: 'alice', primaryId: 'P-alice', patronName: 'Alice', email: '', currency: 'USD',
+    id: 'a'.repeat(32),
+    userId: 'alice',
+    primaryId: 'P-alice',
+    patronName: 'Alice',
+    email: '',
+    currency: 'USD',
     lines: [{ lineNo: 1, feeId: 'f1', feeType: 'OVERDUEFINE', feeTypeDesc: 'Overdue fine', owner: 'MAIN', ownerDesc: 'Main', title: 't', itemCode: 'LIB-FINE', amount: 500 as Cents }]
   })
   const scheduled: string[] = []

@@ -36,10 +36,10 @@ t.test('a full payment and hostile postbacks leave no secret, token or card numb
   await stack.cashnet.sendPostback({ result: CARD, ref1type1: 'ALMACHECKOUT', ref1val1: 'x' })
 
   const secrets: Record<string, string> = {
-    'ALMA_API_KEY': SANDBOX_API_KEY,
-    'COOKIE_SECRET': COOKIE_SECRET,
-    'EZPROXY_SECRET': EZPROXY_SECRET,
-    'EZPROXY_WSKEY': SANDBOX_WSKEY,
+    ALMA_API_KEY: SANDBOX_API_KEY,
+    COOKIE_SECRET,
+    EZPROXY_SECRET,
+    EZPROXY_WSKEY: SANDBOX_WSKEY,
     'the CSRF token': csrfToken,
     'a card number': CARD,
     'a spaced card number': CARD_SPACED,

@@ -96,11 +96,13 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
   // The previous holds are streamed past today's, never loaded whole: only the releases are kept.
   const held = new Set<Hold>()
   const removes: HoldRow[] = []
-  const heldBefore = previous === undefined ? 0 : await readSnapshot(previous.path, hold => {
-    const now = current.get(hold.emplid)
-    if (now === undefined) removes.push({ action: 'RELEASE', hold })
-    else held.add(now)
-  }, intern)
+  const heldBefore = previous === undefined
+    ? 0
+    : await readSnapshot(previous.path, hold => {
+      const now = current.get(hold.emplid)
+      if (now === undefined) removes.push({ action: 'RELEASE', hold })
+      else held.add(now)
+    }, intern)
   const adds: HoldRow[] = []
   for (const hold of current.values()) if (!held.has(hold)) adds.push({ action: 'ASSIGN', hold })
   // A patron whose campus id changed is released under the old id and held under the new one; say so on both.

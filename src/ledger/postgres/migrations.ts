@@ -143,7 +143,7 @@ export const MIGRATIONS: string[] = [
    );
    CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
   // Issue 17 (SQLite's migration 7): which provider took a checkout's money; every checkout before was CashNet's.
-  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`,
+  'ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT \'cashnet\';',
   // Issue 15: the service's own sessions, shared by every instance (as SQLite's migration 9): keyed by the
   // SHA-256 of the session id, never the id; times in epoch milliseconds, the same numbers on both ledgers.
   `CREATE TABLE IF NOT EXISTS sessions (

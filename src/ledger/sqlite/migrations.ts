@@ -197,7 +197,7 @@ export const MIGRATIONS: Migration[] = [
    CREATE INDEX pay_links_patron ON pay_links (primary_id, issued_at);`,
   // Issue 17: which provider took a checkout's money (the GL clears each provider on its own account, reconcile
   // compares each with its own records). Every checkout before this was CashNet's.
-  `ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT 'cashnet';`,
+  'ALTER TABLE checkouts ADD COLUMN provider TEXT NOT NULL DEFAULT \'cashnet\';',
   // Issue 18: a line keeps the fee's balance when the checkout was made (a part payment pays less than it); the
   // outbox holds e-mails (receipts) written in the same transaction as the state change they tell of.
   `ALTER TABLE checkout_lines ADD COLUMN balance_cents INTEGER;

@@ -11,7 +11,7 @@
   var minimum = Number(form.getAttribute('data-min-cents') || '0')
   var locale = document.documentElement.getAttribute('lang') || 'en'
   var format = function (cents) {
-    try { return new Intl.NumberFormat(locale, { style: 'currency', currency: currency }).format(cents / 100) } catch (e) { return (cents / 100).toFixed(2) }
+    try { return new Intl.NumberFormat(locale, { style: 'currency', currency }).format(cents / 100) } catch (e) { return (cents / 100).toFixed(2) }
   }
   // PARTIAL_PAYMENTS: a fee's amount field, when it holds a plain amount, counts instead of its balance
   var partCents = function (box) {

@@ -56,7 +56,7 @@ declare module 'fastify' {
 
 export const SESSION_COOKIE = 'acn_session'
 /** What the service accepts as a username, from the EZproxy header, a UserObject uid or a session. */
-export const USERNAME = /^[\p{L}\p{N}._@+\-]{1,128}$/u
+export const USERNAME = /^[\p{L}\p{N}._@+-]{1,128}$/u
 
 /**
  * A username the service will use: the USERNAME characters, and not made only of dots ('.', '..'), which

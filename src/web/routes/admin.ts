@@ -11,7 +11,7 @@ import { type StaffAction, refundEffect, staffView, verdict, whyNot, whyRefundRe
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
 import { messagePage } from '../views/message.ts'
-import { type ListQuery, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
+import { paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
 const PAGE_SIZE = 50
 const CSV_PAGE = 500

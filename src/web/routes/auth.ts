@@ -24,6 +24,7 @@ const ROOT = '../'
  */
 export function afterSignIn (next: unknown): string {
   if (typeof next !== 'string' || next.length > 2048) return ROOT
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   if (!next.startsWith('/') || next.includes('//') || next.includes('\\') || /[\s\x00-\x1f\x7f]/.test(next)) return ROOT
   if (/^\/auth(\/|\?|$)/i.test(next)) return ROOT
   return ROOT + next.slice(1)

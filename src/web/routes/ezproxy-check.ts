@@ -114,9 +114,12 @@ export async function diagnose (request: FastifyRequest, config: Config, checks:
   }
 
   if (problems.length === 0 && resolvedUser !== null) {
-    notes.push({ code: 'all_good', text: userobject
-      ? 'Your session is valid. If the fines page says the patron is unknown to Alma, the uid EZproxy releases is not an Alma identifier: set ALMA_USER_ID_TYPE, or change what user.txt puts in the uid.'
-      : 'Everything the service needs arrived. Before going live, also do the two tests in ezproxy-config/README.md section 5 (a forged header is not believed; the service cannot be reached without EZproxy). If the fines page says the patron is unknown to Alma, set ALMA_USER_ID_TYPE, or change what EZproxy uses as the username.' })
+    notes.push({
+      code: 'all_good',
+      text: userobject
+        ? 'Your session is valid. If the fines page says the patron is unknown to Alma, the uid EZproxy releases is not an Alma identifier: set ALMA_USER_ID_TYPE, or change what user.txt puts in the uid.'
+        : 'Everything the service needs arrived. Before going live, also do the two tests in ezproxy-config/README.md section 5 (a forged header is not believed; the service cannot be reached without EZproxy). If the fines page says the patron is unknown to Alma, set ALMA_USER_ID_TYPE, or change what EZproxy uses as the username.'
+    })
   }
 
   return {

@@ -75,8 +75,14 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
     await ledger.recordPayLink(link, { to: user.preferredEmail })
     try {
       await sendPayLinkMail({
-        smtpUrl: config.smtpUrl, from: config.alertEmailFrom, to: user.preferredEmail, libraryName: config.libraryName,
-        patronName: patronName(user), url: `${config.payLinkUrl}/pay/${link.token}`, expiresAt: link.expiresAt, timeZone: config.timeZone
+        smtpUrl: config.smtpUrl,
+        from: config.alertEmailFrom,
+        to: user.preferredEmail,
+        libraryName: config.libraryName,
+        patronName: patronName(user),
+        url: `${config.payLinkUrl}/pay/${link.token}`,
+        expiresAt: link.expiresAt,
+        timeZone: config.timeZone
       })
     } catch (error) {
       // a link nobody received must not stay usable

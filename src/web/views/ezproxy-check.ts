@@ -65,8 +65,10 @@ export function ezproxyCheckPage (branding: Branding, check: EzproxyCheck): stri
     const session = check.session
     rows.push(row('Your session with the service', session === null || !session.present
       ? 'None yet'
-      : !session.valid ? 'Not valid (altered, signed with another COOKIE_SECRET, or signed out)'
-          : session.idle ? 'Ended after SESSION_IDLE_MINUTES without a request'
+      : !session.valid
+          ? 'Not valid (altered, signed with another COOKIE_SECRET, or signed out)'
+          : session.idle
+            ? 'Ended after SESSION_IDLE_MINUTES without a request'
             : session.expired ? 'Expired' : html`Valid until <time datetime="${session.expiresAt ?? ''}">${session.expiresAt ?? ''}</time> at the latest; ends sooner after SESSION_IDLE_MINUTES without a request`,
     session !== null && session.present && !session.valid ? 'problem' : session !== null && session.valid && !session.expired ? 'ok' : 'info'))
   }
@@ -93,12 +95,16 @@ ${summary}
 ${rows.map(r => html`${r}\n`)}</tbody>
 </table>
 </div>
-${check.problems.length > 0 ? html`<h2>What to fix</h2>
+${check.problems.length > 0
+? html`<h2>What to fix</h2>
 <ul class="fixes">
-${check.problems.map(p => html`<li>${p.text}</li>\n`)}</ul>` : ''}
-${check.notes.length > 0 ? html`<h2>Notes</h2>
+${check.problems.map(p => html`<li>${p.text}</li>\n`)}</ul>`
+: ''}
+${check.notes.length > 0
+? html`<h2>Notes</h2>
 <ul class="notes">
-${check.notes.map(n => html`<li>${n.text}</li>\n`)}</ul>` : ''}
+${check.notes.map(n => html`<li>${n.text}</li>\n`)}</ul>`
+: ''}
 <p>${userobject ? html`<a href="./">Open your fines page</a> (signs you in through EZproxy), then reload this page. ` : ''}The set-up guide is <code>ezproxy-config/README.md</code>, section 5. This page is also available as JSON: <a href="?format=json">ezproxy-check?format=json</a>.</p>`
   })
 }
