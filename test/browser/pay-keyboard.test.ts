@@ -20,6 +20,10 @@ t.test('keyboard only: skip link, Tab to each fee, Space to untick, Enter to pay
   t.ok(await page.locator('.skip-link').isVisible(), 'the skip link shows when focused')
   await page.keyboard.press('Enter')
   await page.waitForFunction(() => (globalThis as any).document.activeElement?.id === 'main')
+  await page.keyboard.press('Tab')
+  const history = await focused()
+  t.equal(history.text, 'Your payment history and receipts', 'the first stop in the content is the link to the payment history')
+  t.match(history.outline, /^solid [3-9]/, 'with a visible focus outline')
   const order: string[] = []
   for (let i = 0; i < 3; i++) {
     await page.keyboard.press('Tab')
