@@ -292,3 +292,13 @@ export interface NewSession extends Omit<SessionRecord, 'lastSeen'> {
 export type SessionStatus =
   | { found: false }
   | { found: true, state: 'live' | 'expired' | 'idle', session: SessionRecord }
+
+/** The state a checkout had before a double charge, kept by both ledgers while the double charge is open. */
+export interface PriorState {
+  state: CheckoutState | null
+  kind?: AttentionKind | null
+  reason?: string | null
+  resolvedAt?: string | null
+  resolvedBy?: string | null
+  resolution?: string | null
+}

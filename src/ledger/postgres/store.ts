@@ -10,21 +10,11 @@ import type {
   DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
-  OutboxMessage, OutboxRecord, RefundRecord
+  AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
+  OutboxMessage, OutboxRecord, PriorState, RefundRecord
 } from '../types.ts'
 import { toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
 import type { Pool, Queries } from './pool.ts'
-
-/** The state a checkout had before a double charge, kept while the double charge is open (as in SQLite). */
-interface PriorState {
-  state: CheckoutState | null
-  kind?: AttentionKind | null
-  reason?: string | null
-  resolvedAt?: string | null
-  resolvedBy?: string | null
-  resolution?: string | null
-}
 
 export async function getCheckout (q: Queries, id: string, lock = false): Promise<Checkout | undefined> {
   const rows = await q.query(`SELECT * FROM checkouts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id])

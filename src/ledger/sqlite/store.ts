@@ -9,21 +9,11 @@ import type {
   TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AttentionKind, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
-  OutboxMessage, OutboxRecord, RefundRecord
+  AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
+  OutboxMessage, OutboxRecord, PriorState, RefundRecord
 } from '../types.ts'
 import type { Connection } from './connection.ts'
 import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
-
-/** The state a checkout had before a double charge, kept while the double charge is open. */
-interface PriorState {
-  state: CheckoutState | null
-  kind?: AttentionKind | null
-  reason?: string | null
-  resolvedAt?: string | null
-  resolvedBy?: string | null
-  resolution?: string | null
-}
 
 export class CheckoutStore {
   readonly #c: Connection
