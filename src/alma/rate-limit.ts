@@ -14,8 +14,9 @@
 // service injects `reserve`, which asks a store every process shares (the ledger) for one call in the window;
 // this module knows nothing of that store. A call first takes a slot of this process's own limiter (so this
 // process never writes more than the limit in a window, by socket time), then one reservation of the shared
-// budget. The calls waiting in this process queue up in order, and only the first of them asks the shared
-// store at a time (waiting the time it is told when refused), so a burst costs the store one question per call.
+// budget. The calls waiting in this process queue up in order and one question at a time asks the shared store
+// for all of them (waiting the time it is told when none is granted): under load, one write of the store
+// grants several calls, so the store's cost per call falls as the load rises.
 
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
@@ -24,10 +25,10 @@ export interface RateSlot {
 
 export type RateLimiter = () => Promise<RateSlot>
 
-/** The shared budget's answer: the call may go now, or ask again after retryInMs. */
-export type Reservation = { granted: true } | { granted: false, retryInMs: number }
-/** Asks the budget shared by every process for one call now (its limit and window are bound in by the caller). */
-export type ReserveCall = () => Promise<Reservation>
+/** The shared budget's answer: how many of the calls asked for may go now; none, ask again after retryInMs. */
+export interface Reservation { granted: number, retryInMs: number }
+/** Asks the budget shared by every process for `wanted` calls now (its limit and window are bound in by the caller). */
+export type ReserveCall = (wanted: number) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
 
@@ -87,7 +88,7 @@ function localLimiter (callsPerSecond: number, windowMs: number): RateLimiter {
   })
 }
 
-/** Calls wait in this process's order; the first asks the shared budget, so the limit holds across processes. */
+/** Calls wait in this process's order; one question asks for all of them, so the limit holds across processes. */
 function sharedBudget (reserve: ReserveCall): () => Promise<void> {
   const waiting: Array<{ resolve: () => void, reject: (error: unknown) => void }> = []
   let asking = false
@@ -99,13 +100,14 @@ function sharedBudget (reserve: ReserveCall): () => Promise<void> {
       while (waiting.length > 0) {
         let answer: Reservation
         try {
-          answer = await reserve()
+          answer = await reserve(waiting.length)
         } catch (error) {
           // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again
           waiting.shift()?.reject(error)
           continue
         }
-        if (answer.granted) (waiting.shift() as { resolve: () => void }).resolve()
+        const granted = Math.min(answer.granted, waiting.length)
+        if (granted > 0) for (const call of waiting.splice(0, granted)) call.resolve()
         else await new Promise(resolve => setTimeout(resolve, Math.max(1, answer.retryInMs)))
       }
     } finally {

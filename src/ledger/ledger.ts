@@ -91,8 +91,11 @@ export interface OutboxFailure {
  */
 export interface PostingLease { checkoutId: string, holder: string, fence: number, expiresAt: Date }
 
-/** What the shared Alma rate limit answers: a call may go now, or the caller asks again after retryInMs. */
-export type AlmaCallReservation = { granted: true } | { granted: false, retryInMs: number }
+/**
+ * What the shared Alma rate limit answers: how many of the calls asked for may go now (0 to the number asked),
+ * and, when none may, how long until the window has room again.
+ */
+export interface AlmaCallReservation { granted: number, retryInMs: number }
 
 export interface Ledger {
   createCheckout (checkout: NewCheckout): Promise<Checkout>
@@ -134,10 +137,10 @@ export interface Ledger {
   renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean>
   releasePosting (lease: PostingLease): Promise<void>
   /**
-   * Reserve one Alma call for `key` under a limit of `limit` calls per `windowMs`, shared by every process; either
-   * granted now, or how long to wait.
+   * Reserve up to `wanted` Alma calls for `key` under a limit of `limit` calls per `windowMs`, shared by every
+   * process, in one write: as many as fit are granted now; none granted, the answer says how long to wait.
    */
-  reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<AlmaCallReservation>
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation>
   /**
    * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
    * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.

@@ -724,9 +724,9 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     for (let step = 0; step < 40; step++) {
       clock = new Date(Date.parse(START) + step * 100)
       for (const [by, ledger] of [first, second, first, second].entries()) {
-        const answer = await ledger.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000)
-        if (answer.granted) granted.push({ at: clock.getTime(), by: by % 2 })
-        else t.ok(answer.retryInMs > 0 && answer.retryInMs <= 1001, `refused with a wait within the window (${answer.retryInMs} ms)`)
+        const answer = await ledger.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1)
+        if (answer.granted === 1) granted.push({ at: clock.getTime(), by: by % 2 })
+        else t.ok(answer.granted === 0 && answer.retryInMs > 0 && answer.retryInMs <= 1001, `refused with a wait within the window (${answer.retryInMs} ms)`)
       }
     }
     let most = 0
@@ -734,11 +734,31 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.equal(most, 3, 'never more than 3 granted in any 1000 ms, across both ledgers')
     t.ok(granted.some(g => g.by === 0) && granted.some(g => g.by === 1), 'both ledgers were granted calls')
     t.ok(granted.length >= 10, `the budget is used again as the window moves (${granted.length} granted in 4 s)`)
-    t.same(await first.reserveAlmaCall('https://alma.example/v1#k2', 3, 1000), { granted: true }, 'another key has its own budget')
-    const refused = await second.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000)
-    t.equal(refused.granted, false)
-    clock = new Date(clock.getTime() + (refused.granted ? 0 : refused.retryInMs))
-    t.same(await second.reserveAlmaCall('https://alma.example/v1#k1', 3, 1000), { granted: true }, 'granted once the wait it was told has passed')
+    t.same(await first.reserveAlmaCalls('https://alma.example/v1#k2', 3, 1000, 1), { granted: 1, retryInMs: 0 }, 'another key has its own budget')
+    const refused = await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1)
+    t.equal(refused.granted, 0)
+    clock = new Date(clock.getTime() + refused.retryInMs)
+    t.same(await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1), { granted: 1, retryInMs: 0 }, 'granted once the wait it was told has passed')
+  })
+
+  t.test('the Alma call budget grants several calls in one question, never past the limit, and counts them all', async t => {
+    let clock = new Date(START)
+    const now = (): Date => clock
+    const first = await makeLedger({ now })
+    const second = await makeLedger({ now, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    const key = 'https://alma.example/v1#batch'
+    t.same(await first.reserveAlmaCalls(key, 20, 1000, 8), { granted: 8, retryInMs: 0 }, 'eight asked, eight granted')
+    clock = new Date(Date.parse(START) + 300)
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50), { granted: 12, retryInMs: 0 }, 'fifty asked: what is left of the budget, counted across ledgers')
+    const full = await first.reserveAlmaCalls(key, 20, 1000, 1)
+    t.same(full, { granted: 0, retryInMs: 700 }, 'the window is full: wait until the first eight leave it (at 1000 ms)')
+    clock = new Date(Date.parse(START) + 1000)
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50), { granted: 8, retryInMs: 0 }, 'the first eight left the window: eight again, the twelve still count')
+    clock = new Date(Date.parse(START) + 1300)
+    t.same(await first.reserveAlmaCalls(key, 20, 1000, 30), { granted: 12, retryInMs: 0 }, 'the twelve left: twelve again')
+    clock = new Date(Date.parse(START) + 60_000)
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 100), { granted: 20, retryInMs: 0 }, 'a minute later the whole budget, never more')
   })
 
   const mail = (id: string, to = 'alice@example.edu'): NewOutboxMessage => ({ id, from: 'fines@example.edu', to, subject: `Subject ${id}`, text: `text ${id}`, html: `<p>${id}</p>` })

@@ -176,7 +176,14 @@ export const MIGRATIONS: string[] = [
      gave_up_at TIMESTAMPTZ,
      last_error TEXT
    );
-   CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL AND gave_up_at IS NULL;`
+   CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL AND gave_up_at IS NULL;`,
+  // Issue 15 (SQLite's migration 10): the shared Alma budget counts each key's reservations in the window here,
+  // so a reservation costs the same however large the budget.
+  `CREATE TABLE alma_budget (
+     key TEXT PRIMARY KEY,
+     in_window INTEGER NOT NULL
+   );
+   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_call_slots GROUP BY key;`
 ]
 
 /** The schema version this code expects (the number of migrations). */

@@ -7,7 +7,7 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
-  DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
@@ -365,18 +365,34 @@ export class PostgresStore {
    * A sliding window of granted calls per key, in the database so every instance and process counts against one
    * budget. The key's advisory lock makes the count and the grant one step.
    */
-  async reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<{ granted: true } | { granted: false, retryInMs: number }> {
+  /**
+   * Up to `wanted` Alma calls under a sliding window shared by every instance: one key at a time (an advisory
+   * lock), then one statement drops the expired reservations, reads the count kept beside them, grants as many
+   * as fit and counts them. None granted: the wait until the oldest leaves the window.
+   */
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation> {
     return await this.#pool.transaction(async q => {
       const now = this.#now()
       const since = new Date(now.getTime() - windowMs).toISOString()
       await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [key])
-      await q.run('DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2', [key, since])
-      const rows = await q.query('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM alma_call_slots WHERE key = $1', [key])
-      if (rows[0].n < limit) {
-        await q.run('INSERT INTO alma_call_slots (key, at) VALUES ($1, $2)', [key, now.toISOString()])
-        return { granted: true as const }
-      }
-      return { granted: false as const, retryInMs: Math.max(1, new Date(rows[0].oldest).getTime() + windowMs - now.getTime()) }
+      const rows = await q.query(`WITH expired AS (
+          DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2 RETURNING 1
+        ), counted AS (
+          SELECT GREATEST(0, COALESCE((SELECT in_window FROM alma_budget WHERE key = $1), 0) - (SELECT COUNT(*) FROM expired))::int AS n
+        ), decided AS (
+          SELECT n, LEAST($4::int, GREATEST(0, $5::int - n))::int AS k FROM counted
+        ), inserted AS (
+          INSERT INTO alma_call_slots (key, at) SELECT $1, $3 FROM decided, generate_series(1, decided.k)
+        ), saved AS (
+          INSERT INTO alma_budget (key, in_window) SELECT $1, n + k FROM decided
+          ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window
+        )
+        SELECT k AS granted, (SELECT MIN(at) FROM alma_call_slots WHERE key = $1 AND at > $2) AS oldest FROM decided`,
+      [key, since, now.toISOString(), Math.max(0, Math.floor(wanted)), limit])
+      const granted = Number(rows[0].granted)
+      if (granted > 0) return { granted, retryInMs: 0 }
+      const oldest = rows[0].oldest === null ? now.getTime() : new Date(rows[0].oldest).getTime()
+      return { granted: 0, retryInMs: Math.max(1, oldest + windowMs - now.getTime()) }
     })
   }
 

@@ -121,8 +121,8 @@ export class SqliteLedger implements Ledger {
     write(() => { this.#store.releasePosting(lease) })
   }
 
-  async reserveAlmaCall (key: string, limit: number, windowMs: number): Promise<AlmaCallReservation> {
-    return write(() => this.#store.reserveAlmaCall(key, limit, windowMs))
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation> {
+    return write(() => this.#store.reserveAlmaCalls(key, limit, windowMs, wanted))
   }
 
   async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> {

@@ -229,7 +229,14 @@ export const MIGRATIONS: Migration[] = [
      expires_ms INTEGER NOT NULL
    );
    CREATE INDEX sessions_pay_link ON sessions (pay_link) WHERE pay_link IS NOT NULL;
-   CREATE INDEX sessions_expires ON sessions (expires_ms);`
+   CREATE INDEX sessions_expires ON sessions (expires_ms);`,
+  // Issue 15: the shared Alma budget counts the reservations in each key's window here, so a reservation costs
+  // the same however large the budget (counting the window's rows cost one step per call already granted).
+  `CREATE TABLE alma_budget (
+     key TEXT PRIMARY KEY,
+     in_window INTEGER NOT NULL
+   );
+   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_reservations GROUP BY key;`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

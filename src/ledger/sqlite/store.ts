@@ -358,18 +358,25 @@ export class CheckoutStore {
       .run(lease.checkoutId, lease.fence, lease.holder))
   }
 
-  /** One Alma call under a sliding window shared by every process on this ledger: granted and counted, or not. */
-  reserveAlmaCall (key: string, limit: number, windowMs: number): AlmaCallReservation {
+  /**
+   * Up to `wanted` Alma calls under a sliding window shared by every process on this ledger, in one write: the
+   * expired reservations go, the count kept beside them says how many the window holds, as many as fit are
+   * granted and counted. None granted: the wait until the oldest leaves the window.
+   */
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): AlmaCallReservation {
     const c = this.#c
     return c.relaxed(() => c.transaction((): AlmaCallReservation => {
       const now = c.now().getTime()
-      c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs)
-      const row = c.sql('SELECT COUNT(*) AS n, MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row
-      if ((row.n as number) < limit) {
-        c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)').run(key, now)
-        return { granted: true }
-      }
-      return { granted: false, retryInMs: Math.max(1, (row.oldest as number) + windowMs - now + 1) }
+      const expired = c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs).changes
+      const counted = c.sql('SELECT in_window FROM alma_budget WHERE key = ?').get(key) as Row | undefined
+      const inWindow = Math.max(0, ((counted?.in_window as number | undefined) ?? 0) - expired)
+      const granted = Math.max(0, Math.min(Math.floor(wanted), limit - inWindow))
+      const insert = c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)')
+      for (let i = 0; i < granted; i++) insert.run(key, now)
+      c.sql('INSERT INTO alma_budget (key, in_window) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window').run(key, inWindow + granted)
+      if (granted > 0) return { granted, retryInMs: 0 }
+      const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
+      return { granted: 0, retryInMs: Math.max(1, (oldest ?? now) + windowMs - now) }
     }))
   }
 

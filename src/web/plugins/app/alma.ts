@@ -26,13 +26,13 @@ export function almaBudgetKey (apiUrl: string, apiKey: string): string {
   return `${apiUrl.replace(/\/+$/, '')}#${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`
 }
 
-/** One Alma call reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS. */
+/** Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS. */
 export function ledgerReserve (ledger: Ledger, key: string, limit: number): ReserveCall {
-  return async () => {
+  return async (wanted) => {
     try {
-      return await ledger.reserveAlmaCall(key, limit, SHARED_WINDOW_MS)
+      return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted)
     } catch (error) {
-      if (error instanceof LedgerUnavailable) return { granted: false, retryInMs: BUSY_RETRY_MS }
+      if (error instanceof LedgerUnavailable) return { granted: 0, retryInMs: BUSY_RETRY_MS }
       throw error
     }
   }
