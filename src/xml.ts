@@ -43,7 +43,10 @@ export function xmlReader (lists: ReadonlySet<string> = new Set()): XmlReader {
     // fast-xml-parser counts the open elements above the one being opened: 99 above is the 100th level.
     maxNestedTags: MAX_DEPTH - 1,
     strictReservedNames: true,
-    isArray: (name, path, _leaf, isAttribute) => isAttribute !== true && lists.has(name) && (path as string).includes('.')
+    // The callbacks get the parser's path matcher, not a path string built for every element and attribute
+    // (building them was a sixth of the parse): a list is an element below the root.
+    jPath: false,
+    isArray: (name, path, _leaf, isAttribute) => isAttribute !== true && lists.has(name) && (path as unknown as { getDepth: () => number }).getDepth() > 1
   })
 
   return (text: string) => {
