@@ -140,6 +140,41 @@ t.test('export:gl and export:fines with --campus: each campus\'s files from its 
     t.notSame(a, b)
   })
 
+  t.test('an output directory set once for every campus (environment or defaults): each campus in its own subdirectory', async t => {
+    // the same deployment, but GL_OUT_DIR and FINES_OUT_DIR not in the campus blocks: the environment's, then the file's defaults
+    const file = JSON.parse(readFileSync(springfield.config.campusesFile, 'utf8')) as { defaults: Record<string, string>, campuses: Record<string, Record<string, string>> }
+    for (const block of Object.values(file.campuses)) {
+      delete block.GL_OUT_DIR
+      delete block.FINES_OUT_DIR
+    }
+    const shared = join(dir, 'shared.json')
+    writeFileSync(shared, JSON.stringify(file))
+    const inDefaults = join(dir, 'defaults.json')
+    writeFileSync(inDefaults, JSON.stringify({ ...file, defaults: { ...file.defaults, GL_OUT_DIR: join(dir, 'defaults', 'gl'), FINES_OUT_DIR: join(dir, 'defaults', 'fines') } }))
+    const runs = [
+      { what: 'the environment', env: { ...env(), CAMPUSES_FILE: shared, GL_OUT_DIR: join(dir, 'env', 'gl'), FINES_OUT_DIR: join(dir, 'env', 'fines') }, root: join(dir, 'env') },
+      { what: 'the defaults', env: { ...env(), CAMPUSES_FILE: inDefaults }, root: join(dir, 'defaults') }
+    ]
+    for (const { what, env: jobEnv, root } of runs) {
+      for (const campus of stack.campuses) {
+        const gl = await runScript('export-gl.ts', ['--campus', campus.id, '--date', DATE], jobEnv)
+        t.equal(gl.code, 0, gl.stderr)
+        t.equal(gl.stdout.trim(), join(root, 'gl', campus.id, `gl-journal-${DATE}.csv`), `GL_OUT_DIR from ${what}: ${campus.id}'s subdirectory`)
+        const fines = await runScript('export-fines.ts', ['--campus', campus.id, '--date', DATE], jobEnv)
+        t.equal(fines.code, 0, fines.stderr)
+        t.equal(fines.stdout.trim(), join(root, 'fines', campus.id, `fines-${DATE}.csv`), `FINES_OUT_DIR from ${what}: ${campus.id}'s subdirectory`)
+      }
+      for (const campus of stack.campuses) {
+        // after both campuses' runs, each campus's file is still its own (the second run did not overwrite the first)
+        t.equal(readFileSync(join(root, 'gl', campus.id, `gl-journal-${DATE}.csv`), 'utf8'), readFileSync(join(out(campus.id, 'gl'), `gl-journal-${DATE}.csv`), 'utf8'), `${what}: ${campus.id}'s journal`)
+        t.equal(readFileSync(join(root, 'fines', campus.id, `fines-${DATE}.csv`), 'utf8'), readFileSync(join(out(campus.id, 'fines'), `fines-${DATE}.csv`), 'utf8'), `${what}: ${campus.id}'s extract`)
+      }
+    }
+    // --out on the command line is this run's own choice (one cron line per campus): used as given
+    const explicit = await runScript('export-gl.ts', ['--campus', 'shelbyville', '--date', DATE, '--out', join(dir, 'explicit')], { ...env(), CAMPUSES_FILE: shared })
+    t.equal(explicit.stdout.trim(), join(dir, 'explicit', `gl-journal-${DATE}.csv`), '--out as given')
+  })
+
   t.test('unknown or missing campus: one line, exit 2, nothing written', async t => {
     const before = { gl: contents(out('springfield', 'gl')), fines: contents(out('springfield', 'fines')) }
     for (const [script, args] of [['export-gl.ts', ['--date', DATE, '--out', join(dir, 'stray')]], ['export-fines.ts', ['--date', DATE, '--out', join(dir, 'stray')]]] as const) {
