@@ -3,12 +3,14 @@
 // real flow (checkout, CashNet sandbox, postback, posting to that campus's Alma). The service's ledger clock is
 // set two days back, so the payments lie on a day that is over and export:gl may journal it. Each campus has its
 // own chartfield map and output directories in CAMPUSES_FILE; the jobs run as cron runs them, as child processes.
+// On SQLite (a file per campus) and, when the test run has a server, PostgreSQL (a schema per campus).
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Browser, buildCampuses, checkoutIdFrom, until, type TestCampusStack } from './helper.ts'
 import { contents, csvFile, runScript, tempDir } from './jobs/cli.ts'
+import { freshDatabase } from './support/postgres.ts'
 import { type Cents, formatDecimal, parseCents } from '../src/money.ts'
 import type { SandboxCampus } from '../src/sandbox/stack.ts'
 
@@ -39,13 +41,27 @@ const SHELBYVILLE_MAP = {
 
 interface Paid { checkoutId: string, tx: string, fees: Array<{ feeId: string, cents: number }> }
 
-t.test('export:gl and export:fines with --campus: each campus\'s files from its own rows only', async t => {
-  const dir = tempDir(t)
+/** The ledgers a system deployment may keep: a SQLite file per campus, or a PostgreSQL schema per campus (when a test server runs). */
+const LEDGERS: Array<{ name: string, location: (t: Test, dir: string) => Promise<Record<string, string> | null> }> = [
+  { name: 'SQLite', location: async (_t, dir) => ({ DATABASE_PATH: join(dir, 'payments.sqlite') }) },
+  { name: 'PostgreSQL', location: async (t) => { const url = await freshDatabase(t); return url === null ? null : { DATABASE_URL: url } } }
+]
+
+for (const { name, location } of LEDGERS) {
+  t.test(`export:gl and export:fines with --campus: each campus's files from its own rows only (${name})`, async t => {
+    const dir = tempDir(t)
+    const ledgerEnv = await location(t, dir)
+    if (ledgerEnv === null) return
+    await exportsPerCampus(t, dir, ledgerEnv)
+  })
+}
+
+async function exportsPerCampus (t: Test, dir: string, ledgerEnv: Record<string, string>): Promise<void> {
   const shelbyvilleMap = join(dir, 'shelbyville-gl-map.json')
   writeFileSync(shelbyvilleMap, JSON.stringify(SHELBYVILLE_MAP))
   const out = (campus: string, kind: string): string => join(dir, campus, kind)
   const stack = await buildCampuses(t, {
-    env: { DATABASE_PATH: join(dir, 'payments.sqlite') },
+    env: ledgerEnv,
     campuses: [
       { id: 'springfield', env: { GL_MAP_FILE: 'config/gl-map.example.json', GL_OUT_DIR: out('springfield', 'gl'), FINES_OUT_DIR: out('springfield', 'fines') } },
       { id: 'shelbyville', env: { GL_MAP_FILE: shelbyvilleMap, GL_OUT_DIR: out('shelbyville', 'gl'), FINES_OUT_DIR: out('shelbyville', 'fines') } }
@@ -67,7 +83,7 @@ t.test('export:gl and export:fines with --campus: each campus\'s files from its 
   })
   const env = (): Record<string, string> => ({
     CAMPUSES_FILE: springfield.config.campusesFile,
-    DATABASE_PATH: join(dir, 'payments.sqlite'),
+    ...ledgerEnv,
     SPRINGFIELD_ALMA_API_KEY: springfield.almaApiKey,
     SHELBYVILLE_ALMA_API_KEY: shelbyville.almaApiKey,
     GL_TIMEZONE: 'UTC'
@@ -190,7 +206,7 @@ t.test('export:gl and export:fines with --campus: each campus\'s files from its 
     t.notOk(existsSync(join(dir, 'stray')), 'no file written')
     t.same({ gl: contents(out('springfield', 'gl')), fines: contents(out('springfield', 'fines')) }, before)
   })
-})
+}
 
 function byFee (a: { fee: string }, b: { fee: string }): number {
   return a.fee.localeCompare(b.fee)
