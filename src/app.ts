@@ -56,6 +56,8 @@ export interface ApplicationOptions extends PostingWorkerOptions, ReceiptSenderO
   campuses?: readonly Campus[]
   /** the clock sessions are timed by (tests move it to pass idle and absolute limits); Date.now by default */
   now?: () => number
+  /** the clock the ledger stamps its rows with (tests put payments on a day that is over, for export:gl); now by default */
+  ledgerNow?: () => Date
 }
 
 declare module 'fastify' {
@@ -65,7 +67,7 @@ declare module 'fastify' {
   }
 }
 
-type CampusOptions = PostingWorkerOptions & ReceiptSenderOptions & { config: Config, now?: () => number, registry?: Map<string, FastifyInstance> }
+type CampusOptions = PostingWorkerOptions & ReceiptSenderOptions & { config: Config, now?: () => number, ledgerNow?: () => Date, registry?: Map<string, FastifyInstance> }
 
 /**
  * The part of the app that belongs to one campus: its configuration, ledger, Alma client and rate limit, payment
@@ -95,7 +97,7 @@ async function campusPart (fastify: FastifyInstance, options: CampusOptions): Pr
   // The campus's own services; onClose hooks run in reverse, so the worker stops before the ledger and Alma close
   await fastify.register(configDecorator, { config })
   await fastify.register(metrics)
-  await fastify.register(ledger)
+  await fastify.register(ledger, { now: options.ledgerNow })
   await fastify.register(alma)
   await fastify.register(alerts)
   await fastify.register(paymentProvider)
@@ -135,7 +137,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   if (options.campuses === undefined) {
     // One campus at /: its part is the app itself (fastify-plugin), so app.ledger, app.worker, app.routeAccess are where they always were
     // (fastify-plugin marks the function it is given: a fresh one, so campusPart itself stays encapsulated elsewhere)
-    await fastify.register(fp(async (instance: FastifyInstance, opts: CampusOptions) => { await campusPart(instance, opts) }, { name: 'campus' }), { config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
+    await fastify.register(fp(async (instance: FastifyInstance, opts: CampusOptions) => { await campusPart(instance, opts) }, { name: 'campus' }), { config, now: options.now, ledgerNow: options.ledgerNow, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
     await fastify.register(health)
     await fastify.register(metricsRoute)
     await fastify.register(assets)
@@ -145,7 +147,7 @@ async function application (fastify: FastifyInstance, options: ApplicationOption
   // A system deployment: the process's routes at the root, each campus encapsulated under /{id}
   await fastify.register(processPart, { config, campuses: options.campuses })
   for (const campus of options.campuses) {
-    await fastify.register(campusPart, { prefix: `/${campus.id}`, config: campus.config, now: options.now, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
+    await fastify.register(campusPart, { prefix: `/${campus.id}`, config: campus.config, now: options.now, ledgerNow: options.ledgerNow, workerPollMs: options.workerPollMs, startWorker: options.startWorker, outboxPollMs: options.outboxPollMs, outboxRetryBaseMs: options.outboxRetryBaseMs, outboxRetryMaxMs: options.outboxRetryMaxMs, registry })
   }
 }
 

@@ -92,6 +92,19 @@ t.test('a job reads one campus\'s settings (--campus / CAMPUS), required with CA
   t.same(campusJobEnvironment({ ...processEnv }, ''), { ...processEnv }, 'without CAMPUSES_FILE the environment as it is')
 })
 
+t.test('a job\'s directories are the campus\'s own: a block\'s as it is, one set for every campus gets /<campus>', async t => {
+  const file = campusesFile({
+    defaults: { ...cashnet, HOLDS_STATE_DIR: '/var/lib/holds', GL_OUT_DIR: '/sftp/gl' },
+    campuses: { north: campus('north', { GL_OUT_DIR: '/sftp/north/gl', HOLDS_OUT_DIR: '/sftp/north/holds' }), south: campus('south') }
+  })
+  const env = { ...processEnv, CAMPUSES_FILE: file, NORTH_KEY: 'k', SOUTH_KEY: 'k', HOLDS_OUT_DIR: '/sftp/holds', FINES_OUT_DIR: '/sftp/fines' }
+  const pick = (e: Record<string, string | undefined>): Record<string, string | undefined> => ({ HOLDS_STATE_DIR: e.HOLDS_STATE_DIR, HOLDS_OUT_DIR: e.HOLDS_OUT_DIR, GL_OUT_DIR: e.GL_OUT_DIR, FINES_OUT_DIR: e.FINES_OUT_DIR })
+  t.same(pick(campusJobEnvironment(env, 'north')), { HOLDS_STATE_DIR: '/var/lib/holds/north', HOLDS_OUT_DIR: '/sftp/north/holds', GL_OUT_DIR: '/sftp/north/gl', FINES_OUT_DIR: '/sftp/fines/north' })
+  t.same(pick(campusJobEnvironment(env, 'south')), { HOLDS_STATE_DIR: '/var/lib/holds/south', HOLDS_OUT_DIR: '/sftp/holds/south', GL_OUT_DIR: '/sftp/gl/south', FINES_OUT_DIR: '/sftp/fines/south' })
+  const bare = campusJobEnvironment({ ...processEnv, CAMPUSES_FILE: campusesFile({ defaults: cashnet, campuses: { north: campus('north') } }), NORTH_KEY: 'k' }, 'north')
+  t.same(pick(bare), { HOLDS_STATE_DIR: 'data/holds/north', HOLDS_OUT_DIR: undefined, GL_OUT_DIR: undefined, FINES_OUT_DIR: undefined }, 'an output directory set nowhere stays required')
+})
+
 t.test('npm start refuses a campuses file with one line naming the campus and the variable, and no secret', async t => {
   const file = campusesFile({ defaults: cashnet, campuses: { sanmarcos: campus('sanmarcos'), pomona: campus('pomona', { PAYMENT_PROVIDER: 'paypal' }) } })
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...processEnv, PORT: '0', DATABASE_PATH: ':memory:', CAMPUSES_FILE: file, SANMARCOS_KEY: 'super-secret-sanmarcos-key', POMONA_KEY: 'super-secret-pomona-key' }

@@ -147,10 +147,18 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
 }
 
 /**
+ * The jobs' directories that must be a campus's own: its snapshot of the holds (diffed against its next run) and
+ * the directories its files are written to. Set in a campus's block, one is used as it is; set once for every
+ * campus (the environment, the defaults), a campus gets `<directory>/<campus>`.
+ */
+export const SHARED_DIRECTORIES: readonly string[] = ['HOLDS_STATE_DIR', 'HOLDS_OUT_DIR', 'GL_OUT_DIR', 'FINES_OUT_DIR']
+
+/**
  * One campus's environment for a job (--campus / CAMPUS): the environment without the service's per-campus
  * variables (no campus falls back to another's ALMA_API_KEY; the jobs' own HOLDS_*, GL_*... stay, and a campus
- * block may set them too), the campus's block over the defaults, its ledger, and its own
- * holds snapshot directory (`<HOLDS_STATE_DIR or data/holds>/<campus>`), so campuses never share a diff.
+ * block may set them too), the campus's block over the defaults, its ledger, and its own holds snapshot and
+ * output directories (SHARED_DIRECTORIES: `<HOLDS_STATE_DIR or data/holds>/<campus>`, `<GL_OUT_DIR>/<campus>`...
+ * unless its block names its own), so campuses never share a diff or overwrite each other's files.
  * Without CAMPUSES_FILE, the environment as it is.
  */
 export function campusJobEnvironment (env: Record<string, string | undefined>, campus: string): Record<string, string | undefined> {
@@ -172,7 +180,13 @@ export function campusJobEnvironment (env: Record<string, string | undefined>, c
   }
   Object.assign(own, campusEnvironment(campus, defaults, block, env))
   own.DATABASE_PATH = campusDatabasePath(own.DATABASE_PATH ?? 'data/payments.sqlite', campus)
-  if (block.HOLDS_STATE_DIR === undefined && defaults.HOLDS_STATE_DIR === undefined) own.HOLDS_STATE_DIR = join(env.HOLDS_STATE_DIR ?? 'data/holds', campus)
+  // a directory set once for every campus (the environment, the defaults) gets a subdirectory per campus: two
+  // campuses' gl-journal-DATE.csv in one directory would be one file, the second run's
+  if (own.HOLDS_STATE_DIR === undefined || own.HOLDS_STATE_DIR === '') own.HOLDS_STATE_DIR = 'data/holds'
+  for (const variable of SHARED_DIRECTORIES) {
+    const value = own[variable]
+    if ((block[variable] === undefined || block[variable] === '') && value !== undefined && value !== '') own[variable] = join(value, campus)
+  }
   own.CAMPUS = campus
   return own
 }

@@ -3,6 +3,7 @@
 // first page as Alma does, and a fault to order: an Alma error answer on a chosen page.
 
 import type { FastifyReply } from 'fastify'
+import { type Cents, formatDecimal } from '../money.ts'
 import { type AlmaSandbox, errorXml } from './alma.ts'
 import { xmlEscape } from './xml-escape.ts'
 
@@ -20,8 +21,11 @@ export interface AnalyticsFault {
   message: string
 }
 
+/** A report computed when its first page is asked for (Analytics' own snapshot of the day), e.g. finesReport. */
+export type LiveReport = () => AnalyticsReport
+
 export interface AnalyticsSandbox {
-  reports: Map<string, AnalyticsReport>
+  reports: Map<string, AnalyticsReport | LiveReport>
   /** rows per page regardless of `limit` (Alma pages in blocks of 25; tests want smaller reports) */
   rowsPerPage?: number
   fault?: AnalyticsFault
@@ -40,9 +44,9 @@ function rowXml (row: string[]): string {
 }
 
 /** Adds the Analytics route to the Alma sandbox's app; call before alma.start(). Returns the live state. */
-export function addAnalytics (alma: AlmaSandbox, reports: Record<string, AnalyticsReport> = {}): AnalyticsSandbox {
+export function addAnalytics (alma: AlmaSandbox, reports: Record<string, AnalyticsReport | LiveReport> = {}): AnalyticsSandbox {
   const state: AnalyticsSandbox = { reports: new Map(Object.entries(reports)) }
-  const cursors = new Map<string, { path: string, offset: number, page: number }>()
+  const cursors = new Map<string, { report: AnalyticsReport, offset: number, page: number }>()
   let tokens = 0
   const fail = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply =>
     reply.code(status).type('application/xml;charset=UTF-8').send(errorXml(code, message))
@@ -58,10 +62,12 @@ export function addAnalytics (alma: AlmaSandbox, reports: Record<string, Analyti
       if (query.path !== undefined) return fail(reply, 400, '402212', 'Send either path or token, not both.')
     } else {
       const path = query.path ?? ''
-      if (!state.reports.has(path)) return fail(reply, 400, 'INTERNAL_SERVER_ERROR', `Path not found (${path})`)
-      cursor = { path, offset: 0, page: 0 }
+      const found = state.reports.get(path)
+      if (found === undefined) return fail(reply, 400, 'INTERNAL_SERVER_ERROR', `Path not found (${path})`)
+      // a live report is computed once, on its first page: the later pages page through the same rows
+      cursor = { report: typeof found === 'function' ? found() : found, offset: 0, page: 0 }
     }
-    const report = state.reports.get(cursor.path) as AnalyticsReport
+    const report = cursor.report
     const page = cursor.page + 1
     if (state.fault !== undefined && state.fault.page === page) return fail(reply, state.fault.status, state.fault.code, state.fault.message)
     const size = state.rowsPerPage ?? limit
@@ -80,4 +86,23 @@ export function addAnalytics (alma: AlmaSandbox, reports: Record<string, Analyti
       (page === 1 ? schema(report.columns) : '') + rows.map(rowXml).join('') + '</rowset:rowset></ResultXml></QueryResult></report>')
   })
   return state
+}
+
+/**
+ * The fines report of this Alma sandbox as it stands: one row per fee with a balance (Alma Analytics' "Fines and
+ * Fees" subject area), headed as a library's "Fines for PeopleSoft" report usually is: the patron's UNIV_ID,
+ * primary identifier, remaining amount and currency. Closed and paid-off fees are not in it.
+ */
+export function finesReport (alma: AlmaSandbox): LiveReport {
+  return () => {
+    const rows: string[][] = []
+    for (const user of alma.users.values()) {
+      const univ = user.identifiers.find(i => i.type === 'UNIV_ID')?.value ?? ''
+      for (const fee of user.fees) {
+        if (fee.status !== 'ACTIVE' || fee.balanceCents === 0) continue
+        rows.push([univ, user.primaryId, formatDecimal(fee.balanceCents as Cents), fee.currency ?? 'USD'])
+      }
+    }
+    return { columns: ['Identifier Value', 'Primary Identifier', 'Remaining Amount', 'Currency'], rows }
+  }
 }

@@ -11,6 +11,7 @@ import { buildApp, type AppOptions } from '../app.ts'
 import { loadCampuses, PROCESS_VARIABLES } from '../campuses/config.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
+import { addAnalytics, finesReport } from './analytics.ts'
 import { CashnetSandbox } from './cashnet.ts'
 import { EzproxyStandIn, STANDIN_LOGOUT_PATH } from './ezproxy.ts'
 import { type PayPalSandboxOptions, PayPalSandbox } from './paypal.ts'
@@ -236,6 +237,9 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
     const cashnetFrom = definition.cashnetFrom ?? `127.0.2.${index + 1}`
     const almaApiKey = `sandbox-alma-api-key-${definition.id}`
     const alma = new AlmaSandbox({ apiKey: almaApiKey, users: campusSeedUsers(definition.id, index) })
+    // its Analytics fines report, read by export:fines --campus ID (ALMA_FINES_REPORT_PATH below)
+    const finesReportPath = `/shared/${definition.id}/Reports/Fines for PeopleSoft`
+    addAnalytics(alma, { [finesReportPath]: finesReport(alma) })
     await alma.start()
     const cashnet = new CashnetSandbox({ store: `LIBFINES${definition.id.replace(/[^a-z0-9]/g, '').toUpperCase()}`, postbackUrl: 'http://127.0.0.1:9/cashnet/postback', postbackFrom: cashnetFrom })
     await cashnet.start()
@@ -272,6 +276,7 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
       ALMA_TIMEOUT_MS: '2000',
       POSTING_RETRY_BASE_MS: '50',
       POSTING_RETRY_MAX_MS: '1000',
+      ALMA_FINES_REPORT_PATH: finesReportPath,
       ...definition.env
     }
     started.push({ id: definition.id, alma, cashnet, ezproxy, config: undefined as unknown as Config, almaApiKey, ezproxyFrom, cashnetFrom, ezproxyUrl, publicUrl })

@@ -11,9 +11,9 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async function ledger (fastify) {
+export default fp(async function ledger (fastify, options: { now?: () => Date }) {
   // a campus of a system deployment (config.campus): its own store (src/ledger/open.ts)
-  const ledger = await openLedger(fastify.config)
+  const ledger = await openLedger(fastify.config, { now: options.now })
   fastify.decorate('ledger', ledger)
   fastify.addHook('onClose', async () => { await ledger.close() })
 }, { name: 'ledger', dependencies: ['config'] })
