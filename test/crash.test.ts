@@ -3,17 +3,12 @@
 // with what was paid. Also: SIGTERM stops it gracefully in the middle of a posting.
 
 import t, { type Test } from 'tap'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
-import { AlmaSandbox } from '../src/sandbox/alma.ts'
-import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
-import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
-import { seedUsers } from '../src/sandbox/seed.ts'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
-import { Browser, CASHNET_PEER, checkoutIdFrom, send, until, freePort } from './helper.ts'
+import type { AlmaSandbox } from '../src/sandbox/alma.ts'
+import type { CashnetSandbox } from '../src/sandbox/cashnet.ts'
+import type { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
+import { Browser, checkoutIdFrom, send, until } from './helper.ts'
+import { childSandboxes, serviceProcess } from './support/service-process.ts'
 
 interface Rig {
   alma: AlmaSandbox
@@ -27,61 +22,18 @@ interface Rig {
 }
 
 async function rig (t: Test): Promise<Rig> {
-  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-crash-'))
-  const port = await freePort()
-  const serviceUrl = `http://127.0.0.1:${port}`
-  const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
-  await alma.start()
-  const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: `${serviceUrl}/cashnet/postback`, postbackFrom: CASHNET_PEER })
-  await cashnet.start()
-  const ezproxy = new EzproxyStandIn({ target: serviceUrl, users: seedUsers() })
-  const publicUrl = await ezproxy.start()
-  const env = {
-    ...process.env,
-    PORT: String(port),
-    PUBLIC_URL: publicUrl,
-    ALMA_API_URL: alma.baseUrl,
-    ALMA_API_KEY: SANDBOX_API_KEY,
+  const sandboxes = await childSandboxes(t, 'alma-cashnet-crash-', {
     ALMA_TIMEOUT_MS: '2000',
-    CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
-    CASHNET_ITEM_CODE: 'LIB-FINE',
-    CASHNET_POSTBACK_ALLOW: CASHNET_PEER,
-    EZPROXY_ALLOW: '127.0.0.1',
-    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
-    DATABASE_PATH: join(dir, 'payments.sqlite'),
     POSTING_RETRY_BASE_MS: '50',
     // a killed process keeps its posting's lease until it expires; the restarted one takes it over then
-    POSTING_LEASE_SECONDS: '2',
-    LOG_LEVEL: 'info'
-  }
-  let child: ChildProcess | undefined
-  const output: string[] = []
-  const start = async (): Promise<void> => {
-    const from = output.length
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
-    child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
-    await until(() => output.slice(from).join('').includes('service.started'), 'the service to start', 60000)
-  }
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> => {
-    const running = child
-    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return running?.exitCode ?? null
-    const exited = new Promise<number | null>(resolve => running.once('exit', (code) => { resolve(code) }))
-    running.kill(signal)
-    return await exited
-  }
-  const ledger = new SqliteLedger({ path: env.DATABASE_PATH })
-  const browser = new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice')
-  t.teardown(async () => {
-    await kill()
-    await ledger.close()
-    rmSync(dir, { recursive: true, force: true })
-    await ezproxy.close()
-    await cashnet.close()
-    await alma.close()
+    POSTING_LEASE_SECONDS: '2'
   })
-  await start()
-  return { alma, cashnet, ezproxy, ledger, browser, start, kill, output }
+  const ledger = new SqliteLedger({ path: sandboxes.env.DATABASE_PATH })
+  t.teardown(async () => { await ledger.close() })
+  const service = serviceProcess(t, sandboxes.env)
+  await service.start()
+  const browser = new Browser(sandboxes).login('alice')
+  return { ...sandboxes, ledger, browser, start: service.start, kill: service.stop, output: service.output }
 }
 
 async function assertPaidOnce (t: Test, r: Rig, id: string): Promise<void> {

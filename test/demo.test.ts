@@ -2,31 +2,14 @@
 // on the CashNet sandbox, and the fines page empty afterwards.
 
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { Browser, until, freePort } from './helper.ts'
+import { Browser } from './helper.ts'
+import { runDemo } from './support/service-process.ts'
 
 for (const mode of ['header', 'userobject'] as const) {
   t.test(`npm run demo (${mode} mode): sign in, see the fees, pay them all, nothing left to pay`, async t => {
-    const port = await freePort()
-    const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-demo-'))
-    const demo = spawn('npm', ['run', '--silent', 'demo'], {
-      env: { ...process.env, DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), DEMO_AUTH_MODE: mode },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true
-    })
-    let output = ''
-    demo.stdout.on('data', (chunk) => { output += String(chunk) })
-    demo.stderr.on('data', (chunk) => { output += String(chunk) })
-    t.teardown(() => {
-      try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {}
-      rmSync(dir, { recursive: true, force: true })
-    })
-    await until(() => output.includes('demo is running'), 'the demo to start', 60000)
+    const { port, output } = await runDemo(t, 'alma-cashnet-demo-', { DEMO_AUTH_MODE: mode })
     const publicUrl = `http://127.0.0.1:${port}`
-    t.match(output, `Open ${publicUrl}/login?url=/`, 'it prints the one URL to open')
+    t.match(output(), `Open ${publicUrl}/login?url=/`, 'it prints the one URL to open')
 
     const browser = new Browser({ publicUrl } as any)
     const login = await browser.get('/login?url=/')

@@ -8,10 +8,7 @@
 
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cents as centsOf, patrons } from '../bench/lib/patrons.ts'
 import { checkoutFormFields } from '../src/providers/cashnet/checkout-form.ts'
@@ -24,11 +21,12 @@ import { AlmaSandbox } from '../src/sandbox/alma.ts'
 import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
 import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
 import { type SeedUser, seedUsers } from '../src/sandbox/seed.ts'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, SANDBOX_WSKEY, type Stack } from '../src/sandbox/stack.ts'
+import { SANDBOX_API_KEY, SANDBOX_WSKEY } from '../src/sandbox/stack.ts'
 import { STANDIN_LOGOUT_PATH } from '../src/sandbox/ezproxy.ts'
 import { sessionKey } from '../src/web/sessions.ts'
 import { type Answer, Browser, CASHNET_PEER, checkoutIdFrom, freePort, send, until } from './helper.ts'
 import { freshDatabase } from './support/postgres.ts'
+import { type ServiceProcess, serviceEnv, serviceProcess, tempDir } from './support/service-process.ts'
 
 t.setTimeout(600_000)
 
@@ -36,10 +34,7 @@ interface Instance {
   url: string
   ezproxy: EzproxyStandIn
   browser: Browser
-  output: string[]
-  child: () => ChildProcess | undefined
-  start: () => Promise<void>
-  kill: (signal?: NodeJS.Signals) => Promise<void>
+  service: ServiceProcess
 }
 
 type Kind = 'sqlite' | 'postgres'
@@ -94,8 +89,7 @@ interface Deployment {
 /** The sandboxes, the shared ledger and `count` instances started on it; null when PostgreSQL is asked for and the test run has none (the test says it was skipped). */
 async function deployment (t: Test, kind: Kind, count: number, extra: { users?: SeedUser[], env?: Record<string, string> } = {}): Promise<Deployment | null> {
   const userobject = extra.env?.AUTH_MODE === 'userobject'
-  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-instances-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'alma-cashnet-instances-')
   const shared = await sharedLedger(t, kind, dir)
   if (shared === null) return null
   const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY, users: [...seedUsers(), ...(extra.users ?? [])] })
@@ -108,62 +102,34 @@ async function deployment (t: Test, kind: Kind, count: number, extra: { users?: 
     const url = `http://127.0.0.1:${port}`
     const ezproxy = new EzproxyStandIn({ target: url, users: seedUsers(), wskey: SANDBOX_WSKEY })
     const publicUrl = await ezproxy.start()
-    const env = {
-      ...process.env,
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      ALMA_API_URL: alma.baseUrl,
-      ALMA_API_KEY: SANDBOX_API_KEY,
-      ALMA_TIMEOUT_MS: '5000',
-      CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
-      CASHNET_ITEM_CODE: 'LIB-FINE',
-      CASHNET_POSTBACK_ALLOW: CASHNET_PEER,
-      EZPROXY_ALLOW: '127.0.0.1',
-      COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
-      ...shared.env,
-      POSTING_RETRY_BASE_MS: '50',
-      POSTING_LEASE_SECONDS: '2',
-      LOG_LEVEL: 'info',
-      // userobject mode: each instance signs patrons in through its own EZproxy stand-in
-      ...(userobject ? { EZPROXY_URL: publicUrl, EZPROXY_WSKEY: SANDBOX_WSKEY, EZPROXY_LOGOUT_URL: `${publicUrl}${STANDIN_LOGOUT_PATH}` } : {}),
-      ...extra.env
-    }
-    let child: ChildProcess | undefined
-    const output: string[] = []
     const instance: Instance = {
       url,
       ezproxy,
-      browser: new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice'),
-      output,
-      child: () => child,
-      start: async () => {
-        const from = output.length
-        child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-        child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
-        child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
-        await until(() => output.slice(from).join('').includes('service.started'), `instance ${i + 1} to start`, 60000)
-      },
-      kill: async (signal = 'SIGKILL') => {
-        const running = child
-        if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
-        const exited = new Promise<void>(resolve => running.once('exit', () => { resolve() }))
-        running.kill(signal)
-        await exited
-      }
+      browser: new Browser({ ezproxy, publicUrl }).login('alice'),
+      service: serviceProcess(t, {
+        ...serviceEnv({ port, publicUrl, alma, cashnet }),
+        ALMA_TIMEOUT_MS: '5000',
+        ...shared.env,
+        POSTING_RETRY_BASE_MS: '50',
+        POSTING_LEASE_SECONDS: '2',
+        // userobject mode: each instance signs patrons in through its own EZproxy stand-in
+        ...(userobject ? { EZPROXY_URL: publicUrl, EZPROXY_WSKEY: SANDBOX_WSKEY, EZPROXY_LOGOUT_URL: `${publicUrl}${STANDIN_LOGOUT_PATH}` } : {}),
+        ...extra.env
+      }, { name: `instance ${i + 1}` })
     }
     instances.push(instance)
   }
   t.teardown(async () => {
     for (const instance of instances) {
-      instance.child()?.kill('SIGCONT')
-      await instance.kill()
+      instance.service.child?.kill('SIGCONT')
+      await instance.service.stop()
       await instance.ezproxy.close()
     }
     await shared.close()
     await cashnet.close()
     await alma.close()
   })
-  await Promise.all(instances.map(async i => { await i.start() }))
+  await Promise.all(instances.map(async i => { await i.service.start() }))
   return { alma, cashnet, ledger: shared.ledger, shared, instances }
 }
 
@@ -197,7 +163,7 @@ async function assertPaidOnce (t: Test, d: Deployment, ids: string[]): Promise<v
 
 /** No instance stopped by itself: a lost lease or a busy ledger fails one posting (retried later), never the process. */
 function assertNoneCrashed (t: Test, d: Deployment): void {
-  const crashed = d.instances.map((instance, n) => ({ n: n + 1, output: instance.output.join('') }))
+  const crashed = d.instances.map((instance, n) => ({ n: n + 1, output: instance.service.output.join('') }))
     .filter(({ output }) => /service\.crashed|PromiseRejectionHandledWarning|unhandled/i.test(output))
   t.same(crashed.map(c => c.n), [], `no instance crashed${crashed.map(c => `; instance ${c.n}: ${(/.*service\.crashed.*/.exec(c.output) ?? [c.output.slice(-400)])[0]}`).join('')}`)
 }
@@ -257,7 +223,7 @@ for (const { kind, name } of KINDS) {
         if (i === 250) {
           // mid-burst, with postings of its own in flight (claimed, some paid, some waiting for the Alma budget)
           killed = d.alma.calls.length > 0
-          await victim.kill('SIGKILL')
+          await victim.service.stop('SIGKILL')
         }
         let status = await postback(d.instances[i % 3], bodies[i])
         // CashNet retries what was not answered 200, here at another instance
@@ -286,24 +252,24 @@ for (const { kind, name } of KINDS) {
     await until(() => d.alma.heldPayments === 1, 'a payment in flight', 30000)
     const before = (await d.ledger.history(id))?.events.map(e => e.id) ?? []
     const leaseHolder = String(await d.shared.leaseHolder(id))
-    const holder = d.instances.find(i => leaseHolder.includes(`:${i.child()?.pid}:`))
+    const holder = d.instances.find(i => leaseHolder.includes(`:${i.service.child?.pid}:`))
     if (holder === undefined) throw new Error(`no instance holds the lease (${leaseHolder})`)
     const other = holder === a ? b : a
-    holder.child()?.kill('SIGSTOP')
+    holder.service.child?.kill('SIGSTOP')
     // Alma applies the held payment; its answer waits in the paused process's socket
     d.alma.releasePayments()
     t.equal(d.alma.paymentsFor((await d.ledger.getCheckout(id))?.tx as string).length, 1, 'Alma applied the paused holder\'s payment')
     await until(async () => (await d.ledger.getCheckout(id))?.state === 'POSTED', 'the other instance takes the posting over after the lease', 30000)
     const takenOver = await d.ledger.history(id)
-    holder.child()?.kill('SIGCONT')
-    await until(() => holder.output.join('').includes('posting.lease_lost'), 'the woken holder to find its lease lost', 30000)
+    holder.service.child?.kill('SIGCONT')
+    await until(() => holder.service.output.join('').includes('posting.lease_lost'), 'the woken holder to find its lease lost', 30000)
     await new Promise(resolve => setTimeout(resolve, 500))
     const after = await d.ledger.history(id)
     t.same(after, takenOver, 'nothing written by the stale holder once woken: no line, no event, no Alma call record')
     t.equal(d.alma.paymentsFor(after?.checkout.tx as string).length, 1, 'no fee paid twice')
     const recovered = after?.events.filter(e => !before.includes(e.id) && e.event === 'line.posted').map(e => JSON.parse(e.detail).recovered)
     t.same(recovered, ['Alma already shows this tx on the fee'], 'the new holder found the payment in Alma by its tx and did not pay again')
-    t.match(other.output.join(''), 'payment.posted', 'the other instance posted it')
+    t.match(other.service.output.join(''), 'payment.posted', 'the other instance posted it')
     t.equal((await send(`${holder.url}/healthz`).catch(() => ({ status: 0 }))).status, 200, 'the woken holder is still up, serving (its lost lease failed that posting, not the process)')
     assertNoneCrashed(t, d)
     await assertPaidOnce(t, d, [id])
@@ -313,11 +279,11 @@ for (const { kind, name } of KINDS) {
     const d = await deployment(t, kind, 1, { env: { WEB_CONCURRENCY: '2' } })
     if (d === null) return
     const [primary] = d.instances
-    const started = (): number[] => [...primary.output.join('').matchAll(/"event":"service\.started","pid":(\d+)/g)].map(m => Number(m[1]))
+    const started = (): number[] => [...primary.service.output.join('').matchAll(/"event":"service\.started","pid":(\d+)/g)].map(m => Number(m[1]))
     await until(() => started().length === 2, 'both service processes', 60000)
     const pids = started()
     t.equal(new Set(pids).size, 2, 'two processes, each with its own pid')
-    t.not(pids[0], primary.child()?.pid)
+    t.not(pids[0], primary.service.child?.pid)
     for (let i = 0; i < 6; i++) t.equal((await send(`${primary.url}/healthz`)).status, 200)
     const { fields } = await primary.browser.checkout()
     const id = checkoutIdFrom(fields)
@@ -325,13 +291,11 @@ for (const { kind, name } of KINDS) {
     await until(async () => (await d.ledger.getCheckout(id))?.state === 'POSTED', 'posted', 30000)
     process.kill(pids[0], 'SIGKILL')
     await until(() => started().length === 3, 'the primary to start another', 60000)
-    t.match(primary.output.join(''), 'cluster.worker_died')
+    t.match(primary.service.output.join(''), 'cluster.worker_died')
     t.notOk(pids.includes(started()[2]), 'a new process')
     for (let i = 0; i < 6; i++) t.equal((await send(`${primary.url}/healthz`)).status, 200, 'answered after the restart')
-    const exited = new Promise<number | null>(resolve => primary.child()?.once('exit', code => { resolve(code) }))
-    primary.child()?.kill('SIGTERM')
-    t.equal(await exited, 0, 'the primary exits 0 once every process has stopped')
-    t.match(primary.output.join(''), 'cluster.stopped')
+    t.equal(await primary.service.stop('SIGTERM'), 0, 'the primary exits 0 once every process has stopped')
+    t.match(primary.service.output.join(''), 'cluster.stopped')
     await assertPaidOnce(t, d, [id])
   })
 }
@@ -375,8 +339,8 @@ t.test('userobject mode, two processes on one ledger: signed in through one, ser
   t.match(rows[0], { username: 'alice', kind: 'userobject', pay_link: null })
 
   // a restart ends no session: the first process killed and started again still knows it
-  await a.kill()
-  await a.start()
+  await a.service.stop()
+  await a.service.start()
   t.equal((await fines(a)).status, 200, 'served by the restarted process')
 
   const out = await send(`${b.url}/logout`, { headers: { cookie } })

@@ -5,19 +5,12 @@
 // server on an ephemeral port is the judge; the service runs in process, and as a child process for the kill.
 
 import t, { type Test } from 'tap'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { SMTPServer } from 'smtp-server'
 import { loadConfig } from '../src/config.ts'
 import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
-import { AlmaSandbox } from '../src/sandbox/alma.ts'
-import { CashnetSandbox } from '../src/sandbox/cashnet.ts'
-import { EzproxyStandIn } from '../src/sandbox/ezproxy.ts'
-import { seedUsers } from '../src/sandbox/seed.ts'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET, type Stack } from '../src/sandbox/stack.ts'
-import { Browser, build, CASHNET_PEER, checkoutIdFrom, freePort, readForm, send, type TestStack, until } from './helper.ts'
+import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
+import { Browser, build, checkoutIdFrom, freePort, readForm, send, type TestStack, until } from './helper.ts'
+import { childSandboxes, serviceProcess } from './support/service-process.ts'
 
 interface Mail { from: string, to: string[], raw: string, subject: string, messageId: string }
 
@@ -204,80 +197,37 @@ t.test('the mail server down for a while: retried with backoff, then the receipt
 })
 
 t.test('SIGKILL between posting and sending: the receipt is sent after the restart, exactly once', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-receipt-'))
   const smtp = await mailServer(t)
-  const port = await freePort()
-  const serviceUrl = `http://127.0.0.1:${port}`
-  const alma = new AlmaSandbox({ apiKey: SANDBOX_API_KEY })
-  await alma.start()
-  const cashnet = new CashnetSandbox({ store: 'LIBFINESTEST', postbackUrl: `${serviceUrl}/cashnet/postback`, postbackFrom: CASHNET_PEER })
-  await cashnet.start()
-  const ezproxy = new EzproxyStandIn({ target: serviceUrl, users: seedUsers() })
-  const publicUrl = await ezproxy.start()
-  const env = {
-    ...process.env,
-    PORT: String(port),
-    PUBLIC_URL: publicUrl,
-    ALMA_API_URL: alma.baseUrl,
-    ALMA_API_KEY: SANDBOX_API_KEY,
+  const sandboxes = await childSandboxes(t, 'alma-cashnet-receipt-', {
     ALMA_TIMEOUT_MS: '2000',
-    CASHNET_CHECKOUT_URL: cashnet.checkoutUrl,
-    CASHNET_ITEM_CODE: 'LIB-FINE',
-    CASHNET_POSTBACK_ALLOW: CASHNET_PEER,
-    EZPROXY_ALLOW: '127.0.0.1',
-    COOKIE_SECRET: SANDBOX_COOKIE_SECRET,
-    DATABASE_PATH: join(dir, 'payments.sqlite'),
     POSTING_RETRY_BASE_MS: '50',
     SMTP_URL: smtp.url,
     RECEIPT_EMAIL: 'on',
     RECEIPT_RETRY_BASE_MS: '100',
-    RECEIPT_RETRY_MAX_MS: '300',
-    LOG_LEVEL: 'info'
-  }
-  let child: ChildProcess | undefined
-  const output: string[] = []
-  const start = async (): Promise<void> => {
-    const from = output.length
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
-    child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
-    await until(() => output.slice(from).join('').includes('service.started'), 'the service to start', 60000)
-  }
-  const kill = async (): Promise<void> => {
-    const running = child
-    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
-    const exited = new Promise<void>(resolve => running.once('exit', () => { resolve() }))
-    running.kill('SIGKILL')
-    await exited
-  }
-  const ledger = new SqliteLedger({ path: env.DATABASE_PATH })
-  t.teardown(async () => {
-    await kill()
-    await ledger.close()
-    rmSync(dir, { recursive: true, force: true })
-    await ezproxy.close()
-    await cashnet.close()
-    await alma.close()
+    RECEIPT_RETRY_MAX_MS: '300'
   })
-  await start()
+  const ledger = new SqliteLedger({ path: sandboxes.env.DATABASE_PATH })
+  t.teardown(async () => { await ledger.close() })
+  const service = serviceProcess(t, sandboxes.env)
+  await service.start()
 
   // the mail server is down when the payment is posted: the receipt can only be in the outbox when the kill comes
-  const browser = new Browser({ ezproxy, publicUrl } as unknown as Stack).login('alice')
+  const browser = new Browser(sandboxes).login('alice')
   const { fields, action } = await browser.checkout(['100001'])
   const id = checkoutIdFrom(fields)
   await browser.payOnCashnet(action, fields)
   await until(async () => (await ledger.getCheckout(id))?.state === 'POSTED', 'the posting')
-  await kill()
+  await service.stop()
   const queued = await ledger.outboxMessage(`receipt-${id}-recorded-patron`)
   t.ok(queued, 'the receipt was written with POSTED, before the kill')
   t.equal(queued?.sentAt, null, 'and not sent')
   t.same(smtp.mails, [])
 
   await smtp.start()
-  await start()
+  await service.start()
   await until(() => smtp.mails.length >= 1, 'the receipt after the restart')
   await sleep(1000)
   t.equal(smtp.mails.length, 1, 'exactly one receipt')
   t.same(smtp.mails[0].to, ['alice.archer@example.edu'])
-  t.same(alma.paymentsFor((await ledger.getCheckout(id))?.tx ?? '').map(p => [p.feeId, p.amountCents]), [['100001', 500]], 'and the fee paid once')
+  t.same(sandboxes.alma.paymentsFor((await ledger.getCheckout(id))?.tx ?? '').map(p => [p.feeId, p.amountCents]), [['100001', 500]], 'and the fee paid once')
 })

@@ -72,6 +72,16 @@ async function state (stack: TestStack, id: string): Promise<Checkout> {
   return await stack.app.ledger.getCheckout(id) as Checkout
 }
 
+/** Waits until the checkout is in the given state. */
+async function reaches (stack: TestStack, id: string, wanted: Checkout['state']): Promise<void> {
+  await until(async () => (await state(stack, id)).state === wanted, `${id} ${wanted}`)
+}
+
+/** The form of one staff action on the payment page (the page from that form on). */
+function actionForm (page: string, action: Action): ReturnType<typeof readForm> {
+  return readForm(page.slice(page.indexOf(`<form class="${action}"`)))
+}
+
 /** The judge: Alma never holds more under a tx than CashNet reported for it, in total and per fee. */
 function assertWithinCashnet (t: Test, stack: TestStack, reported: Reported, when: string): void {
   for (const [tx, r] of reported) {
@@ -112,7 +122,7 @@ async function act (stack: TestStack, staff: Browser, id: string, action: Action
   const checkout = await state(stack, id)
   let fields: Array<[string, string]>
   if (isOffered) {
-    const form = readForm(page.slice(page.indexOf(`<form class="${action}"`)))
+    const form = actionForm(page, action)
     fields = [...form.fields]
     if (action === 'refund') {
       const tx = form.fields.find(([k]) => k === 'tx')?.[1] ?? /<option value="([^"]+)"/.exec(page)?.[1] ?? ''
@@ -136,56 +146,58 @@ interface Case {
   expectOffered: Action[]
 }
 
+/** alice starts a checkout; CashNet reports a success for it with these amounts, under a new tx unless told. */
+function aliceReported (amounts: string[] | null, options: { withTx?: boolean } = {}): Case['make'] {
+  return async (stack, reported) => {
+    const id = await started(stack, 'alice')
+    await cashnetReports(stack, reported, id, options.withTx === false ? '' : String(txCounter++), amounts)
+    return id
+  }
+}
+
+/** alice pays on the CashNet sandbox while Alma answers every call with this status, until the payment needs attention. */
+function alicePaysWhileAlmaAnswers (status: number): Case['make'] {
+  return async (stack, reported) => {
+    const { id } = await paidThroughCashnet(stack, reported, 'alice', () => {
+      stack.alma.faults.failStatus = status
+      stack.alma.faults.failNext = 1000
+    })
+    await reaches(stack, id, 'NEEDS_ATTENTION')
+    stack.alma.faults.failNext = 0
+    return id
+  }
+}
+
 const CASES: Case[] = [
   {
     name: 'amounts lower than the checkout (CashNet collected 0.03 of 62.75)',
     kind: 'MISMATCH',
     expectOffered: ['post-confirmed', 'refund', 'resolve'],
-    make: async (stack, reported) => {
-      const id = await started(stack, 'alice')
-      await cashnetReports(stack, reported, id, String(txCounter++), ['0.01', '0.01', '0.01'])
-      return id
-    }
+    make: aliceReported(['0.01', '0.01', '0.01'])
   },
   {
     name: 'amounts of 0.00',
     kind: 'MISMATCH',
     expectOffered: ['resolve'],
-    make: async (stack, reported) => {
-      const id = await started(stack, 'alice')
-      await cashnetReports(stack, reported, id, String(txCounter++), ['0.00', '0.00', '0.00'])
-      return id
-    }
+    make: aliceReported(['0.00', '0.00', '0.00'])
   },
   {
     name: 'no amounts at all',
     kind: 'MISMATCH',
     expectOffered: ['resolve'],
-    make: async (stack, reported) => {
-      const id = await started(stack, 'alice')
-      await cashnetReports(stack, reported, id, String(txCounter++), null)
-      return id
-    }
+    make: aliceReported(null)
   },
   {
     name: 'one line lower, one missing, one higher',
     kind: 'MISMATCH',
     expectOffered: ['post-confirmed', 'refund', 'resolve'],
-    make: async (stack, reported) => {
-      const id = await started(stack, 'alice')
-      await cashnetReports(stack, reported, id, String(txCounter++), ['6.00', '1.00'])
-      return id
-    }
+    make: aliceReported(['6.00', '1.00'])
   },
   {
     name: 'success without a tx',
     kind: 'MISMATCH',
     expectOffered: ['resolve'],
-    make: async (stack, reported) => {
-      const id = await started(stack, 'alice')
-      await cashnetReports(stack, reported, id, '', ['5.00', '45.50', '12.25'])
-      return id
-    }
+    make: aliceReported(['5.00', '45.50', '12.25'], { withTx: false })
   },
   {
     name: 'a double charge on a posted payment',
@@ -193,7 +205,7 @@ const CASES: Case[] = [
     expectOffered: ['refund'],
     make: async (stack, reported) => {
       const { id } = await paidThroughCashnet(stack, reported, 'alice')
-      await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
+      await reaches(stack, id, 'POSTED')
       await cashnetReports(stack, reported, id, String(txCounter++), ['5.00', '45.50', '12.25'])
       return id
     }
@@ -210,7 +222,7 @@ const CASES: Case[] = [
       await carol.payOnCashnet(action, fields)
       const sent = stack.cashnet.sent.find(s => Object.values(s.fields).includes(id))
       note(reported, await state(stack, id), sent?.fields.tx ?? '', ['2.50'])
-      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
+      await reaches(stack, id, 'NEEDS_ATTENTION')
       return id
     }
   },
@@ -218,30 +230,14 @@ const CASES: Case[] = [
     name: 'an Alma business error',
     kind: 'ALMA_ERROR',
     expectOffered: ['retry', 'refund', 'resolve'],
-    make: async (stack, reported) => {
-      const { id } = await paidThroughCashnet(stack, reported, 'alice', () => {
-        stack.alma.faults.failStatus = 400
-        stack.alma.faults.failNext = 1000
-      })
-      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
-      stack.alma.faults.failNext = 0
-      return id
-    }
+    make: alicePaysWhileAlmaAnswers(400)
   },
   {
     name: 'attempts exhausted',
     kind: 'ATTEMPTS_EXHAUSTED',
     env: { POSTING_MAX_ATTEMPTS: '1' },
     expectOffered: ['retry', 'refund', 'resolve'],
-    make: async (stack, reported) => {
-      const { id } = await paidThroughCashnet(stack, reported, 'alice', () => {
-        stack.alma.faults.failStatus = 503
-        stack.alma.faults.failNext = 1000
-      })
-      await until(async () => (await state(stack, id)).state === 'NEEDS_ATTENTION', 'attention')
-      stack.alma.faults.failNext = 0
-      return id
-    }
+    make: alicePaysWhileAlmaAnswers(503)
   }
 ]
 
@@ -297,10 +293,10 @@ t.test('item 1: after a mismatch, "post what CashNet confirmed" posts 0.01 a fee
   t.same(stack.alma.paymentsFor(tx), [], 'Alma recorded nothing')
   t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION')
 
-  const form = readForm(page.body.slice(page.body.indexOf('<form class="post-confirmed"')))
+  const form = actionForm(page.body, 'post-confirmed')
   const done = await staff.post(`/admin/payments/${id}/post-confirmed`, form.fields)
   t.equal(done.status, 303)
-  await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
+  await reaches(stack, id, 'POSTED')
   t.same(stack.alma.paymentsFor(tx).map(p => p.amountCents), [1, 1, 1], 'each fee got the 0.01 CashNet collected for it, no more')
   t.equal(stack.alma.fee('100002').balanceCents, 4549, 'the rest stays owed in Alma')
 
@@ -309,7 +305,7 @@ t.test('item 1: after a mismatch, "post what CashNet confirmed" posts 0.01 a fee
   const tx2 = String(txCounter++)
   await cashnetReports(stack, reported, second, tx2, ['0.03'])
   const secondPage = await staff.get(`/admin/payments/${second}`)
-  const settle = readForm(secondPage.body.slice(secondPage.body.indexOf('<form class="resolve"')))
+  const settle = actionForm(secondPage.body, 'resolve')
   t.equal((await staff.post(`/admin/payments/${second}/resolve`, [...settle.fields, ['resolution', 'refunded 0.03']])).status, 303)
   const settled = await staff.get(`/admin/payments/${second}`)
   t.notMatch(settled.body, '<form class="retry"')
@@ -329,7 +325,7 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   const stack = await build(t)
   const reported: Reported = new Map()
   const { id, tx } = await paidThroughCashnet(stack, reported, 'alice')
-  await until(async () => (await state(stack, id)).state === 'POSTED', 'posted')
+  await reaches(stack, id, 'POSTED')
   const second = String(txCounter++)
   await cashnetReports(stack, reported, id, second, ['5.00', '45.50', '12.25'])
   const staff = new Browser(stack).login('staff')
@@ -349,23 +345,25 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   t.ok(open.findings.some(f => f.kind === 'double-charge' && f.tx === second), 'reconciliation reports it while its refund is not recorded')
   t.same(stack.alma.paymentsFor(second), [], 'the second charge was never posted')
 
-  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const form = actionForm(page.body, 'refund')
   t.same(form.fields.find(([k]) => k === 'tx'), ['tx', second], 'the refund is of the second tx')
-  const tooMuch = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '62.76'], ['reference', 'R1'], ['note', 'n']])
+  const refund = async (amount: string, reference: string, note = 'n'): Promise<Answer> =>
+    await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', amount], ['reference', reference], ['note', note]])
+  const tooMuch = await refund('62.76', 'R1')
   t.equal(tooMuch.status, 409, 'more than CashNet collected for that tx is refused')
   t.match(tooMuch.body, 'more than is left of tx')
-  const bad = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', 'abc'], ['reference', 'R1'], ['note', 'n']])
+  const bad = await refund('abc', 'R1')
   t.equal(bad.status, 400, 'an unreadable amount is refused')
-  const noRef = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '62.75'], ['reference', ' '], ['note', 'n']])
+  const noRef = await refund('62.75', ' ')
   t.equal(noRef.status, 400, 'the CashNet refund reference is required')
   const otherTx = await staff.post(`/admin/payments/${id}/refund`, [['_csrf', csrfOf(page.body)], ['tx', tx], ['amount', '1.00'], ['reference', 'R1'], ['note', 'n']])
   t.equal(otherTx.status, 409, 'the posted tx is not the one to refund here')
   t.equal((await stack.app.ledger.moneyRecord(id))?.refunds.length, 0, 'no refund recorded by the refused attempts')
 
-  const part = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '60.00'], ['reference', 'RF-100'], ['note', 'first part']])
+  const part = await refund('60.00', 'RF-100', 'first part')
   t.equal(part.status, 303)
   t.equal((await state(stack, id)).state, 'NEEDS_ATTENTION', 'a partial refund keeps it open')
-  const rest = await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', '2.75'], ['reference', 'RF-101'], ['note', 'the rest <b>']])
+  const rest = await refund('2.75', 'RF-101', 'the rest <b>')
   t.equal(rest.status, 303)
   await stack.app.worker.idle()
   const closed = await state(stack, id)
@@ -399,7 +397,7 @@ t.test('item 3: a tx already recorded for one checkout is not accepted for anoth
   const stack = await build(t)
   const reported: Reported = new Map()
   const { id: first, tx } = await paidThroughCashnet(stack, reported, 'carol')
-  await until(async () => (await state(stack, first)).state === 'POSTED', 'posted')
+  await reaches(stack, first, 'POSTED')
   const other = await started(stack, 'alice')
   const checkout = await state(stack, other)
   const answer = await stack.cashnet.sendPostback(postbackFields(checkout, tx, ['5.00', '45.50', '12.25']))
