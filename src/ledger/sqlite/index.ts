@@ -38,6 +38,8 @@ export interface SqliteLedgerOptions {
    * older than this code's (or that is not a WAL-mode ledger at all) is refused with LedgerSchemaError.
    */
   readOnly?: boolean
+  /** the most page cache the connection may hold, in KiB (connection.ts's OpenOptions); better-sqlite3's 16 MB when absent */
+  cacheKib?: number
 }
 
 /** A write that met another process's lock: nothing was written, LedgerUnavailable (503) for the caller. */
@@ -60,7 +62,7 @@ export class SqliteLedger implements Ledger {
 
   constructor (options: SqliteLedgerOptions) {
     const now = options.now ?? (() => new Date())
-    this.#connection = options.readOnly === true ? Connection.openReadOnly(options.path, now) : Connection.open(options.path, now)
+    this.#connection = options.readOnly === true ? Connection.openReadOnly(options.path, now) : Connection.open(options.path, now, { cacheKib: options.cacheKib })
     this.#store = new CheckoutStore(this.#connection)
     this.#queries = new LedgerQueries(this.#connection, this.#store)
     this.#payLinks = new PayLinkStore(this.#connection)
