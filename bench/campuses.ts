@@ -74,7 +74,9 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
     await sleep(100)
     return (JSON.parse(readFileSync(memoryFile, 'utf8')) as { rss: number }).rss
   }
-  for (const name of ['one', 'twenty', 'one', 'twenty'] as const) {
+  // three pairs: a page costs ~1.5 ms of CPU here, and the machine's noise between two runs of one configuration is
+  // of the order of the 5% the goal allows
+  for (const name of ['one', 'twenty', 'one', 'twenty', 'one', 'twenty'] as const) {
     const { path, env } = configurations[name]
     execSync(`mkdir -p ${join(work, name)}`)
     const port = await freePort()
@@ -89,7 +91,7 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
     const rssMb = await collected(service)
     await service.stop()
     runs[name].push({ page, rssMb, rssIdleMb, rawMb, rawIdleMb })
-    options.log(`campuses: ${name === 'one' ? 'one campus' : `${CAMPUSES} campuses`}: ${page.requestsPerSecond} req/s, p50 / p99 ${page.latency.p50} / ${page.latency.p99} ms, non-2xx ${page.non2xx}, RSS after a GC ${round(rssMb, 0)} MB (idle ${round(rssIdleMb, 0)} MB); uncollected ${round(rawMb, 0)} MB (idle ${round(rawIdleMb, 0)} MB)`)
+    options.log(`campuses: ${name === 'one' ? 'one campus' : `${CAMPUSES} campuses`}: ${page.requestsPerSecond} req/s, mean ${page.latency.mean ?? '?'} ms, p50 / p99 ${page.latency.p50} / ${page.latency.p99} ms, non-2xx ${page.non2xx}, RSS after a GC ${round(rssMb, 0)} MB (idle ${round(rssIdleMb, 0)} MB); uncollected ${round(rawMb, 0)} MB (idle ${round(rawIdleMb, 0)} MB)`)
   }
   alma.child.disconnect()
   rmSync(work, { recursive: true, force: true })
@@ -102,11 +104,14 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
   const raw = { one: mean(runs.one.map(r => r.rawMb)), twenty: mean(runs.twenty.map(r => r.rawMb)) }
   const rawIdle = { one: mean(runs.one.map(r => r.rawIdleMb)), twenty: mean(runs.twenty.map(r => r.rawIdleMb)) }
   const failures = [...runs.one, ...runs.twenty].reduce((n, r) => n + r.page.non2xx + r.page.errors, 0)
-  const ratio = round(p50.twenty / p50.one, 3)
-  options.record({ item: '16', measure: `${CAMPUSES} campuses vs one: fines page p50 (ms), 10 connections`, value: `${round(p50.one)} / ${round(p50.twenty)} (${ratio}×)`, unit: 'ms', goal: '≤ 1.05×', pass: ratio <= 1.05 && failures === 0, note: `p99 ${round(p99.one)} / ${round(p99.twenty)} ms; req/s ${round(mean(runs.one.map(r => r.page.requestsPerSecond)))} / ${round(mean(runs.twenty.map(r => r.page.requestsPerSecond)))}; non-2xx and errors ${failures}` })
+  // the mean, not the p50: autocannon's percentiles are whole milliseconds, and a page takes 14 ms here, so one
+  // millisecond of rounding alone is 7%
+  const average = { one: mean(runs.one.map(r => r.page.latency.mean ?? r.page.latency.p50)), twenty: mean(runs.twenty.map(r => r.page.latency.mean ?? r.page.latency.p50)) }
+  const ratio = round(average.twenty / average.one, 3)
+  options.record({ item: '16', measure: `${CAMPUSES} campuses vs one: fines page mean latency (ms), 10 connections`, value: `${round(average.one, 2)} / ${round(average.twenty, 2)} (${ratio}×)`, unit: 'ms', goal: '≤ 1.05×', pass: ratio <= 1.05 && failures === 0, note: `p50 ${round(p50.one)} / ${round(p50.twenty)} ms, p99 ${round(p99.one)} / ${round(p99.twenty)} ms; req/s ${round(mean(runs.one.map(r => r.page.requestsPerSecond)))} / ${round(mean(runs.twenty.map(r => r.page.requestsPerSecond)))}; ${runs.one.length} runs each, alternating; non-2xx and errors ${failures}` })
   const extra = round(rss.twenty - rss.one, 1)
   options.record({ item: '16', measure: `${CAMPUSES} campuses vs one: resident memory after the run and a GC`, value: `${round(rss.one, 0)} / ${round(rss.twenty, 0)} (+${extra})`, unit: 'MB', goal: '≤ +20 MB', pass: extra <= 20, note: `idle after start-up and a GC ${round(idle.one, 0)} / ${round(idle.twenty, 0)} MB; uncollected: after the run ${round(raw.one, 0)} / ${round(raw.twenty, 0)} MB, 1 s after start-up ${round(rawIdle.one, 0)} / ${round(rawIdle.twenty, 0)} MB` })
-  return { runs, p50, p99, rss, idle, raw, rawIdle }
+  return { runs, average, p50, p99, rss, idle, raw, rawIdle }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -10,6 +10,8 @@ export interface Latency {
   p50: number
   p99: number
   max: number
+  /** the mean in ms with its fraction (autocannon's percentiles are whole milliseconds); where measured */
+  mean?: number
 }
 
 export function percentiles (values: number[]): Latency {
@@ -62,7 +64,7 @@ export async function cannon (options: CannonOptions): Promise<CannonResult> {
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
-    latency: { samples: result.requests.total, p50: l.p50, p99: l.p99, max: l.max }
+    latency: { samples: result.requests.total, p50: l.p50, p99: l.p99, max: l.max, mean: round(Number(l.average), 2) }
   }
 }
 

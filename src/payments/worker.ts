@@ -67,7 +67,16 @@ export class PostingWorker {
     this.#ledger = deps.ledger
     this.#logger = logger
     this.#alerts = alerts
-    this.#settings = { pollMs: 1000, concurrency: 8, stopWaitMs: 10_000, leaseMs: 60_000, ...settings }
+    // Each default applies to a setting given as undefined too: the app passes every setting it has, so a spread
+    // of defaults was overridden by `pollMs: undefined`, and setTimeout(undefined) polled the ledger every
+    // millisecond (a thousand queries a second per campus, idle).
+    this.#settings = {
+      ...settings,
+      pollMs: settings.pollMs ?? 1000,
+      concurrency: settings.concurrency ?? 8,
+      stopWaitMs: settings.stopWaitMs ?? 10_000,
+      leaseMs: settings.leaseMs ?? 60_000
+    }
   }
 
   /** Picks up every PAID checkout left from before (a crash, a restart) and starts polling. */
