@@ -43,9 +43,18 @@ export interface CannonOptions {
   overallRate?: number
   headers?: () => Record<string, string>
   timeoutSeconds?: number
+  /**
+   * Seconds of the same run (the same connections) left out of the figures, which then cover the `duration`
+   * after them: autocannon opens every connection at the same instant, so a run's first round is N patrons
+   * arriving together, not N patrons back to back; a separate warm-up run would start that way again.
+   */
+  warmupSeconds?: number
+  /** called when the measured part of a run with `warmupSeconds` begins (to read CPU counters there) */
+  onMeasureStart?: () => void
 }
 
 export async function cannon (options: CannonOptions): Promise<CannonResult> {
+  if (options.warmupSeconds !== undefined) return await cannonAfterWarmup(options, options.warmupSeconds)
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
@@ -65,6 +74,42 @@ export async function cannon (options: CannonOptions): Promise<CannonResult> {
     errors: result.errors,
     timeouts: result.timeouts,
     latency: { samples: result.requests.total, p50: l.p50, p99: l.p99, max: l.max, mean: round(Number(l.average), 2) }
+  }
+}
+
+/** One autocannon run of warm-up plus duration; the figures from the answers that arrive after the warm-up. */
+async function cannonAfterWarmup (options: CannonOptions, warmupSeconds: number): Promise<CannonResult> {
+  const measured: number[] = []
+  let non2xx = 0
+  let measuring = false
+  let startedAt = 0
+  const timer = setTimeout(() => { measuring = true; startedAt = performance.now(); options.onMeasureStart?.() }, warmupSeconds * 1000)
+  const result = await new Promise<any>((resolve, reject) => {
+    const instance = (autocannon as any)({
+      url: options.url,
+      connections: options.connections,
+      duration: warmupSeconds + (options.duration ?? 10),
+      timeout: options.timeoutSeconds ?? 30,
+      requests: options.headers === undefined
+        ? undefined
+        : [{ method: 'GET', path: new URL(options.url).pathname, setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, ...options.headers?.() } }) }]
+    }, (error: Error | null, done: unknown) => { if (error !== null && error !== undefined) reject(error); else resolve(done) })
+    instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+      if (!measuring) return
+      measured.push(responseTime)
+      if (statusCode < 200 || statusCode >= 300) non2xx++
+    })
+  })
+  clearTimeout(timer)
+  const seconds = Math.max(0.001, (performance.now() - startedAt) / 1000)
+  const latency = percentiles(measured)
+  return {
+    requestsPerSecond: round(measured.length / seconds),
+    completed: measured.length,
+    non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    latency: { ...latency, mean: round(measured.reduce((a, b) => a + b, 0) / Math.max(1, measured.length), 2) }
   }
 }
 

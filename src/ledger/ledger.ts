@@ -137,10 +137,11 @@ export interface Ledger {
   renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean>
   releasePosting (lease: PostingLease): Promise<void>
   /**
-   * Reserve up to `wanted` Alma calls for `key` under a limit of `limit` calls per `windowMs`, shared by every
-   * process, in one write: as many as fit are granted now; none granted, the answer says how long to wait.
+   * Reserve up to `wanted` Alma calls for `key` for the process `holder`, under a limit of `limit` calls per
+   * `windowMs` shared by every process, in one write (the rule: alma-budget.ts): a process alone is granted what
+   * it asks (its own limiter bounds it); while several ask, as many as fit; none granted, how long to wait.
    */
-  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation>
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation>
   /**
    * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
    * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.

@@ -724,7 +724,7 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     for (let step = 0; step < 40; step++) {
       clock = new Date(Date.parse(START) + step * 100)
       for (const [by, ledger] of [first, second, first, second].entries()) {
-        const answer = await ledger.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1)
+        const answer = await ledger.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1, by % 2 === 0 ? 'process-a' : 'process-b')
         if (answer.granted === 1) granted.push({ at: clock.getTime(), by: by % 2 })
         else t.ok(answer.granted === 0 && answer.retryInMs > 0 && answer.retryInMs <= 1001, `refused with a wait within the window (${answer.retryInMs} ms)`)
       }
@@ -734,11 +734,11 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     t.equal(most, 3, 'never more than 3 granted in any 1000 ms, across both ledgers')
     t.ok(granted.some(g => g.by === 0) && granted.some(g => g.by === 1), 'both ledgers were granted calls')
     t.ok(granted.length >= 10, `the budget is used again as the window moves (${granted.length} granted in 4 s)`)
-    t.same(await first.reserveAlmaCalls('https://alma.example/v1#k2', 3, 1000, 1), { granted: 1, retryInMs: 0 }, 'another key has its own budget')
-    const refused = await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1)
+    t.same(await first.reserveAlmaCalls('https://alma.example/v1#k2', 3, 1000, 1, 'process-a'), { granted: 1, retryInMs: 0 }, 'another key has its own budget')
+    const refused = await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1, 'process-b')
     t.equal(refused.granted, 0)
     clock = new Date(clock.getTime() + refused.retryInMs)
-    t.same(await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1), { granted: 1, retryInMs: 0 }, 'granted once the wait it was told has passed')
+    t.same(await second.reserveAlmaCalls('https://alma.example/v1#k1', 3, 1000, 1, 'process-b'), { granted: 1, retryInMs: 0 }, 'granted once the wait it was told has passed')
   })
 
   t.test('the Alma call budget grants several calls in one question, never past the limit, and counts them all', async t => {
@@ -748,17 +748,46 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger): void {
     const second = await makeLedger({ now, sameAs: first })
     t.teardown(async () => { await second.close(); await first.close() })
     const key = 'https://alma.example/v1#batch'
-    t.same(await first.reserveAlmaCalls(key, 20, 1000, 8), { granted: 8, retryInMs: 0 }, 'eight asked, eight granted')
+    t.same(await first.reserveAlmaCalls(key, 20, 1000, 8, 'process-a'), { granted: 8, retryInMs: 0 }, 'eight asked, eight granted')
     clock = new Date(Date.parse(START) + 300)
-    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50), { granted: 12, retryInMs: 0 }, 'fifty asked: what is left of the budget, counted across ledgers')
-    const full = await first.reserveAlmaCalls(key, 20, 1000, 1)
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50, 'process-b'), { granted: 12, retryInMs: 0 }, 'fifty asked: what is left of the budget, counted across ledgers')
+    const full = await first.reserveAlmaCalls(key, 20, 1000, 1, 'process-a')
     t.same(full, { granted: 0, retryInMs: 700 }, 'the window is full: wait until the first eight leave it (at 1000 ms)')
     clock = new Date(Date.parse(START) + 1000)
-    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50), { granted: 8, retryInMs: 0 }, 'the first eight left the window: eight again, the twelve still count')
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 50, 'process-b'), { granted: 8, retryInMs: 0 }, 'the first eight left the window: eight again, the twelve still count')
     clock = new Date(Date.parse(START) + 1300)
-    t.same(await first.reserveAlmaCalls(key, 20, 1000, 30), { granted: 12, retryInMs: 0 }, 'the twelve left: twelve again')
+    t.same(await first.reserveAlmaCalls(key, 20, 1000, 30, 'process-a'), { granted: 12, retryInMs: 0 }, 'the twelve left: twelve again')
     clock = new Date(Date.parse(START) + 60_000)
-    t.same(await second.reserveAlmaCalls(key, 20, 1000, 100), { granted: 20, retryInMs: 0 }, 'a minute later the whole budget, never more')
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 100, 'process-b'), { granted: 100, retryInMs: 0 }, 'a minute later, alone on the key: what its own limiter lets through')
+  })
+
+  t.test('the Alma call budget: a process alone is bounded by its own limiter; once another asks, both count the window', async t => {
+    let clock = new Date(START)
+    const at = (ms: number): void => { clock = new Date(Date.parse(START) + ms) }
+    const first = await makeLedger({ now: () => clock })
+    const second = await makeLedger({ now: () => clock, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    const key = 'https://alma.example/v1#alone'
+    // alone: whatever its own limiter lets through is granted (here 24 in 1.2 s, as 20 per 1.15 s would give)
+    for (let i = 0; i < 24; i++) {
+      at(i * 50)
+      t.same(await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a'), { granted: 1, retryInMs: 0 })
+    }
+    // another process asks: every reservation in the window counts, the lone process's too
+    at(1200)
+    const newcomer = await second.reserveAlmaCalls(key, 20, 1400, 1, 'process-b')
+    t.equal(newcomer.granted, 0, 'the newcomer waits: 24 calls in the window already')
+    t.equal(newcomer.retryInMs, 200, 'until the first of them leaves it')
+    const after = await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a')
+    t.equal(after.granted, 0, 'and so does the first process now: the window is shared')
+    at(1700) // the calls made at 0-300 ms have left the window: 17 remain
+    t.same(await second.reserveAlmaCalls(key, 20, 1400, 5, 'process-b'), { granted: 3, retryInMs: 0 }, 'room for three: the limit counts both processes')
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 5, 'process-a'), { granted: 0, retryInMs: 50 }, 'the first process counted too')
+    // a whole window later with one process left: alone again
+    at(5000)
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a'), { granted: 1, retryInMs: 0 })
+    at(6500)
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 30, 'process-a'), { granted: 30, retryInMs: 0 }, 'alone: its own limiter is the bound')
   })
 
   const mail = (id: string, to = 'alice@example.edu'): NewOutboxMessage => ({ id, from: 'fines@example.edu', to, subject: `Subject ${id}`, text: `text ${id}`, html: `<p>${id}</p>` })

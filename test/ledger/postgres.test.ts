@@ -147,16 +147,19 @@ if (server !== null) {
     const a = await PostgresLedger.open({ url, now: () => clock, poolSize: 8 })
     const b = await PostgresLedger.open({ url, now: () => clock, poolSize: 8 })
     t.teardown(async () => { await a.close(); await b.close() })
-    // 30 questions at once from two instances, some asking for several calls: 45 calls asked for, 20 allowed
-    const answers = await Promise.all(Array.from({ length: 30 }, async (_, i) => await (i % 2 === 0 ? a : b).reserveAlmaCalls('inst-1', 20, 1000, i % 3 === 0 ? 3 : 1)))
-    t.equal(answers.reduce((sum, x) => sum + x.granted, 0), 20, 'exactly the limit granted across both')
+    // both instances have asked (the first alone, then the second: the window is shared from then on) ...
+    t.match(await a.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-a'), { granted: 1 })
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-b'), { granted: 1 })
+    // ... then 30 questions at once from both, some asking for several calls: 45 calls asked for, 18 left
+    const answers = await Promise.all(Array.from({ length: 30 }, async (_, i) => await (i % 2 === 0 ? a : b).reserveAlmaCalls('inst-1', 20, 1000, i % 3 === 0 ? 3 : 1, i % 2 === 0 ? 'instance-a' : 'instance-b')))
+    t.equal(answers.reduce((sum, x) => sum + x.granted, 0), 18, 'exactly the limit granted across both')
     t.ok(answers.every((x, i) => x.granted <= (i % 3 === 0 ? 3 : 1)), 'never more granted than asked for')
     t.ok(answers.filter(x => x.granted === 0).every(x => x.retryInMs > 0 && x.retryInMs <= 1000), 'the others told how long to wait')
-    t.match(await a.reserveAlmaCalls('inst-2', 20, 1000, 1), { granted: 1 }, 'another institution has its own budget')
+    t.match(await a.reserveAlmaCalls('inst-2', 20, 1000, 1, 'instance-a'), { granted: 1 }, 'another institution has its own budget')
     clock = new Date('2026-03-02T10:00:00.400Z')
-    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 1), { granted: 0, retryInMs: 600 })
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-b'), { granted: 0, retryInMs: 600 })
     clock = new Date('2026-03-02T10:00:01.000Z')
-    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 25), { granted: 20 }, 'the window moved on: the whole budget again, not more')
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 20, 'instance-b'), { granted: 20 }, 'the window moved on: the whole budget again')
   })
 
   t.test('a job\'s read-only ledger reads and never writes; a database with no ledger is refused', async t => {

@@ -178,10 +178,12 @@ export const MIGRATIONS: string[] = [
    );
    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL AND gave_up_at IS NULL;`,
   // Issue 15 (SQLite's migration 10): the shared Alma budget counts each key's reservations in the window here,
-  // so a reservation costs the same however large the budget.
+  // so a reservation costs the same however large the budget, and knows whether other processes share the window.
   `CREATE TABLE alma_budget (
      key TEXT PRIMARY KEY,
-     in_window INTEGER NOT NULL
+     in_window INTEGER NOT NULL,
+     last_holder TEXT,
+     shared_until_ms BIGINT NOT NULL DEFAULT 0
    );
    INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_call_slots GROUP BY key;`
 ]

@@ -5,6 +5,7 @@
 // lease's fence: checked in the same transaction, LeaseLost when it moved on.
 
 import { type Cents, formatDecimal } from '../../money.ts'
+import { decideReservation } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
@@ -366,33 +367,29 @@ export class PostgresStore {
    * budget. The key's advisory lock makes the count and the grant one step.
    */
   /**
-   * Up to `wanted` Alma calls under a sliding window shared by every instance: one key at a time (an advisory
-   * lock), then one statement drops the expired reservations, reads the count kept beside them, grants as many
-   * as fit and counts them. None granted: the wait until the oldest leaves the window.
+   * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every instance: one key
+   * at a time (an advisory lock), the rule of ../alma-budget.ts.
    */
-  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation> {
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
     return await this.#pool.transaction(async q => {
       const now = this.#now()
       const since = new Date(now.getTime() - windowMs).toISOString()
       await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [key])
-      const rows = await q.query(`WITH expired AS (
-          DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2 RETURNING 1
-        ), counted AS (
-          SELECT GREATEST(0, COALESCE((SELECT in_window FROM alma_budget WHERE key = $1), 0) - (SELECT COUNT(*) FROM expired))::int AS n
-        ), decided AS (
-          SELECT n, LEAST($4::int, GREATEST(0, $5::int - n))::int AS k FROM counted
-        ), inserted AS (
-          INSERT INTO alma_call_slots (key, at) SELECT $1, $3 FROM decided, generate_series(1, decided.k)
-        ), saved AS (
-          INSERT INTO alma_budget (key, in_window) SELECT $1, n + k FROM decided
-          ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window
-        )
-        SELECT k AS granted, (SELECT MIN(at) FROM alma_call_slots WHERE key = $1 AND at > $2) AS oldest FROM decided`,
-      [key, since, now.toISOString(), Math.max(0, Math.floor(wanted)), limit])
-      const granted = Number(rows[0].granted)
-      if (granted > 0) return { granted, retryInMs: 0 }
-      const oldest = rows[0].oldest === null ? now.getTime() : new Date(rows[0].oldest).getTime()
-      return { granted: 0, retryInMs: Math.max(1, oldest + windowMs - now.getTime()) }
+      const expired = await q.run('DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2', [key, since])
+      const rows = await q.query('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = $1', [key])
+      const decision = decideReservation({
+        inWindow: Math.max(0, Number(rows[0]?.in_window ?? 0) - expired),
+        lastHolder: (rows[0]?.last_holder as string | null | undefined) ?? null,
+        sharedUntilMs: Number(rows[0]?.shared_until_ms ?? 0)
+      }, { limit, windowMs, wanted, holder, now: now.getTime() })
+      if (decision.granted > 0) await q.run('INSERT INTO alma_call_slots (key, at) SELECT $1, $2 FROM generate_series(1, $3::int)', [key, now.toISOString(), decision.granted])
+      await q.run(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window, last_holder = excluded.last_holder, shared_until_ms = excluded.shared_until_ms`,
+      [key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs])
+      if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
+      const oldest = await q.query('SELECT MIN(at) AS oldest FROM alma_call_slots WHERE key = $1', [key])
+      const oldestMs = oldest[0]?.oldest === null || oldest[0]?.oldest === undefined ? now.getTime() : new Date(oldest[0].oldest).getTime()
+      return { granted: 0, retryInMs: Math.max(1, oldestMs + windowMs - now.getTime()) }
     })
   }
 

@@ -123,8 +123,8 @@ export class SqliteLedger implements Ledger {
     write(() => { this.#store.releasePosting(lease) })
   }
 
-  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): Promise<AlmaCallReservation> {
-    return write(() => this.#store.reserveAlmaCalls(key, limit, windowMs, wanted))
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
+    return write(() => this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder))
   }
 
   async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> {

@@ -231,10 +231,14 @@ export const MIGRATIONS: Migration[] = [
    CREATE INDEX sessions_pay_link ON sessions (pay_link) WHERE pay_link IS NOT NULL;
    CREATE INDEX sessions_expires ON sessions (expires_ms);`,
   // Issue 15: the shared Alma budget counts the reservations in each key's window here, so a reservation costs
-  // the same however large the budget (counting the window's rows cost one step per call already granted).
+  // the same however large the budget (counting the window's rows cost one step per call already granted), and
+  // knows which process reserved last and until when others share the window (a process alone is bounded by its
+  // own limiter; the shared window applies while several reserve).
   `CREATE TABLE alma_budget (
      key TEXT PRIMARY KEY,
-     in_window INTEGER NOT NULL
+     in_window INTEGER NOT NULL,
+     last_holder TEXT,
+     shared_until_ms INTEGER NOT NULL DEFAULT 0
    );
    INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_reservations GROUP BY key;`
 ]

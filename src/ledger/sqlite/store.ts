@@ -3,6 +3,7 @@
 // decide it (postback decision, staff verdict, refund effect) run inside that transaction.
 
 import { type Cents, formatDecimal } from '../../money.ts'
+import { decideReservation } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
@@ -359,22 +360,26 @@ export class CheckoutStore {
   }
 
   /**
-   * Up to `wanted` Alma calls under a sliding window shared by every process on this ledger, in one write: the
-   * expired reservations go, the count kept beside them says how many the window holds, as many as fit are
-   * granted and counted. None granted: the wait until the oldest leaves the window.
+   * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every process on this
+   * ledger, in one write (the rule: ../alma-budget.ts).
    */
-  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number): AlmaCallReservation {
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): AlmaCallReservation {
     const c = this.#c
     return c.relaxed(() => c.transaction((): AlmaCallReservation => {
       const now = c.now().getTime()
       const expired = c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs).changes
-      const counted = c.sql('SELECT in_window FROM alma_budget WHERE key = ?').get(key) as Row | undefined
-      const inWindow = Math.max(0, ((counted?.in_window as number | undefined) ?? 0) - expired)
-      const granted = Math.max(0, Math.min(Math.floor(wanted), limit - inWindow))
+      const row = c.sql('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = ?').get(key) as Row | undefined
+      const decision = decideReservation({
+        inWindow: Math.max(0, ((row?.in_window as number | undefined) ?? 0) - expired),
+        lastHolder: (row?.last_holder as string | null | undefined) ?? null,
+        sharedUntilMs: (row?.shared_until_ms as number | undefined) ?? 0
+      }, { limit, windowMs, wanted, holder, now })
       const insert = c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)')
-      for (let i = 0; i < granted; i++) insert.run(key, now)
-      c.sql('INSERT INTO alma_budget (key, in_window) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window').run(key, inWindow + granted)
-      if (granted > 0) return { granted, retryInMs: 0 }
+      for (let i = 0; i < decision.granted; i++) insert.run(key, now)
+      c.sql(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES (?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window, last_holder = excluded.last_holder, shared_until_ms = excluded.shared_until_ms`)
+        .run(key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs)
+      if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
       return { granted: 0, retryInMs: Math.max(1, (oldest ?? now) + windowMs - now) }
     }))

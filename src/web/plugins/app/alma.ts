@@ -3,7 +3,8 @@
 // budget is reserved through the ledger, so every process and instance on it shares one budget per
 // institution (SPEC 11): the key is the Alma API URL and a hash of the API key, never the key itself.
 
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import { AlmaClient } from '../../../alma/client.ts'
@@ -26,11 +27,11 @@ export function almaBudgetKey (apiUrl: string, apiKey: string): string {
   return `${apiUrl.replace(/\/+$/, '')}#${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`
 }
 
-/** Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS. */
-export function ledgerReserve (ledger: Ledger, key: string, limit: number): ReserveCall {
+/** Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS, for this process (`holder`). */
+export function ledgerReserve (ledger: Ledger, key: string, limit: number, holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`): ReserveCall {
   return async (wanted) => {
     try {
-      return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted)
+      return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted, holder)
     } catch (error) {
       if (error instanceof LedgerUnavailable) return { granted: 0, retryInMs: BUSY_RETRY_MS }
       throw error

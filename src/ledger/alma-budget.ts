@@ -1,0 +1,46 @@
+// The rule of the Alma budget shared through the ledger (SPEC 11: ALMA_RATE_LIMIT holds for every process
+// together), the same for both stores; each store keeps, per budget key, the reservations in the window, their
+// count, which process reserved last and until when the window is shared.
+//
+// Every process takes a slot of its own limiter first (src/alma/rate-limit.ts: at most the limit in any 1.15 s
+// by the time each request is written), then asks here. A process alone on the key (nobody else has reserved
+// within the window) is granted what it asks for: its own limiter is the bound, and the shared window's margin
+// (longer than a second, against processes delayed differently bunching their calls at Alma) has nothing to
+// guard, so one process keeps the whole budget. Once another process asks, granted or not, the window is shared
+// until a whole window has passed without a second process: then every grant counts the window's reservations,
+// whoever made them, against the limit. Every grant is recorded either way, so a newcomer counts what the
+// process alone has spent and waits for room.
+
+export interface BudgetState {
+  /** reservations still in the window */
+  inWindow: number
+  /** the process that was last granted a call, null before any */
+  lastHolder: string | null
+  /** until when (epoch ms) the window counts as shared */
+  sharedUntilMs: number
+}
+
+export interface BudgetAsk {
+  limit: number
+  windowMs: number
+  wanted: number
+  holder: string
+  now: number
+}
+
+export function decideReservation (state: BudgetState, ask: BudgetAsk): { granted: number, state: BudgetState } {
+  const wanted = Math.max(0, Math.floor(ask.wanted))
+  // another process's reservations may be in the window: it is shared for a whole window from now
+  const someoneElse = state.inWindow > 0 && state.lastHolder !== ask.holder
+  const sharedUntilMs = someoneElse ? Math.max(state.sharedUntilMs, ask.now + ask.windowMs) : state.sharedUntilMs
+  const shared = ask.now < sharedUntilMs
+  const granted = shared ? Math.max(0, Math.min(wanted, ask.limit - state.inWindow)) : wanted
+  return {
+    granted,
+    state: {
+      inWindow: state.inWindow + granted,
+      lastHolder: granted > 0 ? ask.holder : state.lastHolder,
+      sharedUntilMs
+    }
+  }
+}
