@@ -580,11 +580,12 @@ if (enter('cluster-pages')) {
     const clustered = await service('./lib/service.mjs', serviceEnv(clusterPort, join(work, `cluster-${processes}.sqlite`), { BENCH_ALMA_RATE_LIMIT: '100000', PATRON_RATE_LIMIT: '1000', WEB_CONCURRENCY: String(processes) }), `cluster-${processes}`)
     const pid = clustered.child.pid as number
     let before = { service: 0, alma: 0, load: process.cpuUsage(), at: 0 }
-    // one run, the first 3 s left out: the patrons are back to back by then, not arriving together
+    // one run, the first 8 s left out: the patrons are back to back by then (not arriving together), and each
+    // process has compiled its hot code (a fresh process runs slower for its first few thousand pages)
     const run = await cannon({
       url: `${clustered.url}/`,
       connections: 200,
-      warmupSeconds: secs(3),
+      warmupSeconds: secs(8),
       duration: secs(6),
       headers: pageUser,
       onMeasureStart: () => { before = { service: treeCpuMs(pid), alma: procStats(alma.child.pid as number).cpuMs, load: process.cpuUsage(), at: performance.now() } }
