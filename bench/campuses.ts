@@ -18,11 +18,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
+import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { cannon, type CannonResult, round } from './lib/load.ts'
 import { patrons } from './lib/patrons.ts'
 import { forkReady, freePort, procStats, startService } from './lib/procs.ts'
 import type { Row } from './table.ts'
+import { benchCampusEnv } from './lib/campus-env.ts'
 
 const CAMPUSES = 20
 
@@ -36,18 +37,7 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
   let next = 0
   const user = (): Record<string, string> => ({ 'x-ezproxy-user': users[next++ % users.length].primaryId })
 
-  const campus = (id: string): Record<string, string> => ({
-    PUBLIC_URL: `https://fines.example.edu${id === '' ? '' : `/${id}`}`,
-    ALMA_API_URL: `${alma.url}/almaws/v1`,
-    ALMA_API_KEY: SANDBOX_API_KEY,
-    CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/LIBFINESTEST',
-    CASHNET_ITEM_CODE: 'LIB-FINE',
-    CASHNET_POSTBACK_ALLOW: '127.0.0.4',
-    EZPROXY_ALLOW: '127.0.0.1',
-    LIBRARY_NAME: `University Library${id === '' ? '' : `, ${id}`}`,
-    RELEASE_BLOCKS: 'FINES',
-    PATRON_RATE_LIMIT: '100000'
-  })
+  const campus = (id: string): Record<string, string> => benchCampusEnv(alma.url, id)
   const processEnv = (port: number, name: string): Record<string, string> => ({
     NODE_ENV: 'production',
     PORT: String(port),

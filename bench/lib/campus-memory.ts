@@ -12,9 +12,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
+import { SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
 import { patrons } from './patrons.ts'
 import { forkReady, freePort, startService } from './procs.ts'
+import { benchCampusEnv } from './campus-env.ts'
 
 const counts = (process.env.CAMPUS_COUNTS ?? '1,10,20').split(',').map(Number)
 const snapshots = process.env.BENCH_HEAP_SNAPSHOT_DIR
@@ -28,18 +29,7 @@ await alma.call('faults', { latencyMs: 0, perSecondThreshold: 1e9 })
 const users = patrons('campus-memory-', 50, 3)
 await alma.call('addUsers', users)
 
-const campus = (id: string): Record<string, string> => ({
-  PUBLIC_URL: `https://fines.example.edu${id === '' ? '' : `/${id}`}`,
-  ALMA_API_URL: `${alma.url}/almaws/v1`,
-  ALMA_API_KEY: SANDBOX_API_KEY,
-  CASHNET_CHECKOUT_URL: 'https://train.cashnet.com/LIBFINESTEST',
-  CASHNET_ITEM_CODE: 'LIB-FINE',
-  CASHNET_POSTBACK_ALLOW: '127.0.0.4',
-  EZPROXY_ALLOW: '127.0.0.1',
-  LIBRARY_NAME: `University Library${id === '' ? '' : `, ${id}`}`,
-  RELEASE_BLOCKS: 'FINES',
-  PATRON_RATE_LIMIT: '100000'
-})
+const campus = (id: string): Record<string, string> => benchCampusEnv(alma.url, id)
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `campus-${String(i + 1).padStart(2, '0')}`)
 
 async function measure (name: string, n: number | null): Promise<{ idle: Sample, pages: Sample }> {
