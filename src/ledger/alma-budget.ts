@@ -8,8 +8,15 @@
 // (longer than a second, against processes delayed differently bunching their calls at Alma) has nothing to
 // guard, so one process keeps the whole budget. Once another process asks, granted or not, the window is shared
 // until a whole window has passed without a second process: then every grant counts the window's reservations,
-// whoever made them, against the limit. Every grant is recorded either way, so a newcomer counts what the
-// process alone has spent and waits for room.
+// whoever made them, against the limit, and takes at most half of the room left, so two processes whose
+// refusals end at the same moment both get calls (the first to ask would otherwise take it all, every time).
+// Every grant is recorded either way, so a newcomer counts what the process alone has spent and waits for room.
+//
+// The count is kept beside the rows so that a grant costs the same however many rows the window holds. A count
+// that no longer matches the rows (an operator's DELETE, an older version of the service during a rolling
+// upgrade) would refuse everyone or let too many through: the stores count the rows again whenever the answer
+// depends on it (`recount`: a refusal or a partial grant, and the moment the window becomes shared) and decide
+// again with the rows' count.
 
 export interface BudgetState {
   /** reservations still in the window */
@@ -28,19 +35,22 @@ export interface BudgetAsk {
   now: number
 }
 
-export function decideReservation (state: BudgetState, ask: BudgetAsk): { granted: number, state: BudgetState } {
+export function decideReservation (state: BudgetState, ask: BudgetAsk): { granted: number, state: BudgetState, recount: boolean } {
   const wanted = Math.max(0, Math.floor(ask.wanted))
   // another process's reservations may be in the window: it is shared for a whole window from now
   const someoneElse = state.inWindow > 0 && state.lastHolder !== ask.holder
+  const becomesShared = someoneElse && ask.now >= state.sharedUntilMs
   const sharedUntilMs = someoneElse ? Math.max(state.sharedUntilMs, ask.now + ask.windowMs) : state.sharedUntilMs
   const shared = ask.now < sharedUntilMs
-  const granted = shared ? Math.max(0, Math.min(wanted, ask.limit - state.inWindow)) : wanted
+  const room = Math.max(0, ask.limit - state.inWindow)
+  const granted = shared ? Math.min(wanted, Math.ceil(room / 2)) : wanted
   return {
     granted,
     state: {
       inWindow: state.inWindow + granted,
       lastHolder: granted > 0 ? ask.holder : state.lastHolder,
       sharedUntilMs
-    }
+    },
+    recount: becomesShared || (shared && granted < wanted)
   }
 }

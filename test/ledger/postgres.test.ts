@@ -36,6 +36,8 @@ if (server !== null) {
       const ledger = await PostgresLedger.open({ url, now, poolSize: 4 })
       urls.set(ledger, url)
       return ledger
+    }, {
+      forgetAlmaReservations: async (ledger, key) => { await (ledger as PostgresLedger).pool.query('DELETE FROM alma_call_slots WHERE key = $1', [key]) }
     })
   })
 
@@ -157,9 +159,12 @@ if (server !== null) {
     t.ok(answers.filter(x => x.granted === 0).every(x => x.retryInMs > 0 && x.retryInMs <= 1000), 'the others told how long to wait')
     t.match(await a.reserveAlmaCalls('inst-2', 20, 1000, 1, 'instance-a'), { granted: 1 }, 'another institution has its own budget')
     clock = new Date('2026-03-02T10:00:00.400Z')
-    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-b'), { granted: 0, retryInMs: 600 })
+    t.match(await a.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-a'), { granted: 0, retryInMs: 600 })
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 1, 'instance-b'), { granted: 0, retryInMs: 600 }, 'both told to wait (and both asked: the window stays shared until 1.4 s)')
     clock = new Date('2026-03-02T10:00:01.000Z')
-    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 20, 'instance-b'), { granted: 20 }, 'the window moved on: the whole budget again')
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 20, 'instance-b'), { granted: 10 }, 'the window moved on, still shared (another instance asked 1 s ago): half the room')
+    clock = new Date('2026-03-02T10:00:03.000Z')
+    t.match(await b.reserveAlmaCalls('inst-1', 20, 1000, 20, 'instance-b'), { granted: 20 }, 'a whole window with one instance: alone, what its own limiter lets through')
   })
 
   t.test('a job\'s read-only ledger reads and never writes; a database with no ledger is refused', async t => {

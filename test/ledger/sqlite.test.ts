@@ -22,6 +22,12 @@ t.test('the ledger contract, on an SQLite file', async t => {
     const ledger = new SqliteLedger({ path, now })
     paths.set(ledger, path)
     return ledger
+  }, {
+    forgetAlmaReservations: async (ledger, key) => {
+      const db = new Database(paths.get(ledger) as string)
+      db.prepare('DELETE FROM alma_reservations WHERE key = ?').run(key)
+      db.close()
+    }
   })
 })
 

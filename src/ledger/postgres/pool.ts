@@ -30,11 +30,12 @@ const types = {
 /**
  * SQLSTATE classes and node errors meaning "the database cannot take this now", not "this is wrong": the
  * connection (08), the server shutting down or starting (57P0x), too many connections (53300), a serialization
- * failure or deadlock (40001, 40P01), a read-only server (25006: a replica after a failover).
+ * failure or deadlock (40001, 40P01), a read-only server (25006: a replica after a failover), a lock not had in
+ * time (55P03, lock_timeout), a session ended for idling in a transaction (25P03: this process was paused).
  */
 export function isUnavailable (error: unknown): boolean {
   const code = String((error as { code?: unknown })?.code ?? '')
-  if (code.startsWith('08') || code.startsWith('57P') || ['53300', '40001', '40P01', '25006'].includes(code)) return true
+  if (code.startsWith('08') || code.startsWith('57P') || ['53300', '40001', '40P01', '25006', '55P03', '25P03'].includes(code)) return true
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) return true
   const message = String((error as Error)?.message ?? '')
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|server closed the connection|Connection ended/i.test(message)
@@ -79,7 +80,9 @@ export class Pool implements Queries {
       // a server out of reach must become a 503 well within CashNet's wait, not a hung postback
       connectionTimeoutMillis: 2000,
       types,
-      options: `-c TimeZone=UTC${options.readOnly === true ? ' -c default_transaction_read_only=on' : ''}${schemaOption(options.schema)}`,
+      // A session idle inside a transaction for 10 s (its process paused, or cut off) is ended by the server, so
+      // the locks it holds (a budget key, a checkout's row) do not stall the other instances.
+      options: `-c TimeZone=UTC -c idle_in_transaction_session_timeout=10000${options.readOnly === true ? ' -c default_transaction_read_only=on' : ''}${schemaOption(options.schema)}`,
       application_name: 'alma-cashnet'
     })
     // A pooled idle connection the server dropped (a restart) is reported here; the pool discards it and the

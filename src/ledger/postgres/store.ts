@@ -372,16 +372,26 @@ export class PostgresStore {
    */
   async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
     return await this.#pool.transaction(async q => {
+      // An instance paused or cut off while it holds the key's lock must not stall every other one: after 500 ms
+      // the wait fails (55P03, LedgerUnavailable) and the caller asks again shortly.
+      await q.run("SET LOCAL lock_timeout = '500ms'")
+      await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [key])
+      // the time is read under the lock, so a wait for it does not stamp the reservations early
       const now = this.#now()
       const since = new Date(now.getTime() - windowMs).toISOString()
-      await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [key])
       const expired = await q.run('DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2', [key, since])
       const rows = await q.query('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = $1', [key])
-      const decision = decideReservation({
+      const state = {
         inWindow: Math.max(0, Number(rows[0]?.in_window ?? 0) - expired),
         lastHolder: (rows[0]?.last_holder as string | null | undefined) ?? null,
         sharedUntilMs: Number(rows[0]?.shared_until_ms ?? 0)
-      }, { limit, windowMs, wanted, holder, now: now.getTime() })
+      }
+      const ask = { limit, windowMs, wanted, holder, now: now.getTime() }
+      let decision = decideReservation(state, ask)
+      if (decision.recount) {
+        const counted = Number((await q.query('SELECT COUNT(*) AS n FROM alma_call_slots WHERE key = $1', [key]))[0].n)
+        if (counted !== state.inWindow) decision = decideReservation({ ...state, inWindow: counted }, ask)
+      }
       if (decision.granted > 0) await q.run('INSERT INTO alma_call_slots (key, at) SELECT $1, $2 FROM generate_series(1, $3::int)', [key, now.toISOString(), decision.granted])
       await q.run(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES ($1, $2, $3, $4)
         ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window, last_holder = excluded.last_holder, shared_until_ms = excluded.shared_until_ms`,
@@ -389,7 +399,7 @@ export class PostgresStore {
       if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = await q.query('SELECT MIN(at) AS oldest FROM alma_call_slots WHERE key = $1', [key])
       const oldestMs = oldest[0]?.oldest === null || oldest[0]?.oldest === undefined ? now.getTime() : new Date(oldest[0].oldest).getTime()
-      return { granted: 0, retryInMs: Math.max(1, oldestMs + windowMs - now.getTime()) }
+      return { granted: 0, retryInMs: Math.min(windowMs, Math.max(1, oldestMs + windowMs - now.getTime())) }
     })
   }
 

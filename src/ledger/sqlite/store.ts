@@ -369,11 +369,17 @@ export class CheckoutStore {
       const now = c.now().getTime()
       const expired = c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs).changes
       const row = c.sql('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = ?').get(key) as Row | undefined
-      const decision = decideReservation({
+      const state = {
         inWindow: Math.max(0, ((row?.in_window as number | undefined) ?? 0) - expired),
         lastHolder: (row?.last_holder as string | null | undefined) ?? null,
         sharedUntilMs: (row?.shared_until_ms as number | undefined) ?? 0
-      }, { limit, windowMs, wanted, holder, now })
+      }
+      const ask = { limit, windowMs, wanted, holder, now }
+      let decision = decideReservation(state, ask)
+      if (decision.recount) {
+        const rows = (c.sql('SELECT COUNT(*) AS n FROM alma_reservations WHERE key = ?').get(key) as Row).n as number
+        if (rows !== state.inWindow) decision = decideReservation({ ...state, inWindow: rows }, ask)
+      }
       const insert = c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)')
       for (let i = 0; i < decision.granted; i++) insert.run(key, now)
       c.sql(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES (?, ?, ?, ?)
@@ -381,7 +387,7 @@ export class CheckoutStore {
         .run(key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs)
       if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
-      return { granted: 0, retryInMs: Math.max(1, (oldest ?? now) + windowMs - now) }
+      return { granted: 0, retryInMs: Math.min(windowMs, Math.max(1, (oldest ?? now) + windowMs - now)) }
     }))
   }
 
