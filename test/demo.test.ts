@@ -1,15 +1,24 @@
-// npm run demo, as a newcomer runs it: one command, then the URL it prints, a seeded patron's fees, a payment
-// on the CashNet sandbox, and the fines page empty afterwards.
+// npm run demo for one library, as a newcomer runs it: one command, then the URL it prints, a seeded patron's
+// fees, a payment on the CashNet sandbox, and the fines page empty afterwards. Plain `npm run demo` shows two
+// campuses (test/campuses-demo.test.ts); DEMO_CAMPUSES=0 asks for one library, and the UserObject mode is a
+// one-library demo by itself.
 
 import t from 'tap'
 import { Browser } from './helper.ts'
 import { runDemo } from './support/service-process.ts'
 
-for (const mode of ['header', 'userobject'] as const) {
-  t.test(`npm run demo (${mode} mode): sign in, see the fees, pay them all, nothing left to pay`, async t => {
-    const { port, output } = await runDemo(t, 'alma-cashnet-demo-', { DEMO_AUTH_MODE: mode })
+const variants = [
+  { mode: 'header', env: { DEMO_CAMPUSES: '0' }, why: '(DEMO_CAMPUSES=0)' },
+  { mode: 'userobject', env: { DEMO_AUTH_MODE: 'userobject' }, why: '(DEMO_AUTH_MODE=userobject is a one-library demo)' }
+] as const
+for (const { mode, env, why } of variants) {
+  t.test(`${Object.entries(env).map(([name, value]) => `${name}=${value}`).join(' ')} npm run demo (${mode} mode, one library): sign in, see the fees, pay them all, nothing left to pay`, async t => {
+    const { port, output } = await runDemo(t, 'alma-cashnet-demo-', env)
     const publicUrl = `http://127.0.0.1:${port}`
     t.match(output(), `Open ${publicUrl}/login?url=/`, 'it prints the one URL to open')
+    t.match(output(), `alma-cashnet demo is running (${mode} mode, CashNet): one library`, 'one library, in the mode asked for')
+    t.match(output(), why, 'it says why one library, not the two campuses plain npm run demo shows')
+    t.notMatch(output(), 'CAMPUSES_FILE', 'not the system deployment')
 
     const browser = new Browser({ publicUrl } as any)
     const login = await browser.get('/login?url=/')

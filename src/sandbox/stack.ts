@@ -218,6 +218,15 @@ export function campusSeedUsers (campus: string, index: number): SeedUser[] {
   }))
 }
 
+/**
+ * The loopback addresses a sandbox campus's EZproxy and CashNet stand-ins connect from, one pair per campus so
+ * that each campus's allow-lists refuse the other's. Linux answers on all of 127.0.0.0/8; other systems (macOS)
+ * only on 127.0.0.1 unless the others are added as aliases.
+ */
+export function campusSandboxAddresses (index: number): { ezproxyFrom: string, cashnetFrom: string } {
+  return { ezproxyFrom: index === 0 ? '127.0.0.1' : `127.0.1.${index}`, cashnetFrom: `127.0.2.${index + 1}` }
+}
+
 /** A system deployment in the sandbox: one service, several campuses, each with its own Alma, CashNet and EZproxy. */
 export async function startCampusStack (options: CampusStackOptions = {}): Promise<CampusStack> {
   const definitions = options.campuses ?? [{ id: 'springfield' }, { id: 'shelbyville' }]
@@ -233,8 +242,8 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
   env.CAMPUSES_FILE = join(directory, 'campuses.json')
   let index = 0
   for (const definition of definitions) {
-    const ezproxyFrom = definition.ezproxyFrom ?? (index === 0 ? '127.0.0.1' : `127.0.1.${index}`)
-    const cashnetFrom = definition.cashnetFrom ?? `127.0.2.${index + 1}`
+    const ezproxyFrom = definition.ezproxyFrom ?? campusSandboxAddresses(index).ezproxyFrom
+    const cashnetFrom = definition.cashnetFrom ?? campusSandboxAddresses(index).cashnetFrom
     const almaApiKey = `sandbox-alma-api-key-${definition.id}`
     const alma = new AlmaSandbox({ apiKey: almaApiKey, users: campusSeedUsers(definition.id, index) })
     // its Analytics fines report, read by export:fines --campus ID (ALMA_FINES_REPORT_PATH below)

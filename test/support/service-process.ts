@@ -3,6 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -118,18 +119,34 @@ export async function childSandboxes (t: Test, prefix: string, extra: Record<str
   return { dir, alma, cashnet, ezproxy, publicUrl, env }
 }
 
+/** The environment `npm run demo` gets: this process's without the demo's choices (so `{}` is the plain demo), then `env`. */
+export function demoEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+  const { DEMO_AUTH_MODE: _mode, DEMO_PROVIDER: _provider, DEMO_CAMPUSES: _campuses, ...inherited } = process.env
+  return { ...inherited, ...env }
+}
+
 /**
- * `npm run demo` on a free port (DEMO_PORT) with its database in a fresh folder (DEMO_DATABASE_PATH), started
- * once it says "demo is running"; its whole process group gets SIGTERM at the test's end.
+ * `npm run demo` on a free port (DEMO_PORT, and the next one for a second campus) with its database in a fresh
+ * folder (DEMO_DATABASE_PATH), started once it says "demo is running"; its whole process group gets SIGTERM at
+ * the test's end. `env` holds the demo's choices; none are inherited.
  */
 export async function runDemo (t: Test, prefix: string, env: Record<string, string>): Promise<{ port: number, dir: string, output: () => string }> {
-  const port = await freePort()
+  let port = await freePort()
+  for (let i = 0; i < 20 && !await portFree(port + 1); i++) port = await freePort()
   const dir = tempDir(t, prefix)
   const output: string[] = []
-  const demo = spawnCollecting('npm', ['run', '--silent', 'demo'], { ...process.env, DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), ...env }, output, true)
+  const demo = spawnCollecting('npm', ['run', '--silent', 'demo'], demoEnv({ DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), ...env }), output, true)
   t.teardown(() => {
     try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {}
   })
   await until(() => output.join('').includes('demo is running'), 'the demo to start', 60000)
   return { port, dir, output: () => output.join('') }
+}
+
+async function portFree (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.once('error', () => { resolve(false) })
+    server.listen(port, '127.0.0.1', () => { server.close(() => { resolve(true) }) })
+  })
 }
