@@ -211,13 +211,13 @@ export async function schemaVersion (pool: Pool): Promise<number> {
  */
 export async function migrate (pool: Pool): Promise<number[]> {
   const applied: number[] = []
-  await pool.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())')
-    .catch(async (error: unknown) => {
-      // two instances creating it at once: one wins; the other's error (a duplicate type, 23505, or a duplicate
-      // table, 42P07, depending on where the race is lost) is harmless
-      const code = (error as { code?: string })?.code
-      if (code !== '23505' && code !== '42P07') throw error
-    })
+  // Under the migration lock too: CREATE TABLE IF NOT EXISTS is not safe against itself, and instances starting
+  // together on a new database lost the race in more ways than one (a duplicate type, 42710, seen in CI; a
+  // duplicate key, 23505; a duplicate table, 42P07); one at a time, the second finds the table there.
+  await pool.transaction(async tx => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())')
+  })
   for (;;) {
     const next = await pool.transaction(async tx => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
