@@ -35,6 +35,11 @@ export interface BudgetAsk {
   now: number
 }
 
+/** How long a refused process waits: until the oldest reservation leaves the window (now, when none is left), never longer. */
+export function retryInMs (oldestMs: number | null, ask: Pick<BudgetAsk, 'windowMs' | 'now'>): number {
+  return Math.min(ask.windowMs, Math.max(1, (oldestMs ?? ask.now) + ask.windowMs - ask.now))
+}
+
 export function decideReservation (state: BudgetState, ask: BudgetAsk): { granted: number, state: BudgetState, recount: boolean } {
   const wanted = Math.max(0, Math.floor(ask.wanted))
   // another process's reservations may be in the window: it is shared for a whole window from now

@@ -9,10 +9,9 @@
 // anything more. The next holder resumes with SPEC 7's algorithm (Alma re-read, tx check). The in-process map of
 // running postings stays, only so that this process does not ask the ledger for a posting it is already doing.
 
-import { randomBytes } from 'node:crypto'
-import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { LeaseLost } from '../ledger/errors.ts'
+import { processHolder } from '../ledger/holder.ts'
 import type { Ledger, PostingLease } from '../ledger/ledger.ts'
 import type { Checkout } from '../ledger/types.ts'
 import type { Alerts } from './alerts.ts'
@@ -60,7 +59,7 @@ export class PostingWorker {
   #stopped = false
   #started = false
   /** who holds this process's leases, as the ledger records it: host, process and a random part */
-  readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+  readonly holder = processHolder()
 
   constructor (deps: Omit<PosterDeps, 'signal'>, logger: Logger, alerts: Alerts, settings: WorkerSettings) {
     this.#deps = deps

@@ -242,8 +242,9 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
   env.CAMPUSES_FILE = join(directory, 'campuses.json')
   let index = 0
   for (const definition of definitions) {
-    const ezproxyFrom = definition.ezproxyFrom ?? campusSandboxAddresses(index).ezproxyFrom
-    const cashnetFrom = definition.cashnetFrom ?? campusSandboxAddresses(index).cashnetFrom
+    const addresses = campusSandboxAddresses(index)
+    const ezproxyFrom = definition.ezproxyFrom ?? addresses.ezproxyFrom
+    const cashnetFrom = definition.cashnetFrom ?? addresses.cashnetFrom
     const almaApiKey = `sandbox-alma-api-key-${definition.id}`
     const alma = new AlmaSandbox({ apiKey: almaApiKey, users: campusSeedUsers(definition.id, index) })
     // its Analytics fines report, read by export:fines --campus ID (ALMA_FINES_REPORT_PATH below)

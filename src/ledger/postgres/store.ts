@@ -5,7 +5,7 @@
 // lease's fence: checked in the same transaction, LeaseLost when it moved on.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import { decideReservation } from '../alma-budget.ts'
+import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
@@ -363,10 +363,6 @@ export class PostgresStore {
   }
 
   /**
-   * A sliding window of granted calls per key, in the database so every instance and process counts against one
-   * budget. The key's advisory lock makes the count and the grant one step.
-   */
-  /**
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every instance: one key
    * at a time (an advisory lock), the rule of ../alma-budget.ts.
    */
@@ -398,8 +394,7 @@ export class PostgresStore {
       [key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs])
       if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = await q.query('SELECT MIN(at) AS oldest FROM alma_call_slots WHERE key = $1', [key])
-      const oldestMs = oldest[0]?.oldest === null || oldest[0]?.oldest === undefined ? now.getTime() : new Date(oldest[0].oldest).getTime()
-      return { granted: 0, retryInMs: Math.min(windowMs, Math.max(1, oldestMs + windowMs - now.getTime())) }
+      return { granted: 0, retryInMs: retryInMs(oldest[0]?.oldest == null ? null : new Date(oldest[0].oldest).getTime(), ask) }
     })
   }
 

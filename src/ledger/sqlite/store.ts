@@ -3,7 +3,7 @@
 // decide it (postback decision, staff verdict, refund effect) run inside that transaction.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import { decideReservation } from '../alma-budget.ts'
+import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
@@ -387,7 +387,7 @@ export class CheckoutStore {
         .run(key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs)
       if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
-      return { granted: 0, retryInMs: Math.min(windowMs, Math.max(1, (oldest ?? now) + windowMs - now)) }
+      return { granted: 0, retryInMs: retryInMs(oldest, ask) }
     }))
   }
 

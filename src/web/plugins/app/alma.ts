@@ -3,13 +3,13 @@
 // budget is reserved through the ledger, so every process and instance on it shares one budget per
 // institution (SPEC 11): the key is the Alma API URL and a hash of the API key, never the key itself.
 
-import { createHash, randomBytes } from 'node:crypto'
-import { hostname } from 'node:os'
+import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import { AlmaClient } from '../../../alma/client.ts'
 import type { ReserveCall } from '../../../alma/rate-limit.ts'
 import { LedgerUnavailable } from '../../../ledger/errors.ts'
+import { processHolder } from '../../../ledger/holder.ts'
 import type { Ledger } from '../../../ledger/ledger.ts'
 
 /** A busy ledger (another process's write lock) is no refusal: ask again shortly. */
@@ -28,7 +28,7 @@ export function almaBudgetKey (apiUrl: string, apiKey: string): string {
 }
 
 /** Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS, for this process (`holder`). */
-export function ledgerReserve (ledger: Ledger, key: string, limit: number, holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`): ReserveCall {
+export function ledgerReserve (ledger: Ledger, key: string, limit: number, holder = processHolder()): ReserveCall {
   return async (wanted) => {
     try {
       return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted, holder)
