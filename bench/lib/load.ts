@@ -53,6 +53,13 @@ export interface CannonOptions {
   onMeasureStart?: () => void
 }
 
+/** autocannon's request list: a GET of the URL's path with fresh headers for each request (the patron rotates). */
+function pageRequests (options: CannonOptions): unknown[] | undefined {
+  const headers = options.headers
+  if (headers === undefined) return undefined
+  return [{ method: 'GET', path: new URL(options.url).pathname, setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, ...headers() } }) }]
+}
+
 export async function cannon (options: CannonOptions): Promise<CannonResult> {
   if (options.warmupSeconds !== undefined) return await cannonAfterWarmup(options, options.warmupSeconds)
   const result = await autocannon({
@@ -62,9 +69,7 @@ export async function cannon (options: CannonOptions): Promise<CannonResult> {
     amount: options.amount,
     overallRate: options.overallRate,
     timeout: options.timeoutSeconds ?? 30,
-    requests: options.headers === undefined
-      ? undefined
-      : [{ method: 'GET', path: new URL(options.url).pathname, setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, ...options.headers?.() } }) }]
+    requests: pageRequests(options)
   } as any)
   const l = result.latency as any
   return {
@@ -90,9 +95,7 @@ async function cannonAfterWarmup (options: CannonOptions, warmupSeconds: number)
       connections: options.connections,
       duration: warmupSeconds + (options.duration ?? 10),
       timeout: options.timeoutSeconds ?? 30,
-      requests: options.headers === undefined
-        ? undefined
-        : [{ method: 'GET', path: new URL(options.url).pathname, setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, ...options.headers?.() } }) }]
+      requests: pageRequests(options)
     }, (error: Error | null, done: unknown) => { if (error !== null && error !== undefined) reject(error); else resolve(done) })
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
       if (!measuring) return
