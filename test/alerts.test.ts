@@ -2,42 +2,11 @@
 // how much, CashNet's tx and where to look, and nothing secret; when the mail server is down the payment goes on
 // as before and the failure is one log line. The mail server is a real SMTP server on an ephemeral port.
 
-import t, { type Test } from 'tap'
-import { SMTPServer } from 'smtp-server'
+import t from 'tap'
 import { type Cents, formatDecimal } from '../src/money.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { Browser, build, checkoutIdFrom, freePort, type TestStack, until } from './helper.ts'
-
-interface Mail {
-  from: string
-  to: string[]
-  /** the message as sent, quoted-printable soft line breaks and escapes undone */
-  text: string
-}
-
-async function mailServer (t: Test): Promise<{ url: string, mails: Mail[] }> {
-  const mails: Mail[] = []
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData (stream, session, done) {
-      let raw = ''
-      stream.setEncoding('utf8')
-      stream.on('data', (chunk: string) => { raw += chunk })
-      stream.on('end', () => {
-        const text = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
-        const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address
-        mails.push({ from, to: session.envelope.rcptTo.map(r => r.address), text })
-        done()
-      })
-    }
-  })
-  const port = await freePort()
-  await new Promise<void>(resolve => { server.listen(port, '127.0.0.1', resolve) })
-  t.teardown(async () => { await new Promise<void>(resolve => { server.close(() => { resolve() }) }) })
-  return { url: `smtp://127.0.0.1:${port}`, mails }
-}
+import { runningMailServer } from './support/mail-server.ts'
 
 const ALERT_ENV = { ALERT_EMAIL_TO: 'bursar-alerts@example.edu', ALERT_EMAIL_FROM: 'fines@example.edu' }
 
@@ -52,7 +21,7 @@ async function paymentNeedingAttention (stack: TestStack): Promise<string> {
 }
 
 t.test('a payment that needs a person is e-mailed: which, how much, the CashNet tx, the admin page, nothing secret', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { SMTP_URL: smtp.url, ...ALERT_ENV } })
   const id = await paymentNeedingAttention(stack)
   const checkout = await stack.app.ledger.getCheckout(id)
@@ -70,7 +39,7 @@ t.test('a payment that needs a person is e-mailed: which, how much, the CashNet 
 })
 
 t.test('a payment stuck in PAID is e-mailed once, with its last error', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { SMTP_URL: smtp.url, PAID_ALERT_MINUTES: '5', ...ALERT_ENV }, app: { startWorker: false } })
   const carol = new Browser(stack).login('carol')
   const { fields, action } = await carol.checkout()
@@ -101,7 +70,7 @@ t.test('the mail server down: the payment is handled as before, and one log line
 })
 
 t.test('without SMTP_URL no mail is attempted', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { ...ALERT_ENV } })
   await paymentNeedingAttention(stack)
   await new Promise(resolve => setTimeout(resolve, 300))

@@ -3,64 +3,13 @@
 // message is delivered once; a crash between sending and marking sends the same Message-ID again, nothing else.
 
 import t, { type Test } from 'tap'
-import { SMTPServer } from 'smtp-server'
 import pino from 'pino'
 import { Writable } from 'node:stream'
 import { cents } from '../src/money.ts'
 import { createOutboxSender, type NewOutboxMessage, type OutboxMessage, outboxMessageId, type OutboxSenderOptions, type OutboxStore } from '../src/payments/outbox.ts'
 import { type ReceiptBranding, receiptMessages, type ReceiptPayment } from '../src/payments/receipts.ts'
-import { freePort, until } from './helper.ts'
-
-interface Mail { to: string[], raw: string, messageId: string, subject: string }
-
-/** Headers unfolded and quoted-printable undone, enough to read what was sent. */
-function readable (raw: string): string {
-  return raw.replace(/\r\n(?=[ \t])/g, '').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
-}
-
-interface MailServer { port: number, mails: Mail[], start: () => Promise<void>, stop: () => Promise<void> }
-
-/** An SMTP server that can be stopped and started again on the same port; `refuse` recipients get a 550. */
-async function mailServer (t: Test, refuse: string[] = []): Promise<MailServer> {
-  const port = await freePort()
-  const mails: Mail[] = []
-  let server: SMTPServer | undefined
-  const stop = async (): Promise<void> => {
-    const s = server
-    server = undefined
-    if (s !== undefined) await new Promise<void>(resolve => { s.close(() => { resolve() }) })
-  }
-  const start = async (): Promise<void> => {
-    server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onRcptTo (address, _session, done) {
-        if (refuse.includes(address.address)) { const e = new Error('mailbox unavailable') as Error & { responseCode: number }; e.responseCode = 550; done(e); return }
-        done()
-      },
-      onData (stream, session, done) {
-        let raw = ''
-        stream.setEncoding('utf8')
-        stream.on('data', (chunk: string) => { raw += chunk })
-        stream.on('end', () => {
-          const text = readable(raw)
-          mails.push({
-            to: session.envelope.rcptTo.map(r => r.address),
-            raw: text,
-            messageId: /^Message-ID: (.*)$/mi.exec(text)?.[1].trim() ?? '',
-            subject: /^Subject: (.*)$/mi.exec(text)?.[1].trim() ?? ''
-          })
-          done()
-        })
-      }
-    })
-    const s = server
-    await new Promise<void>(resolve => { s.listen(port, '127.0.0.1', resolve) })
-  }
-  t.teardown(stop)
-  return { port, mails, start, stop }
-}
+import { until } from './helper.ts'
+import { mailServer } from './support/mail-server.ts'
 
 interface Row extends OutboxMessage { nextAttemptAt: Date, leaseUntil: Date | null, sentAt: Date | null, gaveUp: boolean, lastError: string | null }
 
@@ -138,9 +87,9 @@ t.test('SMTP up: each message delivered once, with its Message-ID, text and HTML
   t.same(await s.runOnce(), { sent: 0, retrying: 0, gaveUp: 0 }, 'a second pass finds nothing')
   t.same(smtp.mails.map(m => m.to), [['m1@example.edu'], ['m2@example.edu'], ['m3@example.edu']])
   t.same(smtp.mails.map(m => m.messageId), ['m1', 'm2', 'm3'].map(id => outboxMessageId(id, 'fines.library.example.edu')))
-  t.match(smtp.mails[0].raw, 'plain m1')
-  t.match(smtp.mails[0].raw, '<p>html m1</p>')
-  t.match(smtp.mails[0].raw, /^Auto-Submitted: auto-generated/m, 'marked automatic, so auto-replies stay away')
+  t.match(smtp.mails[0].readable, 'plain m1')
+  t.match(smtp.mails[0].readable, '<p>html m1</p>')
+  t.match(smtp.mails[0].readable, /^Auto-Submitted: auto-generated/m, 'marked automatic, so auto-replies stay away')
   t.ok([...store.rows.values()].every(r => r.sentAt !== null && r.attempts === 0))
   t.same(s.lines.filter(l => l.event === 'outbox.sent').map(l => l.outbox), ['m1', 'm2', 'm3'])
 })
@@ -238,7 +187,7 @@ t.test('two senders on one store never send the same message twice', async t => 
 })
 
 t.test('a recipient the server refuses for good is given up at once; the others go', async t => {
-  const smtp = await mailServer(t, ['gone@example.edu'])
+  const smtp = await mailServer(t, { refuse: ['gone@example.edu'] })
   await smtp.start()
   const store = new MemoryOutbox()
   const clock = { now: new Date('2026-03-02T15:00:00Z') }
@@ -301,11 +250,11 @@ t.test('a receipt and the library copy, end to end through the outbox', async t 
   t.same(smtp.mails.slice(1).map(m => m.to), [['dana@example.edu'], ['circ@library.example.edu']], 'with it, the library copy too, each once')
   const [receipt, copy] = smtp.mails.slice(1)
   t.match(receipt.subject, 'Hillside University Library: receipt for your payment of $10.00')
-  t.match(receipt.raw, 'paid $10.00 of $65.00, $55.00 left')
-  t.match(receipt.raw, 'March 2, 2026 at 10:00 AM EST')
-  t.match(receipt.raw, /Content-Type: text\/plain/)
-  t.match(receipt.raw, /Content-Type: text\/html/)
+  t.match(receipt.readable, 'paid $10.00 of $65.00, $55.00 left')
+  t.match(receipt.readable, 'March 2, 2026 at 10:00 AM EST')
+  t.match(receipt.readable, /Content-Type: text\/plain/)
+  t.match(receipt.readable, /Content-Type: text\/html/)
   t.match(copy.subject, 'copy of receipt: Dana Quinn $10.00')
-  t.match(copy.raw, 'https://fines.library.example.edu/admin/payments/c0ffee00c0ffee00c0ffee00c0ffee01')
+  t.match(copy.readable, 'https://fines.library.example.edu/admin/payments/c0ffee00c0ffee00c0ffee00c0ffee01')
   t.not(receipt.messageId, copy.messageId)
 })

@@ -3,34 +3,11 @@
 // patron only and never /admin, until it expires or staff revoke it; a tampered link is refused; every issue,
 // use, refusal and revocation is in the ledger's audit trail. Off, the routes do not exist.
 
-import t, { type Test } from 'tap'
-import { SMTPServer } from 'smtp-server'
+import t from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, freePort, readForm, send, type TestStack, UNTRUSTED_PEER } from './helper.ts'
-
-async function mailServer (t: Test): Promise<{ url: string, mails: Array<{ to: string[], text: string }> }> {
-  const mails: Array<{ to: string[], text: string }> = []
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData (stream, session, done) {
-      let raw = ''
-      stream.setEncoding('utf8')
-      stream.on('data', (chunk: string) => { raw += chunk })
-      stream.on('end', () => {
-        const text = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
-        mails.push({ to: session.envelope.rcptTo.map(r => r.address), text })
-        done()
-      })
-    }
-  })
-  const port = await freePort()
-  await new Promise<void>(resolve => { server.listen(port, '127.0.0.1', resolve) })
-  t.teardown(async () => { await new Promise<void>(resolve => { server.close(() => { resolve() }) }) })
-  return { url: `smtp://127.0.0.1:${port}`, mails }
-}
+import { type Answer, Browser, build, checkoutIdFrom, readForm, send, type TestStack, UNTRUSTED_PEER } from './helper.ts'
+import { runningMailServer } from './support/mail-server.ts'
 
 /** A browser on the open internet: not EZproxy, keeps its cookies. */
 class Stranger {
@@ -62,7 +39,7 @@ function tokenIn (text: string): string {
 }
 
 t.test('staff send a pay link; it opens that patron\'s fines only, never /admin nor another patron\'s receipt; revoked, it stops', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   // alice is in ADMIN_USERS too: a pay-link session still never reaches /admin
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, ALERT_EMAIL_FROM: 'fines@example.edu', ADMIN_USERS: 'staff,alice', TIMEZONE: 'America/New_York' } })
   const staff = new Browser(stack).login('staff')
@@ -138,7 +115,7 @@ t.test('staff send a pay link; it opens that patron\'s fines only, never /admin 
 })
 
 t.test('a tampered link is refused, and a link for one patron never opens another\'s', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url } })
   const staff = new Browser(stack).login('staff')
   await sendLink(stack, staff, 'alice')
@@ -157,7 +134,7 @@ t.test('a tampered link is refused, and a link for one patron never opens anothe
 })
 
 t.test('an expired link is refused (and in the audit trail); a session lasts no longer than its link', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   let clock = Date.now()
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, SESSION_IDLE_MINUTES: '240', SESSION_TTL_MINUTES: '600' }, app: { now: () => clock } })
   const old = issuePayLink({ patronId: 'alice', primaryId: 'alice', issuedBy: 'staff', ttlHours: 1, secret: SANDBOX_COOKIE_SECRET, now: new Date(Date.now() - 2 * 3600_000) })
@@ -189,7 +166,7 @@ t.test('PAY_LINKS off (the default): the pay-link routes do not exist', async t 
 })
 
 t.test('PAY_LINK_URL: the e-mailed link reaches the service directly, not through EZproxy', async t => {
-  const smtp = await mailServer(t)
+  const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: 'https://fines-direct.example.edu/' } })
   const staff = new Browser(stack).login('staff')
   const sent = await sendLink(stack, staff, '900000001')

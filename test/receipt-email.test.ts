@@ -4,54 +4,13 @@
 // change, so neither an SMTP outage nor a SIGKILL between posting and sending loses or duplicates one. A real SMTP
 // server on an ephemeral port is the judge; the service runs in process, and as a child process for the kill.
 
-import t, { type Test } from 'tap'
-import { SMTPServer } from 'smtp-server'
+import t from 'tap'
 import { loadConfig } from '../src/config.ts'
 import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { Browser, build, checkoutIdFrom, freePort, readForm, send, type TestStack, until } from './helper.ts'
+import { Browser, build, checkoutIdFrom, readForm, send, type TestStack, until } from './helper.ts'
+import { mailServer } from './support/mail-server.ts'
 import { childSandboxes, serviceProcess } from './support/service-process.ts'
-
-interface Mail { from: string, to: string[], raw: string, subject: string, messageId: string }
-
-/** An SMTP server that can be stopped and started again on the same port. */
-async function mailServer (t: Test): Promise<{ url: string, mails: Mail[], start: () => Promise<void>, stop: () => Promise<void> }> {
-  const port = await freePort()
-  const mails: Mail[] = []
-  let server: SMTPServer | undefined
-  const stop = async (): Promise<void> => {
-    const s = server
-    server = undefined
-    if (s !== undefined) await new Promise<void>(resolve => { s.close(() => { resolve() }) })
-  }
-  const start = async (): Promise<void> => {
-    const s = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onData (stream, session, done) {
-        let raw = ''
-        stream.setEncoding('utf8')
-        stream.on('data', (chunk: string) => { raw += chunk })
-        stream.on('end', () => {
-          const text = raw.replace(/\r\n(?=[ \t])/g, '').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
-          mails.push({
-            from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
-            to: session.envelope.rcptTo.map(r => r.address),
-            raw: text,
-            subject: /^Subject: (.*)$/mi.exec(text)?.[1].trim() ?? '',
-            messageId: /^Message-ID: (.*)$/mi.exec(text)?.[1].trim() ?? ''
-          })
-          done()
-        })
-      }
-    })
-    server = s
-    await new Promise<void>(resolve => { s.listen(port, '127.0.0.1', resolve) })
-  }
-  t.teardown(stop)
-  return { url: `smtp://127.0.0.1:${port}`, mails, start, stop }
-}
 
 const RECEIPT_ENV = { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu' }
 const FAST = { outboxPollMs: 50, outboxRetryBaseMs: 100, outboxRetryMaxMs: 400 }
@@ -82,13 +41,13 @@ t.test('a recorded payment: one receipt to the patron and one copy to the librar
   t.ok(copy, 'the library gets its copy')
   t.equal(patron?.from, 'fines@library.example.edu', 'from RECEIPT_EMAIL_FROM')
   t.equal(patron?.subject, 'Springfield University Library: receipt for your payment of $50.50')
-  t.match(patron?.raw, 'Content-Type: text/plain')
-  t.match(patron?.raw, 'Content-Type: text/html')
-  t.match(patron?.raw, `Reference: ${id}`)
-  t.match(patron?.raw, 'The Name of the Rose')
-  t.match(patron?.raw, `cashnet/return?ref=${id}`, 'a link to the receipt page')
+  t.match(patron?.readable, 'Content-Type: text/plain')
+  t.match(patron?.readable, 'Content-Type: text/html')
+  t.match(patron?.readable, `Reference: ${id}`)
+  t.match(patron?.readable, 'The Name of the Rose')
+  t.match(patron?.readable, `cashnet/return?ref=${id}`, 'a link to the receipt page')
   t.match(copy?.subject, /copy of receipt: Alice Archer \$50\.50/)
-  t.match(copy?.raw, `/admin/payments/${id}`)
+  t.match(copy?.readable, `/admin/payments/${id}`)
   t.notSame(patron?.messageId, copy?.messageId)
   t.not((await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`))?.sentAt, null, 'the outbox row is marked sent')
   const metrics = await send(`${stack.serviceUrl}/metrics`, { from: '127.0.0.5' })
@@ -108,9 +67,9 @@ t.test('a payment that needs staff gets the honest variant, not a receipt that s
   const mail = smtp.mails[0]
   t.same(mail.to, ['alice.archer@example.edu'])
   t.equal(mail.subject, 'Springfield University Library: we received your payment of $50.50')
-  t.match(mail.raw, 'Library staff are checking it')
-  t.match(mail.raw, 'you do not need to pay again')
-  t.notMatch(mail.raw, 'is recorded')
+  t.match(mail.readable, 'Library staff are checking it')
+  t.match(mail.readable, 'you do not need to pay again')
+  t.notMatch(mail.readable, 'is recorded')
   t.ok(await stack.app.ledger.outboxMessage(`receipt-${id}-staff-patron`))
 })
 
@@ -148,10 +107,10 @@ t.test('a payment through PayPal gets its receipt too: PayPal\'s capture id, its
   t.equal(smtp.mails.length, 1, 'one receipt for the PayPal payment')
   const mail = smtp.mails[0]
   t.match(mail.subject, 'receipt for your payment of $5.00')
-  t.match(mail.raw, `PayPal transaction: ${pp.captures[0].id}`, 'the capture id, named as PayPal\'s')
-  t.notMatch(mail.raw, 'CashNet')
-  t.match(mail.raw, `paypal/return?ref=${id}`, 'the link goes to the PayPal receipt page')
-  t.match(mail.raw, /GMT\+9/, 'the date and time in the library\'s zone, not the process\'s')
+  t.match(mail.readable, `PayPal transaction: ${pp.captures[0].id}`, 'the capture id, named as PayPal\'s')
+  t.notMatch(mail.readable, 'CashNet')
+  t.match(mail.readable, `paypal/return?ref=${id}`, 'the link goes to the PayPal receipt page')
+  t.match(mail.readable, /GMT\+9/, 'the date and time in the library\'s zone, not the process\'s')
 })
 
 t.test('RECEIPT_EMAIL off (the default): no receipt is written or sent', async t => {
