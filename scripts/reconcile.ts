@@ -151,6 +151,13 @@ function formatPayPalReport (report: PayPalReconcileReport): string {
 
 let needsPerson = false
 
+/** A report with findings needs a person: printed (JSON, or text), and text also at a terminal when it is clean. */
+function printReport<R extends { findings: unknown[] }> (report: R, json: boolean, format: (report: R) => string): void {
+  needsPerson = report.findings.length > 0
+  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else if (needsPerson || process.stdout.isTTY) process.stdout.write(format(report))
+}
+
 async function runPayPal (config: JobConfig, options: Record<string, string>): Promise<void> {
   if (options.cashnet !== '') throw new UsageError('--cashnet and --paypal compare with different providers: run them separately')
   const until = options.until !== '' ? new Date(`${options.until}T00:00:00Z`) : undefined
@@ -170,9 +177,7 @@ async function runPayPal (config: JobConfig, options: Record<string, string>): P
   } finally {
     await ledger.close()
   }
-  needsPerson = report.findings.length > 0
-  if (options.json === 'yes') process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  else if (needsPerson || process.stdout.isTTY) process.stdout.write(formatPayPalReport(report))
+  printReport(report, options.json === 'yes', formatPayPalReport)
 }
 
 await runCommand(spec, async (options, env) => {
@@ -204,9 +209,7 @@ await runCommand(spec, async (options, env) => {
   } finally {
     await ledger.close()
   }
-  needsPerson = report.findings.length > 0
-  if (options.json === 'yes') process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  else if (needsPerson || process.stdout.isTTY) process.stdout.write(formatReport(report))
+  printReport(report, options.json === 'yes', formatReport)
 })
 
 // The shared runner knows bad input (1) and usage (2); "a person must look" is this job's own reason for 1.
