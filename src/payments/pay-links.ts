@@ -3,6 +3,7 @@
 // was revoked, and every use, are the ledger's business, keyed by the unguessable link id the check returns.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { NewPayLink } from '../ledger/types.ts'
 
 const PREFIX = 'pl1'
 /** 128 random bits, base64url without padding. */
@@ -24,14 +25,7 @@ export interface PayLinkRequest {
 }
 
 /** What the ledger keeps about a link it issued (revocation and the audit trail hang off `linkId`). */
-export interface PayLinkRecord {
-  linkId: string
-  patronId: string
-  primaryId: string
-  issuedBy: string
-  issuedAt: Date
-  expiresAt: Date
-}
+export type PayLinkRecord = NewPayLink
 
 export interface IssuedPayLink extends PayLinkRecord {
   /** the `<token>` in `/pay/<token>` */
