@@ -151,7 +151,7 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
  * the directories its files are written to. Set in a campus's block, one is used as it is; set once for every
  * campus (the environment, the defaults), a campus gets `<directory>/<campus>`.
  */
-export const SHARED_DIRECTORIES: readonly string[] = ['HOLDS_STATE_DIR', 'HOLDS_OUT_DIR', 'GL_OUT_DIR', 'FINES_OUT_DIR']
+const SHARED_DIRECTORIES: readonly string[] = ['HOLDS_STATE_DIR', 'HOLDS_OUT_DIR', 'GL_OUT_DIR', 'FINES_OUT_DIR']
 
 /**
  * One campus's environment for a job (--campus / CAMPUS): the environment without the service's per-campus
