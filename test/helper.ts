@@ -1,6 +1,7 @@
 // Test helpers: start the whole stack (Alma sandbox, CashNet sandbox, service, EZproxy stand-in) on ephemeral
 // ports with captured logs, and a small browser that keeps cookies and goes through the stand-in like a patron.
 
+import { readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
@@ -209,11 +210,31 @@ export function checkoutIdFrom (fields: Array<[string, string]>): string {
 
 /** A port nobody listens on right now, for a service started as a child process. */
 export async function freePort (): Promise<number> {
-  return await new Promise(resolve => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
+  // Below the kernel's ephemeral range: every server started on port 0 (the sandboxes, the in-process services,
+  // other test files running beside this one) takes its port from that range, so one of them could take the
+  // port handed out here in the second before the child process listens on it (a start that never comes).
+  const [low] = ephemeralRange()
+  for (;;) {
+    const port = PORTS_FROM + Math.floor(Math.random() * (low - PORTS_FROM))
+    if (handedOut.has(port)) continue
+    const free = await new Promise<boolean>(resolve => {
+      const server = createServer()
+      server.once('error', () => { resolve(false) })
+      server.listen(port, '127.0.0.1', () => { server.close(() => { resolve(true) }) })
     })
-  })
+    if (!free) continue
+    handedOut.add(port)
+    return port
+  }
+}
+
+const PORTS_FROM = 20000
+const handedOut = new Set<number>()
+
+function ephemeralRange (): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (low > PORTS_FROM + 1000 && high > low) return [low, high]
+  } catch {}
+  return [32768, 60999]
 }

@@ -78,8 +78,20 @@ export function serviceProcess (t: Test, env: NodeJS.ProcessEnv, options: { name
     get child () { return child },
     start: async () => {
       const from = output.length
-      child = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], env, output)
-      await until(() => output.slice(from).join('').includes('service.started'), `${options.name ?? 'the service'} to start`, 60000)
+      const started = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], env, output)
+      child = started
+      const name = options.name ?? 'the service'
+      const said = (): string => output.slice(from).join('')
+      try {
+        await until(() => {
+          if (said().includes('service.started')) return true
+          // exited before it started: say so now, with what it wrote, instead of waiting out the limit
+          if (started.exitCode !== null || started.signalCode !== null) throw new Error(`${name} exited (${started.exitCode ?? started.signalCode}) before it started`)
+          return false
+        }, `${name} to start`, 60000)
+      } catch (error) {
+        throw new Error(`${(error as Error).message}; it wrote:\n${said().slice(-4000)}`)
+      }
     },
     stop
   }
