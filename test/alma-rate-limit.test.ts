@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { createRateLimiter } from '../src/alma/rate-limit.ts'
+import { createRateLimiter, type RateSlot } from '../src/alma/rate-limit.ts'
 import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
@@ -17,6 +17,7 @@ import { freePort, send } from './helper.ts'
 
 interface AlmaProcess {
   baseUrl: string
+  pid: number
   call: (command: string, args?: unknown) => Promise<any>
 }
 
@@ -39,7 +40,7 @@ async function almaProcess (t: Test): Promise<AlmaProcess> {
     waiting.set(id, (message) => { if (message.error !== undefined) reject(new Error(message.error)); else resolve(message.result) })
     child.send({ id, command, args })
   })
-  return { baseUrl: `${url}/almaws/v1`, call }
+  return { baseUrl: `${url}/almaws/v1`, pid: child.pid as number, call }
 }
 
 /** The service as `npm start` runs it, in its own process; its log lines are kept. */
@@ -98,6 +99,16 @@ function crowd (size: number): SeedUser[] {
   }))
 }
 
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** The slot `ask` was granted within `ms`, else null (the ask stays queued: pass it again to wait on). */
+async function by (ask: Promise<RateSlot>, ms: number): Promise<RateSlot | null> {
+  return await Promise.race([ask, sleep(ms).then(() => null)])
+}
+
+// Unit rules of one process's limiter, on a 300 ms "second" with a 50 ms margin (a 350 ms window).
+const timing = { secondMs: 300, marginMs: 50 }
+
 t.test('500 patrons at the same instant with ALMA_RATE_LIMIT 20: Alma never receives more than 20 calls in a second, every page is served', async t => {
   const alma = await almaProcess(t)
   const patrons = 500
@@ -118,25 +129,106 @@ t.test('500 patrons at the same instant with ALMA_RATE_LIMIT 20: Alma never rece
   t.equal(service.logLines().filter(l => l.event === 'alma.unavailable').length, 0, 'no patron was told the library system is unavailable')
 })
 
+t.test('Alma stops reading nine times and then reads its backlog at once: still never more than 20 calls in a second', async t => {
+  // A CPU-starved Alma (or sandbox) reads the calls written during its pause all at once, and counts them beside
+  // the calls written on time after it; SIGSTOP makes that pause, nine times during the crowd.
+  const alma = await almaProcess(t)
+  const patrons = 200
+  await alma.call('addUsers', crowd(patrons))
+  await alma.call('faults', { perSecondThreshold: 20 })
+  const service = await serviceProcess(t, { ALMA_API_URL: alma.baseUrl, ALMA_RATE_LIMIT: '20', PATRON_RATE_LIMIT: '1000', LOG_LEVEL: 'warn' })
+  await alma.call('resetCalls')
+
+  const answers = Promise.all(Array.from({ length: patrons }, async (_, i) =>
+    await send(`${service.url}/`, { from: '127.0.0.1', headers: { 'x-ezproxy-user': `crowd${i}` } })))
+  // pauses of 600 ms after uneven spells of reading, so that some begin just before the service writes calls
+  for (const readingMs of [900, 400, 650, 350, 800, 500, 700, 450, 600]) {
+    await sleep(readingMs)
+    process.kill(alma.pid, 'SIGSTOP')
+    await sleep(600)
+    process.kill(alma.pid, 'SIGCONT')
+  }
+  const pages = await answers
+
+  const stats: CallStats = await alma.call('stats')
+  t.equal(stats.calls, 2 * patrons, 'two Alma calls a page, none repeated')
+  t.ok(stats.maxInAnySecond <= 20, `at most 20 calls reached Alma within any one second (saw ${stats.maxInAnySecond})`)
+  t.same(stats.byStatus, { 200: 2 * patrons }, 'Alma never had to refuse a call (no 429)')
+  t.equal(pages.filter(a => a.status === 200).length, patrons, 'every patron got their fines page')
+})
+
 t.test('a slot counts from when its request is written, and holds the budget until then', async t => {
-  const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-  const limit = createRateLimiter(2, 300)
+  const limit = createRateLimiter(2, timing)
   const first = await limit()
   const second = await limit()
-  let third = false
-  const pending = limit().then(slot => { third = true; return slot })
-  await sleep(400)
-  t.notOk(third, 'two slots granted, their requests not yet written: the third waits, longer than a window')
+  const third = limit()
+  t.equal(await by(third, 400), null, 'two slots granted, their requests not yet written: the third waits, longer than a window')
   first.sent()
   second.sent()
-  await sleep(100)
-  t.notOk(third, 'written now: the window starts now, not when the slots were granted')
-  await sleep(400)
-  t.ok(third, 'a window after they were written, the third is granted')
-  ;(await pending).sent()
+  first.answered(true)
+  second.answered(true)
+  t.equal(await by(third, 100), null, 'written now: the window starts now, not when the slots were granted')
+  const slot = await by(third, 400)
+  if (slot === null) throw new Error('a window after they were written (answered at once), the third is granted')
+  slot.sent()
+  slot.answered(true)
   const fourth = await limit()
   fourth.sent()
   fourth.sent()
-  const fifth = await Promise.race([limit().then(() => 'granted'), sleep(100).then(() => 'waiting')])
-  t.equal(fifth, 'waiting', 'the third and fourth fill the window: sent() twice counts once and frees nothing')
+  fourth.answered(true)
+  fourth.answered(true)
+  t.equal(await by(limit(), 100), null, 'the third and fourth fill the window: sent() and answered() twice count once and free nothing')
+})
+
+t.test('a call answered late holds its slot longer by as much as its round trip exceeded the fastest', async t => {
+  const limit = createRateLimiter(1, timing)
+  const quick = await limit()
+  quick.sent()
+  await sleep(20)
+  quick.answered(true) // the fastest round trip: about 20 ms
+  const late = await by(limit(), 400)
+  if (late === null) throw new Error('a window after the quick call, its slot is free')
+  late.sent()
+  await sleep(220) // Alma read it late (paused), and answered at once when it woke
+  late.answered(true)
+  // held until written + 350 + (220 - 20) = written + 550, not written + 350
+  const next = limit()
+  t.equal(await by(next, 180), null, 'not at written + 350, when the window alone would have freed it')
+  t.ok(await by(next, 250), 'free about 330 ms after the answer')
+})
+
+t.test('a call still waiting for its answer holds its slot while the fastest answers come within the window', async t => {
+  const limit = createRateLimiter(1, timing)
+  const first = await limit()
+  first.sent()
+  const second = limit()
+  t.equal(await by(second, 600), null, 'no answer yet, no round trip known: held past the window')
+  first.answered() // ended without an answer (an error): its round trip says nothing of Alma's speed
+  t.equal(await by(second, 250), null, 'over now: held a window after it ended (no fastest round trip to take off)')
+  const granted = await by(second, 200)
+  if (granted === null) throw new Error('a second after the error, the slot is free')
+  granted.sent()
+  await sleep(10)
+  granted.answered(true)
+  const third = await by(limit(), 400)
+  if (third === null) throw new Error('answered at once: free a window after it was written')
+  third.sent()
+  t.equal(await by(limit(), 600), null, 'the fastest answer took 10 ms: a call waiting 600 ms for its answer still holds its slot')
+})
+
+t.test('where the fastest answer of a kind takes longer than the window, a call waiting no longer than usual frees its slot after the window', async t => {
+  const limit = createRateLimiter(1, timing)
+  const write = await limit('POST')
+  write.sent()
+  await sleep(400)
+  write.answered(true) // the fastest POST takes 400 ms, longer than this limiter's window
+  const next = await by(limit('POST'), 100)
+  if (next === null) throw new Error('a window after it was written the slot is free')
+  next.sent()
+  const during = await by(limit('POST'), 420)
+  if (during === null) throw new Error('still waiting for its answer, no longer than the fastest: its slot is free after the window')
+  during.sent()
+  await sleep(120)
+  // `next` has now waited longer than the fastest POST (400) by more than the margin: it holds its slot again
+  t.equal(await by(limit('POST'), 100), null, 'later than the fastest by more than the margin: held until it is answered')
 })

@@ -112,7 +112,7 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
     hooks: {
       beforeRequest: [async (request) => {
         const call = request.context.call as CallState
-        call.slot = await limit()
+        call.slot = await limit(request.method)
         call.startedAt = Date.now()
       }]
     }
@@ -128,7 +128,7 @@ export class AlmaClient {
   constructor (options: AlmaClientOptions | AlmaClientView) {
     this.#logger = options.logger
     this.#userIdType = options.userIdType
-    this.#http = 'http' in options ? options.http : almaHttp(options, createRateLimiter(options.rateLimit, undefined, options.reserve))
+    this.#http = 'http' in options ? options.http : almaHttp(options, createRateLimiter(options.rateLimit, {}, options.reserve))
   }
 
   /**
@@ -147,8 +147,9 @@ export class AlmaClient {
   }
 
   /**
-   * One HTTP exchange: waits for a rate-limit slot (hook), stamps it when the request is written, stops reading
-   * an answer that grows past ALMA_MAX_RESPONSE_BYTES (announced by Content-Length or counted as it arrives).
+   * One HTTP exchange: waits for a rate-limit slot (hook), stamps it when the request is written and when its
+   * answer arrives (the slot's end depends on both: src/alma/rate-limit.ts), stops reading an answer that grows
+   * past ALMA_MAX_RESPONSE_BYTES (announced by Content-Length or counted as it arrives).
    */
   async #exchange (call: CallState, method: Method, path: string, searchParams: Record<string, string>, body?: string): Promise<Response<string>> {
     const { got: http, maxResponseBytes } = this.#http
@@ -160,7 +161,10 @@ export class AlmaClient {
     })
     request.on('request', (outgoing) => {
       outgoing.once('finish', () => { call.slot?.sent() })
-      outgoing.once('response', (response) => { call.status = response.statusCode ?? 0 })
+      outgoing.once('response', (response) => {
+        call.status = response.statusCode ?? 0
+        call.slot?.answered(true)
+      })
     })
     request.on('downloadProgress', ({ transferred, total }) => {
       const size = Math.max(transferred, total ?? 0)
@@ -174,7 +178,7 @@ export class AlmaClient {
       return await request
     } finally {
       this.#http.inFlight.delete(request)
-      call.slot?.sent()
+      call.slot?.answered()
     }
   }
 

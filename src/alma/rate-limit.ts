@@ -10,6 +10,25 @@
 // The window is a little longer than a second so that delays between our socket and Alma's clock (the
 // network, Alma's own load balancer) cannot bunch arrivals either.
 //
+// Alma counts a call when it reads it, somewhere between our writing it and its answer arriving. A margin
+// covers ordinary delays, not an Alma (or a sandbox starved of CPU) that stops reading for a while and then
+// reads its backlog at once: the calls written before the pause are counted late, beside the calls written
+// on time after it (measured: 31 to 40 calls in one second for a limit of 20, test/alma-rate-limit.test.ts).
+// So a slot also waits for its answer (the client calls `answered()` when the answer's head arrives): it ends
+//
+//     a window after the call was written, plus however much longer than the fastest recent round trip of
+//     its method this call's round trip took
+//
+// A call answered as fast as usual ends its slot a window after it was written, as before (the whole
+// budget); a call that Alma read late, by the pause, was answered late by as much, and holds its slot that
+// much longer, so the calls after it are read a window after it even though it was read late. (Taking off the
+// fastest round trip rests on Alma's work on a call and the trips being about as long as the fastest's, to
+// within the margin: a call queued behind others at Alma is read a little later than its round trip shows;
+// without the margin on this side too, 31 calls in one second were measured.) A call still waiting for its
+// answer holds its slot while the fastest round trip is shorter than the window, because its end will come
+// after its answer; where the fastest answers take longer (a write under load) it holds from when it is later
+// than the fastest by the margin: a stalled Alma stops new calls instead of being handed a second backlog.
+//
 // Several processes or instances (SPEC 11): Alma counts calls per institution, so the budget is shared. The
 // service injects `reserve`, which asks a store every process shares (the ledger) for one call in the window;
 // this module knows nothing of that store. A call first takes a slot of this process's own limiter (so this
@@ -21,9 +40,15 @@
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
   sent: () => void
+  /**
+   * The call is over: its answer's head arrived now (`responded`), or it ended without one (an error, a
+   * timeout: its round trip says nothing of Alma's speed). Implies `sent()`.
+   */
+  answered: (responded?: boolean) => void
 }
 
-export type RateLimiter = () => Promise<RateSlot>
+/** A call's method, the kind whose round trips are compared (a write takes Alma longer than a read). */
+export type RateLimiter = (kind?: string) => Promise<RateSlot>
 
 /** The shared budget's answer: how many of the calls asked for may go now; none, ask again after retryInMs. */
 export interface Reservation { granted: number, retryInMs: number }
@@ -31,59 +56,138 @@ export interface Reservation { granted: number, retryInMs: number }
 export type ReserveCall = (wanted: number) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
+/** how many recent round trips of a kind the fastest is taken from */
+const ROUND_TRIPS_KEPT = 50
 
-export function createRateLimiter (callsPerSecond: number, windowMs = 1000 + WINDOW_MARGIN_MS, reserve?: ReserveCall): RateLimiter {
-  const local = localLimiter(callsPerSecond, windowMs)
+/** A second and the margin, as the limiter counts them (shorter in tests). */
+export interface RateTiming { secondMs?: number, marginMs?: number }
+
+export function createRateLimiter (callsPerSecond: number, timing: RateTiming = {}, reserve?: ReserveCall): RateLimiter {
+  const local = localLimiter(callsPerSecond, timing.secondMs ?? 1000, timing.marginMs ?? WINDOW_MARGIN_MS)
   if (reserve === undefined) return local
   const shared = sharedBudget(reserve)
-  return async () => {
-    const slot = await local()
+  return async (kind) => {
+    const slot = await local(kind)
     try {
       await shared()
     } catch (error) {
-      slot.sent() // nothing will be written: let the slot age out like a sent one
+      slot.answered() // nothing will be written: let the slot age out like a call that failed
       throw error
     }
     return slot
   }
 }
 
-function localLimiter (callsPerSecond: number, windowMs: number): RateLimiter {
-  /** when each of the slots granted in the window was written, oldest first */
-  const sentAt: number[] = []
-  /** slots granted whose request is not written yet */
-  let unsent = 0
-  const waiting: Array<(slot: RateSlot) => void> = []
-  let timer: NodeJS.Timeout | undefined
+/** The fastest of the recent round trips of each kind (ms); null before any answer of that kind. */
+function roundTrips (): { add: (kind: string, ms: number) => void, fastest: (kind: string) => number | null } {
+  const recent = new Map<string, { list: number[], fastest: number }>()
+  return {
+    add: (kind, ms) => {
+      const trips = recent.get(kind) ?? { list: [], fastest: Infinity }
+      trips.list.push(ms)
+      if (trips.list.length > ROUND_TRIPS_KEPT) trips.list.shift()
+      trips.fastest = Math.min(...trips.list)
+      recent.set(kind, trips)
+    },
+    fastest: (kind) => recent.get(kind)?.fastest ?? null
+  }
+}
 
-  const grant = (): RateSlot => {
+interface Slot {
+  kind: string
+  /** when the request was written; null while it is not */
+  sentAt: number | null
+  /** the call is over (its end is in `ended`) */
+  over: boolean
+}
+
+function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number): RateLimiter {
+  const windowMs = secondMs + marginMs
+  const trips = roundTrips()
+  /** slots granted whose request is not written yet: held without an end */
+  let unsent = 0
+  /** written, no answer yet, in the order they were written */
+  const inFlight = new Set<Slot>()
+  /** when each call that is over stops holding its slot, earliest first */
+  const ended: number[] = []
+  const waiting: Array<{ kind: string, resolve: (slot: RateSlot) => void }> = []
+  let timer: NodeJS.Timeout | undefined
+  let timerAt = Infinity
+
+  /** How many slots count against the budget now, and when that may next change by time alone. */
+  const held = (now: number): { count: number, next: number } => {
+    while (ended.length > 0 && ended[0] <= now) ended.shift()
+    let count = unsent + ended.length
+    let next = ended.length > 0 ? ended[0] : Infinity
+    let i = 0
+    for (const slot of inFlight) {
+      const sentAt = slot.sentAt as number
+      if (now < sentAt + windowMs) {
+        // this one and every one written after it are inside the window
+        count += inFlight.size - i
+        next = Math.min(next, sentAt + windowMs)
+        break
+      }
+      // older than the window and still waiting for Alma's answer
+      const fastest = trips.fastest(slot.kind)
+      if (fastest === null || fastest < windowMs || now - sentAt > fastest + marginMs) count++
+      i++
+    }
+    return { count, next }
+  }
+
+  const grant = (kind: string): RateSlot => {
+    const slot: Slot = { kind, sentAt: null, over: false }
     unsent++
-    let done = false
+    const sent = (): void => {
+      if (slot.sentAt !== null) return
+      slot.sentAt = Date.now()
+      unsent--
+      inFlight.add(slot)
+      pump()
+    }
     return {
-      sent: () => {
-        if (done) return
-        done = true
-        unsent--
-        sentAt.push(Date.now())
+      sent,
+      answered: (responded = false) => {
+        if (slot.over) return
+        const now = Date.now()
+        if (slot.sentAt === null) {
+          slot.sentAt = now
+          unsent--
+        }
+        slot.over = true
+        inFlight.delete(slot)
+        const roundTrip = now - slot.sentAt
+        if (responded) trips.add(slot.kind, roundTrip)
+        const endsAt = slot.sentAt + windowMs + Math.max(0, roundTrip - (trips.fastest(slot.kind) ?? 0))
+        let at = ended.length
+        while (at > 0 && ended[at - 1] > endsAt) at--
+        ended.splice(at, 0, endsAt)
         pump()
       }
     }
   }
 
   const pump = (): void => {
+    if (waiting.length === 0) return
     const now = Date.now()
-    while (sentAt.length > 0 && sentAt[0] <= now - windowMs) sentAt.shift()
-    while (waiting.length > 0 && sentAt.length + unsent < callsPerSecond) {
-      ;(waiting.shift() as (slot: RateSlot) => void)(grant())
+    let { count, next } = held(now)
+    while (waiting.length > 0 && count < callsPerSecond) {
+      const call = waiting.shift() as { kind: string, resolve: (slot: RateSlot) => void }
+      call.resolve(grant(call.kind))
+      count++
     }
-    // Only a slot that was sent can free room by ageing; an unsent one frees room when it is sent (pump again).
-    if (waiting.length > 0 && timer === undefined && sentAt.length > 0 && sentAt.length + unsent >= callsPerSecond) {
-      timer = setTimeout(() => { timer = undefined; pump() }, Math.max(1, sentAt[0] + windowMs - now + 1))
+    // Time frees a slot written or over; one not yet written, or waiting for its answer, frees room when that
+    // happens (pump again then).
+    if (waiting.length > 0 && next !== Infinity && next < timerAt) {
+      if (timer !== undefined) clearTimeout(timer)
+      timerAt = next
+      timer = setTimeout(() => { timer = undefined; timerAt = Infinity; pump() }, Math.max(1, next - now + 1))
     }
   }
 
-  return async () => await new Promise<RateSlot>(resolve => {
-    waiting.push(resolve)
+  return async (kind = '') => await new Promise<RateSlot>(resolve => {
+    waiting.push({ kind, resolve })
     pump()
   })
 }

@@ -3,15 +3,16 @@
 // count, which process reserved last and until when the window is shared.
 //
 // Every process takes a slot of its own limiter first (src/alma/rate-limit.ts: at most the limit in any 1.15 s
-// by the time each request is written), then asks here, and every grant counts the window's reservations,
-// whoever made them, against the limit: the window is longer than a second, so neither processes delayed
-// differently nor an Alma (or sandbox) that reads a backlog of requests at once can bunch more than the limit
-// into one of its seconds. A process alone on the key is counted the same way. (Letting it be bounded by its own
-// 1.15 s limiter alone gave one instance 20 calls in 1.15 s instead of 1.4 s, but the 500-patrons-at-once test
-// then saw 32 calls in one second at a sandbox starved of CPU, and 12 answers 429: the margin is kept.)
-// Once a second process asks, granted or not, the window counts as shared until a whole window has passed
-// without one, and a grant then takes at most half of the room left, so two processes whose refusals end at the
-// same moment both get calls (the first to ask would otherwise take it all, every time).
+// by the time each request is written, and a call that Alma read late holds its slot until a second after its
+// answer, so an Alma that stops reading and then reads its backlog at once is not handed a second one), then
+// asks here. A process alone on the key (nobody else has reserved within the window) is granted what it asks
+// for: its own limiter is the bound, so one instance keeps the whole budget. Once another process asks, granted
+// or not, the window is shared until a whole window has passed without a second process: then every grant
+// counts the window's reservations, whoever made them, against the limit (the window is longer than a second:
+// processes delayed differently cannot bunch their calls at Alma), and takes at most half of the room left, so
+// two processes whose refusals end at the same moment both get calls (the first to ask would otherwise take it
+// all, every time). Every grant is recorded either way, so a newcomer counts what the process alone has spent
+// and waits for room.
 //
 // The count is kept beside the rows so that a grant costs the same however many rows the window holds. A count
 // that no longer matches the rows (an operator's DELETE, an older version of the service during a rolling
@@ -49,7 +50,7 @@ export function decideReservation (state: BudgetState, ask: BudgetAsk): { grante
   const sharedUntilMs = someoneElse ? Math.max(state.sharedUntilMs, ask.now + ask.windowMs) : state.sharedUntilMs
   const shared = ask.now < sharedUntilMs
   const room = Math.max(0, ask.limit - state.inWindow)
-  const granted = Math.min(wanted, shared ? Math.ceil(room / 2) : room)
+  const granted = shared ? Math.min(wanted, Math.ceil(room / 2)) : wanted
   return {
     granted,
     state: {
@@ -57,6 +58,6 @@ export function decideReservation (state: BudgetState, ask: BudgetAsk): { grante
       lastHolder: granted > 0 ? ask.holder : state.lastHolder,
       sharedUntilMs
     },
-    recount: becomesShared || granted < wanted
+    recount: becomesShared || (shared && granted < wanted)
   }
 }

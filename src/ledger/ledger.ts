@@ -138,8 +138,8 @@ export interface Ledger {
   releasePosting (lease: PostingLease): Promise<void>
   /**
    * Reserve up to `wanted` Alma calls for `key` for the process `holder`, under a limit of `limit` calls per
-   * `windowMs` shared by every process, in one write (the rule: alma-budget.ts): as many as fit (while several
-   * processes ask, at most half the room left); none granted, how long to wait.
+   * `windowMs` shared by every process, in one write (the rule: alma-budget.ts): a process alone is granted what
+   * it asks (its own limiter bounds it); while several ask, as many as fit; none granted, how long to wait.
    */
   reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation>
   /**

@@ -755,7 +755,7 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     const second = await makeLedger({ now, sameAs: first })
     t.teardown(async () => { await second.close(); await first.close() })
     const key = 'https://alma.example/v1#batch'
-    t.same(await first.reserveAlmaCalls(key, 20, 1000, 8, 'process-a'), { granted: 8, retryInMs: 0 }, 'eight asked, eight granted')
+    t.same(await first.reserveAlmaCalls(key, 20, 1000, 8, 'process-a'), { granted: 8, retryInMs: 0 }, 'alone: eight asked, eight granted')
     clock = new Date(Date.parse(START) + 300)
     // two processes asking for more than is left, in turn: each takes half the room left, never past the limit
     const turns: number[] = []
@@ -768,35 +768,37 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     clock = new Date(Date.parse(START) + 1000)
     t.same(await second.reserveAlmaCalls(key, 20, 1000, 50, 'process-b'), { granted: 4, retryInMs: 0 }, 'the first eight left the window: half of those eight, the twelve still count')
     clock = new Date(Date.parse(START) + 60_000)
-    t.same(await second.reserveAlmaCalls(key, 20, 1000, 100, 'process-b'), { granted: 20, retryInMs: 0 }, 'a minute later, one process alone: the whole budget, never more')
+    t.same(await second.reserveAlmaCalls(key, 20, 1000, 100, 'process-b'), { granted: 100, retryInMs: 0 }, 'a minute later, alone on the key: what its own limiter lets through')
   })
 
-  t.test('the Alma call budget: a process alone is counted like any other; once another asks, each takes half the room left', async t => {
+  t.test('the Alma call budget: a process alone is bounded by its own limiter; once another asks, both count the window', async t => {
     let clock = new Date(START)
     const at = (ms: number): void => { clock = new Date(Date.parse(START) + ms) }
     const first = await makeLedger({ now: () => clock })
     const second = await makeLedger({ now: () => clock, sameAs: first })
     t.teardown(async () => { await second.close(); await first.close() })
     const key = 'https://alma.example/v1#alone'
-    // alone: one call every 50 ms is granted until the window holds the limit (20 in 1.4 s), then refused
-    const answers: number[] = []
+    // alone: whatever its own limiter lets through is granted (here 24 in 1.2 s, as 20 per 1.15 s would give)
     for (let i = 0; i < 24; i++) {
       at(i * 50)
-      answers.push((await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a')).granted)
+      t.same(await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a'), { granted: 1, retryInMs: 0 })
     }
-    t.same(answers, [...Array(20).fill(1), 0, 0, 0, 0], 'the 21st call in 1.4 s waits, however alone the process is')
-    // another process asks: it counts the lone process's calls too
+    // another process asks: every reservation in the window counts, the lone process's too
     at(1200)
     const newcomer = await second.reserveAlmaCalls(key, 20, 1400, 1, 'process-b')
-    t.same(newcomer, { granted: 0, retryInMs: 200 }, 'the newcomer waits until the first call leaves the window')
-    at(1700) // the calls made at 0-300 ms have left the window: 13 remain
-    t.same(await second.reserveAlmaCalls(key, 20, 1400, 10, 'process-b'), { granted: 4, retryInMs: 0 }, 'room for seven, shared: half of it, rounded up')
-    t.same(await first.reserveAlmaCalls(key, 20, 1400, 10, 'process-a'), { granted: 2, retryInMs: 0 }, 'the first process half of what is left')
-    // a whole window later with one process left: it may take the whole room again
+    t.equal(newcomer.granted, 0, 'the newcomer waits: 24 calls in the window already')
+    t.equal(newcomer.retryInMs, 200, 'until the first of them leaves it')
+    const after = await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a')
+    t.equal(after.granted, 0, 'and so does the first process now: the window is shared')
+    at(1700) // the calls made at 0-300 ms have left the window: 17 remain
+    t.same(await second.reserveAlmaCalls(key, 20, 1400, 5, 'process-b'), { granted: 2, retryInMs: 0 }, 'room for three, counting both processes: half of it, rounded up')
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 5, 'process-a'), { granted: 1, retryInMs: 0 }, 'the first process gets the rest')
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 5, 'process-a'), { granted: 0, retryInMs: 50 }, 'then waits for the call at 350 ms to leave the window')
+    // a whole window later with one process left: alone again
     at(5000)
     t.same(await first.reserveAlmaCalls(key, 20, 1400, 1, 'process-a'), { granted: 1, retryInMs: 0 })
     at(6500)
-    t.same(await first.reserveAlmaCalls(key, 20, 1400, 30, 'process-a'), { granted: 20, retryInMs: 0 }, 'alone again: the whole budget, never more')
+    t.same(await first.reserveAlmaCalls(key, 20, 1400, 30, 'process-a'), { granted: 30, retryInMs: 0 }, 'alone: its own limiter is the bound')
   })
 
   t.test('the Alma call budget recounts its window when the count it keeps disagrees with the rows', async t => {
