@@ -141,11 +141,11 @@ t.test('Alma stops reading nine times and then reads its backlog at once: still 
 
   const answers = Promise.all(Array.from({ length: patrons }, async (_, i) =>
     await send(`${service.url}/`, { from: '127.0.0.1', headers: { 'x-ezproxy-user': `crowd${i}` } })))
-  // pauses of 600 ms after uneven spells of reading, so that some begin just before the service writes calls
-  for (const readingMs of [900, 400, 650, 350, 800, 500, 700, 450, 600]) {
+  // pauses of 0.6 and 1.1 s after uneven spells of reading, so that some begin just before the service writes calls
+  for (const [readingMs, pauseMs] of [[900, 600], [400, 1100], [650, 600], [350, 1100], [800, 600], [500, 1100], [700, 600], [450, 1100], [600, 600]]) {
     await sleep(readingMs)
     process.kill(alma.pid, 'SIGSTOP')
-    await sleep(600)
+    await sleep(pauseMs)
     process.kill(alma.pid, 'SIGCONT')
   }
   const pages = await answers

@@ -16,8 +16,8 @@
 // on time after it (measured: 31 to 40 calls in one second for a limit of 20, test/alma-rate-limit.test.ts).
 // So a slot also waits for its answer (the client calls `answered()` when the answer's head arrives): it ends
 //
-//     a window after the call was written, plus however much longer than the fastest recent round trip of
-//     its method this call's round trip took
+//     a window after the call was written, plus however much longer than the fastest round trip of its
+//     method in the last five minutes this call's round trip took
 //
 // A call answered as fast as usual ends its slot a window after it was written, as before (the whole
 // budget); a call that Alma read late, by the pause, was answered late by as much, and holds its slot that
@@ -56,8 +56,9 @@ export interface Reservation { granted: number, retryInMs: number }
 export type ReserveCall = (wanted: number) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
-/** how many recent round trips of a kind the fastest is taken from */
-const ROUND_TRIPS_KEPT = 50
+/** how long a round trip counts towards the fastest of its kind */
+const ROUND_TRIPS_KEPT_MS = 5 * 60_000
+const ROUND_TRIP_SPAN_MS = 10_000
 
 /** A second and the margin, as the limiter counts them (shorter in tests). */
 export interface RateTiming { secondMs?: number, marginMs?: number }
@@ -78,18 +79,31 @@ export function createRateLimiter (callsPerSecond: number, timing: RateTiming = 
   }
 }
 
-/** The fastest of the recent round trips of each kind (ms); null before any answer of that kind. */
-function roundTrips (): { add: (kind: string, ms: number) => void, fastest: (kind: string) => number | null } {
-  const recent = new Map<string, { list: number[], fastest: number }>()
+/**
+ * The fastest round trip of each kind over the last few minutes (ms); null before any answer of that kind. A
+ * few minutes, not a few calls: pauses that come one after another make every recent call slow, and the fastest
+ * of those alone would excuse most of a pause.
+ */
+function roundTrips (now: () => number = Date.now): { add: (kind: string, ms: number) => void, fastest: (kind: string) => number | null } {
+  /** per kind: the fastest of each 10 s, oldest first */
+  const spans = new Map<string, Array<{ from: number, fastest: number }>>()
   return {
     add: (kind, ms) => {
-      const trips = recent.get(kind) ?? { list: [], fastest: Infinity }
-      trips.list.push(ms)
-      if (trips.list.length > ROUND_TRIPS_KEPT) trips.list.shift()
-      trips.fastest = Math.min(...trips.list)
-      recent.set(kind, trips)
+      const at = now()
+      const list = spans.get(kind) ?? []
+      const last = list.at(-1)
+      if (last !== undefined && at - last.from < ROUND_TRIP_SPAN_MS) last.fastest = Math.min(last.fastest, ms)
+      else list.push({ from: at, fastest: ms })
+      while (list.length > 0 && at - list[0].from > ROUND_TRIPS_KEPT_MS) list.shift()
+      spans.set(kind, list)
     },
-    fastest: (kind) => recent.get(kind)?.fastest ?? null
+    fastest: (kind) => {
+      const list = spans.get(kind)
+      if (list === undefined || list.length === 0) return null
+      let fastest = Infinity
+      for (const span of list) fastest = Math.min(fastest, span.fastest)
+      return fastest
+    }
   }
 }
 
