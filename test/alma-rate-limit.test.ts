@@ -13,7 +13,7 @@ import { createRateLimiter, type RateSlot } from '../src/alma/rate-limit.ts'
 import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { freePort, send } from './helper.ts'
+import { freePort, send, until } from './helper.ts'
 
 interface AlmaProcess {
   baseUrl: string
@@ -44,8 +44,7 @@ async function almaProcess (t: Test): Promise<AlmaProcess> {
 }
 
 /** The service as `npm start` runs it, in its own process; its log lines are kept. */
-async function serviceProcess (t: Test, env: Record<string, string>): Promise<{ url: string, logLines: () => Array<Record<string, any>> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-rate-'))
+async function serviceProcess (t: Test, env: Record<string, string>, dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-rate-'))): Promise<{ url: string, logLines: () => Array<Record<string, any>> }> {
   const port = await freePort()
   const output: string[] = []
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
@@ -129,33 +128,37 @@ t.test('500 patrons at the same instant with ALMA_RATE_LIMIT 20: Alma never rece
   t.equal(service.logLines().filter(l => l.event === 'alma.unavailable').length, 0, 'no patron was told the library system is unavailable')
 })
 
-t.test('Alma stops reading nine times and then reads its backlog at once: still never more than 20 calls in a second', async t => {
-  // A CPU-starved Alma (or sandbox) reads the calls written during its pause all at once, and counts them beside
-  // the calls written on time after it; SIGSTOP makes that pause, nine times during the crowd.
-  const alma = await almaProcess(t)
-  const patrons = 200
-  await alma.call('addUsers', crowd(patrons))
-  await alma.call('faults', { perSecondThreshold: 20 })
-  const service = await serviceProcess(t, { ALMA_API_URL: alma.baseUrl, ALMA_RATE_LIMIT: '20', PATRON_RATE_LIMIT: '1000', LOG_LEVEL: 'warn' })
-  await alma.call('resetCalls')
+for (const processes of [1, 2]) {
+  t.test(`Alma stops reading nine times and then reads its backlog at once: still never more than 20 calls in a second (${processes === 1 ? 'one process' : 'two processes on one ledger'})`, async t => {
+    // A CPU-starved Alma (or sandbox) reads the calls written during its pause all at once, and counts them
+    // beside the calls written on time after it; SIGSTOP makes that pause, nine times during the crowd.
+    const alma = await almaProcess(t)
+    const patrons = 200
+    await alma.call('addUsers', crowd(patrons))
+    await alma.call('faults', { perSecondThreshold: 20 })
+    const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-rate-'))
+    const env = { ALMA_API_URL: alma.baseUrl, ALMA_RATE_LIMIT: '20', PATRON_RATE_LIMIT: '1000', LOG_LEVEL: 'warn' }
+    const services = await Promise.all(Array.from({ length: processes }, async () => await serviceProcess(t, env, dir)))
+    await alma.call('resetCalls')
 
-  const answers = Promise.all(Array.from({ length: patrons }, async (_, i) =>
-    await send(`${service.url}/`, { from: '127.0.0.1', headers: { 'x-ezproxy-user': `crowd${i}` } })))
-  // pauses of 0.6 and 1.1 s after uneven spells of reading, so that some begin just before the service writes calls
-  for (const [readingMs, pauseMs] of [[900, 600], [400, 1100], [650, 600], [350, 1100], [800, 600], [500, 1100], [700, 600], [450, 1100], [600, 600]]) {
-    await sleep(readingMs)
-    process.kill(alma.pid, 'SIGSTOP')
-    await sleep(pauseMs)
-    process.kill(alma.pid, 'SIGCONT')
-  }
-  const pages = await answers
+    const answers = Promise.all(Array.from({ length: patrons }, async (_, i) =>
+      await send(`${services[i % processes].url}/`, { from: '127.0.0.1', headers: { 'x-ezproxy-user': `crowd${i}` } })))
+    // pauses of 0.6 and 1.1 s after uneven spells of reading, so that some begin just before calls are written
+    for (const [readingMs, pauseMs] of [[900, 600], [400, 1100], [650, 600], [350, 1100], [800, 600], [500, 1100], [700, 600], [450, 1100], [600, 600]]) {
+      await sleep(readingMs)
+      process.kill(alma.pid, 'SIGSTOP')
+      await sleep(pauseMs)
+      process.kill(alma.pid, 'SIGCONT')
+    }
+    const pages = await answers
 
-  const stats: CallStats = await alma.call('stats')
-  t.equal(stats.calls, 2 * patrons, 'two Alma calls a page, none repeated')
-  t.ok(stats.maxInAnySecond <= 20, `at most 20 calls reached Alma within any one second (saw ${stats.maxInAnySecond})`)
-  t.same(stats.byStatus, { 200: 2 * patrons }, 'Alma never had to refuse a call (no 429)')
-  t.equal(pages.filter(a => a.status === 200).length, patrons, 'every patron got their fines page')
-})
+    const stats: CallStats = await alma.call('stats')
+    t.equal(stats.calls, 2 * patrons, 'two Alma calls a page, none repeated')
+    t.ok(stats.maxInAnySecond <= 20, `at most 20 calls reached Alma within any one second (saw ${stats.maxInAnySecond})`)
+    t.same(stats.byStatus, { 200: 2 * patrons }, 'Alma never had to refuse a call (no 429)')
+    t.equal(pages.filter(a => a.status === 200).length, patrons, 'every patron got their fines page')
+  })
+}
 
 t.test('a slot counts from when its request is written, and holds the budget until then', async t => {
   const limit = createRateLimiter(2, timing)
@@ -231,4 +234,31 @@ t.test('where the fastest answer of a kind takes longer than the window, a call 
   await sleep(120)
   // `next` has now waited longer than the fastest POST (400) by more than the margin: it holds its slot again
   t.equal(await by(limit('POST'), 100), null, 'later than the fastest by more than the margin: held until it is answered')
+})
+
+t.test('with a shared budget, a call answered late reserves once more, so the other processes wait a window after its answer', async t => {
+  let reserved = 0
+  const limit = createRateLimiter(5, timing, async (wanted) => { reserved += wanted; return { granted: wanted, retryInMs: 0 } })
+  const quick = await limit()
+  quick.sent()
+  await sleep(10)
+  quick.answered(true)
+  const usual = await limit()
+  usual.sent()
+  await sleep(20)
+  usual.answered(true) // later than the fastest by less than the margin
+  await sleep(20)
+  t.equal(reserved, 2, 'one reservation a call while answers come as usual')
+  const late = await limit()
+  late.sent()
+  await sleep(250)
+  late.answered(true) // later than the fastest by more than the margin: Alma may have read it late
+  await until(() => reserved === 4, 'the late answer\'s reservation')
+  t.equal(reserved, 4, 'one more reservation, made when the late answer came')
+  const failed = await limit()
+  failed.sent()
+  await sleep(250)
+  failed.answered() // no answer at all (an error): its round trip says nothing of Alma's speed, but Alma may have read it late
+  await until(() => reserved === 6, 'the failed call\'s reservation')
+  t.equal(reserved, 6)
 })

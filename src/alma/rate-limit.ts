@@ -64,13 +64,19 @@ const ROUND_TRIP_SPAN_MS = 10_000
 export interface RateTiming { secondMs?: number, marginMs?: number }
 
 export function createRateLimiter (callsPerSecond: number, timing: RateTiming = {}, reserve?: ReserveCall): RateLimiter {
-  const local = localLimiter(callsPerSecond, timing.secondMs ?? 1000, timing.marginMs ?? WINDOW_MARGIN_MS)
-  if (reserve === undefined) return local
+  const secondMs = timing.secondMs ?? 1000
+  const marginMs = timing.marginMs ?? WINDOW_MARGIN_MS
+  if (reserve === undefined) return localLimiter(callsPerSecond, secondMs, marginMs)
   const shared = sharedBudget(reserve)
+  // A call answered late holds its slot here longer; the other processes only see its reservation, which ages out
+  // of the shared window by when it was made. One more reservation, made when the late answer came, holds the
+  // shared window a whole window after it (longer than the slot here), so no other process writes a call that
+  // Alma would read beside it. Asked ahead of the waiting calls; failing to ask it costs nothing but the hold.
+  const local = localLimiter(callsPerSecond, secondMs, marginMs, () => { shared.take(true).catch(() => {}) })
   return async (kind) => {
     const slot = await local(kind)
     try {
-      await shared()
+      await shared.take()
     } catch (error) {
       slot.answered() // nothing will be written: let the slot age out like a call that failed
       throw error
@@ -115,7 +121,7 @@ interface Slot {
   over: boolean
 }
 
-function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number): RateLimiter {
+function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number, onLate?: () => void): RateLimiter {
   const windowMs = secondMs + marginMs
   const trips = roundTrips()
   /** slots granted whose request is not written yet: held without an end */
@@ -173,7 +179,9 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         inFlight.delete(slot)
         const roundTrip = now - slot.sentAt
         if (responded) trips.add(slot.kind, roundTrip)
-        const endsAt = slot.sentAt + windowMs + Math.max(0, roundTrip - (trips.fastest(slot.kind) ?? 0))
+        const late = roundTrip - (trips.fastest(slot.kind) ?? 0)
+        const endsAt = slot.sentAt + windowMs + Math.max(0, late)
+        if (late > marginMs) onLate?.()
         let at = ended.length
         while (at > 0 && ended[at - 1] > endsAt) at--
         ended.splice(at, 0, endsAt)
@@ -206,8 +214,11 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
   })
 }
 
-/** Calls wait in this process's order; one question asks for all of them, so the limit holds across processes. */
-function sharedBudget (reserve: ReserveCall): () => Promise<void> {
+/**
+ * Calls wait in this process's order; one question asks for all of them, so the limit holds across processes.
+ * `take(true)` asks for one reservation ahead of the waiting calls (a late answer's hold).
+ */
+function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promise<void> } {
   const waiting: Array<{ resolve: () => void, reject: (error: unknown) => void }> = []
   let asking = false
 
@@ -233,10 +244,13 @@ function sharedBudget (reserve: ReserveCall): () => Promise<void> {
     }
   }
 
-  return async () => {
-    await new Promise<void>((resolve, reject) => {
-      waiting.push({ resolve, reject })
-      void pump()
-    })
+  return {
+    take: async (first = false) => {
+      await new Promise<void>((resolve, reject) => {
+        if (first) waiting.unshift({ resolve, reject })
+        else waiting.push({ resolve, reject })
+        void pump()
+      })
+    }
   }
 }
