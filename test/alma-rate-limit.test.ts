@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { createRateLimiter, type RateSlot } from '../src/alma/rate-limit.ts'
+import { createRateLimiter, RESERVE_DEADLINE_MS, type RateSlot, type Reservation } from '../src/alma/rate-limit.ts'
 import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
@@ -261,4 +261,19 @@ t.test('with a shared budget, a call answered late reserves once more, so the ot
   failed.answered() // no answer at all (an error): its round trip says nothing of Alma's speed, but Alma may have read it late
   await until(() => reserved === 6, 'the failed call\'s reservation')
   t.equal(reserved, 6)
+})
+
+t.test('a shared store that never answers (a connection gone half-open) is asked again after the deadline; the calls go on', async t => {
+  let asked = 0
+  const limit = createRateLimiter(5, timing, async (wanted) => {
+    asked++
+    if (asked === 1) return await new Promise<Reservation>(() => {})
+    return { granted: wanted, retryInMs: 0 }
+  })
+  const started = Date.now()
+  const slot = await limit()
+  slot.sent()
+  slot.answered(true)
+  t.equal(asked, 2, 'asked once more')
+  t.ok(Date.now() - started >= RESERVE_DEADLINE_MS - 50, `after about ${RESERVE_DEADLINE_MS} ms`)
 })

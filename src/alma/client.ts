@@ -62,6 +62,8 @@ type Method = 'GET' | 'POST' | 'PUT'
 /** One call's state, shared with the got hooks through `context`. */
 interface CallState {
   slot?: RateSlot
+  /** the exchange is over (a request destroyed while its hook waited for a slot must give the slot back) */
+  done?: boolean
   /** when the call asked for a rate-limit slot */
   queuedAt: number
   startedAt: number
@@ -112,7 +114,12 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
     hooks: {
       beforeRequest: [async (request) => {
         const call = request.context.call as CallState
-        call.slot = await limit(request.method)
+        const slot = await limit(request.method)
+        if (call.done === true) {
+          slot.answered()
+          return
+        }
+        call.slot = slot
         call.startedAt = Date.now()
       }]
     }
@@ -178,6 +185,7 @@ export class AlmaClient {
       return await request
     } finally {
       this.#http.inFlight.delete(request)
+      call.done = true
       call.slot?.answered()
     }
   }

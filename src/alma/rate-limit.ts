@@ -47,7 +47,9 @@ export interface RateSlot {
   sent: () => void
   /**
    * The call is over: its answer's head arrived now (`responded`), or it ended without one (an error, a
-   * timeout: its round trip says nothing of Alma's speed). Implies `sent()`.
+   * timeout). Implies `sent()`. Only an answer's round trip counts towards the fastest; a call that ended
+   * without one holds its slot longer by as much as it took longer than the fastest all the same (Alma may
+   * have read it late), and with a shared budget reserves once more.
    */
   answered: (responded?: boolean) => void
 }
@@ -61,6 +63,8 @@ export interface Reservation { granted: number, retryInMs: number }
 export type ReserveCall = (wanted: number) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
+/** how long the shared store may take to answer a reservation before it is asked again */
+export const RESERVE_DEADLINE_MS = 2000
 /** how long a round trip counts towards the fastest of its kind */
 const ROUND_TRIPS_KEPT_MS = 60_000
 const ROUND_TRIP_SPAN_MS = 10_000
@@ -91,28 +95,32 @@ export function createRateLimiter (callsPerSecond: number, timing: RateTiming = 
 }
 
 /**
- * The fastest round trip of each kind over the last minute (ms); null before any answer of that kind. A minute,
- * not a few calls: pauses that come one after another make every recent call slow, and the fastest of those
- * alone would excuse most of a pause (measured: with the last 50 calls, 40 in one second at the sandbox). Not
- * longer: an Alma that has become slower for good (its load, a new route) holds every slot longer by as much,
- * until the fastest of the minute is one of the slower answers.
+ * The fastest round trip of each kind over about the last minute (ms, kept in 10 s spans: 60-70 s); null when
+ * no answer of that kind came in that time. A minute, not a few calls: pauses that come one after another make
+ * every recent call slow, and the fastest of those alone would excuse most of a pause (measured: with the last
+ * 50 calls, 40 in one second at the sandbox). Not longer: an Alma that has become slower for good (its load, a
+ * new route) holds every slot longer by as much, until the fastest of the minute is one of the slower answers.
  */
-function roundTrips (now: () => number = Date.now): { add: (kind: string, ms: number) => void, fastest: (kind: string) => number | null } {
+function roundTrips (): { add: (kind: string, ms: number, at: number) => void, fastest: (kind: string, at: number) => number | null } {
   /** per kind: the fastest of each 10 s, oldest first */
   const spans = new Map<string, Array<{ from: number, fastest: number }>>()
+  const prune = (list: Array<{ from: number }>, at: number): void => {
+    while (list.length > 0 && at - list[0].from > ROUND_TRIPS_KEPT_MS) list.shift()
+  }
   return {
-    add: (kind, ms) => {
-      const at = now()
+    add: (kind, ms, at) => {
       const list = spans.get(kind) ?? []
       const last = list.at(-1)
       if (last !== undefined && at - last.from < ROUND_TRIP_SPAN_MS) last.fastest = Math.min(last.fastest, ms)
       else list.push({ from: at, fastest: ms })
-      while (list.length > 0 && at - list[0].from > ROUND_TRIPS_KEPT_MS) list.shift()
+      prune(list, at)
       spans.set(kind, list)
     },
-    fastest: (kind) => {
+    fastest: (kind, at) => {
       const list = spans.get(kind)
-      if (list === undefined || list.length === 0) return null
+      if (list === undefined) return null
+      prune(list, at)
+      if (list.length === 0) return null
       let fastest = Infinity
       for (const span of list) fastest = Math.min(fastest, span.fastest)
       return fastest
@@ -120,10 +128,15 @@ function roundTrips (now: () => number = Date.now): { add: (kind: string, ms: nu
   }
 }
 
+/** Time for the limiter: monotonic, so a step of the wall clock neither frees every slot at once nor holds them. */
+const clock = (): number => performance.now()
+
 interface Slot {
   kind: string
-  /** when the request was written; null while it is not */
+  /** when the request was written (or the call ended unwritten); null while neither */
   sentAt: number | null
+  /** `sent()` stamped sentAt: only then is the time to an answer a round trip */
+  written: boolean
   /** the call is over (its end is in `ended`) */
   over: boolean
 }
@@ -141,12 +154,13 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
   let timer: NodeJS.Timeout | undefined
   let timerAt = Infinity
 
-  /** How many slots count against the budget now, and when that may next change by time alone. */
+  /** How many slots count against the budget now, and when the next of them stops counting by time alone. */
   const held = (now: number): { count: number, next: number } => {
     while (ended.length > 0 && ended[0] <= now) ended.shift()
     let count = unsent + ended.length
     let next = ended.length > 0 ? ended[0] : Infinity
     let i = 0
+    const fastestOf = new Map<string, number | null>()
     for (const slot of inFlight) {
       const sentAt = slot.sentAt as number
       if (now < sentAt + windowMs) {
@@ -156,7 +170,11 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         break
       }
       // older than the window and still waiting for Alma's answer
-      const fastest = trips.fastest(slot.kind)
+      let fastest = fastestOf.get(slot.kind)
+      if (fastest === undefined) {
+        fastest = trips.fastest(slot.kind, now)
+        fastestOf.set(slot.kind, fastest)
+      }
       if (fastest === null || fastest < windowMs || now - sentAt > fastest + marginMs) count++
       i++
     }
@@ -164,11 +182,12 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
   }
 
   const grant = (kind: string): RateSlot => {
-    const slot: Slot = { kind, sentAt: null, over: false }
+    const slot: Slot = { kind, sentAt: null, written: false, over: false }
     unsent++
     const sent = (): void => {
       if (slot.sentAt !== null) return
-      slot.sentAt = Date.now()
+      slot.sentAt = clock()
+      slot.written = true
       unsent--
       inFlight.add(slot)
       pump()
@@ -177,7 +196,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
       sent,
       answered: (responded = false) => {
         if (slot.over) return
-        const now = Date.now()
+        const now = clock()
         if (slot.sentAt === null) {
           slot.sentAt = now
           unsent--
@@ -185,8 +204,9 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         slot.over = true
         inFlight.delete(slot)
         const roundTrip = now - slot.sentAt
-        if (responded) trips.add(slot.kind, roundTrip)
-        const late = roundTrip - (trips.fastest(slot.kind) ?? 0)
+        // an answer before the request was known to be written (an early 4xx) is no round trip
+        if (responded && slot.written) trips.add(slot.kind, roundTrip, now)
+        const late = roundTrip - (trips.fastest(slot.kind, now) ?? 0)
         const endsAt = slot.sentAt + windowMs + Math.max(0, late)
         if (late > marginMs) onLate?.()
         let at = ended.length
@@ -199,7 +219,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
 
   const pump = (): void => {
     if (waiting.length === 0) return
-    const now = Date.now()
+    const now = clock()
     let { count, next } = held(now)
     while (waiting.length > 0 && count < callsPerSecond) {
       const call = waiting.shift() as { kind: string, resolve: (slot: RateSlot) => void }
@@ -222,6 +242,22 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
 }
 
 /**
+ * A question to the shared store unanswered after RESERVE_DEADLINE_MS (a database connection gone half-open
+ * answers nothing for minutes, and every call of this process waits behind it) counts as none granted: ask
+ * again. A reservation that commits after all is only a call's share of the budget wasted, which is safe.
+ */
+async function withDeadline (asked: Promise<Reservation>): Promise<Reservation> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<Reservation>(resolve => { timer = setTimeout(() => { resolve({ granted: 0, retryInMs: 1 }) }, RESERVE_DEADLINE_MS) })
+  asked.catch(() => {}) // a late failure, after the deadline answered, is nobody's
+  try {
+    return await Promise.race([asked, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
  * Calls wait in this process's order; one question asks for all of them, so the limit holds across processes.
  * `take(true)` asks for one reservation ahead of the waiting calls (a late answer's hold).
  */
@@ -236,7 +272,7 @@ function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promi
       while (waiting.length > 0) {
         let answer: Reservation
         try {
-          answer = await reserve(waiting.length)
+          answer = await withDeadline(reserve(waiting.length))
         } catch (error) {
           // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again
           waiting.shift()?.reject(error)

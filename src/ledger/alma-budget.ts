@@ -3,8 +3,8 @@
 // count, which process reserved last and until when the window is shared.
 //
 // Every process takes a slot of its own limiter first (src/alma/rate-limit.ts: at most the limit in any 1.15 s
-// by the time each request is written, and a call that Alma read late holds its slot until a second after its
-// answer, so an Alma that stops reading and then reads its backlog at once is not handed a second one), then
+// by the time each request is written, and a call answered later than the fastest holds its slot longer by as
+// much, so an Alma that stops reading and then reads its backlog at once is not handed a second one), then
 // asks here. A process alone on the key (nobody else has reserved within the window) is granted what it asks
 // for: its own limiter is the bound, so one instance keeps the whole budget. Once another process asks, granted
 // or not, the window is shared until a whole window has passed without a second process: then every grant
