@@ -160,7 +160,8 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
     let count = unsent + ended.length
     let next = ended.length > 0 ? ended[0] : Infinity
     let i = 0
-    const fastestOf = new Map<string, number | null>()
+    /** each kind's fastest, looked up once a pass, only when a call has waited past the window (rare) */
+    let fastestOf: Map<string, number | null> | undefined
     for (const slot of inFlight) {
       const sentAt = slot.sentAt as number
       if (now < sentAt + windowMs) {
@@ -170,6 +171,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         break
       }
       // older than the window and still waiting for Alma's answer
+      fastestOf ??= new Map()
       let fastest = fastestOf.get(slot.kind)
       if (fastest === undefined) {
         fastest = trips.fastest(slot.kind, now)
