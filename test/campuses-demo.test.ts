@@ -48,11 +48,7 @@ t.test('plain npm run demo shows two campuses, each with its own sign-in, fees a
   const receipt = await springfield.payOnCashnet(action, fields)
   t.equal(receipt.status, 200)
   t.match(receipt.body, /Payment received/)
-  let paid = await springfield.get('/')
-  for (let i = 0; i < 100 && !paid.body.includes('Nothing to pay'); i++) {
-    await new Promise(resolve => setTimeout(resolve, 100))
-    paid = await springfield.get('/')
-  }
+  const paid = await springfield.getUntil('/', 'Nothing to pay')
   t.match(paid.body, 'Nothing to pay', 'Springfield\'s fines page is empty afterwards')
   const stillOwed = await shelbyville.get('/shelbyville/')
   t.equal(stillOwed.status, 200)

@@ -32,11 +32,7 @@ for (const { mode, env, why } of variants) {
     const receipt = await browser.payOnCashnet(action, fields)
     t.equal(receipt.status, 200)
     t.match(receipt.body, /Payment received/)
-    let fines = await browser.get('/')
-    for (let i = 0; i < 100 && !fines.body.includes('Nothing to pay'); i++) {
-      await new Promise(resolve => setTimeout(resolve, 100))
-      fines = await browser.get('/')
-    }
+    const fines = await browser.getUntil('/', 'Nothing to pay')
     t.match(fines.body, 'Nothing to pay', 'the fines page is empty afterwards')
 
     // a newcomer's first patron looks like a real account; the HTML-title case is a test patron of its own

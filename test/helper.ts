@@ -156,6 +156,16 @@ export class Browser {
   }
 
   async get (path: string): Promise<Answer> { return await this.request(path) }
+  /** GETs `path` until its page contains `text` (a posting finishing in another process), for up to 10 s: the last answer. */
+  async getUntil (path: string, text: string): Promise<Answer> {
+    let answer = await this.get(path)
+    for (let i = 0; i < 100 && !answer.body.includes(text); i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      answer = await this.get(path)
+    }
+    return answer
+  }
+
   async post (path: string, fields: Array<[string, string]> | Record<string, string>): Promise<Answer> {
     return await this.request(path, { method: 'POST', body: form(fields) })
   }
