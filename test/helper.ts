@@ -223,7 +223,7 @@ export async function freePort (): Promise<number> {
   // Below the kernel's ephemeral range: every server started on port 0 (the sandboxes, the in-process services,
   // other test files running beside this one) takes its port from that range, so one of them could take the
   // port handed out here in the second before the child process listens on it (a start that never comes).
-  const [low] = ephemeralRange()
+  const low = ephemeralLow()
   for (;;) {
     const port = PORTS_FROM + Math.floor(Math.random() * (low - PORTS_FROM))
     if (handedOut.has(port)) continue
@@ -241,10 +241,11 @@ export async function freePort (): Promise<number> {
 const PORTS_FROM = 20000
 const handedOut = new Set<number>()
 
-function ephemeralRange (): [number, number] {
+/** The first port of the kernel's ephemeral range (Linux's default where it cannot be read). */
+function ephemeralLow (): number {
   try {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-    if (low > PORTS_FROM + 1000 && high > low) return [low, high]
+    if (low > PORTS_FROM + 1000 && high > low) return low
   } catch {}
-  return [32768, 60999]
+  return 32768
 }
