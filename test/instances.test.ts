@@ -275,6 +275,35 @@ for (const { kind, name } of KINDS) {
     await assertPaidOnce(t, d, [id])
   })
 
+  t.test(`${name}: an instance SIGSTOPped while its payment waits for an Alma slot, past its lease: woken, it sends nothing`, async t => {
+    // one Alma call a second: the payment waits about a second for its slot after the fee list, the holder is
+    // paused in that wait, the other instance takes the posting over and pays; woken, the slot comes due
+    const d = await deployment(t, kind, 2, { env: { ALMA_RATE_LIMIT: '1' } })
+    if (d === null) return
+    const [a] = d.instances
+    const { fields } = await a.browser.login('carol').checkout()
+    const id = checkoutIdFrom(fields)
+    t.equal(await postback(a, paidPostback(d.cashnet, fields)), 200)
+    await until(async () => (await d.ledger.history(id))?.events.some(e => e.event === 'line.pay_started') === true, 'a payment started', 30000)
+    const leaseHolder = String(await d.shared.leaseHolder(id))
+    const holder = d.instances.find(i => leaseHolder.includes(`:${i.service.child?.pid}:`))
+    if (holder === undefined) throw new Error(`no instance holds the lease (${leaseHolder})`)
+    holder.service.child?.kill('SIGSTOP')
+    const tx = (await d.ledger.getCheckout(id))?.tx as string
+    const pays = (): number => d.alma.calls.filter(c => c.method === 'POST' && c.query.op === 'pay' && c.query.external_transaction_id === tx).length
+    t.equal(pays(), 0, 'paused while its payment waited for a slot: nothing sent yet')
+    await until(async () => (await d.ledger.getCheckout(id))?.state === 'POSTED', 'the other instance takes the posting over after the lease', 30000)
+    const takenOver = await d.ledger.history(id)
+    const paidByOther = pays()
+    holder.service.child?.kill('SIGCONT')
+    await until(() => holder.service.output.join('').includes('posting.lease_lost'), 'the woken holder to find its lease lost', 30000)
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    t.equal(pays(), paidByOther, 'the woken holder sent no payment: its lease is checked once its slot comes, before the call is written')
+    t.same(await d.ledger.history(id), takenOver, 'and wrote nothing')
+    assertNoneCrashed(t, d)
+    await assertPaidOnce(t, d, [id])
+  })
+
   t.test(`${name}: WEB_CONCURRENCY=2: two service processes answer; one killed is restarted by the primary; SIGTERM stops all`, async t => {
     const d = await deployment(t, kind, 1, { env: { WEB_CONCURRENCY: '2' } })
     if (d === null) return

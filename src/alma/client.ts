@@ -70,7 +70,17 @@ interface CallState {
   /** the size that made us stop reading, when the answer was too large */
   tooLarge?: number
   status: number
+  /** asked once the call has its slot, just before it is written; throwing refuses the call (nothing is sent) */
+  guard?: SendGuard
+  /** what the guard threw: the call's error, as it was thrown */
+  refused?: unknown
 }
+
+/**
+ * Asked just before a call is written, after its wait for a rate-limit slot (which may be long): throws to refuse
+ * it. A posting checks here that its lease is still its own, so a holder that lost it while waiting pays nothing.
+ */
+export type SendGuard = () => Promise<void>
 
 /** The HTTP side of a client, shared by its views: the got instance, its agents, the calls in flight. */
 interface AlmaHttp {
@@ -118,6 +128,16 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
         if (call.done === true) {
           slot.answered()
           return
+        }
+        if (call.guard !== undefined) {
+          try {
+            await call.guard()
+          } catch (error) {
+            // nothing is written: the slot ages out like a call that failed
+            call.refused = error
+            slot.answered()
+            throw error
+          }
         }
         call.slot = slot
         call.startedAt = Date.now()
@@ -191,8 +211,8 @@ export class AlmaClient {
   }
 
   /** One rate-limited call; returns the body text of a 2xx answer, throws a typed error otherwise. */
-  async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
-    const call: CallState = { queuedAt: Date.now(), startedAt: Date.now(), status: 0 }
+  async #raw (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string, guard?: SendGuard): Promise<{ status: number, text: string, finish: (error?: Error) => void }> {
+    const call: CallState = { queuedAt: Date.now(), startedAt: Date.now(), status: 0, guard }
     const record: AlmaCallRecord = { method, path, status: 0, errorCode: '', errorMessage: '', trackingId: '', startedAt: 0, durationMs: 0 }
     const finish = (error?: Error): void => {
       if (error !== undefined && record.errorCode === '') {
@@ -213,6 +233,8 @@ export class AlmaClient {
     try {
       response = await this.#exchange(call, method, path, searchParams, body)
     } catch (error: any) {
+      // refused before it was written: no Alma call to record, the guard's own error to the caller
+      if (call.refused !== undefined) throw call.refused
       if (call.tooLarge !== undefined && error instanceof CancelError) {
         const tooLarge = new AlmaResponseTooLarge(call.status, this.#http.maxResponseBytes, call.tooLarge)
         record.status = call.status
@@ -247,8 +269,8 @@ export class AlmaClient {
   }
 
   /** A call whose 2xx answer is an XML document. */
-  async #call (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string): Promise<Record<string, any>> {
-    const { status, text, finish } = await this.#raw(method, path, searchParams, observe, body)
+  async #call (method: Method, path: string, searchParams: Record<string, string>, observe?: AlmaCallObserver, body?: string, guard?: SendGuard): Promise<Record<string, any>> {
+    const { status, text, finish } = await this.#raw(method, path, searchParams, observe, body, guard)
     try {
       const doc = parseXml(text)
       finish()
@@ -294,14 +316,15 @@ export class AlmaClient {
     return mapXml(() => mapSingleFee(doc))
   }
 
-  async payFee (request: PayFeeRequest, observe?: AlmaCallObserver): Promise<Fee> {
+  /** Pays a fee; `guard`, when given, is asked once the call has its rate-limit slot, just before it is written. */
+  async payFee (request: PayFeeRequest, observe?: AlmaCallObserver, guard?: SendGuard): Promise<Fee> {
     const doc = await this.#call('POST', `${this.#userPath(request.userId)}/fees/${encodeURIComponent(request.feeId)}`, {
       op: 'pay',
       amount: formatDecimal(request.amount),
       method: request.method,
       external_transaction_id: request.externalTransactionId,
       comment: request.comment
-    }, observe)
+    }, observe, undefined, guard)
     return mapXml(() => mapSingleFee(doc))
   }
 

@@ -4,7 +4,8 @@
 // again. Whatever led here (the worker, a staff retry), no line is ever sent more than CashNet reported for it
 // and the tx never more than CashNet's total (lineCaps in staff-actions.ts): the last line of defence.
 // Under several processes the worker holds the posting under a lease (SPEC 11): every posting write carries its
-// fence, and before each payment the lease is checked live, so a holder that lost it stops (LeaseLost).
+// fence, and each payment checks the lease live twice (before its "pay started" event, and again once it has its
+// Alma rate-limit slot, just before it is written), so a holder that lost it stops (LeaseLost) and pays nothing.
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
 import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
@@ -173,8 +174,14 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
       // shutting down: a fee read may have taken a while; do not start a payment now
       if (stopping(deps)) return { kind: 'SKIPPED', reason: 'shutting down; the rest is posted on restart' }
       // another process may have taken the posting over (this one paused past its lease): never pay under a lost lease
-      if (deps.leaseLive !== undefined && !(await deps.leaseLive())) throw new LeaseLost(checkout.id, deps.fence ?? 0)
+      const leaseHeld = async (): Promise<void> => {
+        if (deps.leaseLive !== undefined && !(await deps.leaseLive())) throw new LeaseLost(checkout.id, deps.fence ?? 0)
+      }
+      await leaseHeld()
       await ledger.audit(checkout.id, 'line.pay_started', { line: line.lineNo, feeId: line.feeId, amount })
+      // ...and asked again once the payment has its Alma rate-limit slot, just before it is written: the wait for a
+      // slot has no bound (a queue behind page traffic, a shared budget out of reach), and a holder that lost its
+      // lease meanwhile would pay a fee the new holder may already have paid (a part payment leaves it open)
       await alma.payFee({
         userId: checkout.primaryId,
         feeId: line.feeId,
@@ -182,7 +189,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
         method: deps.paymentMethod,
         externalTransactionId: tx,
         comment: checkout.id
-      }, observe)
+      }, observe, leaseHeld)
       budget -= amount
       await ledger.markLinePosted(checkout.id, line.lineNo, amount, { feeId: line.feeId, ...(cap < line.amount ? { notCollected: line.amount - cap } : {}) }, deps.fence)
       if (amount < cap) notes.push(`fee ${line.feeId}: balance was ${formatDecimal(fee.balance)}, ${formatDecimal((cap - amount) as Cents)} not applied`)
