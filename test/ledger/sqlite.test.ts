@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { LedgerUnavailable } from '../../src/ledger/errors.ts'
 import type { IncomingPostback, NewCheckout } from '../../src/ledger/types.ts'
-import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
+import { BUSY_TIMEOUT_MS, SqliteLedger } from '../../src/ledger/sqlite/index.ts'
 import type { Cents } from '../../src/money.ts'
 import { tempDir } from '../jobs/cli.ts'
 import { specifyLedger } from './ledger-spec.ts'
@@ -96,6 +96,33 @@ t.test('a lock held by another process: writes reject with LedgerUnavailable at 
   await new Promise(resolve => setTimeout(resolve, 300))
   t.equal((await ledger.recordPostback(postback('c1', '7001'), pay('7001'))).checkout?.state, 'PAID')
   t.equal(await ledger.getCheckout('c2'), undefined, 'the refused checkout was never written')
+})
+
+t.test('the Alma budget meets another process\'s lock: it waits with the event loop free, goes through when the lock goes, and gives up after the busy timeout', async t => {
+  const path = join(tempDir(t), 'ledger.sqlite')
+  const ledger = new SqliteLedger({ path })
+  t.teardown(async () => { await ledger.close() })
+  const holder = new Database(path)
+  t.teardown(() => { if (holder.open) holder.close() })
+  holder.exec('BEGIN IMMEDIATE')
+  // a timer that should fire every 5 ms: how late it came is how long the event loop was held
+  let latest = performance.now()
+  let worstLateMs = 0
+  const ticker = setInterval(() => { const now = performance.now(); worstLateMs = Math.max(worstLateMs, now - latest - 5); latest = now }, 5)
+  t.teardown(() => { clearInterval(ticker) })
+  const asked = ledger.reserveAlmaCalls('alma', 20, 1400, 2, 'p1')
+  await new Promise(resolve => setTimeout(resolve, 40))
+  holder.exec('ROLLBACK')
+  t.same(await asked, { granted: 2, retryInMs: 0 }, 'granted once the lock was gone')
+  t.ok(worstLateMs < 20, `the event loop was never held waiting for the lock (the worst timer came ${worstLateMs.toFixed(1)} ms late)`)
+
+  holder.exec('BEGIN IMMEDIATE')
+  const started = performance.now()
+  const refused = await ledger.reserveAlmaCalls('alma', 20, 1400, 1, 'p1').then(() => null, (error: unknown) => error)
+  t.ok(refused instanceof LedgerUnavailable, 'a lock held on: LedgerUnavailable, as for any write')
+  t.ok(performance.now() - started >= BUSY_TIMEOUT_MS, 'after the busy timeout')
+  holder.exec('ROLLBACK')
+  t.same(await ledger.reserveAlmaCalls('alma', 20, 1400, 1, 'p1'), { granted: 1, retryInMs: 0 }, 'and asks again afterwards')
 })
 
 t.test('a job\'s read-only ledger reads and never writes', async t => {

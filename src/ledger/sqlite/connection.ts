@@ -136,6 +136,20 @@ export class Connection {
     }
   }
 
+  /**
+   * Runs a write that must not wait for another process's lock: SQLITE_BUSY at once instead of the busy timeout's
+   * sleeps, which would hold this process's event loop still (every request with it) while another process,
+   * perhaps itself waiting for a core, holds the lock. The caller waits, without blocking, and asks again.
+   */
+  withoutWaiting<T> (write: () => T): T {
+    this.sql('PRAGMA busy_timeout = 0').run()
+    try {
+      return write()
+    } finally {
+      this.sql(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).run()
+    }
+  }
+
   event (checkoutId: string | null, event: string, fromState: string | null, toState: string | null, detail: Record<string, unknown>): void {
     this.sql('INSERT INTO audit_events (checkout_id, at, event, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
       .run(checkoutId, this.iso(), event, fromState, toState, JSON.stringify(detail))

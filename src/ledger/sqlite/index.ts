@@ -20,7 +20,7 @@ import type {
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
   OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
 } from '../types.ts'
-import { Connection, isBusy } from './connection.ts'
+import { BUSY_TIMEOUT_MS, Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
 import { LedgerQueries } from './queries.ts'
 import { CheckoutStore } from './store.ts'
@@ -123,8 +123,22 @@ export class SqliteLedger implements Ledger {
     write(() => { this.#store.releasePosting(lease) })
   }
 
+  /**
+   * The Alma budget is asked on every Alma call, from every process on this file: a lock held by another process is
+   * waited out here, a millisecond or a few at a time, with the event loop free (SQLite's busy timeout would sleep
+   * on it); after BUSY_TIMEOUT_MS in all, LedgerUnavailable as for any other write.
+   */
   async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
-    return write(() => this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder))
+    const giveUpAt = performance.now() + BUSY_TIMEOUT_MS
+    for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 8)) {
+      try {
+        return this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder)
+      } catch (error) {
+        if (!isBusy(error)) throw error
+        if (performance.now() >= giveUpAt) throw new LedgerUnavailable(`locked by another process: ${(error as Error).message}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, pauseMs))
+    }
   }
 
   async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> {

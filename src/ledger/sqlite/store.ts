@@ -361,11 +361,12 @@ export class CheckoutStore {
 
   /**
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every process on this
-   * ledger, in one write (the rule: ../alma-budget.ts).
+   * ledger, in one write (the rule: ../alma-budget.ts). Never waits for another process's lock (SQLITE_BUSY at
+   * once: the caller asks again without blocking).
    */
   reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): AlmaCallReservation {
     const c = this.#c
-    return c.relaxed(() => c.transaction((): AlmaCallReservation => {
+    return c.withoutWaiting(() => c.relaxed(() => c.transaction((): AlmaCallReservation => {
       const now = c.now().getTime()
       const expired = c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs).changes
       const row = c.sql('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = ?').get(key) as Row | undefined
@@ -388,7 +389,7 @@ export class CheckoutStore {
       if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
       return { granted: 0, retryInMs: retryInMs(oldest, ask) }
-    }))
+    })))
   }
 
   expireCreated (createdBefore: Date): string[] {
