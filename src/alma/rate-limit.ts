@@ -271,6 +271,9 @@ function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promi
     if (asking) return
     asking = true
     try {
+      // the calls starting together (a page's two) ask in one question: wait until the work now running has
+      // queued its calls (a synchronous store would otherwise be asked once per call)
+      await new Promise(resolve => { process.nextTick(resolve) })
       while (waiting.length > 0) {
         let answer: Reservation
         try {
