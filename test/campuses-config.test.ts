@@ -3,13 +3,14 @@
 
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { campusJobEnvironment, loadCampuses } from '../src/campuses/config.ts'
 import { ConfigError, loadJobConfig } from '../src/config.ts'
 
 const directory = mkdtempSync(join(tmpdir(), 'campuses-config-'))
+t.teardown(() => { rmSync(directory, { recursive: true, force: true }) })
 let files = 0
 function campusesFile (content: unknown): string {
   const file = join(directory, `campuses-${++files}.json`)

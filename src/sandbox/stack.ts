@@ -3,7 +3,7 @@
 // stand-in in front of it, on ephemeral ports. The demo and the tests both use it, so the tests exercise what a
 // librarian sees in the demo. The service's configuration goes through the real loadConfig.
 
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -230,7 +230,9 @@ export function campusSandboxAddresses (index: number): { ezproxyFrom: string, c
 /** A system deployment in the sandbox: one service, several campuses, each with its own Alma, CashNet and EZproxy. */
 export async function startCampusStack (options: CampusStackOptions = {}): Promise<CampusStack> {
   const definitions = options.campuses ?? [{ id: 'springfield' }, { id: 'shelbyville' }]
+  // a directory of our own (the campuses file) is removed on close; one the caller gave is the caller's
   const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'alma-cashnet-campuses-'))
+  const ownDirectory = options.directory === undefined
   const started: SandboxCampus[] = []
   const file: { defaults: Record<string, string>, campuses: Record<string, Record<string, string>> } = { defaults: {}, campuses: {} }
   // options.env: the process-wide variables stay in the environment, the others become the file's defaults
@@ -313,6 +315,7 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
         await campus.cashnet.close()
         await campus.alma.close()
       }
+      if (ownDirectory) rmSync(directory, { recursive: true, force: true })
     }
   }
 }
