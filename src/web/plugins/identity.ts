@@ -15,6 +15,7 @@ import '@fastify/csrf-protection'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
+import { loggablePath } from '../../log.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/message.ts'
@@ -274,7 +275,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   })
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string, reason: string }): FastifyReply => {
-    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]} from ${request.ip}: ${heading} (${fields.reason})`)
+    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? loggablePath(request.url)} from ${request.ip}: ${heading} (${fields.reason})`)
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       .send(messagePage(config, { title: heading, heading, message, root: request.routeOptions.config.root, tone: 'bad' }))
   }
