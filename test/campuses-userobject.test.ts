@@ -63,7 +63,8 @@ t.test('the page after sign-in stays on the service and in the campus, whatever 
   const [springfield] = stack.campuses
   const campusRoot = `${springfield.publicUrl}/`
   const hostile = [
-    '//evil.example/', 'https://evil.example/', '/\\evil.example', '/\t/evil.example', 'evil', '/auth/ezproxy?token=x'
+    '//evil.example/', 'https://evil.example/', '/\\evil.example', '/\t/evil.example', 'evil',
+    '/../shelbyville/', '/%2e%2e/shelbyville/', '/./../shelbyville/', '/history/../../shelbyville/', '/auth/ezproxy?token=x'
   ]
   for (const next of hostile) {
     const { landed, at } = await signIn(springfield, browserAt(springfield), 'alice', '/', next)
