@@ -1,11 +1,14 @@
-// pino options for the service: JSON lines, one per event; secrets from the configuration and any card-like
-// digit run (src/mask.ts) are masked before a line is written, on every path into it: the fields and message
-// of each call, the bindings of child loggers (the `user` every patron request carries), and what the
-// serializers make of Fastify's request (its URL) and of errors.
+// pino options for the service: JSON lines, one per event; secrets from the configuration, pay-link tokens and
+// any card-like digit run (src/mask.ts) are masked before a line is written, on every path into it: the fields
+// and message of each call, the bindings of child loggers (the `user` every patron request carries), and what
+// the serializers make of Fastify's request (its URL, through loggablePath) and of errors.
 
 import type { LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
 import { maskCardLike } from './mask.ts'
+
+/** A pay link's token (src/payments/pay-links.ts), maybe percent-encoded: a bearer credential wherever it is found. */
+const PAY_LINK_TOKEN = /(?<![A-Za-z0-9])pl1(?:\.|%2e)[A-Za-z0-9_-]{16,}(?:(?:\.|%2e)[A-Za-z0-9_-]*)?/gi
 
 export function createMasker (secrets: string[]): (text: string) => string {
   const known = secrets.filter(s => s.length >= 6).sort((a, b) => b.length - a.length)
@@ -14,8 +17,23 @@ export function createMasker (secrets: string[]): (text: string) => string {
     for (const secret of known) {
       if (out.includes(secret)) out = out.split(secret).join('[REDACTED]')
     }
-    return maskCardLike(out)
+    return maskCardLike(out.replace(PAY_LINK_TOKEN, '[token]'))
   }
+}
+
+/**
+ * A request's URL as a log line may name it: the path only (a query may carry a UserObject or a CSRF token), a
+ * pay link's token replaced (it is in the path, /pay/<token> or /{campus}/pay/<token>, and opens the patron's
+ * session), card-like digit runs masked. Every log line that names a request's path takes it from here.
+ */
+export function loggablePath (url: string): string {
+  const path = url.split('?', 1)[0]
+  // the router matches the decoded path: /p%61y/<token> is a pay link too
+  let decoded = path
+  try { decoded = decodeURIComponent(path) } catch {}
+  const payLink = decoded.search(/\/pay\//i)
+  const shown = payLink >= 0 ? `${decoded.slice(0, payLink)}/pay/[token]` : path
+  return maskCardLike(shown.replace(PAY_LINK_TOKEN, '[token]'))
 }
 
 function maskDeep (value: unknown, mask: (s: string) => string, depth = 0): unknown {
@@ -62,10 +80,8 @@ export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 
       tx: (value: unknown) => maskDeep(value, mask),
       checkout: (value: unknown) => maskDeep(value, mask),
       req (request) {
-        // Query strings may carry a UserObject token or a CSRF token: log the path only.
-        // Serializers run after the `log` formatter, so the path is masked here.
-        // A pay link's token is in its path (/pay/<token>): it is a credential, so it is left out too.
-        return { method: request.method, url: mask(String(request.url).split('?')[0].replace(/^\/pay\/.*/s, '/pay/[token]')), remoteAddress: request.socket?.remoteAddress ?? request.ip }
+        // Serializers run after the `log` formatter, so the path is masked here (the secrets too).
+        return { method: request.method, url: mask(loggablePath(String(request.url))), remoteAddress: request.socket?.remoteAddress ?? request.ip }
       },
       res (reply) {
         return { statusCode: reply.statusCode }

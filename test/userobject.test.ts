@@ -142,7 +142,9 @@ t.test('after sign-in the browser goes to the page it asked for, never off-site'
 
   t.equal(afterSignIn('/'), '../')
   t.equal(afterSignIn('/cashnet/return?x=1'), '../cashnet/return?x=1')
-  for (const bad of ['//evil.example/', '/\\evil.example', 'https://evil.example/', 'evil', '/a//b', '/\t/evil.example', '/auth/ezproxy?token=x', '', undefined, ['/']]) {
+  t.equal(afterSignIn('/history?back=../x'), '../history?back=../x', 'a query is not a path')
+  for (const bad of ['//evil.example/', '/\\evil.example', 'https://evil.example/', 'evil', '/a//b', '/\t/evil.example', '/auth/ezproxy?token=x',
+    '/../x', '/a/../../x', '/./x', '/%2e%2e/x', '/%2E./x', '/%2f/evil.example', '/%61uth/ezproxy', '/%', '', undefined, ['/']]) {
     t.equal(afterSignIn(bad), '../', `${JSON.stringify(bad)} goes to the service root`)
   }
 })

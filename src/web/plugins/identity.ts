@@ -15,6 +15,7 @@ import '@fastify/csrf-protection'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
+import { loggablePath } from '../../log.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/message.ts'
@@ -254,6 +255,8 @@ export default fp(async function identity (fastify, options: { config: Config, n
   const fromEzproxy = allowList(config.ezproxyAllow)
   const fromCashnet = allowList(config.cashnetPostbackAllow)
   const fromMetrics = allowList(config.metricsAllow)
+  // a system deployment's campus is served under /{campus} (src/app.ts); '' for the one campus at /
+  const campusPrefix = fastify.prefix
   const sessions = new SessionStore({ ledger: fastify.ledger, ttlMs: config.sessionTtlMinutes * 60_000, idleMs: config.sessionIdleMinutes * 60_000, now: options.now })
   fastify.decorate('sessions', sessions)
   fastify.decorateRequest('patron', null)
@@ -274,7 +277,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   })
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string, reason: string }): FastifyReply => {
-    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]} from ${request.ip}: ${heading} (${fields.reason})`)
+    request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? loggablePath(request.url)} from ${request.ip}: ${heading} (${fields.reason})`)
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       .send(messagePage(config, { title: heading, heading, message, root: request.routeOptions.config.root, tone: 'bad' }))
   }
@@ -287,7 +290,10 @@ export default fp(async function identity (fastify, options: { config: Config, n
     const cookie = readSessionCookie(request)
     if (cookie.cookie === 'valid') await sessions.end(cookie.id)
     if (request.method === 'GET' || request.method === 'HEAD') {
-      const next = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/'
+      // `next` is a path under PUBLIC_URL, which is the campus's own root: without the campus's prefix
+      // (/{campus}/history would come back as /{campus}/{campus}/history)
+      const url = campusPrefix !== '' && request.url.startsWith(`${campusPrefix}/`) ? request.url.slice(campusPrefix.length) : request.url
+      const next = url.startsWith('/') && !url.startsWith('//') ? url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
       reply.setCookie(SIGN_IN_STATE_COOKIE, state, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config), maxAge: 15 * 60 })
       const returnUrl = `${config.publicUrl}/auth/ezproxy?next=${encodeURIComponent(next)}&state=${state}`

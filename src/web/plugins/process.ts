@@ -13,6 +13,7 @@ import { AggregatorRegistry } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import type { Campus } from '../../campuses/config.ts'
 import type { Config } from '../../config.ts'
+import { loggablePath } from '../../log.ts'
 import { html } from '../html.ts'
 import assets from '../routes/assets.ts'
 import { allowList } from '../trust.ts'
@@ -48,7 +49,7 @@ async function rootRoutes (fastify: FastifyInstance, { config, campuses }: Proce
       if (fromMetrics(request.ip)) return
       request.log.warn({ event: 'access.metrics_refused', peer: request.ip, reason: 'peer not in METRICS_ALLOW' }, `/metrics refused: ${request.ip} is not in METRICS_ALLOW`)
     } else {
-      request.log.warn({ event: 'access.untrusted_peer', peer: request.ip, reason: 'no patron or staff route at the root of a system deployment' }, `${request.method} ${request.url.split('?')[0]} refused at the root for ${request.ip}`)
+      request.log.warn({ event: 'access.untrusted_peer', peer: request.ip, reason: 'no patron or staff route at the root of a system deployment' }, `${request.method} ${loggablePath(request.url)} refused at the root for ${request.ip}`)
     }
     return await reply.code(403).type('text/plain; charset=utf-8').send('forbidden\n')
   })

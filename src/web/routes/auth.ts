@@ -18,15 +18,25 @@ import { messagePage } from '../views/message.ts'
 const ROOT = '../'
 
 /**
- * Where to send the browser after sign-in: the path the patron first asked for when it is a plain path on this
- * service (one leading '/', no '//', no backslash, no control characters or spaces, not back into /auth/),
- * else the service root. Relative to /auth/ezproxy, so it also works when the service is mounted under a path.
+ * Where to send the browser after sign-in: the path the patron first asked for (relative to PUBLIC_URL, a
+ * campus's own root) when it is a plain path on this service (one leading '/', no '//', no backslash, no
+ * control characters or spaces, no '.' or '..' segment, not back into /auth/), else the service root. Its path
+ * is checked decoded, as the browser and the router read it (%2e%2e is '..'). Relative to /auth/ezproxy, so it
+ * also works when the service is mounted under a path, and cannot climb out of it (nor out of a campus's /{campus}/).
  */
 export function afterSignIn (next: unknown): string {
   if (typeof next !== 'string' || next.length > 2048) return ROOT
+  let path: string
+  try {
+    path = decodeURIComponent(next.split(/[?#]/, 1)[0])
+  } catch {
+    return ROOT
+  }
   // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  if (!next.startsWith('/') || next.includes('//') || next.includes('\\') || /[\s\x00-\x1f\x7f]/.test(next)) return ROOT
-  if (/^\/auth(\/|\?|$)/i.test(next)) return ROOT
+  const unsafe = (text: string): boolean => text.includes('//') || text.includes('\\') || /[\s\x00-\x1f\x7f]/.test(text)
+  if (!next.startsWith('/') || unsafe(next) || unsafe(path)) return ROOT
+  if (/\/\.{1,2}(\/|$)/.test(path)) return ROOT
+  if (/^\/auth(\/|$)/i.test(path)) return ROOT
   return ROOT + next.slice(1)
 }
 

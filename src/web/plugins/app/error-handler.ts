@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { AlmaBadResponse, AlmaError, AlmaUnavailable, USER_NOT_FOUND_CODES } from '../../../alma/errors.ts'
 import type { Config } from '../../../config.ts'
+import { loggablePath } from '../../../log.ts'
 import { LedgerUnavailable } from '../../../ledger/errors.ts'
 import { rootFor } from '../../root.ts'
 import { messagePage } from '../../views/message.ts'
@@ -32,7 +33,7 @@ export function badInputPage (config: Config, reply: FastifyReply, page: BadInpu
 }
 
 export async function answerError (config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const path = request.url.split('?')[0]
+  const path = loggablePath(request.url)
   const root = request.routeOptions.config?.root ?? rootFor(request.url)
   const cashnet = request.routeOptions.config?.access === 'cashnet'
   const html = (status: number, heading: string, message: string): FastifyReply =>
