@@ -1,11 +1,14 @@
 // The bursar's report (SPEC 15, issue 19): for each day of a range in the library's time zone, per fee type,
 // owning library and currency, the money POSTED to Alma (exactly the fee lines' credit lines of that day's
-// export:gl journal: same days, same ledger reads), the money REFUNDED (refunds recorded that day, spread over
-// the fee lines as export:gl spreads them) and the money UNPOSTED (taken by CashNet that day and not, or not
-// all, accepted by Alma so far). The range check and the arithmetic are here; the route only reads and shows.
+// export:gl journal: same days, same ledger reads), the money REFUNDED of it (the booked part of the refunds
+// recorded that day, spread over the fee lines as export:gl spreads them: its refund lines), the money
+// REFUNDED_UNPOSTED (the rest of those refunds: money a provider took that Alma never accepted, a double charge
+// or an unapplied amount, which no journal line shows) and the money UNPOSTED (taken by CashNet that day and
+// not, or not all, accepted by Alma so far). The range check and the arithmetic are here; the route only reads
+// and shows.
 
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout } from '../ledger/types.ts'
+import type { Checkout, RecordedRefund } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import { dayRange, nextDay } from './dates.ts'
 import { spreadRefund } from './refund-lines.ts'
@@ -19,7 +22,10 @@ export interface ReportRow {
   owner: string
   currency: string
   posted: Cents
+  /** refunds of money posted to Alma (the journal's refund lines) */
   refunded: Cents
+  /** refunds of money Alma never accepted (no journal line) */
+  refundedUnposted: Cents
   unposted: Cents
   /** fee lines posted that day */
   lines: number
@@ -28,6 +34,7 @@ export interface ReportRow {
 export interface Totals {
   posted: Cents
   refunded: Cents
+  refundedUnposted: Cents
   unposted: Cents
   lines: number
 }
@@ -74,7 +81,7 @@ export function reportDays (from: string, to: string): string[] {
 export interface DayRecord {
   date: string
   posted: Array<{ checkout: Checkout, lineNo: number }>
-  refunds: Array<{ refund: { amount: Cents }, checkout: Checkout }>
+  refunds: RecordedRefund[]
   paid: Checkout[]
 }
 
@@ -87,7 +94,7 @@ export function reportRows (days: DayRecord[]): ReportRow[] {
   const row = (date: string, feeType: string, owner: string, currency: string): ReportRow => {
     const key = [date, feeType, owner, currency].join('\u0000')
     let r = rows.get(key)
-    if (r === undefined) rows.set(key, r = { date, feeType, owner, currency, posted: 0 as Cents, refunded: 0 as Cents, unposted: 0 as Cents, lines: 0 })
+    if (r === undefined) rows.set(key, r = { date, feeType, owner, currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, unposted: 0 as Cents, lines: 0 })
     return r
   }
   for (const day of days) {
@@ -99,10 +106,15 @@ export function reportRows (days: DayRecord[]): ReportRow[] {
       r.posted = (r.posted + line.postedAmount) as Cents
       r.lines++
     }
-    for (const { refund, checkout } of day.refunds) {
-      for (const share of spreadRefund(checkout, refund.amount)) {
-        const r = row(day.date, share.line.feeType, share.line.owner, checkout.currency)
+    for (const recorded of day.refunds) {
+      const { booked, unbooked } = spreadRefund(recorded)
+      for (const share of booked) {
+        const r = row(day.date, share.line.feeType, share.line.owner, recorded.checkout.currency)
         r.refunded = (r.refunded + share.amount) as Cents
+      }
+      for (const share of unbooked) {
+        const r = row(day.date, share.line.feeType, share.line.owner, recorded.checkout.currency)
+        r.refundedUnposted = (r.refundedUnposted + share.amount) as Cents
       }
     }
     for (const checkout of day.paid) {
@@ -123,9 +135,10 @@ function totalsBy (rows: ReportRow[], key: (r: ReportRow) => string): Array<{ ke
   for (const r of rows) {
     const k = `${r.currency}\u0000${key(r)}`
     let t = out.get(k)
-    if (t === undefined) out.set(k, t = { key: key(r), currency: r.currency, posted: 0 as Cents, refunded: 0 as Cents, unposted: 0 as Cents, lines: 0 })
+    if (t === undefined) out.set(k, t = { key: key(r), currency: r.currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, unposted: 0 as Cents, lines: 0 })
     t.posted = (t.posted + r.posted) as Cents
     t.refunded = (t.refunded + r.refunded) as Cents
+    t.refundedUnposted = (t.refundedUnposted + r.refundedUnposted) as Cents
     t.unposted = (t.unposted + r.unposted) as Cents
     t.lines += r.lines
   }
@@ -160,10 +173,11 @@ export async function buildReport (ledger: Ledger, from: string, to: string, tim
   }
 }
 
-export const REPORT_CSV_HEADER = ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES']
+/** SPEC's columns, then REFUNDED_UNPOSTED last, so that a reader of the SPEC's columns by position still reads them. */
+export const REPORT_CSV_HEADER = ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED']
 
 function csvRow (r: ReportRow): string[] {
-  return [r.date, r.feeType, r.owner, r.currency, formatDecimal(r.posted), formatDecimal(r.refunded), formatDecimal(r.unposted), String(r.lines)]
+  return [r.date, r.feeType, r.owner, r.currency, formatDecimal(r.posted), formatDecimal(r.refunded), formatDecimal(r.unposted), String(r.lines), formatDecimal(r.refundedUnposted)]
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
   CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
-  NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RefundRecord,
+  NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
   SessionRecord, SessionStatus
 } from './types.ts'
 
@@ -178,8 +178,8 @@ export interface Ledger {
   postbacksWithTx (tx: string): Promise<PostbackRecord[]>
   /** Lines posted within [from, to), for the GL journal. */
   postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>>
-  /** Refunds recorded within [from, to), oldest first, each with its checkout (GL journal, reports). */
-  refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>>
+  /** Refunds recorded within [from, to), oldest first, each with its checkout's money record (GL journal, reports). */
+  refundsRecorded (from: Date, to: Date): Promise<RecordedRefund[]>
   /** Checkouts CashNet reported paid within [from, to) (paid_at), whatever their state now, oldest first (reports). */
   paidBetween (from: Date, to: Date): Promise<Checkout[]>
   audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void>

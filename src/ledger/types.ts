@@ -230,6 +230,14 @@ export interface CheckoutHistory {
 /** The postbacks and refunds the staff-action rule needs, besides the checkout itself. */
 export type MoneyRecord = Pick<CheckoutHistory, 'checkout' | 'reports' | 'refunds'>
 
+/**
+ * A refund recorded, with its checkout's money record: what was collected under each tx and every refund of the
+ * checkout, from which the GL journal and the reports decide which money the refund returns (src/jobs/refund-lines.ts).
+ */
+export interface RecordedRefund extends MoneyRecord {
+  refund: RefundRecord
+}
+
 /** A checkout row without its lines (lists and the CSV). */
 export type CheckoutSummary = Omit<Checkout, 'lines'>
 

@@ -1,7 +1,8 @@
 // Issue 19: the staff report's totals against export:gl. A real SQLite ledger is filled at chosen instants around
-// midnight in Los Angeles (payments either side of it, a refund in two parts, a payment never posted), then the
-// service's /admin/reports (TIMEZONE=America/Los_Angeles) and export:gl (TIMEZONE, no GL_TIMEZONE) are asked
-// about the same days: POSTED per day must be the journal's credit lines to the cent, REFUNDED its refund lines.
+// midnight in Los Angeles (payments either side of it, a refund of money Alma never took in two parts, then one of
+// posted money, a payment never posted), then the service's /admin/reports (TIMEZONE=America/Los_Angeles) and
+// export:gl (TIMEZONE, no GL_TIMEZONE) are asked about the same days: POSTED per day must be the journal's credit
+// lines to the cent, REFUNDED its refund lines; REFUNDED_UNPOSTED is the refunds that no journal line shows.
 
 import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
@@ -10,7 +11,7 @@ import { loadConfig } from '../../src/config.ts'
 import { spreadRefund } from '../../src/jobs/refund-lines.ts'
 import { BadRange, reportDays } from '../../src/jobs/reports.ts'
 import { SqliteLedger } from '../../src/ledger/sqlite/index.ts'
-import type { Checkout } from '../../src/ledger/types.ts'
+import type { Checkout, RefundRecord } from '../../src/ledger/types.ts'
 import { type Cents, cents } from '../../src/money.ts'
 import { refundEffect, whyRefundRefused } from '../../src/payments/staff-actions.ts'
 import { Browser, build, send, UNTRUSTED_PEER } from '../helper.ts'
@@ -57,7 +58,7 @@ async function fillLedger (path: string): Promise<void> {
   await pay('erin', '7003', '2026-10-06T06:50:00Z', [{ feeType: 'OVERDUEFINE', owner: 'LAW', amount: 600 }])
   // 00:30 on the 6th in Los Angeles
   await pay('zoe', '7004', '2026-10-06T07:29:00Z', [{ feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 375, postedAt: '2026-10-06T07:30:00Z' }])
-  // the 6th: one line posted, Alma refused the other, which staff refund in two parts
+  // the 6th: one line posted, Alma refused the other, which staff refund in two parts, then 1.00 of the posted line
   const frank = await pay('frank', '7005', '2026-10-06T18:00:00Z', [
     { feeType: 'OVERDUEFINE', owner: 'MAIN', amount: 1000, postedAt: '2026-10-06T18:01:00Z' },
     { feeType: 'DAMAGEDITEMFINE', owner: 'LAW', amount: 600 }
@@ -72,6 +73,8 @@ async function fillLedger (path: string): Promise<void> {
   if (!first.recorded || first.effect !== 'none') throw new Error('the first part of the refund should be recorded and leave the case open')
   const second = await refund('2026-10-06T20:00:00Z', 400, 'R-2')
   if (!second.recorded || second.effect !== 'settle') throw new Error('the second part should settle the case: 1000 posted + 600 refunded = 1600 collected')
+  const third = await refund('2026-10-06T21:00:00Z', 100, 'R-3')
+  if (!third.recorded) throw new Error('1.00 of the posted money can still be refunded')
   await ledger.close()
 }
 
@@ -96,14 +99,14 @@ t.test('report totals for a range equal the export:gl journals of the same days,
   t.match(answer.headers['content-type'], /^text\/csv/)
   t.match(answer.headers['content-disposition'], 'payments-report-2026-10-05-to-2026-10-06.csv')
   const rows = parse(answer.body, { columns: true }) as Array<Record<string, string>>
-  t.same(Object.keys(rows[0]), ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES'])
+  t.same(Object.keys(rows[0]), ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED'])
   t.same(rows.map(r => Object.values(r).join(',')), [
-    '2026-10-05,LOSTITEMREPLACEMENTFEE,LAW,USD,45.50,0.00,0.00,1',
-    '2026-10-05,OVERDUEFINE,LAW,USD,0.00,0.00,6.00,0',
-    '2026-10-05,OVERDUEFINE,MAIN,USD,7.50,0.00,0.00,2',
-    '2026-10-06,DAMAGEDITEMFINE,LAW,USD,0.00,6.00,6.00,0',
-    '2026-10-06,OVERDUEFINE,MAIN,USD,13.75,0.00,0.00,2'
-  ], 'midnight is Los Angeles midnight; the refund lands on the line Alma did not take; two decimals')
+    '2026-10-05,LOSTITEMREPLACEMENTFEE,LAW,USD,45.50,0.00,0.00,1,0.00',
+    '2026-10-05,OVERDUEFINE,LAW,USD,0.00,0.00,6.00,0,0.00',
+    '2026-10-05,OVERDUEFINE,MAIN,USD,7.50,0.00,0.00,2,0.00',
+    '2026-10-06,DAMAGEDITEMFINE,LAW,USD,0.00,0.00,6.00,0,6.00',
+    '2026-10-06,OVERDUEFINE,MAIN,USD,13.75,1.00,0.00,2,0.00'
+  ], 'midnight is Los Angeles midnight; the first 6.00 refunded is the line Alma did not take, never posted; the next 1.00 the posted line; two decimals')
 
   let reportPosted = 0
   let journalCredits = 0
@@ -125,19 +128,20 @@ t.test('report totals for a range equal the export:gl journals of the same days,
 
   const day6 = await journal(t, dir, '2026-10-06')
   const clearing = day6.find(l => l.LINE_DESCR.startsWith('CashNet receipts'))
-  t.equal(clearing?.MONETARY_AMOUNT, '7.75', 'the clearing line is what was posted less what was refunded: the net CashNet deposit')
+  t.equal(clearing?.MONETARY_AMOUNT, '12.75', 'the clearing line is what was posted less what was refunded of it')
   t.same(day6.filter(l => l.JRNL_LN_REF.startsWith('refund')).map(l => [l.MONETARY_AMOUNT, l.JRNL_LN_REF, l.CASHNET_TX, l.FEE_TYPE]),
-    [['2.00', 'refund R-1', '7005', 'DAMAGEDITEMFINE'], ['4.00', 'refund R-2', '7005', 'DAMAGEDITEMFINE']], 'one refund line per refund, on the day it was recorded')
+    [['1.00', 'refund R-3', '7005', 'OVERDUEFINE']], 'a refund line for the refund of posted money, on the day it was recorded; none for the money Alma never took')
 
   const page = await staff.get('/admin/reports?from=2026-10-05&to=2026-10-06')
   t.equal(page.status, 200)
   t.match(page.body, 'America/Los_Angeles', 'the zone is shown')
   t.match(page.body, '$66.75 posted to Alma', 'the range total, as money')
-  t.match(page.body, '$6.00 refunded')
+  t.match(page.body, '$1.00 refunded;')
   t.match(page.body, '$12.00 taken by CashNet, not posted')
+  t.match(page.body, '$6.00 refunded that was never posted')
   t.match(page.body, /<th scope="row">2026-10-05<\/th><td>USD<\/td><td class="amount">\$53\.00<\/td>/, 'per day')
   t.match(page.body, /<th scope="row">LAW<\/th><td>USD<\/td><td class="amount">\$45\.50<\/td>/, 'per owning library')
-  t.match(page.body, /<th scope="row">DAMAGEDITEMFINE<\/th><td>USD<\/td><td class="amount">\$0\.00<\/td><td class="amount">0<\/td><td class="amount">\$6\.00<\/td>/, 'per fee type, refunds apart')
+  t.match(page.body, /<th scope="row">DAMAGEDITEMFINE<\/th><td>USD<\/td><td class="amount">\$0\.00<\/td><td class="amount">0<\/td><td class="amount">\$0\.00<\/td><td class="amount">\$6\.00<\/td><td class="amount">\$6\.00<\/td>/, 'per fee type, refunds apart')
   t.match(page.body, 'format=csv', 'the CSV of the same range is one click away')
 })
 
@@ -211,13 +215,30 @@ t.test('TIMEZONE: an IANA zone, the process\'s own by default; anything else sto
   t.throws(() => loadConfig({ ...base, TIMEZONE: 'Mars/Olympus_Mons' }), /TIMEZONE must be an IANA time zone/)
 })
 
-t.test('a refund is spread over what Alma did not take first, then line by line, never losing a cent', async t => {
+t.test('a refund returns money Alma never took first, once, then the posted money; another tx\'s money was never booked', async t => {
   const line = (lineNo: number, amount: number, posted: number | null): Checkout['lines'][number] =>
     ({ lineNo, feeId: `f${lineNo}`, feeType: 'T', feeTypeDesc: '', owner: 'O', ownerDesc: '', title: '', itemCode: '', amount: amount as Cents, postedAmount: posted as Cents | null, postedAt: null })
-  const spread = (lines: Array<Checkout['lines'][number]>, amount: number): Array<[number, number]> => spreadRefund({ lines }, cents(amount)).map(s => [s.line.lineNo, s.amount])
-  t.same(spread([line(1, 1000, 1000), line(2, 600, null)], 600), [[2, 600]])
-  t.same(spread([line(1, 1000, 700), line(2, 600, null)], 800), [[1, 300], [2, 500]])
-  t.same(spread([line(1, 500, 500), line(2, 300, 300)], 700), [[1, 500], [2, 200]], 'a double charge: line order')
-  t.same(spread([line(1, 500, 500)], 650), [[1, 650]], 'more than the lines: the rest on the last')
-  t.same(spread([line(1, 500, 500)], 0), [])
+  const refundOf = (id: number, tx: string, amount: number): RefundRecord => ({ id, checkoutId: 'c', tx, amount: cents(amount), reference: `R${id}`, note: '', by: 's', at: '' })
+  /** the checkout's own tx is 7; `collected` per tx as the provider reported it; `refunds` recorded for the checkout */
+  const spread = (lines: Array<Checkout['lines'][number]>, collected: Record<string, number>, refund: RefundRecord, refunds: RefundRecord[] = [refund]): Record<string, Array<[number, number]>> => {
+    const reports = Object.entries(collected).map(([tx, total], i) => ({ postbackId: i, tx, outcome: 'PAID' as const, items: [], total: total as Cents }))
+    const { booked, unbooked } = spreadRefund({ checkout: { tx: '7', lines } as Checkout, reports, refunds, refund })
+    return { booked: booked.map(s => [s.line.lineNo, s.amount]), unbooked: unbooked.map(s => [s.line.lineNo, s.amount]) }
+  }
+  t.same(spread([line(1, 1000, 1000), line(2, 600, null)], { 7: 1600 }, refundOf(1, '7', 600)), { booked: [], unbooked: [[2, 600]] }, 'the line Alma did not take')
+  t.same(spread([line(1, 1000, 700), line(2, 600, null)], { 7: 1600 }, refundOf(1, '7', 800)), { booked: [], unbooked: [[1, 300], [2, 500]] }, 'what each line left unposted, in line order')
+  t.same(spread([line(1, 1000, 1000), line(2, 600, 0)], { 7: 1600 }, refundOf(1, '7', 1000)), { booked: [[1, 400]], unbooked: [[2, 600]] }, 'then the posted money')
+  t.same(spread([line(1, 500, 500), line(2, 300, 300)], { 7: 800 }, refundOf(1, '7', 700)), { booked: [[1, 500], [2, 200]], unbooked: [] }, 'a refund of posted money: line order')
+  t.same(spread([line(1, 500, 500), line(2, 300, 300)], { 7: 800, 8: 800 }, refundOf(1, '8', 700)), { booked: [], unbooked: [[1, 500], [2, 200]] }, 'a double charge: never booked, however much was posted')
+  t.same(spread([line(1, 500, 500)], { 7: 500 }, refundOf(1, '9', 500)), { booked: [], unbooked: [[1, 500]] }, 'a tx the provider never reported for the checkout: not its posted one either')
+  t.same(spread([line(1, 500, 500)], { 7: 500, 8: 300 }, refundOf(1, '8', 500)), { booked: [], unbooked: [[1, 500]] }, 'more refunded of another tx than it reported: still none of it booked')
+  t.same(spread([line(1, 500, 500)], { 7: 650 }, refundOf(1, '7', 650)), { booked: [[1, 500]], unbooked: [[1, 150]] }, 'collected more than the lines: the rest on the last line')
+  t.same(spread([line(1, 500, null)], {}, refundOf(1, '7', 300)), { booked: [], unbooked: [[1, 300]] }, 'no report of the tx: the checkout\'s amounts were collected')
+  const lines = [line(1, 500, 500), line(2, 300, 0)]
+  const both = [refundOf(1, '7', 200), refundOf(2, '7', 200)]
+  t.same(spread(lines, { 7: 800 }, both[1], both), { booked: [[1, 100]], unbooked: [[2, 100]] }, 'an earlier refund took 200 of the 300 unposted: two refunds never return the same money')
+  t.same(spread(lines, { 7: 800 }, both[0], both), { booked: [], unbooked: [[2, 200]] }, 'a later refund changes nothing of an earlier one')
+  t.same(spread(lines, { 7: 800, 8: 800 }, both[1], [refundOf(0, '8', 800), ...both]), { booked: [[1, 100]], unbooked: [[2, 100]] }, 'a refund of another tx takes nothing of this one\'s room')
+  t.same(spread(lines, { 7: 800 }, refundOf(1, '7', 0)), { booked: [], unbooked: [] })
+  t.same(spread([], { 7: 800 }, refundOf(1, '7', 100)), { booked: [], unbooked: [] })
 })

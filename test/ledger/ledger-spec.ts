@@ -231,7 +231,7 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same(events?.slice(-3), ['refund.recorded', 'refund.recorded', 'double_charge.refunded'])
   })
 
-  t.test('refundsRecorded reads the refunds recorded in a time range with their checkout; paidBetween the checkouts paid in one', async t => {
+  t.test('refundsRecorded reads the refunds recorded in a time range with their checkout\'s money record; paidBetween the checkouts paid in one', async t => {
     const { ledger, at } = await setup(t)
     at('2026-03-02T10:00:00.000Z')
     await paidCheckout(ledger, 'c1', '7001', [500, 300])
@@ -247,6 +247,9 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same(await refunds('2026-03-02T00:00:00.000Z', '2026-03-03T00:00:00.000Z'), ['c1:R1:200:2', 'c1:R2:100:2'], 'oldest first, each with its checkout and lines')
     t.same(await refunds('2026-03-02T12:00:00.000Z', '2026-03-02T13:00:00.000Z'), ['c1:R1:200:2'], 'from is inclusive, to exclusive')
     t.same(await refunds('2026-03-02T13:00:00.001Z', '2026-03-03T00:00:00.000Z'), [])
+    const [first] = await ledger.refundsRecorded(new Date('2026-03-02T12:00:00.000Z'), new Date('2026-03-02T13:00:00.000Z'))
+    t.same([first.reports.map(r => [r.tx, r.total]), first.refunds.map(r => r.reference)], [[['7001', 800]], ['R1', 'R2']],
+      'with the money record of its checkout: what was collected under each tx, and every refund of the checkout (which money a refund returns)')
     const paidIn = async (from: string, to: string): Promise<string[]> => (await ledger.paidBetween(new Date(from), new Date(to))).map(c => `${c.id}:${c.state}`)
     t.same(await paidIn('2026-03-02T00:00:00.000Z', '2026-03-03T00:00:00.000Z'), ['c1:NEEDS_ATTENTION', 'c2:PAID'], 'whatever the state now, oldest first')
     t.same(await paidIn('2026-03-02T10:00:00.000Z', '2026-03-02T11:00:00.000Z'), ['c1:NEEDS_ATTENTION'], 'from is inclusive, to exclusive')

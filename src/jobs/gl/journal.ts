@@ -1,13 +1,15 @@
 // The day's journal: one credit line per fee line POSTED to Alma that day (revenue, by chartfield map), one debit
-// line per fee line share of each refund staff recorded that day (to the map's `refunds` chartfields, else back
-// against the fee's own revenue chartfields), and, per provider that took the money (CashNet, PayPal), one line
-// to that provider's clearing account that balances its part: a debit of what was posted less what was refunded
-// (what the provider's deposit should show), or a credit on a day that refunded more than it posted. One journal
-// per currency. Amounts are the cents Alma accepted (postedAmount); money a provider took but Alma did not accept
-// is no revenue. So the credit lines of fee lines are exactly the day's POSTED money (the staff report's column).
+// line per fee line share of the booked part of each refund recorded that day (to the map's `refunds` chartfields,
+// else back against the fee's own revenue chartfields), and, per provider that took the money (CashNet, PayPal),
+// one line to that provider's clearing account that balances its part: a debit of what was posted less what was
+// refunded of it, or a credit on a day that refunded more than it posted. One journal per currency. Amounts are
+// the cents Alma accepted (postedAmount); money a provider took but Alma did not accept is no revenue, and its
+// refund (a double charge, an unapplied amount: src/jobs/refund-lines.ts) is no journal line either, so clearing
+// holds exactly the money booked. The credit lines of fee lines are the day's POSTED money (the staff report's
+// column), the refund lines its REFUNDED money.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, type RefundRecord } from '../../ledger/types.ts'
+import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, type RecordedRefund } from '../../ledger/types.ts'
 import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { spreadRefund } from '../refund-lines.ts'
 import { chartfieldsFor, clearingFor, type GlMap } from './map.ts'
@@ -42,7 +44,7 @@ export interface Journal {
 }
 
 export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: number }>, map: GlMap, date: string,
-  refunds: Array<{ refund: RefundRecord, checkout: Checkout }> = []): Journal[] {
+  refunds: RecordedRefund[] = []): Journal[] {
   const byCurrency = new Map<string, JournalLine[]>()
   for (const { checkout, lineNo } of posted) {
     const line = checkout.lines.find(l => l.lineNo === lineNo)
@@ -68,10 +70,13 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
       provider: checkout.provider
     })
   }
-  for (const { refund, checkout } of refunds) {
+  for (const recorded of refunds) {
+    const { refund, checkout } = recorded
+    const shares = spreadRefund(recorded).booked
+    if (shares.length === 0) continue
     const lines = byCurrency.get(checkout.currency) ?? []
     byCurrency.set(checkout.currency, lines)
-    for (const share of spreadRefund(checkout, refund.amount)) {
+    for (const share of shares) {
       lines.push({
         lineNumber: 0,
         ...(map.refunds ?? chartfieldsFor(map, share.line.feeType, share.line.owner)),

@@ -12,7 +12,7 @@ import type {
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
-  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus
 } from '../types.ts'
 import { migrate, requireSchema } from './migrations.ts'
 import { PostgresPayLinks } from './pay-links.ts'
@@ -128,7 +128,7 @@ export class PostgresLedger implements Ledger {
   async checkoutsTouchedSince (since: Date): Promise<Checkout[]> { return await this.#queries.checkoutsTouchedSince(since) }
   async postbacksWithTx (tx: string): Promise<PostbackRecord[]> { return await this.#queries.postbacksWithTx(tx) }
   async postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>> { return await this.#queries.postedLines(from, to) }
-  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> { return await this.#queries.refundsRecorded(from, to) }
+  async refundsRecorded (from: Date, to: Date): Promise<RecordedRefund[]> { return await this.#queries.refundsRecorded(from, to) }
   async paidBetween (from: Date, to: Date): Promise<Checkout[]> { return await this.#queries.paidBetween(from, to) }
   async audit (checkoutId: string | null, event: string, detail: Record<string, unknown>): Promise<void> { await this.#store.audit(checkoutId, event, detail) }
 

@@ -3,11 +3,11 @@
 // (src/ledger/sqlite/queries.ts); `seq` plays SQLite's rowid as the tie-breaker. No writes here.
 
 import type { PageCursor } from '../ledger.ts'
-import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord, RefundRecord } from '../types.ts'
+import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, MoneyRecord, PostbackRecord, RecordedRefund } from '../types.ts'
 import { CHECKOUT_STATES, UNMATCHED_OUTCOMES } from '../types.ts'
 import { toAlmaCall, toEvent, toPostback, toRefund, toSummary } from '../sqlite/rows.ts'
 import type { Pool } from './pool.ts'
-import { getCheckout, refunds, reports } from './store.ts'
+import { getCheckout, moneyRecord, refunds, reports } from './store.ts'
 
 const UNMATCHED_IN = `(${UNMATCHED_OUTCOMES.map(o => `'${o}'`).join(', ')})`
 
@@ -131,19 +131,19 @@ export class PostgresQueries {
     return result
   }
 
-  /** Refunds recorded within [from, to), oldest first, each with its checkout. */
-  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> {
+  /** Refunds recorded within [from, to), oldest first, each with its checkout's money record. */
+  async refundsRecorded (from: Date, to: Date): Promise<RecordedRefund[]> {
     const rows = await this.#pool.query('SELECT * FROM refunds WHERE at >= $1 AND at < $2 ORDER BY at, id', [from.toISOString(), to.toISOString()])
-    const cache = new Map<string, Checkout>()
-    const result: Array<{ refund: RefundRecord, checkout: Checkout }> = []
+    const cache = new Map<string, MoneyRecord>()
+    const result: RecordedRefund[] = []
     for (const r of rows) {
       const refund = toRefund(r)
-      let checkout = cache.get(refund.checkoutId)
-      if (checkout === undefined) {
-        checkout = await getCheckout(this.#pool, refund.checkoutId) as Checkout
-        cache.set(refund.checkoutId, checkout)
+      let record = cache.get(refund.checkoutId)
+      if (record === undefined) {
+        record = await moneyRecord(this.#pool, refund.checkoutId) as MoneyRecord
+        cache.set(refund.checkoutId, record)
       }
-      result.push({ refund, checkout })
+      result.push({ ...record, refund })
     }
     return result
   }

@@ -18,7 +18,7 @@ import type {
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
-  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord, SessionRecord, SessionStatus
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus
 } from '../types.ts'
 import { BUSY_TIMEOUT_MS, Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -205,7 +205,7 @@ export class SqliteLedger implements Ledger {
     return this.#queries.postedLines(from, to)
   }
 
-  async refundsRecorded (from: Date, to: Date): Promise<Array<{ refund: RefundRecord, checkout: Checkout }>> {
+  async refundsRecorded (from: Date, to: Date): Promise<RecordedRefund[]> {
     return this.#queries.refundsRecorded(from, to)
   }
 

@@ -2,7 +2,7 @@
 // postbacks, and what reconciliation and the GL journal read. No writes here.
 
 import type { PageCursor } from '../ledger.ts'
-import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord, RefundRecord } from '../types.ts'
+import type { Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary, MoneyRecord, PostbackRecord, RecordedRefund } from '../types.ts'
 import { CHECKOUT_STATES, UNMATCHED_OUTCOMES } from '../types.ts'
 import type { Connection } from './connection.ts'
 import { type Row, toAlmaCall, toEvent, toPostback, toRefund, toSummary } from './rows.ts'
@@ -120,17 +120,17 @@ export class LedgerQueries {
     })
   }
 
-  refundsRecorded (from: Date, to: Date): Array<{ refund: RefundRecord, checkout: Checkout }> {
+  refundsRecorded (from: Date, to: Date): RecordedRefund[] {
     const rows = this.#c.sql('SELECT * FROM refunds WHERE at >= ? AND at < ? ORDER BY at, id').all(from.toISOString(), to.toISOString()) as Row[]
-    const cache = new Map<string, Checkout>()
+    const cache = new Map<string, MoneyRecord>()
     return rows.map(r => {
       const refund = toRefund(r)
-      let checkout = cache.get(refund.checkoutId)
-      if (checkout === undefined) {
-        checkout = this.#store.getCheckout(refund.checkoutId) as Checkout
-        cache.set(refund.checkoutId, checkout)
+      let record = cache.get(refund.checkoutId)
+      if (record === undefined) {
+        record = this.#store.moneyRecord(refund.checkoutId) as MoneyRecord
+        cache.set(refund.checkoutId, record)
       }
-      return { refund, checkout }
+      return { ...record, refund }
     })
   }
 
