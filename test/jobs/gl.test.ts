@@ -97,7 +97,7 @@ t.test('the CSV journal balances to the cent and equals the ledger\'s POSTED tot
   t.match(rows.find(r => r.ALMA_FEE_ID === '100001'), { ACCOUNT: '450110', DEPTID: 'LIBMAIN', FUND_CODE: '10000' }, 'fee type rule')
   t.match(rows.find(r => r.ALMA_FEE_ID === '500001'), { MONETARY_AMOUNT: '-3.33' }, 'what Alma accepted, not what was paid')
   t.same(rows.map(r => r.JOURNAL_LINE), rows.map((_r, i) => String(i + 1)))
-  t.match(run.stderr, 'debits 70.57 = credits 70.57')
+  t.match(run.stderr, '6 fee line(s), 0 refund line(s), 1 clearing line(s), debits 70.57 = credits 70.57', 'the summary counts each kind of line')
 })
 
 t.test('re-running a day gives the same bytes; no fee line is in two days\' journals', async t => {
