@@ -186,6 +186,29 @@ t.test('two senders on one store never send the same message twice', async t => 
   t.equal(smtp.mails.length, 6)
 })
 
+t.test('a slow mail server: a batch sends only while its claim outlasts a send; the rest go once, after the claim lapses', async t => {
+  const smtp = await mailServer(t)
+  await smtp.start()
+  const store = new MemoryOutbox()
+  const clock = { now: new Date('2026-03-02T15:00:00Z') }
+  store.enqueue([message('m1'), message('m2'), message('m3')], clock.now)
+  // each message takes the mail server 3 s (the clock moves on as it is marked sent); the claim is 10 s and a
+  // send may take 3 x 2 s of SMTP timeouts, so nothing may start later than 4 s into the batch
+  const slow: OutboxStore = {
+    claimDue: (now, limit, leaseUntil) => store.claimDue(now, limit, leaseUntil),
+    markSent: (id, at) => { store.markSent(id, at); later(clock, 3000) },
+    markFailed: (id, failure) => { store.markFailed(id, failure) }
+  }
+  const a = sender(t, slow, smtp.port, clock, { leaseMs: 10_000 })
+  const b = sender(t, store, smtp.port, clock, { leaseMs: 10_000 })
+  t.same(await a.runOnce(), { sent: 2, retrying: 0, gaveUp: 0 }, 'two sent at 0 s and 3 s; the third would start at 6 s')
+  t.match(a.lines.find(l => l.event === 'outbox.deferred'), { messages: 1 }, 'one line says one was left for the next pass')
+  t.same(await b.runOnce(), { sent: 0, retrying: 0, gaveUp: 0 }, 'another process finds it still claimed')
+  later(clock, 4000)
+  t.same(await b.runOnce(), { sent: 1, retrying: 0, gaveUp: 0 }, 'once the claim lapsed, the next pass sends it')
+  t.same(smtp.mails.map(m => m.to[0]), ['m1@example.edu', 'm2@example.edu', 'm3@example.edu'], 'each once')
+})
+
 t.test('a recipient the server refuses for good is given up at once; the others go', async t => {
   const smtp = await mailServer(t, { refuse: ['gone@example.edu'] })
   await smtp.start()

@@ -129,6 +129,13 @@ export function createOutboxSender (options: OutboxSenderOptions): OutboxSender 
     const messages = await store.claimDue(claimedAt, batchSize, new Date(claimedAt.getTime() + leaseMs))
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]
+      // The batch's claim must outlast the send: past its end another process may claim the rest and send them
+      // too. A send may take the three SMTP timeouts (connection, greeting, socket), so once less than that is
+      // left the rest wait for the claim to lapse and are sent by the next pass, here or elsewhere.
+      if (now().getTime() + 3 * timeout > claimedAt.getTime() + leaseMs) {
+        logger.info({ event: 'outbox.deferred', messages: messages.length - i }, `${messages.length - i} e-mail(s) left for the next pass: this batch's claim is running out (a slow mail server)`)
+        break
+      }
       try {
         await send(message)
       } catch (err) {
