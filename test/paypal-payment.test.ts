@@ -253,6 +253,27 @@ t.test('a refund at PayPal puts the checkout in front of staff with the refund r
   t.match(page.body, 'PayPal refunded 5.00')
 })
 
+t.test('a refund whose event carries neither custom_id nor invoice_id is found by the capture it refunds', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  const capture = stack.pp.captures[0].id
+  const delivery = await stack.pp.deliver('PAYMENT.CAPTURE.REFUNDED', {
+    id: '7PW53514VX8283521',
+    status: 'COMPLETED',
+    amount: { currency_code: 'USD', value: '2.00' },
+    links: [{ rel: 'up', method: 'GET', href: `${stack.pp.url}/v2/payments/captures/${capture}` }]
+  })
+  t.equal(delivery.status, 200)
+  const history = await stack.app.ledger.history(checkoutId)
+  t.same(history?.refunds.map(r => [r.reference, r.amount, r.tx]), [['7PW53514VX8283521', 200, capture]], 'recorded against the checkout the capture paid')
+  t.equal(history?.checkout.state, 'NEEDS_ATTENTION')
+  t.equal(history?.checkout.attentionKind, 'REFUNDED', 'and in front of staff')
+})
+
 t.test('bad inputs on the PayPal routes', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

@@ -192,7 +192,10 @@ export async function handleWebhookEvent (deps: PayPalDeps, event: PayPalWebhook
 
 async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): Promise<WebhookOutcome> {
   const { ledger, logger } = deps
-  const checkout = event.checkoutId === null ? undefined : await ledger.getCheckout(event.checkoutId)
+  // PayPal's refund carries our custom_id and invoice_id only when it copies them from the capture; without
+  // them the capture it refunds (its `up` link) was recorded against our checkout when it was taken
+  const checkoutId = event.checkoutId ?? (await ledger.postbacksWithTx(event.captureId)).find(p => p.checkoutId !== null)?.checkoutId ?? null
+  const checkout = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
   if (checkout === undefined) {
     logger.warn({ event: 'paypal.refund_orphan', tx: event.captureId, refund: event.refundId }, `PayPal refunded ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId} (refund ${event.refundId}) for no known checkout`)
     return { status: 200, what: 'no such checkout' }
