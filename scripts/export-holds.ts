@@ -78,5 +78,9 @@ await runCommand(spec, async (o) => {
   }, writeFilesAtomically, progress)
   progress.log(`${result.records} patrons read; ${result.held} hold(s) now; ${result.added} to assign, ${result.removed} to release, ` +
     `${result.unchanged} unchanged since ${result.previousDate ?? 'never (first run)'}; ${result.skipped} without ${o['id-type']}`)
+  if (result.kept > 0) {
+    progress.log(`${result.kept} hold(s) kept under the campus id of the previous run: the patron still owes but has no ${o['id-type']} in Alma today ` +
+      `(KEPT_EMPLID in ${result.files[2]}); fix the identifier in Alma`)
+  }
   for (const file of result.files) process.stdout.write(`${file}\n`)
 })

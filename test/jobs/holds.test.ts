@@ -260,3 +260,48 @@ t.test('a few records with neither a block nor a balance are read, and counted i
   t.match(run.stderr, '1 of 5 records (the first is record 5) have neither a block nor a balance above 0')
   t.same(ids(csvFile(join(dir, 'out', 'holds-add-2026-10-01.csv'))), ['900000001', '900000002', '900000003', '900000005'])
 })
+
+t.test('a held patron who loses the campus id but still owes keeps the hold until paid; the id coming back adds nothing', async t => {
+  const dir = tempDir(t)
+  const out = join(dir, 'out')
+  const snapshot = (date: string): string[] => csvFile(join(dir, 'state', `holds-snapshot-${date}.csv`)).map(r => `${r.EMPLID} ${r.ALMA_PRIMARY_ID}`)
+  // alice loses her campus id and pays on day 4; bob's comes back unchanged on day 4, dan's comes back corrected.
+  const days: Array<[string, ExportPatron[]]> = [
+    ['2026-10-01', [patron('alice', '900000001', '62.75'), patron('bob', '900000002', '0.00', [FINES_BLOCK]), patron('carol', '900000003', '2.50'), patron('dan', '900000004', '9.00')]],
+    ['2026-10-02', [patron('alice', undefined, '62.75'), patron('bob', undefined, '0.00', [FINES_BLOCK]), patron('carol', '900000003', '2.50'), patron('dan', undefined, '9.00')]],
+    ['2026-10-03', [patron('alice', undefined, '70.00'), patron('bob', undefined, '0.00', [FINES_BLOCK]), patron('carol', '900000003', '2.50'), patron('dan', undefined, '9.00')]],
+    ['2026-10-04', [patron('alice', undefined, '0.00'), patron('bob', '900000002', '0.00', [FINES_BLOCK]), patron('carol', '900000003', '2.50'), patron('dan', '900000044', '9.00')]]
+  ]
+  const runs: Array<Awaited<ReturnType<typeof runScript>>> = []
+  for (const [date, patrons] of days) {
+    await writeUsersExport(join(dir, `${date}.xml`), patrons)
+    const run = await holds(dir, date, join(dir, `${date}.xml`))
+    t.equal(run.code, 0, run.stderr)
+    runs.push(run)
+  }
+  t.same(snapshot('2026-10-01'), ['900000001 alice', '900000002 bob', '900000003 carol', '900000004 dan'])
+
+  for (const [i, date] of ['2026-10-02', '2026-10-03'].entries()) {
+    t.same(csvFile(join(out, `holds-remove-${date}.csv`)), [], `${date}: no hold released for a missing campus id`)
+    t.same(csvFile(join(out, `holds-add-${date}.csv`)), [], `${date}: nothing to assign`)
+    t.same(snapshot(date), ['900000001 alice', '900000002 bob', '900000003 carol', '900000004 dan'], `${date}: the kept holds stay in the snapshot`)
+    const skipped = csvFile(join(out, `holds-skipped-${date}.csv`))
+    t.same(skipped.map(r => [r.ALMA_PRIMARY_ID, r.WOULD_HOLD, r.KEPT_EMPLID]), [['alice', 'Y', '900000001'], ['bob', 'Y', '900000002'], ['dan', 'Y', '900000004']])
+    t.match(skipped[0].PROBLEM, /no UNIV_ID identifier in Alma; hold on 900000001 kept/)
+    t.match(runs[i + 1].stderr, '4 hold(s) now; 0 to assign, 0 to release, 4 unchanged')
+    t.match(runs[i + 1].stderr, '3 hold(s) kept under the campus id of the previous run')
+  }
+  t.match(csvFile(join(out, 'holds-skipped-2026-10-03.csv'))[0], { BALANCE: '70.00', HOLD_REASON: 'balance 70.00 USD' })
+  t.match(readFileSync(join(dir, 'state', 'holds-snapshot-2026-10-03.csv'), 'utf8'), '900000001,alice,70.00,USD,,Y', 'the snapshot carries what is owed today')
+
+  const add4 = csvFile(join(out, 'holds-add-2026-10-04.csv'))
+  const remove4 = csvFile(join(out, 'holds-remove-2026-10-04.csv'))
+  t.same(ids(add4), ['900000044'], 'bob back under the same id: no second hold; dan under a new id')
+  t.match(add4[0].COMM_COMMENTS, 'campus id changed from 900000004')
+  t.same(ids(remove4), ['900000001', '900000004'], 'alice paid (still without an id): released; dan\'s old id released')
+  t.match(remove4[0], { SRVC_IND_REFRNCE: 'alice', COMM_COMMENTS: 'Library hold released (was: balance 70.00 USD)' })
+  t.match(remove4[1].COMM_COMMENTS, 'campus id changed to 900000044')
+  t.same(csvFile(join(out, 'holds-skipped-2026-10-04.csv')).map(r => [r.ALMA_PRIMARY_ID, r.WOULD_HOLD, r.KEPT_EMPLID]), [['alice', 'N', '']])
+  t.same(snapshot('2026-10-04'), ['900000002 bob', '900000003 carol', '900000044 dan'])
+  t.notMatch(runs[3].stderr, 'kept')
+})

@@ -8,7 +8,7 @@ import { type Progress, SILENT } from '../progress.ts'
 import type { WriteFiles } from '../output.ts'
 import { type HoldCodes, type HoldRow, holdRows } from './columns.ts'
 import { readFinesCsv } from './fines-csv.ts'
-import { assess, describe, type HoldRules } from './rules.ts'
+import { assess, describe, type HoldRules, type Verdict } from './rules.ts'
 import { type Hold, previousSnapshot, readSnapshot, snapshotName, snapshotRows } from './snapshot.ts'
 import type { PatronRecord } from './users-export.ts'
 import { readUsersExport } from './users-export.ts'
@@ -38,16 +38,21 @@ export interface HoldsResult {
   removed: number
   unchanged: number
   skipped: number
+  /** holds of patrons without a campus id today, kept under the previous run's campus id */
+  kept: number
   previousDate: string | null
   files: string[]
 }
 
 interface Skipped {
   patron: PatronRecord
+  verdict: Verdict | null
   reason: string
+  /** the previous run's hold on this patron, kept because they would still be held */
+  kept?: Hold
 }
 
-const SKIPPED_HEADER = ['RECORD', 'ALMA_PRIMARY_ID', 'NAME', 'BALANCE', 'CURRENCY', 'WOULD_HOLD', 'HOLD_REASON', 'PROBLEM']
+const SKIPPED_HEADER = ['RECORD', 'ALMA_PRIMARY_ID', 'NAME', 'BALANCE', 'CURRENCY', 'WOULD_HOLD', 'HOLD_REASON', 'PROBLEM', 'KEPT_EMPLID']
 
 /**
  * A copy of a short string that shares no memory with the parser's input: V8 may keep a long identifier as a
@@ -70,10 +75,15 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
   const previous = await previousSnapshot(options.stateDir, date)
   const current = new Map<string, Hold>()
   const skipped: Skipped[] = []
+  // Patrons who would be held but have no campus id today, by primary id: their hold from the previous run is
+  // kept (a missing identifier in Alma must not release a hold in PeopleSoft while the patron still owes).
+  const unnamed = new Map<string, Skipped>()
   const onPatron = (patron: PatronRecord): void => {
     const verdict = assess(patron, options.rules)
     if (patron.campusId === '') {
-      skipped.push({ patron, reason: verdict === null ? '' : describe(verdict, patron.balance ?? 0 as Cents, patron.currency) })
+      const entry: Skipped = { patron, verdict, reason: verdict === null ? '' : describe(verdict, patron.balance ?? 0 as Cents, patron.currency) }
+      skipped.push(entry)
+      if (verdict !== null && patron.primaryId !== '' && !unnamed.has(patron.primaryId)) unnamed.set(patron.primaryId, entry)
       return
     }
     if (verdict === null) return
@@ -93,15 +103,28 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
   const records = options.source.kind === 'users'
     ? await readUsersExport(options.source.path, options.idType, onPatron, progress, { recordElement: options.recordElement })
     : await readFinesCsv(options.source.path, onPatron, progress)
-  // The previous holds are streamed past today's, never loaded whole: only the releases are kept.
+  // The previous holds are streamed past today's, never loaded whole: only the releases (and the kept holds) stay.
   const held = new Set<Hold>()
   const removes: HoldRow[] = []
+  const kept: Hold[] = []
   const heldBefore = previous === undefined
     ? 0
     : await readSnapshot(previous.path, hold => {
       const now = current.get(hold.emplid)
-      if (now === undefined) removes.push({ action: 'RELEASE', hold })
-      else held.add(now)
+      if (now !== undefined) {
+        held.add(now)
+        return
+      }
+      const entry = unnamedOwner(unnamed, hold.primaryId)
+      if (entry === undefined || entry.verdict === null) {
+        removes.push({ action: 'RELEASE', hold })
+        return
+      }
+      // Kept under the old campus id with today's primary id, balance and reason: the next run finds it again by
+      // primary id, releases it once the patron owes nothing, and treats a new campus id as a changed one.
+      const { patron, verdict } = entry
+      entry.kept = { emplid: hold.emplid, primaryId: own(patron.primaryId), amount: patron.balance ?? 0 as Cents, currency: intern(patron.currency || options.defaultCurrency), blocks: intern(verdict.blocks), overThreshold: verdict.overThreshold }
+      kept.push(entry.kept)
     }, intern)
   const adds: HoldRow[] = []
   for (const hold of current.values()) if (!held.has(hold)) adds.push({ action: 'ASSIGN', hold })
@@ -127,27 +150,46 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
   await write([
     { path: files[0], csv: holdRows(options.columns, adds, options.codes) },
     { path: files[1], csv: holdRows(options.columns, removes, options.codes) },
-    { path: files[2], csv: skippedRows(skipped, options.idType) }
+    { path: files[2], csv: skippedRows(skipped, options.idType, previous?.date ?? '') }
   ])
   // Only now, with both files in place, does the snapshot advance.
-  const sorted = [...current.values()].sort((a, b) => a.emplid < b.emplid ? -1 : a.emplid > b.emplid ? 1 : 0)
+  const sorted = [...current.values(), ...kept].sort((a, b) => a.emplid < b.emplid ? -1 : a.emplid > b.emplid ? 1 : 0)
   await write([{ path: join(options.stateDir, snapshotName(date)), csv: snapshotRows(sorted) }])
   return {
     records,
-    held: current.size,
+    held: current.size + kept.length,
     added: adds.length,
     removed: removes.length,
-    unchanged: current.size - adds.length,
+    unchanged: current.size + kept.length - adds.length,
     skipped: skipped.length,
+    kept: kept.length,
     previousDate: previous?.date ?? null,
     files
   }
 }
 
-function * skippedRows (skipped: Skipped[], idType: string): Iterable<string[]> {
+/**
+ * The patron without a campus id today whom a previous hold belongs to: matched on the primary id, or on one of
+ * the primary ids of a combined hold ("a+b", two Alma accounts with one campus id).
+ */
+function unnamedOwner (unnamed: Map<string, Skipped>, primaryId: string): Skipped | undefined {
+  if (unnamed.size === 0) return undefined
+  const whole = unnamed.get(primaryId)
+  if (whole !== undefined || !primaryId.includes('+')) return whole
+  for (const part of primaryId.split('+')) {
+    const entry = unnamed.get(part)
+    if (entry !== undefined) return entry
+  }
+  return undefined
+}
+
+function * skippedRows (skipped: Skipped[], idType: string, previousDate: string): Iterable<string[]> {
   yield SKIPPED_HEADER
-  for (const { patron, reason } of skipped) {
+  for (const { patron, reason, kept } of skipped) {
+    const problem = kept === undefined
+      ? `no ${idType} identifier in Alma`
+      : `no ${idType} identifier in Alma; hold on ${kept.emplid} kept from the ${previousDate} run (the patron still owes); fix the identifier in Alma`
     yield [String(patron.record), patron.primaryId, patron.name, patron.balance === null ? '' : formatDecimal(patron.balance), patron.currency,
-      reason !== '' ? 'Y' : 'N', reason, `no ${idType} identifier in Alma`]
+      reason !== '' ? 'Y' : 'N', reason, problem, kept?.emplid ?? '']
   }
 }
