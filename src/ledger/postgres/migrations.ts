@@ -186,7 +186,7 @@ export const MIGRATIONS: string[] = [
      shared_until_ms BIGINT NOT NULL DEFAULT 0
    );
    INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_call_slots GROUP BY key;`,
-  // SQLite's migration 12: a refund reference is recorded once per checkout and tx; repeats recorded before are
+  // SQLite's migration 11: a refund reference is recorded once per checkout and tx; repeats recorded before are
   // kept, marked with the refund they repeat, outside the unique index.
   `ALTER TABLE refunds ADD COLUMN repeat_of BIGINT;
    UPDATE refunds SET repeat_of = (
