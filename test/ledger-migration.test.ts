@@ -84,3 +84,31 @@ t.test('the provider migration (issue 17): checkouts recorded before providers e
   const created = await ledger.createCheckout({ id: 'new', userId: 'u', primaryId: 'u', patronName: 'U', email: '', provider: 'paypal', currency: 'USD', lines: [{ lineNo: 1, feeId: 'f', feeType: 'T', feeTypeDesc: 'T', owner: 'M', ownerDesc: 'M', title: '', itemCode: 'LIB-FINE', amount: 500 as never }] })
   t.equal(created.provider, 'paypal')
 })
+
+t.test('the refund reference migration: repeats recorded before it are kept as booked; from then on a reference is recorded once', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'old.sqlite')
+  const db = new Database(path)
+  const before = MIGRATIONS.findIndex(m => typeof m === 'string' && m.includes('refunds_reference'))
+  t.ok(before > 0, 'the migration is found')
+  for (const m of MIGRATIONS.slice(0, before)) {
+    if (typeof m === 'string') db.exec(m)
+    else m(db)
+  }
+  db.pragma(`user_version = ${before}`)
+  db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at, tx, attention_kind)
+    VALUES ('c1', 'u', 'u', 'U', '', 'NEEDS_ATTENTION', 6275, 'USD', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '7001', 'UNAPPLIED')`).run()
+  const refund = db.prepare('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at) VALUES (\'c1\', \'7001\', ?, ?, \'n\', \'staff\', \'2026-01-02T00:00:00Z\')')
+  refund.run(3000, 'RF-1')
+  refund.run(3000, 'RF-1')
+  refund.run(275, 'RF-2')
+  db.close()
+
+  const ledger = new SqliteLedger({ path })
+  t.teardown(async () => { await ledger.close() })
+  t.same((await ledger.moneyRecord('c1'))?.refunds.map(r => [r.reference, r.amount]), [['RF-1', 3000], ['RF-1', 3000], ['RF-2', 275]], 'the ledger opens with every refund it had')
+  const again = await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: 3000 as never, reference: 'RF-1', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'none' })
+  t.match(again, { recorded: false, reason: /RF-1 is already recorded/ }, 'a reference recorded before is not recorded again')
+  t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: 100 as never, reference: 'RF-3', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'none' })).recorded, 'a new one is')
+})

@@ -274,6 +274,27 @@ t.test('a refund whose event carries neither custom_id nor invoice_id is found b
   t.equal(history?.checkout.attentionKind, 'REFUNDED', 'and in front of staff')
 })
 
+t.test('a refund PayPal reported is not recorded again by staff under its refund id', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  const capture = stack.pp.captures[0].id
+  const refunded = await stack.pp.refund(capture, 200)
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'NEEDS_ATTENTION', 'the webhook recorded the refund')
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const byHand = await staff.post(`/admin/payments/${checkoutId}/refund`, [...form.fields.filter(([k]) => k !== 'tx'), ['tx', capture], ['amount', '2.00'], ['reference', refunded.id], ['note', 'refunded in PayPal']])
+  t.equal(byHand.status, 409, 'the same refund entered by hand is refused')
+  t.match(byHand.body, 'already recorded')
+  const record = await stack.app.ledger.moneyRecord(checkoutId)
+  t.same(record?.refunds.map(r => [r.amount, r.reference, r.by]), [[200, refunded.id, 'paypal']], 'one refund recorded, the webhook\'s')
+  t.notOk((await stack.app.ledger.history(checkoutId))?.events.some(e => e.event === 'attention.resolved'), 'and the payment is not settled by it')
+})
+
 t.test('bad inputs on the PayPal routes', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

@@ -393,6 +393,42 @@ t.test('item 2: a double charge stays counted until its refund is recorded, then
   assertWithinCashnet(t, stack, reported, 'at the end')
 })
 
+t.test('a refund is recorded once: the same form sent twice, or its reference again with another amount, is refused and changes nothing', async t => {
+  const stack = await build(t)
+  const reported: Reported = new Map()
+  const { id } = await paidThroughCashnet(stack, reported, 'alice')
+  await reaches(stack, id, 'POSTED')
+  const second = String(txCounter++)
+  await cashnetReports(stack, reported, id, second, ['5.00', '45.50', '12.25'])
+  const staff = new Browser(stack).login('staff')
+  const form = actionForm((await staff.get(`/admin/payments/${id}`)).body, 'refund')
+  const refund = async (amount: string, reference: string): Promise<Answer> =>
+    await staff.post(`/admin/payments/${id}/refund`, [...form.fields, ['amount', amount], ['reference', reference], ['note', 'refunded in CashNet']])
+
+  t.equal((await refund('30.00', 'RF-200')).status, 303, 'the refund of 30.00 made in CashNet is recorded')
+  const again = await refund('30.00', 'RF-200')
+  t.equal(again.status, 409, 'the same form sent again (a double click, a resend) is refused')
+  t.match(again.body, 'already recorded', 'calmly: it is already recorded')
+  t.match(again.body, 'nothing more was recorded')
+  const otherAmount = await refund('25.00', 'RF-200')
+  t.equal(otherAmount.status, 409, 'the same reference with another amount is refused')
+  t.match(otherAmount.body, /RF-200 is already recorded for 30\.00, not 25\.00/, 'and says so')
+  const record = await stack.app.ledger.moneyRecord(id)
+  t.same(record?.refunds.map(r => [r.tx, r.amount, r.reference]), [[second, 3000, 'RF-200']], 'one refund recorded')
+  t.ok(stack.logLines().some(l => l.event === 'admin.action_refused' && l.checkout === id && /already recorded/.test(String(l.reason))), 'the repeat is logged as refused')
+
+  // what staff then record as "the rest" does not close a double charge of which 30.00 is still owed to the patron
+  t.equal((await refund('2.75', 'RF-201')).status, 303)
+  const after = await state(stack, id)
+  t.equal(after.state, 'NEEDS_ATTENTION', 'the double charge stays open: 32.75 of 62.75 refunded')
+  t.equal(after.attentionKind, 'DOUBLE_CHARGE')
+  t.equal(after.resolvedAt, null, 'not settled')
+  const { reconcile } = await import('../src/jobs/reconcile.ts')
+  const report = await reconcile({ ledger: stack.app.ledger, alma: stack.app.alma, since: new Date(Date.now() - 3600_000) })
+  t.ok(report.findings.some(f => f.kind === 'double-charge' && f.tx === second), 'reconciliation still reports the double charge')
+  assertWithinCashnet(t, stack, reported, 'at the end')
+})
+
 t.test('item 3: a tx already recorded for one checkout is not accepted for another', async t => {
   const stack = await build(t)
   const reported: Reported = new Map()

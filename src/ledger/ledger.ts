@@ -36,6 +36,11 @@ export interface RefundRules {
   effect (record: MoneyRecord): 'restore' | 'settle' | 'none'
 }
 
+/** Why the ledger refuses a refund whose reference is already recorded for its checkout and tx. */
+export function referenceRecorded (refund: Pick<RefundRequest, 'tx' | 'reference'>): string {
+  return `Refund reference ${refund.reference} is already recorded for tx ${refund.tx} of this payment: nothing more was recorded.`
+}
+
 export type RefundResult =
   | { recorded: true, id: number, effect: 'restore' | 'settle' | 'none', checkout: Checkout }
   | { recorded: false, reason: string }

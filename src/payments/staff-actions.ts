@@ -167,8 +167,33 @@ function refundVerdict (record: MoneyRecord): Verdict {
   return OK
 }
 
-/** Checks one refund staff submitted: the tx must be refundable and the amount at most what is left of it. */
-export function whyRefundRefused (record: MoneyRecord, tx: string, amount: Cents): string | null {
+/**
+ * A refund reference names one refund at its provider (CashNet's refund reference, PayPal's refund id), so it is
+ * recorded once per tx of a checkout. This answers a refund submitted again under a reference already recorded:
+ * `repeat` when it is the same refund (same amount: a double click, a resent form, a refund PayPal reported
+ * already), otherwise a refusal that says which amount the reference was recorded with; null for a new reference.
+ */
+export function refundAlreadyRecorded (record: MoneyRecord, tx: string, reference: string, amount: Cents | null): { repeat: boolean, reason: string } | null {
+  const earlier = record.refunds.find(r => r.tx === tx && r.reference === reference)
+  if (earlier === undefined) return null
+  const who = earlier.by === 'paypal' ? 'from PayPal’s report' : `by ${earlier.by}`
+  if (amount === earlier.amount) {
+    return { repeat: true, reason: `The refund of ${formatDecimal(earlier.amount)} of tx ${tx} with reference ${reference} is already recorded (${who}): nothing more was recorded.` }
+  }
+  return {
+    repeat: false,
+    reason: `Refund reference ${reference} is already recorded for ${formatDecimal(earlier.amount)}, not ${amount === null ? 'another amount' : formatDecimal(amount)} (${who}): ` +
+      'a reference names one refund. Nothing was recorded; if another refund was made, record it with its own reference.'
+  }
+}
+
+/**
+ * Checks one refund staff submitted: its reference must not be recorded already for the tx, the tx must be
+ * refundable and the amount at most what is left of it.
+ */
+export function whyRefundRefused (record: MoneyRecord, tx: string, amount: Cents, reference: string): string | null {
+  const recorded = refundAlreadyRecorded(record, tx, reference, amount)
+  if (recorded !== null) return recorded.reason
   const general = refundVerdict(record)
   if (!general.allowed) return general.reason
   const target = refundable(record).find(r => r.tx === tx)

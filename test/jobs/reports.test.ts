@@ -67,7 +67,7 @@ async function fillLedger (path: string): Promise<void> {
   const refund = async (at: string, amount: number, reference: string): Promise<Awaited<ReturnType<SqliteLedger['recordRefund']>>> => {
     clock = new Date(at)
     return await ledger.recordRefund({ checkoutId: frank, tx: '7005', amount: cents(amount), reference, note: 'line 2 refunded in CashNet', by: 'staff' },
-      { refuse: (record) => whyRefundRefused(record, '7005', cents(amount)), effect: refundEffect })
+      { refuse: (record) => whyRefundRefused(record, '7005', cents(amount), reference), effect: refundEffect })
   }
   const first = await refund('2026-10-06T19:00:00Z', 200, 'R-1')
   if (!first.recorded || first.effect !== 'none') throw new Error('the first part of the refund should be recorded and leave the case open')
@@ -153,14 +153,14 @@ t.test('a refund larger than what is left of the collected money is refused by t
   await ledger.recordPostback({ checkoutId: 'c1', peer: 'p', result: '0', tx: '9', rawBody: '', items: [{ itemCode: 'LIB-FINE', amount: cents(500), qty: 1 }] },
     () => ({ outcome: 'PAID', reason: 'ok', to: 'PAID', payment: { tx: '9', batchno: 'B', effdate: '2026-10-05', pmtcode: 'V' } }))
   await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
-  const rules = (amount: number): Parameters<SqliteLedger['recordRefund']>[1] => ({ refuse: (r) => whyRefundRefused(r, '9', cents(amount)), effect: refundEffect })
-  const too = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(501), reference: 'R', note: 'n', by: 's' }, rules(501))
+  const rules = (amount: number, reference: string): Parameters<SqliteLedger['recordRefund']>[1] => ({ refuse: (r) => whyRefundRefused(r, '9', cents(amount), reference), effect: refundEffect })
+  const too = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(501), reference: 'R', note: 'n', by: 's' }, rules(501, 'R'))
   t.equal(too.recorded, false)
   t.match(!too.recorded && too.reason, 'more than is left of tx 9')
-  t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(300), reference: 'R1', note: 'n', by: 's' }, rules(300))).recorded, 'a part refund')
-  const over = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(201), reference: 'R2', note: 'n', by: 's' }, rules(201))
+  t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(300), reference: 'R1', note: 'n', by: 's' }, rules(300, 'R1'))).recorded, 'a part refund')
+  const over = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(201), reference: 'R2', note: 'n', by: 's' }, rules(201, 'R2'))
   t.equal(over.recorded, false, 'parts add up: 300 + 201 is more than the 500 collected')
-  const rest = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(200), reference: 'R3', note: 'n', by: 's' }, rules(200))
+  const rest = await ledger.recordRefund({ checkoutId: 'c1', tx: '9', amount: cents(200), reference: 'R3', note: 'n', by: 's' }, rules(200, 'R3'))
   t.equal(rest.recorded && rest.effect, 'settle', 'the rest settles the case')
   t.same((await ledger.moneyRecord('c1'))?.refunds.map(r => r.amount), [300, 200])
 

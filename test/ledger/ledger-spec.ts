@@ -285,6 +285,24 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.equal(checkout.resolvedAt, START)
   })
 
+  t.test('a refund reference is recorded once per checkout and tx, even by two ledgers at once whose rule lets both through', async t => {
+    const now = (): Date => new Date(START)
+    const first = await makeLedger({ now })
+    const second = await makeLedger({ now, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    await paidCheckout(first, 'c1', '7001', [5000])
+    await first.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'UNAPPLIED' })
+    const lenient = { refuse: () => null, effect: () => 'none' as const }
+    const refund = (amount: number, reference = 'RF-1', tx = '7001'): Parameters<Ledger['recordRefund']>[0] => ({ checkoutId: 'c1', tx, amount: cents(amount), reference, note: 'n', by: 'staff' })
+    const results = await Promise.all([first.recordRefund(refund(3000), lenient), second.recordRefund(refund(3000), lenient)])
+    t.equal(results.filter(r => r.recorded).length, 1, 'one wins')
+    t.match(results.find(r => !r.recorded), { recorded: false, reason: /RF-1 is already recorded/ }, 'the other is refused as already recorded')
+    t.same((await first.moneyRecord('c1'))?.refunds.map(r => [r.tx, r.amount, r.reference]), [['7001', 3000, 'RF-1']], 'one refund recorded')
+    t.match(await second.recordRefund(refund(2500), lenient), { recorded: false, reason: /already recorded/ }, 'the same reference with another amount too')
+    t.ok((await first.recordRefund(refund(100, 'RF-2'), lenient)).recorded, 'another reference is another refund')
+    t.same((await first.history('c1'))?.events.filter(e => e.event === 'refund.recorded').length, 2, 'an audit event for each refund recorded, none for the refused')
+  })
+
   t.test('a rule that throws records nothing', async t => {
     const { ledger } = await setup(t)
     await ledger.createCheckout(newCheckout('c1', [500]))

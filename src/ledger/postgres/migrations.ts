@@ -185,7 +185,14 @@ export const MIGRATIONS: string[] = [
      last_holder TEXT,
      shared_until_ms BIGINT NOT NULL DEFAULT 0
    );
-   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_call_slots GROUP BY key;`
+   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_call_slots GROUP BY key;`,
+  // SQLite's migration 11: a refund reference is recorded once per checkout and tx; repeats recorded before are
+  // kept, marked with the refund they repeat, outside the unique index.
+  `ALTER TABLE refunds ADD COLUMN repeat_of BIGINT;
+   UPDATE refunds SET repeat_of = (
+       SELECT MIN(e.id) FROM refunds e
+       WHERE e.checkout_id = refunds.checkout_id AND e.tx = refunds.tx AND e.reference = refunds.reference AND e.id < refunds.id);
+   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`
 ]
 
 /** The schema version this code expects (the number of migrations). */

@@ -7,6 +7,7 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
+import { referenceRecorded } from '../ledger.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
@@ -272,8 +273,10 @@ export class PostgresStore {
       if (before === undefined) return { recorded: false, reason: 'no such checkout' }
       const refused = rules.refuse(before)
       if (refused !== null) return { recorded: false, reason: refused }
-      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id',
+      // the unique index on (checkout, tx, reference) has the last word, whatever the rule let through
+      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id',
         [refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, this.#iso()])
+      if (rows.length === 0) return { recorded: false, reason: referenceRecorded(refund) }
       const id = rows[0].id as number
       await this.#event(q, refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
       const after = await moneyRecord(q, refund.checkoutId) as MoneyRecord

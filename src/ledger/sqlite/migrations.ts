@@ -240,7 +240,16 @@ export const MIGRATIONS: Migration[] = [
      last_holder TEXT,
      shared_until_ms INTEGER NOT NULL DEFAULT 0
    );
-   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_reservations GROUP BY key;`
+   INSERT INTO alma_budget (key, in_window) SELECT key, COUNT(*) FROM alma_reservations GROUP BY key;`,
+  // A refund reference names one refund at its provider: the same reference for the same checkout and tx is
+  // recorded once, whoever records it (staff twice, staff after PayPal's webhook, two requests at once). Repeats
+  // recorded before this are kept as they were booked (a past day's journal stays the same) and marked with the
+  // refund they repeat, so that only they are outside the unique index.
+  `ALTER TABLE refunds ADD COLUMN repeat_of INTEGER;
+   UPDATE refunds SET repeat_of = (
+       SELECT MIN(e.id) FROM refunds e
+       WHERE e.checkout_id = refunds.checkout_id AND e.tx = refunds.tx AND e.reference = refunds.reference AND e.id < refunds.id);
+   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

@@ -5,6 +5,7 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
+import { referenceRecorded } from '../ledger.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
   TransitionRequest
@@ -247,8 +248,11 @@ export class CheckoutStore {
       const refused = rules.refuse(before)
       if (refused !== null) return { recorded: false, reason: refused }
       const now = c.iso()
-      const id = Number(c.sql('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, now).lastInsertRowid)
+      // the unique index on (checkout, tx, reference) has the last word, whatever the rule let through
+      const inserted = c.sql('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, now)
+      if (inserted.changes === 0) return { recorded: false, reason: referenceRecorded(refund) }
+      const id = Number(inserted.lastInsertRowid)
       c.event(refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
       const after = this.moneyRecord(refund.checkoutId) as MoneyRecord
       const effect = rules.effect(after)

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { PageCursor } from '../../ledger/ledger.ts'
 import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
-import { type StaffAction, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
 import { messagePage } from '../views/message.ts'
@@ -136,11 +136,11 @@ const admin: FastifyPluginAsync = async (fastify) => {
   }
 
   /** A refused staff action: 409 with the rule's reason, one log line, nothing changed. */
-  const refuse = (request: FastifyRequest, reply: FastifyReply, action: StaffAction, target: { id: string, by: string, record: MoneyRecord }, reason: string): FastifyReply => {
+  const refuse = (request: FastifyRequest, reply: FastifyReply, action: StaffAction, target: { id: string, by: string, record: MoneyRecord }, reason: string, title = TITLES[action]): FastifyReply => {
     const { checkout } = target.record
     request.log.info({ event: 'admin.action_refused', action, checkout: target.id, state: checkout.state, kind: checkout.attentionKind, by: target.by, reason },
       `${target.by} asked to ${action} ${target.id} (${checkout.state}${checkout.attentionKind !== null && checkout.state === 'NEEDS_ATTENTION' ? ` ${checkout.attentionKind}` : ''}), refused: ${reason}`)
-    return html(reply).code(409).send(messagePage(config, { title: TITLES[action], heading: TITLES[action], message: reason, root: ACTION_ROOT }))
+    return html(reply).code(409).send(messagePage(config, { title, heading: title, message: reason, root: ACTION_ROOT }))
   }
 
   // Retry posting, or post only what CashNet confirmed: the rule decides which (if either); both requeue the
@@ -176,8 +176,6 @@ const admin: FastifyPluginAsync = async (fastify) => {
     const target = await actionTarget(request, reply)
     if (!('record' in target)) return target
     const { id, by, record } = target
-    const general = verdict(record, 'refund')
-    if (!general.allowed) return refuse(request, reply, 'refund', target, general.reason)
     // one line each, spaces collapsed; one character over the limit is kept so that the check below sees it
     const line = (value: string | undefined, max: number): string => (value ?? '').trim().replace(/\s+/g, ' ').slice(0, max + 1)
     const tx = line(request.body.tx, 64)
@@ -190,16 +188,27 @@ const admin: FastifyPluginAsync = async (fastify) => {
       if (!(error instanceof InvalidAmount)) throw error
       amount = null
     }
+    // First, whether this refund is already recorded (the same form sent twice, a refund PayPal reported): the
+    // first one may have closed the case, and the answer is then "already recorded", not "nothing to refund".
+    const recorded = reference === '' ? null : refundAlreadyRecorded(record, tx, reference, amount)
+    if (recorded !== null) return refuse(request, reply, 'refund', target, recorded.reason, recorded.repeat ? 'This refund is already recorded' : undefined)
+    const general = verdict(record, 'refund')
+    if (!general.allowed) return refuse(request, reply, 'refund', target, general.reason)
     if (amount === null || tx === '' || reference === '' || reference.length > 100 || note === '' || note.length > 500) {
       return badInputPage(config, reply, REFUND_BAD_INPUT)
     }
-    const refused = whyRefundRefused(record, tx, amount)
+    const refused = whyRefundRefused(record, tx, amount, reference)
     if (refused !== null) return refuse(request, reply, 'refund', target, refused)
     const result = await ledger.recordRefund({ checkoutId: id, tx, amount, reference, note, by }, {
-      refuse: (current) => whyRefundRefused(current, tx, amount),
+      refuse: (current) => whyRefundRefused(current, tx, amount, reference),
       effect: refundEffect
     })
-    if (!result.recorded) return refuse(request, reply, 'refund', target, result.reason)
+    if (!result.recorded) {
+      // a submission that lost the race to the same refund (the other request recorded it meanwhile) is answered as the repeat it is
+      const now = await ledger.moneyRecord(id)
+      const lost = now === undefined ? null : refundAlreadyRecorded(now, tx, reference, amount)
+      return refuse(request, reply, 'refund', target, lost?.reason ?? result.reason, lost?.repeat === true ? 'This refund is already recorded' : undefined)
+    }
     request.log.info({ event: 'admin.refund_recorded', checkout: id, tx, amount, reference, by, effect: result.effect, state: result.checkout.state },
       `${by} recorded a refund of tx ${tx} for ${id}${result.effect === 'restore' ? `; the double charge is closed, back to ${result.checkout.state}` : result.effect === 'settle' ? '; the payment is settled' : ''}`)
     if (result.checkout.state === 'PAID') worker.schedule(id)
