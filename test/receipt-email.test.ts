@@ -52,6 +52,10 @@ t.test('a recorded payment: one receipt to the patron and one copy to the librar
   t.not((await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`))?.sentAt, null, 'the outbox row is marked sent')
   const metrics = await send(`${stack.serviceUrl}/metrics`, { from: '127.0.0.5' })
   t.match(metrics.body, /^almacashnet_receipts_total\{outcome="sent"\} 2$/m, 'the receipts counter counts both e-mails (issue 19)')
+  const page = await new Browser(stack).login('alice').get(`/cashnet/return?ref=${id}`)
+  t.match(page.body, /<dt>Amount<\/dt><dd class="amount-fact">\$50\.50<\/dd>/, 'the receipt page of a normal payment: its amount, as always')
+  t.match(page.body, 'Fees paid')
+  t.notMatch(page.body, 'Amount due')
 })
 
 t.test('a payment that needs staff gets the honest variant, not a receipt that says it is recorded', async t => {
