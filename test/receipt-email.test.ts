@@ -52,6 +52,10 @@ t.test('a recorded payment: one receipt to the patron and one copy to the librar
   t.not((await stack.app.ledger.outboxMessage(`receipt-${id}-recorded-patron`))?.sentAt, null, 'the outbox row is marked sent')
   const metrics = await send(`${stack.serviceUrl}/metrics`, { from: '127.0.0.5' })
   t.match(metrics.body, /^almacashnet_receipts_total\{outcome="sent"\} 2$/m, 'the receipts counter counts both e-mails (issue 19)')
+  const page = await new Browser(stack).login('alice').get(`/cashnet/return?ref=${id}`)
+  t.match(page.body, /<dt>Amount<\/dt><dd class="amount-fact">\$50\.50<\/dd>/, 'the receipt page of a normal payment: its amount, as always')
+  t.match(page.body, 'Fees paid')
+  t.notMatch(page.body, 'Amount due')
 })
 
 t.test('a payment that needs staff gets the honest variant, not a receipt that says it is recorded', async t => {
@@ -73,15 +77,67 @@ t.test('a payment that needs staff gets the honest variant, not a receipt that s
   t.ok(await stack.app.ledger.outboxMessage(`receipt-${id}-staff-patron`))
 })
 
-t.test('a postback that does not match hands the payment to staff: the patron hears so by e-mail too', async t => {
+t.test('a postback that does not match hands the payment to staff: the e-mail states what CashNet collected, not the checkout', async t => {
   const smtp = await mailServer(t)
   await smtp.start()
-  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV }, app: FAST })
-  stack.cashnet.behaviour.tamperAmount1Cents = -100
-  const id = await pay(stack, ['100001'])
+  const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, LIBRARY_RECEIPT_COPY_TO: 'circ-desk@library.example.edu' }, app: FAST })
+  // the patron edits CashNet's amount1 from 5.00 to 1.00: CashNet takes $1.00 for a $5.00 checkout
+  stack.cashnet.behaviour.tamperAmount1Cents = -400
+  const alice = new Browser(stack).login('alice')
+  const { fields, action } = await alice.checkout(['100001'])
+  await alice.payOnCashnet(action, fields)
+  await stack.app.worker.idle()
+  const id = checkoutIdFrom(fields)
   t.equal((await stack.app.ledger.getCheckout(id))?.attentionKind, 'MISMATCH')
-  await until(() => smtp.mails.length >= 1, 'the e-mail')
-  t.match(smtp.mails[0].subject, 'we received your payment')
+  await until(() => smtp.mails.length >= 2, 'the e-mail and the copy')
+  const patron = smtp.mails.find(m => m.to.includes('alice.archer@example.edu'))
+  const copy = smtp.mails.find(m => m.to.includes('circ-desk@library.example.edu'))
+  t.equal(patron?.subject, 'Springfield University Library: we received $1.00 of the $5.00 due')
+  t.match(patron?.readable, 'Received: $1.00')
+  t.match(patron?.readable, 'Due: $5.00')
+  t.match(patron?.readable, 'Library staff will look at the $4.00 difference and contact you')
+  t.notMatch(patron?.readable, 'payment of $5.00', 'never the checkout\'s total as money received')
+  t.notMatch(patron?.readable, 'Amount: $5.00')
+  t.notMatch(patron?.readable, 'you do not need to pay again', 'not for money never taken')
+  t.notMatch(patron?.readable, 'Fees paid')
+  t.match(copy?.subject, /payment needs staff: Alice Archer \$1\.00 received of \$5\.00 due/)
+  t.match(copy?.readable, 'Received: $1.00')
+  t.notMatch(copy?.readable, 'payment of $5.00')
+
+  const receipt = await alice.get(`/cashnet/return?ref=${id}`)
+  t.equal(receipt.status, 200)
+  t.match(receipt.body, /<dt>Amount received<\/dt><dd class="amount-fact">\$1\.00<\/dd>/, 'the page states what CashNet collected')
+  t.match(receipt.body, /<dt>Amount due<\/dt><dd>\$5\.00<\/dd>/)
+  t.match(receipt.body, 'Library staff will look at the $4.00 difference and contact you')
+  t.notMatch(receipt.body, 'You do not need to pay again')
+  t.notMatch(receipt.body, 'Fees paid')
+  t.notMatch(receipt.body, /<dt>Amount<\/dt><dd class="amount-fact">\$5\.00/)
+})
+
+t.test('PayPal capturing another amount: the e-mail states the amount captured; another currency is not called received', async t => {
+  for (const [fault, subject] of [
+    [{ captureAmountDeltaCents: -300 }, 'Springfield University Library: we received $2.00 of the $5.00 due'],
+    [{ captureCurrency: 'EUR' }, 'Springfield University Library: we could not confirm the amount of your payment']
+  ] as const) {
+    const smtp = await mailServer(t)
+    await smtp.start()
+    const stack = await build(t, { env: { SMTP_URL: smtp.url, ...RECEIPT_ENV, PAYMENT_PROVIDER: 'paypal' }, app: FAST, paypal: { faults: fault } })
+    const alice = new Browser(stack).login('alice')
+    const form = readForm((await alice.get('/')).body, 'pay-form')
+    const started = await alice.post('/checkout', [...form.fields, ['fee', '100001']])
+    const approval = await alice.request(String(started.headers.location))
+    const decision = readForm(approval.body)
+    const decided = await alice.request(new URL(decision.action, String(started.headers.location)).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+    const page = await alice.request(String(decided.headers.location))
+    await stack.app.worker.idle()
+    t.equal((await stack.app.ledger.latestCheckoutForUser('alice'))?.attentionKind, 'MISMATCH')
+    await until(() => smtp.mails.length >= 1, 'the e-mail')
+    t.equal(smtp.mails[0].subject, subject, JSON.stringify(fault))
+    t.notMatch(smtp.mails[0].readable, 'payment of $5.00')
+    t.notMatch(smtp.mails[0].readable, 'you do not need to pay again')
+    t.notMatch(page.body, 'You do not need to pay again', 'nor the receipt page')
+    t.notMatch(page.body, /<dd class="amount-fact">\$5\.00/)
+  }
 })
 
 t.test('a payment through PayPal gets its receipt too: PayPal\'s capture id, its receipt page, the time in TIMEZONE', async t => {

@@ -154,3 +154,32 @@ t.test('what counts as a usable patron address', async t => {
     t.notOk(isPlausibleEmail(bad), JSON.stringify(bad))
   }
 })
+
+t.test('needing staff with what was received not what was due: both stated, lines as due, no "pay again" for money not taken', async t => {
+  const short = renderPatronReceipt(payment({ outcome: 'needs_staff', received: cents(1000) }), BRANDING)
+  t.equal(short.subject, 'Hillside University Library: we received $10.00 of the $22.50 due')
+  for (const body of [short.text, short.html]) {
+    t.match(body, 'Library staff will look at the $12.50 difference and contact you')
+    t.notMatch(body, 'paid $10.00 of $65.00', 'no line is called paid')
+    t.notMatch(body, 'you do not need to pay again')
+  }
+  t.match(short.text, 'Received: $10.00\nDue: $22.50')
+  t.match(short.text, 'Total due: $22.50')
+  const over = renderPatronReceipt(payment({ outcome: 'needs_staff', received: cents(3000) }), BRANDING)
+  t.equal(over.subject, 'Hillside University Library: we received $30.00, more than the $22.50 due')
+  t.match(over.text, 'Library staff will look at the $7.50 difference and contact you. You do not need to pay again.')
+  for (const received of [null, cents(0)]) {
+    const unconfirmed = renderPatronReceipt(payment({ outcome: 'needs_staff', received }), BRANDING)
+    t.equal(unconfirmed.subject, 'Hillside University Library: we could not confirm the amount of your payment')
+    t.match(unconfirmed.text, 'Received: not confirmed')
+    t.notMatch(unconfirmed.text, '$0.00')
+  }
+  const copy = renderLibraryCopy(payment({ outcome: 'needs_staff', received: cents(1000) }), BRANDING)
+  t.match(copy.subject, 'payment needs staff: Dana Quinn $10.00 received of $22.50 due')
+})
+
+t.test('received as due, or a recorded receipt: exactly the receipt it always was', async t => {
+  t.same(renderPatronReceipt(payment({ outcome: 'needs_staff', received: cents(2250) }), BRANDING), renderPatronReceipt(payment({ outcome: 'needs_staff' }), BRANDING))
+  t.same(renderLibraryCopy(payment({ outcome: 'needs_staff', received: cents(2250) }), BRANDING), renderLibraryCopy(payment({ outcome: 'needs_staff' }), BRANDING))
+  t.same(renderPatronReceipt(payment({ received: cents(100) }), BRANDING), renderPatronReceipt(payment(), BRANDING), 'a recorded receipt tells what Alma took')
+})

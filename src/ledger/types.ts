@@ -118,9 +118,10 @@ export interface OutboxRecord extends OutboxMessage {
 
 /**
  * The messages a state change writes to the outbox, evaluated inside the ledger's transaction on the checkout as
- * it is after the change (a receipt when it becomes POSTED, another when it needs staff). Pure and synchronous.
+ * it is after the change (a receipt when it becomes POSTED, another when it needs staff), with its money record (what
+ * the provider reported collecting, so a receipt states that and never the intended total). Pure and synchronous.
  */
-export type ComposeMessages = (checkout: Checkout) => NewOutboxMessage[]
+export type ComposeMessages = (checkout: Checkout, record: MoneyRecord) => NewOutboxMessage[]
 
 export type PostbackOutcome =
   | 'PAID' | 'DUPLICATE' | 'DECLINED' | 'CANCELLED' | 'MISMATCH' | 'DOUBLE_CHARGE' | 'ORPHAN' | 'REJECTED' | 'LATE_FAILURE'

@@ -1,11 +1,14 @@
 // The receipt e-mail: what a patron gets when a payment is recorded in Alma (or, honestly, when it needs staff
 // first), and the copy for the library mailbox. Plain text and HTML, every outside value escaped, amounts from
-// integer cents, the date and time in the library's time zone with the zone named. Pure: rendering only.
+// integer cents, the date and time in the library's time zone with the zone named. A receipt states the money the
+// provider reported collecting, never the checkout's intended total: where the two differ it says both, calmly.
+// Pure: rendering only.
 
 import escapeHtml from 'escape-html'
 import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
-import type { Checkout, ComposeMessages, NewOutboxMessage } from '../ledger/types.ts'
+import type { Checkout, ComposeMessages, MoneyRecord, NewOutboxMessage } from '../ledger/types.ts'
+import { paymentReport } from './staff-actions.ts'
 
 export interface ReceiptLine {
   /** the fee type as the patron knows it ("Overdue fine", "Lost item replacement") */
@@ -42,6 +45,70 @@ export interface ReceiptPayment {
   lines: ReceiptLine[]
   /** a page where the patron can see and print this receipt, if the service has one */
   receiptUrl?: string
+  /**
+   * What the payment service reported collecting for the payment (its money record), when the caller knows:
+   * null when it reported no amount for it. Left out, the lines' total is taken as received. Read when the
+   * payment needs staff; a recorded receipt tells what Alma took, line by line.
+   */
+  received?: Cents | null
+}
+
+/**
+ * The money a receipt may speak of: what was due (the checkout's total) and what the provider reported collecting
+ * for the checkout's own tx (null when it reported no amount for it), and how they compare. A capture in another
+ * currency confirms nothing in the checkout's (its report's total is 0): unconfirmed, never "received $0.00".
+ */
+export interface ReceivedMoney {
+  due: Cents
+  received: Cents | null
+  difference: 'none' | 'short' | 'over' | 'unconfirmed'
+}
+
+export function receivedMoney (due: Cents, received: Cents | null): ReceivedMoney {
+  const difference = received === null || received <= 0 ? 'unconfirmed' : received < due ? 'short' : received > due ? 'over' : 'none'
+  return { due, received, difference }
+}
+
+/** What a checkout's money record says was received, against its total. */
+export function receivedFor (record: MoneyRecord): ReceivedMoney {
+  return receivedMoney(record.checkout.total, paymentReport(record)?.total ?? null)
+}
+
+/**
+ * The patron's words for a payment whose received amount is not what was due (both the page and the e-mail say
+ * these): what was received, what was due, that staff will look at the difference and contact them. "You do not
+ * need to pay again" only for money actually received.
+ */
+export function differenceWording (money: ReceivedMoney, format: (amount: Cents) => string): { headline: string, message: string[] } {
+  const due = format(money.due)
+  const received = format((money.received ?? 0) as Cents)
+  const gap = format(Math.abs((money.received ?? 0) - money.due) as Cents)
+  switch (money.difference) {
+    case 'short':
+      return {
+        headline: `We received ${received} of the ${due} due`,
+        message: [
+          `The payment service reported taking ${received} for this payment, but the fees it was for came to ${due}: ${gap} of it was not received.`,
+          `Library staff will look at the ${gap} difference and contact you. You do not need to pay the ${received} again; until staff contact you, the fees below stay on your library account as they were.`
+        ]
+      }
+    case 'over':
+      return {
+        headline: `We received ${received}, more than the ${due} due`,
+        message: [
+          `The payment service reported taking ${received} for this payment, but the fees it was for came to ${due}.`,
+          `Library staff will look at the ${gap} difference and contact you. You do not need to pay again.`
+        ]
+      }
+    default:
+      return {
+        headline: 'We could not confirm the amount of your payment',
+        message: [
+          `The payment service did not report an amount we could match to the ${due} due for these fees.`,
+          'Library staff will look at it and contact you. If you contact the library first, quote the reference below.'
+        ]
+      }
+  }
 }
 
 export interface ReceiptBranding {
@@ -97,7 +164,21 @@ function referenceText (payment: ReceiptPayment): string {
 
 interface Wording { subject: string, heading: string, message: string[], linesCaption: string }
 
-function patronWording (payment: ReceiptPayment, libraryName: string, total: string): Wording {
+const DUE_CAPTION = 'The fees this payment was for, and what was due on each'
+
+/** The payment's money when it needs staff and what was received is not what was due; null otherwise. */
+function differing (payment: ReceiptPayment): ReceivedMoney | null {
+  if (payment.outcome !== 'needs_staff' || payment.received === undefined) return null
+  const money = receivedMoney(sumCents(payment.lines.map(l => l.amount)), payment.received)
+  return money.difference === 'none' ? null : money
+}
+
+function patronWording (payment: ReceiptPayment, libraryName: string, total: string, money: Money): Wording {
+  const differs = differing(payment)
+  if (differs !== null) {
+    const { headline, message } = differenceWording(differs, money)
+    return { subject: `${libraryName}: ${headline.charAt(0).toLowerCase()}${headline.slice(1)}`, heading: headline, message, linesCaption: DUE_CAPTION }
+  }
   if (payment.outcome === 'needs_staff') {
     return {
       subject: `${libraryName}: we received your payment of ${total}`,
@@ -117,8 +198,23 @@ function patronWording (payment: ReceiptPayment, libraryName: string, total: str
   }
 }
 
-function libraryWording (payment: ReceiptPayment, libraryName: string, total: string, admin: string): Wording {
+function libraryWording (payment: ReceiptPayment, libraryName: string, total: string, admin: string, money: Money): Wording {
   const who = `${oneLine(payment.patronName)} (${oneLine(payment.patronId)}, Alma ${oneLine(payment.primaryId)})`
+  const differs = differing(payment)
+  if (differs !== null) {
+    const amounts = differs.difference === 'unconfirmed'
+      ? `amount not confirmed, ${money(differs.due)} due`
+      : `${money(differs.received as Cents)} received of ${money(differs.due)} due`
+    return {
+      subject: `${libraryName}: payment needs staff: ${oneLine(payment.patronName)} ${amounts} (${oneLine(payment.reference)})`,
+      heading: `Copy: payment from ${who} needs staff: ${amounts}`,
+      message: [
+        'The payment service reported another amount than the checkout. The patron was told what was received, what was due, and that staff will look at the difference and contact them. It is not recorded in Alma.',
+        `Details and the actions to finish it: ${admin}`
+      ],
+      linesCaption: DUE_CAPTION
+    }
+  }
   if (payment.outcome === 'needs_staff') {
     return {
       subject: `${libraryName}: payment needs staff: ${oneLine(payment.patronName)} ${total} (${oneLine(payment.reference)})`,
@@ -153,6 +249,13 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
   const accent = /^#[0-9A-Fa-f]{6}$/.test(branding.accentColor) ? branding.accentColor : DEFAULT_ACCENT
   const reference = referenceText(payment)
   const receiptUrl = payment.receiptUrl ?? ''
+  const differs = differing(payment)
+  // where what was received is not what was due, both are stated, and the lines are what was due, not paid
+  const amountFacts: Array<[string, string]> = differs === null
+    ? [['Amount', total]]
+    : [['Received', differs.difference === 'unconfirmed' ? 'not confirmed' : money(differs.received as Cents)], ['Due', total]]
+  const totalLabel = differs === null ? 'Total' : 'Total due'
+  const line = (l: ReceiptLine): ReceiptLine => differs === null ? l : { ...l, balanceBefore: l.amount }
 
   const text = [
     libraryName,
@@ -161,13 +264,13 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
     '',
     ...wording.message.flatMap(m => [m, '']),
     `Date: ${when}`,
-    `Amount: ${total}`,
+    ...amountFacts.map(([k, v]) => `${k}: ${v}`),
     `Reference: ${oneLine(payment.reference)}`,
     ...(payment.providerTransaction !== null && payment.providerTransaction !== '' ? [`${payment.providerName ?? 'CashNet'} transaction: ${oneLine(payment.providerTransaction)}`] : []),
     '',
     `${wording.linesCaption}:`,
-    ...payment.lines.map(line => `- ${lineText(line, money)}`),
-    `Total: ${total}`,
+    ...payment.lines.map(l => `- ${lineText(line(l), money)}`),
+    `${totalLabel}: ${total}`,
     '',
     reference,
     ...(receiptUrl !== '' ? ['', `See or print this receipt: ${receiptUrl}`] : []),
@@ -176,7 +279,7 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
 
   const e = (value: string): string => escapeHtml(value)
   const cell = 'padding:6px 8px;border-bottom:1px solid #ddd;vertical-align:top'
-  const rows = payment.lines.map(line => {
+  const rows = payment.lines.map(line).map(line => {
     const what = line.title === '' ? e(oneLine(line.description)) : `${e(oneLine(line.description))}<br><span style="color:#555">${e(oneLine(line.title))}</span>`
     const amount = isPart(line)
       ? `paid ${e(money(line.amount))} of ${e(money(line.balanceBefore))},<br>${e(money((line.balanceBefore - line.amount) as Cents))} left`
@@ -184,7 +287,7 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
     return `<tr><td style="${cell}">${what}</td><td style="${cell};text-align:right;white-space:nowrap">${amount}</td></tr>`
   }).join('\n')
   const logo = resolveLogo(branding)
-  const facts: Array<[string, string]> = [['Date', when], ['Amount', total], ['Reference', oneLine(payment.reference)]]
+  const facts: Array<[string, string]> = [['Date', when], ...amountFacts, ['Reference', oneLine(payment.reference)]]
   if (payment.providerTransaction !== null && payment.providerTransaction !== '') facts.push([`${payment.providerName ?? 'CashNet'} transaction`, oneLine(payment.providerTransaction)])
 
   const html = `<!DOCTYPE html>
@@ -204,7 +307,7 @@ ${facts.map(([k, v]) => `<tr><th scope="row" style="text-align:left;padding:2px 
 <tbody>
 ${rows}
 </tbody>
-<tfoot><tr><th scope="row" style="padding:8px;text-align:left">Total</th><td style="padding:8px;text-align:right;font-weight:bold">${e(total)}</td></tr></tfoot>
+<tfoot><tr><th scope="row" style="padding:8px;text-align:left">${totalLabel}</th><td style="padding:8px;text-align:right;font-weight:bold">${e(total)}</td></tr></tfoot>
 </table>
 <p style="margin:0 0 12px;line-height:1.4;color:#333">${e(reference)}</p>
 ${receiptUrl !== '' ? `<p style="margin:0 0 12px"><a href="${e(receiptUrl)}" style="color:${accent}">See or print this receipt</a></p>` : ''}
@@ -215,14 +318,16 @@ ${receiptUrl !== '' ? `<p style="margin:0 0 12px"><a href="${e(receiptUrl)}" sty
 }
 
 export function renderPatronReceipt (payment: ReceiptPayment, branding: ReceiptBranding): RenderedEmail {
-  const total = formatMoney(sumCents(payment.lines.map(l => l.amount)), payment.currency, branding.locale)
-  return render(payment, branding, patronWording(payment, oneLine(branding.libraryName), total))
+  const money: Money = amount => formatMoney(amount, payment.currency, branding.locale)
+  const total = money(sumCents(payment.lines.map(l => l.amount)))
+  return render(payment, branding, patronWording(payment, oneLine(branding.libraryName), total, money))
 }
 
 export function renderLibraryCopy (payment: ReceiptPayment, branding: ReceiptBranding): RenderedEmail {
-  const total = formatMoney(sumCents(payment.lines.map(l => l.amount)), payment.currency, branding.locale)
+  const money: Money = amount => formatMoney(amount, payment.currency, branding.locale)
+  const total = money(sumCents(payment.lines.map(l => l.amount)))
   const admin = `${branding.publicUrl.replace(/\/+$/, '')}/admin/payments/${encodeURIComponent(payment.reference)}`
-  return render(payment, branding, libraryWording(payment, oneLine(branding.libraryName), total, admin))
+  return render(payment, branding, libraryWording(payment, oneLine(branding.libraryName), total, admin, money))
 }
 
 export interface ReceiptAddresses {
@@ -290,7 +395,7 @@ function receiptLines (checkout: Checkout, outcome: ReceiptOutcome): ReceiptLine
  * when it needs staff; nothing for any other state. Pure and synchronous (it runs inside the transaction).
  */
 export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
-  return (checkout) => {
+  return (checkout, record) => {
     const outcome: ReceiptOutcome | null = checkout.state === 'POSTED' ? 'recorded' : checkout.state === 'NEEDS_ATTENTION' ? 'needs_staff' : null
     if (outcome === null) return []
     const lines = receiptLines(checkout, outcome)
@@ -308,7 +413,8 @@ export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
       providerTransaction: checkout.tx,
       providerName: paypal ? 'PayPal' : 'CashNet',
       lines,
-      receiptUrl: `${base}/${paypal ? 'paypal' : 'cashnet'}/return?ref=${encodeURIComponent(checkout.id)}`
+      receiptUrl: `${base}/${paypal ? 'paypal' : 'cashnet'}/return?ref=${encodeURIComponent(checkout.id)}`,
+      received: receivedFor(record).received
     }
     return receiptMessages(payment, settings.branding, { patronEmail: checkout.email, libraryCopyTo: settings.libraryCopyTo, from: settings.from })
   }

@@ -160,7 +160,7 @@ export class PostgresStore {
         [decision.to, now, payment?.tx ?? null, payment?.batchno ?? null, payment?.effdate ?? null, payment?.pmtcode ?? null,
           payment !== undefined, decision.reason, kind, prior === null ? null : JSON.stringify(prior), checkout.id])
         await this.#event(q, checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, ...(kind !== null ? { kind } : {}) })
-        if (messages !== undefined) await this.#enqueue(q, messages(await getCheckout(q, checkout.id) as Checkout))
+        if (messages !== undefined) await this.#compose(q, messages, checkout.id)
       } else {
         await this.#event(q, checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
       }
@@ -192,7 +192,7 @@ export class PostgresStore {
         WHERE id = $6`,
       [request.to, now, request.attentionReason ?? null, kind, request.unapplied ?? null, request.checkoutId])
       await this.#event(q, request.checkoutId, request.event, rows[0].state, request.to, { ...(kind !== null ? { kind } : {}), ...request.detail })
-      if (request.messages !== undefined) await this.#enqueue(q, request.messages(await getCheckout(q, request.checkoutId) as Checkout))
+      if (request.messages !== undefined) await this.#compose(q, request.messages, request.checkoutId)
       return true
     })
   }
@@ -402,6 +402,12 @@ export class PostgresStore {
   }
 
   /** Inside a transaction: insert-if-absent by id, so a message already in the outbox (sent or not) stays as it is. */
+  /** The messages a state change calls for, on the checkout as it is now and its money record, into the outbox. */
+  async #compose (q: Queries, messages: ComposeMessages, checkoutId: string): Promise<void> {
+    const record = await moneyRecord(q, checkoutId) as MoneyRecord
+    await this.#enqueue(q, messages(record.checkout, record))
+  }
+
   async #enqueue (q: Queries, messages: NewOutboxMessage[]): Promise<void> {
     const now = this.#iso()
     for (const m of messages) {

@@ -122,7 +122,7 @@ export class CheckoutStore {
             decision.to, now,
             checkout.id)
         c.event(checkout.id, `postback.${decision.outcome.toLowerCase()}`, checkout.state, decision.to, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, ...(kind !== null ? { kind } : {}) })
-        if (messages !== undefined) this.enqueueMessages(messages(this.getCheckout(checkout.id) as Checkout))
+        if (messages !== undefined) this.#compose(messages, checkout.id)
       } else {
         c.event(checkout?.id ?? null, `postback.${decision.outcome.toLowerCase()}`, checkout?.state ?? null, checkout?.state ?? null, { postback: id, tx: postback.tx, result: postback.result, reason: decision.reason, checkout: postback.checkoutId })
       }
@@ -156,7 +156,7 @@ export class CheckoutStore {
         WHERE id = ?`)
         .run(request.to, now, request.to, now, request.attentionReason ?? null, kind, request.unapplied ?? null, request.to, request.checkoutId)
       c.event(request.checkoutId, request.event, row.state, request.to, { ...(kind !== null ? { kind } : {}), ...request.detail })
-      if (request.messages !== undefined) this.enqueueMessages(request.messages(this.getCheckout(request.checkoutId) as Checkout))
+      if (request.messages !== undefined) this.#compose(request.messages, request.checkoutId)
       return true
     }))
   }
@@ -418,6 +418,12 @@ export class CheckoutStore {
   }
 
   /** Insert-if-absent by id: a message already in the outbox (sent or not) is left as it is. Joins a running transaction. */
+  /** The messages a state change calls for, on the checkout as it is now and its money record, into the outbox. */
+  #compose (messages: ComposeMessages, checkoutId: string): void {
+    const record = this.moneyRecord(checkoutId) as MoneyRecord
+    this.enqueueMessages(messages(record.checkout, record))
+  }
+
   enqueueMessages (messages: NewOutboxMessage[]): void {
     if (messages.length === 0) return
     const c = this.#c

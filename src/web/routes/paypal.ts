@@ -11,6 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
 import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
+import { receivedFor } from '../../payments/receipts.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { parseWebhookEvent } from '../../providers/paypal/webhook.ts'
 import { messagePage } from '../views/message.ts'
@@ -48,9 +49,10 @@ const paypal: FastifyPluginAsync = async (fastify) => {
   const calm = (reply: FastifyReply, status: number, heading: string, message: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').send(messagePage(config, { title: heading, heading, message, root: '../', linkHome: true, signOut: true }))
 
-  const receipt = (request: FastifyRequest, reply: FastifyReply, checkout: Checkout): FastifyReply => {
+  const receipt = async (request: FastifyRequest, reply: FastifyReply, checkout: Checkout): Promise<FastifyReply> => {
     request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
-    return reply.type('text/html; charset=utf-8').send(receiptPage(config, checkout, '../', 'PayPal'))
+    const record = await ledger.moneyRecord(checkout.id)
+    return reply.type('text/html; charset=utf-8').send(receiptPage(config, checkout, '../', 'PayPal', record === undefined ? undefined : receivedFor(record)))
   }
 
   /** The patron's own checkout for an order (read from PayPal: custom_id), or null after a 404 page. */
@@ -89,7 +91,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       const reference = ref ?? fromCookie(request)
       const checkout = reference !== null && ID.test(reference) ? await ledger.getCheckout(reference) : await ledger.latestCheckoutForUser(username)
       if (checkout === undefined || checkout.userId !== username) return reply.code(404).type('text/html; charset=utf-8').send(noReceiptPage(config))
-      return receipt(request, reply, checkout)
+      return await receipt(request, reply, checkout)
     }
     if (!ID.test(token)) return calm(reply, 400, 'Please check the link', 'This link back from PayPal is not one we recognise. Open your fines page to see your payments.')
     let known: Checkout | null = null
@@ -109,7 +111,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
           return calm(reply, 409, 'Please choose another way to pay', 'PayPal could not take this payment. Nothing was charged. Go back to your fines and try again.')
         }
       }
-      return receipt(request, reply, await ledger.getCheckout(checkout.id) as Checkout)
+      return await receipt(request, reply, await ledger.getCheckout(checkout.id) as Checkout)
     } catch (error) {
       // an answer PayPal gave that cannot be believed (a capture in another currency, say): the patron sees what
       // the ledger says (the verified webhook records the capture for staff); PayPal not answering: the calm page
@@ -120,7 +122,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       }
       if (known !== null && isPayPalError(error) && !error.retryable) {
         request.log.error({ event: 'paypal.return_failed', checkout: known.id, kind: error.kind, debugId: error.debugId || undefined }, `PayPal return for checkout ${known.id}: ${error.message}`)
-        return receipt(request, reply, await ledger.getCheckout(known.id) as Checkout)
+        return await receipt(request, reply, await ledger.getCheckout(known.id) as Checkout)
       }
       return unavailable(request, reply, error)
     }
@@ -135,7 +137,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       if (own.order.capture === null && await recordCancel({ ledger }, own.checkout.id, token)) {
         request.log.info({ event: 'paypal.cancelled', checkout: own.checkout.id, order: token }, `checkout ${own.checkout.id}: cancelled by the patron on PayPal`)
       }
-      return receipt(request, reply, await ledger.getCheckout(own.checkout.id) as Checkout)
+      return await receipt(request, reply, await ledger.getCheckout(own.checkout.id) as Checkout)
     } catch (error) {
       return unavailable(request, reply, error)
     }

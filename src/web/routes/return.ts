@@ -2,6 +2,7 @@
 // ledger, for this patron's own checkout only; the redirect's result fields are never believed.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { receivedFor } from '../../payments/receipts.ts'
 import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
@@ -51,7 +52,8 @@ const receipt: FastifyPluginAsync = async (fastify) => {
       return reply.code(404).send(noReceiptPage(config))
     }
     request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
-    return reply.send(receiptPage(config, checkout))
+    const record = await ledger.moneyRecord(checkout.id)
+    return reply.send(receiptPage(config, checkout, '../', 'CashNet', record === undefined ? undefined : receivedFor(record)))
   }
 
   fastify.get<ReturnRoute>('/cashnet/return', { config: { access: 'patron', root: '../' }, schema: { querystring: CASHNET_FIELDS } }, show)

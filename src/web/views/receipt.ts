@@ -1,8 +1,10 @@
 // The receipt after CashNet: what the ledger says about this patron's checkout, never what the redirect's
-// fields claim. "Received and recorded" only once Alma has the payment.
+// fields claim. "Received and recorded" only once Alma has the payment; the amount received is what the provider
+// reported collecting (payments/receipts.ts: receivedFor), and where that is not what was due the page says both.
 
 import type { Checkout, CheckoutLine } from '../../ledger/types.ts'
 import { type Cents, formatMoney } from '../../money.ts'
+import { differenceWording, type ReceivedMoney } from '../../payments/receipts.ts'
 import { type Html, html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
@@ -39,15 +41,38 @@ function partOf (line: CheckoutLine, currency: string): Html | string {
 /** A receipt's branding, and the library's time zone (TIMEZONE) for its date and time; the process's zone if not given. */
 export type ReceiptBranding = Branding & { timeZone?: string }
 
-export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet'): string {
+/** States in which money was taken, so the receipt states what was received. */
+const MONEY_TAKEN = new Set(['PAID', 'POSTED', 'NEEDS_ATTENTION'])
+
+/**
+ * The wording when what the provider reported collecting is not what was due: what was received, what was due,
+ * that staff will look at the difference. Once recorded in Alma (staff posted what was received), it says so.
+ */
+function differenceNotice (checkout: Checkout, differs: ReceivedMoney): Wording {
+  const { headline, message } = differenceWording(differs, c => formatMoney(c, checkout.currency))
+  const recorded = checkout.state === 'POSTED' ? ' What was received is recorded on your library account.' : ''
+  return { title: 'Payment: receipt', heading: headline, tone: 'warn', message: `${message.join(' ')}${recorded}`, pending: false }
+}
+
+/**
+ * `money`: what the provider reported collecting for this checkout against what was due (receivedFor); where they
+ * differ the page states both and the lines as due, not paid. Left out, the checkout's total is the amount.
+ */
+export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet', money?: ReceivedMoney): string {
   const timeZone = branding.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone
-  const wording = receiptWording(checkout, provider)
+  const differs = money !== undefined && money.difference !== 'none' && MONEY_TAKEN.has(checkout.state) ? money : null
+  const wording = differs === null ? receiptWording(checkout, provider) : differenceNotice(checkout, differs)
   const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
   // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling
   const self = `return?ref=${encodeURIComponent(checkout.id)}`
   const lines: Html[] = checkout.lines.map(line => html`<tr>
 <td>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</td>
-<td class="amount">${formatMoney(line.amount, checkout.currency)}${partOf(line, checkout.currency)}</td></tr>`)
+<td class="amount">${formatMoney(line.amount, checkout.currency)}${differs === null ? partOf(line, checkout.currency) : ''}</td></tr>`)
+  const total = formatMoney(checkout.total, checkout.currency)
+  const amountFacts = differs === null
+    ? html`<dt>Amount</dt><dd class="amount-fact">${total}</dd>`
+    : html`<dt>Amount received</dt><dd class="amount-fact">${differs.difference === 'unconfirmed' ? 'not confirmed' : formatMoney(differs.received as Cents, checkout.currency)}</dd>
+<dt>Amount due</dt><dd>${total}</dd>`
   return page({
     title: wording.title,
     root,
@@ -60,16 +85,16 @@ export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root
 <div class="notice ${wording.tone}"><p>${wording.message}</p>
 ${wording.pending ? html`<p class="check-again"><span class="auto-note"></span> <a href="${self}">Check again now</a></p>` : ''}</div>
 <dl class="facts">
-<dt>Amount</dt><dd class="amount-fact">${formatMoney(checkout.total, checkout.currency)}</dd>
+${amountFacts}
 <dt>Date and time</dt><dd>${dateTimeCell(checkout.paidAt ?? checkout.createdAt, timeZone)}</dd>
 ${checkout.tx !== null && checkout.tx !== '' ? html`<dt>${provider} transaction</dt><dd>${checkout.tx}</dd>` : ''}
 <dt>Reference</dt><dd class="reference">${checkout.id}</dd>
 </dl>
 <p class="reference-note">The reference is this payment’s number in the library’s payment records${checkout.tx !== null && checkout.tx !== '' ? `, and the ${provider} transaction is the payment processor’s number for it. Quote them` : '. Quote it'} if you contact the library about this payment.</p>
-<table class="lines"><caption>${retry ? 'Fees in this attempt' : 'Fees paid'}</caption>
-<thead><tr><th scope="col">Fee</th><th scope="col" class="amount">Amount</th></tr></thead>
+<table class="lines"><caption>${retry ? 'Fees in this attempt' : differs !== null ? 'The fees this payment was for, and what was due on each' : 'Fees paid'}</caption>
+<thead><tr><th scope="col">Fee</th><th scope="col" class="amount">${differs !== null ? 'Due' : 'Amount'}</th></tr></thead>
 <tbody>${lines}</tbody>
-<tfoot><tr><th scope="row">Total</th><td class="amount">${formatMoney(checkout.total, checkout.currency)}</td></tr></tfoot></table>
+<tfoot><tr><th scope="row">${differs !== null ? 'Total due' : 'Total'}</th><td class="amount">${total}</td></tr></tfoot></table>
 <div class="actions"><a class="button${retry ? '' : ' secondary'}" href="${root}">${retry ? 'Back to your fines to try again' : 'Back to your fines'}</a>
 <button type="button" class="button secondary print-button" hidden>Print this receipt</button>
 <a class="button secondary" href="${root}history">Your payment history</a></div>
