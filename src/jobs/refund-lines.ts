@@ -48,12 +48,15 @@ export function spreadRefund (record: RecordedRefund): RefundSpread {
   for (const r of [...earlier, refund]) {
     const fromUnbooked = Math.min(r.amount, unbookedLeft)
     unbookedLeft -= fromUnbooked
-    spread = { unbooked: take(lines, unbooked, fromUnbooked), booked: take(lines, booked, r.amount - fromUnbooked) }
+    // booked money is returned only up to what Alma accepted and no earlier refund took back; a refund beyond that
+    // (of a capture in another currency, reported as nothing collected) returns money that was never revenue either
+    const fromBooked = Math.min(r.amount - fromUnbooked, [...booked.values()].reduce((sum, room) => sum + room, 0))
+    spread = { unbooked: take(lines, unbooked, r.amount - fromBooked), booked: take(lines, booked, fromBooked) }
   }
   return spread
 }
 
-/** Takes `amount` out of the room line by line, in line order, anything left over on the last line. */
+/** Takes `amount` out of the room line by line, in line order, anything left over on the last line (unbooked money only: booked is never asked for more than its room). */
 function take (lines: CheckoutLine[], room: Room, amount: number): RefundShare[] {
   const shares = new Map<number, number>()
   let left = amount

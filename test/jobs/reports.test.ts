@@ -234,6 +234,9 @@ t.test('a refund returns money Alma never took first, once, then the posted mone
   t.same(spread([line(1, 500, 500)], { 7: 500, 8: 300 }, refundOf(1, '8', 500)), { booked: [], unbooked: [[1, 500]] }, 'more refunded of another tx than it reported: still none of it booked')
   t.same(spread([line(1, 500, 500)], { 7: 650 }, refundOf(1, '7', 650)), { booked: [[1, 500]], unbooked: [[1, 150]] }, 'collected more than the lines: the rest on the last line')
   t.same(spread([line(1, 500, null)], {}, refundOf(1, '7', 300)), { booked: [], unbooked: [[1, 300]] }, 'no report of the tx: the checkout\'s amounts were collected')
+  t.same(spread([line(1, 1000, null)], { 7: 0 }, refundOf(1, '7', 1000)), { booked: [], unbooked: [[1, 1000]] }, 'a capture reported as nothing collected (another currency) refunded: none of it was ever revenue')
+  t.same(spread([line(1, 1000, null)], { 7: 600 }, refundOf(1, '7', 1000)), { booked: [], unbooked: [[1, 1000]] }, 'more refunded than collected, nothing posted: nothing booked')
+  t.same(spread([line(1, 500, 500)], { 7: 500 }, refundOf(1, '7', 700)), { booked: [[1, 500]], unbooked: [[1, 200]] }, 'booked money is returned only up to what Alma accepted')
   const lines = [line(1, 500, 500), line(2, 300, 0)]
   const both = [refundOf(1, '7', 200), refundOf(2, '7', 200)]
   t.same(spread(lines, { 7: 800 }, both[1], both), { booked: [[1, 100]], unbooked: [[2, 100]] }, 'an earlier refund took 200 of the 300 unposted: two refunds never return the same money')
