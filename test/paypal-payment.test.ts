@@ -32,6 +32,17 @@ async function decide (browser: Browser, approveUrl: string, action: 'approve' |
   return String(decided.headers.location)
 }
 
+/** alice pays fee 100001 (5.00) through PayPal and the payment is POSTED: the start of each refund story. */
+async function paidAndPosted (t: Test): Promise<{ stack: Awaited<ReturnType<typeof paypalStack>>, checkoutId: string, capture: string }> {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  return { stack, checkoutId, capture: stack.pp.captures[0].id }
+}
+
 t.test('a patron pays two fees through PayPal: one order, one capture, Alma records each fee once with the capture id', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')
@@ -233,13 +244,8 @@ t.test('PayPal 5xx during capture: retried with the same PayPal-Request-Id, one 
 })
 
 t.test('a refund at PayPal puts the checkout in front of staff with the refund recorded', async t => {
-  const stack = await paypalStack(t)
-  const alice = new Browser(stack).login('alice')
-  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
-  await alice.request(await decide(alice, approveUrl, 'approve'))
-  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
-  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
-  await stack.pp.refund(stack.pp.captures[0].id)
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.refund(capture)
   const checkout = await stack.app.ledger.getCheckout(checkoutId)
   t.equal(checkout?.state, 'NEEDS_ATTENTION')
   t.equal(checkout?.attentionKind, 'REFUNDED')
@@ -254,13 +260,7 @@ t.test('a refund at PayPal puts the checkout in front of staff with the refund r
 })
 
 t.test('a refund whose event carries neither custom_id nor invoice_id is found by the capture it refunds', async t => {
-  const stack = await paypalStack(t)
-  const alice = new Browser(stack).login('alice')
-  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
-  await alice.request(await decide(alice, approveUrl, 'approve'))
-  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
-  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
-  const capture = stack.pp.captures[0].id
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
   const delivery = await stack.pp.deliver('PAYMENT.CAPTURE.REFUNDED', {
     id: '7PW53514VX8283521',
     status: 'COMPLETED',
@@ -275,13 +275,7 @@ t.test('a refund whose event carries neither custom_id nor invoice_id is found b
 })
 
 t.test('a refund PayPal reported is not recorded again by staff under its refund id', async t => {
-  const stack = await paypalStack(t)
-  const alice = new Browser(stack).login('alice')
-  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
-  await alice.request(await decide(alice, approveUrl, 'approve'))
-  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
-  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
-  const capture = stack.pp.captures[0].id
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
   const refunded = await stack.pp.refund(capture, 200)
   t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'NEEDS_ATTENTION', 'the webhook recorded the refund')
   const staff = new Browser(stack).login('staff')
