@@ -112,6 +112,17 @@ t.test('a postback that does not match hands the payment to staff: the e-mail st
   t.notMatch(receipt.body, 'You do not need to pay again')
   t.notMatch(receipt.body, 'Fees paid')
   t.notMatch(receipt.body, /<dt>Amount<\/dt><dd class="amount-fact">\$5\.00/)
+
+  // staff record in Alma the $1.00 that was received: the page no longer says the fees are as they were
+  const staff = new Browser(stack).login('staff')
+  const admin = await staff.get(`/admin/payments/${id}`)
+  const confirm = readForm(admin.body.slice(admin.body.indexOf('<form class="post-confirmed"')))
+  t.equal((await staff.post(`/admin/payments/${id}/post-confirmed`, confirm.fields)).status, 303)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posted by staff')
+  const after = await alice.get(`/cashnet/return?ref=${id}`)
+  t.match(after.body, 'The $1.00 received is recorded on your library account; the other $4.00 of these fees is still owed.')
+  t.notMatch(after.body, 'stay on your library account as they were', 'the page does not contradict itself once staff recorded what was received')
+  t.notMatch(after.body, 'will look at the $4.00 difference')
 })
 
 t.test('PayPal capturing another amount: the e-mail states the amount captured; another currency is not called received', async t => {

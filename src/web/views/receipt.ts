@@ -49,7 +49,20 @@ const MONEY_TAKEN = new Set(['PAID', 'POSTED', 'NEEDS_ATTENTION'])
  * that staff will look at the difference. Once recorded in Alma (staff posted what was received), it says so.
  */
 function differenceNotice (checkout: Checkout, differs: ReceivedMoney): Wording {
-  const { headline, message } = differenceWording(differs, c => formatMoney(c, checkout.currency))
+  const format = (c: number): string => formatMoney(c as Cents, checkout.currency)
+  const { headline, message } = differenceWording(differs, format)
+  if (checkout.state === 'POSTED' && differs.difference === 'short') {
+    // staff recorded in Alma what was received: the fees are no longer "as they were", and nobody is still to call
+    const received = differs.received as number
+    return {
+      title: 'Payment: receipt',
+      heading: headline,
+      tone: 'warn',
+      message: `The payment service reported taking ${format(received)} for this payment, but the fees it was for came to ${format(differs.due)}. ` +
+        `The ${format(received)} received is recorded on your library account; the other ${format(differs.due - received)} of these fees is still owed.`,
+      pending: false
+    }
+  }
   const recorded = checkout.state === 'POSTED' ? ' What was received is recorded on your library account.' : ''
   return { title: 'Payment: receipt', heading: headline, tone: 'warn', message: `${message.join(' ')}${recorded}`, pending: false }
 }
