@@ -133,6 +133,30 @@ t.test('each disagreement with PayPal is found, named, and makes the command exi
   t.match(run.stdout, 'Amount or currency differs between PayPal and the ledger (paypal-amount-differs, 1)')
 })
 
+t.test('two PayPal refunds of the same amount, one recorded by hand under another reference: the other is found', async t => {
+  const stack = await paypalStack(t)
+  // PayPal captures a dollar more than the checkout: the payment is in front of staff, who refund it at PayPal
+  stack.pp.faults.captureAmountDeltaCents = 100
+  const paid = await payWithPayPal(stack, 'alice', ['100001'])
+  stack.pp.faults.captureAmountDeltaCents = 0
+  t.equal((await stack.app.ledger.getCheckout(paid))?.state, 'NEEDS_ATTENTION')
+  stack.pp.webhookMode = 'held'
+  const capture = stack.pp.captures.find(c => c.customId === paid)
+  if (capture === undefined) throw new Error('no capture')
+  const first = await stack.pp.refund(capture.id, 100)
+  const second = await stack.pp.refund(capture.id, 100)
+  // staff record the first by hand, under a reference of their own
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${paid}`)
+  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const recorded = await staff.post(`/admin/payments/${paid}/refund`, [...form.fields.filter(([k]) => !['tx', 'amount', 'reference', 'note'].includes(k)), ['tx', capture.id], ['amount', '1.00'], ['reference', 'DESK-0001'], ['note', 'refunded in PayPal']])
+  t.equal(recorded.status, 303, 'one refund recorded by staff')
+  const report = await check(stack, 0)
+  const missing = report.findings.filter(f => f.kind === 'paypal-refund-not-recorded')
+  t.equal(missing.length, 1, 'the one record accounts for one of the two refunds, not both')
+  t.match(missing[0]?.detail, new RegExp(`refund (${first.id}|${second.id})`))
+})
+
 t.test('bad use and an unreachable PayPal: exit 2 for usage, 1 when PayPal cannot be read', async t => {
   const stack = await paypalStack(t)
   const noSecret = await runCli(stack, ['--paypal', '--since', SINCE], { PAYPAL_CLIENT_SECRET: '' })

@@ -121,14 +121,27 @@ export async function reconcilePayPal (input: PayPalReconcileInput): Promise<Pay
     }
   }
 
+  // Each refund the ledger records accounts for one of PayPal's: by its PayPal refund id, else (recorded by hand
+  // under another reference) by capture and amount; two PayPal refunds of the same amount need two records.
+  const accounted = new Set<number>()
+  const byId = new Set(refunds.map(r => r.transactionId))
+  const located: Array<{ r: (typeof refunds)[number], captured: string, checkoutId: string | null, record: Awaited<ReturnType<typeof ledger.moneyRecord>>, amount: Cents }> = []
   for (const r of refunds) {
     const captured = r.referenceId as string
     const postbacks = await ledger.postbacksWithTx(captured)
     const checkoutId = postbacks.find(p => p.checkoutId !== null)?.checkoutId ?? r.customId ?? r.invoiceId
     const record = checkoutId === null ? undefined : await ledger.moneyRecord(checkoutId)
-    const amount = -r.amount as Cents
-    const known = record?.refunds.some(x => x.reference === r.transactionId || (x.tx === captured && x.amount === amount)) ?? false
-    if (known) continue
+    located.push({ r, captured, checkoutId, record, amount: -r.amount as Cents })
+    const exact = record?.refunds.find(x => x.reference === r.transactionId)
+    if (exact !== undefined) accounted.add(exact.id)
+  }
+  for (const { r, captured, checkoutId, record, amount } of located) {
+    if (record?.refunds.some(x => x.reference === r.transactionId) === true) continue
+    const byAmount = record?.refunds.find(x => !accounted.has(x.id) && !byId.has(x.reference) && x.tx === captured && x.amount === amount)
+    if (byAmount !== undefined) {
+      accounted.add(byAmount.id)
+      continue
+    }
     findings.push({
       kind: 'paypal-refund-not-recorded',
       checkoutId: record?.checkout.id ?? checkoutId,
