@@ -47,6 +47,9 @@ t.test('a capture PayPal holds for review: the return page says so, the fees are
   t.equal((fines.body.match(/<span class="badge">PayPal is reviewing the payment<\/span>/g) ?? []).length, 2, 'both fees say PayPal is reviewing their payment')
   t.match(fines.body, /PayPal is reviewing a payment\.<\/strong> Your payment of \$17\.25/, 'the page says calmly that PayPal is reviewing it')
   t.match(fines.body, 'You owe <strong>$45.50</strong>', 'the fees under review are not owed again')
+  t.match(fines.body, `href="./cashnet/return?ref=${checkoutId}"`, 'with the way to its receipt')
+  const linked = await alice.get(`/cashnet/return?ref=${checkoutId}`)
+  t.match(linked.body, 'PayPal is reviewing this payment', 'which names PayPal and says it is reviewing the payment')
 
   const checkoutsBefore = (await stack.app.ledger.listCheckouts({})).total
   const ordersBefore = stack.pp.orders.size
