@@ -112,3 +112,34 @@ t.test('the refund reference migration: repeats recorded before it are kept as b
   t.match(again, { recorded: false, reason: /RF-1 is already recorded/ }, 'a reference recorded before is not recorded again')
   t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: 100 as never, reference: 'RF-3', note: 'n', by: 'staff' }, { refuse: () => null, effect: () => 'none' })).recorded, 'a new one is')
 })
+
+t.test('the review migration: a checkout already waiting on a PayPal review is marked from its audit event; one decided since is not', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'old.sqlite')
+  const db = new Database(path)
+  const before = MIGRATIONS.findIndex(m => typeof m === 'string' && m.includes('review_tx'))
+  t.ok(before > 0, 'the migration is found')
+  for (const m of MIGRATIONS.slice(0, before)) {
+    if (typeof m === 'string') db.exec(m)
+    else m(db)
+  }
+  db.pragma(`user_version = ${before}`)
+  const checkout = db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
+    VALUES (?, 'u', 'P-u', 'U', '', 'paypal', ?, 500, 'USD', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`)
+  const line = db.prepare(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents)
+    VALUES (?, 1, ?, 'OVERDUEFINE', 'Overdue fine', 'MAIN', 'Main', 't', 'LIB-FINE', 500)`)
+  const pending = db.prepare('INSERT INTO audit_events (checkout_id, at, event, detail) VALUES (?, \'2026-01-01T00:01:00Z\', \'paypal.capture_pending\', ?)')
+  for (const [id, state] of [['waiting', 'CREATED'], ['expired', 'EXPIRED'], ['denied', 'DECLINED'], ['plain', 'CREATED']]) {
+    checkout.run(id, state)
+    line.run(id, `fee-${id}`)
+    if (id !== 'plain') pending.run(id, JSON.stringify({ tx: `CAP-${id}`, amount: 500, currency: 'USD', reason: 'PENDING_REVIEW' }))
+  }
+  db.close()
+
+  const ledger = new SqliteLedger({ path })
+  t.teardown(async () => { await ledger.close() })
+  t.same(await Promise.all(['waiting', 'expired', 'denied', 'plain'].map(async id => (await ledger.getCheckout(id))?.reviewTx)), ['CAP-waiting', 'CAP-expired', null, null])
+  t.same((await ledger.paymentsInProgress('u', 'P-u')).map(c => c.id), ['waiting', 'expired'], 'those still waiting are payments in progress')
+  t.same(await ledger.expireCreated(new Date('2026-02-01T00:00:00Z')), ['plain'], 'and do not expire')
+})

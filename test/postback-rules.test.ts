@@ -38,6 +38,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
     resolvedAt: null,
     resolvedBy: null,
     resolution: null,
+    reviewTx: null,
     lines: [line(1, 500, 'LIB-FINE'), line(2, 250, 'LIB-LOST')]
   }
 }

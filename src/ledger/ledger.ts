@@ -108,7 +108,8 @@ export interface Ledger {
   latestCheckoutForUser (userId: string): Promise<Checkout | undefined>
   /**
    * The patron's payments whose money is taken but not yet all recorded in Alma: PAID checkouts, and NEEDS_ATTENTION
-   * ones staff have not settled, that still have a line not posted. Matched by username or Alma primary id.
+   * ones staff have not settled, that still have a line not posted; and CREATED or EXPIRED ones whose provider holds
+   * the money for review (markUnderReview), until its outcome is recorded. Matched by username or Alma primary id.
    */
   paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]>
   /**
@@ -125,6 +126,14 @@ export interface Ledger {
    * same transaction, and what it returns is written to the outbox (as in `transition`).
    */
   recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback>
+  /**
+   * The provider holds this checkout's money for review (a PayPal capture PENDING, transaction `tx`): if the checkout
+   * is CREATED or EXPIRED, it is marked (reviewTx) so that it counts as a payment in progress and does not expire,
+   * until the provider's outcome changes its state. The audit event `event` (detail, tx and whether it was marked)
+   * is written in the same transaction, marked or not. False when it was not marked (no such checkout, or already
+   * in another state: a late report of a review the outcome of which is recorded).
+   */
+  markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean>
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
   //
   // The posting writes below take an optional final `fence`: when given, the write happens only if the checkout's
@@ -160,7 +169,7 @@ export interface Ledger {
   resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
   /** PAID checkouts due for posting (next attempt due) whose lease is free or expired. */
   duePostings (now: Date): Promise<string[]>
-  /** CREATED checkouts older than the cut-off become EXPIRED; resolves with their ids. */
+  /** CREATED checkouts older than the cut-off, except those held for review (markUnderReview), become EXPIRED; resolves with their ids. */
   expireCreated (createdBefore: Date): Promise<string[]>
   /** PAID checkouts paid before the cut-off (for the stuck-payment alert). */
   paidBefore (cutoff: Date): Promise<Checkout[]>

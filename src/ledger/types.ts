@@ -72,6 +72,12 @@ export interface Checkout {
   resolvedAt: string | null
   resolvedBy: string | null
   resolution: string | null
+  /**
+   * The provider's transaction held for review (a PayPal capture PENDING), recorded while the checkout was CREATED
+   * or EXPIRED: the money may yet be taken, so while the checkout is still in one of those states it is a payment
+   * in progress (its fees are not sold again, it does not expire). Kept afterwards, like the attention reason.
+   */
+  reviewTx: string | null
   lines: CheckoutLine[]
 }
 

@@ -84,6 +84,7 @@ export async function startCheckout (
     if (fee === undefined) throw new CheckoutRefused('unknown-fee', 'One of the selected fees is no longer open on your account. Please review your fees again.')
     const why = whyNotPayable(fee, deps.rules, inProgress)
     if (why === 'being-recorded') throw new CheckoutRefused('in-progress', 'We have already received a payment for one of the selected fees and are recording it in the library system. You do not need to pay it again.')
+    if (why === 'provider-reviewing') throw new CheckoutRefused('in-progress', 'PayPal is reviewing a payment you made for one of the selected fees. Do not pay it again: if PayPal accepts that payment, it pays the fee; if not, you can pay the fee online then.')
     if (why === 'staff-checking') throw new CheckoutRefused('in-progress', 'Library staff are checking a payment you made for one of the selected fees, so it cannot be paid online now. Please contact the library.')
     if (why !== null) throw new CheckoutRefused('not-payable', 'One of the selected fees cannot be paid online.')
     return {

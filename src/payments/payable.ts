@@ -10,26 +10,40 @@ export interface PayableRules {
 }
 
 export type NotPayableReason =
-  | 'credit' | 'nothing-due' | 'being-recorded' | 'staff-checking' | 'currency' | 'fee-type' | 'owner' | 'not-active'
+  | 'credit' | 'nothing-due' | 'being-recorded' | 'staff-checking' | 'provider-reviewing' | 'currency' | 'fee-type' | 'owner' | 'not-active'
+
+/** Why a fee already in a payment is not sold again (a NotPayableReason). */
+export type InProgressReason = 'being-recorded' | 'staff-checking' | 'provider-reviewing'
 
 /**
  * Fees already paid through this service and not yet recorded in Alma, by fee id: a PAID checkout's fee is being
- * recorded (Alma slow or down); a fee in a NEEDS_ATTENTION checkout staff have not settled waits for staff. Selling
- * either again would charge the patron twice. Only lines not yet posted count: a posted line's fee is Alma's again.
- * A CREATED, DECLINED, CANCELLED or EXPIRED checkout took no money and holds nothing.
+ * recorded (Alma slow or down); a fee in a NEEDS_ATTENTION checkout staff have not settled waits for staff; a fee in
+ * a CREATED or EXPIRED checkout whose provider holds the money for review (a PayPal capture PENDING: reviewTx)
+ * waits for the provider's decision, which may still take the money. Selling any of them again could charge the
+ * patron twice. Only lines not yet posted count: a posted line's fee is Alma's again. Any other CREATED, DECLINED,
+ * CANCELLED or EXPIRED checkout took no money and holds nothing.
  */
-export type FeesInProgress = ReadonlyMap<string, 'being-recorded' | 'staff-checking'>
+export type FeesInProgress = ReadonlyMap<string, InProgressReason>
+
+/** Which news the patron hears first when one fee is in several payments: the less hopeful. */
+const RANK: Record<InProgressReason, number> = { 'being-recorded': 0, 'provider-reviewing': 1, 'staff-checking': 2 }
+
+/** Why a checkout holds its fees, or null when it holds none. */
+export function inProgressReason (checkout: Checkout): InProgressReason | null {
+  if (checkout.state === 'PAID') return 'being-recorded'
+  if (checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt === null) return 'staff-checking'
+  if ((checkout.state === 'CREATED' || checkout.state === 'EXPIRED') && checkout.reviewTx !== null) return 'provider-reviewing'
+  return null
+}
 
 export function feesInProgress (payments: readonly Checkout[]): FeesInProgress {
-  const held = new Map<string, 'being-recorded' | 'staff-checking'>()
+  const held = new Map<string, InProgressReason>()
   for (const checkout of payments) {
-    const reason = checkout.state === 'PAID'
-      ? 'being-recorded'
-      : checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt === null ? 'staff-checking' : null
+    const reason = inProgressReason(checkout)
     if (reason === null) continue
     for (const line of checkout.lines) {
-      // staff checking outranks "being recorded": the patron should hear the less hopeful news
-      if (line.postedAt === null && held.get(line.feeId) !== 'staff-checking') held.set(line.feeId, reason)
+      const before = held.get(line.feeId)
+      if (line.postedAt === null && (before === undefined || RANK[reason] > RANK[before])) held.set(line.feeId, reason)
     }
   }
   return held
@@ -52,6 +66,7 @@ export const NOT_PAYABLE_TEXT: Record<NotPayableReason, string> = {
   'nothing-due': 'Nothing due',
   'being-recorded': 'Payment received, being recorded',
   'staff-checking': 'Library staff are checking the payment for this fee: please contact the library',
+  'provider-reviewing': 'PayPal is reviewing the payment',
   currency: 'Pay at the library (not in the online currency)',
   'fee-type': 'Pay at the library',
   owner: 'Pay at the owning library',

@@ -112,16 +112,19 @@ export interface RecordedCapture {
 
 /**
  * Records what PayPal collected, durably, with the rules' decision; a newly PAID checkout goes to the posting
- * worker, one that needs a person to staff. A PENDING capture is only noted: its COMPLETED or DENIED webhook decides.
+ * worker, one that needs a person to staff. A PENDING capture (PayPal reviews it) changes no state: it marks the open
+ * checkout as under review (a payment in progress, not expired) until its COMPLETED or DENIED webhook decides.
  */
 export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook', raw: Record<string, unknown>): Promise<RecordedCapture> {
   const { ledger, logger } = deps
   const checkoutId = collected.checkoutId
   const before = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
   if (collected.status === 'PENDING') {
-    if (before !== undefined) await ledger.audit(before.id, 'paypal.capture_pending', { tx: collected.tx, amount: collected.amount, currency: collected.currency, reason: collected.detail })
-    logger.info({ event: 'paypal.capture_pending', checkout: checkoutId ?? undefined, tx: collected.tx }, `PayPal holds capture ${collected.tx} for review (${collected.detail || 'no reason given'}): waiting for its COMPLETED or DENIED webhook`)
-    return { outcome: 'PENDING', checkout: before }
+    // marked on the checkout with its audit event, in one write: while CREATED (or EXPIRED) it is now a payment in
+    // progress, its fees not sold again, and it does not expire; a PENDING reported after the outcome marks nothing
+    const marked = before !== undefined && await ledger.markUnderReview(before.id, collected.tx, 'paypal.capture_pending', { amount: collected.amount, currency: collected.currency, reason: collected.detail })
+    logger.info({ event: 'paypal.capture_pending', checkout: checkoutId ?? undefined, tx: collected.tx, underReview: marked }, `PayPal holds capture ${collected.tx} for review (${collected.detail || 'no reason given'}): ${marked ? 'its fees are held until' : 'nothing to hold (the checkout is not open), waiting for'} its COMPLETED or DENIED webhook`)
+    return { outcome: 'PENDING', checkout: before === undefined ? undefined : await ledger.getCheckout(before.id) }
   }
   const recorded = await ledger.recordPostback(
     {

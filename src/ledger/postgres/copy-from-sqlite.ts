@@ -17,7 +17,7 @@ const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string,
     table: 'checkouts',
     columns: ['id', 'seq', 'user_id', 'primary_id', 'patron_name', 'email', 'provider', 'state', 'total_cents', 'currency', 'created_at', 'updated_at', 'paid_at', 'posted_at',
       'tx', 'batchno', 'effdate', 'pmtcode', 'attention_reason', 'attention_kind', 'attention_prior', 'unapplied_cents', 'attempts', 'next_attempt_at', 'last_error',
-      'resolved_at', 'resolved_by', 'resolution'],
+      'resolved_at', 'resolved_by', 'resolution', 'review_tx'],
     source: 'SELECT rowid AS seq, * FROM checkouts',
     order: 'rowid'
   },

@@ -95,6 +95,7 @@ export class PostgresLedger implements Ledger {
   async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId) }
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId) }
   async patronPayments (userId: string, limit: number): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit) }
+  async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> { return await this.#store.markUnderReview(checkoutId, tx, event, detail) }
   async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
     return await this.#store.recordPostback(postback, decide, messages)
   }

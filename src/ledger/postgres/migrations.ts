@@ -192,7 +192,17 @@ export const MIGRATIONS: string[] = [
    UPDATE refunds SET repeat_of = (
        SELECT MIN(e.id) FROM refunds e
        WHERE e.checkout_id = refunds.checkout_id AND e.tx = refunds.tx AND e.reference = refunds.reference AND e.id < refunds.id);
-   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`
+   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`,
+  // SQLite's migration 12: a PayPal capture held for review (PENDING) is marked on its checkout; while it is
+  // CREATED or EXPIRED it is a payment in progress and does not expire. Those waiting now are marked from their
+  // audit event.
+  `ALTER TABLE checkouts ADD COLUMN review_tx TEXT;
+   UPDATE checkouts SET review_tx = (
+       SELECT COALESCE(e.detail::jsonb ->> 'tx', '') FROM audit_events e
+       WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending' ORDER BY e.id DESC LIMIT 1)
+     WHERE state IN ('CREATED', 'EXPIRED')
+       AND EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending');
+   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`
 ]
 
 /** The schema version this code expects (the number of migrations). */

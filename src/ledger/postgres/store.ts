@@ -110,11 +110,20 @@ export class PostgresStore {
 
   async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
     const rows = await this.#pool.query(`SELECT id FROM checkouts
-      WHERE state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL)
+      WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
+          OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
         AND (user_id = $1 OR primary_id = $2)
         AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
       ORDER BY created_at, seq`, [userId, primaryId])
     return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
+  }
+
+  async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> {
+    return await this.#pool.transaction(async q => {
+      const rows = await q.query("UPDATE checkouts SET review_tx = $1, updated_at = $2 WHERE id = $3 AND state IN ('CREATED', 'EXPIRED') RETURNING id", [tx, this.#iso(), checkoutId])
+      await this.#event(q, checkoutId, event, null, null, { ...detail, tx, underReview: rows.length === 1 })
+      return rows.length === 1
+    })
   }
 
   async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
@@ -323,7 +332,7 @@ export class PostgresStore {
 
   async expireCreated (createdBefore: Date): Promise<string[]> {
     return await this.#pool.transaction(async q => {
-      const rows = await q.query('UPDATE checkouts SET state = \'EXPIRED\', updated_at = $1 WHERE state = \'CREATED\' AND created_at < $2 RETURNING id, seq',
+      const rows = await q.query('UPDATE checkouts SET state = \'EXPIRED\', updated_at = $1 WHERE state = \'CREATED\' AND created_at < $2 AND review_tx IS NULL RETURNING id, seq',
         [this.#iso(), createdBefore.toISOString()])
       rows.sort((a, b) => a.seq - b.seq)
       for (const row of rows) await this.#event(q, row.id, 'checkout.expired', 'CREATED', 'EXPIRED', {})

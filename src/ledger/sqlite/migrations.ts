@@ -249,7 +249,17 @@ export const MIGRATIONS: Migration[] = [
    UPDATE refunds SET repeat_of = (
        SELECT MIN(e.id) FROM refunds e
        WHERE e.checkout_id = refunds.checkout_id AND e.tx = refunds.tx AND e.reference = refunds.reference AND e.id < refunds.id);
-   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`
+   CREATE UNIQUE INDEX refunds_reference ON refunds (checkout_id, tx, reference) WHERE repeat_of IS NULL;`,
+  // A PayPal capture held for review (PENDING) is marked on its checkout, in the same write as its audit event:
+  // while the checkout is CREATED or EXPIRED it is a payment in progress (its fees are not sold again) and it does
+  // not expire. Checkouts already waiting on a review when this runs are marked from their audit event.
+  `ALTER TABLE checkouts ADD COLUMN review_tx TEXT;
+   UPDATE checkouts SET review_tx = (
+       SELECT COALESCE(json_extract(e.detail, '$.tx'), '') FROM audit_events e
+       WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending' ORDER BY e.id DESC LIMIT 1)
+     WHERE state IN ('CREATED', 'EXPIRED')
+       AND EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending');
+   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

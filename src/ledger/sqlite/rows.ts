@@ -56,7 +56,8 @@ export function toSummary (row: Row): CheckoutSummary {
     lastError: row.last_error,
     resolvedAt: row.resolved_at ?? null,
     resolvedBy: row.resolved_by ?? null,
-    resolution: row.resolution ?? null
+    resolution: row.resolution ?? null,
+    reviewTx: row.review_tx ?? null
   }
 }
 

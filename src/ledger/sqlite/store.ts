@@ -67,9 +67,10 @@ export class CheckoutStore {
   }
 
   paymentsInProgress (userId: string, primaryId: string): Checkout[] {
-    // by state first (indexed, and few checkouts are ever PAID or open for staff), then the patron
+    // by state first (indexed, and few checkouts are ever PAID or open for staff, or held for review), then the patron
     const rows = this.#c.sql(`SELECT id FROM checkouts
-      WHERE state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL)
+      WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
+          OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
         AND (user_id = ? OR primary_id = ?)
         AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
       ORDER BY created_at, rowid`).all(userId, primaryId) as Row[]
@@ -136,6 +137,15 @@ export class CheckoutStore {
         UNION SELECT checkout_id FROM postbacks WHERE tx = ? AND result = '0' AND checkout_id IS NOT NULL AND checkout_id != ?
           AND outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE', 'DUPLICATE')`)
       .all(tx, exceptId, tx, exceptId) as Row[]).map(r => r.id as string)
+  }
+
+  markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): boolean {
+    const c = this.#c
+    return c.transaction(() => {
+      const changed = c.sql("UPDATE checkouts SET review_tx = ?, updated_at = ? WHERE id = ? AND state IN ('CREATED', 'EXPIRED')").run(tx, c.iso(), checkoutId)
+      c.event(checkoutId, event, null, null, { ...detail, tx, underReview: changed.changes === 1 })
+      return changed.changes === 1
+    })
   }
 
   transition (request: TransitionRequest, fence?: number): boolean {
@@ -399,9 +409,9 @@ export class CheckoutStore {
   expireCreated (createdBefore: Date): string[] {
     const c = this.#c
     return c.transaction(() => {
-      const ids = (c.sql("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ?").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
+      const ids = (c.sql("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ? AND review_tx IS NULL").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
       for (const id of ids) {
-        c.sql("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED'").run(c.iso(), id)
+        c.sql("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED' AND review_tx IS NULL").run(c.iso(), id)
         c.event(id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
       }
       return ids

@@ -4,6 +4,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { receivedFor } from '../../payments/receipts.ts'
 import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
+import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 
@@ -53,7 +54,7 @@ const receipt: FastifyPluginAsync = async (fastify) => {
     }
     request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
     const record = await ledger.moneyRecord(checkout.id)
-    return reply.send(receiptPage(config, checkout, '../', 'CashNet', record === undefined ? undefined : receivedFor(record)))
+    return reply.send(receiptPage(config, checkout, '../', PROVIDER_LABEL[checkout.provider] ?? 'CashNet', record === undefined ? undefined : receivedFor(record)))
   }
 
   fastify.get<ReturnRoute>('/cashnet/return', { config: { access: 'patron', root: '../' }, schema: { querystring: CASHNET_FIELDS } }, show)

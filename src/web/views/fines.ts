@@ -16,7 +16,7 @@ export interface FinesView {
   csrfToken: string
   minPayment: Cents
   notice?: string
-  /** the patron's payments taken but not yet all recorded in Alma (PAID, or waiting for staff) */
+  /** the patron's payments taken but not yet all recorded in Alma (PAID, or waiting for staff), or held for review by the provider */
   inProgress?: Array<{ checkout: Checkout, receipt: boolean }>
   /** PARTIAL_PAYMENTS: an amount field per payable fee, filled in with the balance */
   partialPayments?: boolean
@@ -40,12 +40,17 @@ function joinAnd (parts: Html[]): Html {
   return html`${parts.slice(0, -1).map((p, i) => html`${i > 0 ? ', ' : ''}${p}`)} and ${parts[parts.length - 1]}`
 }
 
-/** What the patron hears about money already taken: being recorded, or waiting for library staff. */
+/** What the patron hears about money already taken: being recorded, waiting for library staff, or under the provider's review. */
 function inProgressNotices (payments: NonNullable<FinesView['inProgress']>, root: string): Html {
   return html`${payments.map(({ checkout, receipt }) => {
     const amount = formatMoney(checkout.total, checkout.currency)
     const day = (checkout.paidAt ?? checkout.createdAt).slice(0, 10)
     const link = receipt ? html` <a href="${root}cashnet/return?ref=${encodeURIComponent(checkout.id)}">See the receipt</a>` : ''
+    if (checkout.state === 'CREATED' || checkout.state === 'EXPIRED') {
+      // listed only while the provider holds its money for review (Checkout.reviewTx): so far only PayPal does
+      const reviewer = checkout.provider === 'paypal' ? 'PayPal' : 'CashNet'
+      return html`<div class="notice ok in-progress" role="status"><p><strong>${reviewer} is reviewing a payment.</strong> Your payment of ${amount} (${dateCell(day)}) is being reviewed by ${reviewer} before it is completed; this can take a few days. The fees it covers are marked below and cannot be paid online meanwhile. You do not need to pay them again: if ${reviewer} accepts the payment, it is recorded on your library account; if not, nothing is taken and the fees can be paid here again.${link}</p></div>`
+    }
     return checkout.state === 'PAID'
       ? html`<div class="notice ok in-progress" role="status"><p><strong>Payment received, being recorded.</strong> We have your payment of ${amount} (${dateCell(day)}) and are recording it in the library system. This can take a few minutes; the fees it covers are marked below. You do not need to pay them again.${link}</p></div>`
       : html`<div class="notice warn in-progress" role="status"><p><strong>Library staff are checking a payment.</strong> Your payment of ${amount} (${dateCell(day)}) needs a person to finish recording it in the library system. Until they have, the fees it covers cannot be paid online. You do not need to pay again; please contact the library if you have questions.${link}</p></div>`
@@ -69,7 +74,7 @@ export function finesPage (view: FinesView): string {
   const name = patronName(view.user)
   const progress = inProgressNotices(view.inProgress ?? [], './')
   // what is still to pay: money already taken for a fee (being recorded, or with staff) is not owed again
-  const held = new Set<NotPayableReason | null>(['being-recorded', 'staff-checking'])
+  const held = new Set<NotPayableReason | null>(['being-recorded', 'staff-checking', 'provider-reviewing'])
   const due = totalsByCurrency(owed.filter(f => !held.has(f.notPayable)).map(f => f.fee), view.currency)
   const elsewhere = due.filter(d => d.currency !== view.currency)
 
@@ -102,7 +107,7 @@ ${credits.length > 0 ? html`<p>You have a credit of ${joinAnd(totalsByCurrency(c
     return html`<tr>
 <td class="select">${notPayable === null
       ? html`<input type="checkbox" name="fee" value="${fee.id}" id="${id}" data-cents="${fee.balance}" aria-label="${spoken}" checked>`
-      : html`<span class="visually-hidden">${held.has(notPayable) ? 'Already paid, not to be paid again' : 'Cannot be paid online'}</span>`}</td>
+      : html`<span class="visually-hidden">${notPayable === 'provider-reviewing' ? 'Payment under review, not to be paid again' : held.has(notPayable) ? 'Already paid, not to be paid again' : 'Cannot be paid online'}</span>`}</td>
 <td class="detail">${notPayable === null ? html`<label for="${id}">${name}</label>` : html`<span class="fee-name">${name}</span>`}
 ${fee.barcode !== '' && fee.title !== '' ? html`<span class="fee-meta">Barcode ${fee.barcode}</span>` : ''}
 <span class="fee-meta narrow-only">${library}${fee.creationTime !== '' ? html` · ${dateCell(fee.creationTime)}` : ''}</span>

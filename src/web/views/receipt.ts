@@ -13,6 +13,10 @@ interface Wording { title: string, heading: string, tone: 'ok' | 'warn' | 'bad',
 
 /** `provider`: who took the money, as patrons know it (CashNet, PayPal). */
 export function receiptWording (checkout: Checkout, provider = 'CashNet'): Wording {
+  if ((checkout.state === 'CREATED' || checkout.state === 'EXPIRED') && checkout.reviewTx !== null) {
+    // the provider holds the money for review (a PayPal capture PENDING): its decision can take days, so no polling
+    return { title: `Payment being reviewed by ${provider}`, heading: `${provider} is reviewing this payment`, tone: 'warn', message: `${provider} has your payment but is reviewing it before completing it; this can take a few days. Do not pay these fees again. If ${provider} accepts the payment, it is recorded on your library account and this receipt says so; if not, nothing is taken and you can pay the fees again from your fines page.`, pending: false }
+  }
   switch (checkout.state) {
     case 'POSTED':
       return { title: 'Payment received: receipt', heading: 'Payment received and recorded in the library system', tone: 'ok', message: 'Thank you. Your library account has been updated.', pending: false }

@@ -1,0 +1,108 @@
+// A PayPal capture held for review (status PENDING: an eCheck, a payment PayPal reviews): PayPal has the money but
+// has not decided. Until its COMPLETED or DENIED webhook, the checkout stays CREATED but counts as a payment in
+// progress: its fees are not sold again (fines page and POST /checkout), the expiry job leaves it alone, and the
+// return page tells the patron that PayPal is reviewing it. Over real HTTP with the PayPal and Alma stand-ins.
+
+import t, { type Test } from 'tap'
+import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+
+async function pendingStack (t: Test): Promise<TestStack & { pp: NonNullable<TestStack['paypal']> }> {
+  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { faults: { captureStatus: 'PENDING' } } })
+  if (stack.paypal === null) throw new Error('no PayPal stand-in')
+  return { ...stack, pp: stack.paypal }
+}
+
+/** The patron pays the fees on PayPal and comes back: the capture is held for review. */
+async function payPending (stack: TestStack & { pp: NonNullable<TestStack['paypal']> }, browser: Browser, feeIds: string[]): Promise<{ checkoutId: string, captureId: string, returned: Awaited<ReturnType<Browser['request']>> }> {
+  const fines = await browser.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  const answer = await browser.post('/checkout', [...pay.fields, ...feeIds.map((id): [string, string] => ['fee', id])])
+  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}: ${answer.body.slice(0, 300)}`)
+  const approveUrl = String(answer.headers.location)
+  const orderId = new URL(approveUrl).searchParams.get('token') ?? ''
+  const page = await browser.request(approveUrl)
+  const form = readForm(page.body)
+  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', 'approve']]).toString() })
+  const returned = await browser.request(String(decided.headers.location))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  const capture = stack.pp.captures.find(c => c.orderId === orderId)
+  if (capture === undefined) throw new Error('no capture at PayPal')
+  return { checkoutId, captureId: capture.id, returned }
+}
+
+t.test('a capture PayPal holds for review: the return page says so, the fees are not payable again, expiry leaves it, COMPLETED then posts it once', async t => {
+  const stack = await pendingStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId, returned } = await payPending(stack, alice, ['100001', '100003'])
+  t.equal(stack.pp.captures[0].status, 'PENDING', 'PayPal holds the capture')
+  t.equal(returned.status, 200)
+  t.match(returned.body, 'PayPal is reviewing this payment', 'the return page says PayPal is reviewing it')
+  t.match(returned.body, 'Do not pay these fees again', 'and not to pay again')
+  t.notMatch(returned.body, 'If you left PayPal without paying, nothing was charged', 'not the "waiting" wording')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED', 'no new state: still CREATED')
+
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  t.same(pay.checkboxes, ['100002'], 'only the fee not under review can be ticked')
+  t.equal((fines.body.match(/<span class="badge">PayPal is reviewing the payment<\/span>/g) ?? []).length, 2, 'both fees say PayPal is reviewing their payment')
+  t.match(fines.body, /PayPal is reviewing a payment\.<\/strong> Your payment of \$17\.25/, 'the page says calmly that PayPal is reviewing it')
+  t.match(fines.body, 'You owe <strong>$45.50</strong>', 'the fees under review are not owed again')
+  t.match(fines.body, `href="./cashnet/return?ref=${checkoutId}"`, 'with the way to its receipt')
+  const linked = await alice.get(`/cashnet/return?ref=${checkoutId}`)
+  t.match(linked.body, 'PayPal is reviewing this payment', 'which names PayPal and says it is reviewing the payment')
+
+  const checkoutsBefore = (await stack.app.ledger.listCheckouts({})).total
+  const ordersBefore = stack.pp.orders.size
+  for (const chosen of [['100001'], ['100002', '100003']]) {
+    const forged = await alice.post('/checkout', [...pay.fields, ...chosen.map((fee): [string, string] => ['fee', fee])])
+    t.equal(forged.status, 409, `a form naming ${chosen.join(' and ')} is refused`)
+    t.match(forged.body, 'PayPal is reviewing a payment you made for one of the selected fees')
+  }
+  t.equal((await stack.app.ledger.listCheckouts({})).total, checkoutsBefore, 'no new checkout')
+  t.equal(stack.pp.orders.size, ordersBefore, 'no new PayPal order')
+  t.ok(stack.logLines().some(l => l.event === 'checkout.refused' && l.reason === 'in-progress'), 'refused as in progress')
+
+  const expired = await stack.app.ledger.expireCreated(new Date(Date.now() + 48 * 3600_000))
+  t.notOk(expired.includes(checkoutId), 'the expiry job leaves a checkout under review alone')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED')
+
+  await stack.pp.settlePending(captureId, 'COMPLETED')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after COMPLETED')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
+    { feeId: '100001', amountCents: 500 },
+    { feeId: '100003', amountCents: 1225 }
+  ], 'Alma records each fee once with the capture id')
+  await stack.pp.redeliver(stack.pp.webhooks[stack.pp.webhooks.length - 1])
+  await stack.app.worker.idle()
+  t.equal(stack.alma.allExternalPayments().length, 2, 'the COMPLETED webhook again posts nothing more')
+  const after = await alice.get('/')
+  t.notMatch(after.body, 'PayPal is reviewing', 'nothing under review any more')
+})
+
+t.test('a capture PayPal holds for review and then denies: declined, the fees can be paid again', async t => {
+  const stack = await pendingStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId } = await payPending(stack, alice, ['100001'])
+  t.same(readForm((await alice.get('/')).body, 'pay-form').checkboxes, ['100002', '100003'], 'under review: not payable')
+  await stack.pp.settlePending(captureId, 'DENIED')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'DECLINED', 'DENIED declines it')
+  const fines = await alice.get('/')
+  t.notMatch(fines.body, 'PayPal is reviewing')
+  t.same(readForm(fines.body, 'pay-form').checkboxes, ['100001', '100002', '100003'], 'the fee can be paid again')
+  const receipt = await alice.get(`/paypal/return?ref=${checkoutId}`)
+  t.match(receipt.body, 'Your payment was declined')
+  t.equal(stack.alma.allExternalPayments().length, 0, 'nothing posted')
+})
+
+t.test('a PENDING webhook that arrives after the capture completed changes nothing', async t => {
+  const stack = await pendingStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId } = await payPending(stack, alice, ['100001'])
+  const pending = stack.pp.webhooks.find(w => w.eventType === 'PAYMENT.CAPTURE.PENDING')
+  await stack.pp.settlePending(captureId, 'COMPLETED')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
+  if (pending !== undefined) await stack.pp.redeliver(pending)
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'POSTED', 'still POSTED')
+  t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }])
+})
