@@ -4,7 +4,7 @@
 
 import t from 'tap'
 import type { SandboxCampus } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, buildCampuses, form } from './helper.ts'
+import { type Answer, Browser, buildCampuses, form, readForm, send } from './helper.ts'
 
 const BOTH_USEROBJECT = { campuses: [{ id: 'springfield', env: { AUTH_MODE: 'userobject' } }, { id: 'shelbyville', env: { AUTH_MODE: 'userobject' } }] }
 
@@ -76,4 +76,31 @@ t.test('the page after sign-in stays on the service and in the campus, whatever 
     t.notOk(target.pathname.startsWith('/springfield/auth/'), `${JSON.stringify(next)}: not back into /auth/`)
   }
   t.equal(stack.campuses[1].alma.calls.length, 0, 'Shelbyville\'s Alma was never asked about Springfield\'s patron')
+})
+
+t.test('the whole userobject pay journey at a campus reaches the receipt, though CashNet\'s POST back comes without the cookie', async t => {
+  const stack = await buildCampuses(t, BOTH_USEROBJECT)
+  const [springfield, shelbyville] = stack.campuses
+  springfield.cashnet.behaviour.returnMode = 'post'
+  const browser = browserAt(springfield)
+  const { landed } = await signIn(springfield, browser, 'alice', '/')
+  t.equal(landed.status, 200, 'alice\'s fines at Springfield')
+
+  const { fields, action } = await browser.checkout()
+  t.match(action, /\/LIBFINESSPRINGFIELD$/, 'handed to Springfield\'s CashNet store')
+  const page = await browser.request(action, { method: 'POST', body: form(fields) })
+  const sessionAction = new URL(readForm(page.body).action, action).toString()
+  const done = await browser.request(sessionAction, { method: 'POST', body: form({ action: 'pay' }) })
+  const back = readForm(done.body, 'back')
+  t.equal(new URL(back.action).pathname, '/springfield/cashnet/return', 'CashNet sends the browser back to the campus\'s return')
+
+  // cross-site: SameSite=Lax keeps the session cookie off CashNet's POST (as it reaches the service through EZproxy)
+  const posted = await send(`${stack.serviceUrl}${new URL(back.action).pathname}`, { method: 'POST', body: form(back.fields) })
+  t.equal(posted.status, 303, `bounced to GET, not a ${posted.status}`)
+  const receipt = await browser.follow(posted, back.action)
+  t.equal(receipt.status, 200)
+  t.match(receipt.body, /Payment received/)
+  const paid = await browser.getUntil('/', 'Nothing to pay')
+  t.match(paid.body, 'Nothing to pay', 'Springfield\'s fees are paid in its Alma')
+  t.equal(shelbyville.alma.calls.filter(r => r.method === 'POST').length, 0, 'nothing posted to Shelbyville\'s Alma')
 })

@@ -16,6 +16,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import { loggablePath } from '../../log.ts'
+import { pathInCampus, routeInCampus } from '../campus-path.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
 import { messagePage } from '../views/message.ts'
@@ -292,7 +293,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
     if (request.method === 'GET' || request.method === 'HEAD') {
       // `next` is a path under PUBLIC_URL, which is the campus's own root: without the campus's prefix
       // (/{campus}/history would come back as /{campus}/{campus}/history)
-      const url = campusPrefix !== '' && request.url.startsWith(`${campusPrefix}/`) ? request.url.slice(campusPrefix.length) : request.url
+      const url = pathInCampus(request.url, campusPrefix)
       const next = url.startsWith('/') && !url.startsWith('//') ? url : '/'
       const state = signInState(request) ?? randomBytes(16).toString('base64url')
       reply.setCookie(SIGN_IN_STATE_COOKIE, state, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config), maxAge: 15 * 60 })
@@ -300,7 +301,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
       const target = `${config.ezproxyUrl}/login?url=${config.ezproxyUrl}/userObject?service=getToken&returnURL=${encodeURIComponent(returnUrl)}`
       return reply.redirect(target, 302)
     }
-    if (request.routeOptions.url === '/cashnet/return') {
+    if (routeInCampus(request, campusPrefix) === '/cashnet/return') {
       // CashNet's "redirect using HTTP post" is cross-site: SameSite=Lax keeps our cookie off it. Bounce to
       // GET, where the cookie comes along; the receipt then shows the patron's latest checkout.
       return reply.redirect('return', 303)
@@ -333,7 +334,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
     // Unknown paths get the generic 404 page from anyone: it shows nothing.
     if (request.is404) return
     // Primo VE's "Pay fines" link: the service root with ?jwt=… signs the patron in (src/web/primo-sign-in.ts)
-    if (primo !== null && request.routeOptions.url === '/' && (request.method === 'GET' || request.method === 'HEAD') &&
+    if (primo !== null && routeInCampus(request, campusPrefix) === '/' && (request.method === 'GET' || request.method === 'HEAD') &&
         Object.hasOwn(request.query as object, 'jwt')) {
       return await primoSignIn(request, reply, config, primo)
     }

@@ -8,6 +8,7 @@ import { AlmaBadResponse, AlmaError, AlmaUnavailable, USER_NOT_FOUND_CODES } fro
 import type { Config } from '../../../config.ts'
 import { loggablePath } from '../../../log.ts'
 import { LedgerUnavailable } from '../../../ledger/errors.ts'
+import { pathInCampus } from '../../campus-path.ts'
 import { rootFor } from '../../root.ts'
 import { messagePage } from '../../views/message.ts'
 
@@ -26,15 +27,15 @@ declare module 'fastify' {
   }
 }
 
-/** The route's own 400 page (config.badInput) for input it cannot use. */
-export function badInputPage (config: Config, reply: FastifyReply, page: BadInputPage): FastifyReply {
+/** The route's own 400 page (config.badInput) for input it cannot use; campusPrefix: see src/web/campus-path.ts. */
+export function badInputPage (config: Config, reply: FastifyReply, page: BadInputPage, campusPrefix = ''): FastifyReply {
   return reply.code(400).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-    .send(messagePage(config, { title: page.heading, heading: page.heading, message: page.message, root: reply.request.routeOptions.config?.root ?? rootFor(reply.request.url), linkHome: page.linkHome === true }))
+    .send(messagePage(config, { title: page.heading, heading: page.heading, message: page.message, root: reply.request.routeOptions.config?.root ?? rootFor(pathInCampus(reply.request.url, campusPrefix)), linkHome: page.linkHome === true }))
 }
 
-export async function answerError (config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export async function answerError (config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply, campusPrefix = ''): Promise<FastifyReply> {
   const path = loggablePath(request.url)
-  const root = request.routeOptions.config?.root ?? rootFor(request.url)
+  const root = request.routeOptions.config?.root ?? rootFor(pathInCampus(request.url, campusPrefix))
   const cashnet = request.routeOptions.config?.access === 'cashnet'
   const html = (status: number, heading: string, message: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
@@ -71,7 +72,7 @@ export async function answerError (config: Config, error: FastifyError, request:
     request.log.info({ event: 'request.refused', status, code: error.code }, `${status} ${request.method} ${path}: ${error.message}`)
     if (cashnet) return reply.code(status).type('text/plain; charset=utf-8').send(`rejected: ${error.code ?? status}\n`)
     const badInput = request.routeOptions.config?.badInput
-    if (error.code === 'FST_ERR_VALIDATION' && badInput !== undefined) return badInputPage(config, reply, badInput)
+    if (error.code === 'FST_ERR_VALIDATION' && badInput !== undefined) return badInputPage(config, reply, badInput, campusPrefix)
     return html(status, 'We could not process that request', status === 413 ? 'That request was too large.' : 'The request was not in the form we expected. Go back to your fines and try again.')
   }
   request.log.error({ event: 'request.failed', err: { message: error.message, stack: error.stack, code: error.code } }, `unexpected error on ${request.method} ${path}: ${error.message}`)
@@ -82,5 +83,6 @@ export async function answerError (config: Config, error: FastifyError, request:
 
 export default fp(async function errorHandler (fastify) {
   const { config } = fastify
-  fastify.setErrorHandler(async (error: FastifyError, request, reply) => await answerError(config, error, request, reply))
+  const campusPrefix = fastify.prefix
+  fastify.setErrorHandler(async (error: FastifyError, request, reply) => await answerError(config, error, request, reply, campusPrefix))
 }, { name: 'error-handler', dependencies: ['config'] })

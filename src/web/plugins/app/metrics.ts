@@ -4,6 +4,7 @@
 
 import fp from 'fastify-plugin'
 import { ServiceMetrics } from '../../../metrics.ts'
+import { routeInCampus } from '../../campus-path.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,8 +26,7 @@ export default fp(async function metrics (fastify) {
   const prefix = fastify.prefix
   fastify.decorate('metrics', service)
   fastify.addHook('onResponse', async (request, reply) => {
-    const full = request.is404 ? '(no route)' : request.routeOptions.url ?? '(no route)'
-    const route = prefix !== '' && full.startsWith(prefix) ? (full.slice(prefix.length) === '' ? '/' : full.slice(prefix.length)) : full
+    const route = request.is404 ? '(no route)' : routeInCampus(request, prefix) ?? '(no route)'
     service.request(route, request.method, reply.statusCode)
     if (route === '/cashnet/postback' && reply.statusCode === 403) service.postback('FORBIDDEN')
   })

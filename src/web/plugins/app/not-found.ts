@@ -1,6 +1,7 @@
 // The page for an address the service does not have: the same calm page for anyone, showing nothing.
 
 import fp from 'fastify-plugin'
+import { pathInCampus } from '../../campus-path.ts'
 import { rootFor } from '../../root.ts'
 import { messagePage } from '../../views/message.ts'
 
@@ -10,6 +11,6 @@ export default fp(async function notFound (fastify) {
   const prefix = fastify.prefix
   fastify.setNotFoundHandler(async (request, reply) => {
     return await reply.code(404).type('text/html; charset=utf-8')
-      .send(messagePage(config, { title: 'Page not found', heading: 'Page not found', message: 'There is nothing at this address. Use the library’s “pay fines” link to see your fines.', root: rootFor(prefix !== '' && request.url.startsWith(prefix) ? request.url.slice(prefix.length) : request.url) }))
+      .send(messagePage(config, { title: 'Page not found', heading: 'Page not found', message: 'There is nothing at this address. Use the library’s “pay fines” link to see your fines.', root: rootFor(pathInCampus(request.url, prefix)) }))
   })
 }, { name: 'not-found', dependencies: ['config'] })
