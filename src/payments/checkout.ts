@@ -21,6 +21,34 @@ export interface CheckoutRules extends PayableRules {
   itemCodes: ReadonlyMap<string, string>
 }
 
+/**
+ * Who is paying: the session's username and how Alma knows it. Through EZproxy (or a Primo/UserObject sign-in) the
+ * username is looked up by ALMA_USER_ID_TYPE; a pay-link session's username is the patron's Alma primary id, read
+ * without user_id_type, as a campus id may equal somebody else's primary id.
+ */
+export interface Payer {
+  username: string
+  byPrimaryId: boolean
+}
+
+/**
+ * Whether a checkout is the payer's own (its receipt, its line in the history): made under this username and, for
+ * a pay-link session, for this primary id too, so that a pay-link patron never sees the checkouts of another
+ * patron whose EZproxy username happens to be the same text.
+ */
+export function payerOwns (payer: Payer, checkout: Pick<Checkout, 'userId' | 'primaryId'>): boolean {
+  return checkout.userId === payer.username && (!payer.byPrimaryId || checkout.primaryId === payer.username)
+}
+
+/**
+ * The payer's payments in progress among those the ledger matched by username or primary id: a pay-link payer's
+ * are those for their primary id only (a checkout made through EZproxy under the same text is somebody else's).
+ */
+export async function payerPaymentsInProgress (ledger: Ledger, payer: Payer, primaryId: string): Promise<Checkout[]> {
+  const found = await ledger.paymentsInProgress(payer.username, primaryId)
+  return payer.byPrimaryId ? found.filter(checkout => checkout.primaryId === primaryId) : found
+}
+
 const FEE_ID = /^[A-Za-z0-9_-]{1,64}$/
 const MAX_LINES = 100
 
@@ -56,7 +84,7 @@ function amountToPay (fee: { balance: Cents }, text: string | undefined, minPaym
  */
 export async function startCheckout (
   deps: { alma: AlmaClient, ledger: Ledger, rules: CheckoutRules, /** who will take the money: recorded on the checkout */ provider: CheckoutProvider },
-  username: string,
+  payer: Payer,
   selectedFeeIds: readonly string[],
   parts: ReadonlyMap<string, string> = new Map()
 ): Promise<Checkout> {
@@ -73,12 +101,12 @@ export async function startCheckout (
   }
 
   const [user, feeList] = await Promise.all([
-    deps.alma.getUser(username),
-    deps.alma.listActiveFees(username)
+    deps.alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
+    deps.alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
   ])
   const byId = new Map(feeList.fees.map(f => [f.id, f]))
   // what the ledger says is paid and not yet in Alma, read now, not when the patron loaded the page
-  const inProgress = feesInProgress(await deps.ledger.paymentsInProgress(username, user.primaryId))
+  const inProgress = feesInProgress(await payerPaymentsInProgress(deps.ledger, payer, user.primaryId))
   const lines = ids.map((id, index) => {
     const fee = byId.get(id)
     if (fee === undefined) throw new CheckoutRefused('unknown-fee', 'One of the selected fees is no longer open on your account. Please review your fees again.')
@@ -106,7 +134,7 @@ export async function startCheckout (
   }
   return await deps.ledger.createCheckout({
     id: newCheckoutId(),
-    userId: username,
+    userId: payer.username,
     primaryId: user.primaryId,
     patronName: (user.fullName || `${user.firstName} ${user.lastName}`).trim(),
     email: user.preferredEmail,

@@ -23,6 +23,7 @@ export type PaymentStart =
 
 /** Where the provider sends the browser back, and the name its page shows. */
 export interface StartContext {
+  /** the base of every URL the provider sends the browser back to: PUBLIC_URL, or PAY_LINK_URL for a pay-link session */
   publicUrl: string
   brandName: string
 }

@@ -189,11 +189,18 @@ export class AlmaSandbox {
     for (const seed of seedUsers()) this.addUser(seed)
   }
 
-  findUser (id: string): SandboxUser | undefined {
-    const direct = this.users.get(id)
-    if (direct !== undefined) return direct
+  /**
+   * The user an API path names, as Alma finds them: without `idType` (no user_id_type) by primary id only; with
+   * `all_unique` by the primary id or any identifier; with another type (UNIV_ID, BARCODE…) by an identifier of
+   * that type only, never by a primary id.
+   */
+  findUser (id: string, idType?: string): SandboxUser | undefined {
+    if (idType === undefined || idType === 'all_unique') {
+      const direct = this.users.get(id)
+      if (direct !== undefined || idType === undefined) return direct
+    }
     for (const user of this.users.values()) {
-      if (user.identifiers.some(i => i.value === id)) return user
+      if (user.identifiers.some(i => i.value === id && (idType === 'all_unique' || i.type === idType))) return user
     }
     return undefined
   }
@@ -400,7 +407,8 @@ export class AlmaSandbox {
 
     const userFor = (request: FastifyRequest, reply: FastifyReply): SandboxUser | undefined => {
       const id = (request.params as { userId: string }).userId
-      const user = this.findUser(id)
+      const idType = (request.query as Record<string, string | undefined>).user_id_type
+      const user = this.findUser(id, idType === '' ? undefined : idType)
       if (user === undefined) {
         this.#fail(reply, 400, '401861', `User with identifier ${id} was not found.`)
       }

@@ -16,6 +16,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import { loggablePath } from '../../log.ts'
+import type { Payer } from '../../payments/checkout.ts'
 import { pathInCampus, routeInCampus } from '../campus-path.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
@@ -54,6 +55,17 @@ declare module 'fastify' {
     /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
     routeAccess: Map<string, Access>
   }
+}
+
+/** The patron as the payment rules know them: a pay-link session's username is an Alma primary id. */
+export function payerOf (patron: Patron | null): Payer {
+  if (patron === null) throw new Error('no patron on a patron route')
+  return { username: patron.username, byPrimaryId: patron.payLink !== undefined }
+}
+
+/** Where the browser of this patron reaches the service: PAY_LINK_URL for a pay-link session (its cookie lives there), else PUBLIC_URL. */
+export function baseUrlFor (patron: Patron | null, config: Pick<Config, 'publicUrl' | 'payLinkUrl'>): string {
+  return patron?.payLink !== undefined ? config.payLinkUrl : config.publicUrl
 }
 
 export const SESSION_COOKIE = 'acn_session'

@@ -7,7 +7,7 @@ import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
-import { cookiePath } from '../plugins/identity.ts'
+import { baseUrlFor, cookiePath, payerOf } from '../plugins/identity.ts'
 
 export const CHECKOUT_COOKIE = 'acn_checkout'
 
@@ -45,15 +45,17 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     // preValidation: a forged or stale form is refused as such (403) whatever shape its fields have
     preValidation: fastify.csrfProtection
   }, async (request, reply) => {
-    const username = (request.patron as { username: string }).username
+    const payer = payerOf(request.patron)
+    const username = payer.username
     const feeIds = request.body.fee
     try {
       const parts = config.partialPayments ? partAmounts(request.body, feeIds) : new Map<string, string>()
-      const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, username, feeIds, parts)
+      const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, payer, feeIds, parts)
       const partial = created.lines.filter(l => l.balance != null && l.amount < l.balance).length
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length, ...(partial > 0 ? { partial } : {}) }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)${partial > 0 ? `, ${partial} paid in part` : ''}`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config), maxAge: 2 * 24 * 3600 })
-      const start = await fastify.paymentProvider.start(created, { publicUrl: config.publicUrl, brandName: config.libraryName })
+      // a pay-link patron's session cookie lives on PAY_LINK_URL: the provider sends them back there, not through EZproxy
+      const start = await fastify.paymentProvider.start(created, { publicUrl: baseUrlFor(request.patron, config), brandName: config.libraryName })
       if (start.kind === 'redirect') {
         request.log.info({ event: 'checkout.redirect', checkout: created.id, provider: fastify.paymentProvider.name }, `checkout ${created.id}: browser sent to ${new URL(start.url).origin} to approve`)
         return reply.redirect(start.url, 303)

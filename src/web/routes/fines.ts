@@ -4,14 +4,19 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { finesPage } from '../views/fines.ts'
 import { feesInProgress, whyNotPayable } from '../../payments/payable.ts'
+import { payerOwns, payerPaymentsInProgress } from '../../payments/checkout.ts'
+import { payerOf } from '../plugins/identity.ts'
 
 const fines: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   fastify.get('/', { config: { access: 'patron', root: './' } }, async (request, reply) => {
-    const username = (request.patron as { username: string }).username
+    const payer = payerOf(request.patron)
     const alma = request.alma
-    const [user, feeList] = await Promise.all([alma.getUser(username), alma.listActiveFees(username)])
-    const payments = await ledger.paymentsInProgress(username, user.primaryId)
+    const [user, feeList] = await Promise.all([
+      alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
+      alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
+    ])
+    const payments = await payerPaymentsInProgress(ledger, payer, user.primaryId)
     const inProgress = feesInProgress(payments)
     const fees = feeList.fees
       .map(fee => ({ fee, notPayable: whyNotPayable(fee, config, inProgress) }))
@@ -25,7 +30,7 @@ const fines: FastifyPluginAsync = async (fastify) => {
       minPayment: config.minPayment,
       partialPayments: config.partialPayments,
       // the receipt is shown only to the username that paid (routes/return.ts)
-      inProgress: payments.map(checkout => ({ checkout, receipt: checkout.userId === username }))
+      inProgress: payments.map(checkout => ({ checkout, receipt: payerOwns(payer, checkout) }))
     }))
   })
 }

@@ -2,6 +2,8 @@
 
 import type { FastifyPluginAsync } from 'fastify'
 import { historyPage } from '../views/history.ts'
+import { payerOwns } from '../../payments/checkout.ts'
+import { payerOf } from '../plugins/identity.ts'
 
 /** More than any patron pays online in years; the page stays one page. */
 const HISTORY_LIMIT = 200
@@ -9,8 +11,8 @@ const HISTORY_LIMIT = 200
 const history: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   fastify.get('/history', { config: { access: 'patron', root: './' } }, async (request, reply) => {
-    const username = (request.patron as { username: string }).username
-    const payments = await ledger.patronPayments(username, HISTORY_LIMIT)
+    const payer = payerOf(request.patron)
+    const payments = (await ledger.patronPayments(payer.username, HISTORY_LIMIT)).filter(checkout => payerOwns(payer, checkout))
     return reply.type('text/html; charset=utf-8').send(historyPage(config, payments, config.timeZone))
   })
 }

@@ -3,6 +3,7 @@
 // token is its own authentication (signed, expiring: src/payments/pay-links.ts); the ledger says whether it was
 // revoked and keeps every issue, use, refusal and revocation in the audit trail. A good link opens a session for
 // that patron only, marked as a pay-link session (never /admin), ending with the link at the latest.
+// The session's username is the patron's Alma primary id: every Alma call for it goes by primary id (payerOf).
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { AlmaError, USER_NOT_FOUND_CODES } from '../../alma/errors.ts'

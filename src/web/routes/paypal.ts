@@ -11,11 +11,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
 import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
+import { payerOwns } from '../../payments/checkout.ts'
 import { receivedFor } from '../../payments/receipts.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { parseWebhookEvent } from '../../providers/paypal/webhook.ts'
 import { messagePage } from '../views/message.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
+import { payerOf } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 
 const MAX_WEBHOOK_BODY = 64 * 1024
@@ -57,11 +59,11 @@ const paypal: FastifyPluginAsync = async (fastify) => {
 
   /** The patron's own checkout for an order (read from PayPal: custom_id), or null after a 404 page. */
   const ownCheckout = async (request: FastifyRequest<BackRoute>, reply: FastifyReply, orderId: string): Promise<{ checkout: Checkout, order: Awaited<ReturnType<typeof client.getOrder>> } | null> => {
-    const username = (request.patron as { username: string }).username
+    const payer = payerOf(request.patron)
     const order = await client.withLogger(request.log as unknown as Logger).getOrder(orderId)
     const checkoutId = checkoutIdOf(order)
     const checkout = checkoutId === null || !ID.test(checkoutId) ? undefined : await ledger.getCheckout(checkoutId)
-    if (checkout === undefined || checkout.userId !== username) {
+    if (checkout === undefined || !payerOwns(payer, checkout)) {
       if (checkout !== undefined) request.log.warn({ event: 'receipt.not_owner', checkout: checkout.id, order: orderId }, `PayPal order ${orderId} (checkout ${checkout.id}) brought back by another patron: nothing done`)
       else request.log.warn({ event: 'paypal.return_unknown', order: orderId }, `PayPal order ${orderId} is for no known checkout: nothing done`)
       await reply.code(404).type('text/html; charset=utf-8').send(noReceiptPage(config))
@@ -84,13 +86,13 @@ const paypal: FastifyPluginAsync = async (fastify) => {
   }
 
   fastify.get<BackRoute>('/paypal/return', { config: { access: 'patron', root: '../' }, schema: { querystring: BACK_QUERY } }, async (request, reply) => {
-    const username = (request.patron as { username: string }).username
+    const payer = payerOf(request.patron)
     const { token, ref } = request.query
     if (token === undefined || token === '') {
       // the receipt's own "check again" link, or the cookie: read from the ledger, no PayPal call
       const reference = ref ?? fromCookie(request)
-      const checkout = reference !== null && ID.test(reference) ? await ledger.getCheckout(reference) : await ledger.latestCheckoutForUser(username)
-      if (checkout === undefined || checkout.userId !== username) return reply.code(404).type('text/html; charset=utf-8').send(noReceiptPage(config))
+      const checkout = reference !== null && ID.test(reference) ? await ledger.getCheckout(reference) : await ledger.latestCheckoutForUser(payer.username)
+      if (checkout === undefined || !payerOwns(payer, checkout)) return reply.code(404).type('text/html; charset=utf-8').send(noReceiptPage(config))
       return await receipt(request, reply, checkout)
     }
     if (!ID.test(token)) return calm(reply, 400, 'Please check the link', 'This link back from PayPal is not one we recognise. Open your fines page to see your payments.')
@@ -118,7 +120,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       if (known === null && isPayPalError(error) && !error.retryable) {
         const cookie = fromCookie(request)
         const mine = cookie !== null && ID.test(cookie) ? await ledger.getCheckout(cookie) : undefined
-        if (mine !== undefined && mine.userId === username) known = mine
+        if (mine !== undefined && payerOwns(payer, mine)) known = mine
       }
       if (known !== null && isPayPalError(error) && !error.retryable) {
         request.log.error({ event: 'paypal.return_failed', checkout: known.id, kind: error.kind, debugId: error.debugId || undefined }, `PayPal return for checkout ${known.id}: ${error.message}`)

@@ -2,10 +2,12 @@
 // ledger, for this patron's own checkout only; the redirect's result fields are never believed.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { payerOwns } from '../../payments/checkout.ts'
 import { receivedFor } from '../../payments/receipts.ts'
 import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
 import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
+import { payerOf } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 
 /**
@@ -42,13 +44,13 @@ const receipt: FastifyPluginAsync = async (fastify) => {
   }
 
   const show = async (request: FastifyRequest<ReturnRoute>, reply: FastifyReply): Promise<FastifyReply> => {
-    const username = (request.patron as { username: string }).username
+    const payer = payerOf(request.patron)
     const reference = referenceFrom(request)
     const checkout = reference !== null && /^[A-Za-z0-9_-]{1,64}$/.test(reference)
       ? await ledger.getCheckout(reference)
-      : await ledger.latestCheckoutForUser(username)
+      : await ledger.latestCheckoutForUser(payer.username)
     reply.type('text/html; charset=utf-8')
-    if (checkout === undefined || checkout.userId !== username) {
+    if (checkout === undefined || !payerOwns(payer, checkout)) {
       if (checkout !== undefined) request.log.warn({ event: 'receipt.not_owner', checkout: checkout.id }, `receipt for ${checkout.id} asked for by another patron`)
       return reply.code(404).send(noReceiptPage(config))
     }

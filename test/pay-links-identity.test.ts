@@ -1,0 +1,163 @@
+// A pay-link session knows its patron by Alma primary id, whatever ALMA_USER_ID_TYPE says about EZproxy
+// usernames: its fines, checkout and receipt read Alma by primary id (no user_id_type), so a primary id that is
+// also somebody else's campus id never shows or charges the other patron's fees. And a payment started from a pay
+// link comes back to PAY_LINK_URL (where its session cookie lives), never through EZproxy's PUBLIC_URL.
+
+import t, { type Test } from 'tap'
+import { issuePayLink } from '../src/payments/pay-links.ts'
+import { seedUsers } from '../src/sandbox/seed.ts'
+import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
+import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, send, type TestStack, UNTRUSTED_PEER } from './helper.ts'
+import { runningMailServer } from './support/mail-server.ts'
+
+/** A browser on the open internet (not EZproxy) that keeps its cookies, whichever host it talks to. */
+class Stranger {
+  cookies = new Map<string, string>()
+  constructor (readonly base: string) {}
+  async request (path: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
+    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+    const answer = await send(new URL(path, this.base).toString(), { ...options, from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
+    const lines = answer.headers['set-cookie']
+    for (const line of Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]) {
+      const [pair] = line.split(';')
+      const index = pair.indexOf('=')
+      this.cookies.set(pair.slice(0, index), pair.slice(index + 1))
+    }
+    return answer
+  }
+
+  async get (path: string): Promise<Answer> { return await this.request(path) }
+  async post (path: string, fields: Array<[string, string]>): Promise<Answer> { return await this.request(path, { method: 'POST', body: form(fields) }) }
+}
+
+/** A stack whose PAY_LINK_URL is the service's own address (not the EZproxy stand-in's PUBLIC_URL). */
+async function directStack (t: Test, env: Record<string, string> = {}): Promise<TestStack & { payLinkUrl: string }> {
+  const smtp = await runningMailServer(t)
+  const port = await freePort()
+  const payLinkUrl = `http://127.0.0.1:${port}`
+  const stack = await build(t, { ports: { service: port }, env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: payLinkUrl, ...env } })
+  t.equal(stack.serviceUrl, payLinkUrl, 'the pay link reaches the service directly')
+  t.not(stack.config.publicUrl, payLinkUrl, 'PUBLIC_URL is the EZproxy stand-in')
+  return { ...stack, payLinkUrl }
+}
+
+/** Opens a pay link for a patron (by Alma primary id) in a fresh browser. */
+async function openPayLink (t: Test, stack: TestStack & { payLinkUrl: string }, primaryId: string): Promise<Stranger> {
+  const link = issuePayLink({ patronId: primaryId, primaryId, issuedBy: 'staff', ttlHours: 1, secret: SANDBOX_COOKIE_SECRET })
+  await stack.app.ledger.recordPayLink(link, {})
+  const patron = new Stranger(stack.payLinkUrl)
+  t.equal((await patron.get(`/pay/${link.token}`)).status, 302, 'the link opens a session')
+  return patron
+}
+
+/** The fines page's pay form with the given fees ticked, posted: the CashNet hand-off page's form. */
+async function checkOut (t: Test, patron: Stranger, feeIds: string[]): Promise<{ action: string, fields: Array<[string, string]> }> {
+  const fines = await patron.get('/')
+  t.equal(fines.status, 200, 'the fines page')
+  const pay = readForm(fines.body, 'pay-form')
+  const handoff = await patron.post('/checkout', [...pay.fields, ...feeIds.map((id): [string, string] => ['fee', id])])
+  t.equal(handoff.status, 200, 'the hand-off page')
+  const cashnet = readForm(handoff.body, 'cashnet-form')
+  return { action: cashnet.action, fields: cashnet.fields }
+}
+
+/** Pays on the CashNet sandbox page and follows CashNet's way back (signouturl) as a browser would. */
+async function payOnCashnet (patron: Stranger, action: string, fields: Array<[string, string]>): Promise<Answer> {
+  const page = await patron.request(action, { method: 'POST', body: form(fields) })
+  const sessionAction = new URL(readForm(page.body).action, action).toString()
+  const done = await patron.request(sessionAction, { method: 'POST', body: form({ action: 'pay' }) })
+  if (done.status >= 300 && done.status < 400) return await patron.get(new URL(String(done.headers.location), sessionAction).toString())
+  const back = readForm(done.body, 'back')
+  return await patron.request(back.action, { method: 'POST', body: form(back.fields) })
+}
+
+t.test('ALMA_USER_ID_TYPE=UNIV_ID: a pay link opens its patron\'s fines and pays them, every Alma call by primary id', async t => {
+  const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
+  stack.alma.calls.length = 0
+  const patron = await openPayLink(t, stack, 'alice')
+  const fines = await patron.get('/')
+  t.equal(fines.status, 200)
+  t.match(fines.body, 'Alice Archer')
+  t.match(fines.body, 'The Name of the Rose')
+
+  const { action, fields } = await checkOut(t, patron, ['100001'])
+  const checkoutId = checkoutIdFrom(fields)
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.match(checkout, { userId: 'alice', primaryId: 'alice', total: 500 }, 'alice\'s checkout')
+  const receipt = await payOnCashnet(patron, action, fields)
+  t.equal(receipt.status, 200, 'CashNet brings the patron back to the receipt, in the session')
+  t.match(receipt.body, checkoutId)
+  t.equal((await patron.get('/history')).status, 200)
+  t.match((await patron.get('/history')).body, checkoutId, 'the payment is in the pay-link patron\'s history')
+
+  t.ok(stack.alma.calls.some(c => c.path.endsWith('/users/alice/fees')), 'Alma was asked for alice\'s fees')
+  t.same(stack.alma.calls.filter(c => c.query.user_id_type !== undefined).map(c => `${c.method} ${c.path}?user_id_type=${c.query.user_id_type}`), [],
+    'no Alma call for the pay-link session carries user_id_type')
+})
+
+t.test('a pay-link patron whose primary id is another patron\'s campus id sees and pays only their own fees', async t => {
+  const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
+  const [alice] = seedUsers()
+  // zed's campus id (their EZproxy username) is alice's primary id
+  stack.alma.addUser({
+    ...alice,
+    primaryId: 'zed',
+    firstName: 'Zed',
+    lastName: 'Zimmermann',
+    email: 'zed@example.edu',
+    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
+    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
+  })
+  // zed pays through EZproxy as username "alice"
+  const zed = new Browser(stack).login('alice')
+  const zedFines = await zed.get('/')
+  t.match(zedFines.body, 'Zed Zimmermann', 'through EZproxy, "alice" is zed\'s campus id')
+  const zedPay = await zed.checkout(['990001'])
+  await zed.payOnCashnet(zedPay.action, zedPay.fields)
+  const zedCheckout = checkoutIdFrom(zedPay.fields)
+  t.match(await stack.app.ledger.getCheckout(zedCheckout), { userId: 'alice', primaryId: 'zed' })
+
+  const patron = await openPayLink(t, stack, 'alice')
+  const fines = await patron.get('/')
+  t.equal(fines.status, 200)
+  t.match(fines.body, 'Alice Archer')
+  t.notMatch(fines.body, 'Zed', 'none of zed\'s name or fees')
+  t.notMatch(fines.body, zedCheckout, 'nor zed\'s payment in progress')
+  t.equal((await patron.get(`/cashnet/return?ref=${zedCheckout}`)).status, 404, 'nor zed\'s receipt')
+  t.equal((await patron.get('/cashnet/return')).status, 404, 'nor zed\'s latest receipt')
+  t.notMatch((await patron.get('/history')).body, zedCheckout, 'nor zed\'s history')
+
+  const { fields } = await checkOut(t, patron, ['100001', '100002'])
+  t.match(await stack.app.ledger.getCheckout(checkoutIdFrom(fields)), { primaryId: 'alice', patronName: 'Alice Archer', total: 5050 }, 'alice is charged alice\'s fees')
+  t.equal(await (async () => (await patron.post('/checkout', [...readForm((await patron.get('/')).body, 'pay-form').fields, ['fee', '990001']])).status)(), 409, 'zed\'s fee is not payable from alice\'s link')
+})
+
+t.test('PAY_LINK_URL with PayPal: the order\'s return and cancel URLs are on PAY_LINK_URL, and the return shows the receipt', async t => {
+  const stack = await directStack(t, { PAYMENT_PROVIDER: 'paypal' })
+  const patron = await openPayLink(t, stack, 'alice')
+  const fines = await patron.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  const started = await patron.post('/checkout', [...pay.fields, ['fee', '100001']])
+  t.equal(started.status, 303)
+  const approveUrl = String(started.headers.location)
+  const order = stack.paypal?.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')
+  t.equal(order?.returnUrl, `${stack.payLinkUrl}/paypal/return`)
+  t.equal(order?.cancelUrl, `${stack.payLinkUrl}/paypal/cancel`)
+  const page = await patron.get(approveUrl)
+  const approve = readForm(page.body)
+  const decided = await patron.request(new URL(approve.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...approve.fields, ['action', 'approve']]).toString() })
+  const back = String(decided.headers.location)
+  t.ok(back.startsWith(`${stack.payLinkUrl}/paypal/return`), 'PayPal sends the patron back to PAY_LINK_URL')
+  const receipt = await patron.get(back)
+  t.equal(receipt.status, 200, 'the receipt, in the pay-link session')
+  t.match(receipt.body, order?.customId ?? '?')
+})
+
+t.test('PAY_LINK_URL with CashNet: signouturl is on PAY_LINK_URL for a pay-link session, on PUBLIC_URL through EZproxy', async t => {
+  const stack = await directStack(t)
+  const patron = await openPayLink(t, stack, 'alice')
+  const { fields } = await checkOut(t, patron, ['100001'])
+  t.equal(fields.find(([k]) => k === 'signouturl')?.[1], `${stack.payLinkUrl}/cashnet/return`)
+  const viaEzproxy = await new Browser(stack).login('carol').checkout()
+  t.equal(viaEzproxy.fields.find(([k]) => k === 'signouturl')?.[1], `${stack.config.publicUrl}/cashnet/return`)
+})
