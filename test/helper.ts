@@ -249,3 +249,23 @@ function ephemeralLow (): number {
   } catch {}
   return 32768
 }
+
+/** A browser on the open internet (not EZproxy) that keeps its cookies, whichever host it talks to. */
+export class Stranger {
+  cookies = new Map<string, string>()
+  constructor (readonly base: string) {}
+  async request (path: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
+    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+    const answer = await send(new URL(path, this.base).toString(), { ...options, from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
+    const lines = answer.headers['set-cookie']
+    for (const line of Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]) {
+      const [pair] = line.split(';')
+      const index = pair.indexOf('=')
+      this.cookies.set(pair.slice(0, index), pair.slice(index + 1))
+    }
+    return answer
+  }
+
+  async get (path: string): Promise<Answer> { return await this.request(path) }
+  async post (path: string, fields: Array<[string, string]>): Promise<Answer> { return await this.request(path, { method: 'POST', body: form(fields) }) }
+}

@@ -6,25 +6,8 @@
 import t from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, readForm, send, type TestStack, UNTRUSTED_PEER } from './helper.ts'
+import { type Answer, Browser, build, checkoutIdFrom, readForm, send, Stranger, type TestStack, UNTRUSTED_PEER } from './helper.ts'
 import { runningMailServer } from './support/mail-server.ts'
-
-/** A browser on the open internet: not EZproxy, keeps its cookies. */
-class Stranger {
-  cookies = new Map<string, string>()
-  constructor (readonly base: string) {}
-  async get (path: string): Promise<Answer> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
-    const answer = await send(new URL(path, this.base).toString(), { from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
-    const lines = answer.headers['set-cookie']
-    for (const line of Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]) {
-      const [pair] = line.split(';')
-      const index = pair.indexOf('=')
-      this.cookies.set(pair.slice(0, index), pair.slice(index + 1))
-    }
-    return answer
-  }
-}
 
 async function sendLink (stack: TestStack, staff: Browser, identifier: string): Promise<Answer> {
   const page = await staff.get(`/admin/pay-links?id=${encodeURIComponent(identifier)}`)

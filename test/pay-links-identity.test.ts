@@ -7,28 +7,8 @@ import t, { type Test } from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, send, type TestStack, UNTRUSTED_PEER } from './helper.ts'
+import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack } from './helper.ts'
 import { runningMailServer } from './support/mail-server.ts'
-
-/** A browser on the open internet (not EZproxy) that keeps its cookies, whichever host it talks to. */
-class Stranger {
-  cookies = new Map<string, string>()
-  constructor (readonly base: string) {}
-  async request (path: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
-    const answer = await send(new URL(path, this.base).toString(), { ...options, from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
-    const lines = answer.headers['set-cookie']
-    for (const line of Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]) {
-      const [pair] = line.split(';')
-      const index = pair.indexOf('=')
-      this.cookies.set(pair.slice(0, index), pair.slice(index + 1))
-    }
-    return answer
-  }
-
-  async get (path: string): Promise<Answer> { return await this.request(path) }
-  async post (path: string, fields: Array<[string, string]>): Promise<Answer> { return await this.request(path, { method: 'POST', body: form(fields) }) }
-}
 
 /** A stack whose PAY_LINK_URL is the service's own address (not the EZproxy stand-in's PUBLIC_URL). */
 async function directStack (t: Test, env: Record<string, string> = {}): Promise<TestStack & { payLinkUrl: string }> {
