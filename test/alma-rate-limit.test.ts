@@ -14,7 +14,6 @@ import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { freePort, send, until } from './helper.ts'
-import { TSX_CHILD_ENV } from './support/tsx-child.ts'
 
 interface AlmaProcess {
   baseUrl: string
@@ -24,7 +23,7 @@ interface AlmaProcess {
 
 /** The Alma sandbox in a child process, driven over IPC (src/sandbox/alma-process.ts). */
 async function almaProcess (t: Test): Promise<AlmaProcess> {
-  const child: ChildProcess = fork(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...TSX_CHILD_ENV }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child: ChildProcess = fork(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   t.teardown(() => { child.disconnect() })
   let nextId = 1
   const waiting = new Map<number, (message: { result?: unknown, error?: string }) => void>()
@@ -51,7 +50,6 @@ async function serviceProcess (t: Test, env: Record<string, string>, dir = mkdte
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: {
       ...process.env,
-      ...TSX_CHILD_ENV,
       PORT: String(port),
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       ALMA_API_KEY: SANDBOX_API_KEY,

@@ -9,7 +9,6 @@ import { readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/
 import { cents } from '../src/money.ts'
 import { SANDBOX_API_KEY } from '../src/sandbox/stack.ts'
 import { Browser, build, checkoutIdFrom, type TestStack } from './helper.ts'
-import { TSX_CHILD_ENV } from './support/tsx-child.ts'
 
 const SINCE = new Date(Date.now() - 86_400_000)
 const TODAY = new Date().toISOString().slice(0, 10)
@@ -20,7 +19,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 async function runCli (stack: TestStack, databasePath: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_PATH: databasePath, ALMA_API_URL: stack.alma.baseUrl, ALMA_API_KEY: SANDBOX_API_KEY, ...env, ...TSX_CHILD_ENV },
+      env: { PATH: process.env.PATH ?? '', DATABASE_PATH: databasePath, ALMA_API_URL: stack.alma.baseUrl, ALMA_API_KEY: SANDBOX_API_KEY, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let stdout = ''

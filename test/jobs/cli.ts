@@ -7,7 +7,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Test } from 'tap'
-import { TSX_CHILD_ENV } from '../support/tsx-child.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 
@@ -21,7 +20,7 @@ export async function runScript (script: string, args: string[], env: Record<str
   return await new Promise(resolve => {
     execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...env, ...TSX_CHILD_ENV },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...env },
       maxBuffer: 16 * 1024 * 1024
     }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr })

@@ -13,7 +13,6 @@ import { EzproxyStandIn } from '../../src/sandbox/ezproxy.ts'
 import { seedUsers } from '../../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
 import { CASHNET_PEER, freePort, until } from '../helper.ts'
-import { TSX_CHILD_ENV } from './tsx-child.ts'
 
 /** A fresh folder under the system's temporary one, removed when the test ends. */
 export function tempDir (t: Test, prefix: string): string {
@@ -24,7 +23,7 @@ export function tempDir (t: Test, prefix: string): string {
 
 /** Spawns a command with stdout and stderr appended to `output`, chunk by chunk. */
 function spawnCollecting (command: string, args: string[], env: NodeJS.ProcessEnv, output: string[], detached = false): ChildProcess {
-  const child = spawn(command, args, { env: { ...env, ...TSX_CHILD_ENV }, stdio: ['ignore', 'pipe', 'pipe'], detached })
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached })
   child.stdout?.on('data', (chunk) => { output.push(String(chunk)) })
   child.stderr?.on('data', (chunk) => { output.push(String(chunk)) })
   return child
