@@ -64,3 +64,30 @@ t.test('a full payment and hostile postbacks leave no secret, token or card numb
   // (a run inside a longer token, such as a hex checkout id that happens to hold 13 digits in a row, is not one)
   t.notMatch(raw, /(?<![0-9A-Za-z])\d(?:(?:[ +-]|%20|%2D)?\d){12,18}(?![0-9A-Za-z])/i, 'no card-like run in any raw body')
 })
+
+t.test('credential fields are censored at any depth and in any case, and the rest of the line is kept', async t => {
+  const { Writable } = await import('node:stream')
+  const { default: pino } = await import('pino')
+  const { loggerOptions } = await import('../../src/log.ts')
+  const lines: string[] = []
+  const sink = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const logger = pino(loggerOptions({ logLevel: 'info', almaApiKey: SANDBOX_API_KEY, cookieSecret: COOKIE_SECRET, ezproxySecret: EZPROXY_SECRET, ezproxyWskey: SANDBOX_WSKEY }), sink)
+  logger.info({
+    event: 'test.fields',
+    _csrf: 'csrf-AAAA',
+    csrf: 'csrf-BBBB',
+    headers: { Authorization: 'Bearer CCCC', cookie: 'acn_session=DDDD', 'Set-Cookie': ['acn_csrf=EEEE'] },
+    paypal: { clientSecret: 'FFFF', nested: { deeper: { apiKey: 'GGGG', Password: 'HHHH', wskey: 'IIII', token: 'JJJJ' } } },
+    order: 'ORDER-1',
+    amount: 125
+  }, 'fields')
+  logger.child({ user: 'alice' }).warn({ event: 'test.child', detail: { token: 'KKKK' } }, 'child')
+  const text = lines.join('')
+  for (const secret of ['AAAA', 'BBBB', 'CCCC', 'DDDD', 'EEEE', 'FFFF', 'GGGG', 'HHHH', 'IIII', 'JJJJ', 'KKKK']) t.notOk(text.includes(secret), `${secret} is censored`)
+  const first = JSON.parse(lines[0])
+  t.equal(first.headers.Authorization, '[REDACTED]')
+  t.equal(first.paypal.nested.deeper.Password, '[REDACTED]')
+  t.equal(first.order, 'ORDER-1', 'other fields are kept')
+  t.equal(first.amount, 125)
+  t.equal(JSON.parse(lines[1]).user, 'alice')
+})
