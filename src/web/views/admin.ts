@@ -8,9 +8,11 @@ import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, Postb
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
+import type { ReceivedMoney } from '../../payments/receipts.ts'
 import { eventInWords, localTime } from '../../payments/story.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
+import { amountCell } from './received.ts'
 
 /** What each state means to the bursar's office; shown as text, never as colour alone. */
 export const STATE_LABEL: Record<CheckoutState, string> = {
@@ -46,6 +48,8 @@ export interface PaymentsListView {
   unmatchedPostbacks: number
   /** TIMEZONE: times are shown in it */
   timeZone?: string
+  /** payments whose received amount is not what was due (differencesOf): both are shown */
+  differences?: ReadonlyMap<string, ReceivedMoney>
 }
 
 /** The query string of a list, CSV or page link: only what is set, in a stable order. */
@@ -94,12 +98,11 @@ export function attentionText (checkout: CheckoutSummary): string {
 export function paymentsListPage (view: PaymentsListView): string {
   const { query, counts } = view
   const pages = Math.max(1, Math.ceil(view.total / view.pageSize))
-  const money = (c: Cents, currency: string): string => formatMoney(c, currency)
   const rows = view.checkouts.map(c => html`<tr>
 <th scope="row"><a href="admin/payments/${encodeURIComponent(c.id)}"><span class="visually-hidden">Payment </span><code>${c.id}</code></a></th>
 <td>${timeCell(c.createdAt, view.timeZone)}</td>
 <td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
-<td class="amount">${money(c.total, c.currency)}</td>
+<td class="amount">${amountCell(c.total, c.currency, view.differences?.get(c.id))}</td>
 <td>${stateBadge(c.state, c.resolvedAt !== null)}</td>
 <td>${c.tx ?? ''}</td>
 <td class="reason">${attentionText(c)}</td>
