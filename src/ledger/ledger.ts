@@ -11,7 +11,7 @@
 import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
-  CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
+  CheckoutSummary, ComposeMessages, IncomingPostback, MoneyOutKind, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
   NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
   SessionRecord, SessionStatus
 } from './types.ts'
@@ -24,6 +24,8 @@ export interface RefundRequest {
   reference: string
   note: string
   by: string
+  /** default 'refund'; 'reversal' for money the provider took back by itself */
+  kind?: MoneyOutKind
 }
 
 /**

@@ -178,7 +178,9 @@ export async function handleWebhookEvent (deps: PayPalDeps, event: PayPalWebhook
       return { status: 200, what: done.kind === 'captured' ? `captured: ${done.recorded?.outcome ?? ''}` : done.kind }
     }
     if (event.type === 'PAYMENT.CAPTURE.REFUNDED') return await recordRefundEvent(deps, event)
+    if (event.type === 'PAYMENT.CAPTURE.REVERSED') return await recordReversalEvent(deps, event)
     // PAYMENT.CAPTURE.COMPLETED / DENIED / PENDING: the capture itself
+    if (event.type !== 'PAYMENT.CAPTURE.COMPLETED' && event.type !== 'PAYMENT.CAPTURE.DENIED' && event.type !== 'PAYMENT.CAPTURE.PENDING') return { status: 200, what: 'not handled' }
     let checkoutId = event.checkoutId
     if (checkoutId === null && event.orderId !== null) checkoutId = checkoutIdOf(await deps.client.getOrder(event.orderId))
     const status = event.type === 'PAYMENT.CAPTURE.COMPLETED' ? 'COMPLETED' : event.type === 'PAYMENT.CAPTURE.PENDING' ? 'PENDING' : 'DECLINED'
@@ -219,4 +221,59 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
   const after = await ledger.getCheckout(checkout.id)
   if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
   return { status: 200, what: 'refund recorded' }
+}
+
+/** The audit event of a reversal whose amount PayPal did not say: its reference is how a redelivery is known. */
+const REVERSAL_AMOUNT_UNKNOWN = 'paypal.reversal_amount_unknown'
+
+/**
+ * PAYMENT.CAPTURE.REVERSED: PayPal took the money of a capture back by itself (a chargeback, a reversal), possibly
+ * long after the payment was posted to Alma. Recorded against the checkout as money out of the capture (beside its
+ * refunds, once per reversal: a redelivered event records nothing more), so that the GL journal and the reports
+ * book it as they book a refund; a paid or posted checkout goes to staff (REVERSED). Nothing is changed in Alma:
+ * whether the fees are owed again is the library's decision, and the reason says so. An amount PayPal did not say
+ * is not guessed: the checkout goes to staff with that said, and nothing is booked until staff find out.
+ */
+async function recordReversalEvent (deps: PayPalDeps, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REVERSED' }>): Promise<WebhookOutcome> {
+  const { ledger, logger } = deps
+  const reference = event.reversalId ?? event.eventId
+  const amountText = event.amount === null ? `an amount PayPal did not say (${event.amountProblem})` : `${formatDecimal(event.amount)} ${event.currency ?? ''}`.trim()
+  // as refunds: custom_id / invoice_id when PayPal copied them, else the capture recorded against our checkout
+  const checkoutId = event.checkoutId ?? (await ledger.postbacksWithTx(event.captureId)).find(p => p.checkoutId !== null)?.checkoutId ?? null
+  const checkout = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
+  if (checkout === undefined) {
+    // kept in the ledger's audit trail as well as the log: money taken back of a capture no checkout knows
+    await ledger.audit(null, 'paypal.reversal_orphan', { tx: event.captureId, reversal: reference, amount: event.amount, currency: event.currency, checkout: checkoutId, webhook: event.eventId })
+    logger.warn({ event: 'paypal.reversal_orphan', tx: event.captureId, reversal: reference, amount: event.amount ?? undefined }, `PayPal took back ${amountText} of capture ${event.captureId} (reversal ${reference}) for no known checkout: find the payment in PayPal`)
+    return { status: 200, what: 'no such checkout' }
+  }
+  const known = event.amount !== null && event.currency === checkout.currency
+  const amountWarning = event.amount === null
+    ? ` PayPal did not say how much (${event.amountProblem}): find the amount in PayPal's Resolution Center; nothing is booked for it until then.`
+    : known ? '' : ` PayPal's currency (${event.currency ?? '?'}) is not the checkout's (${checkout.currency}): find the amount in PayPal; nothing is booked for it.`
+  const reason = `PayPal took back ${amountText} of capture ${event.captureId} (a reversal or chargeback, reference ${reference}).` +
+    `${amountWarning} Nothing was changed in Alma: decide whether the fees are owed again and reinstate them in Alma if so, then mark this payment settled.`
+  if (known) {
+    const result = await ledger.recordRefund(
+      { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference, note: `PayPal reported reversal ${reference} (webhook ${event.eventId})`, by: 'paypal', kind: 'reversal' },
+      {
+        refuse: record => record.refunds.some(r => r.tx === event.captureId && r.reference === reference) ? `reversal ${reference} is already recorded` : null,
+        // taking back a double charge's extra capture ends the double charge as its refund would; nothing else
+        // settles or restores anything: the library decides about the fees
+        effect: record => record.checkout.attentionKind === 'DOUBLE_CHARGE' && record.checkout.tx !== event.captureId ? refundEffect(record) : 'none'
+      }
+    )
+    if (!result.recorded) return { status: 200, what: result.reason }
+  } else {
+    const history = await ledger.history(checkout.id)
+    if (history?.events.some(e => e.event === REVERSAL_AMOUNT_UNKNOWN && e.detail.includes(JSON.stringify(reference))) === true) return { status: 200, what: `reversal ${reference} is already recorded` }
+    await ledger.audit(checkout.id, REVERSAL_AMOUNT_UNKNOWN, { reversal: reference, tx: event.captureId, amount: event.amount, currency: event.currency, problem: event.amountProblem || 'another currency', webhook: event.eventId })
+  }
+  const moved = checkout.tx === event.captureId && await ledger.transition({
+    checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.reversed', attentionKind: 'REVERSED', attentionReason: reason, detail: { reversal: reference, tx: event.captureId, amount: event.amount }
+  })
+  logger.warn({ event: 'paypal.reversed', checkout: checkout.id, tx: event.captureId, reversal: reference, amount: event.amount ?? undefined, amountKnown: known }, reason)
+  const after = await ledger.getCheckout(checkout.id)
+  if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
+  return { status: 200, what: known ? 'reversal recorded' : 'reversal recorded for staff: amount unknown' }
 }

@@ -67,7 +67,7 @@ export interface PayPalSandboxCall {
 export interface SandboxCapture {
   id: string
   orderId: string
-  status: 'COMPLETED' | 'PENDING' | 'DECLINED' | 'REFUNDED' | 'PARTIALLY_REFUNDED'
+  status: 'COMPLETED' | 'PENDING' | 'DECLINED' | 'REFUNDED' | 'PARTIALLY_REFUNDED' | 'REVERSED'
   amountCents: number
   currency: string
   /** the value string sent (the fault may make it malformed) */
@@ -84,6 +84,8 @@ export interface SandboxRefund {
   amountCents: number
   currency: string
   createTime: string
+  /** 'reversal': PayPal took the money back by itself (a chargeback), not a refund the merchant made */
+  kind?: 'refund' | 'reversal'
 }
 
 interface Item { name: string, sku: string, quantity: string, unitCents: number }
@@ -244,7 +246,7 @@ export class PayPalSandbox {
       id: `WH-${payPalId()}`,
       event_version: '1.0',
       create_time: this.now().toISOString(),
-      resource_type: eventType.startsWith('CHECKOUT.') ? 'checkout-order' : eventType.endsWith('REFUNDED') ? 'refund' : 'capture',
+      resource_type: eventType.startsWith('CHECKOUT.') ? 'checkout-order' : eventType.endsWith('REFUNDED') || eventType.endsWith('REVERSED') ? 'refund' : 'capture',
       resource_version: '2.0',
       event_type: eventType,
       summary: eventType,
@@ -289,6 +291,31 @@ export class PayPalSandbox {
     capture.status = refunded + amount === capture.amountCents ? 'REFUNDED' : 'PARTIALLY_REFUNDED'
     await this.#emit('PAYMENT.CAPTURE.REFUNDED', this.#refundResource(refund, capture))
     return refund
+  }
+
+  /**
+   * PayPal takes (part of) a capture back by itself (a chargeback, a reversal) and delivers PAYMENT.CAPTURE.REVERSED,
+   * its resource the reversal with an `up` link to the capture (as PayPal documents it). `amountCents: null` leaves
+   * the amount out of the event, `ids: false` leaves out custom_id and invoice_id: the shapes a listener must survive.
+   */
+  async reverse (captureId: string, options: { amountCents?: number | null, ids?: boolean } = {}): Promise<SandboxRefund> {
+    const capture = this.captures.find(c => c.id === captureId)
+    if (capture === undefined) throw new Error(`sandbox: no capture ${captureId}`)
+    const given = capture.refunds.reduce((sum, r) => sum + r.amountCents, 0)
+    const amount = options.amountCents ?? capture.amountCents - given
+    if (amount <= 0 || given + amount > capture.amountCents) throw new Error(`sandbox: cannot reverse ${amount} of capture ${captureId}`)
+    const reversal: SandboxRefund = { id: payPalId(), captureId, amountCents: amount, currency: capture.currency, createTime: this.now().toISOString(), kind: 'reversal' }
+    capture.refunds.push(reversal)
+    if (given + amount === capture.amountCents) capture.status = 'REVERSED'
+    const resource = this.#refundResource(reversal, capture)
+    resource.note_to_payer = 'Payment reversed'
+    if (options.amountCents === null) delete resource.amount
+    if (options.ids === false) {
+      delete resource.custom_id
+      delete resource.invoice_id
+    }
+    await this.#emit('PAYMENT.CAPTURE.REVERSED', resource)
+    return reversal
   }
 
   /** Settles a PENDING capture: COMPLETED or DENIED, with its webhook. */
@@ -595,7 +622,7 @@ export class PayPalSandbox {
           rows.push({ transaction_info: { transaction_id: c.id, transaction_event_code: 'T0006', transaction_initiation_date: c.createTime, transaction_updated_date: c.createTime, transaction_amount: { currency_code: c.currency, value: c.value }, transaction_status: c.status === 'PENDING' ? 'P' : c.status === 'DECLINED' ? 'D' : 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
         }
         for (const r of c.refunds) {
-          if (within(r.createTime)) rows.push({ transaction_info: { transaction_id: r.id, paypal_reference_id: c.id, paypal_reference_id_type: 'TXN', transaction_event_code: 'T1107', transaction_initiation_date: r.createTime, transaction_updated_date: r.createTime, transaction_amount: { currency_code: r.currency, value: decimal(-r.amountCents) }, transaction_status: 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
+          if (within(r.createTime)) rows.push({ transaction_info: { transaction_id: r.id, paypal_reference_id: c.id, paypal_reference_id_type: 'TXN', transaction_event_code: r.kind === 'reversal' ? 'T1106' : 'T1107', transaction_initiation_date: r.createTime, transaction_updated_date: r.createTime, transaction_amount: { currency_code: r.currency, value: decimal(-r.amountCents) }, transaction_status: 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
         }
       }
       const totalPages = Math.ceil(rows.length / pageSize)

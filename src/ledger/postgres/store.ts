@@ -283,11 +283,12 @@ export class PostgresStore {
       const refused = rules.refuse(before)
       if (refused !== null) return { recorded: false, reason: refused }
       // the unique index on (checkout, tx, reference) has the last word, whatever the rule let through
-      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id',
-        [refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, this.#iso()])
+      const kind = refund.kind ?? 'refund'
+      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id',
+        [refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, this.#iso(), kind])
       if (rows.length === 0) return { recorded: false, reason: referenceRecorded(refund) }
       const id = rows[0].id as number
-      await this.#event(q, refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
+      await this.#event(q, refund.checkoutId, `${kind}.recorded`, null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
       const after = await moneyRecord(q, refund.checkoutId) as MoneyRecord
       const effect = rules.effect(after)
       const checkout = after.checkout

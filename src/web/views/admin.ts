@@ -269,7 +269,8 @@ export function paymentPage (view: PaymentView): string {
 <td>${c.status === 0 ? 'no answer' : c.status}</td><td>${c.errorCode}</td><td>${c.errorMessage}</td><td>${c.trackingId}</td><td class="amount">${c.durationMs} ms</td>
 </tr>`)
   const reason = attentionText(checkout)
-  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at, zone)}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
+  // money the provider took back by itself is listed with the refunds (it is booked as one) and says what it was
+  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at, zone)}</td><td>${r.kind === 'reversal' ? `Reversal (chargeback) by ${r.by === 'paypal' ? 'PayPal' : 'the payment provider'}` : 'Refund'}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
   return page({
     title: `Payment ${checkout.id} (staff)`,
     root: '../../',
@@ -315,7 +316,7 @@ ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? ht
 ${refunds.length > 0
     ? html`<div class="table-scroll" tabindex="0" role="region" aria-label="Refunds"><table class="admin">
 <caption>Refunds staff made in CashNet and recorded here</caption>
-<thead><tr><th scope="col">At</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
+<thead><tr><th scope="col">At</th><th scope="col">What</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
 <tbody>${refunds}</tbody>
 </table></div>`
     : html`<p>No refund has been recorded for this payment.</p>`}
