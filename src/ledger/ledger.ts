@@ -173,6 +173,11 @@ export interface Ledger {
   duePostings (now: Date): Promise<string[]>
   /** CREATED checkouts older than the cut-off, except those held for review (markUnderReview), become EXPIRED; resolves with their ids. */
   expireCreated (createdBefore: Date): Promise<string[]>
+  /**
+   * CREATED or EXPIRED checkouts the provider holds for review (markUnderReview), not changed since before the
+   * cut-off, oldest first: a review whose outcome never arrived, for the posting worker to ask the provider about.
+   */
+  underReviewBefore (cutoff: Date): Promise<Checkout[]>
   /** PAID checkouts paid before the cut-off (for the stuck-payment alert). */
   paidBefore (cutoff: Date): Promise<Checkout[]>
   listCheckouts (filter: CheckoutFilter): Promise<{ checkouts: Checkout[], total: number }>

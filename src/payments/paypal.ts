@@ -115,7 +115,7 @@ export interface RecordedCapture {
  * worker, one that needs a person to staff. A PENDING capture (PayPal reviews it) changes no state: it marks the open
  * checkout as under review (a payment in progress, not expired) until its COMPLETED or DENIED webhook decides.
  */
-export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook', raw: Record<string, unknown>): Promise<RecordedCapture> {
+export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook' | 'review-check', raw: Record<string, unknown>): Promise<RecordedCapture> {
   const { ledger, logger } = deps
   const checkoutId = collected.checkoutId
   const before = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
@@ -276,4 +276,44 @@ async function recordReversalEvent (deps: PayPalDeps, event: Extract<PayPalWebho
   const after = await ledger.getCheckout(checkout.id)
   if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
   return { status: 200, what: known ? 'reversal recorded' : 'reversal recorded for staff: amount unknown' }
+}
+
+/** A review older than this without its COMPLETED or DENIED webhook: PayPal is asked for the capture's status. */
+export const STALLED_REVIEW_MS = 60 * 60 * 1000
+/** and asked again at most this often, per capture, while PayPal still reviews it */
+export const REVIEW_ASK_EVERY_MS = 15 * 60 * 1000
+
+/**
+ * Reviews whose outcome webhook never arrived (lost, or the webhook misconfigured) would keep their fees unpayable for
+ * ever: for each checkout held for review for longer than STALLED_REVIEW_MS, PayPal is asked for the capture
+ * (GET /v2/payments/captures/{id}) and what it says is recorded as its webhook would have been: COMPLETED pays
+ * (and posts), DECLINED, FAILED or VOIDED declines (the fees can be paid again), PENDING waits. The same rules and
+ * compare-and-set as the webhook's, so a webhook arriving meanwhile records once. `asked` keeps when each capture
+ * was last asked about (per process).
+ */
+export async function recoverStalledReviews (deps: PayPalDeps, now: Date, asked: Map<string, number>): Promise<void> {
+  const { ledger, logger } = deps
+  for (const checkout of await ledger.underReviewBefore(new Date(now.getTime() - STALLED_REVIEW_MS))) {
+    const tx = checkout.reviewTx
+    if (tx === null || tx === '' || now.getTime() - (asked.get(tx) ?? 0) < REVIEW_ASK_EVERY_MS) continue
+    asked.set(tx, now.getTime())
+    try {
+      const capture = await deps.client.getCapture(tx)
+      const collected = collectedFrom(capture, checkout.id)
+      if (collected.checkoutId !== checkout.id) {
+        logger.warn({ event: 'paypal.review_check_mismatch', checkout: checkout.id, tx }, `PayPal capture ${tx} names checkout ${collected.checkoutId ?? '(none)'}, not ${checkout.id}, which it was held for review for: nothing recorded; check PayPal`)
+        continue
+      }
+      if (collected.status === 'PENDING') {
+        logger.info({ event: 'paypal.review_still_pending', checkout: checkout.id, tx }, `PayPal still reviews capture ${tx} (checkout ${checkout.id}): its fees stay held`)
+        continue
+      }
+      const recorded = await recordCollected(deps, { ...collected, checkoutId: checkout.id }, 'review-check', { status: capture.status })
+      asked.delete(tx)
+      logger.warn({ event: 'paypal.review_recovered', checkout: checkout.id, tx, status: capture.status, outcome: recorded.outcome }, `PayPal's outcome of the review of capture ${tx} (checkout ${checkout.id}) never arrived by webhook; asked PayPal: ${capture.status}, recorded ${recorded.outcome}`)
+    } catch (error) {
+      if (!(error instanceof PayPalError)) throw error
+      logger.warn({ event: 'paypal.review_check_failed', checkout: checkout.id, tx, debugId: error.debugId || undefined }, `could not ask PayPal about capture ${tx} held for review (checkout ${checkout.id}): ${error.message}; asked again later`)
+    }
+  }
 }

@@ -318,11 +318,15 @@ export class PayPalSandbox {
     return reversal
   }
 
-  /** Settles a PENDING capture: COMPLETED or DENIED, with its webhook. */
-  async settlePending (captureId: string, outcome: 'COMPLETED' | 'DENIED'): Promise<void> {
+  /**
+   * Settles a PENDING capture: COMPLETED or DENIED, with its webhook; `webhook: false` changes the capture's status
+   * (GET /v2/payments/captures/{id} tells it) without delivering anything, as when the webhook is lost.
+   */
+  async settlePending (captureId: string, outcome: 'COMPLETED' | 'DENIED', options: { webhook?: boolean } = {}): Promise<void> {
     const capture = this.captures.find(c => c.id === captureId)
     if (capture?.status !== 'PENDING') throw new Error(`sandbox: capture ${captureId} is not pending`)
     capture.status = outcome === 'COMPLETED' ? 'COMPLETED' : 'DECLINED'
+    if (options.webhook === false) return
     await this.#emit(`PAYMENT.CAPTURE.${outcome}`, this.#captureResource(capture))
   }
 
@@ -582,6 +586,12 @@ export class PayPalSandbox {
         throw new Refusal(503, 'SERVICE_UNAVAILABLE', '', 'Service Unavailable.')
       }
       return await this.#captureOrder((request.params as any).id)
+    }))
+
+    app.get('/v2/payments/captures/:id', api((request) => {
+      const capture = this.captures.find(c => c.id === (request.params as any).id)
+      if (capture === undefined) throw new Refusal(404, 'RESOURCE_NOT_FOUND', 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist.')
+      return { status: 200, body: this.#captureResource(capture) }
     }))
 
     app.post('/v2/payments/captures/:id/refund', api(async (request) => {

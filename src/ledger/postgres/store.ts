@@ -331,6 +331,16 @@ export class PostgresStore {
         AND (posting_expires_at IS NULL OR posting_expires_at <= $1) ORDER BY paid_at, seq`, [now.toISOString()])).map(r => r.id)
   }
 
+  async underReviewBefore (cutoff: Date): Promise<Checkout[]> {
+    const rows = await this.#pool.query("SELECT id FROM checkouts WHERE review_tx IS NOT NULL AND state IN ('CREATED', 'EXPIRED') AND updated_at < $1 ORDER BY updated_at, seq", [cutoff.toISOString()])
+    const out: Checkout[] = []
+    for (const row of rows) {
+      const checkout = await getCheckout(this.#pool, row.id)
+      if (checkout !== undefined) out.push(checkout)
+    }
+    return out
+  }
+
   async expireCreated (createdBefore: Date): Promise<string[]> {
     return await this.#pool.transaction(async q => {
       const rows = await q.query('UPDATE checkouts SET state = \'EXPIRED\', updated_at = $1 WHERE state = \'CREATED\' AND created_at < $2 AND review_tx IS NULL RETURNING id, seq',

@@ -407,6 +407,12 @@ export class CheckoutStore {
     })))
   }
 
+  underReviewBefore (cutoff: Date): Checkout[] {
+    const ids = (this.#c.sql("SELECT id FROM checkouts WHERE review_tx IS NOT NULL AND state IN ('CREATED', 'EXPIRED') AND updated_at < ? ORDER BY updated_at, rowid")
+      .all(cutoff.toISOString()) as Row[]).map(r => r.id as string)
+    return ids.map(id => this.getCheckout(id)).filter((c): c is Checkout => c !== undefined)
+  }
+
   expireCreated (createdBefore: Date): string[] {
     const c = this.#c
     return c.transaction(() => {
