@@ -5,7 +5,7 @@
 import t from 'tap'
 import { loadConfig } from '../src/config.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { Browser, build, checkoutIdFrom, send, UNTRUSTED_PEER, until } from './helper.ts'
+import { Browser, build, checkoutIdFrom, readForm, send, UNTRUSTED_PEER, until } from './helper.ts'
 
 const ENV = { TIMEZONE: 'America/Chicago' }
 
@@ -83,4 +83,40 @@ t.test('TIMEZONE: an IANA zone, the process\'s own by default; anything else sto
   t.equal(loadConfig(base).timeZone, Intl.DateTimeFormat().resolvedOptions().timeZone)
   t.equal(loadConfig({ ...base, TIMEZONE: 'Europe/Helsinki' }).timeZone, 'Europe/Helsinki')
   t.throws(() => loadConfig({ ...base, TIMEZONE: 'Mars/Olympus_Mons' }), /TIMEZONE must be an IANA time zone/)
+})
+
+t.test('a payment the provider collected another amount for: /history and the staff list state what was received and what was due', async t => {
+  // PayPal captures $2.00 of the $5.00 due (the order said $5.00): the payment needs staff (MISMATCH)
+  const stack = await build(t, { env: { ...ENV, PAYMENT_PROVIDER: 'paypal' }, paypal: { faults: { captureAmountDeltaCents: -300 } } })
+  const alice = new Browser(stack).login('alice')
+  const form = readForm((await alice.get('/')).body, 'pay-form')
+  const started = await alice.post('/checkout', [...form.fields, ['fee', '100001']])
+  const approval = await alice.request(String(started.headers.location))
+  const decision = readForm(approval.body)
+  const decided = await alice.request(new URL(decision.action, String(started.headers.location)).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+  await alice.request(String(decided.headers.location))
+  const checkout = await stack.app.ledger.latestCheckoutForUser('alice')
+  t.equal(checkout?.attentionKind, 'MISMATCH', 'PayPal collected another amount than the checkout')
+
+  const history = await alice.get('/history')
+  const row = /<tbody>([\s\S]*?)<\/tbody>/.exec(history.body)?.[1] ?? ''
+  t.match(row, /<td class="amount"><span class="received">\$2\.00 received<\/span><span class="fee-meta due">\$5\.00 due<\/span><\/td>/, 'the patron sees what was received, and what was due')
+  t.notMatch(row, /<td class="amount">\$5\.00<\/td>/, 'not the checkout\'s total as if it had been paid')
+  t.match(row, 'for the payment of $2.00 received of $5.00 due', 'the receipt link says so too')
+
+  const staff = new Browser(stack).login('staff')
+  const list = await staff.get('/admin')
+  const listRow = /<table class="admin">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(list.body)?.[1] ?? ''
+  t.match(listRow, /<td class="amount"><span class="received">\$2\.00 received<\/span><span class="fee-meta due">\$5\.00 due<\/span><\/td>/, 'staff see what was received and what was due')
+})
+
+t.test('a payment received as due is stated by its amount alone, on /history and the staff list', async t => {
+  const stack = await build(t, { env: ENV })
+  const alice = new Browser(stack).login('alice')
+  const paid = await alice.checkout(['100001'])
+  await alice.payOnCashnet(paid.action, paid.fields)
+  const id = checkoutIdFrom(paid.fields)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'posted')
+  t.match((await alice.get('/history')).body, /<td class="amount">\$5\.00<\/td>/)
+  t.match((await new Browser(stack).login('staff').get('/admin')).body, /<td class="amount">\$5\.00<\/td>/)
 })

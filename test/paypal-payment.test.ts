@@ -289,6 +289,69 @@ t.test('a refund PayPal reported is not recorded again by staff under its refund
   t.notOk((await stack.app.ledger.history(checkoutId))?.events.some(e => e.event === 'attention.resolved'), 'and the payment is not settled by it')
 })
 
+t.test('PayPal taking a posted payment back (PAYMENT.CAPTURE.REVERSED): recorded once, in front of staff with an alert, nothing changed in Alma', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  const almaBefore = stack.alma.allExternalPayments().length
+  const reversal = await stack.pp.reverse(capture)
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  t.equal(delivery.eventType, 'PAYMENT.CAPTURE.REVERSED')
+  t.equal(delivery.status, 200, 'verified and acknowledged')
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION', 'the posted payment is in front of staff')
+  t.equal(checkout?.attentionKind, 'REVERSED')
+  t.match(checkout?.attentionReason, 'PayPal took back 5.00 USD')
+  t.match(checkout?.attentionReason, 'Nothing was changed in Alma', 'staff are told Alma was left alone')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.map(r => [r.kind, r.tx, r.amount, r.reference, r.by]), [['reversal', capture, 500, reversal.id, 'paypal']], 'recorded against the checkout as money taken back')
+  t.ok(stack.logLines().some(l => l.event === 'payment.needs_attention' && l.checkout === checkoutId && String(l.reason).includes('reversal or chargeback')), 'staff are alerted')
+  t.equal(stack.alma.allExternalPayments().length, almaBefore, 'nothing reversed or paid in Alma')
+  t.same(stack.alma.paymentsFor(capture), [{ feeId: '100001', amountCents: 500 }], 'Alma still shows the fee paid: the library decides')
+
+  const again = await stack.pp.redeliver(delivery)
+  t.equal(again.status, 200)
+  t.equal((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.length, 1, 'a redelivered event records nothing more')
+
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  t.match(page.body, 'Taken back by the payment provider (reversal or chargeback)', 'the payment page names the kind')
+  t.match(page.body, `PayPal took back 5.00 of tx ${capture} (a reversal or chargeback`, 'and tells the story')
+  t.match(page.body, 'Reversal (chargeback) by PayPal', 'the reversal is listed with the refunds, as what it is')
+  t.notMatch(page.body, '<form class="retry"', 'nothing to post again')
+  t.notMatch(page.body, '<form class="refund"', 'nothing left to refund: PayPal took it all back')
+  const list = await staff.get('/admin?state=NEEDS_ATTENTION')
+  t.match(list.body, 'PayPal took back 5.00 USD of capture', 'the staff list says why')
+})
+
+t.test('a reversal whose event names no checkout is found by its capture; one without an amount goes to staff without booking a guess', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.reverse(capture, { amountCents: null, ids: false })
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  t.equal(delivery.status, 200)
+  t.notMatch(delivery.body, /"amount"|custom_id|invoice_id/, 'PayPal said neither the amount nor the checkout')
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION', 'found by the capture it reverses, and in front of staff')
+  t.equal(checkout?.attentionKind, 'REVERSED')
+  t.match(checkout?.attentionReason, 'PayPal did not say how much')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds, [], 'no amount guessed, nothing booked')
+  await stack.pp.redeliver(delivery)
+  const events = (await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'paypal.reversal_amount_unknown') ?? []
+  t.equal(events.length, 1, 'recorded once, however often PayPal delivers it')
+  const page = await new Browser(stack).login('staff').get(`/admin/payments/${checkoutId}`)
+  t.match(page.body, 'without saying how much', 'the payment page says the amount is not known')
+  t.notMatch(page.body, '<form class="retry"', 'not postable again while staff find out')
+})
+
+t.test('a reversal of a capture no checkout knows is kept for staff, nothing else changes', async t => {
+  const stack = await paypalStack(t)
+  const delivery = await stack.pp.deliver('PAYMENT.CAPTURE.REVERSED', {
+    id: '2GG279541U471931P',
+    status: 'COMPLETED',
+    amount: { currency_code: 'USD', value: '3.00' },
+    links: [{ rel: 'up', method: 'GET', href: `${stack.pp.url}/v2/payments/captures/1AB23456CD789012E` }]
+  })
+  t.equal(delivery.status, 200)
+  t.ok(stack.logLines().some(l => l.event === 'paypal.reversal_orphan' && l.tx === '1AB23456CD789012E'), 'logged for staff')
+})
+
 t.test('bad inputs on the PayPal routes', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

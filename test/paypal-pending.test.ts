@@ -106,3 +106,42 @@ t.test('a PENDING webhook that arrives after the capture completed changes nothi
   t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'POSTED', 'still POSTED')
   t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }])
 })
+
+t.test('a review whose COMPLETED webhook never arrives: after an hour the worker asks PayPal for the capture, and posts it once', async t => {
+  const stack = await pendingStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId } = await payPending(stack, alice, ['100001'])
+  await stack.pp.settlePending(captureId, 'COMPLETED', { webhook: false })
+  await stack.app.worker.sweep(new Date())
+  t.equal(stack.pp.count('GET', `/v2/payments/captures/${captureId}`), 0, 'a fresh review is left to its webhook')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED')
+
+  await stack.app.worker.sweep(new Date(Date.now() + 2 * 3600_000))
+  t.equal(stack.pp.count('GET', `/v2/payments/captures/${captureId}`), 1, 'PayPal is asked for the capture')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after PayPal said COMPLETED')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }], 'Alma records the fee once with the capture id')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.review_recovered' && l.checkout === checkoutId && l.status === 'COMPLETED'))
+
+  await stack.app.worker.sweep(new Date(Date.now() + 4 * 3600_000))
+  t.equal(stack.pp.count('GET', `/v2/payments/captures/${captureId}`), 1, 'a settled review is not asked about again')
+  t.notMatch((await alice.get('/')).body, 'PayPal is reviewing')
+})
+
+t.test('a review whose DENIED webhook never arrives: the worker asks PayPal, declines it, and the fees can be paid again', async t => {
+  const stack = await pendingStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId } = await payPending(stack, alice, ['100001'])
+  const later = new Date(Date.now() + 2 * 3600_000)
+  await stack.app.worker.sweep(later)
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED', 'PayPal still reviews it: the fees stay held')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.review_still_pending' && l.checkout === checkoutId))
+  await stack.app.worker.sweep(new Date(later.getTime() + 60_000))
+  t.equal(stack.pp.count('GET', `/v2/payments/captures/${captureId}`), 1, 'not asked again within a quarter of an hour')
+
+  await stack.pp.settlePending(captureId, 'DENIED', { webhook: false })
+  await stack.app.worker.sweep(new Date(later.getTime() + 20 * 60_000))
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'DECLINED', 'declined as the DENIED webhook would have')
+  t.same(readForm((await alice.get('/')).body, 'pay-form').checkboxes, ['100001', '100002', '100003'], 'the fee can be paid again')
+  t.equal(stack.alma.allExternalPayments().length, 0, 'nothing posted')
+})

@@ -74,8 +74,33 @@ t.test('a refund: the refund, the capture it refunds (its up link), the checkout
   t.match(readWebhookEvent({ ...refund, resource: { ...refund.resource, links: [refund.resource.links[0]] } }), { kind: 'malformed', reason: /up to its capture/ })
 })
 
+t.test('a reversal (chargeback): the reversal, the capture it takes back (its up link), the checkout and the amount taken back', async t => {
+  const reversal = {
+    id: 'WH-11',
+    event_type: 'PAYMENT.CAPTURE.REVERSED',
+    resource: {
+      id: '09E71677NS257044M',
+      status: 'COMPLETED',
+      amount: { currency_code: 'USD', value: '5.00' },
+      note_to_payer: 'Payment reversed',
+      custom_id: CHECKOUT,
+      links: [{ rel: 'self', href: 'https://api-m.paypal.com/v2/payments/refunds/09E71677NS257044M' }, { rel: 'up', href: 'https://api-m.paypal.com/v2/payments/captures/3C679366HH908993F' }]
+    }
+  }
+  t.same(readWebhookEvent(reversal), {
+    kind: 'event',
+    event: { type: 'PAYMENT.CAPTURE.REVERSED', eventId: 'WH-11', createTime: null, reversalId: '09E71677NS257044M', captureId: '3C679366HH908993F', orderId: null, checkoutId: CHECKOUT, amount: 500, currency: 'USD', amountProblem: '' }
+  })
+  t.match(readWebhookEvent({ ...reversal, resource: { ...reversal.resource, amount: { currency_code: 'USD', value: '-5.00' } } }), { kind: 'event', event: { amount: 500 } }, 'money taken back whatever its sign')
+  t.match(readWebhookEvent({ ...reversal, resource: { ...reversal.resource, amount: undefined } }), { kind: 'event', event: { amount: null, currency: null, amountProblem: 'PayPal sent no amount' } }, 'no amount: read, with the amount unknown, not refused')
+  t.match(readWebhookEvent({ ...reversal, resource: { ...reversal.resource, amount: { value: 'lots' } } }), { kind: 'event', event: { amount: null, amountProblem: /cannot be read/ } }, 'an unreadable amount: unknown')
+  t.match(readWebhookEvent({ ...reversal, resource: { id: '3C679366HH908993F', status: 'REVERSED', amount: { currency_code: 'USD', value: '5.00' }, invoice_id: CHECKOUT } }),
+    { kind: 'event', event: { reversalId: null, captureId: '3C679366HH908993F', checkoutId: CHECKOUT, amount: 500 } }, 'a resource without an up link is the capture itself')
+  t.match(readWebhookEvent({ ...reversal, resource: { ...reversal.resource, id: '../x' } }), { kind: 'malformed' }, 'ids are still checked')
+})
+
 t.test('events the service does not act on are acknowledged and ignored', async t => {
-  t.same(readWebhookEvent(capture({ event_type: 'PAYMENT.CAPTURE.REVERSED' })), { kind: 'ignored', eventId: 'WH-2WR32451HC0233532-67976317FL4543714', eventType: 'PAYMENT.CAPTURE.REVERSED' })
+  t.same(readWebhookEvent(capture({ event_type: 'CUSTOMER.DISPUTE.CREATED' })), { kind: 'ignored', eventId: 'WH-2WR32451HC0233532-67976317FL4543714', eventType: 'CUSTOMER.DISPUTE.CREATED' })
 })
 
 t.test('anything malformed is refused with a reason', async t => {

@@ -26,6 +26,8 @@ export interface ReportRow {
   refunded: Cents
   /** refunds of money Alma never accepted (no journal line) */
   refundedUnposted: Cents
+  /** of refunded and refundedUnposted, the money the provider took back by itself (a PayPal reversal or chargeback) */
+  reversed: Cents
   unposted: Cents
   /** fee lines posted that day */
   lines: number
@@ -35,6 +37,7 @@ export interface Totals {
   posted: Cents
   refunded: Cents
   refundedUnposted: Cents
+  reversed: Cents
   unposted: Cents
   lines: number
 }
@@ -94,7 +97,7 @@ export function reportRows (days: DayRecord[]): ReportRow[] {
   const row = (date: string, feeType: string, owner: string, currency: string): ReportRow => {
     const key = [date, feeType, owner, currency].join('\u0000')
     let r = rows.get(key)
-    if (r === undefined) rows.set(key, r = { date, feeType, owner, currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, unposted: 0 as Cents, lines: 0 })
+    if (r === undefined) rows.set(key, r = { date, feeType, owner, currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, reversed: 0 as Cents, unposted: 0 as Cents, lines: 0 })
     return r
   }
   for (const day of days) {
@@ -116,6 +119,13 @@ export function reportRows (days: DayRecord[]): ReportRow[] {
         const r = row(day.date, share.line.feeType, share.line.owner, recorded.checkout.currency)
         r.refundedUnposted = (r.refundedUnposted + share.amount) as Cents
       }
+      // money taken back by the provider is spread and booked as a refund is; the report also says how much it was
+      if (recorded.refund.kind === 'reversal') {
+        for (const share of [...booked, ...unbooked]) {
+          const r = row(day.date, share.line.feeType, share.line.owner, recorded.checkout.currency)
+          r.reversed = (r.reversed + share.amount) as Cents
+        }
+      }
     }
     for (const checkout of day.paid) {
       if (!MONEY_TAKEN.has(checkout.state)) continue
@@ -135,10 +145,11 @@ function totalsBy (rows: ReportRow[], key: (r: ReportRow) => string): Array<{ ke
   for (const r of rows) {
     const k = `${r.currency}\u0000${key(r)}`
     let t = out.get(k)
-    if (t === undefined) out.set(k, t = { key: key(r), currency: r.currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, unposted: 0 as Cents, lines: 0 })
+    if (t === undefined) out.set(k, t = { key: key(r), currency: r.currency, posted: 0 as Cents, refunded: 0 as Cents, refundedUnposted: 0 as Cents, reversed: 0 as Cents, unposted: 0 as Cents, lines: 0 })
     t.posted = (t.posted + r.posted) as Cents
     t.refunded = (t.refunded + r.refunded) as Cents
     t.refundedUnposted = (t.refundedUnposted + r.refundedUnposted) as Cents
+    t.reversed = (t.reversed + r.reversed) as Cents
     t.unposted = (t.unposted + r.unposted) as Cents
     t.lines += r.lines
   }
@@ -173,11 +184,14 @@ export async function buildReport (ledger: Ledger, from: string, to: string, tim
   }
 }
 
-/** SPEC's columns, then REFUNDED_UNPOSTED last, so that a reader of the SPEC's columns by position still reads them. */
-export const REPORT_CSV_HEADER = ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED']
+/**
+ * SPEC's columns, then REFUNDED_UNPOSTED and REVERSED (of REFUNDED and REFUNDED_UNPOSTED, what the provider took back
+ * by itself) last, so that a reader of the SPEC's columns by position still reads them.
+ */
+export const REPORT_CSV_HEADER = ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED', 'REVERSED']
 
 function csvRow (r: ReportRow): string[] {
-  return [r.date, r.feeType, r.owner, r.currency, formatDecimal(r.posted), formatDecimal(r.refunded), formatDecimal(r.unposted), String(r.lines), formatDecimal(r.refundedUnposted)]
+  return [r.date, r.feeType, r.owner, r.currency, formatDecimal(r.posted), formatDecimal(r.refunded), formatDecimal(r.unposted), String(r.lines), formatDecimal(r.refundedUnposted), formatDecimal(r.reversed)]
 }
 
 /**

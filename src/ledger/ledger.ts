@@ -11,7 +11,7 @@
 import type { Cents } from '../money.ts'
 import type {
   AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
-  CheckoutSummary, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
+  CheckoutSummary, ComposeMessages, IncomingPostback, MoneyOutKind, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
   NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
   SessionRecord, SessionStatus
 } from './types.ts'
@@ -24,6 +24,8 @@ export interface RefundRequest {
   reference: string
   note: string
   by: string
+  /** default 'refund'; 'reversal' for money the provider took back by itself */
+  kind?: MoneyOutKind
 }
 
 /**
@@ -171,6 +173,11 @@ export interface Ledger {
   duePostings (now: Date): Promise<string[]>
   /** CREATED checkouts older than the cut-off, except those held for review (markUnderReview), become EXPIRED; resolves with their ids. */
   expireCreated (createdBefore: Date): Promise<string[]>
+  /**
+   * CREATED or EXPIRED checkouts the provider holds for review (markUnderReview), not changed since before the
+   * cut-off, oldest first: a review whose outcome never arrived, for the posting worker to ask the provider about.
+   */
+  underReviewBefore (cutoff: Date): Promise<Checkout[]>
   /** PAID checkouts paid before the cut-off (for the stuck-payment alert). */
   paidBefore (cutoff: Date): Promise<Checkout[]>
   listCheckouts (filter: CheckoutFilter): Promise<{ checkouts: Checkout[], total: number }>

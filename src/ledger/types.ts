@@ -11,13 +11,14 @@ export type CheckoutState = typeof CHECKOUT_STATES[number]
  * MISMATCH: CashNet reported other amounts, items or no tx; DOUBLE_CHARGE: a second tx for a paid checkout;
  * UNAPPLIED: money collected that Alma could not take; ALMA_ERROR: Alma refused (a business error, or it shows
  * other amounts for our tx); ATTEMPTS_EXHAUSTED: Alma kept failing; UNKNOWN: recorded before kinds existed. REFUNDED: the provider reports a refund of the payment (PayPal's
- * PAYMENT.CAPTURE.REFUNDED): what Alma shows paid may need reversing.
+ * PAYMENT.CAPTURE.REFUNDED): what Alma shows paid may need reversing. REVERSED: the provider took the money back by
+ * itself (PayPal's PAYMENT.CAPTURE.REVERSED, a chargeback): nothing is changed in Alma, the library decides.
  */
 /** Who took the money for a checkout (SPEC 13): the provider the campus used when the checkout was started. */
 export const CHECKOUT_PROVIDERS = ['cashnet', 'paypal'] as const
 export type CheckoutProvider = typeof CHECKOUT_PROVIDERS[number]
 
-export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN', 'REFUNDED'] as const
+export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN', 'REFUNDED', 'REVERSED'] as const
 export type AttentionKind = typeof ATTENTION_KINDS[number]
 
 export interface CheckoutLine {
@@ -154,7 +155,15 @@ export interface CashnetReport {
   total: Cents
 }
 
-/** A refund staff made in CashNet and recorded here. */
+/**
+ * Money given back of a payment: a refund (staff made it in CashNet or PayPal, or PayPal reported it), or a reversal
+ * (the provider took the money back by itself: a PayPal chargeback, PAYMENT.CAPTURE.REVERSED). Both are money out
+ * of the same tx, booked alike (src/jobs/refund-lines.ts).
+ */
+export const MONEY_OUT_KINDS = ['refund', 'reversal'] as const
+export type MoneyOutKind = typeof MONEY_OUT_KINDS[number]
+
+/** A refund staff made in CashNet and recorded here, or money the provider reported giving back. */
 export interface RefundRecord {
   id: number
   checkoutId: string
@@ -164,6 +173,8 @@ export interface RefundRecord {
   note: string
   by: string
   at: string
+  /** 'refund' unless the provider took the money back by itself ('reversal') */
+  kind: MoneyOutKind
 }
 
 export interface PostbackRecord {

@@ -115,7 +115,7 @@ export interface RecordedCapture {
  * worker, one that needs a person to staff. A PENDING capture (PayPal reviews it) changes no state: it marks the open
  * checkout as under review (a payment in progress, not expired) until its COMPLETED or DENIED webhook decides.
  */
-export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook', raw: Record<string, unknown>): Promise<RecordedCapture> {
+export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook' | 'review-check', raw: Record<string, unknown>): Promise<RecordedCapture> {
   const { ledger, logger } = deps
   const checkoutId = collected.checkoutId
   const before = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
@@ -178,7 +178,9 @@ export async function handleWebhookEvent (deps: PayPalDeps, event: PayPalWebhook
       return { status: 200, what: done.kind === 'captured' ? `captured: ${done.recorded?.outcome ?? ''}` : done.kind }
     }
     if (event.type === 'PAYMENT.CAPTURE.REFUNDED') return await recordRefundEvent(deps, event)
+    if (event.type === 'PAYMENT.CAPTURE.REVERSED') return await recordReversalEvent(deps, event)
     // PAYMENT.CAPTURE.COMPLETED / DENIED / PENDING: the capture itself
+    if (event.type !== 'PAYMENT.CAPTURE.COMPLETED' && event.type !== 'PAYMENT.CAPTURE.DENIED' && event.type !== 'PAYMENT.CAPTURE.PENDING') return { status: 200, what: 'not handled' }
     let checkoutId = event.checkoutId
     if (checkoutId === null && event.orderId !== null) checkoutId = checkoutIdOf(await deps.client.getOrder(event.orderId))
     const status = event.type === 'PAYMENT.CAPTURE.COMPLETED' ? 'COMPLETED' : event.type === 'PAYMENT.CAPTURE.PENDING' ? 'PENDING' : 'DECLINED'
@@ -219,4 +221,99 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
   const after = await ledger.getCheckout(checkout.id)
   if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
   return { status: 200, what: 'refund recorded' }
+}
+
+/** The audit event of a reversal whose amount PayPal did not say: its reference is how a redelivery is known. */
+const REVERSAL_AMOUNT_UNKNOWN = 'paypal.reversal_amount_unknown'
+
+/**
+ * PAYMENT.CAPTURE.REVERSED: PayPal took the money of a capture back by itself (a chargeback, a reversal), possibly
+ * long after the payment was posted to Alma. Recorded against the checkout as money out of the capture (beside its
+ * refunds, once per reversal: a redelivered event records nothing more), so that the GL journal and the reports
+ * book it as they book a refund; a paid or posted checkout goes to staff (REVERSED). Nothing is changed in Alma:
+ * whether the fees are owed again is the library's decision, and the reason says so. An amount PayPal did not say
+ * is not guessed: the checkout goes to staff with that said, and nothing is booked until staff find out.
+ */
+async function recordReversalEvent (deps: PayPalDeps, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REVERSED' }>): Promise<WebhookOutcome> {
+  const { ledger, logger } = deps
+  const reference = event.reversalId ?? event.eventId
+  const amountText = event.amount === null ? `an amount PayPal did not say (${event.amountProblem})` : `${formatDecimal(event.amount)} ${event.currency ?? ''}`.trim()
+  // as refunds: custom_id / invoice_id when PayPal copied them, else the capture recorded against our checkout
+  const checkoutId = event.checkoutId ?? (await ledger.postbacksWithTx(event.captureId)).find(p => p.checkoutId !== null)?.checkoutId ?? null
+  const checkout = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
+  if (checkout === undefined) {
+    // kept in the ledger's audit trail as well as the log: money taken back of a capture no checkout knows
+    await ledger.audit(null, 'paypal.reversal_orphan', { tx: event.captureId, reversal: reference, amount: event.amount, currency: event.currency, checkout: checkoutId, webhook: event.eventId })
+    logger.warn({ event: 'paypal.reversal_orphan', tx: event.captureId, reversal: reference, amount: event.amount ?? undefined }, `PayPal took back ${amountText} of capture ${event.captureId} (reversal ${reference}) for no known checkout: find the payment in PayPal`)
+    return { status: 200, what: 'no such checkout' }
+  }
+  const known = event.amount !== null && event.currency === checkout.currency
+  const amountWarning = event.amount === null
+    ? ` PayPal did not say how much (${event.amountProblem}): find the amount in PayPal's Resolution Center; nothing is booked for it until then.`
+    : known ? '' : ` PayPal's currency (${event.currency ?? '?'}) is not the checkout's (${checkout.currency}): find the amount in PayPal; nothing is booked for it.`
+  const reason = `PayPal took back ${amountText} of capture ${event.captureId} (a reversal or chargeback, reference ${reference}).` +
+    `${amountWarning} Nothing was changed in Alma: decide whether the fees are owed again and reinstate them in Alma if so, then mark this payment settled.`
+  if (known) {
+    const result = await ledger.recordRefund(
+      { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference, note: `PayPal reported reversal ${reference} (webhook ${event.eventId})`, by: 'paypal', kind: 'reversal' },
+      {
+        refuse: record => record.refunds.some(r => r.tx === event.captureId && r.reference === reference) ? `reversal ${reference} is already recorded` : null,
+        // taking back a double charge's extra capture ends the double charge as its refund would; nothing else
+        // settles or restores anything: the library decides about the fees
+        effect: record => record.checkout.attentionKind === 'DOUBLE_CHARGE' && record.checkout.tx !== event.captureId ? refundEffect(record) : 'none'
+      }
+    )
+    if (!result.recorded) return { status: 200, what: result.reason }
+  } else {
+    const history = await ledger.history(checkout.id)
+    if (history?.events.some(e => e.event === REVERSAL_AMOUNT_UNKNOWN && e.detail.includes(JSON.stringify(reference))) === true) return { status: 200, what: `reversal ${reference} is already recorded` }
+    await ledger.audit(checkout.id, REVERSAL_AMOUNT_UNKNOWN, { reversal: reference, tx: event.captureId, amount: event.amount, currency: event.currency, problem: event.amountProblem || 'another currency', webhook: event.eventId })
+  }
+  const moved = checkout.tx === event.captureId && await ledger.transition({
+    checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.reversed', attentionKind: 'REVERSED', attentionReason: reason, detail: { reversal: reference, tx: event.captureId, amount: event.amount }
+  })
+  logger.warn({ event: 'paypal.reversed', checkout: checkout.id, tx: event.captureId, reversal: reference, amount: event.amount ?? undefined, amountKnown: known }, reason)
+  const after = await ledger.getCheckout(checkout.id)
+  if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
+  return { status: 200, what: known ? 'reversal recorded' : 'reversal recorded for staff: amount unknown' }
+}
+
+/** A review older than this without its COMPLETED or DENIED webhook: PayPal is asked for the capture's status. */
+export const STALLED_REVIEW_MS = 60 * 60 * 1000
+/** and asked again at most this often, per capture, while PayPal still reviews it */
+export const REVIEW_ASK_EVERY_MS = 15 * 60 * 1000
+
+/**
+ * Reviews whose outcome webhook never arrived (lost, or the webhook misconfigured) would keep their fees unpayable for
+ * ever: for each checkout held for review for longer than STALLED_REVIEW_MS, PayPal is asked for the capture
+ * (GET /v2/payments/captures/{id}) and what it says is recorded as its webhook would have been: COMPLETED pays
+ * (and posts), DECLINED, FAILED or VOIDED declines (the fees can be paid again), PENDING waits. The same rules and
+ * compare-and-set as the webhook's, so a webhook arriving meanwhile records once. `asked` keeps when each capture
+ * was last asked about (per process).
+ */
+export async function recoverStalledReviews (deps: PayPalDeps, now: Date, asked: Map<string, number>): Promise<void> {
+  const { ledger, logger } = deps
+  for (const checkout of await ledger.underReviewBefore(new Date(now.getTime() - STALLED_REVIEW_MS))) {
+    const tx = checkout.reviewTx
+    if (tx === null || tx === '' || now.getTime() - (asked.get(tx) ?? 0) < REVIEW_ASK_EVERY_MS) continue
+    asked.set(tx, now.getTime())
+    try {
+      const capture = await deps.client.getCapture(tx)
+      const collected = collectedFrom(capture, checkout.id)
+      if (collected.checkoutId !== checkout.id) {
+        logger.warn({ event: 'paypal.review_check_mismatch', checkout: checkout.id, tx }, `PayPal capture ${tx} names checkout ${collected.checkoutId ?? '(none)'}, not ${checkout.id}, which it was held for review for: nothing recorded; check PayPal`)
+        continue
+      }
+      if (collected.status === 'PENDING') {
+        logger.info({ event: 'paypal.review_still_pending', checkout: checkout.id, tx }, `PayPal still reviews capture ${tx} (checkout ${checkout.id}): its fees stay held`)
+        continue
+      }
+      const recorded = await recordCollected(deps, { ...collected, checkoutId: checkout.id }, 'review-check', { status: capture.status })
+      asked.delete(tx)
+      logger.warn({ event: 'paypal.review_recovered', checkout: checkout.id, tx, status: capture.status, outcome: recorded.outcome }, `PayPal's outcome of the review of capture ${tx} (checkout ${checkout.id}) never arrived by webhook; asked PayPal: ${capture.status}, recorded ${recorded.outcome}`)
+    } catch (error) {
+      if (!(error instanceof PayPalError)) throw error
+      logger.warn({ event: 'paypal.review_check_failed', checkout: checkout.id, tx, debugId: error.debugId || undefined }, `could not ask PayPal about capture ${tx} held for review (checkout ${checkout.id}): ${error.message}; asked again later`)
+    }
+  }
 }

@@ -7,7 +7,8 @@
 import escapeHtml from 'escape-html'
 import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
-import type { Checkout, ComposeMessages, MoneyRecord, NewOutboxMessage } from '../ledger/types.ts'
+import type { Ledger } from '../ledger/ledger.ts'
+import type { Checkout, CheckoutState, ComposeMessages, MoneyRecord, NewOutboxMessage } from '../ledger/types.ts'
 import { paymentReport } from './staff-actions.ts'
 
 export interface ReceiptLine {
@@ -72,6 +73,26 @@ export function receivedMoney (due: Cents, received: Cents | null): ReceivedMone
 /** What a checkout's money record says was received, against its total. */
 export function receivedFor (record: MoneyRecord): ReceivedMoney {
   return receivedMoney(record.checkout.total, paymentReport(record)?.total ?? null)
+}
+
+/** States in which the provider's money was taken, so that what it reported collecting is the amount to state. */
+export const MONEY_TAKEN_STATES: ReadonlySet<CheckoutState> = new Set(['PAID', 'POSTED', 'NEEDS_ATTENTION'])
+
+/**
+ * For lists of payments (the patron's /history, the staff list): what was received against what was due, for each
+ * checkout whose money was taken and whose received amount is not what was due. Checkouts absent from the map are
+ * stated by their total. One money record per payment shown (a list is a page, at most a few hundred).
+ */
+export async function differencesOf (ledger: Pick<Ledger, 'moneyRecord'>, checkouts: ReadonlyArray<Pick<Checkout, 'id' | 'state'>>): Promise<Map<string, ReceivedMoney>> {
+  const differences = new Map<string, ReceivedMoney>()
+  for (const checkout of checkouts) {
+    if (!MONEY_TAKEN_STATES.has(checkout.state)) continue
+    const record = await ledger.moneyRecord(checkout.id)
+    if (record === undefined) continue
+    const money = receivedFor(record)
+    if (money.difference !== 'none') differences.set(checkout.id, money)
+  }
+  return differences
 }
 
 /**

@@ -96,6 +96,8 @@ function whyNoPosting (record: MoneyRecord): string | null {
       }
       case 'UNAPPLIED':
         return 'Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in CashNet or credit it in Alma by hand.'
+      case 'REVERSED':
+        return 'The payment provider took this payment back (a reversal or chargeback): nothing more is posted to Alma for it. Decide in Alma whether the fees are owed again, then mark it settled with a note of what was done.'
       case 'UNKNOWN':
         return 'This payment was handed to staff before the service recorded the kind of problem: check its history, then record a refund or mark it settled.'
       default:
@@ -236,7 +238,8 @@ export const ATTENTION_KIND_LABEL: Record<string, string> = {
   ALMA_ERROR: 'Alma refused',
   ATTEMPTS_EXHAUSTED: 'Alma kept failing',
   UNKNOWN: 'Recorded before kinds were kept',
-  REFUNDED: 'Refunded by the payment provider'
+  REFUNDED: 'Refunded by the payment provider',
+  REVERSED: 'Taken back by the payment provider (reversal or chargeback)'
 }
 
 /** What the payment page shows: the verdict of every action, what can be refunded, and CashNet's cap per line. */

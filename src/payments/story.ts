@@ -53,6 +53,8 @@ export function eventInWords (event: AuditEvent, checkout: Pick<Checkout, 'lines
     case 'payment.needs_attention': return `handed to staff: ${String(d.reason ?? 'needs attention')}`
     case 'posting.attempt_failed': return `posting to Alma failed (attempt ${String(d.attempt ?? '?')}): ${String(d.error ?? d.lastError ?? '')}`.replace(/: $/, '')
     case 'posting.retry_requested': return `staff asked to ${d.action === 'post-confirmed' ? 'post what CashNet confirmed' : 'retry posting'}${by}`
+    case 'reversal.recorded': return `${String(d.by) === 'paypal' ? 'PayPal' : 'the payment provider'} took back ${money(d.amount)} of tx ${String(d.tx ?? '')} (a reversal or chargeback, reference ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
+    case 'paypal.reversal_amount_unknown': return `PayPal took back money of tx ${String(d.tx ?? '')} without saying how much (reversal ${String(d.reversal ?? '')}: ${String(d.problem ?? '')}); nothing booked until staff find the amount in PayPal`
     case 'refund.recorded': return `refund recorded${by}: ${money(d.amount)} of CashNet tx ${String(d.tx ?? '')} (CashNet refund ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
     case 'double_charge.refunded': return `the double charge is refunded in full${by}; back to ${event.toState ?? 'the state before'}`
     case 'attention.resolved': return `marked settled${by}: ${String(d.resolution ?? '')}`

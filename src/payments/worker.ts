@@ -33,6 +33,8 @@ export interface WorkerSettings {
   stopWaitMs?: number
   /** how long a posting's lease lasts unless renewed (POSTING_LEASE_SECONDS); renewed every third of it */
   leaseMs?: number
+  /** more work for the sweep (once a minute), e.g. asking PayPal about reviews whose webhook never came */
+  sweeps?: Array<(now: Date) => Promise<void>>
 }
 
 /** Added to ALMA_TIMEOUT_MS for the wait at shutdown: the ledger writes after the last answer, and the rate limiter. */
@@ -74,7 +76,8 @@ export class PostingWorker {
       pollMs: settings.pollMs ?? 1000,
       concurrency: settings.concurrency ?? 8,
       stopWaitMs: settings.stopWaitMs ?? 10_000,
-      leaseMs: settings.leaseMs ?? 60_000
+      leaseMs: settings.leaseMs ?? 60_000,
+      sweeps: settings.sweeps ?? []
     }
   }
 
@@ -156,8 +159,9 @@ export class PostingWorker {
     }
   }
 
-  /** Expires CREATED checkouts older than 24 hours and alerts on PAID ones stuck past the threshold. */
+  /** Expires CREATED checkouts older than 24 hours, alerts on PAID ones stuck past the threshold, and runs the extra sweeps. */
   async sweep (now = new Date()): Promise<void> {
+    for (const extra of this.#settings.sweeps) await extra(now)
     for (const id of await this.#ledger.expireCreated(new Date(now.getTime() - EXPIRY_MS))) {
       this.#logger.info({ event: 'checkout.expired', checkout: id }, `checkout ${id} expired unpaid after 24 hours`)
     }

@@ -67,7 +67,7 @@ export interface PayPalSandboxCall {
 export interface SandboxCapture {
   id: string
   orderId: string
-  status: 'COMPLETED' | 'PENDING' | 'DECLINED' | 'REFUNDED' | 'PARTIALLY_REFUNDED'
+  status: 'COMPLETED' | 'PENDING' | 'DECLINED' | 'REFUNDED' | 'PARTIALLY_REFUNDED' | 'REVERSED'
   amountCents: number
   currency: string
   /** the value string sent (the fault may make it malformed) */
@@ -84,6 +84,8 @@ export interface SandboxRefund {
   amountCents: number
   currency: string
   createTime: string
+  /** 'reversal': PayPal took the money back by itself (a chargeback), not a refund the merchant made */
+  kind?: 'refund' | 'reversal'
 }
 
 interface Item { name: string, sku: string, quantity: string, unitCents: number }
@@ -244,7 +246,7 @@ export class PayPalSandbox {
       id: `WH-${payPalId()}`,
       event_version: '1.0',
       create_time: this.now().toISOString(),
-      resource_type: eventType.startsWith('CHECKOUT.') ? 'checkout-order' : eventType.endsWith('REFUNDED') ? 'refund' : 'capture',
+      resource_type: eventType.startsWith('CHECKOUT.') ? 'checkout-order' : eventType.endsWith('REFUNDED') || eventType.endsWith('REVERSED') ? 'refund' : 'capture',
       resource_version: '2.0',
       event_type: eventType,
       summary: eventType,
@@ -291,11 +293,40 @@ export class PayPalSandbox {
     return refund
   }
 
-  /** Settles a PENDING capture: COMPLETED or DENIED, with its webhook. */
-  async settlePending (captureId: string, outcome: 'COMPLETED' | 'DENIED'): Promise<void> {
+  /**
+   * PayPal takes (part of) a capture back by itself (a chargeback, a reversal) and delivers PAYMENT.CAPTURE.REVERSED,
+   * its resource the reversal with an `up` link to the capture (as PayPal documents it). `amountCents: null` leaves
+   * the amount out of the event, `ids: false` leaves out custom_id and invoice_id: the shapes a listener must survive.
+   */
+  async reverse (captureId: string, options: { amountCents?: number | null, ids?: boolean } = {}): Promise<SandboxRefund> {
+    const capture = this.captures.find(c => c.id === captureId)
+    if (capture === undefined) throw new Error(`sandbox: no capture ${captureId}`)
+    const given = capture.refunds.reduce((sum, r) => sum + r.amountCents, 0)
+    const amount = options.amountCents ?? capture.amountCents - given
+    if (amount <= 0 || given + amount > capture.amountCents) throw new Error(`sandbox: cannot reverse ${amount} of capture ${captureId}`)
+    const reversal: SandboxRefund = { id: payPalId(), captureId, amountCents: amount, currency: capture.currency, createTime: this.now().toISOString(), kind: 'reversal' }
+    capture.refunds.push(reversal)
+    if (given + amount === capture.amountCents) capture.status = 'REVERSED'
+    const resource = this.#refundResource(reversal, capture)
+    resource.note_to_payer = 'Payment reversed'
+    if (options.amountCents === null) delete resource.amount
+    if (options.ids === false) {
+      delete resource.custom_id
+      delete resource.invoice_id
+    }
+    await this.#emit('PAYMENT.CAPTURE.REVERSED', resource)
+    return reversal
+  }
+
+  /**
+   * Settles a PENDING capture: COMPLETED or DENIED, with its webhook; `webhook: false` changes the capture's status
+   * (GET /v2/payments/captures/{id} tells it) without delivering anything, as when the webhook is lost.
+   */
+  async settlePending (captureId: string, outcome: 'COMPLETED' | 'DENIED', options: { webhook?: boolean } = {}): Promise<void> {
     const capture = this.captures.find(c => c.id === captureId)
     if (capture?.status !== 'PENDING') throw new Error(`sandbox: capture ${captureId} is not pending`)
     capture.status = outcome === 'COMPLETED' ? 'COMPLETED' : 'DECLINED'
+    if (options.webhook === false) return
     await this.#emit(`PAYMENT.CAPTURE.${outcome}`, this.#captureResource(capture))
   }
 
@@ -557,6 +588,12 @@ export class PayPalSandbox {
       return await this.#captureOrder((request.params as any).id)
     }))
 
+    app.get('/v2/payments/captures/:id', api((request) => {
+      const capture = this.captures.find(c => c.id === (request.params as any).id)
+      if (capture === undefined) throw new Refusal(404, 'RESOURCE_NOT_FOUND', 'INVALID_RESOURCE_ID', 'Specified resource ID does not exist.')
+      return { status: 200, body: this.#captureResource(capture) }
+    }))
+
     app.post('/v2/payments/captures/:id/refund', api(async (request) => {
       const id = (request.params as any).id
       const capture = this.captures.find(c => c.id === id)
@@ -595,7 +632,7 @@ export class PayPalSandbox {
           rows.push({ transaction_info: { transaction_id: c.id, transaction_event_code: 'T0006', transaction_initiation_date: c.createTime, transaction_updated_date: c.createTime, transaction_amount: { currency_code: c.currency, value: c.value }, transaction_status: c.status === 'PENDING' ? 'P' : c.status === 'DECLINED' ? 'D' : 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
         }
         for (const r of c.refunds) {
-          if (within(r.createTime)) rows.push({ transaction_info: { transaction_id: r.id, paypal_reference_id: c.id, paypal_reference_id_type: 'TXN', transaction_event_code: 'T1107', transaction_initiation_date: r.createTime, transaction_updated_date: r.createTime, transaction_amount: { currency_code: r.currency, value: decimal(-r.amountCents) }, transaction_status: 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
+          if (within(r.createTime)) rows.push({ transaction_info: { transaction_id: r.id, paypal_reference_id: c.id, paypal_reference_id_type: 'TXN', transaction_event_code: r.kind === 'reversal' ? 'T1106' : 'T1107', transaction_initiation_date: r.createTime, transaction_updated_date: r.createTime, transaction_amount: { currency_code: r.currency, value: decimal(-r.amountCents) }, transaction_status: 'S', invoice_id: c.invoiceId, custom_field: c.customId } })
         }
       }
       const totalPages = Math.ceil(rows.length / pageSize)

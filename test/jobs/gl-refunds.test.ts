@@ -193,3 +193,35 @@ t.test('a refund of posted money (PayPal refunds a posted capture) is booked as 
   const report = await reportEqualsJournals(t, f, byDay)
   t.same(report.filter(r => r.DATE === DAY2).map(r => [r.FEE_TYPE, r.REFUNDED, r.REFUNDED_UNPOSTED]), [['OVERDUEFINE', '2.00', '0.00']])
 })
+
+t.test('money PayPal takes back by itself (a reversal) is booked as a refund is, marked REVERSAL, and the report counts it refunded and reversed', async t => {
+  const f = await fixture(t, { PAYMENT_PROVIDER: 'paypal' })
+  const { stack } = f
+  const pp = stack.paypal as NonNullable<TestStack['paypal']>
+  const alice = new Browser(stack).login('alice')
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  const started = await alice.post('/checkout', [...pay.fields, ['fee', '100001']])
+  const approveUrl = String(started.headers.location)
+  const approval = await alice.request(approveUrl)
+  const decision = readForm(approval.body)
+  const decided = await alice.request(new URL(decision.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+  await alice.request(String(decided.headers.location))
+  const id = pp.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')?.customId as string
+  await reaches(stack, id, 'POSTED')
+
+  f.day2()
+  const reversal = await pp.reverse(pp.captures[0].id)
+  await reaches(stack, id, 'NEEDS_ATTENTION')
+  const byDay = await journals(t, f.dir)
+  t.same(byDay[DAY2].map(r => [r.ALMA_FEE_ID, r.ACCOUNT, r.MONETARY_AMOUNT, r.LINE_DESCR]), [
+    ['100001', '450110', '5.00', 'REVERSAL OVERDUEFINE 100001'],
+    ['', '101510', '-5.00', `PayPal receipts ${DAY2}`]
+  ], 'the money taken back debits the fee\'s revenue and credits PayPal\'s clearing account, as a refund would')
+  t.match(byDay[DAY2][0], { JRNL_LN_REF: `reversal ${reversal.id}` }, 'the line names the reversal')
+  t.equal(net(byDay, clearingLines), 0, 'clearing holds nothing of a payment PayPal took back')
+  const report = await reportEqualsJournals(t, f, byDay)
+  t.same(report.filter(r => r.DATE === DAY2).map(r => [r.FEE_TYPE, r.REFUNDED, r.REFUNDED_UNPOSTED, r.REVERSED]), [['OVERDUEFINE', '5.00', '0.00', '5.00']])
+  const page = await f.staff.get(`/admin/reports?from=${DAY1}&to=${DAY2}`)
+  t.match(page.body, '$5.00 taken back by PayPal')
+})

@@ -99,13 +99,13 @@ t.test('report totals for a range equal the export:gl journals of the same days,
   t.match(answer.headers['content-type'], /^text\/csv/)
   t.match(answer.headers['content-disposition'], 'payments-report-2026-10-05-to-2026-10-06.csv')
   const rows = parse(answer.body, { columns: true }) as Array<Record<string, string>>
-  t.same(Object.keys(rows[0]), ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED'])
+  t.same(Object.keys(rows[0]), ['DATE', 'FEE_TYPE', 'OWNER', 'CURRENCY', 'POSTED', 'REFUNDED', 'UNPOSTED', 'LINES', 'REFUNDED_UNPOSTED', 'REVERSED'])
   t.same(rows.map(r => Object.values(r).join(',')), [
-    '2026-10-05,LOSTITEMREPLACEMENTFEE,LAW,USD,45.50,0.00,0.00,1,0.00',
-    '2026-10-05,OVERDUEFINE,LAW,USD,0.00,0.00,6.00,0,0.00',
-    '2026-10-05,OVERDUEFINE,MAIN,USD,7.50,0.00,0.00,2,0.00',
-    '2026-10-06,DAMAGEDITEMFINE,LAW,USD,0.00,0.00,6.00,0,6.00',
-    '2026-10-06,OVERDUEFINE,MAIN,USD,13.75,1.00,0.00,2,0.00'
+    '2026-10-05,LOSTITEMREPLACEMENTFEE,LAW,USD,45.50,0.00,0.00,1,0.00,0.00',
+    '2026-10-05,OVERDUEFINE,LAW,USD,0.00,0.00,6.00,0,0.00,0.00',
+    '2026-10-05,OVERDUEFINE,MAIN,USD,7.50,0.00,0.00,2,0.00,0.00',
+    '2026-10-06,DAMAGEDITEMFINE,LAW,USD,0.00,0.00,6.00,0,6.00,0.00',
+    '2026-10-06,OVERDUEFINE,MAIN,USD,13.75,1.00,0.00,2,0.00,0.00'
   ], 'midnight is Los Angeles midnight; the first 6.00 refunded is the line Alma did not take, never posted; the next 1.00 the posted line; two decimals')
 
   let reportPosted = 0
@@ -218,7 +218,7 @@ t.test('TIMEZONE: an IANA zone, the process\'s own by default; anything else sto
 t.test('a refund returns money Alma never took first, once, then the posted money; another tx\'s money was never booked', async t => {
   const line = (lineNo: number, amount: number, posted: number | null): Checkout['lines'][number] =>
     ({ lineNo, feeId: `f${lineNo}`, feeType: 'T', feeTypeDesc: '', owner: 'O', ownerDesc: '', title: '', itemCode: '', amount: amount as Cents, postedAmount: posted as Cents | null, postedAt: null })
-  const refundOf = (id: number, tx: string, amount: number): RefundRecord => ({ id, checkoutId: 'c', tx, amount: cents(amount), reference: `R${id}`, note: '', by: 's', at: '' })
+  const refundOf = (id: number, tx: string, amount: number): RefundRecord => ({ id, checkoutId: 'c', tx, amount: cents(amount), reference: `R${id}`, note: '', by: 's', at: '', kind: 'refund' })
   /** the checkout's own tx is 7; `collected` per tx as the provider reported it; `refunds` recorded for the checkout */
   const spread = (lines: Array<Checkout['lines'][number]>, collected: Record<string, number>, refund: RefundRecord, refunds: RefundRecord[] = [refund]): Record<string, Array<[number, number]>> => {
     const reports = Object.entries(collected).map(([tx, total], i) => ({ postbackId: i, tx, outcome: 'PAID' as const, items: [], total: total as Cents }))

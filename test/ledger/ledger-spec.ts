@@ -303,6 +303,19 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same((await first.history('c1'))?.events.filter(e => e.event === 'refund.recorded').length, 2, 'an audit event for each refund recorded, none for the refused')
   })
 
+  t.test('money the provider took back (a reversal) is kept beside the refunds with its kind, read back by every reader', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [5000])
+    const none = { refuse: () => null, effect: () => 'none' as const }
+    t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(1000), reference: 'RF-1', note: 'n', by: 'staff' }, none)).recorded)
+    t.ok((await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(4000), reference: 'RV-1', note: 'chargeback', by: 'paypal', kind: 'reversal' }, none)).recorded)
+    t.match(await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(4000), reference: 'RV-1', note: 'again', by: 'paypal', kind: 'reversal' }, none), { recorded: false }, 'a reversal is recorded once by its reference')
+    t.same((await ledger.moneyRecord('c1'))?.refunds.map(r => [r.kind, r.amount, r.reference]), [['refund', 1000, 'RF-1'], ['reversal', 4000, 'RV-1']])
+    t.same((await ledger.refundsRecorded(new Date(0), new Date('2100-01-01T00:00:00Z'))).map(r => r.refund.kind), ['refund', 'reversal'], 'the GL journal and the reports read the kind')
+    t.same((await ledger.history('c1'))?.events.filter(e => e.event.endsWith('.recorded')).map(e => e.event), ['refund.recorded', 'reversal.recorded'], 'each with its own audit event')
+    t.equal((await ledger.getCheckout('c1'))?.state, 'PAID', 'recording it changes no state by itself')
+  })
+
   t.test('a rule that throws records nothing', async t => {
     const { ledger } = await setup(t)
     await ledger.createCheckout(newCheckout('c1', [500]))

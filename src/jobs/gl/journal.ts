@@ -6,7 +6,8 @@
 // the cents Alma accepted (postedAmount); money a provider took but Alma did not accept is no revenue, and its
 // refund (a double charge, an unapplied amount: src/jobs/refund-lines.ts) is no journal line either, so clearing
 // holds exactly the money booked. The credit lines of fee lines are the day's POSTED money (the staff report's
-// column), the refund lines its REFUNDED money.
+// column), the refund lines its REFUNDED money. Money a provider took back by itself (a PayPal reversal or
+// chargeback, recorded beside the refunds) is booked exactly as a refund, its lines marked REVERSAL.
 
 import { type Cents, formatDecimal } from '../../money.ts'
 import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, type RecordedRefund } from '../../ledger/types.ts'
@@ -81,8 +82,9 @@ export function buildJournals (posted: Array<{ checkout: Checkout, lineNo: numbe
         lineNumber: 0,
         ...(map.refunds ?? chartfieldsFor(map, share.line.feeType, share.line.owner)),
         amount: share.amount,
-        lineDescription: `REFUND ${share.line.feeType} ${share.line.feeId}`.slice(0, 30),
-        reference: `refund ${refund.reference}`,
+        // money the provider took back by itself (a PayPal chargeback) is booked as a refund is, and says so
+        lineDescription: `${refund.kind === 'reversal' ? 'REVERSAL' : 'REFUND'} ${share.line.feeType} ${share.line.feeId}`.slice(0, 30),
+        reference: `${refund.kind === 'reversal' ? 'reversal' : 'refund'} ${refund.reference}`,
         tx: refund.tx,
         batchno: '',
         feeId: share.line.feeId,

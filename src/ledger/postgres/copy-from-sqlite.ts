@@ -31,7 +31,7 @@ const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string,
   { table: 'postback_items', columns: ['postback_id', 'item_no', 'item_code', 'amount_cents', 'qty'], order: 'postback_id, item_no' },
   { table: 'alma_calls', columns: ['id', 'checkout_id', 'at', 'method', 'path', 'status', 'error_code', 'error_message', 'tracking_id', 'duration_ms'], order: 'id' },
   { table: 'audit_events', columns: ['id', 'checkout_id', 'at', 'event', 'from_state', 'to_state', 'detail'], order: 'id' },
-  { table: 'refunds', columns: ['id', 'checkout_id', 'tx', 'amount_cents', 'reference', 'note', 'by', 'at', 'repeat_of'], order: 'id' },
+  { table: 'refunds', columns: ['id', 'checkout_id', 'tx', 'amount_cents', 'reference', 'note', 'by', 'at', 'repeat_of', 'kind'], order: 'id' },
   { table: 'pay_links', columns: ['link_id', 'patron_id', 'primary_id', 'issued_by', 'issued_at', 'expires_at', 'revoked_by', 'revoked_at'], order: 'link_id' },
   // the e-mails with their delivery state: unsent ones go on being sent from PostgreSQL, sent ones never again
   {

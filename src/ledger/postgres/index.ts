@@ -116,6 +116,7 @@ export class PostgresLedger implements Ledger {
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> { return await this.#store.resolveAttention(checkoutId, by, resolution, rule) }
   async duePostings (now: Date): Promise<string[]> { return await this.#store.duePostings(now) }
   async expireCreated (createdBefore: Date): Promise<string[]> { return await this.#store.expireCreated(createdBefore) }
+  async underReviewBefore (cutoff: Date): Promise<Checkout[]> { return await this.#store.underReviewBefore(cutoff) }
   async paidBefore (cutoff: Date): Promise<Checkout[]> { return await this.#store.paidBefore(cutoff) }
   async listCheckouts (filter: CheckoutFilter): Promise<{ checkouts: Checkout[], total: number }> { return await this.#queries.listCheckouts(filter) }
   async countCheckouts (search: string): Promise<{ byState: Record<CheckoutState, number>, openAttention: number }> { return await this.#queries.countCheckouts(search) }

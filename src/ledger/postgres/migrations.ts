@@ -202,7 +202,10 @@ export const MIGRATIONS: string[] = [
        WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending' ORDER BY e.id DESC LIMIT 1)
      WHERE state IN ('CREATED', 'EXPIRED')
        AND EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending');
-   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`
+   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`,
+  // SQLite's migration 13: money a provider took back by itself (a PayPal reversal or chargeback) is kept beside the
+  // refunds, as the same kind of money out; `kind` says which it was.
+  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));"
 ]
 
 /** The schema version this code expects (the number of migrations). */

@@ -283,11 +283,12 @@ export class PostgresStore {
       const refused = rules.refuse(before)
       if (refused !== null) return { recorded: false, reason: refused }
       // the unique index on (checkout, tx, reference) has the last word, whatever the rule let through
-      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id',
-        [refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, this.#iso()])
+      const kind = refund.kind ?? 'refund'
+      const rows = await q.query('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, "by", at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id',
+        [refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, this.#iso(), kind])
       if (rows.length === 0) return { recorded: false, reason: referenceRecorded(refund) }
       const id = rows[0].id as number
-      await this.#event(q, refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
+      await this.#event(q, refund.checkoutId, `${kind}.recorded`, null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
       const after = await moneyRecord(q, refund.checkoutId) as MoneyRecord
       const effect = rules.effect(after)
       const checkout = after.checkout
@@ -328,6 +329,16 @@ export class PostgresStore {
   async duePostings (now: Date): Promise<string[]> {
     return (await this.#pool.query(`SELECT id FROM checkouts WHERE state = 'PAID' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
         AND (posting_expires_at IS NULL OR posting_expires_at <= $1) ORDER BY paid_at, seq`, [now.toISOString()])).map(r => r.id)
+  }
+
+  async underReviewBefore (cutoff: Date): Promise<Checkout[]> {
+    const rows = await this.#pool.query("SELECT id FROM checkouts WHERE review_tx IS NOT NULL AND state IN ('CREATED', 'EXPIRED') AND updated_at < $1 ORDER BY updated_at, seq", [cutoff.toISOString()])
+    const out: Checkout[] = []
+    for (const row of rows) {
+      const checkout = await getCheckout(this.#pool, row.id)
+      if (checkout !== undefined) out.push(checkout)
+    }
+    return out
   }
 
   async expireCreated (createdBefore: Date): Promise<string[]> {

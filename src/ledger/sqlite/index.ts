@@ -169,6 +169,10 @@ export class SqliteLedger implements Ledger {
     return write(() => this.#store.expireCreated(createdBefore))
   }
 
+  async underReviewBefore (cutoff: Date): Promise<Checkout[]> {
+    return this.#store.underReviewBefore(cutoff)
+  }
+
   async paidBefore (cutoff: Date): Promise<Checkout[]> {
     return this.#store.paidBefore(cutoff)
   }

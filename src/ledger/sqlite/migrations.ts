@@ -259,7 +259,11 @@ export const MIGRATIONS: Migration[] = [
        WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending' ORDER BY e.id DESC LIMIT 1)
      WHERE state IN ('CREATED', 'EXPIRED')
        AND EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending');
-   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`
+   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`,
+  // Money a provider took back by itself (PayPal's PAYMENT.CAPTURE.REVERSED: a chargeback or a reversal) is kept
+  // beside the refunds, as the same kind of money out: the GL journal and the reports spread it as they spread a
+  // refund, and nothing taken back can be refunded or posted again. `kind` tells staff which it was.
+  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));"
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

@@ -77,7 +77,7 @@ export function toPostback (row: Row): PostbackRecord {
 }
 
 export function toRefund (r: Row): RefundRecord {
-  return { id: r.id, checkoutId: r.checkout_id, tx: r.tx, amount: r.amount_cents as Cents, reference: r.reference, note: r.note, by: r.by, at: r.at }
+  return { id: r.id, checkoutId: r.checkout_id, tx: r.tx, amount: r.amount_cents as Cents, reference: r.reference, note: r.note, by: r.by, at: r.at, kind: r.kind ?? 'refund' }
 }
 
 export function toAlmaCall (r: Row): AlmaCallEntry {

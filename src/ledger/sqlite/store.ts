@@ -259,11 +259,12 @@ export class CheckoutStore {
       if (refused !== null) return { recorded: false, reason: refused }
       const now = c.iso()
       // the unique index on (checkout, tx, reference) has the last word, whatever the rule let through
-      const inserted = c.sql('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, now)
+      const kind = refund.kind ?? 'refund'
+      const inserted = c.sql('INSERT INTO refunds (checkout_id, tx, amount_cents, reference, note, by, at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(refund.checkoutId, refund.tx, refund.amount, refund.reference, refund.note, refund.by, now, kind)
       if (inserted.changes === 0) return { recorded: false, reason: referenceRecorded(refund) }
       const id = Number(inserted.lastInsertRowid)
-      c.event(refund.checkoutId, 'refund.recorded', null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
+      c.event(refund.checkoutId, `${kind}.recorded`, null, null, { refund: id, tx: refund.tx, amount: refund.amount, reference: refund.reference, note: refund.note, by: refund.by })
       const after = this.moneyRecord(refund.checkoutId) as MoneyRecord
       const effect = rules.effect(after)
       const checkout = after.checkout
@@ -404,6 +405,12 @@ export class CheckoutStore {
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
       return { granted: 0, retryInMs: retryInMs(oldest, ask) }
     })))
+  }
+
+  underReviewBefore (cutoff: Date): Checkout[] {
+    const ids = (this.#c.sql("SELECT id FROM checkouts WHERE review_tx IS NOT NULL AND state IN ('CREATED', 'EXPIRED') AND updated_at < ? ORDER BY updated_at, rowid")
+      .all(cutoff.toISOString()) as Row[]).map(r => r.id as string)
+    return ids.map(id => this.getCheckout(id)).filter((c): c is Checkout => c !== undefined)
   }
 
   expireCreated (createdBefore: Date): string[] {

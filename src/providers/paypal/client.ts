@@ -37,7 +37,7 @@ export interface OrderExperience {
 
 export const ORDER_STATUSES = ['CREATED', 'SAVED', 'APPROVED', 'VOIDED', 'COMPLETED', 'PAYER_ACTION_REQUIRED'] as const
 export type OrderStatus = typeof ORDER_STATUSES[number]
-export const CAPTURE_STATUSES = ['COMPLETED', 'DECLINED', 'PARTIALLY_REFUNDED', 'PENDING', 'REFUNDED', 'FAILED'] as const
+export const CAPTURE_STATUSES = ['COMPLETED', 'DECLINED', 'PARTIALLY_REFUNDED', 'PENDING', 'REFUNDED', 'FAILED', 'VOIDED'] as const
 export type CaptureStatus = typeof CAPTURE_STATUSES[number]
 
 export interface PayPalCapture {
@@ -209,6 +209,14 @@ export class PayPalClient {
     const order = readOrder('getOrder', answer)
     if (order.id !== orderId) throw new PayPalError('BAD_RESPONSE', 'getOrder', answer.status, 'ORDER_ID_CHANGED', answer.debugId, `asked for ${orderId}, answered ${order.id}`)
     return order
+  }
+
+  /** GET /v2/payments/captures/{id}: a capture's current status (a review whose webhook never came). */
+  async getCapture (captureId: string): Promise<PayPalCapture> {
+    const answer = await this.#call('getCapture', 'GET', `/v2/payments/captures/${encodeURIComponent(captureId)}`)
+    const capture = readCapture('getCapture', answer, answer.body)
+    if (capture.id !== captureId) throw new PayPalError('BAD_RESPONSE', 'getCapture', answer.status, 'CAPTURE_ID_CHANGED', answer.debugId, `asked for ${captureId}, answered ${capture.id}`)
+    return capture
   }
 
   /**

@@ -11,7 +11,8 @@ export const HANDLED_EVENT_TYPES = [
   'PAYMENT.CAPTURE.COMPLETED',
   'PAYMENT.CAPTURE.DENIED',
   'PAYMENT.CAPTURE.PENDING',
-  'PAYMENT.CAPTURE.REFUNDED'
+  'PAYMENT.CAPTURE.REFUNDED',
+  'PAYMENT.CAPTURE.REVERSED'
 ] as const
 export type HandledEventType = typeof HANDLED_EVENT_TYPES[number]
 
@@ -50,7 +51,27 @@ export interface RefundEvent extends EventBase {
   orderId: string | null
 }
 
-export type PayPalWebhookEvent = OrderApprovedEvent | CaptureEvent | RefundEvent
+/**
+ * PayPal took money of a capture back by itself (a chargeback, a reversal). PayPal's documentation shows the
+ * resource of this event as the refund-like record of the reversal, with an `up` link to the capture; it is read
+ * defensively (low confidence in the shape): a resource without that link is taken as the capture itself, and an
+ * amount that is missing or unreadable is null, for staff to find out, never guessed.
+ */
+export interface ReversalEvent extends Omit<EventBase, 'amount' | 'currency'> {
+  type: 'PAYMENT.CAPTURE.REVERSED'
+  /** the reversal's own id at PayPal, null when the resource is the capture itself */
+  reversalId: string | null
+  /** the capture reversed */
+  captureId: string
+  orderId: string | null
+  /** what was taken back; null when PayPal did not say (or said it in a way that cannot be read) */
+  amount: Cents | null
+  currency: string | null
+  /** why the amount is null, '' when it is known */
+  amountProblem: string
+}
+
+export type PayPalWebhookEvent = OrderApprovedEvent | CaptureEvent | RefundEvent | ReversalEvent
 
 export type WebhookReading =
   | { kind: 'event', event: PayPalWebhookEvent }
@@ -109,6 +130,27 @@ function refundedCaptureId (resource: Record<string, unknown>): string {
   return id(decodeURIComponent(match[1]), 'refunded capture id')
 }
 
+/** The capture a reversal reverses: its `up` link, else (no such link) the resource is the capture itself. */
+function reversedCapture (resource: Record<string, unknown>): { captureId: string, reversalId: string | null } {
+  const links = Array.isArray(resource.links) ? resource.links : []
+  const up = links.find(l => typeof l === 'object' && l !== null && (l as any).rel === 'up')
+  if (up !== undefined) return { captureId: refundedCaptureId(resource), reversalId: id(resource.id, 'reversal id') }
+  return { captureId: id(resource.id, 'reversed capture id'), reversalId: null }
+}
+
+/** A reversal's amount, or null with the reason: money taken back is always money out, whatever its sign. */
+function reversedAmount (value: unknown): { amount: Cents | null, currency: string | null, amountProblem: string } {
+  if (value === undefined || value === null) return { amount: null, currency: null, amountProblem: 'PayPal sent no amount' }
+  try {
+    const parsed = parsePayPalMoney(value, { allowNegative: true })
+    if (parsed.value === 0) return { amount: null, currency: parsed.currency, amountProblem: 'PayPal sent an amount of 0' }
+    return { amount: Math.abs(parsed.value) as Cents, currency: parsed.currency, amountProblem: '' }
+  } catch (error) {
+    if (error instanceof InvalidAmount) return { amount: null, currency: null, amountProblem: `PayPal sent an amount that cannot be read (${error.message})` }
+    throw error
+  }
+}
+
 /** Reads a parsed event body (the JSON PayPal delivered). */
 export function readWebhookEvent (body: unknown): WebhookReading {
   try {
@@ -127,6 +169,13 @@ export function readWebhookEvent (body: unknown): WebhookReading {
       const unit = object(units[0], 'purchase unit')
       const amount = money(unit.amount, `order ${orderId} amount`)
       return { kind: 'event', event: { type, eventId, createTime, orderId, checkoutId: checkoutId(unit, 'purchase unit'), amount: amount.value, currency: amount.currency } }
+    }
+    if (type === 'PAYMENT.CAPTURE.REVERSED') {
+      const { captureId, reversalId } = reversedCapture(resource)
+      return {
+        kind: 'event',
+        event: { type, eventId, createTime, reversalId, captureId, orderId: relatedOrderId(resource), checkoutId: checkoutId(resource, 'reversal'), ...reversedAmount(resource.amount) }
+      }
     }
     if (type === 'PAYMENT.CAPTURE.REFUNDED') {
       const refundId = id(resource.id, 'refund id')

@@ -8,6 +8,7 @@ import type { PageCursor } from '../../ledger/ledger.ts'
 import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
 import { type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { differencesOf } from '../../payments/receipts.ts'
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
 import { messagePage } from '../views/message.ts'
@@ -64,7 +65,8 @@ const admin: FastifyPluginAsync = async (fastify) => {
       counts: counts.byState,
       openAttention: counts.openAttention,
       unmatchedPostbacks: await ledger.countUnmatchedPostbacks(),
-      timeZone: config.timeZone
+      timeZone: config.timeZone,
+      differences: await differencesOf(ledger, checkouts)
     }))
   })
 

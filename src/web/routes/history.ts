@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { historyPage } from '../views/history.ts'
 import { payerOwns } from '../../payments/checkout.ts'
+import { differencesOf } from '../../payments/receipts.ts'
 import { payerOf } from '../plugins/identity.ts'
 
 /** More than any patron pays online in years; the page stays one page. */
@@ -13,7 +14,9 @@ const history: FastifyPluginAsync = async (fastify) => {
   fastify.get('/history', { config: { access: 'patron', root: './' } }, async (request, reply) => {
     const payer = payerOf(request.patron)
     const payments = (await ledger.patronPayments(payer.username, HISTORY_LIMIT)).filter(checkout => payerOwns(payer, checkout))
-    return reply.type('text/html; charset=utf-8').send(historyPage(config, payments, config.timeZone))
+    // what the provider reported collecting, where it is not what was due (as the receipts say)
+    const differences = await differencesOf(ledger, payments)
+    return reply.type('text/html; charset=utf-8').send(historyPage(config, payments, config.timeZone, differences))
   })
 }
 

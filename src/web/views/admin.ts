@@ -8,9 +8,11 @@ import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, Postb
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
+import type { ReceivedMoney } from '../../payments/receipts.ts'
 import { eventInWords, localTime } from '../../payments/story.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
+import { amountCell } from './received.ts'
 
 /** What each state means to the bursar's office; shown as text, never as colour alone. */
 export const STATE_LABEL: Record<CheckoutState, string> = {
@@ -46,6 +48,8 @@ export interface PaymentsListView {
   unmatchedPostbacks: number
   /** TIMEZONE: times are shown in it */
   timeZone?: string
+  /** payments whose received amount is not what was due (differencesOf): both are shown */
+  differences?: ReadonlyMap<string, ReceivedMoney>
 }
 
 /** The query string of a list, CSV or page link: only what is set, in a stable order. */
@@ -94,12 +98,11 @@ export function attentionText (checkout: CheckoutSummary): string {
 export function paymentsListPage (view: PaymentsListView): string {
   const { query, counts } = view
   const pages = Math.max(1, Math.ceil(view.total / view.pageSize))
-  const money = (c: Cents, currency: string): string => formatMoney(c, currency)
   const rows = view.checkouts.map(c => html`<tr>
 <th scope="row"><a href="admin/payments/${encodeURIComponent(c.id)}"><span class="visually-hidden">Payment </span><code>${c.id}</code></a></th>
 <td>${timeCell(c.createdAt, view.timeZone)}</td>
 <td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
-<td class="amount">${money(c.total, c.currency)}</td>
+<td class="amount">${amountCell(c.total, c.currency, view.differences?.get(c.id))}</td>
 <td>${stateBadge(c.state, c.resolvedAt !== null)}</td>
 <td>${c.tx ?? ''}</td>
 <td class="reason">${attentionText(c)}</td>
@@ -266,7 +269,8 @@ export function paymentPage (view: PaymentView): string {
 <td>${c.status === 0 ? 'no answer' : c.status}</td><td>${c.errorCode}</td><td>${c.errorMessage}</td><td>${c.trackingId}</td><td class="amount">${c.durationMs} ms</td>
 </tr>`)
   const reason = attentionText(checkout)
-  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at, zone)}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
+  // money the provider took back by itself is listed with the refunds (it is booked as one) and says what it was
+  const refunds = view.history.refunds.map(r => html`<tr><td>${timeCell(r.at, zone)}</td><td>${r.kind === 'reversal' ? `Reversal (chargeback) by ${r.by === 'paypal' ? 'PayPal' : 'the payment provider'}` : 'Refund'}</td><td>${r.tx}</td><td class="amount">${money(r.amount)}</td><td>${r.reference}</td><td>${r.by}</td><td>${r.note}</td></tr>`)
   return page({
     title: `Payment ${checkout.id} (staff)`,
     root: '../../',
@@ -312,7 +316,7 @@ ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? ht
 ${refunds.length > 0
     ? html`<div class="table-scroll" tabindex="0" role="region" aria-label="Refunds"><table class="admin">
 <caption>Refunds staff made in CashNet and recorded here</caption>
-<thead><tr><th scope="col">At</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
+<thead><tr><th scope="col">At</th><th scope="col">What</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
 <tbody>${refunds}</tbody>
 </table></div>`
     : html`<p>No refund has been recorded for this payment.</p>`}

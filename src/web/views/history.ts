@@ -1,10 +1,11 @@
 // GET /history: the signed-in patron's own payments, newest first, each with its receipt.
 
 import type { Checkout, CheckoutState } from '../../ledger/types.ts'
-import { formatMoney } from '../../money.ts'
+import type { ReceivedMoney } from '../../payments/receipts.ts'
 import { html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
+import { amountCell, amountWords } from './received.ts'
 
 /** A payment's state as the patron reads it. */
 export const STATE_IN_WORDS: Record<CheckoutState, string> = {
@@ -17,13 +18,17 @@ export const STATE_IN_WORDS: Record<CheckoutState, string> = {
   CREATED: 'Waiting for CashNet'
 }
 
-export function historyPage (branding: Branding, payments: Checkout[], timeZone: string): string {
+/**
+ * `differences`: for payments whose received amount is not what was due (differencesOf), what was received and
+ * what was due; the others are stated by their total.
+ */
+export function historyPage (branding: Branding, payments: Checkout[], timeZone: string, differences: ReadonlyMap<string, ReceivedMoney> = new Map()): string {
   const rows = payments.map(checkout => html`<tr>
 <td class="when">${dateTimeCell(checkout.paidAt ?? checkout.createdAt, timeZone)}</td>
 <td class="detail"><ul class="history-fees">${checkout.lines.map(line => html`<li>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</li>`)}</ul></td>
 <td class="state"><span class="state-words state-${checkout.state.toLowerCase()}">${STATE_IN_WORDS[checkout.state]}</span></td>
-<td class="amount">${formatMoney(checkout.total, checkout.currency)}</td>
-<td class="receipt"><a href="cashnet/return?ref=${encodeURIComponent(checkout.id)}">Receipt<span class="visually-hidden"> for the payment of ${formatMoney(checkout.total, checkout.currency)}</span></a></td>
+<td class="amount">${amountCell(checkout.total, checkout.currency, differences.get(checkout.id))}</td>
+<td class="receipt"><a href="cashnet/return?ref=${encodeURIComponent(checkout.id)}">Receipt<span class="visually-hidden"> for the payment of ${amountWords(checkout.total, checkout.currency, differences.get(checkout.id))}</span></a></td>
 </tr>`)
   return page({
     title: 'Your payment history',

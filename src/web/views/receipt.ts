@@ -4,7 +4,7 @@
 
 import type { Checkout, CheckoutLine } from '../../ledger/types.ts'
 import { type Cents, formatMoney } from '../../money.ts'
-import { differenceWording, type ReceivedMoney } from '../../payments/receipts.ts'
+import { differenceWording, MONEY_TAKEN_STATES, type ReceivedMoney } from '../../payments/receipts.ts'
 import { type Html, html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
@@ -45,9 +45,6 @@ function partOf (line: CheckoutLine, currency: string): Html | string {
 /** A receipt's branding, and the library's time zone (TIMEZONE) for its date and time; the process's zone if not given. */
 export type ReceiptBranding = Branding & { timeZone?: string }
 
-/** States in which money was taken, so the receipt states what was received. */
-const MONEY_TAKEN = new Set(['PAID', 'POSTED', 'NEEDS_ATTENTION'])
-
 /**
  * The wording when what the provider reported collecting is not what was due: what was received, what was due,
  * that staff will look at the difference. Once recorded in Alma (staff posted what was received), it says so.
@@ -77,7 +74,7 @@ function differenceNotice (checkout: Checkout, differs: ReceivedMoney): Wording 
  */
 export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet', money?: ReceivedMoney): string {
   const timeZone = branding.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone
-  const differs = money !== undefined && money.difference !== 'none' && MONEY_TAKEN.has(checkout.state) ? money : null
+  const differs = money !== undefined && money.difference !== 'none' && MONEY_TAKEN_STATES.has(checkout.state) ? money : null
   const wording = differs === null ? receiptWording(checkout, provider) : differenceNotice(checkout, differs)
   const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
   // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling

@@ -5,6 +5,7 @@
 
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
+import { recoverStalledReviews } from '../../../payments/paypal.ts'
 import { PostingWorker, STOP_MARGIN_MS } from '../../../payments/worker.ts'
 
 declare module 'fastify' {
@@ -22,13 +23,23 @@ export interface PostingWorkerOptions {
 
 export default fp(async function postingWorker (fastify, options: PostingWorkerOptions) {
   const { config, alma, ledger, alerts } = fastify
+  const logger = (fastify.log as unknown as Logger).child({ component: 'worker' })
+  const sweeps: Array<(now: Date) => Promise<void>> = []
+  const paypal = fastify.paypal
+  if (config.paymentProvider === 'paypal' && paypal !== null) {
+    // a PayPal review whose outcome webhook never came: ask PayPal (SPEC 13's webhook, recovered)
+    const asked = new Map<string, number>()
+    sweeps.push(async now => {
+      await recoverStalledReviews({ ledger, client: paypal.withLogger(logger), schedule: id => { worker.schedule(id) }, alerts, logger, messages: fastify.receiptMessages }, now, asked)
+    })
+  }
   const worker = new PostingWorker(
     { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks, onPosting: (outcome, seconds) => { fastify.metrics.posting(outcome, seconds) }, messages: fastify.receiptMessages },
-    (fastify.log as unknown as Logger).child({ component: 'worker' }),
+    logger,
     alerts,
-    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS, leaseMs: config.postingLeaseSeconds * 1000 }
+    { maxAttempts: config.postingMaxAttempts, retryBaseMs: config.postingRetryBaseMs, retryMaxMs: config.postingRetryMaxMs, paidAlertMinutes: config.paidAlertMinutes, pollMs: options.workerPollMs, stopWaitMs: config.almaTimeoutMs + STOP_MARGIN_MS, leaseMs: config.postingLeaseSeconds * 1000, sweeps }
   )
   fastify.decorate('worker', worker)
   fastify.addHook('onReady', async () => { if (options.startWorker !== false) worker.start() })
   fastify.addHook('onClose', async () => { await worker.stop() })
-}, { name: 'posting-worker', dependencies: ['config', 'alma', 'ledger', 'alerts', 'receipts'] })
+}, { name: 'posting-worker', dependencies: ['config', 'alma', 'ledger', 'alerts', 'receipts', 'payment-provider'] })
