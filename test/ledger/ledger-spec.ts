@@ -509,12 +509,18 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     await ledger.recordPostback(incoming('denied', 'CAP-2', null, 'DECLINED'), always({ outcome: 'DECLINED', reason: 'denied', to: 'DECLINED' }))
     t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => c.id), ['paid', 'review', 'review-late'], 'under review, CREATED or EXPIRED, counts; declined after review does not')
     t.same((await ledger.paymentsInProgress('bob', 'P-bob')).map(c => c.id), ['bob-review'])
+    // a review whose outcome never came, for the posting worker to ask the provider about: unchanged since before
+    // the cut-off, CREATED or EXPIRED, oldest first; a declined one is over
+    t.same((await ledger.underReviewBefore(new Date('2026-03-04T09:00:00.000Z'))).map(c => c.id), ['review', 'bob-review'])
+    t.same((await ledger.underReviewBefore(new Date('2026-03-04T11:00:00.000Z'))).map(c => c.id), ['review', 'bob-review', 'review-late'])
+    t.same(await ledger.underReviewBefore(new Date('2026-03-01T00:00:00.000Z')), [], 'none changed before then')
 
     await ledger.recordPostback(incoming('review', 'CAP-1', [500, 200]), always(paid('CAP-1')))
     t.equal((await ledger.getCheckout('review'))?.state, 'PAID', 'the outcome changes the state as for any checkout')
     t.equal((await ledger.getCheckout('review'))?.reviewTx, 'CAP-1', 'the mark is kept')
     t.equal(await ledger.markUnderReview('review', 'CAP-1', 'paypal.capture_pending', {}), false, 'a PENDING reported after the outcome marks nothing')
     t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => c.id), ['paid', 'review', 'review-late'], 'now in progress as a PAID one')
+    t.same((await ledger.underReviewBefore(new Date('2026-03-04T11:00:00.000Z'))).map(c => c.id), ['bob-review', 'review-late'], 'a paid one is no longer asked about')
   })
 
   t.test('a patron\'s payments: this username only, payments made or tried, newest first, at most the limit', async t => {
