@@ -202,7 +202,16 @@ export const MIGRATIONS: string[] = [
        WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending' ORDER BY e.id DESC LIMIT 1)
      WHERE state IN ('CREATED', 'EXPIRED')
        AND EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = 'paypal.capture_pending');
-   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`
+   CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`,
+  // SQLite's migration 13: a checkout belongs to how its payer was identified (a username, or a pay-link
+  // session's Alma primary id) as well as to the identifier. Those from before made by a pay-link session are
+  // recognised as there: user_id equal to primary_id, created while a pay link for it was usable.
+  `ALTER TABLE checkouts ADD COLUMN user_id_kind TEXT NOT NULL DEFAULT 'username' CHECK (user_id_kind IN ('username', 'primary-id'));
+   UPDATE checkouts SET user_id_kind = 'primary-id'
+     WHERE user_id = primary_id
+       AND EXISTS (SELECT 1 FROM pay_links l
+         WHERE l.patron_id = checkouts.user_id AND l.issued_at <= checkouts.created_at AND checkouts.created_at <= l.expires_at
+           AND (l.revoked_at IS NULL OR checkouts.created_at <= l.revoked_at));`
 ]
 
 /** The schema version this code expects (the number of migrations). */
