@@ -124,3 +124,15 @@ t.test('a pay-link patron never sees or opens the payments made through EZproxy 
   t.match((await zed.get('/history')).body, zedCheckout, 'zed still has his own payment')
   t.equal((await zed.get(`/cashnet/return?ref=${zedCheckout}`)).status, 200, 'and its receipt')
 })
+
+t.test('the patron rate limit: a pay-link patron and an EZproxy username of the same text have a bucket each', async t => {
+  const port = await freePort()
+  const stack = await build(t, { ports: { service: port }, env: { PAY_LINKS: 'on', PAY_LINK_URL: `http://127.0.0.1:${port}`, ALMA_USER_ID_TYPE: 'UNIV_ID', PATRON_RATE_LIMIT: '3' } })
+  const [alice] = seedUsers()
+  stack.alma.addUser({ ...alice, primaryId: 'zed', firstName: 'Zed', lastName: 'Zimmermann', identifiers: [{ type: 'UNIV_ID', value: 'alice' }], fees: [] })
+  const zed = new Browser(stack).login('alice')
+  for (let i = 0; i < 3; i++) t.equal((await zed.get('/history')).status, 200)
+  t.equal((await zed.get('/history')).status, 429, 'zed has used his requests')
+  const aliceLink = await aliceByPayLink(t, { stack, payLinkUrl: `http://127.0.0.1:${port}` })
+  t.equal((await aliceLink.get('/history')).status, 200, 'alice, by her pay link, still has hers')
+})
