@@ -143,3 +143,39 @@ t.test('the review migration: a checkout already waiting on a PayPal review is m
   t.same((await ledger.paymentsInProgress('u', 'P-u')).map(c => c.id), ['waiting', 'expired'], 'those still waiting are payments in progress')
   t.same(await ledger.expireCreated(new Date('2026-02-01T00:00:00Z')), ['plain'], 'and do not expire')
 })
+
+t.test('the payer-kind migration: a checkout made in a pay-link session before kinds were kept is recognised as paid by primary id', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-migrate-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'old.sqlite')
+  const db = new Database(path)
+  const before = MIGRATIONS.findIndex(m => typeof m === 'string' && m.includes('user_id_kind'))
+  t.ok(before > 0, 'the migration is found')
+  for (const m of MIGRATIONS.slice(0, before)) {
+    if (typeof m === 'string') db.exec(m)
+    else m(db)
+  }
+  db.pragma(`user_version = ${before}`)
+  const link = db.prepare('INSERT INTO pay_links (link_id, patron_id, primary_id, issued_by, issued_at, expires_at, revoked_at) VALUES (?, ?, ?, \'staff\', ?, ?, ?)')
+  link.run('L1', 'alice', 'alice', '2026-01-01T00:00:00.000Z', '2026-01-04T00:00:00.000Z', null)
+  link.run('L2', 'dora', 'dora', '2026-01-01T00:00:00.000Z', '2026-01-04T00:00:00.000Z', '2026-01-02T00:00:00.000Z')
+  const checkout = db.prepare(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
+    VALUES (?, ?, ?, 'P', '', 'POSTED', 500, 'USD', ?, ?)`)
+  const cases: Array<[id: string, userId: string, primaryId: string, createdAt: string, kind: string, why: string]> = [
+    ['by-link', 'alice', 'alice', '2026-01-02T10:00:00.000Z', 'primary-id', 'made while alice\'s link was usable, under her primary id'],
+    ['zed', 'alice', 'zed', '2026-01-02T11:00:00.000Z', 'username', 'username "alice" whose primary id is zed: EZproxy'],
+    ['before-link', 'alice', 'alice', '2025-12-31T10:00:00.000Z', 'username', 'before any link'],
+    ['after-expiry', 'alice', 'alice', '2026-01-05T10:00:00.000Z', 'username', 'after the link expired'],
+    ['dora-by-link', 'dora', 'dora', '2026-01-01T10:00:00.000Z', 'primary-id', 'before dora\'s link was revoked'],
+    ['dora-after-revoke', 'dora', 'dora', '2026-01-03T10:00:00.000Z', 'username', 'after it was revoked'],
+    ['carol', 'carol', 'carol', '2026-01-02T10:00:00.000Z', 'username', 'no link for carol']
+  ]
+  for (const [id, userId, primaryId, createdAt] of cases) checkout.run(id, userId, primaryId, createdAt, createdAt)
+  db.close()
+
+  const ledger = new SqliteLedger({ path })
+  t.teardown(async () => { await ledger.close() })
+  for (const [id, , , , kind, why] of cases) t.equal((await ledger.getCheckout(id))?.userIdKind, kind, `${id}: ${why}`)
+  t.same((await ledger.patronPayments('alice', 50)).map(c => c.id), ['after-expiry', 'zed', 'before-link'], 'EZproxy\'s "alice" keeps only the username\'s')
+  t.same((await ledger.patronPayments('alice', 50, 'primary-id')).map(c => c.id), ['by-link'], 'alice\'s pay link sees hers')
+})

@@ -14,6 +14,7 @@ function checkout (state: CheckoutState, tx: string | null = null): Checkout {
   return {
     id: 'c1',
     userId: 'u',
+    userIdKind: 'username',
     primaryId: 'u',
     patronName: 'U',
     email: '',

@@ -285,12 +285,16 @@ export class AlmaClient {
     return `users/${encodeURIComponent(userId)}`
   }
 
-  /** The user as the patron identified themself (EZproxy username, looked up by ALMA_USER_ID_TYPE). */
-  async getUser (userId: string, options: { expandFees?: boolean, byPrimaryId?: boolean, observe?: AlmaCallObserver } = {}): Promise<AlmaUser> {
+  /**
+   * The user as the patron identified themself (EZproxy username, looked up by ALMA_USER_ID_TYPE); `byPrimaryId`: by
+   * Alma primary id (no user_id_type); `anyIdentifier`: by any unique identifier (user_id_type=all_unique), as staff type one.
+   */
+  async getUser (userId: string, options: { expandFees?: boolean, byPrimaryId?: boolean, anyIdentifier?: boolean, observe?: AlmaCallObserver } = {}): Promise<AlmaUser> {
     // Alma's brief view (core fields, emails, identifiers) has all the pages and checkout use: less for Alma to
     // assemble and for us to read. Blocks are not in it; block release reads the full record (getUserXml).
     const params: Record<string, string> = { view: 'brief', ...(options.expandFees === true ? { expand: 'fees' } : {}) }
-    const doc = await this.#call('GET', this.#userPath(userId), this.#userParams(options.byPrimaryId, params), options.observe)
+    const query = options.anyIdentifier === true ? { user_id_type: 'all_unique', ...params } : this.#userParams(options.byPrimaryId, params)
+    const doc = await this.#call('GET', this.#userPath(userId), query, options.observe)
     return mapXml(() => mapUser(doc))
   }
 

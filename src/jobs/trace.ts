@@ -37,7 +37,7 @@ export function traceText (history: CheckoutHistory, zone: string): string {
   const at = (iso: string | null): string => localTime(iso, zone)
   const out: string[] = []
   out.push(`Checkout ${c.id}: ${c.state}${c.state === 'NEEDS_ATTENTION' && c.resolvedAt !== null ? ' (settled by staff)' : ''}`)
-  out.push(`  patron      ${c.patronName} (username ${c.userId}, Alma primary id ${c.primaryId})`)
+  out.push(`  patron      ${c.patronName} (${c.userIdKind === 'primary-id' ? 'paid from a pay link' : `username ${c.userId}`}, Alma primary id ${c.primaryId})`)
   out.push(`  total       ${formatMoney(c.total, c.currency)}   CashNet tx ${c.tx ?? '-'}   batch ${c.batchno ?? '-'}`)
   out.push(`  created     ${at(c.createdAt)}`)
   if (c.paidAt !== null) out.push(`  paid        ${at(c.paidAt)}`)

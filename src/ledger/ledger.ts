@@ -13,7 +13,7 @@ import type {
   AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
   CheckoutSummary, ComposeMessages, IncomingPostback, MoneyOutKind, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
   NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
-  SessionRecord, SessionStatus
+  SessionRecord, SessionStatus, UserIdKind
 } from './types.ts'
 
 /** A refund staff record: which CashNet tx, how much, CashNet's refund reference and a note. */
@@ -107,19 +107,21 @@ export interface AlmaCallReservation { granted: number, retryInMs: number }
 export interface Ledger {
   createCheckout (checkout: NewCheckout): Promise<Checkout>
   getCheckout (id: string): Promise<Checkout | undefined>
-  latestCheckoutForUser (userId: string): Promise<Checkout | undefined>
+  /** The newest checkout of this payer: `userId` of this kind (default 'username'), exactly. */
+  latestCheckoutForUser (userId: string, kind?: UserIdKind): Promise<Checkout | undefined>
   /**
    * The patron's payments whose money is taken but not yet all recorded in Alma: PAID checkouts, and NEEDS_ATTENTION
    * ones staff have not settled, that still have a line not posted; and CREATED or EXPIRED ones whose provider holds
-   * the money for review (markUnderReview), until its outcome is recorded. Matched by username or Alma primary id.
+   * the money for review (markUnderReview), until its outcome is recorded. Matched by `userId` of this kind (default
+   * 'username') or by Alma primary id.
    */
-  paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]>
+  paymentsInProgress (userId: string, primaryId: string, kind?: UserIdKind): Promise<Checkout[]>
   /**
-   * The patron's payment history: this username's checkouts in which a payment was made or tried (PAID, POSTED,
+   * The patron's payment history: this payer's checkouts in which a payment was made or tried (PAID, POSTED,
    * NEEDS_ATTENTION, DECLINED; never the abandoned CREATED, EXPIRED or CANCELLED ones), newest first, at most
-   * `limit`. Matched by username only, exactly.
+   * `limit`. Matched by `userId` of this kind (default 'username') only, exactly.
    */
-  patronPayments (userId: string, limit: number): Promise<Checkout[]>
+  patronPayments (userId: string, limit: number, kind?: UserIdKind): Promise<Checkout[]>
   /**
    * Records a postback and applies the rules' decision in one transaction; resolves once it is durable, with what
    * was decided. `decide` runs inside the transaction, on the checkout locked against other postbacks; `elsewhere`

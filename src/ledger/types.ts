@@ -41,10 +41,19 @@ export interface CheckoutLine {
   balance?: Cents | null
 }
 
+/**
+ * What a checkout's `userId` is: a `username` (the EZproxy header, a UserObject uid, a Primo token's userName) or
+ * an Alma `primary-id` (a pay-link session). The same text in both is two different patrons, so a checkout
+ * belongs to the pair, never to the text alone.
+ */
+export type UserIdKind = 'username' | 'primary-id'
+
 export interface Checkout {
   id: string
-  /** the username EZproxy sent */
+  /** who paid, as they were identified: see userIdKind */
   userId: string
+  /** how userId identifies the payer; checkouts from before it was kept are recognised by migration */
+  userIdKind: UserIdKind
   /** Alma's primary id, sent to CashNet as custcode */
   primaryId: string
   patronName: string
@@ -85,6 +94,8 @@ export interface Checkout {
 export interface NewCheckout {
   id: string
   userId: string
+  /** default 'username' */
+  userIdKind?: UserIdKind
   primaryId: string
   patronName: string
   email: string

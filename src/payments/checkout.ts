@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AlmaClient } from '../alma/client.ts'
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout, CheckoutProvider } from '../ledger/types.ts'
+import type { Checkout, CheckoutProvider, UserIdKind } from '../ledger/types.ts'
 import { type Cents, formatDecimal, parseCents, sumCents } from '../money.ts'
 import { feesInProgress, type PayableRules, whyNotPayable } from './payable.ts'
 
@@ -31,21 +31,27 @@ export interface Payer {
   byPrimaryId: boolean
 }
 
-/**
- * Whether a checkout is the payer's own (its receipt, its line in the history): made under this username and, for
- * a pay-link session, for this primary id too, so that a pay-link patron never sees the checkouts of another
- * patron whose EZproxy username happens to be the same text.
- */
-export function payerOwns (payer: Payer, checkout: Pick<Checkout, 'userId' | 'primaryId'>): boolean {
-  return checkout.userId === payer.username && (!payer.byPrimaryId || checkout.primaryId === payer.username)
+/** How the ledger knows this payer's checkouts: by username, or (a pay-link session) by Alma primary id. */
+export function userIdKindOf (payer: Payer): UserIdKind {
+  return payer.byPrimaryId ? 'primary-id' : 'username'
 }
 
 /**
- * The payer's payments in progress among those the ledger matched by username or primary id: a pay-link payer's
- * are those for their primary id only (a checkout made through EZproxy under the same text is somebody else's).
+ * Whether a checkout is the payer's own (its receipt, its line in the history): made under this identifier, and
+ * identified the same way. A pay-link patron whose primary id is the same text as another patron's EZproxy
+ * username never sees that patron's checkouts, nor that patron theirs.
+ */
+export function payerOwns (payer: Payer, checkout: Pick<Checkout, 'userId' | 'userIdKind'>): boolean {
+  return checkout.userId === payer.username && checkout.userIdKind === userIdKindOf(payer)
+}
+
+/**
+ * The payer's payments in progress: their own checkouts, and any for the same Alma primary id (the same patron
+ * paying another way), so a fee paid either way is not sold again. A pay-link payer's are those for their primary
+ * id only.
  */
 export async function payerPaymentsInProgress (ledger: Ledger, payer: Payer, primaryId: string): Promise<Checkout[]> {
-  const found = await ledger.paymentsInProgress(payer.username, primaryId)
+  const found = await ledger.paymentsInProgress(payer.username, primaryId, userIdKindOf(payer))
   return payer.byPrimaryId ? found.filter(checkout => checkout.primaryId === primaryId) : found
 }
 
@@ -135,6 +141,7 @@ export async function startCheckout (
   return await deps.ledger.createCheckout({
     id: newCheckoutId(),
     userId: payer.username,
+    userIdKind: userIdKindOf(payer),
     primaryId: user.primaryId,
     patronName: (user.fullName || `${user.firstName} ${user.lastName}`).trim(),
     email: user.preferredEmail,

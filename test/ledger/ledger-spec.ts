@@ -4,7 +4,7 @@
 
 import type { Test } from 'tap'
 import type { DecidePostback, Ledger, PageCursor } from '../../src/ledger/ledger.ts'
-import type { Checkout, ComposeMessages, IncomingPostback, NewCheckout, NewOutboxMessage, PostbackDecision } from '../../src/ledger/types.ts'
+import type { Checkout, ComposeMessages, IncomingPostback, NewCheckout, NewOutboxMessage, PostbackDecision, UserIdKind } from '../../src/ledger/types.ts'
 import { type Cents, cents } from '../../src/money.ts'
 
 /**
@@ -21,10 +21,11 @@ interface Fixture {
 
 const START = '2026-03-02T10:00:00.000Z'
 
-function newCheckout (id: string, amounts: number[], who: { userId?: string, primaryId?: string, patronName?: string } = {}): NewCheckout {
+function newCheckout (id: string, amounts: number[], who: { userId?: string, userIdKind?: UserIdKind, primaryId?: string, patronName?: string } = {}): NewCheckout {
   return {
     id,
     userId: who.userId ?? 'alice',
+    ...(who.userIdKind !== undefined ? { userIdKind: who.userIdKind } : {}),
     primaryId: who.primaryId ?? 'P-alice',
     patronName: who.patronName ?? 'Alice Able',
     email: 'alice@example.edu',
@@ -546,6 +547,23 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same((await ledger.patronPayments('bob', 50)).map(c => c.id), ['bob'])
     t.same(await ledger.patronPayments('ALICE', 50), [], 'exactly this username')
     t.equal((await ledger.patronPayments('alice', 50))[1].lines.length, 1, 'with their lines')
+  })
+
+  t.test('a payer is an identifier and how it identifies them: a username and a pay link\'s primary id of the same text are two payers', async t => {
+    const { ledger, at } = await setup(t)
+    // zed's username is "alice"; Alice's Alma primary id is "alice" too, and she pays from a pay link
+    await paidCheckout(ledger, 'zed-1', '7001', [500], { userId: 'alice', primaryId: 'zed' })
+    at('2026-03-02T11:00:00.000Z')
+    await paidCheckout(ledger, 'alice-1', '7002', [500], { userId: 'alice', userIdKind: 'primary-id', primaryId: 'alice' })
+    t.equal((await ledger.getCheckout('zed-1'))?.userIdKind, 'username', 'a username by default')
+    t.equal((await ledger.getCheckout('alice-1'))?.userIdKind, 'primary-id', 'kept as given')
+    t.same((await ledger.patronPayments('alice', 50)).map(c => c.id), ['zed-1'], 'history: the username\'s only (kind by default)')
+    t.same((await ledger.patronPayments('alice', 50, 'username')).map(c => c.id), ['zed-1'])
+    t.same((await ledger.patronPayments('alice', 50, 'primary-id')).map(c => c.id), ['alice-1'], 'the pay link\'s only')
+    t.equal((await ledger.latestCheckoutForUser('alice'))?.id, 'zed-1', 'the latest of the username, though the other is newer')
+    t.equal((await ledger.latestCheckoutForUser('alice', 'primary-id'))?.id, 'alice-1')
+    t.same((await ledger.paymentsInProgress('alice', 'zed', 'username')).map(c => c.id), ['zed-1'], 'in progress: the username\'s, and its primary id\'s')
+    t.same((await ledger.paymentsInProgress('alice', 'alice', 'primary-id')).map(c => c.id), ['alice-1'])
   })
 
   t.test('pay links: recorded with their audit event, listed per patron newest first, revoked once, their events found by link', async t => {

@@ -2,9 +2,11 @@
 // on a database of its own; then what is PostgreSQL's own: the schema migrated once under a lock by instances
 // starting together, the posting lease and its fence, the Alma budget every process shares, jobs read only.
 
+import pg from 'pg'
 import t from 'tap'
 import { LeaseLost, LedgerSchemaError, LedgerUnavailable } from '../../src/ledger/errors.ts'
 import { PostgresLedger, SCHEMA_VERSION, schemaVersion } from '../../src/ledger/postgres/index.ts'
+import { MIGRATIONS } from '../../src/ledger/postgres/migrations.ts'
 import type { IncomingPostback, NewCheckout } from '../../src/ledger/types.ts'
 import type { Cents } from '../../src/money.ts'
 import { specifyLedger } from './ledger-spec.ts'
@@ -197,6 +199,39 @@ if (server !== null) {
     t.ok(refused instanceof LedgerUnavailable, 'a write on a read-only session is refused (503), never made')
     t.match((refused as Error).message, /read-only transaction/)
     t.equal(await job.writable(), false)
+  })
+
+  t.test('the payer-kind migration: a checkout made in a pay-link session before kinds were kept is recognised as paid by primary id', async t => {
+    const url = await freshDatabase(t) as string
+    const before = MIGRATIONS.findIndex(m => m.includes('user_id_kind'))
+    t.ok(before > 0, 'the migration is found')
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      await client.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())')
+      for (let i = 0; i < before; i++) {
+        await client.query(MIGRATIONS[i])
+        await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [i + 1])
+      }
+      const link = 'INSERT INTO pay_links (link_id, patron_id, primary_id, issued_by, issued_at, expires_at, revoked_at) VALUES ($1, $2, $2, \'staff\', $3, $4, $5)'
+      await client.query(link, ['L1', 'alice', '2026-01-01T00:00:00Z', '2026-01-04T00:00:00Z', null])
+      await client.query(link, ['L2', 'dora', '2026-01-01T00:00:00Z', '2026-01-04T00:00:00Z', '2026-01-02T00:00:00Z'])
+      for (const [id, userId, primaryId, createdAt] of [
+        ['by-link', 'alice', 'alice', '2026-01-02T10:00:00Z'], ['zed', 'alice', 'zed', '2026-01-02T11:00:00Z'],
+        ['after-expiry', 'alice', 'alice', '2026-01-05T10:00:00Z'], ['dora-after-revoke', 'dora', 'dora', '2026-01-03T10:00:00Z']
+      ]) {
+        await client.query(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, state, total_cents, currency, created_at, updated_at)
+          VALUES ($1, $2, $3, 'P', '', 'POSTED', 500, 'USD', $4, $4)`, [id, userId, primaryId, createdAt])
+      }
+    } finally {
+      await client.end()
+    }
+    const ledger = await PostgresLedger.open({ url, poolSize: 1 })
+    t.teardown(async () => { await ledger.close() })
+    t.same(await Promise.all(['by-link', 'zed', 'after-expiry', 'dora-after-revoke'].map(async id => (await ledger.getCheckout(id))?.userIdKind)),
+      ['primary-id', 'username', 'username', 'username'], 'only the one made while alice\'s link was usable, under her primary id')
+    t.same((await ledger.patronPayments('alice', 50)).map(c => c.id), ['after-expiry', 'zed'], 'EZproxy\'s "alice" keeps only the username\'s')
+    t.same((await ledger.patronPayments('alice', 50, 'primary-id')).map(c => c.id), ['by-link'], 'alice\'s pay link sees hers')
   })
 
   t.test('the server out of reach: every call rejects with LedgerUnavailable, not a driver error', async t => {

@@ -15,7 +15,7 @@ import type { Pool, Queries } from './pool.ts'
 const TABLES: ReadonlyArray<{ table: string, columns: string[], source?: string, order: string }> = [
   {
     table: 'checkouts',
-    columns: ['id', 'seq', 'user_id', 'primary_id', 'patron_name', 'email', 'provider', 'state', 'total_cents', 'currency', 'created_at', 'updated_at', 'paid_at', 'posted_at',
+    columns: ['id', 'seq', 'user_id', 'user_id_kind', 'primary_id', 'patron_name', 'email', 'provider', 'state', 'total_cents', 'currency', 'created_at', 'updated_at', 'paid_at', 'posted_at',
       'tx', 'batchno', 'effdate', 'pmtcode', 'attention_reason', 'attention_kind', 'attention_prior', 'unapplied_cents', 'attempts', 'next_attempt_at', 'last_error',
       'resolved_at', 'resolved_by', 'resolution', 'review_tx'],
     source: 'SELECT rowid AS seq, * FROM checkouts',
@@ -55,6 +55,7 @@ const CHECKS: ReadonlyArray<[name: string, sql: string]> = [
   ['refunds amount_cents', 'SELECT COALESCE(SUM(amount_cents), 0) AS v FROM refunds'],
   ...['CREATED', 'PAID', 'POSTED', 'DECLINED', 'CANCELLED', 'EXPIRED', 'NEEDS_ATTENTION'].map(state =>
     [`checkouts in ${state}`, `SELECT COUNT(*) AS v FROM checkouts WHERE state = '${state}'`] as [string, string]),
+  ['checkouts paid from a pay link', "SELECT COUNT(*) AS v FROM checkouts WHERE user_id_kind = 'primary-id'"],
   ['checkouts needing attention and not settled', "SELECT COUNT(*) AS v FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL"],
   ['pay links revoked', 'SELECT COUNT(*) AS v FROM pay_links WHERE revoked_at IS NOT NULL'],
   ['outbox messages sent', 'SELECT COUNT(*) AS v FROM outbox WHERE sent_at IS NOT NULL'],

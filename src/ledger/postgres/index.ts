@@ -12,7 +12,7 @@ import type {
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
-  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus, UserIdKind
 } from '../types.ts'
 import { migrate, requireSchema } from './migrations.ts'
 import { PostgresPayLinks } from './pay-links.ts'
@@ -92,9 +92,9 @@ export class PostgresLedger implements Ledger {
 
   async createCheckout (checkout: NewCheckout): Promise<Checkout> { return await this.#store.createCheckout(checkout) }
   async getCheckout (id: string): Promise<Checkout | undefined> { return await getCheckout(this.pool, id) }
-  async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId) }
-  async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId) }
-  async patronPayments (userId: string, limit: number): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit) }
+  async latestCheckoutForUser (userId: string, kind?: UserIdKind): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId, kind) }
+  async paymentsInProgress (userId: string, primaryId: string, kind?: UserIdKind): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId, kind) }
+  async patronPayments (userId: string, limit: number, kind?: UserIdKind): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit, kind) }
   async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> { return await this.#store.markUnderReview(checkoutId, tx, event, detail) }
   async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
     return await this.#store.recordPostback(postback, decide, messages)

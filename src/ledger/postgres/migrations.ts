@@ -205,7 +205,16 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX checkouts_review ON checkouts (state) WHERE review_tx IS NOT NULL;`,
   // SQLite's migration 13: money a provider took back by itself (a PayPal reversal or chargeback) is kept beside the
   // refunds, as the same kind of money out; `kind` says which it was.
-  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));"
+  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));",
+  // SQLite's migration 14: a checkout belongs to how its payer was identified (a username, or a pay-link
+  // session's Alma primary id) as well as to the identifier. Those from before made by a pay-link session are
+  // recognised as there: user_id equal to primary_id, created while a pay link for it was usable.
+  `ALTER TABLE checkouts ADD COLUMN user_id_kind TEXT NOT NULL DEFAULT 'username' CHECK (user_id_kind IN ('username', 'primary-id'));
+   UPDATE checkouts SET user_id_kind = 'primary-id'
+     WHERE user_id = primary_id
+       AND EXISTS (SELECT 1 FROM pay_links l
+         WHERE l.patron_id = checkouts.user_id AND l.issued_at <= checkouts.created_at AND checkouts.created_at <= l.expires_at
+           AND (l.revoked_at IS NULL OR checkouts.created_at <= l.revoked_at));`
 ]
 
 /** The schema version this code expects (the number of migrations). */

@@ -13,7 +13,7 @@ import type {
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
-  OutboxMessage, OutboxRecord, PriorState, RefundRecord
+  OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
 import { toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
 import type { Pool, Queries } from './pool.ts'
@@ -82,9 +82,9 @@ export class PostgresStore {
     const now = this.#iso()
     const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
     return await this.#pool.transaction(async q => {
-      await q.run(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, 'CREATED', $7, $8, $9, $10)`,
-      [checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now])
+      await q.run(`INSERT INTO checkouts (id, user_id, user_id_kind, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'CREATED', $8, $9, $10, $11)`,
+      [checkout.id, checkout.userId, checkout.userIdKind ?? 'username', checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now])
       for (const line of checkout.lines) {
         await q.run(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, balance_cents)
           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -95,26 +95,26 @@ export class PostgresStore {
     })
   }
 
-  async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> {
-    const rows = await this.#pool.query('SELECT id FROM checkouts WHERE user_id = $1 ORDER BY created_at DESC, seq DESC LIMIT 1', [userId])
+  async latestCheckoutForUser (userId: string, kind: UserIdKind = 'username'): Promise<Checkout | undefined> {
+    const rows = await this.#pool.query('SELECT id FROM checkouts WHERE user_id = $1 AND user_id_kind = $2 ORDER BY created_at DESC, seq DESC LIMIT 1', [userId, kind])
     return rows.length === 0 ? undefined : await getCheckout(this.#pool, rows[0].id)
   }
 
-  /** This username's payments made or tried (never the abandoned ones), newest first, at most `limit`. */
-  async patronPayments (userId: string, limit: number): Promise<Checkout[]> {
+  /** This payer's payments made or tried (never the abandoned ones), newest first, at most `limit`. */
+  async patronPayments (userId: string, limit: number, kind: UserIdKind = 'username'): Promise<Checkout[]> {
     const rows = await this.#pool.query(`SELECT id FROM checkouts
-      WHERE user_id = $1 AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
-      ORDER BY created_at DESC, seq DESC LIMIT $2`, [userId, Math.max(0, Math.floor(limit))])
+      WHERE user_id = $1 AND user_id_kind = $3 AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
+      ORDER BY created_at DESC, seq DESC LIMIT $2`, [userId, Math.max(0, Math.floor(limit)), kind])
     return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
   }
 
-  async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
+  async paymentsInProgress (userId: string, primaryId: string, kind: UserIdKind = 'username'): Promise<Checkout[]> {
     const rows = await this.#pool.query(`SELECT id FROM checkouts
       WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
           OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
-        AND (user_id = $1 OR primary_id = $2)
+        AND ((user_id = $1 AND user_id_kind = $3) OR primary_id = $2)
         AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
-      ORDER BY created_at, seq`, [userId, primaryId])
+      ORDER BY created_at, seq`, [userId, primaryId, kind])
     return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
   }
 

@@ -18,7 +18,7 @@ import type {
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
-  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus
+  OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus, UserIdKind
 } from '../types.ts'
 import { BUSY_TIMEOUT_MS, Connection, isBusy } from './connection.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -78,16 +78,16 @@ export class SqliteLedger implements Ledger {
     return this.#store.getCheckout(id)
   }
 
-  async latestCheckoutForUser (userId: string): Promise<Checkout | undefined> {
-    return this.#store.latestCheckoutForUser(userId)
+  async latestCheckoutForUser (userId: string, kind?: UserIdKind): Promise<Checkout | undefined> {
+    return this.#store.latestCheckoutForUser(userId, kind)
   }
 
-  async paymentsInProgress (userId: string, primaryId: string): Promise<Checkout[]> {
-    return this.#store.paymentsInProgress(userId, primaryId)
+  async paymentsInProgress (userId: string, primaryId: string, kind?: UserIdKind): Promise<Checkout[]> {
+    return this.#store.paymentsInProgress(userId, primaryId, kind)
   }
 
-  async patronPayments (userId: string, limit: number): Promise<Checkout[]> {
-    return this.#store.patronPayments(userId, limit)
+  async patronPayments (userId: string, limit: number, kind?: UserIdKind): Promise<Checkout[]> {
+    return this.#store.patronPayments(userId, limit, kind)
   }
 
   /** Postbacks arriving together share one durable commit; each resolves only after the commit that holds it. */

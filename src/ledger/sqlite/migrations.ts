@@ -263,7 +263,20 @@ export const MIGRATIONS: Migration[] = [
   // Money a provider took back by itself (PayPal's PAYMENT.CAPTURE.REVERSED: a chargeback or a reversal) is kept
   // beside the refunds, as the same kind of money out: the GL journal and the reports spread it as they spread a
   // refund, and nothing taken back can be refunded or posted again. `kind` tells staff which it was.
-  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));"
+  "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'reversal'));",
+  // A checkout belongs to how its payer was identified as well as to the identifier: a pay-link session's user_id
+  // is an Alma primary id, anyone else's a username, and the same text in both is two patrons. Checkouts from
+  // before are recognised by what only a pay-link session could have made: user_id equal to primary_id (a pay-link
+  // session's username is the primary id it reads Alma by), created while a pay link for that primary id was
+  // usable (issued, not yet expired nor revoked; its sessions end with it). A patron whose username is their own
+  // primary id and who paid through EZproxy while a link of theirs was open is counted as paying by the link: the
+  // payment is then theirs on the link's pages only, never another patron's on theirs.
+  `ALTER TABLE checkouts ADD COLUMN user_id_kind TEXT NOT NULL DEFAULT 'username' CHECK (user_id_kind IN ('username', 'primary-id'));
+   UPDATE checkouts SET user_id_kind = 'primary-id'
+     WHERE user_id = primary_id
+       AND EXISTS (SELECT 1 FROM pay_links l
+         WHERE l.patron_id = checkouts.user_id AND l.issued_at <= checkouts.created_at AND checkouts.created_at <= l.expires_at
+           AND (l.revoked_at IS NULL OR checkouts.created_at <= l.revoked_at));`
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

@@ -33,6 +33,7 @@ export function toSummary (row: Row): CheckoutSummary {
   return {
     id: row.id,
     userId: row.user_id,
+    userIdKind: row.user_id_kind ?? 'username',
     primaryId: row.primary_id,
     patronName: row.patron_name,
     email: row.email,

@@ -12,7 +12,7 @@ import type {
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
-  OutboxMessage, OutboxRecord, PriorState, RefundRecord
+  OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
 import type { Connection } from './connection.ts'
 import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
@@ -34,9 +34,9 @@ export class CheckoutStore {
     const now = c.iso()
     const total = checkout.lines.reduce((s, l) => s + l.amount, 0)
     c.transaction(() => {
-      c.sql(`INSERT INTO checkouts (id, user_id, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
-        .run(checkout.id, checkout.userId, checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now)
+      c.sql(`INSERT INTO checkouts (id, user_id, user_id_kind, primary_id, patron_name, email, provider, state, total_cents, currency, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'CREATED', ?, ?, ?, ?)`)
+        .run(checkout.id, checkout.userId, checkout.userIdKind ?? 'username', checkout.primaryId, checkout.patronName, checkout.email, checkout.provider ?? 'cashnet', total, checkout.currency, now, now)
       const insertLine = c.sql(`INSERT INTO checkout_lines (checkout_id, line_no, fee_id, fee_type, fee_type_desc, owner, owner_desc, title, item_code, amount_cents, balance_cents)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       for (const line of checkout.lines) {
@@ -54,26 +54,26 @@ export class CheckoutStore {
     return toCheckout(row, lines)
   }
 
-  latestCheckoutForUser (userId: string): Checkout | undefined {
-    const row = this.#c.sql('SELECT id FROM checkouts WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId) as Row | undefined
+  latestCheckoutForUser (userId: string, kind: UserIdKind = 'username'): Checkout | undefined {
+    const row = this.#c.sql('SELECT id FROM checkouts WHERE user_id = ? AND user_id_kind = ? ORDER BY created_at DESC, rowid DESC LIMIT 1').get(userId, kind) as Row | undefined
     return row === undefined ? undefined : this.getCheckout(row.id)
   }
 
-  patronPayments (userId: string, limit: number): Checkout[] {
+  patronPayments (userId: string, limit: number, kind: UserIdKind = 'username'): Checkout[] {
     const rows = this.#c.sql(`SELECT id FROM checkouts
-      WHERE user_id = ? AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
-      ORDER BY created_at DESC, rowid DESC LIMIT ?`).all(userId, Math.max(0, Math.floor(limit))) as Row[]
+      WHERE user_id = ? AND user_id_kind = ? AND state IN ('PAID', 'POSTED', 'NEEDS_ATTENTION', 'DECLINED')
+      ORDER BY created_at DESC, rowid DESC LIMIT ?`).all(userId, kind, Math.max(0, Math.floor(limit))) as Row[]
     return rows.map(r => this.getCheckout(r.id) as Checkout)
   }
 
-  paymentsInProgress (userId: string, primaryId: string): Checkout[] {
+  paymentsInProgress (userId: string, primaryId: string, kind: UserIdKind = 'username'): Checkout[] {
     // by state first (indexed, and few checkouts are ever PAID or open for staff, or held for review), then the patron
     const rows = this.#c.sql(`SELECT id FROM checkouts
       WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
           OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
-        AND (user_id = ? OR primary_id = ?)
+        AND ((user_id = ? AND user_id_kind = ?) OR primary_id = ?)
         AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
-      ORDER BY created_at, rowid`).all(userId, primaryId) as Row[]
+      ORDER BY created_at, rowid`).all(userId, kind, primaryId) as Row[]
     return rows.map(r => this.getCheckout(r.id) as Checkout)
   }
 

@@ -227,9 +227,28 @@ export function cookiePath (config: Pick<Config, 'publicUrl' | 'campus'>): strin
   return `${new URL(config.publicUrl).pathname.replace(/\/+$/, '')}/`
 }
 
-export const SESSION_COOKIE_OPTIONS = (config: Pick<Config, 'secureCookies' | 'publicUrl' | 'campus'>): { signed: true, httpOnly: true, secure: boolean, sameSite: 'lax', path: string } =>
+/**
+ * The path of the cookies of a pay-link session (its session, CSRF and checkout cookies): the browser reaches it at
+ * PAY_LINK_URL, so PAY_LINK_URL's path when it is set apart from PUBLIC_URL; else the service's cookiePath.
+ */
+export function payLinkCookiePath (config: Pick<Config, 'publicUrl' | 'payLinkUrl' | 'campus'>): string {
+  if (config.payLinkUrl === config.publicUrl) return cookiePath(config)
+  return `${new URL(config.payLinkUrl).pathname.replace(/\/+$/, '')}/`
+}
+
+/** The path of the cookies set for this patron: a pay-link session's own, or the service's. */
+export function cookiePathFor (patron: Patron | null, config: Pick<Config, 'publicUrl' | 'payLinkUrl' | 'campus'>): string {
+  return patron?.payLink !== undefined ? payLinkCookiePath(config) : cookiePath(config)
+}
+
+/** Every path the service sets a cookie on: a cookie is cleared on each, as the one set is on one of them. */
+export function cookiePaths (config: Pick<Config, 'publicUrl' | 'payLinkUrl' | 'campus'>): string[] {
+  return [...new Set([cookiePath(config), payLinkCookiePath(config)])]
+}
+
+export const SESSION_COOKIE_OPTIONS = (config: Pick<Config, 'secureCookies' | 'publicUrl' | 'campus'>, path = cookiePath(config)): { signed: true, httpOnly: true, secure: boolean, sameSite: 'lax', path: string } =>
   // No maxAge and no expires: the cookie dies with the browser. The session's real limits are kept server side.
-  ({ signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config) })
+  ({ signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path })
 
 /**
  * Userobject mode: a nonce in a short-lived signed cookie and in the return URL given to EZproxy, so that
@@ -298,7 +317,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
   const signInAgain = async (request: FastifyRequest, reply: FastifyReply, identity: { refusal: IdentityRefusal, reason: string }): Promise<FastifyReply> => {
     if (identity.refusal !== 'no_session') request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
-    if (identity.refusal !== 'no_session') reply.clearCookie(SESSION_COOKIE, { path: cookiePath(config) })
+    if (identity.refusal !== 'no_session') clearSessionCookie(reply)
     // an idle or expired session is gone for good (moving the clock back, or a late request, cannot revive it)
     const cookie = readSessionCookie(request)
     if (cookie.cookie === 'valid') await sessions.end(cookie.id)
@@ -321,12 +340,18 @@ export default fp(async function identity (fastify, options: { config: Config, n
     return refuse(request, reply, 401, 'Please sign in', 'Your session has ended. Open the library’s “pay fines” link again.', { event: 'access.no_session', reason: identity.reason })
   }
 
+  /** Clears the session cookie on every path it may have been set on (a pay-link session's is PAY_LINK_URL's). */
+  const clearSessionCookie = (reply: FastifyReply): void => {
+    for (const path of cookiePaths(config)) reply.clearCookie(SESSION_COOKIE, { path })
+  }
+
   /** Opens a session for a username (Primo, a pay link): a session this browser already had ends first. */
   const startSession = async (request: FastifyRequest, reply: FastifyReply, username: string, options: { payLink?: string, notAfter?: number } = {}): Promise<void> => {
     const previous = readSessionCookie(request)
     if (previous.cookie === 'valid') await sessions.end(previous.id)
     const session = await sessions.start(username, options.payLink !== undefined ? 'pay-link' : config.authMode === 'primo' ? 'primo' : 'userobject', options)
-    reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config))
+    // a pay link's session lives where the link is opened: PAY_LINK_URL, whose path may not be PUBLIC_URL's
+    reply.setCookie(SESSION_COOKIE, session.id, SESSION_COOKIE_OPTIONS(config, options.payLink !== undefined ? payLinkCookiePath(config) : cookiePath(config)))
   }
   fastify.decorate('startSession', startSession)
 
@@ -338,7 +363,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
   const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<FastifyReply> => {
     const cookie = readSessionCookie(request)
     if (cookie.cookie === 'valid') await sessions.end(cookie.id)
-    reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    clearSessionCookie(reply)
     return refuse(request, reply, 401, 'Your session has ended', 'For your security, your session ended. Open the payment link in the library’s e-mail again to continue.', { event: 'access.pay_link_ended', reason })
   }
 
@@ -372,7 +397,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
       if (config.authMode === 'primo') {
         if (identity.refusal !== 'no_session') {
           request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)
-          reply.clearCookie(SESSION_COOKIE, { path: '/' })
+          clearSessionCookie(reply)
           const cookie = readSessionCookie(request)
           if (cookie.cookie === 'valid') await sessions.end(cookie.id)
         }
@@ -394,7 +419,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
     const generate = reply.generateCsrf
     if (typeof generate === 'function') {
       const userInfo = csrfUserInfo(request)
-      reply.generateCsrf = function (this: FastifyReply, opts) { return generate.call(this, { ...opts, userInfo }) }
+      // the CSRF cookie must come back where this patron's pages are (a pay-link session: PAY_LINK_URL's path)
+      const path = cookiePathFor(request.patron, config)
+      reply.generateCsrf = function (this: FastifyReply, opts) { return generate.call(this, { ...opts, userInfo, path }) }
     }
     if (access === 'admin' && !request.patron.isAdmin) {
       return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. If you are staff, ask the systems librarian to add your username to ADMIN_USERS.', { event: 'access.not_admin', reason: 'not in ADMIN_USERS' })

@@ -9,7 +9,7 @@
 // logout URL known, a calm page saying the patron is signed out here and should close the browser.
 
 import type { FastifyPluginAsync } from 'fastify'
-import { cookiePath, readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
+import { cookiePaths, readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
 import { CHECKOUT_COOKIE } from './checkout.ts'
 import { UserObjectClient } from '../userobject.ts'
 import { messagePage } from '../views/message.ts'
@@ -55,8 +55,9 @@ const auth: FastifyPluginAsync = async (fastify) => {
   }, async (request, reply) => {
     const cookie = readSessionCookie(request)
     const ended = cookie.cookie === 'valid' ? await sessions.end(cookie.id) : undefined
+    // cleared where they were set: the service's path, or PAY_LINK_URL's for a pay-link session's
     for (const name of [SESSION_COOKIE, SIGN_IN_STATE_COOKIE, CHECKOUT_COOKIE, 'acn_csrf']) {
-      if (request.cookies[name] !== undefined) reply.clearCookie(name, { path: cookiePath(config) })
+      if (request.cookies[name] !== undefined) for (const path of cookiePaths(config)) reply.clearCookie(name, { path })
     }
     request.log.info({ event: 'auth.signed_out', user: ended?.username, session: ended !== undefined ? 'ended' : 'none', next: config.ezproxyLogoutUrl !== '' ? 'ezproxy' : 'page' },
       ended !== undefined ? `${ended.username} signed out; session ended` : 'sign-out with no session of ours')

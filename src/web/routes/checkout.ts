@@ -7,7 +7,7 @@ import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
-import { baseUrlFor, cookiePath, payerOf } from '../plugins/identity.ts'
+import { baseUrlFor, cookiePathFor, payerOf } from '../plugins/identity.ts'
 
 export const CHECKOUT_COOKIE = 'acn_checkout'
 
@@ -53,7 +53,7 @@ const checkout: FastifyPluginAsync = async (fastify) => {
       const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, payer, feeIds, parts)
       const partial = created.lines.filter(l => l.balance != null && l.amount < l.balance).length
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length, ...(partial > 0 ? { partial } : {}) }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)${partial > 0 ? `, ${partial} paid in part` : ''}`)
-      reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePath(config), maxAge: 2 * 24 * 3600 })
+      reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePathFor(request.patron, config), maxAge: 2 * 24 * 3600 })
       // a pay-link patron's session cookie lives on PAY_LINK_URL: the provider sends them back there, not through EZproxy
       const start = await fastify.paymentProvider.start(created, { publicUrl: baseUrlFor(request.patron, config), brandName: config.libraryName })
       if (start.kind === 'redirect') {

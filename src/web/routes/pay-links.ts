@@ -1,5 +1,6 @@
 // Pay links (PAY_LINKS=on; without it none of these routes exist, so they answer 404). Staff look a patron up
-// by an Alma identifier on /admin/pay-links and send them a link by e-mail; GET /pay/<token> is the link. The
+// by an Alma identifier on /admin/pay-links (primary id first, then any unique id) and send them a link by e-mail
+// (the form names the patron by primary id, as the link does); GET /pay/<token> is the link. The
 // token is its own authentication (signed, expiring: src/payments/pay-links.ts); the ledger says whether it was
 // revoked and keeps every issue, use, refusal and revocation in the audit trail. A good link opens a session for
 // that patron only, marked as a pay-link session (never /admin), ending with the link at the latest.
@@ -28,10 +29,28 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
   if (!config.payLinks) return
   const html = (reply: FastifyReply): FastifyReply => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
 
-  /** Alma's user for an identifier as staff typed it, or null when Alma knows nobody by it. */
-  const lookUp = async (request: FastifyRequest, identifier: string): Promise<AlmaUser | null> => {
+  /** Alma's user by primary id, or null when no patron has exactly this primary id (a link is for a primary id). */
+  const byPrimaryId = async (request: FastifyRequest, primaryId: string): Promise<AlmaUser | null> => {
     try {
-      return await request.alma.getUser(identifier)
+      const user = await request.alma.getUser(primaryId, { byPrimaryId: true })
+      // Alma may read an id without user_id_type as any unique identifier: only the patron with this primary id will do
+      return user.primaryId.toLowerCase() === primaryId.toLowerCase() ? user : null
+    } catch (error) {
+      if (error instanceof AlmaError && USER_NOT_FOUND_CODES.has(error.errorCode)) return null
+      throw error
+    }
+  }
+
+  /**
+   * Alma's user for an identifier as staff typed it: the patron with that primary id (what a link is for, and what
+   * this page's own links and forms carry), else the one with that barcode or other unique id (all_unique, not
+   * ALMA_USER_ID_TYPE, which is how EZproxy usernames are read); null when Alma knows nobody by it.
+   */
+  const lookUp = async (request: FastifyRequest, identifier: string): Promise<AlmaUser | null> => {
+    const exact = await byPrimaryId(request, identifier)
+    if (exact !== null) return exact
+    try {
+      return await request.alma.getUser(identifier, { anyIdentifier: true })
     } catch (error) {
       if (error instanceof AlmaError && USER_NOT_FOUND_CODES.has(error.errorCode)) return null
       throw error
@@ -65,9 +84,10 @@ const payLinks: FastifyPluginAsync = async (fastify) => {
     preValidation: fastify.csrfProtection
   }, async (request, reply) => {
     const by = request.patron?.username ?? '?'
+    // the form carries the primary id of the patron the page showed: the link goes to exactly that patron
     const identifier = (request.body.id ?? '').trim()
     if (identifier === '') return await render(request, reply, '', { tone: 'warn', text: 'Give an Alma identifier.' }, 400)
-    const user = await lookUp(request, identifier)
+    const user = await byPrimaryId(request, identifier)
     if (user === null) return await render(request, reply, identifier, undefined, 404)
     if (user.preferredEmail === '') return await render(request, reply, identifier, { tone: 'warn', text: 'This patron has no preferred e-mail address in Alma, so no link was sent.' }, 409)
     if (config.smtpUrl === '') return await render(request, reply, identifier, { tone: 'bad', text: 'No link was sent: the service has no mail server (SMTP_URL). Ask the systems librarian.' }, 503)

@@ -11,7 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
 import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
-import { payerOwns } from '../../payments/checkout.ts'
+import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
 import { receivedFor } from '../../payments/receipts.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { parseWebhookEvent } from '../../providers/paypal/webhook.ts'
@@ -91,7 +91,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
     if (token === undefined || token === '') {
       // the receipt's own "check again" link, or the cookie: read from the ledger, no PayPal call
       const reference = ref ?? fromCookie(request)
-      const checkout = reference !== null && ID.test(reference) ? await ledger.getCheckout(reference) : await ledger.latestCheckoutForUser(payer.username)
+      const checkout = reference !== null && ID.test(reference) ? await ledger.getCheckout(reference) : await ledger.latestCheckoutForUser(payer.username, userIdKindOf(payer))
       if (checkout === undefined || !payerOwns(payer, checkout)) return reply.code(404).type('text/html; charset=utf-8').send(noReceiptPage(config))
       return await receipt(request, reply, checkout)
     }

@@ -2,7 +2,7 @@
 // ledger, for this patron's own checkout only; the redirect's result fields are never believed.
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { payerOwns } from '../../payments/checkout.ts'
+import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
 import { receivedFor } from '../../payments/receipts.ts'
 import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
 import { PROVIDER_LABEL } from '../../providers/provider.ts'
@@ -48,7 +48,7 @@ const receipt: FastifyPluginAsync = async (fastify) => {
     const reference = referenceFrom(request)
     const checkout = reference !== null && /^[A-Za-z0-9_-]{1,64}$/.test(reference)
       ? await ledger.getCheckout(reference)
-      : await ledger.latestCheckoutForUser(payer.username)
+      : await ledger.latestCheckoutForUser(payer.username, userIdKindOf(payer))
     reply.type('text/html; charset=utf-8')
     if (checkout === undefined || !payerOwns(payer, checkout)) {
       if (checkout !== undefined) request.log.warn({ event: 'receipt.not_owner', checkout: checkout.id }, `receipt for ${checkout.id} asked for by another patron`)

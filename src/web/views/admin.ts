@@ -290,7 +290,7 @@ ${actionsSection(view)}
 <h2>Checkout</h2>
 <dl class="facts">
 <dt>Patron</dt><dd>${checkout.patronName}</dd>
-<dt>Username</dt><dd>${checkout.userId}</dd>
+${checkout.userIdKind === 'primary-id' ? html`<dt>Paid from</dt><dd>a pay link (signed in by Alma primary id)</dd>` : html`<dt>Username</dt><dd>${checkout.userId}</dd>`}
 <dt>Alma primary id</dt><dd>${checkout.primaryId}${view.almaUiUrl !== undefined && view.almaUiUrl !== '' ? html` · <a class="alma-user" href="${almaUserLink(view.almaUiUrl, checkout.primaryId)}" rel="noopener noreferrer" target="_blank">Open the patron in Alma</a>` : ''}</dd>
 <dt>Email</dt><dd>${checkout.email}</dd>
 <dt>Total</dt><dd>${money(checkout.total)}</dd>

@@ -10,7 +10,9 @@ export default fp(async function rateLimitSettings (fastify, { config }: { confi
   // Patron and staff routes are limited per username (every patron arrives from the EZproxy address, so an IP
   // key would throttle everyone together). This onRoute hook must be added before @fastify/rate-limit registers
   // its own, which reads config.rateLimit when each route is added: hooks run in the order they were added.
-  const patronLimit = { max: config.patronRateLimit, timeWindow: '1 minute', keyGenerator: (request: FastifyRequest) => `patron:${request.patron?.username ?? request.ip}` }
+  // A pay-link session's username is an Alma primary id: its own bucket, never that of an EZproxy username of the same text.
+  const patronKey = (request: FastifyRequest): string => request.patron === null ? `patron:${request.ip}` : `${request.patron.payLink !== undefined ? 'pay-link' : 'patron'}:${request.patron.username}`
+  const patronLimit = { max: config.patronRateLimit, timeWindow: '1 minute', keyGenerator: patronKey }
   fastify.addHook('onRoute', (route) => {
     const access = (route.config as { access?: string } | undefined)?.access
     if ((access === 'patron' || access === 'admin') && route.config !== undefined) {
