@@ -3,11 +3,14 @@
 // progress: its fees are not sold again (fines page and POST /checkout), the expiry job leaves it alone, and the
 // return page tells the patron that PayPal is reviewing it. Over real HTTP with the PayPal and Alma stand-ins.
 
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+import { tempDir } from './jobs/cli.ts'
 
-async function pendingStack (t: Test): Promise<TestStack & { pp: NonNullable<TestStack['paypal']> }> {
-  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { faults: { captureStatus: 'PENDING' } } })
+async function pendingStack (t: Test, env: Record<string, string> = {}): Promise<TestStack & { pp: NonNullable<TestStack['paypal']> }> {
+  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal', ...env }, paypal: { faults: { captureStatus: 'PENDING' } } })
   if (stack.paypal === null) throw new Error('no PayPal stand-in')
   return { ...stack, pp: stack.paypal }
 }
@@ -144,4 +147,44 @@ t.test('a review whose DENIED webhook never arrives: the worker asks PayPal, dec
   t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'DECLINED', 'declined as the DENIED webhook would have')
   t.same(readForm((await alice.get('/')).body, 'pay-form').checkboxes, ['100001', '100002', '100003'], 'the fee can be paid again')
   t.equal(stack.alma.allExternalPayments().length, 0, 'nothing posted')
+})
+
+t.test('a review an instance of an older version recorded (its audit event only, no mark): the fees stay unpayable, it never expires, the sweep marks it, COMPLETED posts it once', async t => {
+  // During a rolling upgrade across the review mark (SQLite migration 12, PostgreSQL 8), the instance that got the
+  // PENDING may still run the code from before: it writes the audit event paypal.capture_pending and nothing else.
+  const path = join(tempDir(t), 'ledger.sqlite')
+  const stack = await pendingStack(t, { DATABASE_PATH: path })
+  const alice = new Browser(stack).login('alice')
+  const { checkoutId, captureId } = await payPending(stack, alice, ['100001', '100003'])
+  const db = new Database(path)
+  t.teardown(() => { db.close() })
+  db.prepare('UPDATE checkouts SET review_tx = NULL WHERE id = ?').run(checkoutId) // what the older instance leaves
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.reviewTx, null, 'only the audit event says PayPal reviews it')
+
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  t.same(pay.checkboxes, ['100002'], 'at once, before any sweep: the fees under review cannot be ticked')
+  t.equal((fines.body.match(/<span class="badge">PayPal is reviewing the payment<\/span>/g) ?? []).length, 2, 'both say PayPal is reviewing their payment')
+  const forged = await alice.post('/checkout', [...pay.fields, ['fee', '100001']])
+  t.equal(forged.status, 409, 'a form naming one of them is refused')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.reviewTx, null, 'the page held them by the event, not by a mark')
+
+  const later = new Date(Date.now() + 48 * 3600_000)
+  t.notOk((await stack.app.ledger.expireCreated(later)).includes(checkoutId), 'the expiry leaves it alone, unmarked')
+  await stack.app.worker.sweep(later)
+  const swept = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(swept?.state, 'CREATED', 'two days on, the sweep has not expired it')
+  t.equal(swept?.reviewTx, captureId, 'it marked it with the capture PayPal reviews')
+  t.ok(stack.logLines().some(l => l.event === 'checkout.review_marked' && l.checkout === checkoutId), 'and said so')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.review_still_pending' && l.checkout === checkoutId), 'then asked PayPal about it as about any review')
+  t.same(readForm((await alice.get('/')).body, 'pay-form').checkboxes, ['100002'], 'still not payable')
+
+  await stack.pp.settlePending(captureId, 'COMPLETED')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after COMPLETED')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
+    { feeId: '100001', amountCents: 500 },
+    { feeId: '100003', amountCents: 1225 }
+  ], 'Alma records each fee once')
+  t.equal(stack.pp.captures.length, 1, 'the patron was charged once')
 })

@@ -104,6 +104,13 @@ export interface PostingLease { checkoutId: string, holder: string, fence: numbe
  */
 export interface AlmaCallReservation { granted: number, retryInMs: number }
 
+/**
+ * The audit event of a provider holding a checkout's money for review (a PayPal capture PENDING). Instances from
+ * before the review mark (reviewTx) write only this event, with the capture id as `tx` in its detail; the ledger
+ * treats a CREATED or EXPIRED checkout that has it as held, marked or not.
+ */
+export const CAPTURE_PENDING_EVENT = 'paypal.capture_pending'
+
 export interface Ledger {
   createCheckout (checkout: NewCheckout): Promise<Checkout>
   getCheckout (id: string): Promise<Checkout | undefined>
@@ -112,7 +119,8 @@ export interface Ledger {
   /**
    * The patron's payments whose money is taken but not yet all recorded in Alma: PAID checkouts, and NEEDS_ATTENTION
    * ones staff have not settled, that still have a line not posted; and CREATED or EXPIRED ones whose provider holds
-   * the money for review (markUnderReview), until its outcome is recorded. Matched by `userId` of this kind (default
+   * the money for review (markUnderReview, or only CAPTURE_PENDING_EVENT as an instance from before the mark writes it:
+   * then reviewTx is that event's tx), until its outcome is recorded. Matched by `userId` of this kind (default
    * 'username') or by Alma primary id.
    */
   paymentsInProgress (userId: string, primaryId: string, kind?: UserIdKind): Promise<Checkout[]>
@@ -138,6 +146,15 @@ export interface Ledger {
    * in another state: a late report of a review the outcome of which is recorded).
    */
   markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean>
+  /**
+   * Marks the reviews an instance from before the review mark (SQLite migration 12, PostgreSQL 8) left unmarked:
+   * such an instance, running beside this one during a rolling upgrade, writes only the audit event
+   * CAPTURE_PENDING_EVENT. Every CREATED or EXPIRED checkout with that event and no mark is marked with the tx of its
+   * latest one (as markUnderReview would have), with a `checkout.review_marked` audit event, in one transaction;
+   * resolves with their ids. Idempotent: a marked checkout is not marked again, by this instance or another.
+   * Any outcome recorded since the event (paid, declined, cancelled) has moved the checkout out of those states.
+   */
+  markReviewsFromAudit (): Promise<string[]>
   /** Compare-and-set state change with its audit event; false when the checkout was not in a `from` state. */
   //
   // The posting writes below take an optional final `fence`: when given, the write happens only if the checkout's
@@ -173,7 +190,10 @@ export interface Ledger {
   resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
   /** PAID checkouts due for posting (next attempt due) whose lease is free or expired. */
   duePostings (now: Date): Promise<string[]>
-  /** CREATED checkouts older than the cut-off, except those held for review (markUnderReview), become EXPIRED; resolves with their ids. */
+  /**
+   * CREATED checkouts older than the cut-off, except those held for review (markUnderReview, or an unmarked
+   * CAPTURE_PENDING_EVENT), become EXPIRED; resolves with their ids.
+   */
   expireCreated (createdBefore: Date): Promise<string[]>
   /**
    * CREATED or EXPIRED checkouts the provider holds for review (markUnderReview), not changed since before the

@@ -6,7 +6,7 @@
 // capture, while a 422 PayPal may replay for a key can never answer the patron's next approval; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
-import type { Ledger } from '../ledger/ledger.ts'
+import { CAPTURE_PENDING_EVENT, type Ledger } from '../ledger/ledger.ts'
 import type { Checkout, ComposeMessages } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
@@ -122,7 +122,7 @@ export async function recordCollected (deps: PayPalDeps, collected: Collected, s
   if (collected.status === 'PENDING') {
     // marked on the checkout with its audit event, in one write: while CREATED (or EXPIRED) it is now a payment in
     // progress, its fees not sold again, and it does not expire; a PENDING reported after the outcome marks nothing
-    const marked = before !== undefined && await ledger.markUnderReview(before.id, collected.tx, 'paypal.capture_pending', { amount: collected.amount, currency: collected.currency, reason: collected.detail })
+    const marked = before !== undefined && await ledger.markUnderReview(before.id, collected.tx, CAPTURE_PENDING_EVENT, { amount: collected.amount, currency: collected.currency, reason: collected.detail })
     logger.info({ event: 'paypal.capture_pending', checkout: checkoutId ?? undefined, tx: collected.tx, underReview: marked }, `PayPal holds capture ${collected.tx} for review (${collected.detail || 'no reason given'}): ${marked ? 'its fees are held until' : 'nothing to hold (the checkout is not open), waiting for'} its COMPLETED or DENIED webhook`)
     return { outcome: 'PENDING', checkout: before === undefined ? undefined : await ledger.getCheckout(before.id) }
   }

@@ -524,6 +524,67 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same((await ledger.underReviewBefore(new Date('2026-03-04T11:00:00.000Z'))).map(c => c.id), ['bob-review', 'review-late'], 'a paid one is no longer asked about')
   })
 
+  t.test('a review an instance of an older version recorded as its audit event only is held all the same: in progress, never expired, marked by the sweep once', async t => {
+    // Beside this version during a rolling upgrade, an instance from before the review mark (SQLite migration 12,
+    // PostgreSQL 8) writes a PENDING capture as the audit event alone, never reviewTx (as ledger.audit writes it).
+    const now = (): Date => clock
+    let clock = new Date(START)
+    const ledger = await makeLedger({ now })
+    const other = await makeLedger({ now, sameAs: ledger })
+    t.teardown(async () => { await other.close(); await ledger.close() })
+    const oldPending = async (id: string, tx?: string): Promise<void> => {
+      await ledger.audit(id, 'paypal.capture_pending', { ...(tx === undefined ? {} : { tx }), amount: 500, currency: 'USD', reason: 'ECHECK' })
+    }
+    await ledger.createCheckout(newCheckout('held', [500]))
+    await ledger.createCheckout(newCheckout('held-expired', [300]))
+    await ledger.createCheckout(newCheckout('no-tx', [200]))
+    await ledger.createCheckout(newCheckout('declined', [400]))
+    await ledger.createCheckout(newCheckout('abandoned', [100]))
+    await ledger.createCheckout(newCheckout('bob-held', [500], { userId: 'bob', primaryId: 'P-bob' }))
+    await paidCheckout(ledger, 'paid', '7001', [600])
+    clock = new Date('2026-03-02T10:30:00.000Z')
+    await oldPending('held', 'CAP-1')
+    await oldPending('held', 'CAP-1b') // reported again (another capture of the order): the latest counts
+    await oldPending('no-tx')
+    await oldPending('declined', 'CAP-3')
+    await oldPending('bob-held', 'CAP-4')
+    await oldPending('paid', 'CAP-5') // a late report for a checkout already paid
+    // the older instance's own expiry knows nothing of reviews, and the outcome of one is recorded by it as ever
+    await ledger.createCheckout(newCheckout('late', [300]))
+    await oldPending('held-expired', 'CAP-2')
+    t.equal(await ledger.transition({ checkoutId: 'held-expired', from: ['CREATED'], to: 'EXPIRED', event: 'checkout.expired' }), true)
+    await ledger.recordPostback(incoming('declined', 'CAP-3', null, 'DECLINED'), always({ outcome: 'DECLINED', reason: 'denied', to: 'DECLINED' }))
+
+    // before any sweep: the fines page already holds them, with the capture they wait for
+    const inProgress = await ledger.paymentsInProgress('alice', 'P-alice')
+    t.same(inProgress.map(c => [c.id, c.reviewTx]), [['held', 'CAP-1b'], ['held-expired', 'CAP-2'], ['no-tx', ''], ['paid', null]],
+      'unmarked reviews, CREATED or EXPIRED, count (the tx of the latest event; none said: empty); declined, abandoned do not')
+    t.same((await ledger.paymentsInProgress('someone', 'P-bob')).map(c => c.id), ['bob-held'], 'found by primary id too')
+    t.same((await ledger.paymentsInProgress('bob', 'P-nobody')).map(c => c.id), ['bob-held'], 'and by username')
+    t.equal((await ledger.getCheckout('held'))?.reviewTx, null, 'reading them marked nothing')
+
+    clock = new Date('2026-03-04T10:00:00.000Z')
+    t.same(await ledger.expireCreated(new Date('2026-03-04T00:00:00.000Z')), ['abandoned', 'late'], 'an unmarked review does not expire either')
+    t.equal((await ledger.getCheckout('held'))?.state, 'CREATED')
+
+    // two instances sweeping at once: each checkout marked once, by one of them
+    const swept = await Promise.all([ledger.markReviewsFromAudit(), other.markReviewsFromAudit()])
+    t.same(swept.flat().sort(), ['bob-held', 'held', 'held-expired', 'no-tx'], 'every unmarked review, each once')
+    t.same(await ledger.markReviewsFromAudit(), [], 'idempotent: nothing left to mark')
+    t.same(await Promise.all(['held', 'held-expired', 'no-tx', 'bob-held', 'declined', 'paid', 'abandoned'].map(async id => (await ledger.getCheckout(id))?.reviewTx)),
+      ['CAP-1b', 'CAP-2', '', 'CAP-4', null, null, null], 'marked with the latest event\'s tx; an outcome or no review marks nothing')
+    t.same(await Promise.all(['held', 'held-expired'].map(async id => (await ledger.getCheckout(id))?.state)), ['CREATED', 'EXPIRED'], 'no state changes')
+    const marked = (await ledger.history('held'))?.events.filter(e => e.event === 'checkout.review_marked') ?? []
+    t.equal(marked.length, 1, 'one audit event for the mark')
+    t.match(JSON.parse(marked[0]?.detail ?? '{}'), { tx: 'CAP-1b', from: 'paypal.capture_pending' })
+    t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => [c.id, c.reviewTx]), [['held', 'CAP-1b'], ['held-expired', 'CAP-2'], ['no-tx', ''], ['paid', null]], 'in progress as before, now by the mark')
+    t.same((await ledger.underReviewBefore(new Date('2026-03-04T11:00:00.000Z'))).map(c => c.id).sort(), ['bob-held', 'held', 'held-expired', 'no-tx'], 'and asked about as any review')
+
+    // the outcome, recorded by either version, ends it as for any review
+    await ledger.recordPostback(incoming('held', 'CAP-1b', [500]), always(paid('CAP-1b')))
+    t.same((await ledger.paymentsInProgress('alice', 'P-alice')).map(c => [c.id, c.state]), [['held', 'PAID'], ['held-expired', 'EXPIRED'], ['no-tx', 'CREATED'], ['paid', 'PAID']])
+  })
+
   t.test('a patron\'s payments: this username only, payments made or tried, newest first, at most the limit', async t => {
     const { ledger, at } = await setup(t)
     await paidCheckout(ledger, 'first', '7001', [500])

@@ -95,6 +95,7 @@ export class PostgresLedger implements Ledger {
   async latestCheckoutForUser (userId: string, kind?: UserIdKind): Promise<Checkout | undefined> { return await this.#store.latestCheckoutForUser(userId, kind) }
   async paymentsInProgress (userId: string, primaryId: string, kind?: UserIdKind): Promise<Checkout[]> { return await this.#store.paymentsInProgress(userId, primaryId, kind) }
   async patronPayments (userId: string, limit: number, kind?: UserIdKind): Promise<Checkout[]> { return await this.#store.patronPayments(userId, limit, kind) }
+  async markReviewsFromAudit (): Promise<string[]> { return await this.#store.markReviewsFromAudit() }
   async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> { return await this.#store.markUnderReview(checkoutId, tx, event, detail) }
   async recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): Promise<RecordedPostback> {
     return await this.#store.recordPostback(postback, decide, messages)

@@ -7,7 +7,7 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
-import { referenceRecorded } from '../ledger.ts'
+import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
@@ -52,6 +52,13 @@ export async function moneyRecord (q: Queries, checkoutId: string, lock = false)
   if (checkout === undefined) return undefined
   return { checkout, reports: await reports(q, checkoutId), refunds: await refunds(q, checkoutId) }
 }
+
+// A review an instance from before the review mark left unmarked: the checkout's CAPTURE_PENDING_EVENT, written as
+// a literal so that the planner uses the partial index on it (audit_capture_pending), and the tx of the latest one.
+const PENDING = `'${CAPTURE_PENDING_EVENT}'`
+const HAS_PENDING = `EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = ${PENDING})`
+const LATEST_PENDING_TX = `(SELECT COALESCE(e.detail::jsonb ->> 'tx', '') FROM audit_events e
+  WHERE e.checkout_id = checkouts.id AND e.event = ${PENDING} ORDER BY e.id DESC LIMIT 1)`
 
 export class PostgresStore {
   readonly #pool: Pool
@@ -109,13 +116,35 @@ export class PostgresStore {
   }
 
   async paymentsInProgress (userId: string, primaryId: string, kind: UserIdKind = 'username'): Promise<Checkout[]> {
-    const rows = await this.#pool.query(`SELECT id FROM checkouts
+    // a review an older instance left unmarked is found among the patron's checkouts (indexed by username and by
+    // primary id) by its audit event (a partial index), reported with that event's tx as its reviewTx
+    const patron = `((user_id = $1 AND user_id_kind = $3) OR primary_id = $2)
+        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)`
+    const rows = await this.#pool.query(`SELECT id, review_tx AS held, created_at, seq FROM checkouts
       WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
           OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
-        AND ((user_id = $1 AND user_id_kind = $3) OR primary_id = $2)
-        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
+        AND ${patron}
+      UNION ALL
+      SELECT id, ${LATEST_PENDING_TX}, created_at, seq FROM checkouts
+      WHERE ${patron} AND state IN ('CREATED', 'EXPIRED') AND review_tx IS NULL AND ${HAS_PENDING}
       ORDER BY created_at, seq`, [userId, primaryId, kind])
-    return await Promise.all(rows.map(async r => await getCheckout(this.#pool, r.id) as Checkout))
+    return await Promise.all(rows.map(async r => {
+      const checkout = await getCheckout(this.#pool, r.id) as Checkout
+      return checkout.reviewTx === null && r.held !== null ? { ...checkout, reviewTx: r.held as string } : checkout
+    }))
+  }
+
+  async markReviewsFromAudit (): Promise<string[]> {
+    return await this.#pool.transaction(async q => {
+      // the row lock and the re-read of review_tx under it: two instances sweeping together mark each checkout once
+      const rows = await q.query(`UPDATE checkouts SET review_tx = ${LATEST_PENDING_TX}
+        WHERE id IN (SELECT checkout_id FROM audit_events WHERE event = ${PENDING})
+          AND state IN ('CREATED', 'EXPIRED') AND review_tx IS NULL
+        RETURNING id, review_tx, seq`)
+      rows.sort((a, b) => a.seq - b.seq)
+      for (const row of rows) await this.#event(q, row.id, 'checkout.review_marked', null, null, { tx: row.review_tx, from: CAPTURE_PENDING_EVENT })
+      return rows.map(r => r.id as string)
+    })
   }
 
   async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> {
@@ -343,7 +372,7 @@ export class PostgresStore {
 
   async expireCreated (createdBefore: Date): Promise<string[]> {
     return await this.#pool.transaction(async q => {
-      const rows = await q.query('UPDATE checkouts SET state = \'EXPIRED\', updated_at = $1 WHERE state = \'CREATED\' AND created_at < $2 AND review_tx IS NULL RETURNING id, seq',
+      const rows = await q.query(`UPDATE checkouts SET state = 'EXPIRED', updated_at = $1 WHERE state = 'CREATED' AND created_at < $2 AND review_tx IS NULL AND NOT ${HAS_PENDING} RETURNING id, seq`,
         [this.#iso(), createdBefore.toISOString()])
       rows.sort((a, b) => a.seq - b.seq)
       for (const row of rows) await this.#event(q, row.id, 'checkout.expired', 'CREATED', 'EXPIRED', {})

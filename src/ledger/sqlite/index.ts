@@ -95,6 +95,10 @@ export class SqliteLedger implements Ledger {
     return await this.#commits.run(() => this.#store.recordPostback(postback, decide, messages))
   }
 
+  async markReviewsFromAudit (): Promise<string[]> {
+    return write(() => this.#store.markReviewsFromAudit())
+  }
+
   async markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): Promise<boolean> {
     return write(() => this.#store.markUnderReview(checkoutId, tx, event, detail))
   }

@@ -5,7 +5,7 @@
 import { type Cents, formatDecimal } from '../../money.ts'
 import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
-import { referenceRecorded } from '../ledger.ts'
+import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
   AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
   TransitionRequest
@@ -16,6 +16,18 @@ import type {
 } from '../types.ts'
 import type { Connection } from './connection.ts'
 import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
+
+// A review an instance from before the review mark left unmarked: the checkout's CAPTURE_PENDING_EVENT, written as
+// a literal so that SQLite uses the partial index on it (audit_capture_pending), and the tx of the latest one.
+const PENDING = `'${CAPTURE_PENDING_EVENT}'`
+const HAS_PENDING = `EXISTS (SELECT 1 FROM audit_events e WHERE e.checkout_id = checkouts.id AND e.event = ${PENDING})`
+// The checkouts that have the event, driven from the partial index (CROSS JOIN keeps that order): without
+// statistics SQLite would rather scan every CREATED and EXPIRED checkout by state, and abandoned ones pile up.
+// For the sweep: it reads every review ever recorded, once a minute.
+const HELD_CHECKOUTS = `(SELECT DISTINCT checkout_id FROM audit_events WHERE event = ${PENDING}) AS held
+  CROSS JOIN checkouts ON checkouts.id = held.checkout_id`
+const LATEST_PENDING_TX = `(SELECT COALESCE(json_extract(e.detail, '$.tx'), '') FROM audit_events e
+  WHERE e.checkout_id = checkouts.id AND e.event = ${PENDING} ORDER BY e.id DESC LIMIT 1)`
 
 export class CheckoutStore {
   readonly #c: Connection
@@ -67,14 +79,24 @@ export class CheckoutStore {
   }
 
   paymentsInProgress (userId: string, primaryId: string, kind: UserIdKind = 'username'): Checkout[] {
-    // by state first (indexed, and few checkouts are ever PAID or open for staff, or held for review), then the patron
-    const rows = this.#c.sql(`SELECT id FROM checkouts
+    // by state first (indexed, and few checkouts are ever PAID or open for staff, or held for review), then the
+    // patron; then a review an older instance left unmarked, by the patron's checkouts (indexed; +state keeps SQLite,
+    // which has no statistics, off the state index: abandoned checkouts pile up) and its audit event (a partial
+    // index), reported with that event's tx as its reviewTx
+    const patron = `((user_id = @userId AND user_id_kind = @kind) OR primary_id = @primaryId)
+        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)`
+    const rows = this.#c.sql(`SELECT id, review_tx AS held, created_at, rowid AS seq FROM checkouts
       WHERE ((state IN ('PAID', 'NEEDS_ATTENTION') AND (state = 'PAID' OR resolved_at IS NULL))
           OR (state IN ('CREATED', 'EXPIRED') AND review_tx IS NOT NULL))
-        AND ((user_id = ? AND user_id_kind = ?) OR primary_id = ?)
-        AND EXISTS (SELECT 1 FROM checkout_lines WHERE checkout_id = checkouts.id AND posted_at IS NULL)
-      ORDER BY created_at, rowid`).all(userId, kind, primaryId) as Row[]
-    return rows.map(r => this.getCheckout(r.id) as Checkout)
+        AND ${patron}
+      UNION ALL
+      SELECT id, ${LATEST_PENDING_TX}, created_at, rowid FROM checkouts
+      WHERE ${patron} AND +state IN ('CREATED', 'EXPIRED') AND review_tx IS NULL AND ${HAS_PENDING}
+      ORDER BY created_at, seq`).all({ userId, kind, primaryId }) as Row[]
+    return rows.map(r => {
+      const checkout = this.getCheckout(r.id) as Checkout
+      return checkout.reviewTx === null && r.held !== null ? { ...checkout, reviewTx: r.held as string } : checkout
+    })
   }
 
   recordPostback (postback: IncomingPostback, decide: DecidePostback, messages?: ComposeMessages): RecordedPostback {
@@ -137,6 +159,20 @@ export class CheckoutStore {
         UNION SELECT checkout_id FROM postbacks WHERE tx = ? AND result = '0' AND checkout_id IS NOT NULL AND checkout_id != ?
           AND outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE', 'DUPLICATE')`)
       .all(tx, exceptId, tx, exceptId) as Row[]).map(r => r.id as string)
+  }
+
+  markReviewsFromAudit (): string[] {
+    const c = this.#c
+    return c.transaction(() => {
+      const found = c.sql(`SELECT id, ${LATEST_PENDING_TX} AS tx FROM ${HELD_CHECKOUTS}
+        WHERE state IN ('CREATED', 'EXPIRED') AND review_tx IS NULL
+        ORDER BY created_at, checkouts.rowid`).all() as Row[]
+      for (const row of found) {
+        c.sql("UPDATE checkouts SET review_tx = ? WHERE id = ? AND state IN ('CREATED', 'EXPIRED') AND review_tx IS NULL").run(row.tx, row.id)
+        c.event(row.id, 'checkout.review_marked', null, null, { tx: row.tx, from: CAPTURE_PENDING_EVENT })
+      }
+      return found.map(r => r.id as string)
+    })
   }
 
   markUnderReview (checkoutId: string, tx: string, event: string, detail: Record<string, unknown>): boolean {
@@ -416,9 +452,10 @@ export class CheckoutStore {
   expireCreated (createdBefore: Date): string[] {
     const c = this.#c
     return c.transaction(() => {
-      const ids = (c.sql("SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ? AND review_tx IS NULL").all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
+      const ids = (c.sql(`SELECT id FROM checkouts WHERE state = 'CREATED' AND created_at < ? AND review_tx IS NULL AND NOT ${HAS_PENDING}`)
+        .all(createdBefore.toISOString()) as Row[]).map(r => r.id as string)
       for (const id of ids) {
-        c.sql("UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED' AND review_tx IS NULL").run(c.iso(), id)
+        c.sql(`UPDATE checkouts SET state = 'EXPIRED', updated_at = ? WHERE id = ? AND state = 'CREATED' AND review_tx IS NULL AND NOT ${HAS_PENDING}`).run(c.iso(), id)
         c.event(id, 'checkout.expired', 'CREATED', 'EXPIRED', {})
       }
       return ids
