@@ -51,6 +51,20 @@ async function payOnCashnet (patron: Stranger, action: string, fields: Array<[st
   return await patron.request(back.action, { method: 'POST', body: form(back.fields) })
 }
 
+/** zed, whose campus id (UNIV_ID) is alice's primary id, with a fee of their own. */
+function addZed (stack: TestStack): void {
+  const [alice] = seedUsers()
+  stack.alma.addUser({
+    ...alice,
+    primaryId: 'zed',
+    firstName: 'Zed',
+    lastName: 'Zimmermann',
+    email: 'zed@example.edu',
+    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
+    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
+  })
+}
+
 t.test('ALMA_USER_ID_TYPE=UNIV_ID: a pay link opens its patron\'s fines and pays them, every Alma call by primary id', async t => {
   const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
   stack.alma.calls.length = 0
@@ -77,17 +91,8 @@ t.test('ALMA_USER_ID_TYPE=UNIV_ID: a pay link opens its patron\'s fines and pays
 
 t.test('a pay-link patron whose primary id is another patron\'s campus id sees and pays only their own fees', async t => {
   const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
-  const [alice] = seedUsers()
-  // zed's campus id (their EZproxy username) is alice's primary id
-  stack.alma.addUser({
-    ...alice,
-    primaryId: 'zed',
-    firstName: 'Zed',
-    lastName: 'Zimmermann',
-    email: 'zed@example.edu',
-    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
-    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
-  })
+  // zed's campus id (their EZproxy username) is alice's primary id; Alma answers a read of "alice" with alice
+  addZed(stack)
   // zed pays through EZproxy as username "alice"
   const zed = new Browser(stack).login('alice')
   const zedFines = await zed.get('/')
@@ -110,6 +115,37 @@ t.test('a pay-link patron whose primary id is another patron\'s campus id sees a
   const { fields } = await checkOut(t, patron, ['100001', '100002'])
   t.match(await stack.app.ledger.getCheckout(checkoutIdFrom(fields)), { primaryId: 'alice', patronName: 'Alice Archer', total: 5050 }, 'alice is charged alice\'s fees')
   t.equal(await (async () => (await patron.post('/checkout', [...readForm((await patron.get('/')).body, 'pay-form').fields, ['fee', '990001']])).status)(), 409, 'zed\'s fee is not payable from alice\'s link')
+})
+
+t.test('Alma answering a read by primary id with the patron whose campus id it is: nothing of theirs is shown or payable, the operator is told', async t => {
+  const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
+  addZed(stack)
+  const patron = await openPayLink(t, stack, 'alice')
+  // the pay form as alice had it while Alma still answered with alice
+  const before = await patron.get('/')
+  t.match(before.body, 'Alice Archer')
+  const pay = readForm(before.body, 'pay-form')
+
+  stack.alma.faults.sharedIdentifierMatch = 'other-identifier'
+  const fines = await patron.get('/')
+  t.equal(fines.status, 404, 'the fines page refuses')
+  t.match(fines.body, 'We could not find your library account', 'the calm page for a patron Alma cannot identify')
+  t.notMatch(fines.body, 'Zed', 'none of zed\'s name')
+  t.notMatch(fines.body, 'private reading', 'nor zed\'s fees')
+  t.ok(stack.alma.calls.some(c => c.path === '/almaws/v1/users/alice/fees' && c.query.user_id_type === undefined), 'the fees were read in parallel, by primary id')
+
+  for (const fee of ['990001', '100001']) {
+    const checkout = await patron.post('/checkout', [...pay.fields, ['fee', fee]])
+    t.equal(checkout.status, 404, `a checkout of fee ${fee} refuses`)
+    t.match(checkout.body, 'We could not find your library account')
+    t.notMatch(checkout.body, 'Zed')
+  }
+  t.equal(await stack.app.ledger.latestCheckoutForUser('alice', 'primary-id'), undefined, 'no checkout was recorded')
+
+  const said = stack.logLines().filter(l => l.event === 'patron.ambiguous_id')
+  t.equal(said.length, 3, 'one operator line per refusal')
+  t.match(said[0], { level: 50, primaryId: 'alice', answeredWith: 'zed' })
+  t.match(said[0].msg, /primary id "alice" with patron "zed".*Make the identifier unique in Alma/)
 })
 
 t.test('PAY_LINK_URL with PayPal: the order\'s return and cancel URLs are on PAY_LINK_URL, and the return shows the receipt', async t => {
