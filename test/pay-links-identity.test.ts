@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack } from './helper.ts'
+import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack, until } from './helper.ts'
 import { runningMailServer } from './support/mail-server.ts'
 
 /** A stack whose PAY_LINK_URL is the service's own address (not the EZproxy stand-in's PUBLIC_URL). */
@@ -146,6 +146,42 @@ t.test('Alma answering a read by primary id with the patron whose campus id it i
   t.equal(said.length, 3, 'one operator line per refusal')
   t.match(said[0], { level: 50, primaryId: 'alice', answeredWith: 'zed' })
   t.match(said[0].msg, /primary id "alice" with patron "zed".*Make the identifier unique in Alma/)
+})
+
+t.test('posting a pay-link payment whose primary id Alma answers as another patron pays nobody and goes to staff, to retry once Alma is fixed', async t => {
+  for (const zedHasFees of [true, false]) {
+    t.test(zedHasFees ? 'the other patron has fees' : 'the other patron owes nothing', async t => {
+      const stack = await directStack(t, { ALMA_USER_ID_TYPE: 'UNIV_ID' })
+      addZed(stack)
+      const zed = stack.alma.users.get('zed')
+      if (zed !== undefined && !zedHasFees) zed.fees = []
+      const patron = await openPayLink(t, stack, 'alice')
+      const { action, fields } = await checkOut(t, patron, ['100001'])
+      const checkoutId = checkoutIdFrom(fields)
+      // between the checkout and the posting, Alma starts answering "alice" with zed
+      stack.alma.faults.sharedIdentifierMatch = 'other-identifier'
+      await payOnCashnet(patron, action, fields)
+      await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'NEEDS_ATTENTION', 'the posting to stop')
+      const checkout = await stack.app.ledger.getCheckout(checkoutId)
+      t.match(checkout, { attentionKind: 'ALMA_ERROR', unapplied: 0 })
+      t.match(checkout?.attentionReason, /primary id "alice" with patron "zed".*Make the identifier unique in Alma, then retry/)
+      t.same(checkout?.lines.map(l => l.postedAt), [null], 'the line is not marked posted: a retry can still post it')
+      t.equal(stack.alma.calls.filter(c => c.method === 'POST').length, 0, 'no payment was sent to Alma')
+      t.same(stack.alma.fee('100001').transactions, [], 'alice\'s fee untouched')
+      if (zedHasFees) t.same(stack.alma.fee('990001').transactions, [], 'zed\'s fee untouched')
+
+      // the identifier made unique in Alma: staff retry, and alice's fee is paid
+      stack.alma.faults.sharedIdentifierMatch = 'primary-id'
+      const staff = new Browser(stack).login('staff')
+      const page = (await staff.get(`/admin/payments/${checkoutId}`)).body
+      t.ok(page.includes('<form class="retry"'), 'staff are offered a retry')
+      const retry = readForm(page.slice(page.indexOf('<form class="retry"')))
+      t.equal((await staff.post(`/admin/payments/${checkoutId}/retry`, retry.fields)).status, 303)
+      await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'the retried posting')
+      t.equal(stack.alma.fee('100001').balanceCents, 0, 'alice\'s fee is paid')
+      if (zedHasFees) t.same(stack.alma.fee('990001').transactions, [], 'zed\'s fee still untouched')
+    })
+  }
 })
 
 t.test('PAY_LINK_URL with PayPal: the order\'s return and cancel URLs are on PAY_LINK_URL, and the return shows the receipt', async t => {
