@@ -17,7 +17,8 @@ async function directStack (t: Test, env: Record<string, string> = {}): Promise<
   const payLinkUrl = `http://127.0.0.1:${port}`
   const stack = await build(t, { ports: { service: port }, env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: payLinkUrl, ...env } })
   t.equal(stack.serviceUrl, payLinkUrl, 'the pay link reaches the service directly')
-  t.not(stack.config.publicUrl, payLinkUrl, 'PUBLIC_URL is the EZproxy stand-in')
+  // (AUTH_MODE=primo has no EZproxy: PUBLIC_URL is the service's own address as well)
+  if (env.AUTH_MODE !== 'primo') t.not(stack.config.publicUrl, payLinkUrl, 'PUBLIC_URL is the EZproxy stand-in')
   return { ...stack, payLinkUrl }
 }
 
@@ -41,14 +42,30 @@ async function checkOut (t: Test, patron: Stranger, feeIds: string[]): Promise<{
   return { action: cashnet.action, fields: cashnet.fields }
 }
 
-/** Pays on the CashNet sandbox page and follows CashNet's way back (signouturl) as a browser would. */
+/**
+ * Pays on the CashNet sandbox page and follows CashNet's way back (signouturl) as a browser would: from CashNet's
+ * site, so a POST back carries none of the service's SameSite=Lax cookies; redirects followed.
+ */
 async function payOnCashnet (patron: Stranger, action: string, fields: Array<[string, string]>): Promise<Answer> {
   const page = await patron.request(action, { method: 'POST', body: form(fields) })
   const sessionAction = new URL(readForm(page.body).action, action).toString()
   const done = await patron.request(sessionAction, { method: 'POST', body: form({ action: 'pay' }) })
-  if (done.status >= 300 && done.status < 400) return await patron.get(new URL(String(done.headers.location), sessionAction).toString())
-  const back = readForm(done.body, 'back')
-  return await patron.request(back.action, { method: 'POST', body: form(back.fields) })
+  let answer: Answer
+  let at: string
+  if (done.status >= 300 && done.status < 400) {
+    at = new URL(String(done.headers.location), sessionAction).toString()
+    answer = await patron.request(at, { crossSite: true })
+  } else {
+    const back = readForm(done.body, 'back')
+    at = back.action
+    answer = await patron.request(at, { method: 'POST', body: form(back.fields), crossSite: true })
+  }
+  // the service's own redirects are same-site: its cookies come along again
+  for (let i = 0; i < 5 && answer.status >= 300 && answer.status < 400; i++) {
+    at = new URL(String(answer.headers.location), at).toString()
+    answer = await patron.get(at)
+  }
+  return answer
 }
 
 /** zed, whose campus id (UNIV_ID) is alice's primary id, with a fee of their own. */
@@ -182,6 +199,40 @@ t.test('posting a pay-link payment whose primary id Alma answers as another patr
       if (zedHasFees) t.same(stack.alma.fee('990001').transactions, [], 'zed\'s fee still untouched')
     })
   }
+})
+
+t.test('CashNet\'s return by POST, cross-site and so without the session cookie, brings a pay-link patron to their receipt in every identity mode', async t => {
+  for (const mode of ['header', 'userobject', 'primo']) {
+    t.test(`AUTH_MODE=${mode}`, async t => {
+      const stack = await directStack(t, { AUTH_MODE: mode })
+      stack.cashnet.behaviour.returnMode = 'post'
+      const patron = await openPayLink(t, stack, 'alice')
+      t.equal(patron.sameSite.get('acn_session'), 'lax', 'the session cookie is SameSite=Lax')
+      const { action, fields } = await checkOut(t, patron, ['100001'])
+      const checkoutId = checkoutIdFrom(fields)
+      const receipt = await payOnCashnet(patron, action, fields)
+      t.equal(receipt.status, 200, 'the receipt, not a refusal')
+      t.match(receipt.body, checkoutId, 'of this payment')
+      t.notMatch(receipt.body, 'Please use the library link')
+    })
+  }
+})
+
+t.test('a cookieless POST to the return is only bounced to GET: it shows no receipt by itself', async t => {
+  const stack = await directStack(t)
+  const patron = await openPayLink(t, stack, 'alice')
+  const { action, fields } = await checkOut(t, patron, ['100001'])
+  const checkoutId = checkoutIdFrom(fields)
+  stack.cashnet.behaviour.returnMode = 'post'
+  await payOnCashnet(patron, action, fields)
+  const stranger = new Stranger(stack.payLinkUrl)
+  const posted = await stranger.post('/cashnet/return', [['ref', checkoutId]])
+  t.equal(posted.status, 303)
+  t.equal(posted.headers.location, 'return')
+  t.notMatch(posted.body, checkoutId)
+  const followed = await stranger.get('/cashnet/return')
+  t.equal(followed.status, 403, 'without the session, the GET is refused as before')
+  t.notMatch(followed.body, checkoutId)
 })
 
 t.test('PAY_LINK_URL with PayPal: the order\'s return and cancel URLs are on PAY_LINK_URL, and the return shows the receipt', async t => {
