@@ -6,20 +6,20 @@
 import t, { type Test } from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
-import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
+import { SANDBOX_COOKIE_SECRET, type StackOptions } from '../src/sandbox/stack.ts'
 import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack, until } from './helper.ts'
-import { runningMailServer } from './support/mail-server.ts'
+import { type MailServer, runningMailServer } from './support/mail-server.ts'
 
 /** A stack whose PAY_LINK_URL is the service's own address (not the EZproxy stand-in's PUBLIC_URL). */
-async function directStack (t: Test, env: Record<string, string> = {}): Promise<TestStack & { payLinkUrl: string }> {
+async function directStack (t: Test, env: Record<string, string> = {}, app: StackOptions['app'] = {}): Promise<TestStack & { payLinkUrl: string, smtp: MailServer }> {
   const smtp = await runningMailServer(t)
   const port = await freePort()
   const payLinkUrl = `http://127.0.0.1:${port}`
-  const stack = await build(t, { ports: { service: port }, env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: payLinkUrl, ...env } })
+  const stack = await build(t, { ports: { service: port }, env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, PAY_LINK_URL: payLinkUrl, ...env }, app })
   t.equal(stack.serviceUrl, payLinkUrl, 'the pay link reaches the service directly')
   // (AUTH_MODE=primo has no EZproxy: PUBLIC_URL is the service's own address as well)
   if (env.AUTH_MODE !== 'primo') t.not(stack.config.publicUrl, payLinkUrl, 'PUBLIC_URL is the EZproxy stand-in')
-  return { ...stack, payLinkUrl }
+  return { ...stack, payLinkUrl, smtp }
 }
 
 /** Opens a pay link for a patron (by Alma primary id) in a fresh browser. */
@@ -233,6 +233,39 @@ t.test('a cookieless POST to the return is only bounced to GET: it shows no rece
   const followed = await stranger.get('/cashnet/return')
   t.equal(followed.status, 403, 'without the session, the GET is refused as before')
   t.notMatch(followed.body, checkoutId)
+})
+
+t.test('the receipt e-mail of a pay-link payment links to its receipt on PAY_LINK_URL, where that patron (and only they) can open it', async t => {
+  const stack = await directStack(t, { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu' }, { outboxPollMs: 50 })
+  const patron = await openPayLink(t, stack, 'alice')
+  const { action, fields } = await checkOut(t, patron, ['100001'])
+  const id = checkoutIdFrom(fields)
+  await payOnCashnet(patron, action, fields)
+  await until(async () => (await stack.app.ledger.getCheckout(id))?.state === 'POSTED', 'the posting')
+  // and carol pays through EZproxy: her receipt stays on PUBLIC_URL
+  const carol = new Browser(stack).login('carol')
+  const carolPay = await carol.checkout()
+  await carol.payOnCashnet(carolPay.action, carolPay.fields)
+  const carolId = checkoutIdFrom(carolPay.fields)
+  await until(() => stack.smtp.mails.filter(m => m.subject.includes('receipt for your payment')).length >= 2, 'both receipts')
+
+  const mail = stack.smtp.mails.find(m => m.to.includes('alice.archer@example.edu') && m.text.includes(id))
+  const link = `${stack.payLinkUrl}/cashnet/return?ref=${id}`
+  t.match(mail?.text, `See or print this receipt: ${link}`, 'the plain text links to PAY_LINK_URL')
+  t.match(mail?.readable, `href="${link.replace(/&/g, '&amp;')}"`, 'and so does the HTML')
+  t.notMatch(mail?.readable, `${stack.config.publicUrl}/cashnet/return`, 'never to PUBLIC_URL, which the patron cannot sign in to')
+  const carolMail = stack.smtp.mails.find(m => m.text.includes(carolId) && !m.subject.includes('copy'))
+  t.match(carolMail?.text, `${stack.config.publicUrl}/cashnet/return?ref=${carolId}`, 'an EZproxy payment\'s receipt stays on PUBLIC_URL')
+
+  const opened = await patron.get(link)
+  t.equal(opened.status, 200, 'the link opens the receipt in the pay-link session')
+  t.match(opened.body, id)
+  const viaEzproxy = await new Browser(stack).login('alice').get(`/cashnet/return?ref=${id}`)
+  t.equal(viaEzproxy.status, 404, 'an EZproxy session of the same text does not own it')
+  t.equal((await patron.get(`/cashnet/return?ref=${carolId}`)).status, 404, 'nor does the pay-link patron own carol\'s')
+  const stranger = await new Stranger(stack.payLinkUrl).get(link)
+  t.not(stranger.status, 200, 'without the session the link shows nothing')
+  t.notMatch(stranger.body, 'Alice')
 })
 
 t.test('PAY_LINK_URL with PayPal: the order\'s return and cancel URLs are on PAY_LINK_URL, and the return shows the receipt', async t => {
