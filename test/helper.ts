@@ -250,18 +250,35 @@ function ephemeralLow (): number {
   return 32768
 }
 
-/** A browser on the open internet (not EZproxy) that keeps its cookies, whichever host it talks to. */
+/**
+ * A browser on the open internet (not EZproxy) that keeps its cookies, whichever host it talks to. A request made
+ * `crossSite` (a page on another site sent the browser here, as CashNet's return does) carries the cookies a browser
+ * would: SameSite=None ones always, Lax ones (the default when a cookie names none) on a top-level GET only, Strict
+ * ones never.
+ */
 export class Stranger {
   cookies = new Map<string, string>()
+  /** each cookie's SameSite, as its Set-Cookie line said */
+  readonly sameSite = new Map<string, 'strict' | 'lax' | 'none'>()
   constructor (readonly base: string) {}
-  async request (path: string, options: { method?: string, body?: string } = {}): Promise<Answer> {
-    const cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
-    const answer = await send(new URL(path, this.base).toString(), { ...options, from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
+  async request (path: string, options: { method?: string, body?: string, crossSite?: boolean } = {}): Promise<Answer> {
+    const { crossSite = false, ...rest } = options
+    const safe = (options.method ?? 'GET') === 'GET' || options.method === 'HEAD'
+    const sent = [...this.cookies].filter(([name]) => {
+      if (!crossSite) return true
+      const sameSite = this.sameSite.get(name) ?? 'lax'
+      return sameSite === 'none' || (sameSite === 'lax' && safe)
+    })
+    const cookie = sent.map(([k, v]) => `${k}=${v}`).join('; ')
+    const answer = await send(new URL(path, this.base).toString(), { ...rest, from: UNTRUSTED_PEER, headers: cookie === '' ? {} : { cookie } })
     const lines = answer.headers['set-cookie']
     for (const line of Array.isArray(lines) ? lines : lines === undefined ? [] : [lines]) {
-      const [pair] = line.split(';')
+      const [pair, ...attributes] = line.split(';')
       const index = pair.indexOf('=')
-      this.cookies.set(pair.slice(0, index), pair.slice(index + 1))
+      const name = pair.slice(0, index)
+      this.cookies.set(name, pair.slice(index + 1))
+      const sameSite = attributes.map(a => a.trim().toLowerCase()).find(a => a.startsWith('samesite='))?.slice('samesite='.length)
+      this.sameSite.set(name, sameSite === 'strict' || sameSite === 'none' ? sameSite : 'lax')
     }
     return answer
   }

@@ -65,3 +65,17 @@ t.test('the send form sends only the patron with exactly that primary id, never 
   t.equal(refused.status, 404, 'a barcode is no primary id: nothing sent')
   t.same(smtp.mails, [])
 })
+
+t.test('Alma answering a read of "alice" with zed (whose campus id it is): a link for primary id "alice" is sent to nobody', async t => {
+  const { stack, smtp, staff } = await scene(t)
+  const page = await staff.get('/admin/pay-links?id=alice')
+  const fields = readForm(page.body, 'send-pay-link').fields
+  t.same(fields.find(([k]) => k === 'id'), ['id', 'alice'], 'the form, as Alma answered before, names alice')
+  stack.alma.faults.sharedIdentifierMatch = 'other-identifier'
+  const refused = await staff.post('/admin/pay-links', fields)
+  t.equal(refused.status, 404, 'Alma\'s answer is not the patron with primary id "alice": nothing sent')
+  t.notMatch(refused.body, 'The pay link was sent')
+  t.same(smtp.mails, [], 'no e-mail, to zed or anyone')
+  t.same(await stack.app.ledger.payLinksFor('zed', 10), [], 'no link for zed')
+  t.same(await stack.app.ledger.payLinksFor('alice', 10), [], 'nor for alice')
+})

@@ -2,6 +2,7 @@
 // stand-in), asserting on what the Alma sandbox recorded.
 
 import t from 'tap'
+import { seedUsers } from '../src/sandbox/seed.ts'
 import { Browser, build, CASHNET_PEER, checkoutIdFrom, form, readForm, send, until, UNTRUSTED_PEER } from './helper.ts'
 
 t.test('a patron pays two of three fees and Alma shows exactly those two paid with the CashNet tx', async t => {
@@ -252,6 +253,29 @@ t.test('blocks are released only when the balance reaches zero, and only the con
   t.same(stack.alma.putViolations, [], 'the PUT changed nothing but the blocks')
   const events = (await stack.app.ledger.history(checkoutIdFrom(second.fields)))?.events.map(e => e.event)
   t.ok(events?.includes('blocks.released'))
+})
+
+t.test('block release never touches another patron whose identifier is the primary id (Alma reads it as all_unique)', async t => {
+  const stack = await build(t, { env: { RELEASE_BLOCKS: 'FINES' } })
+  const erin = seedUsers().find(u => u.primaryId === 'erin')
+  if (erin === undefined) throw new Error('no erin in the seed')
+  // yara's campus id is erin's primary id; yara owes nothing and is blocked for fines
+  stack.alma.addUser({ ...erin, primaryId: 'yara', firstName: 'Yara', email: 'yara@example.edu', identifiers: [{ type: 'UNIV_ID', value: 'erin' }], fees: [] })
+  // Alma answers the read of erin's whole record (the one block release makes) with yara
+  stack.alma.beforeCall = (call) => {
+    if (call.method === 'GET' && call.path === '/almaws/v1/users/erin' && call.query.expand === 'fees') stack.alma.faults.sharedIdentifierMatch = 'other-identifier'
+    return undefined
+  }
+  const browser = new Browser(stack).login('erin')
+  const { fields, action } = await browser.checkout()
+  await browser.payOnCashnet(action, fields)
+  await stack.app.worker.idle()
+  const id = checkoutIdFrom(fields)
+  t.equal((await stack.app.ledger.getCheckout(id))?.state, 'POSTED', 'erin\'s fees are paid')
+  t.equal(stack.alma.calls.filter(c => c.method === 'PUT').length, 0, 'no user was written')
+  t.same(stack.alma.users.get('yara')?.blocks.map(b => b.code), ['FINES', 'CONDUCT'], 'yara\'s blocks are kept')
+  const failed = (await stack.app.ledger.history(id))?.events.find(e => e.event === 'blocks.release_failed')
+  t.match(failed?.detail, /primary id .*erin.* with patron .*yara/, 'the history says why the blocks were not released')
 })
 
 t.test('without RELEASE_BLOCKS, blocks are never touched', async t => {

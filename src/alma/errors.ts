@@ -67,3 +67,15 @@ export function isAlmaFailure (error: unknown): error is AlmaFailure {
 
 /** Alma's "user not found" codes: 401861 (any id type), 401890 (given id type). */
 export const USER_NOT_FOUND_CODES = new Set(['401861', '401890'])
+
+/**
+ * A read by primary id (no user_id_type, so Alma's all_unique) answered with another patron: the value is one
+ * patron's primary id and another's barcode, campus id or other identifier, and Alma chose the other. Nothing of
+ * that answer may be shown or paid; the fix is in Alma (make the identifier unique).
+ */
+export class AmbiguousPrimaryId extends Error {
+  readonly kind = 'AmbiguousPrimaryId'
+  constructor (readonly primaryId: string, readonly answeredWith: string) {
+    super(`Alma answered a read of primary id "${primaryId}" with patron "${answeredWith}"`)
+  }
+}

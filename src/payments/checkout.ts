@@ -3,6 +3,8 @@
 
 import { randomBytes } from 'node:crypto'
 import type { AlmaClient } from '../alma/client.ts'
+import { AmbiguousPrimaryId } from '../alma/errors.ts'
+import type { AlmaUser, FeeList } from '../alma/types.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, CheckoutProvider, UserIdKind } from '../ledger/types.ts'
 import { type Cents, formatDecimal, parseCents, sumCents } from '../money.ts'
@@ -53,6 +55,25 @@ export function payerOwns (payer: Payer, checkout: Pick<Checkout, 'userId' | 'us
 export async function payerPaymentsInProgress (ledger: Ledger, payer: Payer, primaryId: string): Promise<Checkout[]> {
   const found = await ledger.paymentsInProgress(payer.username, primaryId, userIdKindOf(payer))
   return payer.byPrimaryId ? found.filter(checkout => checkout.primaryId === primaryId) : found
+}
+
+/**
+ * The payer's Alma account and active fees, read at the same time. A pay-link payer is read by primary id, which
+ * Alma searches among every unique identifier (user_id_type all_unique): an answer for any other patron (the
+ * user, or a fee, of another primary id) is refused whole, so none of it is shown or paid (AmbiguousPrimaryId).
+ */
+export async function readPayerAccount (alma: AlmaClient, payer: Payer): Promise<{ user: AlmaUser, feeList: FeeList }> {
+  const [user, feeList] = await Promise.all([
+    alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
+    alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
+  ])
+  if (payer.byPrimaryId) {
+    const other = user.primaryId !== payer.username
+      ? user.primaryId
+      : feeList.fees.find(fee => fee.userPrimaryId !== '' && fee.userPrimaryId !== payer.username)?.userPrimaryId
+    if (other !== undefined) throw new AmbiguousPrimaryId(payer.username, other)
+  }
+  return { user, feeList }
 }
 
 const FEE_ID = /^[A-Za-z0-9_-]{1,64}$/
@@ -106,10 +127,7 @@ export async function startCheckout (
     }
   }
 
-  const [user, feeList] = await Promise.all([
-    deps.alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
-    deps.alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
-  ])
+  const { user, feeList } = await readPayerAccount(deps.alma, payer)
   const byId = new Map(feeList.fees.map(f => [f.id, f]))
   // what the ledger says is paid and not yet in Alma, read now, not when the patron loaded the page
   const inProgress = feesInProgress(await payerPaymentsInProgress(deps.ledger, payer, user.primaryId))

@@ -8,7 +8,7 @@
 // Alma rate-limit slot, just before it is written), so a holder that lost it stops (LeaseLost) and pays nothing.
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
-import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
+import { AlmaError, AmbiguousPrimaryId, isAlmaFailure } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
 import { LeaseLost } from '../ledger/errors.ts'
 import type { Ledger } from '../ledger/ledger.ts'
@@ -126,8 +126,19 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
 
   try {
     const feeList = await alma.listActiveFees(checkout.primaryId, { byPrimaryId: true, observe })
+    // read by primary id, which Alma searches as all_unique: another patron's fees are not this checkout's
+    const stranger = feeList.fees.find(f => f.userPrimaryId !== '' && f.userPrimaryId !== checkout.primaryId)
+    if (stranger !== undefined) throw new AmbiguousPrimaryId(checkout.primaryId, stranger.userPrimaryId)
     const listed = new Map(feeList.fees.map(f => [f.id, f]))
     const notes: string[] = []
+    /** a fee Alma cannot find may be Alma reading the primary id as somebody else's identifier: asked once */
+    let patronChecked = false
+    const checkPatron = async (): Promise<void> => {
+      if (patronChecked) return
+      patronChecked = true
+      const user = await alma.getUser(checkout.primaryId, { byPrimaryId: true, observe })
+      if (user.primaryId !== checkout.primaryId) throw new AmbiguousPrimaryId(checkout.primaryId, user.primaryId)
+    }
 
     for (const line of checkout.lines) {
       if (line.postedAt !== null) continue
@@ -143,6 +154,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
           if (!(error instanceof AlmaError) || error.errorCode !== '401665') throw error
           fee = undefined
         }
+        if (fee === undefined) await checkPatron()
       }
       const already = fee === undefined ? null : paidWithTx(fee, tx)
       if (already !== null) {
@@ -218,6 +230,13 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
     }
     return { kind: 'POSTED', checkout: await ledger.getCheckout(checkout.id) as Checkout }
   } catch (error) {
+    if (error instanceof AmbiguousPrimaryId) {
+      // nothing was paid to the other patron (a fee id names one fee of one patron) and nothing is marked: once the
+      // identifier is unique in Alma, a staff retry posts the checkout as it was paid
+      return await needsAttention(deps, checkout, 'ALMA_ERROR',
+        `Alma answered primary id "${error.primaryId}" with patron "${error.answeredWith}" ("${error.primaryId}" is also one of their identifiers): nothing posted. Make the identifier unique in Alma, then retry`,
+        { primaryId: error.primaryId, answeredWith: error.answeredWith })
+    }
     if (!isAlmaFailure(error)) throw error
     if (error.retryable) return { kind: 'RETRY', error }
     return await needsAttention(deps, checkout, 'ALMA_ERROR', `Alma refused: ${error.errorCode || error.status} ${error.errorMessage}${error.trackingId !== '' ? ` (trackingId ${error.trackingId})` : ''}`.trim(), {

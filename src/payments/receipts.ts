@@ -395,6 +395,11 @@ export interface ReceiptSettings {
   libraryCopyTo: string
   /** PAYMENT_PROVIDER: whose transaction number the receipt quotes and whose return page shows it (default cashnet) */
   provider?: 'cashnet' | 'paypal'
+  /**
+   * PAY_LINK_URL: where the receipt of a payment made in a pay-link session is shown (its patron has no EZproxy,
+   * and owns that checkout only in a pay-link session); the others' are on branding.publicUrl
+   */
+  payLinkUrl?: string
 }
 
 /** What a checkout's lines put on its fees, as the receipt tells it. */
@@ -421,7 +426,7 @@ export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
     if (outcome === null) return []
     const lines = receiptLines(checkout, outcome)
     if (lines.length === 0) return []
-    const base = settings.branding.publicUrl.replace(/\/+$/, '')
+    const base = (checkout.userIdKind === 'primary-id' && settings.payLinkUrl !== undefined ? settings.payLinkUrl : settings.branding.publicUrl).replace(/\/+$/, '')
     const paypal = settings.provider === 'paypal'
     const payment: ReceiptPayment = {
       reference: checkout.id,

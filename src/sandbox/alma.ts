@@ -60,9 +60,15 @@ export interface AlmaFaults {
   hugeBytes: number
   /** announce the huge body's size in Content-Length (true) or send it chunked, size unknown (false) */
   hugeAnnounced: boolean
+  /**
+   * Searching all unique identifiers (no user_id_type, or all_unique), when the value is one patron's primary id and
+   * another patron's other identifier (A's primary id is B's campus id): which of them Alma answers with. Real Alma's
+   * choice is not documented; 'primary-id' by default, 'other-identifier' to show what the service does otherwise.
+   */
+  sharedIdentifierMatch: 'primary-id' | 'other-identifier'
 }
 
-const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0, retryAfterSeconds: 0, hugeNext: 0, hugeBytes: 0, hugeAnnounced: true }
+const NO_FAULTS: AlmaFaults = { latencyMs: 0, failNext: 0, failStatus: 503, throttleNext: 0, perSecondThreshold: 25, loseNextPayAnswers: 0, dropNext: 0, retryAfterSeconds: 0, hugeNext: 0, hugeBytes: 0, hugeAnnounced: true, sharedIdentifierMatch: 'primary-id' }
 
 /** A huge answer as served: how much of it the sandbox produced before the caller stopped reading. */
 export interface HugeAnswer {
@@ -190,19 +196,19 @@ export class AlmaSandbox {
   }
 
   /**
-   * The user an API path names, as Alma finds them: without `idType` (no user_id_type) by primary id only; with
-   * `all_unique` by the primary id or any identifier; with another type (UNIV_ID, BARCODE…) by an identifier of
-   * that type only, never by a primary id.
+   * The user an API path names, as Alma finds them. Without `idType` (no user_id_type) Alma's default applies,
+   * all_unique: the primary id or any identifier, whatever its type; with another type (UNIV_ID, BARCODE…) an
+   * identifier of that type only, never a primary id. A value that is one patron's primary id and another's
+   * identifier answers as faults.sharedIdentifierMatch says.
    */
   findUser (id: string, idType?: string): SandboxUser | undefined {
-    if (idType === undefined || idType === 'all_unique') {
-      const direct = this.users.get(id)
-      if (direct !== undefined || idType === undefined) return direct
-    }
-    for (const user of this.users.values()) {
-      if (user.identifiers.some(i => i.value === id && (idType === 'all_unique' || i.type === idType))) return user
-    }
-    return undefined
+    const anyType = idType === undefined || idType === 'all_unique'
+    const byIdentifier = [...this.users.values()].find(user => user.identifiers.some(i => i.value === id && (anyType || i.type === idType)))
+    if (!anyType) return byIdentifier
+    const byPrimaryId = this.users.get(id)
+    if (byPrimaryId === undefined) return byIdentifier
+    if (byIdentifier === undefined) return byPrimaryId
+    return this.faults.sharedIdentifierMatch === 'other-identifier' ? byIdentifier : byPrimaryId
   }
 
   fee (feeId: string): SandboxFee {

@@ -394,6 +394,13 @@ export default fp(async function identity (fastify, options: { config: Config, n
     if (!identity.ok) {
       if (identity.refusal === 'pay_link_ended') return await payLinkEnded(request, reply, identity.reason)
       if (config.authMode === 'userobject') return await signInAgain(request, reply, identity)
+      if (request.method === 'POST' && routeInCampus(request, campusPrefix) === '/cashnet/return') {
+        // CashNet's "redirect using HTTP post" is cross-site: SameSite=Lax keeps a pay-link session's cookie off it
+        // (and a Primo session's), and the patron of a pay link has no EZproxy. Bounce to GET, where the cookie
+        // comes along and identity is decided again; CashNet's fields are never believed, so nothing is lost.
+        request.log.info({ event: 'access.return_bounced', reason: identity.reason }, `CashNet's POST return came without an identity (${identity.reason}): bounced to GET`)
+        return reply.redirect('return', 303)
+      }
       if (config.authMode === 'primo') {
         if (identity.refusal !== 'no_session') {
           request.log.warn({ event: EVENT[identity.refusal].event, reason: identity.reason, peer: request.ip }, `session refused: ${identity.reason}`)

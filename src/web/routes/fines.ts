@@ -4,18 +4,14 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { finesPage } from '../views/fines.ts'
 import { feesInProgress, whyNotPayable } from '../../payments/payable.ts'
-import { payerOwns, payerPaymentsInProgress } from '../../payments/checkout.ts'
+import { payerOwns, payerPaymentsInProgress, readPayerAccount } from '../../payments/checkout.ts'
 import { payerOf } from '../plugins/identity.ts'
 
 const fines: FastifyPluginAsync = async (fastify) => {
   const { config, ledger } = fastify
   fastify.get('/', { config: { access: 'patron', root: './' } }, async (request, reply) => {
     const payer = payerOf(request.patron)
-    const alma = request.alma
-    const [user, feeList] = await Promise.all([
-      alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
-      alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
-    ])
+    const { user, feeList } = await readPayerAccount(request.alma, payer)
     const payments = await payerPaymentsInProgress(ledger, payer, user.primaryId)
     const inProgress = feesInProgress(payments)
     const fees = feeList.fees

@@ -4,7 +4,7 @@
 
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { AlmaBadResponse, AlmaError, AlmaUnavailable, USER_NOT_FOUND_CODES } from '../../../alma/errors.ts'
+import { AlmaBadResponse, AlmaError, AlmaUnavailable, AmbiguousPrimaryId, USER_NOT_FOUND_CODES } from '../../../alma/errors.ts'
 import type { Config } from '../../../config.ts'
 import { loggablePath } from '../../../log.ts'
 import { LedgerUnavailable } from '../../../ledger/errors.ts'
@@ -41,9 +41,16 @@ export async function answerError (config: Config, error: FastifyError, request:
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       .send(messagePage(config, { title: heading, heading, message, root, linkHome: status < 500 && request.method !== 'GET' }))
 
+  const unknownPatron = (): FastifyReply => html(404, 'We could not find your library account', 'Your sign-in worked, but the library system has no account for you. If you think this is wrong, contact the library and mention your username.')
   if (error instanceof AlmaError && USER_NOT_FOUND_CODES.has(error.errorCode)) {
     request.log.warn({ event: 'patron.unknown', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `user ${request.patron?.username ?? '?'} is not known to Alma (${error.errorCode})`)
-    return html(404, 'We could not find your library account', 'Your sign-in worked, but the library system has no account for you. If you think this is wrong, contact the library and mention your username.')
+    return unknownPatron()
+  }
+  if (error instanceof AmbiguousPrimaryId) {
+    // the patron cannot fix this, and must not see the other patron's account: the same page as an unknown patron
+    request.log.error({ event: 'patron.ambiguous_id', primaryId: error.primaryId, answeredWith: error.answeredWith },
+      `Alma answered a read of primary id "${error.primaryId}" with patron "${error.answeredWith}": "${error.primaryId}" is also an identifier of "${error.answeredWith}" (barcode, campus id…), so nothing was shown or charged. Make the identifier unique in Alma (change "${error.answeredWith}"'s identifier "${error.primaryId}")`)
+    return unknownPatron()
   }
   if (error instanceof AlmaError || error instanceof AlmaUnavailable || error instanceof AlmaBadResponse) {
     const operator = error instanceof AlmaError && (error.status === 401 || error.status === 403)

@@ -54,7 +54,8 @@ export default fp(async function receipts (fastify, options: ReceiptSenderOption
     },
     from: config.receiptEmailFrom,
     libraryCopyTo: config.libraryReceiptCopyTo,
-    provider: config.paymentProvider
+    provider: config.paymentProvider,
+    payLinkUrl: config.payLinkUrl
   }))
   const sender = createOutboxSender({
     store: ledgerOutbox(ledger),
