@@ -6,6 +6,7 @@ import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
+import { type SeedUser, seedUsers } from '../src/sandbox/seed.ts'
 import { type CampusStack, type CampusStackOptions, type Stack, type StackOptions, startCampusStack, startStack } from '../src/sandbox/stack.ts'
 
 /** CashNet's postbacks come from here in tests; EZproxy from 127.0.0.1. Anything else is an untrusted peer. */
@@ -285,4 +286,21 @@ export class Stranger {
 
   async get (path: string): Promise<Answer> { return await this.request(path) }
   async post (path: string, fields: Array<[string, string]>): Promise<Answer> { return await this.request(path, { method: 'POST', body: form(fields) }) }
+}
+
+/**
+ * zed: a patron whose campus id (UNIV_ID, the EZproxy username with ALMA_USER_ID_TYPE=UNIV_ID) is the text of
+ * alice's primary id, with one fee of their own (990001): the pay-link identity tests' two patrons behind one text.
+ */
+export function zedWhoseCampusIdIsAlice (): SeedUser {
+  const [alice] = seedUsers()
+  return {
+    ...alice,
+    primaryId: 'zed',
+    firstName: 'Zed',
+    lastName: 'Zimmermann',
+    email: 'zed@example.edu',
+    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
+    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
+  }
 }

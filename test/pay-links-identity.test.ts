@@ -5,9 +5,8 @@
 
 import t, { type Test } from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
-import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_COOKIE_SECRET, type StackOptions } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack, until } from './helper.ts'
+import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack, until, zedWhoseCampusIdIsAlice } from './helper.ts'
 import { type MailServer, runningMailServer } from './support/mail-server.ts'
 
 /** A stack whose PAY_LINK_URL is the service's own address (not the EZproxy stand-in's PUBLIC_URL). */
@@ -70,16 +69,7 @@ async function payOnCashnet (patron: Stranger, action: string, fields: Array<[st
 
 /** zed, whose campus id (UNIV_ID) is alice's primary id, with a fee of their own. */
 function addZed (stack: TestStack): void {
-  const [alice] = seedUsers()
-  stack.alma.addUser({
-    ...alice,
-    primaryId: 'zed',
-    firstName: 'Zed',
-    lastName: 'Zimmermann',
-    email: 'zed@example.edu',
-    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
-    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
-  })
+  stack.alma.addUser(zedWhoseCampusIdIsAlice())
 }
 
 t.test('ALMA_USER_ID_TYPE=UNIV_ID: a pay link opens its patron\'s fines and pays them, every Alma call by primary id', async t => {

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { issuePayLink } from '../src/payments/pay-links.ts'
 import { seedUsers } from '../src/sandbox/seed.ts'
 import { SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
-import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack } from './helper.ts'
+import { type Answer, Browser, build, checkoutIdFrom, form, freePort, readForm, Stranger, type TestStack, zedWhoseCampusIdIsAlice } from './helper.ts'
 
 interface Scene { stack: TestStack, payLinkUrl: string }
 
@@ -22,16 +22,7 @@ async function scene (t: Test): Promise<Scene> {
     env: { PAY_LINKS: 'on', PAY_LINK_URL: payLinkUrl, ALMA_USER_ID_TYPE: 'UNIV_ID' },
     app: { startWorker: false }
   })
-  const [alice] = seedUsers()
-  stack.alma.addUser({
-    ...alice,
-    primaryId: 'zed',
-    firstName: 'Zed',
-    lastName: 'Zimmermann',
-    email: 'zed@example.edu',
-    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
-    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
-  })
+  stack.alma.addUser(zedWhoseCampusIdIsAlice())
   return { stack, payLinkUrl }
 }
 

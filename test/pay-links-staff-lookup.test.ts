@@ -5,24 +5,15 @@
 
 import t, { type Test } from 'tap'
 import { seedUsers } from '../src/sandbox/seed.ts'
-import { Browser, build, readForm, type TestStack } from './helper.ts'
+import { Browser, build, readForm, type TestStack, zedWhoseCampusIdIsAlice } from './helper.ts'
 import { type MailServer, runningMailServer } from './support/mail-server.ts'
 
 async function scene (t: Test): Promise<{ stack: TestStack, smtp: MailServer, staff: Browser }> {
   const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, ADMIN_USERS: 'staff', ALMA_USER_ID_TYPE: 'UNIV_ID' } })
-  const [alice] = seedUsers()
-  stack.alma.addUser({
-    ...alice,
-    primaryId: 'zed',
-    firstName: 'Zed',
-    lastName: 'Zimmermann',
-    email: 'zed@example.edu',
-    identifiers: [{ type: 'UNIV_ID', value: 'alice' }],
-    fees: [{ ...alice.fees[0], id: '990001', title: 'Zed\'s private reading' }]
-  })
+  stack.alma.addUser(zedWhoseCampusIdIsAlice())
   // a community borrower with an e-mail but no campus id
-  stack.alma.addUser({ ...alice, primaryId: 'comm-7', firstName: 'Cora', lastName: 'Community', email: 'cora@example.org', identifiers: [], fees: [] })
+  stack.alma.addUser({ ...seedUsers()[0], primaryId: 'comm-7', firstName: 'Cora', lastName: 'Community', email: 'cora@example.org', identifiers: [], fees: [] })
   return { stack, smtp, staff: new Browser(stack).login('staff') }
 }
 
