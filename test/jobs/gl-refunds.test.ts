@@ -42,6 +42,25 @@ async function reaches (stack: TestStack, id: string, state: Checkout['state']):
   return await checkout(stack, id)
 }
 
+/** alice pays fee 100001 ($5.00) through the PayPal sandbox, and the payment is posted to Alma. */
+async function paidOnPayPalAndPosted (t: Test): Promise<{ f: Fixture, stack: TestStack, pp: NonNullable<TestStack['paypal']>, id: string }> {
+  const f = await fixture(t, { PAYMENT_PROVIDER: 'paypal' })
+  const { stack } = f
+  const pp = stack.paypal as NonNullable<TestStack['paypal']>
+  const alice = new Browser(stack).login('alice')
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  const started = await alice.post('/checkout', [...pay.fields, ['fee', '100001']])
+  const approveUrl = String(started.headers.location)
+  const approval = await alice.request(approveUrl)
+  const decision = readForm(approval.body)
+  const decided = await alice.request(new URL(decision.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+  await alice.request(String(decided.headers.location))
+  const id = pp.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')?.customId as string
+  await reaches(stack, id, 'POSTED')
+  return { f, stack, pp, id }
+}
+
 /** A patron pays the fees on the CashNet sandbox (beforePaying: after the checkout is made); its id and CashNet's tx. */
 async function paysOnCashnet (stack: TestStack, username: string, feeIds: string[], beforePaying?: () => void): Promise<{ id: string, tx: string }> {
   const patron = new Browser(stack).login(username)
@@ -166,20 +185,7 @@ t.test('part refunds of a checkout with posted and unposted money: the unposted 
 })
 
 t.test('a refund of posted money (PayPal refunds a posted capture) is booked as before: revenue and PayPal clearing', async t => {
-  const f = await fixture(t, { PAYMENT_PROVIDER: 'paypal' })
-  const { stack } = f
-  const pp = stack.paypal as NonNullable<TestStack['paypal']>
-  const alice = new Browser(stack).login('alice')
-  const fines = await alice.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const started = await alice.post('/checkout', [...pay.fields, ['fee', '100001']])
-  const approveUrl = String(started.headers.location)
-  const approval = await alice.request(approveUrl)
-  const decision = readForm(approval.body)
-  const decided = await alice.request(new URL(decision.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
-  await alice.request(String(decided.headers.location))
-  const id = pp.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')?.customId as string
-  await reaches(stack, id, 'POSTED')
+  const { f, stack, pp, id } = await paidOnPayPalAndPosted(t)
 
   f.day2()
   await pp.refund(pp.captures[0].id, 200)
@@ -195,20 +201,7 @@ t.test('a refund of posted money (PayPal refunds a posted capture) is booked as 
 })
 
 t.test('money PayPal takes back by itself (a reversal) is booked as a refund is, marked REVERSAL, and the report counts it refunded and reversed', async t => {
-  const f = await fixture(t, { PAYMENT_PROVIDER: 'paypal' })
-  const { stack } = f
-  const pp = stack.paypal as NonNullable<TestStack['paypal']>
-  const alice = new Browser(stack).login('alice')
-  const fines = await alice.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const started = await alice.post('/checkout', [...pay.fields, ['fee', '100001']])
-  const approveUrl = String(started.headers.location)
-  const approval = await alice.request(approveUrl)
-  const decision = readForm(approval.body)
-  const decided = await alice.request(new URL(decision.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
-  await alice.request(String(decided.headers.location))
-  const id = pp.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')?.customId as string
-  await reaches(stack, id, 'POSTED')
+  const { f, stack, pp, id } = await paidOnPayPalAndPosted(t)
 
   f.day2()
   const reversal = await pp.reverse(pp.captures[0].id)
