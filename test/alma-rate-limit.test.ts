@@ -16,6 +16,11 @@ import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { freePort, send, until } from './helper.ts'
 import { tsNodeArgs } from './support/ts-child.ts'
 
+// Seven child processes (the Alma sandbox, one or two services per scenario), each transpiling the app with
+// tap's TypeScript loader (test/support/ts-child.ts): on a busy two-core machine the file took 154 s of tap's
+// 180 with tsx and 170 s with ts-node, and timed out beside another file. Its own limit, as instances.test.ts has.
+t.setTimeout(360_000)
+
 interface AlmaProcess {
   baseUrl: string
   pid: number
