@@ -141,7 +141,8 @@ export function demoEnv (env: Record<string, string>): NodeJS.ProcessEnv {
 /**
  * `npm run demo` (package.json's command, with the test's TypeScript loader: npmScriptArgs) on a free port
  * (DEMO_PORT, and the next one for a second campus) with its database in a fresh folder (DEMO_DATABASE_PATH),
- * started once it says "demo is running"; its whole process group gets SIGTERM at the test's end. `env` holds the demo's choices; none are inherited.
+ * started once it says "demo is running"; its whole process group gets SIGTERM at the test's end. `env` holds
+ * the demo's choices; none are inherited.
  */
 export async function runDemo (t: Test, prefix: string, env: Record<string, string>): Promise<{ port: number, dir: string, output: () => string }> {
   let port = await freePort()
