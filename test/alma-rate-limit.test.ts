@@ -14,6 +14,12 @@ import type { CallStats } from '../src/sandbox/alma-process.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { freePort, send, until } from './helper.ts'
+import { tsNodeArgs } from './support/ts-child.ts'
+
+// Seven child processes (the Alma sandbox, one or two services per scenario), each transpiling the app with
+// tap's TypeScript loader (test/support/ts-child.ts): on a busy two-core machine the file took 154 s of tap's
+// 180 with tsx and 170 s with ts-node, and timed out beside another file. Its own limit, as instances.test.ts has.
+t.setTimeout(360_000)
 
 interface AlmaProcess {
   baseUrl: string
@@ -23,7 +29,7 @@ interface AlmaProcess {
 
 /** The Alma sandbox in a child process, driven over IPC (src/sandbox/alma-process.ts). */
 async function almaProcess (t: Test): Promise<AlmaProcess> {
-  const child: ChildProcess = fork(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child: ChildProcess = fork(new URL('../src/sandbox/alma-process.ts', import.meta.url).pathname, [], { execArgv: tsNodeArgs(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   t.teardown(() => { child.disconnect() })
   let nextId = 1
   const waiting = new Map<number, (message: { result?: unknown, error?: string }) => void>()
@@ -47,7 +53,7 @@ async function almaProcess (t: Test): Promise<AlmaProcess> {
 async function serviceProcess (t: Test, env: Record<string, string>, dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-rate-'))): Promise<{ url: string, logLines: () => Array<Record<string, any>> }> {
   const port = await freePort()
   const output: string[] = []
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...tsNodeArgs(), 'src/server.ts'], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { campusJobEnvironment, loadCampuses } from '../src/campuses/config.ts'
 import { ConfigError, loadJobConfig } from '../src/config.ts'
+import { tsNodeArgs, tsNodeEnv } from './support/ts-child.ts'
 
 const directory = mkdtempSync(join(tmpdir(), 'campuses-config-'))
 t.teardown(() => { rmSync(directory, { recursive: true, force: true }) })
@@ -109,7 +110,7 @@ t.test('a job\'s directories are the campus\'s own: a block\'s as it is, one set
 t.test('npm start refuses a campuses file with one line naming the campus and the variable, and no secret', async t => {
   const file = campusesFile({ defaults: cashnet, campuses: { sanmarcos: campus('sanmarcos'), pomona: campus('pomona', { PAYMENT_PROVIDER: 'paypal' }) } })
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...processEnv, PORT: '0', DATABASE_PATH: ':memory:', CAMPUSES_FILE: file, SANMARCOS_KEY: 'super-secret-sanmarcos-key', POMONA_KEY: 'super-secret-pomona-key' }
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, encoding: 'utf8', timeout: 60000 })
+  const run = spawnSync(process.execPath, [...tsNodeArgs(), 'src/server.ts'], { env: { ...env, ...tsNodeEnv() }, encoding: 'utf8', timeout: 60000 })
   t.equal(run.status, 78, 'the process stops (EX_CONFIG)')
   const lines = run.stderr.trim().split('\n')
   t.equal(lines.length, 1, 'one line')

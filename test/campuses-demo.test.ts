@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { Browser, send } from './helper.ts'
 import { demoEnv, runDemo } from './support/service-process.ts'
+import { npmScriptArgs } from './support/ts-child.ts'
 
 t.test('plain npm run demo shows two campuses, each with its own sign-in, fees and branding', async t => {
   const { port, dir, output } = await runDemo(t, 'alma-cashnet-demo-campuses-', {})
@@ -69,7 +70,7 @@ t.test('DEMO_CAMPUSES=1 still asks for the two campuses', async t => {
 })
 
 t.test('DEMO_CAMPUSES other than 0 or 1 is refused with one line, before anything starts', async t => {
-  const run = spawnSync('npm', ['run', '--silent', 'demo'], { env: demoEnv({ DEMO_CAMPUSES: 'yes', DEMO_PORT: '9', DEMO_DATABASE_PATH: '/nonexistent/demo.sqlite' }), encoding: 'utf8', timeout: 60000 })
+  const run = spawnSync(process.execPath, npmScriptArgs('demo'), { env: demoEnv({ DEMO_CAMPUSES: 'yes', DEMO_PORT: '9', DEMO_DATABASE_PATH: '/nonexistent/demo.sqlite' }), encoding: 'utf8', timeout: 60000 })
   t.equal(run.status, 2)
   t.equal(run.stderr, 'DEMO_CAMPUSES must be 1 (two campuses, the default) or 0 (one library), not "yes"\n')
   t.equal(run.stdout, '')

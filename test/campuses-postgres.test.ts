@@ -11,6 +11,7 @@ import t from 'tap'
 import type { SandboxCampus } from '../src/sandbox/stack.ts'
 import { Browser, buildCampuses, checkoutIdFrom, send } from './helper.ts'
 import { freshDatabase } from './support/postgres.ts'
+import { tsNodeArgs } from './support/ts-child.ts'
 
 function browserAt (campus: SandboxCampus): Browser {
   return new Browser({ publicUrl: campus.ezproxyUrl, ezproxy: campus.ezproxy }, { prefix: `/${campus.id}` })
@@ -55,7 +56,7 @@ t.test('on PostgreSQL each campus has its own schema: a payment at one campus is
   const env = { ...process.env, CAMPUSES_FILE: file, DATABASE_URL: url, TIMEZONE: 'UTC' }
   const run = async (campus: string): Promise<{ code: number, stdout: string }> => {
     try {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/trace.ts', '--campus', campus, '--json', id], { env })
+      const { stdout } = await promisify(execFile)(process.execPath, [...tsNodeArgs(), 'scripts/trace.ts', '--campus', campus, '--json', id], { env })
       return { code: 0, stdout }
     } catch (error) {
       const e = error as { code: number, stdout: string }

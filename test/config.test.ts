@@ -4,6 +4,7 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { ConfigError, loadConfig } from '../src/config.ts'
+import { tsNodeArgs, tsNodeEnv } from './support/ts-child.ts'
 
 const required = {
   PUBLIC_URL: 'https://fines.example.edu',
@@ -90,7 +91,7 @@ for (const [name, change, message] of bad) {
 t.test('npm start refuses to start without a required variable, with one line naming it and no secret', async t => {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...required, ALMA_API_KEY: 'super-secret-alma-key' }
   delete env.CASHNET_ITEM_CODE
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, encoding: 'utf8', timeout: 60000 })
+  const run = spawnSync(process.execPath, [...tsNodeArgs(), 'src/server.ts'], { env: { ...env, ...tsNodeEnv() }, encoding: 'utf8', timeout: 60000 })
   t.not(run.status, 0, 'the process stops')
   const lines = run.stderr.trim().split('\n')
   t.equal(lines.length, 1, 'one line')

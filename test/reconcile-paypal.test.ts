@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { reconcilePayPal } from '../src/jobs/reconcile-paypal.ts'
 import { SANDBOX_PAYPAL_CLIENT_ID, SANDBOX_PAYPAL_SECRET } from '../src/sandbox/stack.ts'
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+import { tsNodeArgs } from './support/ts-child.ts'
 
 const DAY = 86_400_000
 const SINCE = new Date(Date.now() - DAY).toISOString().slice(0, 10)
@@ -52,7 +53,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 async function runCli (stack: PayPalStack, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', ...args], {
+    const child = spawn(process.execPath, [...tsNodeArgs(), 'scripts/reconcile.ts', ...args], {
       env: { PATH: process.env.PATH ?? '', DATABASE_PATH: stack.databasePath, PAYPAL_API_URL: stack.pp.url, PAYPAL_CLIENT_ID: SANDBOX_PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET: SANDBOX_PAYPAL_SECRET, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -9,6 +9,7 @@ import { readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/
 import { cents } from '../src/money.ts'
 import { SANDBOX_API_KEY } from '../src/sandbox/stack.ts'
 import { Browser, build, checkoutIdFrom, type TestStack } from './helper.ts'
+import { tsNodeArgs } from './support/ts-child.ts'
 
 const SINCE = new Date(Date.now() - 86_400_000)
 const TODAY = new Date().toISOString().slice(0, 10)
@@ -18,7 +19,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 /** The command as cron runs it: a child process (async, so the in-process sandboxes keep answering). */
 async function runCli (stack: TestStack, databasePath: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', ...args], {
+    const child = spawn(process.execPath, [...tsNodeArgs(), 'scripts/reconcile.ts', ...args], {
       env: { PATH: process.env.PATH ?? '', DATABASE_PATH: databasePath, ALMA_API_URL: stack.alma.baseUrl, ALMA_API_KEY: SANDBOX_API_KEY, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Test } from 'tap'
+import { tsNodeArgs, tsNodeEnv } from '../support/ts-child.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 
@@ -18,9 +19,9 @@ export interface Run {
 
 export async function runScript (script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', script), ...args], {
+    execFile(process.execPath, [...tsNodeArgs(), join(ROOT, 'scripts', script), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...tsNodeEnv(), ...env },
       maxBuffer: 16 * 1024 * 1024
     }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr })

@@ -8,9 +8,10 @@ import t from 'tap'
 import { CAMPUS_CACHE_KIB } from '../../src/ledger/open.ts'
 import { Connection } from '../../src/ledger/sqlite/connection.ts'
 import { tempDir } from '../jobs/cli.ts'
+import { tsNodeArgs } from '../support/ts-child.ts'
 
 t.test('a campus\'s ledger, once opened and migrated, keeps under 250 KiB resident (it kept about 330 with the migration\'s pages cached)', async t => {
-  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('../support/ledger-memory-child.ts', import.meta.url).pathname], {
+  const child = spawnSync(process.execPath, ['--expose-gc', ...tsNodeArgs(), new URL('../support/ledger-memory-child.ts', import.meta.url).pathname], {
     env: { ...process.env, DIR: tempDir(t), COUNT: '40' },
     encoding: 'utf8'
   })

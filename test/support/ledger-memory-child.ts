@@ -1,4 +1,4 @@
-// Run by test/ledger/sqlite-memory.test.ts in its own process (`node --expose-gc --import tsx`): opens the ledgers
+// Run by test/ledger/sqlite-memory.test.ts in its own process (`node --expose-gc`, the test's TypeScript loader): opens the ledgers
 // of COUNT campuses of a system deployment, each a new file in DIR as the service does at start-up, and prints the resident memory gained per ledger after a full GC (two ledgers are opened
 // first, so what is paid once, the driver and SQLite's code pages, is not counted), as JSON.
 

@@ -13,6 +13,7 @@ import { EzproxyStandIn } from '../../src/sandbox/ezproxy.ts'
 import { seedUsers } from '../../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
 import { CASHNET_PEER, freePort, until } from '../helper.ts'
+import { npmScriptArgs, tsNodeArgs } from './ts-child.ts'
 
 /** A fresh folder under the system's temporary one, removed when the test ends. */
 export function tempDir (t: Test, prefix: string): string {
@@ -51,7 +52,7 @@ export interface ServiceProcess {
   readonly output: string[]
   /** the process started last (running or not); undefined before the first start */
   readonly child: ChildProcess | undefined
-  /** Spawns `node --import tsx src/server.ts` and waits for its service.started log line. */
+  /** Spawns `node src/server.ts` (with the TypeScript loader this process runs under: test/support/ts-child.ts) and waits for its service.started log line. */
   start: () => Promise<void>
   /** Sends the signal (SIGKILL unless told) and waits for the exit: its code, null when a signal ended it. Not running: nothing sent, the last exit code. */
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
@@ -78,7 +79,7 @@ export function serviceProcess (t: Test, env: NodeJS.ProcessEnv, options: { name
     get child () { return child },
     start: async () => {
       const from = output.length
-      const started = spawnCollecting(process.execPath, ['--import', 'tsx', 'src/server.ts'], env, output)
+      const started = spawnCollecting(process.execPath, [...tsNodeArgs(), 'src/server.ts'], env, output)
       child = started
       const name = options.name ?? 'the service'
       const said = (): string => output.slice(from).join('')
@@ -138,16 +139,17 @@ export function demoEnv (env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /**
- * `npm run demo` on a free port (DEMO_PORT, and the next one for a second campus) with its database in a fresh
- * folder (DEMO_DATABASE_PATH), started once it says "demo is running"; its whole process group gets SIGTERM at
- * the test's end. `env` holds the demo's choices; none are inherited.
+ * `npm run demo` (package.json's command, with the test's TypeScript loader: npmScriptArgs) on a free port
+ * (DEMO_PORT, and the next one for a second campus) with its database in a fresh folder (DEMO_DATABASE_PATH),
+ * started once it says "demo is running"; its whole process group gets SIGTERM at the test's end. `env` holds
+ * the demo's choices; none are inherited.
  */
 export async function runDemo (t: Test, prefix: string, env: Record<string, string>): Promise<{ port: number, dir: string, output: () => string }> {
   let port = await freePort()
   for (let i = 0; i < 20 && !await portFree(port + 1); i++) port = await freePort()
   const dir = tempDir(t, prefix)
   const output: string[] = []
-  const demo = spawnCollecting('npm', ['run', '--silent', 'demo'], demoEnv({ DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), ...env }), output, true)
+  const demo = spawnCollecting(process.execPath, npmScriptArgs('demo'), demoEnv({ DEMO_PORT: String(port), DEMO_DATABASE_PATH: join(dir, 'demo.sqlite'), ...env }), output, true)
   t.teardown(() => {
     try { process.kill(-(demo.pid as number), 'SIGTERM') } catch {}
   })
