@@ -202,13 +202,20 @@ export class AlmaSandbox {
    * identifier answers as faults.sharedIdentifierMatch says.
    */
   findUser (id: string, idType?: string): SandboxUser | undefined {
-    const anyType = idType === undefined || idType === 'all_unique'
-    const byIdentifier = [...this.users.values()].find(user => user.identifiers.some(i => i.value === id && (anyType || i.type === idType)))
-    if (!anyType) return byIdentifier
+    if (idType !== undefined && idType !== 'all_unique') return this.#withIdentifier(id, idType)
     const byPrimaryId = this.users.get(id)
-    if (byPrimaryId === undefined) return byIdentifier
-    if (byIdentifier === undefined) return byPrimaryId
-    return this.faults.sharedIdentifierMatch === 'other-identifier' ? byIdentifier : byPrimaryId
+    // the primary id wins unless told otherwise: then no other user need be looked for (a scan of every user on
+    // every call made the sandbox a third of the bench machine's CPU with 10,000 patrons)
+    if (byPrimaryId !== undefined && this.faults.sharedIdentifierMatch !== 'other-identifier') return byPrimaryId
+    return this.#withIdentifier(id) ?? byPrimaryId
+  }
+
+  /** The first user with an identifier of this value (and type, when given). */
+  #withIdentifier (value: string, type?: string): SandboxUser | undefined {
+    for (const user of this.users.values()) {
+      if (user.identifiers.some(i => i.value === value && (type === undefined || i.type === type))) return user
+    }
+    return undefined
   }
 
   fee (feeId: string): SandboxFee {
