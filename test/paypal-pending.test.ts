@@ -131,6 +131,26 @@ t.test('a review whose COMPLETED webhook never arrives: after an hour the worker
   t.notMatch((await alice.get('/')).body, 'PayPal is reviewing')
 })
 
+t.test('a review completed and then refunded in PayPal, with both webhooks lost: the sweep sends it to staff and posts nothing', async t => {
+  for (const [status, refundCents] of [['REFUNDED', undefined], ['PARTIALLY_REFUNDED', 200]] as const) {
+    const stack = await pendingStack(t)
+    const alice = new Browser(stack).login('alice')
+    const { checkoutId, captureId } = await payPending(stack, alice, ['100001'])
+    await stack.pp.settlePending(captureId, 'COMPLETED', { webhook: false })
+    stack.pp.webhookMode = 'off'
+    await stack.pp.refund(captureId, refundCents)
+    await stack.app.worker.sweep(new Date(Date.now() + 2 * 3600_000))
+    t.equal(stack.pp.count('GET', `/v2/payments/captures/${captureId}`), 1, `${status}: PayPal is asked for the capture`)
+    await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'NEEDS_ATTENTION', `${status}: handed to staff`)
+    await stack.app.worker.idle()
+    const after = await stack.app.ledger.getCheckout(checkoutId) as NonNullable<Awaited<ReturnType<typeof stack.app.ledger.getCheckout>>>
+    t.equal(after.attentionKind, 'MISMATCH')
+    t.match(after.attentionReason, `is now ${status}`, 'the reason says PayPal gave money back')
+    t.equal(after.tx, captureId, 'the money taken is recorded against the checkout')
+    t.same(stack.alma.paymentsFor(captureId), [], `${status}: nothing is posted to Alma for money PayPal gave back`)
+  }
+})
+
 t.test('a review whose DENIED webhook never arrives: the worker asks PayPal, declines it, and the fees can be paid again', async t => {
   const stack = await pendingStack(t)
   const alice = new Browser(stack).login('alice')

@@ -59,6 +59,16 @@ export function decideCapture (checkout: Checkout | undefined, earlier: Postback
       }
     }
     if (!OPEN_STATES.has(checkout.state)) return { outcome: 'DUPLICATE', reason: `success for a checkout already ${checkout.state}` }
+    if (collected.refunded !== undefined) {
+      // taken, and given back (all or part) since: what the patron kept is not known here, so nothing is posted
+      return {
+        outcome: 'MISMATCH',
+        to: 'NEEDS_ATTENTION',
+        attentionKind: 'MISMATCH',
+        reason: `${label} transaction ${collected.tx} took ${formatDecimal(collected.amount)} ${collected.currency} and is now ${collected.refunded}: money went back to the patron before this payment was recorded; nothing posted to Alma. Record the refund from ${label}, then post what was kept, if anything`,
+        payment
+      }
+    }
     if (collected.currency !== checkout.currency) {
       return { outcome: 'MISMATCH', to: 'NEEDS_ATTENTION', attentionKind: 'MISMATCH', reason: `${label} captured ${formatDecimal(collected.amount)} ${collected.currency}, the checkout is ${formatDecimal(checkout.total)} ${checkout.currency}: nothing posted; refund it in ${label}`, payment }
     }

@@ -44,6 +44,11 @@ export interface Collected {
   currency: string
   /** the provider's reason or message, '' when none */
   detail: string
+  /**
+   * The provider has since given some or all of it back (PayPal's REFUNDED or PARTIALLY_REFUNDED, which a capture
+   * can be by the time it is read again: a review's outcome asked for long after its webhooks were lost).
+   */
+  refunded?: 'REFUNDED' | 'PARTIALLY_REFUNDED'
 }
 
 export interface PaymentProvider {

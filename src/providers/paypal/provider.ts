@@ -31,7 +31,8 @@ export function collectedFrom (capture: PayPalCapture, fallbackCheckoutId: strin
     status,
     amount: capture.amount,
     currency: capture.currency,
-    detail: capture.statusReason
+    detail: capture.statusReason,
+    ...(capture.status === 'REFUNDED' || capture.status === 'PARTIALLY_REFUNDED' ? { refunded: capture.status } : {})
   }
 }
 
