@@ -79,3 +79,14 @@ export class AmbiguousPrimaryId extends Error {
     super(`Alma answered a read of primary id "${primaryId}" with patron "${answeredWith}"`)
   }
 }
+
+/**
+ * Throws AmbiguousPrimaryId when what Alma answered to a read of `primaryId` belongs to another patron: the user,
+ * or a fee that names its patron (a fee without that id says nothing either way).
+ */
+export function requireAnsweredFor (primaryId: string, answer: { user?: { primaryId: string }, fees?: ReadonlyArray<{ userPrimaryId: string }> }): void {
+  const other = answer.user !== undefined && answer.user.primaryId !== primaryId
+    ? answer.user.primaryId
+    : answer.fees?.find(fee => fee.userPrimaryId !== '' && fee.userPrimaryId !== primaryId)?.userPrimaryId
+  if (other !== undefined) throw new AmbiguousPrimaryId(primaryId, other)
+}

@@ -2,7 +2,7 @@
 // PUT the whole user back (Alma's PUT is swap-all, so everything else must go back exactly as it came).
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
-import { AmbiguousPrimaryId } from '../alma/errors.ts'
+import { requireAnsweredFor } from '../alma/errors.ts'
 import { mapUser, parseXml } from '../alma/xml.ts'
 
 export interface BlockRelease {
@@ -44,7 +44,7 @@ export async function releaseBlocksIfSettled (
   const userXml = await alma.getUserXml(primaryId, observe)
   const user = mapUser(parseXml(userXml))
   // read by primary id, which Alma searches as all_unique: never release, nor write back, another patron's record
-  if (user.primaryId !== primaryId) throw new AmbiguousPrimaryId(primaryId, user.primaryId)
+  requireAnsweredFor(primaryId, { user })
   const balance = user.feeBalance ?? 0
   if (balance > 0) return { released: [], skipped: 'balance-remains', balance }
   const { xml, removed } = removeBlocks(userXml, codes)

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { AlmaClient } from '../alma/client.ts'
-import { AmbiguousPrimaryId } from '../alma/errors.ts'
+import { requireAnsweredFor } from '../alma/errors.ts'
 import type { AlmaUser, FeeList } from '../alma/types.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, CheckoutProvider, UserIdKind } from '../ledger/types.ts'
@@ -67,12 +67,7 @@ export async function readPayerAccount (alma: AlmaClient, payer: Payer): Promise
     alma.getUser(payer.username, { byPrimaryId: payer.byPrimaryId }),
     alma.listActiveFees(payer.username, { byPrimaryId: payer.byPrimaryId })
   ])
-  if (payer.byPrimaryId) {
-    const other = user.primaryId !== payer.username
-      ? user.primaryId
-      : feeList.fees.find(fee => fee.userPrimaryId !== '' && fee.userPrimaryId !== payer.username)?.userPrimaryId
-    if (other !== undefined) throw new AmbiguousPrimaryId(payer.username, other)
-  }
+  if (payer.byPrimaryId) requireAnsweredFor(payer.username, { user, fees: feeList.fees })
   return { user, feeList }
 }
 

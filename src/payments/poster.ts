@@ -8,7 +8,7 @@
 // Alma rate-limit slot, just before it is written), so a holder that lost it stops (LeaseLost) and pays nothing.
 
 import type { AlmaCallObserver, AlmaClient } from '../alma/client.ts'
-import { AlmaError, AmbiguousPrimaryId, isAlmaFailure } from '../alma/errors.ts'
+import { AlmaError, AmbiguousPrimaryId, isAlmaFailure, requireAnsweredFor } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
 import { LeaseLost } from '../ledger/errors.ts'
 import type { Ledger } from '../ledger/ledger.ts'
@@ -127,8 +127,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
   try {
     const feeList = await alma.listActiveFees(checkout.primaryId, { byPrimaryId: true, observe })
     // read by primary id, which Alma searches as all_unique: another patron's fees are not this checkout's
-    const stranger = feeList.fees.find(f => f.userPrimaryId !== '' && f.userPrimaryId !== checkout.primaryId)
-    if (stranger !== undefined) throw new AmbiguousPrimaryId(checkout.primaryId, stranger.userPrimaryId)
+    requireAnsweredFor(checkout.primaryId, { fees: feeList.fees })
     const listed = new Map(feeList.fees.map(f => [f.id, f]))
     const notes: string[] = []
     /** a fee Alma cannot find may be Alma reading the primary id as somebody else's identifier: asked once */
@@ -136,8 +135,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
     const checkPatron = async (): Promise<void> => {
       if (patronChecked) return
       patronChecked = true
-      const user = await alma.getUser(checkout.primaryId, { byPrimaryId: true, observe })
-      if (user.primaryId !== checkout.primaryId) throw new AmbiguousPrimaryId(checkout.primaryId, user.primaryId)
+      requireAnsweredFor(checkout.primaryId, { user: await alma.getUser(checkout.primaryId, { byPrimaryId: true, observe }) })
     }
 
     for (const line of checkout.lines) {
