@@ -33,6 +33,17 @@ async function payPending (stack: TestStack & { pp: NonNullable<TestStack['paypa
   return { checkoutId, captureId: capture.id, returned }
 }
 
+/** PayPal's review completes (with its webhook): the checkout is posted, fees 100001 and 100003 once each. */
+async function completedAndPostedOnce (t: Test, stack: TestStack & { pp: NonNullable<TestStack['paypal']> }, checkoutId: string, captureId: string, message: string): Promise<void> {
+  await stack.pp.settlePending(captureId, 'COMPLETED')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after COMPLETED')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
+    { feeId: '100001', amountCents: 500 },
+    { feeId: '100003', amountCents: 1225 }
+  ], message)
+}
+
 t.test('a capture PayPal holds for review: the return page says so, the fees are not payable again, expiry leaves it, COMPLETED then posts it once', async t => {
   const stack = await pendingStack(t)
   const alice = new Browser(stack).login('alice')
@@ -69,13 +80,7 @@ t.test('a capture PayPal holds for review: the return page says so, the fees are
   t.notOk(expired.includes(checkoutId), 'the expiry job leaves a checkout under review alone')
   t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED')
 
-  await stack.pp.settlePending(captureId, 'COMPLETED')
-  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after COMPLETED')
-  await stack.app.worker.idle()
-  t.same(stack.alma.paymentsFor(captureId).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
-    { feeId: '100001', amountCents: 500 },
-    { feeId: '100003', amountCents: 1225 }
-  ], 'Alma records each fee once with the capture id')
+  await completedAndPostedOnce(t, stack, checkoutId, captureId, 'Alma records each fee once with the capture id')
   await stack.pp.redeliver(stack.pp.webhooks[stack.pp.webhooks.length - 1])
   await stack.app.worker.idle()
   t.equal(stack.alma.allExternalPayments().length, 2, 'the COMPLETED webhook again posts nothing more')
@@ -199,12 +204,6 @@ t.test('a review an instance of an older version recorded (its audit event only,
   t.ok(stack.logLines().some(l => l.event === 'paypal.review_still_pending' && l.checkout === checkoutId), 'then asked PayPal about it as about any review')
   t.same(readForm((await alice.get('/')).body, 'pay-form').checkboxes, ['100002'], 'still not payable')
 
-  await stack.pp.settlePending(captureId, 'COMPLETED')
-  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after COMPLETED')
-  await stack.app.worker.idle()
-  t.same(stack.alma.paymentsFor(captureId).sort((a, b) => a.feeId.localeCompare(b.feeId)), [
-    { feeId: '100001', amountCents: 500 },
-    { feeId: '100003', amountCents: 1225 }
-  ], 'Alma records each fee once')
+  await completedAndPostedOnce(t, stack, checkoutId, captureId, 'Alma records each fee once')
   t.equal(stack.pp.captures.length, 1, 'the patron was charged once')
 })
