@@ -8,7 +8,7 @@ import t from 'tap'
 import { readSettlementCsv, reconcile, type ReconcileReport } from '../src/jobs/reconcile.ts'
 import { cents } from '../src/money.ts'
 import { SANDBOX_API_KEY } from '../src/sandbox/stack.ts'
-import { Browser, build, checkoutIdFrom, type TestStack } from './helper.ts'
+import { Browser, build, checkoutIdFrom, type TestStack, zedWhoseCampusIdIsAlice } from './helper.ts'
 import { tsNodeArgs } from './support/ts-child.ts'
 
 const SINCE = new Date(Date.now() - 86_400_000)
@@ -145,6 +145,28 @@ t.test('each planted disagreement is found with its kind, and the command exits 
   const json = await runCli(stack, databasePath, ['--json', '--cashnet', csv, '--since', SINCE.toISOString().slice(0, 10)])
   t.equal(json.code, 1)
   t.same((JSON.parse(json.stdout) as ReconcileReport).findings.map(f => f.kind).sort(), report.findings.map(f => f.kind).sort())
+})
+
+t.test('Alma reading a patron\'s primary id as another patron\'s identifier: the fee is unchecked, never reported missing', async t => {
+  const stack = await build(t)
+  const alice = await pay(stack, 'alice', ['100001'])
+  await stack.app.worker.idle()
+  t.equal((await stack.app.ledger.getCheckout(alice.id))?.state, 'POSTED')
+  // zed's campus id is "alice", and Alma (all_unique) now answers a read of "alice" with zed
+  stack.alma.addUser(zedWhoseCampusIdIsAlice())
+  stack.alma.faults.sharedIdentifierMatch = 'other-identifier'
+  const report = await run(stack)
+  t.same(report.findings.filter(f => f.kind === 'posted-not-in-alma'), [], 'no false alarm that alice\'s payment is missing from Alma')
+  t.match(report.findings, [{ kind: 'unchecked', checkoutId: alice.id, feeId: '100001', amount: 500, detail: /could not check fee 100001: Alma answered a read of primary id "alice" with patron "zed"/, action: /Make the identifier "alice" unique in Alma/ }])
+  t.equal(report.findings.length, 1)
+
+  // once Alma answers with alice again, the same run is clean; a fee alice's own record no longer has is reported
+  stack.alma.faults.sharedIdentifierMatch = 'primary-id'
+  t.same((await run(stack)).findings, [])
+  const aliceInAlma = stack.alma.users.get('alice')
+  if (aliceInAlma === undefined) throw new Error('alice is in the sandbox')
+  aliceInAlma.fees = aliceInAlma.fees.filter(fee => fee.id !== '100001')
+  t.match((await run(stack)).findings, [{ kind: 'posted-not-in-alma', feeId: '100001', detail: 'fee 100001 no longer exists in Alma' }])
 })
 
 t.test('a payment held back from posting is paid-not-posted once it is older than a few minutes', async t => {

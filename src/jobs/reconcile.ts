@@ -4,7 +4,7 @@
 import { parse } from 'csv-parse'
 import { createReadStream } from 'node:fs'
 import type { AlmaClient } from '../alma/client.ts'
-import { AlmaError, isAlmaFailure } from '../alma/errors.ts'
+import { AlmaError, AmbiguousPrimaryId, isAlmaFailure, requireAnsweredFor, USER_NOT_FOUND_CODES } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
 import { collectedFor, refundedFor } from '../payments/staff-actions.ts'
 import type { Ledger } from '../ledger/ledger.ts'
@@ -47,7 +47,7 @@ export interface SettlementRow {
 
 export interface ReconcileInput {
   ledger: Ledger
-  alma: Pick<AlmaClient, 'getFee'>
+  alma: Pick<AlmaClient, 'getFee' | 'getUser'>
   since: Date
   now?: Date
   settlement?: AsyncIterable<SettlementRow> | Iterable<SettlementRow>
@@ -250,9 +250,19 @@ async function checkPostedLines (input: ReconcileInput, lines: Array<{ checkout:
     let fee = userFees.get(feeId)
     if (fee === undefined) {
       feesRead++
-      fee = input.alma.getFee(primaryId, feeId).catch((error: unknown) => {
-        if (error instanceof AlmaError && error.errorCode === '401665') return null
-        throw error
+      fee = input.alma.getFee(primaryId, feeId).then(async found => {
+        requireAnsweredFor(primaryId, { fees: [found] })
+        return found
+      }, async (error: unknown) => {
+        if (!(error instanceof AlmaError && error.errorCode === '401665')) throw error
+        // Alma reads the id as all_unique: "no such fee" may only mean it read another patron, one whose barcode
+        // or campus id is this text. Ask who it reads; only this patron's own answer says the fee is gone.
+        const user = await input.alma.getUser(primaryId, { byPrimaryId: true }).catch((userError: unknown) => {
+          if (userError instanceof AlmaError && USER_NOT_FOUND_CODES.has(userError.errorCode)) return null
+          throw userError
+        })
+        if (user !== null) requireAnsweredFor(primaryId, { user })
+        return null
       })
       userFees.set(feeId, fee)
     }
@@ -267,6 +277,10 @@ async function checkPostedLines (input: ReconcileInput, lines: Array<{ checkout:
     try {
       fee = await feeOf(checkout.primaryId, feeId)
     } catch (error) {
+      if (error instanceof AmbiguousPrimaryId) {
+        add({ ...base, kind: 'unchecked', amount: posted as Cents, detail: `could not check fee ${feeId}: ${error.message} (that patron's barcode or another identifier is the same text)`, action: `Make the identifier "${checkout.primaryId}" unique in Alma (edit the other patron's identifier), then run reconcile again.` })
+        return
+      }
       // Alma down or throttling would make every check fail: stop, and let the caller say so.
       if (!isAlmaFailure(error) || error.retryable) throw error
       add({ ...base, kind: 'unchecked', amount: posted as Cents, detail: `could not read fee ${feeId} from Alma: ${error.message}`, action: 'Check the API key\'s rights for this patron and fee, then run reconcile again.' })

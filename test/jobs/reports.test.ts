@@ -167,7 +167,8 @@ t.test('a refund larger than what is left of the collected money is refused by t
   // reconcile nets the recorded refunds against CashNet's settlement of the tx (its refund rows are negative)
   const { reconcile } = await import('../../src/jobs/reconcile.ts')
   const feesRead: string[] = []
-  const alma = { getFee: async (_user: string, feeId: string): Promise<never> => { feesRead.push(feeId); throw new Error('Alma is not asked when nothing was posted') } }
+  const notAsked = (): never => { throw new Error('Alma is not asked when nothing was posted') }
+  const alma = { getFee: async (_user: string, feeId: string): Promise<never> => { feesRead.push(feeId); return notAsked() }, getUser: async (): Promise<never> => notAsked() }
   const day = new Date().toISOString().slice(0, 10)
   const since = new Date(Date.now() - 3600_000)
   const netted = await reconcile({ ledger, alma, since, settlement: [{ tx: '9', amount: cents(500), date: day, line: 2 }, { tx: '9', amount: -300 as Cents, date: day, line: 3 }, { tx: '9', amount: -200 as Cents, date: day, line: 4 }] })
