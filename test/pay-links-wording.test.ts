@@ -1,0 +1,60 @@
+// What a pay-link patron reads: they have no EZproxy, no username and no sign-in, only the link the library
+// e-mailed them (and later a receipt e-mail). The pages they can meet speak of that link, never of EZproxy, the
+// library's "pay fines" link or a username; and the receipt e-mail's logo is on the address its links use.
+
+import t from 'tap'
+import { Browser, checkoutIdFrom, Stranger, until } from './helper.ts'
+import { checkOut, directStack, openPayLink, payOnCashnet } from './support/pay-links.ts'
+
+const EZPROXY_WORDING = /EZproxy|library link|library’s sign-in|username|“pay fines”/
+
+t.test('the receipt link of a pay-link payment, opened after the session ended, asks to open the payment link again, in every identity mode', async t => {
+  for (const mode of ['header', 'userobject', 'primo']) {
+    t.test(`AUTH_MODE=${mode}`, async t => {
+      const stack = await directStack(t, { AUTH_MODE: mode, RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu' }, { outboxPollMs: 50 })
+      const patron = await openPayLink(t, stack, 'alice')
+      const { action, fields } = await checkOut(t, patron, ['100001'])
+      const id = checkoutIdFrom(fields)
+      await payOnCashnet(patron, action, fields)
+      await until(() => stack.smtp.mails.some(m => m.text.includes(id)), 'the receipt e-mail')
+      const link = /See or print this receipt: (\S+)/.exec(stack.smtp.mails.find(m => m.text.includes(id))?.text ?? '')?.[1] ?? ''
+      t.ok(link.startsWith(`${stack.payLinkUrl}/cashnet/return?ref=`), 'the e-mail links to the receipt on PAY_LINK_URL')
+
+      // the patron signs out, and opens the receipt link from the e-mail later
+      await patron.get('/logout')
+      const later = await patron.get(link)
+      // or in another browser (the phone the e-mail was read on)
+      const elsewhere = await new Stranger(stack.payLinkUrl).get(link)
+      for (const [answer, where] of [[later, 'the same browser, session ended'], [elsewhere, 'another browser']] as const) {
+        t.equal(answer.status, 401, `${where}: not signed in, and the way in is the link`)
+        t.match(answer.body, 'Please open your payment link again', where)
+        t.match(answer.body, 'open the payment link the library e-mailed you', where)
+        t.match(answer.body, 'ask the library to send you a new one', where)
+        t.notMatch(answer.body, EZPROXY_WORDING, `${where}: no EZproxy wording`)
+        t.notMatch(answer.body, 'Alice', `${where}: nothing of the receipt`)
+        t.notMatch(answer.body, '$5.00', where)
+        t.notOk(answer.headers.location, `${where}: not sent to sign in elsewhere`)
+      }
+      t.ok(stack.logLines().some(l => l.event === 'access.pay_link_ended' && /receipt opened without its pay-link session/.test(String(l.reason))), 'the operator sees why')
+
+      // opening the pay link again shows the receipt
+      const again = await openPayLink(t, stack, 'alice')
+      const receipt = await again.get(link)
+      t.equal(receipt.status, 200, 'in a new pay-link session the receipt opens')
+      t.match(receipt.body, id)
+    })
+  }
+})
+
+t.test('the receipt link of an EZproxy payment opened without EZproxy keeps the EZproxy refusal', async t => {
+  const stack = await directStack(t)
+  const carol = new Browser(stack).login('carol')
+  const { action, fields } = await carol.checkout()
+  await carol.payOnCashnet(action, fields)
+  const answer = await new Stranger(stack.payLinkUrl).get(`/cashnet/return?ref=${checkoutIdFrom(fields)}`)
+  t.equal(answer.status, 403)
+  t.match(answer.body, 'Please use the library link', 'an EZproxy patron is sent back to EZproxy')
+  const unknown = await new Stranger(stack.payLinkUrl).get('/cashnet/return?ref=nosuchcheckout')
+  t.equal(unknown.status, 403, 'an unknown reference tells nothing either way')
+  t.match(unknown.body, 'Please use the library link')
+})
