@@ -58,3 +58,21 @@ t.test('the receipt link of an EZproxy payment opened without EZproxy keeps the 
   t.equal(unknown.status, 403, 'an unknown reference tells nothing either way')
   t.match(unknown.body, 'Please use the library link')
 })
+
+t.test('a pay-link patron Alma does not find is not asked for a username; an EZproxy patron still is', async t => {
+  const stack = await directStack(t)
+  const patron = await openPayLink(t, stack, 'alice')
+  t.equal((await patron.get('/')).status, 200, 'alice\'s fines')
+  stack.alma.users.delete('alice')
+  const page = await patron.get('/')
+  t.equal(page.status, 404)
+  t.match(page.body, 'We could not find your library account')
+  t.match(page.body, 'Your payment link worked')
+  t.match(page.body, 'the e-mail address the payment link was sent to')
+  t.notMatch(page.body, EZPROXY_WORDING, 'no username, no EZproxy')
+  t.notMatch(page.body, 'sign-in')
+
+  const nobody = await new Browser(stack).login('nobody-here').get('/')
+  t.equal(nobody.status, 404)
+  t.match(nobody.body, 'mention your username', 'through EZproxy the username is what the library needs')
+})
