@@ -76,3 +76,22 @@ t.test('a pay-link patron Alma does not find is not asked for a username; an EZp
   t.equal(nobody.status, 404)
   t.match(nobody.body, 'mention your username', 'through EZproxy the username is what the library needs')
 })
+
+t.test('a relative LIBRARY_LOGO_URL in a receipt e-mail is on the address of the e-mail\'s links: PAY_LINK_URL for a pay-link payment', async t => {
+  const stack = await directStack(t, { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu', LIBRARY_LOGO_URL: '/assets/logo.png' }, { outboxPollMs: 50 })
+  const patron = await openPayLink(t, stack, 'alice')
+  const { action, fields } = await checkOut(t, patron, ['100001'])
+  const id = checkoutIdFrom(fields)
+  await payOnCashnet(patron, action, fields)
+  const carol = new Browser(stack).login('carol')
+  const carolPay = await carol.checkout()
+  await carol.payOnCashnet(carolPay.action, carolPay.fields)
+  const carolId = checkoutIdFrom(carolPay.fields)
+  await until(() => stack.smtp.mails.filter(m => m.subject.includes('receipt for your payment')).length >= 2, 'both receipts')
+
+  const mail = stack.smtp.mails.find(m => m.text.includes(id))
+  t.match(mail?.readable, `<img src="${stack.payLinkUrl}/assets/logo.png"`, 'the pay-link patron\'s logo is on PAY_LINK_URL, beside the receipt link')
+  t.notMatch(mail?.readable, `${stack.config.publicUrl}/assets/logo.png`, 'not on PUBLIC_URL, which that patron may not reach')
+  const carolMail = stack.smtp.mails.find(m => m.text.includes(carolId))
+  t.match(carolMail?.readable, `<img src="${stack.config.publicUrl}/assets/logo.png"`, 'an EZproxy payment\'s logo stays on PUBLIC_URL')
+})
