@@ -77,6 +77,25 @@ t.test('a pay-link patron Alma does not find is not asked for a username; an EZp
   t.match(nobody.body, 'mention your username', 'through EZproxy the username is what the library needs')
 })
 
+t.test('a pay-link patron who signs out is not sent to EZproxy\'s sign-out; an EZproxy patron is', async t => {
+  const stack = await directStack(t)
+  const patron = await openPayLink(t, stack, 'alice')
+  const out = await patron.get('/logout')
+  t.equal(out.status, 200, 'a page of ours, not a redirect')
+  t.notOk(out.headers.location)
+  t.match(out.body, 'You are signed out')
+  t.match(out.body, 'open the payment link in the library’s e-mail again')
+  t.notMatch(out.body, EZPROXY_WORDING)
+  t.notMatch(out.body, 'library sign-in')
+  t.equal((await patron.get('/')).status, 403, 'and the session is over')
+  t.ok(stack.logLines().some(l => l.event === 'auth.signed_out' && l.next === 'page' && l.session === 'ended'))
+
+  const carol = new Browser(stack).login('carol')
+  const carolOut = await carol.get('/logout')
+  t.equal(carolOut.status, 302, 'an EZproxy patron goes on to EZproxy\'s sign-out')
+  t.equal(carolOut.headers.location, stack.config.ezproxyLogoutUrl)
+})
+
 t.test('a relative LIBRARY_LOGO_URL in a receipt e-mail is on the address of the e-mail\'s links: PAY_LINK_URL for a pay-link payment', async t => {
   const stack = await directStack(t, { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu', LIBRARY_LOGO_URL: '/assets/logo.png' }, { outboxPollMs: 50 })
   const patron = await openPayLink(t, stack, 'alice')
