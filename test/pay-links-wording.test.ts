@@ -96,6 +96,18 @@ t.test('a pay-link patron who signs out is not sent to EZproxy\'s sign-out; an E
   t.equal(carolOut.headers.location, stack.config.ezproxyLogoutUrl)
 })
 
+t.test('a pay-link patron on a staff page is not told about usernames and ADMIN_USERS', async t => {
+  const stack = await directStack(t, { ADMIN_USERS: 'staff,alice' })
+  const patron = await openPayLink(t, stack, 'alice')
+  const admin = await patron.get('/admin')
+  t.equal(admin.status, 403)
+  t.match(admin.body, 'Staff only')
+  t.notMatch(admin.body, 'ADMIN_USERS')
+  t.notMatch(admin.body, EZPROXY_WORDING)
+  const notStaff = await new Browser(stack).login('carol').get('/admin')
+  t.match(notStaff.body, 'add your username to ADMIN_USERS', 'a patron through EZproxy keeps the staff wording')
+})
+
 t.test('a relative LIBRARY_LOGO_URL in a receipt e-mail is on the address of the e-mail\'s links: PAY_LINK_URL for a pay-link payment', async t => {
   const stack = await directStack(t, { RECEIPT_EMAIL: 'on', RECEIPT_EMAIL_FROM: 'fines@library.example.edu', LIBRARY_LOGO_URL: '/assets/logo.png' }, { outboxPollMs: 50 })
   const patron = await openPayLink(t, stack, 'alice')

@@ -460,6 +460,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
       reply.generateCsrf = function (this: FastifyReply, opts) { return generate.call(this, { ...opts, userInfo, path }) }
     }
     if (access === 'admin' && !request.patron.isAdmin) {
+      if (identity.payLink !== undefined) {
+        return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. The payment link the library e-mailed you opens your own fines only.', { event: 'access.not_admin', reason: 'a pay-link session' })
+      }
       return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. If you are staff, ask the systems librarian to add your username to ADMIN_USERS.', { event: 'access.not_admin', reason: 'not in ADMIN_USERS' })
     }
   })
