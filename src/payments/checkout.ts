@@ -39,6 +39,14 @@ export function userIdKindOf (payer: Payer): UserIdKind {
 }
 
 /**
+ * Whether a checkout was made in a pay-link session (its payer known by Alma primary id): its patron has no EZproxy,
+ * reaches the service at PAY_LINK_URL, and sees its receipt only in a pay-link session.
+ */
+export function madeWithPayLink (checkout: Pick<Checkout, 'userIdKind'>): boolean {
+  return checkout.userIdKind === 'primary-id'
+}
+
+/**
  * Whether a checkout is the payer's own (its receipt, its line in the history): made under this identifier, and
  * identified the same way. A pay-link patron whose primary id is the same text as another patron's EZproxy
  * username never sees that patron's checkouts, nor that patron theirs.

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, CheckoutState, ComposeMessages, MoneyRecord, NewOutboxMessage } from '../ledger/types.ts'
+import { madeWithPayLink } from './checkout.ts'
 import { paymentReport } from './staff-actions.ts'
 
 export interface ReceiptLine {
@@ -46,6 +47,11 @@ export interface ReceiptPayment {
   lines: ReceiptLine[]
   /** a page where the patron can see and print this receipt, if the service has one */
   receiptUrl?: string
+  /**
+   * The base of the e-mail's links to the service, where this patron's browser reaches it (PAY_LINK_URL for a
+   * payment made with a pay link); a relative logo resolves against it too. Default: branding.publicUrl.
+   */
+  baseUrl?: string
   /**
    * What the payment service reported collecting for the payment (its money record), when the caller knows:
    * null when it reported no amount for it. Left out, the lines' total is taken as received. Read when the
@@ -136,7 +142,7 @@ export interface ReceiptBranding {
   libraryName: string
   /** #rrggbb */
   accentColor: string
-  /** absolute, or a path on publicUrl; '' for none */
+  /** absolute, or a path on the service (resolved against the e-mail's base URL); '' for none */
   logoUrl: string
   publicUrl: string
   /** IANA zone, e.g. America/New_York (TIMEZONE) */
@@ -255,10 +261,11 @@ function libraryWording (payment: ReceiptPayment, libraryName: string, total: st
   }
 }
 
-function resolveLogo (branding: ReceiptBranding): string {
+/** The logo as a mail client needs it: absolute, a path on the service put on the base of the e-mail's own links. */
+function resolveLogo (branding: ReceiptBranding, baseUrl: string): string {
   const logo = branding.logoUrl
   if (/^https?:\/\//.test(logo)) return logo
-  if (logo.startsWith('/')) return `${branding.publicUrl.replace(/\/+$/, '')}${logo}`
+  if (logo.startsWith('/')) return `${baseUrl.replace(/\/+$/, '')}${logo}`
   return ''
 }
 
@@ -307,7 +314,7 @@ function render (payment: ReceiptPayment, branding: ReceiptBranding, wording: Wo
       : e(money(line.amount))
     return `<tr><td style="${cell}">${what}</td><td style="${cell};text-align:right;white-space:nowrap">${amount}</td></tr>`
   }).join('\n')
-  const logo = resolveLogo(branding)
+  const logo = resolveLogo(branding, payment.baseUrl ?? branding.publicUrl)
   const facts: Array<[string, string]> = [['Date', when], ...amountFacts, ['Reference', oneLine(payment.reference)]]
   if (payment.providerTransaction !== null && payment.providerTransaction !== '') facts.push([`${payment.providerName ?? 'CashNet'} transaction`, oneLine(payment.providerTransaction)])
 
@@ -426,7 +433,7 @@ export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
     if (outcome === null) return []
     const lines = receiptLines(checkout, outcome)
     if (lines.length === 0) return []
-    const base = (checkout.userIdKind === 'primary-id' && settings.payLinkUrl !== undefined ? settings.payLinkUrl : settings.branding.publicUrl).replace(/\/+$/, '')
+    const base = (madeWithPayLink(checkout) && settings.payLinkUrl !== undefined ? settings.payLinkUrl : settings.branding.publicUrl).replace(/\/+$/, '')
     const paypal = settings.provider === 'paypal'
     const payment: ReceiptPayment = {
       reference: checkout.id,
@@ -440,6 +447,7 @@ export function receiptComposer (settings: ReceiptSettings): ComposeMessages {
       providerName: paypal ? 'PayPal' : 'CashNet',
       lines,
       receiptUrl: `${base}/${paypal ? 'paypal' : 'cashnet'}/return?ref=${encodeURIComponent(checkout.id)}`,
+      baseUrl: base,
       received: receivedFor(record).received
     }
     return receiptMessages(payment, settings.branding, { patronEmail: checkout.email, libraryCopyTo: settings.libraryCopyTo, from: settings.from })

@@ -16,7 +16,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import { loggablePath } from '../../log.ts'
-import type { Payer } from '../../payments/checkout.ts'
+import { madeWithPayLink, type Payer } from '../../payments/checkout.ts'
 import { pathInCampus, routeInCampus } from '../campus-path.ts'
 import { type SessionLookup, SESSION_ID, SessionStore } from '../sessions.ts'
 import { allowList, type PeerCheck } from '../trust.ts'
@@ -267,6 +267,18 @@ export function sameSignInState (given: unknown, expected: string | null): boole
   return typeof given === 'string' && expected !== null && sameSecret(given, expected)
 }
 
+/** What a patron of a pay link is told when their session ended: they have no sign-in, only the e-mailed link. */
+const PAY_LINK_ENDED = {
+  heading: 'Your session has ended',
+  message: 'For your security, your session ended. Open the payment link in the library’s e-mail again to continue.'
+}
+
+/** ... and when they open their receipt's link without that session (it ended, or another browser). */
+const PAY_LINK_RECEIPT = {
+  heading: 'Please open your payment link again',
+  message: 'For your security, a receipt opens only after you open the payment link the library e-mailed you. Open that link again, then this receipt link, or find the receipt under “Your payment history and receipts”. If the link has expired, ask the library to send you a new one.'
+}
+
 const EVENT: Record<IdentityRefusal, { event: string }> = {
   untrusted_peer: { event: 'access.untrusted_peer' },
   bad_secret: { event: 'access.bad_secret' },
@@ -308,10 +320,10 @@ export default fp(async function identity (fastify, options: { config: Config, n
     fastify.log.debug({ event: 'access.routes', routes: Object.fromEntries(routeAccess) }, `access rules for ${routeAccess.size} routes`)
   })
 
-  const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string, reason: string }): FastifyReply => {
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, heading: string, message: string, fields: { event: string, reason: string }, tone: 'warn' | 'bad' = 'bad'): FastifyReply => {
     request.log.warn({ ...fields, peer: request.ip, path: request.routeOptions.url }, `${status} ${request.method} ${request.routeOptions.url ?? loggablePath(request.url)} from ${request.ip}: ${heading} (${fields.reason})`)
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-      .send(messagePage(config, { title: heading, heading, message, root: request.routeOptions.config.root, tone: 'bad' }))
+      .send(messagePage(config, { title: heading, heading, message, root: request.routeOptions.config.root, tone }))
   }
 
   /** Userobject mode without a usable session: a page load goes to EZproxy for a token, anything else is refused. */
@@ -360,11 +372,27 @@ export default fp(async function identity (fastify, options: { config: Config, n
     : { verify: createPrimoVerifier({ jwksUrl: config.primoJwksUrl, issuer: config.primoIssuer, institution: config.almaInstitutionCode }), sessions, startSession }
 
   /** A pay link's session that ended: the way back is the link in the e-mail, not a sign-in. */
-  const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string): Promise<FastifyReply> => {
+  const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string, page: { heading: string, message: string } = PAY_LINK_ENDED): Promise<FastifyReply> => {
     const cookie = readSessionCookie(request)
     if (cookie.cookie === 'valid') await sessions.end(cookie.id)
     clearSessionCookie(reply)
-    return refuse(request, reply, 401, 'Your session has ended', 'For your security, your session ended. Open the payment link in the library’s e-mail again to continue.', { event: 'access.pay_link_ended', reason })
+    return refuse(request, reply, 401, page.heading, page.message, { event: 'access.pay_link_ended', reason }, 'warn')
+  }
+
+  /**
+   * A receipt page opened (GET) for a checkout made with a pay link, by a request with no identity: the receipt link
+   * of the patron's e-mail, after their pay-link session ended or in another browser. Only a pay-link session owns
+   * that receipt, so neither EZproxy nor a sign-in can show it: the way back is the pay link. The reference is only
+   * looked up, never shown; an unknown one, or another patron's, keeps the mode's own refusal.
+   */
+  const opensPayLinkReceipt = async (request: FastifyRequest): Promise<boolean> => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return false
+    const route = routeInCampus(request, campusPrefix)
+    if (route !== '/cashnet/return' && route !== '/paypal/return') return false
+    const ref = (request.query as Record<string, unknown>).ref
+    if (typeof ref !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(ref)) return false
+    const checkout = await fastify.ledger.getCheckout(ref)
+    return checkout !== undefined && madeWithPayLink(checkout)
   }
 
   fastify.addHook('onRequest', async (request, reply) => {
@@ -393,6 +421,7 @@ export default fp(async function identity (fastify, options: { config: Config, n
     const identity = resolveIdentity(await identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
       if (identity.refusal === 'pay_link_ended') return await payLinkEnded(request, reply, identity.reason)
+      if (await opensPayLinkReceipt(request)) return await payLinkEnded(request, reply, `a pay-link payment's receipt opened without its pay-link session (${identity.reason})`, PAY_LINK_RECEIPT)
       if (config.authMode === 'userobject') return await signInAgain(request, reply, identity)
       if (request.method === 'POST' && routeInCampus(request, campusPrefix) === '/cashnet/return') {
         // CashNet's "redirect using HTTP post" is cross-site: SameSite=Lax keeps a pay-link session's cookie off it
@@ -431,6 +460,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
       reply.generateCsrf = function (this: FastifyReply, opts) { return generate.call(this, { ...opts, userInfo, path }) }
     }
     if (access === 'admin' && !request.patron.isAdmin) {
+      if (identity.payLink !== undefined) {
+        return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. The payment link the library e-mailed you opens your own fines only.', { event: 'access.not_admin', reason: 'a pay-link session' })
+      }
       return refuse(request, reply, 403, 'Staff only', 'This page is for library staff. If you are staff, ask the systems librarian to add your username to ADMIN_USERS.', { event: 'access.not_admin', reason: 'not in ADMIN_USERS' })
     }
   })

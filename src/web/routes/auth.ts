@@ -6,7 +6,7 @@
 //
 // GET /logout (both modes): for shared library computers. Ends our session (removed from the ledger, so a copy
 // of the cookie is worthless on every process and instance), clears our cookies, and sends the browser on to EZproxy's logout; with no
-// logout URL known, a calm page saying the patron is signed out here and should close the browser.
+// logout URL known, or for a pay-link session (no EZproxy), a calm page saying the patron is signed out here and should close the browser.
 
 import type { FastifyPluginAsync } from 'fastify'
 import { cookiePaths, readSessionCookie, sameSignInState, SESSION_COOKIE, SESSION_COOKIE_OPTIONS, SIGN_IN_STATE_COOKIE, signInState, usableUsername } from '../plugins/identity.ts'
@@ -59,14 +59,19 @@ const auth: FastifyPluginAsync = async (fastify) => {
     for (const name of [SESSION_COOKIE, SIGN_IN_STATE_COOKIE, CHECKOUT_COOKIE, 'acn_csrf']) {
       if (request.cookies[name] !== undefined) for (const path of cookiePaths(config)) reply.clearCookie(name, { path })
     }
-    request.log.info({ event: 'auth.signed_out', user: ended?.username, session: ended !== undefined ? 'ended' : 'none', next: config.ezproxyLogoutUrl !== '' ? 'ezproxy' : 'page' },
+    // a pay-link patron came without EZproxy: EZproxy's logout is no page of theirs, and their way back is the link
+    const payLink = ended?.payLink !== undefined
+    const toEzproxy = config.ezproxyLogoutUrl !== '' && !payLink
+    request.log.info({ event: 'auth.signed_out', user: ended?.username, session: ended !== undefined ? 'ended' : 'none', next: toEzproxy ? 'ezproxy' : 'page' },
       ended !== undefined ? `${ended.username} signed out; session ended` : 'sign-out with no session of ours')
     reply.header('cache-control', 'no-store')
-    if (config.ezproxyLogoutUrl !== '') return reply.redirect(config.ezproxyLogoutUrl, 302)
+    if (toEzproxy) return reply.redirect(config.ezproxyLogoutUrl, 302)
     return reply.type('text/html; charset=utf-8').send(messagePage(config, {
       title: 'Signed out',
       heading: 'You are signed out',
-      message: 'You are signed out of the fines service. If you are on a shared computer, close the browser (all of its windows) so that the next person cannot use your library sign-in.',
+      message: payLink
+        ? 'You are signed out of the fines service. To come back, open the payment link in the library’s e-mail again while it is valid. If you are on a shared computer, close the browser (all of its windows).'
+        : 'You are signed out of the fines service. If you are on a shared computer, close the browser (all of its windows) so that the next person cannot use your library sign-in.',
       root: './',
       tone: 'ok'
     }))

@@ -41,7 +41,10 @@ export async function answerError (config: Config, error: FastifyError, request:
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
       .send(messagePage(config, { title: heading, heading, message, root, linkHome: status < 500 && request.method !== 'GET' }))
 
-  const unknownPatron = (): FastifyReply => html(404, 'We could not find your library account', 'Your sign-in worked, but the library system has no account for you. If you think this is wrong, contact the library and mention your username.')
+  // a pay-link patron has no username (nor a sign-in): what they can tell the library is where the link came to
+  const unknownPatron = (): FastifyReply => html(404, 'We could not find your library account', request.patron?.payLink !== undefined
+    ? 'Your payment link worked, but the library system did not find your account. If you think this is wrong, contact the library and tell them the e-mail address the payment link was sent to.'
+    : 'Your sign-in worked, but the library system has no account for you. If you think this is wrong, contact the library and mention your username.')
   if (error instanceof AlmaError && USER_NOT_FOUND_CODES.has(error.errorCode)) {
     request.log.warn({ event: 'patron.unknown', alma: { status: error.status, errorCode: error.errorCode, trackingId: error.trackingId } }, `user ${request.patron?.username ?? '?'} is not known to Alma (${error.errorCode})`)
     return unknownPatron()
