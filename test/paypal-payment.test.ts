@@ -43,6 +43,26 @@ async function paidAndPosted (t: Test): Promise<{ stack: Awaited<ReturnType<type
   return { stack, checkoutId, capture: stack.pp.captures[0].id }
 }
 
+t.test('a CashNet postback naming a PayPal checkout (the campus behind CashNet\'s allow-list too) is kept as an orphan: nothing paid or posted', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { orderId } = await startPaying(alice, ['100001'])
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  // what a CashNet store whose notification URL points here would send: the checkout's reference and amounts
+  const session = { id: 'stray', finished: false, fields: new Map([['itemcnt', '1'], ['itemcode1', 'LIBFINE'], ['amount1', '5.00'], ['qty1', '1'], ['ref1type1', 'ALMACHECKOUT'], ['ref1val1', checkoutId], ['custcode', 'alice']]) }
+  const fields = stack.cashnet.resultFields(session, 'pay')
+  const first = await stack.cashnet.sendPostback(fields)
+  t.equal(first.status, 200, 'answered 200: CashNet need not retry, staff see it', { body: first.body })
+  t.equal((await stack.cashnet.sendPostback(fields)).status, 200, 'and again')
+  await stack.app.worker.idle()
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'CREATED', 'the PayPal checkout is untouched')
+  t.equal(checkout?.tx, null)
+  t.same(stack.alma.calls.filter(c => c.method === 'POST'), [], 'nothing paid in Alma')
+  const unmatched = await stack.app.ledger.unmatchedPostbacks()
+  t.match(unmatched, [{ outcome: 'ORPHAN', tx: fields.tx, reason: new RegExp(`checkout ${checkoutId} is paid through PayPal, not CashNet`) }, { outcome: 'ORPHAN' }], 'on the staff list of unmatched postbacks, each time')
+})
+
 t.test('a patron pays two fees through PayPal: one order, one capture, Alma records each fee once with the capture id', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

@@ -35,6 +35,11 @@ export function decidePostback (checkout: Checkout | undefined, earlier: Postbac
   if (checkout === undefined) {
     return { outcome: 'ORPHAN', reason: `no checkout ${postback.checkoutId}; CashNet tx ${postback.tx || '(none)'}, result ${postback.result}: money may have been taken` }
   }
+  // A checkout handed to another provider (a PayPal campus behind the same CashNet allow-list, a store whose
+  // notification URL points at the wrong campus) was never sent to CashNet: its fees are not CashNet's to pay.
+  if (checkout.provider !== 'cashnet') {
+    return { outcome: 'ORPHAN', reason: `checkout ${checkout.id} is paid through PayPal, not CashNet: CashNet tx ${postback.tx || '(none)'}, result ${postback.result} was not applied to it; if CashNet took money, refund it there` }
+  }
   const result = String(postback.result)
   const duplicate = earlier.some(e => e.result === result && e.tx === postback.tx && e.outcome !== 'REJECTED' && e.outcome !== 'TX_REUSED')
   if (duplicate) return { outcome: 'DUPLICATE', reason: `the same postback again (tx ${postback.tx || '(none)'}, result ${result})` }
