@@ -52,6 +52,9 @@ t.test('defaults apply, a campus overrides them, process-wide variables come fro
   t.equal(loadCampuses({ ...processEnv }), null, 'no CAMPUSES_FILE: one campus from the environment')
 })
 
+function paypal (webhookId: string, clientId = 'one-app'): Record<string, string> {
+  return { PAYMENT_PROVIDER: 'paypal', PAYPAL_API_URL: 'https://api-m.sandbox.paypal.com', PAYPAL_CLIENT_ID: clientId, PAYPAL_CLIENT_SECRET: 'secret', PAYPAL_WEBHOOK_ID: webhookId }
+}
 const errors: Array<[string, unknown, Record<string, string>, RegExp]> = [
   ['a campus without a required variable', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: undefined }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: EZPROXY_ALLOW is required/],
   ['a PayPal campus without its client id', { defaults: cashnet, campuses: { pomona: campus('pomona', { PAYMENT_PROVIDER: 'paypal' }) } }, { POMONA_KEY: 'k' }, /^configuration: campus pomona: PAYPAL_CLIENT_ID is required when PAYMENT_PROVIDER=paypal/],
@@ -63,6 +66,8 @@ const errors: Array<[string, unknown, Record<string, string>, RegExp]> = [
   ['a bad campus id', { defaults: cashnet, campuses: { North_Campus: campus('north') } }, { NORTH_KEY: 'k' }, /^configuration: CAMPUSES_FILE \(.*\) has the campus id "North_Campus"/],
   ['no campuses', { defaults: cashnet, campuses: {} }, {}, /must name at least one campus/],
   ['not JSON', '{ "campuses": ', {}, /is not valid JSON/],
+  ['two PayPal campuses on one PayPal app', { defaults: cashnet, campuses: { north: campus('north', paypal('N-WH')), south: campus('south', paypal('S-WH')) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: PAYPAL_CLIENT_ID is the same as campus north's: each PayPal campus needs its own PayPal REST app and webhook/],
+  ['two PayPal campuses on one webhook', { defaults: cashnet, campuses: { north: campus('north', paypal('WH-1', 'north-app')), south: campus('south', paypal('WH-1', 'south-app')) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: PAYPAL_WEBHOOK_ID is the same as campus north's/],
   ['a value that is an object', { defaults: cashnet, campuses: { north: campus('north', { LIBRARY_NAME: { en: 'x' } }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: LIBRARY_NAME must be a string/]
 ]
 for (const [name, content, env, message] of errors) {

@@ -143,7 +143,25 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
     }
     result.push({ id, config: { ...config, campus: id, databasePath: campusDatabasePath(config.databasePath, id), campusesFile: file } })
   }
+  refuseSharedPayPalApps(result)
   return result
+}
+
+/**
+ * Each PayPal campus needs its own REST app and webhook: every listener of an app receives all of the app's
+ * events, so two campuses on one app would each see the other's captures as payments it cannot match (orphans
+ * "money may have been taken") and its reconcile would list them for refunding.
+ */
+function refuseSharedPayPalApps (campuses: readonly Campus[]): void {
+  const seen = new Map<string, string>()
+  for (const { id, config } of campuses) {
+    if (config.paymentProvider !== 'paypal') continue
+    for (const [variable, value] of [['PAYPAL_CLIENT_ID', config.paypalClientId], ['PAYPAL_WEBHOOK_ID', config.paypalWebhookId]] as const) {
+      const other = seen.get(`${variable}\u0000${value}`)
+      if (other !== undefined) throw new CampusConfigError(id, variable, `is the same as campus ${other}'s: each PayPal campus needs its own PayPal REST app and webhook (every listener of an app receives all its events)`)
+      seen.set(`${variable}\u0000${value}`, id)
+    }
+  }
 }
 
 /**
