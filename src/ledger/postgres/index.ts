@@ -7,7 +7,7 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
@@ -115,6 +115,7 @@ export class PostgresLedger implements Ledger {
   async recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult> { return await this.#store.recordRefund(refund, rules) }
   async moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined> { return await moneyRecord(this.pool, checkoutId) }
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> { return await this.#store.resolveAttention(checkoutId, by, resolution, rule) }
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> { return await this.#store.reopenAttention(checkoutId, reopen, detail) }
   async duePostings (now: Date): Promise<string[]> { return await this.#store.duePostings(now) }
   async expireCreated (createdBefore: Date): Promise<string[]> { return await this.#store.expireCreated(createdBefore) }
   async underReviewBefore (cutoff: Date): Promise<Checkout[]> { return await this.#store.underReviewBefore(cutoff) }

@@ -9,7 +9,7 @@ import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
@@ -305,6 +305,27 @@ export class PostgresStore {
     return changed === 1
   }
 
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    return await this.#pool.transaction(async q => await this.#reopen(q, checkoutId, reopen, detail))
+  }
+
+  /** A settled NEEDS_ATTENTION payment back in front of staff (as the SQLite store does); false if it is not settled. */
+  async #reopen (q: Queries, checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    const before = await getCheckout(q, checkoutId, true)
+    if (before === undefined || before.state !== 'NEEDS_ATTENTION' || before.resolvedAt === null) return false
+    const changed = await q.run(`UPDATE checkouts SET attention_kind = $1, attention_reason = $2, resolved_at = NULL, resolved_by = NULL, resolution = NULL, updated_at = $3
+        WHERE id = $4 AND state = 'NEEDS_ATTENTION' AND resolved_at IS NOT NULL`,
+    [reopen.reopen, reopen.reason, this.#iso(), checkoutId])
+    if (changed !== 1) return false
+    await this.#event(q, checkoutId, 'attention.reopened', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', {
+      kind: reopen.reopen,
+      reason: reopen.reason,
+      ...detail,
+      settled: { by: before.resolvedBy, at: before.resolvedAt, resolution: before.resolution, kind: before.attentionKind }
+    })
+    return true
+  }
+
   async recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult> {
     return await this.#pool.transaction(async (q): Promise<RefundResult> => {
       const before = await moneyRecord(q, refund.checkoutId, true)
@@ -325,6 +346,9 @@ export class PostgresStore {
         await this.#settle(q, checkout.id, refund.by, `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`)
       } else if (effect === 'restore') {
         await this.#restoreAfterDoubleCharge(q, checkout, refund.by, id)
+      } else if (effect !== 'none') {
+        const reopened = await this.#reopen(q, checkout.id, effect, { refund: id, tx: refund.tx, reference: refund.reference })
+        return { recorded: true, id, effect: reopened ? 'reopen' : 'none', checkout: await getCheckout(q, checkout.id) as Checkout }
       }
       return { recorded: true, id, effect, checkout: await getCheckout(q, checkout.id) as Checkout }
     })

@@ -12,7 +12,7 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules,
+  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen,
   StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
@@ -163,6 +163,10 @@ export class SqliteLedger implements Ledger {
 
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> {
     return write(() => this.#store.resolveAttention(checkoutId, by, resolution, rule))
+  }
+
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    return write(() => this.#store.reopenAttention(checkoutId, reopen, detail))
   }
 
   async duePostings (now: Date): Promise<string[]> {

@@ -7,7 +7,7 @@ import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule,
   TransitionRequest
 } from '../ledger.ts'
 import type {
@@ -286,6 +286,28 @@ export class CheckoutStore {
     return changed.changes === 1
   }
 
+  reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): boolean {
+    return this.#c.transaction(() => this.#reopen(checkoutId, reopen, detail))
+  }
+
+  /** A settled NEEDS_ATTENTION payment back in front of staff, as `reopen` says; false if it is not settled. */
+  #reopen (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): boolean {
+    const c = this.#c
+    const before = this.getCheckout(checkoutId)
+    if (before === undefined || before.state !== 'NEEDS_ATTENTION' || before.resolvedAt === null) return false
+    const changed = c.sql(`UPDATE checkouts SET attention_kind = ?, attention_reason = ?, resolved_at = NULL, resolved_by = NULL, resolution = NULL, updated_at = ?
+        WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NOT NULL`)
+      .run(reopen.reopen, reopen.reason, c.iso(), checkoutId)
+    if (changed.changes !== 1) return false
+    c.event(checkoutId, 'attention.reopened', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', {
+      kind: reopen.reopen,
+      reason: reopen.reason,
+      ...detail,
+      settled: { by: before.resolvedBy, at: before.resolvedAt, resolution: before.resolution, kind: before.attentionKind }
+    })
+    return true
+  }
+
   recordRefund (refund: RefundRequest, rules: RefundRules): RefundResult {
     const c = this.#c
     return c.transaction((): RefundResult => {
@@ -309,6 +331,9 @@ export class CheckoutStore {
         this.#settle(checkout.id, refund.by, resolution)
       } else if (effect === 'restore') {
         this.#restoreAfterDoubleCharge(checkout, refund.by, id)
+      } else if (effect !== 'none') {
+        const reopened = this.#reopen(checkout.id, effect, { refund: id, tx: refund.tx, reference: refund.reference })
+        return { recorded: true, id, effect: reopened ? 'reopen' : 'none', checkout: this.getCheckout(checkout.id) as Checkout }
       }
       return { recorded: true, id, effect, checkout: this.getCheckout(checkout.id) as Checkout }
     })
