@@ -321,6 +321,71 @@ t.test('PayPal taking a posted payment back (PAYMENT.CAPTURE.REVERSED): recorded
   t.match(list.body, 'PayPal took back 5.00 USD of capture', 'the staff list says why')
 })
 
+/** Staff mark the payment settled from its page, over HTTP, with this note. */
+async function settleAsStaff (t: Test, staff: Browser, checkoutId: string, note: string): Promise<void> {
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  const at = page.body.indexOf('<form class="resolve"')
+  t.ok(at >= 0, 'the payment page offers to mark it settled')
+  const answer = await staff.post(`/admin/payments/${checkoutId}/resolve`, [...readForm(page.body.slice(at)).fields, ['resolution', note]])
+  t.equal(answer.status, 303, 'marked settled')
+}
+
+t.test('a chargeback after staff settled the case puts it back on their open list once, as REVERSED, booked once', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.refund(capture, 200)
+  const staff = new Browser(stack).login('staff')
+  await settleAsStaff(t, staff, checkoutId, 'refunded 2.00 in PayPal, the rest stays paid')
+  t.notMatch((await staff.get('/admin')).body, 'payment(s) need attention', 'nothing open for staff')
+
+  const reversal = await stack.pp.reverse(capture)
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  t.equal(delivery.status, 200)
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION')
+  t.equal(checkout?.resolvedAt, null, 'no longer settled')
+  t.equal(checkout?.attentionKind, 'REVERSED', 'now a reversal case')
+  t.match(checkout?.attentionReason, 'PayPal took back 3.00 USD')
+  const reopened = (await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened') ?? []
+  t.equal(reopened.length, 1, 'an audit event says it was reopened')
+  t.match(JSON.parse(reopened[0]?.detail ?? '{}'), { kind: 'REVERSED', reason: /PayPal took back 3\.00 USD/, reference: reversal.id, settled: { by: 'staff', resolution: 'refunded 2.00 in PayPal, the rest stays paid', kind: 'REFUNDED' } }, 'saying why, and how it had been settled')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.reversed' && l.checkout === checkoutId && l.reopened === true), 'logged as reopened')
+  t.ok(stack.logLines().some(l => l.event === 'payment.needs_attention' && l.checkout === checkoutId && String(l.reason).includes('reversal or chargeback')), 'staff are alerted')
+  t.match((await staff.get('/admin')).body, '<strong>1</strong> payment(s) need attention', 'back on the open list')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  t.match(page.body, 'Taken back by the payment provider (reversal or chargeback)')
+  t.match(page.body, '<form class="resolve"', 'to be settled again')
+  t.match(page.body, 'back in front of staff after it was settled', 'the story tells it')
+
+  await stack.pp.redeliver(delivery)
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'a redelivery reopens nothing more')
+  await settleAsStaff(t, staff, checkoutId, 'chargeback accepted, fees reinstated in Alma')
+  const again = await stack.pp.redeliver(delivery)
+  t.equal(again.status, 200)
+  const after = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(after?.resolution, 'chargeback accepted, fees reinstated in Alma', 'a redelivery after settling again leaves it settled')
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'reopened exactly once')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.map(r => [r.kind, r.amount]), [['refund', 200], ['reversal', 300]], 'the reversal booked once')
+  t.same(stack.alma.paymentsFor(capture), [{ feeId: '100001', amountCents: 500 }], 'nothing changed in Alma')
+})
+
+t.test('a chargeback without an amount after staff settled the case reopens it once, booking nothing', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.refund(capture, 200)
+  const staff = new Browser(stack).login('staff')
+  await settleAsStaff(t, staff, checkoutId, 'refunded 2.00 in PayPal')
+  await stack.pp.reverse(capture, { amountCents: null })
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.resolvedAt, null, 'no longer settled')
+  t.equal(checkout?.attentionKind, 'REVERSED')
+  t.match(checkout?.attentionReason, 'PayPal did not say how much')
+  await settleAsStaff(t, staff, checkoutId, 'found 3.00 in the Resolution Center')
+  await stack.pp.redeliver(delivery)
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.resolution, 'found 3.00 in the Resolution Center', 'a redelivery leaves it settled')
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'reopened exactly once')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.map(r => r.kind), ['refund'], 'no amount guessed, nothing booked')
+})
+
 t.test('a reversal whose event names no checkout is found by its capture; one without an amount goes to staff without booking a guess', async t => {
   const { stack, checkoutId, capture } = await paidAndPosted(t)
   await stack.pp.reverse(capture, { amountCents: null, ids: false })

@@ -58,6 +58,7 @@ export function eventInWords (event: AuditEvent, checkout: Pick<Checkout, 'lines
     case 'refund.recorded': return `refund recorded${by}: ${money(d.amount)} of CashNet tx ${String(d.tx ?? '')} (CashNet refund ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
     case 'double_charge.refunded': return `the double charge is refunded in full${by}; back to ${event.toState ?? 'the state before'}`
     case 'attention.resolved': return `marked settled${by}: ${String(d.resolution ?? '')}`
+    case 'attention.reopened': return `back in front of staff after it was settled: ${String(d.reason ?? '')}`
     default: return event.event.replace(/[._]/g, ' ')
   }
 }
