@@ -10,7 +10,7 @@
 
 import type { Cents } from '../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
+  AlmaCallEntry, AttentionKind, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
   CheckoutSummary, ComposeMessages, IncomingPostback, MoneyOutKind, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
   NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
   SessionRecord, SessionStatus, UserIdKind
@@ -192,6 +192,11 @@ export interface Ledger {
   recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult>
   /** The checkout with what CashNet reported for it and the refunds recorded: what the payment rules need. */
   moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined>
+  /**
+   * What the provider reported in each successful postback for each of these checkouts (moneyRecord's `reports`),
+   * in one read: for lists and the CSV, a page of checkouts at a time. A checkout with none is absent.
+   */
+  reportsOf (checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>>
   /** Staff record how a NEEDS_ATTENTION payment was settled, if `rule` allows it; refused unless open. */
   resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
   /**

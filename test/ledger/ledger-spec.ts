@@ -345,6 +345,21 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.equal(await ledger.reopenAttention('nope', reopen, {}), false)
   })
 
+  t.test('reportsOf reads the reports of several checkouts in one go, each as its money record has them', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500, 250])
+    await paidCheckout(ledger, 'c2', '7002', [300])
+    await ledger.recordPostback(incoming('c2', '7003', [300]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    await ledger.createCheckout(newCheckout('c3', [100]))
+    await ledger.recordPostback(incoming('c3', '', null, '5'), always({ outcome: 'DECLINED', reason: 'declined', to: 'DECLINED' }))
+    const found = await ledger.reportsOf(['c1', 'c2', 'c3', 'nope'])
+    t.same([...found.keys()].sort(), ['c1', 'c2'], 'only checkouts with a report')
+    for (const id of ['c1', 'c2']) t.same(found.get(id), (await ledger.moneyRecord(id))?.reports, `${id}: the same reports, in the same order`)
+    t.same(found.get('c2')?.map(r => [r.tx, r.outcome, r.total]), [['7002', 'PAID', 300], ['7003', 'DOUBLE_CHARGE', 300]])
+    t.same(found.get('c1')?.[0].items.map(i => [i.itemNo, i.amount]), [[1, 500], [2, 250]])
+    t.equal((await ledger.reportsOf([])).size, 0)
+  })
+
   t.test('a rule that throws records nothing', async t => {
     const { ledger } = await setup(t)
     await ledger.createCheckout(newCheckout('c1', [500]))

@@ -15,7 +15,7 @@ import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
-import { toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
+import { reportsByCheckout, toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
 import type { Pool, Queries } from './pool.ts'
 
 export async function getCheckout (q: Queries, id: string, lock = false): Promise<Checkout | undefined> {
@@ -26,21 +26,17 @@ export async function getCheckout (q: Queries, id: string, lock = false): Promis
 }
 
 export async function reports (q: Queries, checkoutId: string): Promise<CashnetReport[]> {
-  const rows = await q.query(`SELECT p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
+  return (await reportsOf(q, [checkoutId])).get(checkoutId) ?? []
+}
+
+/** The same for several checkouts in one query, each one's oldest first. */
+export async function reportsOf (q: Queries, checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>> {
+  const rows = await q.query(`SELECT p.checkout_id, p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
       FROM postbacks p LEFT JOIN postback_items i ON i.postback_id = p.id
-      WHERE p.checkout_id = $1 AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
+      WHERE p.checkout_id = ANY($1::text[]) AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
         AND p.outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE')
-      ORDER BY p.id, i.item_no`, [checkoutId])
-  const found = new Map<number, CashnetReport>()
-  for (const r of rows) {
-    let report = found.get(r.id)
-    if (report === undefined) {
-      report = { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents }
-      found.set(r.id, report)
-    }
-    if (r.item_no !== null) report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
-  }
-  return [...found.values()]
+      ORDER BY p.id, i.item_no`, [[...checkoutIds]])
+  return reportsByCheckout(rows)
 }
 
 export async function refunds (q: Queries, checkoutId: string): Promise<RefundRecord[]> {

@@ -16,7 +16,7 @@ import type {
   StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
+  AlmaCallEntry, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
   OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus, UserIdKind
 } from '../types.ts'
@@ -159,6 +159,10 @@ export class SqliteLedger implements Ledger {
 
   async moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined> {
     return this.#store.moneyRecord(checkoutId)
+  }
+
+  async reportsOf (checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>> {
+    return this.#store.reportsOf(checkoutIds)
   }
 
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> {

@@ -15,7 +15,7 @@ import type {
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
 import type { Connection } from './connection.ts'
-import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
+import { reportsByCheckout, type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
 
 // A review an instance from before the review mark left unmarked: the checkout's CAPTURE_PENDING_EVENT, written as
 // a literal so that SQLite uses the partial index on it (audit_capture_pending), and the tx of the latest one.
@@ -375,21 +375,17 @@ export class CheckoutStore {
 
   /** What CashNet reported in each successful postback for this checkout, oldest first. */
   reports (checkoutId: string): CashnetReport[] {
-    const rows = this.#c.sql(`SELECT p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
+    return this.reportsOf([checkoutId]).get(checkoutId) ?? []
+  }
+
+  /** The same for several checkouts in one query (the ids as one JSON parameter), each one's oldest first. */
+  reportsOf (checkoutIds: readonly string[]): Map<string, CashnetReport[]> {
+    const rows = this.#c.sql(`SELECT p.checkout_id, p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
         FROM postbacks p LEFT JOIN postback_items i ON i.postback_id = p.id
-        WHERE p.checkout_id = ? AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
+        WHERE p.checkout_id IN (SELECT value FROM json_each(?)) AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
           AND p.outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE')
-        ORDER BY p.id, i.item_no`).all(checkoutId) as Row[]
-    const reports = new Map<number, CashnetReport>()
-    for (const r of rows) {
-      let report = reports.get(r.id)
-      if (report === undefined) {
-        report = { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents }
-        reports.set(r.id, report)
-      }
-      if (r.item_no !== null) report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
-    }
-    return [...reports.values()]
+        ORDER BY p.id, i.item_no`).all(JSON.stringify(checkoutIds)) as Row[]
+    return reportsByCheckout(rows)
   }
 
   refunds (checkoutId: string): RefundRecord[] {
