@@ -32,7 +32,7 @@ export function whyNot (verdict: Verdict): string | null {
 const PAYMENT_OUTCOMES = new Set(['PAID', 'MISMATCH'])
 
 /** What CashNet reported for the checkout's own tx: the first successful postback that carried it. */
-export function paymentReport (record: MoneyRecord): CashnetReport | null {
+export function paymentReport (record: { checkout: Pick<Checkout, 'tx'>, reports: readonly CashnetReport[] }): CashnetReport | null {
   const tx = record.checkout.tx ?? ''
   if (tx === '') return null
   return record.reports.find(r => r.tx === tx && PAYMENT_OUTCOMES.has(r.outcome)) ?? null

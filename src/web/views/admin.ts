@@ -8,7 +8,7 @@ import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, Postb
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
 import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
-import type { ReceivedMoney } from '../../payments/receipts.ts'
+import { amountReceived, type ReceivedMoney } from '../../payments/receipts.ts'
 import { eventInWords, localTime } from '../../payments/story.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
@@ -374,22 +374,30 @@ export function neutraliseCell (value: string): string {
   return FORMULA_START.test(value) && !PLAIN_NUMBER.test(value) ? `'${value}` : value
 }
 
+// New columns go at the end: spreadsheets and scripts read these by position.
 export const CSV_COLUMNS = [
   'checkout_id', 'created_at', 'state', 'username', 'primary_id', 'patron_name', 'currency', 'total', 'unapplied',
-  'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention'
+  'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention', 'received'
 ] as const
 
-function csvRow (c: CheckoutSummary): string[] {
+/** One page of the CSV: its checkouts, and what the provider reported receiving for those whose money was taken. */
+export interface CsvPage {
+  checkouts: CheckoutSummary[]
+  received: ReadonlyMap<string, ReceivedMoney>
+}
+
+function csvRow (c: CheckoutSummary, received: Cents | null): string[] {
   return [
     c.id, c.createdAt, c.state, c.userId, c.primaryId, c.patronName, c.currency, formatDecimal(c.total), formatDecimal(c.unapplied),
-    c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c)
+    c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c),
+    received === null ? '' : formatDecimal(received)
   ].map(neutraliseCell)
 }
 
 /** The CSV of a list as a stream, page by page: only one page of checkouts is in memory at a time. */
-export function paymentsCsv (pages: AsyncIterable<CheckoutSummary[]>): Readable {
+export function paymentsCsv (pages: AsyncIterable<CsvPage>): Readable {
   const rows = Readable.from((async function * () {
-    for await (const page of pages) for (const c of page) yield csvRow(c)
+    for await (const page of pages) for (const c of page.checkouts) yield csvRow(c, amountReceived(page.received.get(c.id)))
   })(), { objectMode: true })
   const csv = stringify({ header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })
   rows.on('error', (error) => csv.destroy(error))
