@@ -15,6 +15,7 @@ import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
+import { PROVIDER_LABEL } from '../types.ts'
 import { reportsByCheckout, toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
 import type { Pool, Queries } from './pool.ts'
 
@@ -339,7 +340,7 @@ export class PostgresStore {
       const effect = rules.effect(after)
       const checkout = after.checkout
       if (effect === 'settle') {
-        await this.#settle(q, checkout.id, refund.by, `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`)
+        await this.#settle(q, checkout.id, refund.by, `refund of ${formatDecimal(refund.amount)} recorded (${PROVIDER_LABEL[checkout.provider] ?? PROVIDER_LABEL.cashnet} refund ${refund.reference}): ${refund.note}`)
       } else if (effect === 'restore') {
         await this.#restoreAfterDoubleCharge(q, checkout, refund.by, id)
       } else if (effect !== 'none') {

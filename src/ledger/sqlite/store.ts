@@ -14,6 +14,7 @@ import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
+import { PROVIDER_LABEL } from '../types.ts'
 import type { Connection } from './connection.ts'
 import { reportsByCheckout, type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
 
@@ -327,7 +328,7 @@ export class CheckoutStore {
       const effect = rules.effect(after)
       const checkout = after.checkout
       if (effect === 'settle') {
-        const resolution = `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`
+        const resolution = `refund of ${formatDecimal(refund.amount)} recorded (${PROVIDER_LABEL[checkout.provider] ?? PROVIDER_LABEL.cashnet} refund ${refund.reference}): ${refund.note}`
         this.#settle(checkout.id, refund.by, resolution)
       } else if (effect === 'restore') {
         this.#restoreAfterDoubleCharge(checkout, refund.by, id)
