@@ -417,6 +417,41 @@ t.test('a reversal of a capture no checkout knows is kept for staff, nothing els
   t.ok(stack.logLines().some(l => l.event === 'paypal.reversal_orphan' && l.tx === '1AB23456CD789012E'), 'logged for staff')
 })
 
+t.test('a PayPal payment\'s staff page, its story and the patron\'s receipt name PayPal, never CashNet', async t => {
+  // PayPal captures 2.00 of the 5.00 due: a mismatch, so the page shows every staff action's wording
+  const stack = await paypalStack(t, { paypal: { faults: { captureAmountDeltaCents: -300 } } })
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  const receipt = await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  const capture = stack.pp.captures[0].id
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.attentionKind, 'MISMATCH')
+  t.equal(receipt.status, 200)
+  t.notMatch(receipt.body, 'CashNet', 'the receipt on the way back from PayPal')
+  t.notMatch((await alice.get(`/cashnet/return?ref=${checkoutId}`)).body, 'CashNet', 'the receipt from the history')
+  t.notMatch((await alice.get('/history')).body, 'CashNet', 'the history')
+
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  t.notMatch(page.body, 'CashNet', 'the staff page')
+  t.match(page.body, 'Kind of problem: PayPal reported other amounts than the checkout')
+  t.match(page.body, `<dt>PayPal tx</dt><dd>${capture}</dd>`)
+  t.match(page.body, '<th scope="col" class="amount">PayPal confirmed</th>')
+  t.match(page.body, 'Post what PayPal confirmed')
+  t.match(page.body, `PayPal tx <code>${capture}</code>: PayPal reported $2.00`, 'the refund form')
+  t.match(page.body, 'PayPal refund reference (required)')
+  t.match(page.body, 'PayPal reported other amounts than the checkout (2.00 confirmed for the 5.00 left)', 'why a retry is not offered')
+
+  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const refunded = await staff.post(`/admin/payments/${checkoutId}/refund`, [...form.fields, ['amount', '2.00'], ['reference', '5TY05013RG002845M'], ['note', 'refunded in PayPal']])
+  t.equal(refunded.status, 303)
+  const settled = await staff.get(`/admin/payments/${checkoutId}`)
+  t.notMatch(settled.body, 'CashNet', 'the page after the refund, its story and its settlement')
+  t.match(settled.body, 'Refunds staff made in PayPal and recorded here')
+  t.match(settled.body, 'recorded (PayPal refund 5TY05013RG002845M): refunded in PayPal', 'the settlement names PayPal')
+  t.match(settled.body, `of PayPal tx ${capture} (PayPal refund 5TY05013RG002845M)`, 'so does the story')
+})
+
 t.test('bad inputs on the PayPal routes', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

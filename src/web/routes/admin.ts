@@ -7,7 +7,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { PageCursor } from '../../ledger/ledger.ts'
 import type { MoneyRecord } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
-import { type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { providerOf, type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { differencesOf, receivedOf } from '../../payments/receipts.ts'
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
@@ -164,7 +164,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
       // changed it since the page was read (a double charge, say) is not overridden.
       const requeued = await ledger.requeue(id, by, action, current => whyNot(verdict(current, action)))
       if (!requeued.done) return refuse(request, reply, action, target, requeued.reason)
-      request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : 'post what CashNet confirmed for'} ${id} (was ${record.checkout.state})`)
+      request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : `post what ${providerOf(record.checkout)} confirmed for`} ${id} (was ${record.checkout.state})`)
       worker.schedule(id)
       return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
     })
