@@ -242,6 +242,38 @@ t.test('the CSV has the filtered rows, decimal amounts and no live formulas', as
   t.ok(stack.logLines().some(l => l.event === 'admin.export' && l.user === 'staff'), 'the download is logged')
 })
 
+t.test('the CSV ends with what the provider reported receiving: the money format, empty where nothing was received', async t => {
+  const stack = await build(t)
+  const paid = await pay(stack, 'carol')
+  await until(async () => await state(stack, paid.id) === 'POSTED', 'carol posted')
+  // alice's checkout is for all her fees; CashNet reports taking 0.03 for it: a mismatch, for staff
+  const short = await start(stack, 'alice')
+  await stack.cashnet.sendPostback({ result: '0', tx: '777001', itemcnt: '1', itemcode1: 'LIB-FINE', amount1: '0.03', ref1type1: 'ALMACHECKOUT', ref1val1: short })
+  t.equal(await state(stack, short), 'NEEDS_ATTENTION')
+  const zoe = new Browser(stack).login('zoe')
+  const declined = await zoe.checkout()
+  await zoe.payOnCashnet(declined.action, declined.fields, 'decline')
+  const abandoned = await start(stack, 'erin')
+
+  const staff = new Browser(stack).login('staff')
+  const ledger = stack.app.ledger as unknown as Record<string, unknown>
+  ledger.moneyRecord = () => { throw new Error('a money record per row') }
+  const csv = await staff.get('/admin/payments.csv')
+  delete ledger.moneyRecord
+  t.equal(csv.status, 200)
+  const [header, ...lines] = parse(csv.body) as string[][]
+  t.same(header, ['checkout_id', 'created_at', 'state', 'username', 'primary_id', 'patron_name', 'currency', 'total', 'unapplied',
+    'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention', 'received'], 'the earlier columns keep their places; received comes last')
+  t.ok(lines.every(l => l.length === header.length), 'every row has every column')
+  const byId = new Map((parse(csv.body, { columns: true }) as Array<Record<string, string>>).map(r => [r.checkout_id, r]))
+  t.equal(byId.get(paid.id)?.received, byId.get(paid.id)?.total, 'paid in full: what was received is the total')
+  t.match(byId.get(paid.id), { received: '2.50', total: '2.50' })
+  t.match(byId.get(short), { state: 'NEEDS_ATTENTION', received: '0.03' }, 'a short payment: what CashNet reported, not the total')
+  t.not(byId.get(short)?.total, '0.03')
+  t.equal(byId.get(checkoutIdFrom(declined.fields))?.received, '', 'declined: nothing received')
+  t.equal(byId.get(abandoned)?.received, '', 'never paid: nothing received')
+})
+
 t.test('unmatched postbacks are listed for staff with their raw bodies, escaped', async t => {
   const stack = await build(t)
   const paid = await pay(stack, 'carol')

@@ -341,6 +341,71 @@ t.test('PayPal taking a posted payment back (PAYMENT.CAPTURE.REVERSED): recorded
   t.match(list.body, 'PayPal took back 5.00 USD of capture', 'the staff list says why')
 })
 
+/** Staff mark the payment settled from its page, over HTTP, with this note. */
+async function settleAsStaff (t: Test, staff: Browser, checkoutId: string, note: string): Promise<void> {
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  const at = page.body.indexOf('<form class="resolve"')
+  t.ok(at >= 0, 'the payment page offers to mark it settled')
+  const answer = await staff.post(`/admin/payments/${checkoutId}/resolve`, [...readForm(page.body.slice(at)).fields, ['resolution', note]])
+  t.equal(answer.status, 303, 'marked settled')
+}
+
+t.test('a chargeback after staff settled the case puts it back on their open list once, as REVERSED, booked once', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.refund(capture, 200)
+  const staff = new Browser(stack).login('staff')
+  await settleAsStaff(t, staff, checkoutId, 'refunded 2.00 in PayPal, the rest stays paid')
+  t.notMatch((await staff.get('/admin')).body, 'payment(s) need attention', 'nothing open for staff')
+
+  const reversal = await stack.pp.reverse(capture)
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  t.equal(delivery.status, 200)
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION')
+  t.equal(checkout?.resolvedAt, null, 'no longer settled')
+  t.equal(checkout?.attentionKind, 'REVERSED', 'now a reversal case')
+  t.match(checkout?.attentionReason, 'PayPal took back 3.00 USD')
+  const reopened = (await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened') ?? []
+  t.equal(reopened.length, 1, 'an audit event says it was reopened')
+  t.match(JSON.parse(reopened[0]?.detail ?? '{}'), { kind: 'REVERSED', reason: /PayPal took back 3\.00 USD/, reference: reversal.id, settled: { by: 'staff', resolution: 'refunded 2.00 in PayPal, the rest stays paid', kind: 'REFUNDED' } }, 'saying why, and how it had been settled')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.reversed' && l.checkout === checkoutId && l.reopened === true), 'logged as reopened')
+  t.ok(stack.logLines().some(l => l.event === 'payment.needs_attention' && l.checkout === checkoutId && String(l.reason).includes('reversal or chargeback')), 'staff are alerted')
+  t.match((await staff.get('/admin')).body, '<strong>1</strong> payment(s) need attention', 'back on the open list')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  t.match(page.body, 'Taken back by the payment provider (reversal or chargeback)')
+  t.match(page.body, '<form class="resolve"', 'to be settled again')
+  t.match(page.body, 'back in front of staff after it was settled', 'the story tells it')
+
+  await stack.pp.redeliver(delivery)
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'a redelivery reopens nothing more')
+  await settleAsStaff(t, staff, checkoutId, 'chargeback accepted, fees reinstated in Alma')
+  const again = await stack.pp.redeliver(delivery)
+  t.equal(again.status, 200)
+  const after = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(after?.resolution, 'chargeback accepted, fees reinstated in Alma', 'a redelivery after settling again leaves it settled')
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'reopened exactly once')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.map(r => [r.kind, r.amount]), [['refund', 200], ['reversal', 300]], 'the reversal booked once')
+  t.same(stack.alma.paymentsFor(capture), [{ feeId: '100001', amountCents: 500 }], 'nothing changed in Alma')
+})
+
+t.test('a chargeback without an amount after staff settled the case reopens it once, booking nothing', async t => {
+  const { stack, checkoutId, capture } = await paidAndPosted(t)
+  await stack.pp.refund(capture, 200)
+  const staff = new Browser(stack).login('staff')
+  await settleAsStaff(t, staff, checkoutId, 'refunded 2.00 in PayPal')
+  await stack.pp.reverse(capture, { amountCents: null })
+  const delivery = stack.pp.webhooks[stack.pp.webhooks.length - 1]
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.resolvedAt, null, 'no longer settled')
+  t.equal(checkout?.attentionKind, 'REVERSED')
+  t.match(checkout?.attentionReason, 'PayPal did not say how much')
+  await settleAsStaff(t, staff, checkoutId, 'found 3.00 in the Resolution Center')
+  await stack.pp.redeliver(delivery)
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.resolution, 'found 3.00 in the Resolution Center', 'a redelivery leaves it settled')
+  t.equal((await stack.app.ledger.history(checkoutId))?.events.filter(e => e.event === 'attention.reopened').length, 1, 'reopened exactly once')
+  t.same((await stack.app.ledger.moneyRecord(checkoutId))?.refunds.map(r => r.kind), ['refund'], 'no amount guessed, nothing booked')
+})
+
 t.test('a reversal whose event names no checkout is found by its capture; one without an amount goes to staff without booking a guess', async t => {
   const { stack, checkoutId, capture } = await paidAndPosted(t)
   await stack.pp.reverse(capture, { amountCents: null, ids: false })
@@ -370,6 +435,41 @@ t.test('a reversal of a capture no checkout knows is kept for staff, nothing els
   })
   t.equal(delivery.status, 200)
   t.ok(stack.logLines().some(l => l.event === 'paypal.reversal_orphan' && l.tx === '1AB23456CD789012E'), 'logged for staff')
+})
+
+t.test('a PayPal payment\'s staff page, its story and the patron\'s receipt name PayPal, never CashNet', async t => {
+  // PayPal captures 2.00 of the 5.00 due: a mismatch, so the page shows every staff action's wording
+  const stack = await paypalStack(t, { paypal: { faults: { captureAmountDeltaCents: -300 } } })
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  const receipt = await alice.request(await decide(alice, approveUrl, 'approve'))
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  const capture = stack.pp.captures[0].id
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.attentionKind, 'MISMATCH')
+  t.equal(receipt.status, 200)
+  t.notMatch(receipt.body, 'CashNet', 'the receipt on the way back from PayPal')
+  t.notMatch((await alice.get(`/cashnet/return?ref=${checkoutId}`)).body, 'CashNet', 'the receipt from the history')
+  t.notMatch((await alice.get('/history')).body, 'CashNet', 'the history')
+
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${checkoutId}`)
+  t.notMatch(page.body, 'CashNet', 'the staff page')
+  t.match(page.body, 'Kind of problem: PayPal reported other amounts than the checkout')
+  t.match(page.body, `<dt>PayPal tx</dt><dd>${capture}</dd>`)
+  t.match(page.body, '<th scope="col" class="amount">PayPal confirmed</th>')
+  t.match(page.body, 'Post what PayPal confirmed')
+  t.match(page.body, `PayPal tx <code>${capture}</code>: PayPal reported $2.00`, 'the refund form')
+  t.match(page.body, 'PayPal refund reference (required)')
+  t.match(page.body, 'PayPal reported other amounts than the checkout (2.00 confirmed for the 5.00 left)', 'why a retry is not offered')
+
+  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const refunded = await staff.post(`/admin/payments/${checkoutId}/refund`, [...form.fields, ['amount', '2.00'], ['reference', '5TY05013RG002845M'], ['note', 'refunded in PayPal']])
+  t.equal(refunded.status, 303)
+  const settled = await staff.get(`/admin/payments/${checkoutId}`)
+  t.notMatch(settled.body, 'CashNet', 'the page after the refund, its story and its settlement')
+  t.match(settled.body, 'Refunds staff made in PayPal and recorded here')
+  t.match(settled.body, 'recorded (PayPal refund 5TY05013RG002845M): refunded in PayPal', 'the settlement names PayPal')
+  t.match(settled.body, `of PayPal tx ${capture} (PayPal refund 5TY05013RG002845M)`, 'so does the story')
 })
 
 t.test('bad inputs on the PayPal routes', async t => {

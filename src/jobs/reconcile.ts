@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs'
 import type { AlmaClient } from '../alma/client.ts'
 import { AlmaError, AmbiguousPrimaryId, isAlmaFailure, requireAnsweredFor, USER_NOT_FOUND_CODES } from '../alma/errors.ts'
 import type { Fee } from '../alma/types.ts'
-import { collectedFor, refundedFor } from '../payments/staff-actions.ts'
+import { collectedFor, providerOf, refundedFor } from '../payments/staff-actions.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, PostbackRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal, InvalidAmount, parseCents } from '../money.ts'
@@ -126,13 +126,14 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
     }
     const unposted = checkout.lines.filter(l => l.postedAt === null)
     const base = { checkoutId: checkout.id, tx: checkout.tx ?? '', patron: patronOf(checkout), currency: checkout.currency }
+    const provider = providerOf(checkout)
     if (checkout.state === 'PAID' && checkout.paidAt !== null && checkout.paidAt < stuckCutoff.toISOString()) {
       add({
         ...base,
         kind: 'paid-not-posted',
         amount: unposted.reduce((s, l) => s + l.amount, 0) as Cents,
         ledgerAmount: checkout.total,
-        detail: `paid at CashNet ${checkout.paidAt}, ${unposted.length} of ${checkout.lines.length} fee(s) not in Alma after ${checkout.attempts} attempt(s)${checkout.lastError !== null ? `; last error: ${checkout.lastError}` : ''}`,
+        detail: `paid at ${provider} ${checkout.paidAt}, ${unposted.length} of ${checkout.lines.length} fee(s) not in Alma after ${checkout.attempts} attempt(s)${checkout.lastError !== null ? `; last error: ${checkout.lastError}` : ''}`,
         action: 'Find the checkout on /admin, fix what its Alma calls show (the service may not be running), then Retry posting; nothing is paid twice.'
       })
     } else if (checkout.state === 'NEEDS_ATTENTION' && unposted.length > 0) {
@@ -142,7 +143,7 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
         amount: unposted.reduce((s, l) => s + l.amount, 0) as Cents,
         ledgerAmount: checkout.total,
         detail: `needs attention: ${checkout.attentionReason ?? 'no reason recorded'}`,
-        action: 'Fix what the reason says, then Retry posting on /admin; if it cannot be posted, refund the patron through CashNet.'
+        action: `Fix what the reason says, then Retry posting on /admin; if it cannot be posted, refund the patron through ${provider}.`
       })
     } else if (checkout.state === 'NEEDS_ATTENTION' && checkout.unapplied > 0) {
       add({
@@ -151,8 +152,8 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
         amount: checkout.unapplied,
         ledgerAmount: checkout.total,
         almaAmount: (checkout.total - checkout.unapplied) as Cents,
-        detail: `paid ${formatDecimal(checkout.total)} at CashNet; ${checkout.attentionReason ?? `${formatDecimal(checkout.unapplied)} could not be applied in Alma`}`,
-        action: 'Refund the unapplied amount to the patron through CashNet (or record it as a credit in Alma), then note it on /admin.'
+        detail: `paid ${formatDecimal(checkout.total)} at ${provider}; ${checkout.attentionReason ?? `${formatDecimal(checkout.unapplied)} could not be applied in Alma`}`,
+        action: `Refund the unapplied amount to the patron through ${provider} (or record it as a credit in Alma), then note it on /admin.`
       })
     }
 
@@ -173,8 +174,8 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
         amount: total ?? checkout.total,
         ledgerAmount: checkout.total,
         ...(total !== null ? { cashnetAmount: total } : {}),
-        detail: `CashNet tx ${tx} is a second successful payment of a checkout already paid by tx ${checkout.tx ?? '(none)'}`,
-        action: `Refund CashNet tx ${tx} to the patron; only tx ${checkout.tx ?? '(none)'} is posted to Alma.`
+        detail: `${provider} tx ${tx} is a second successful payment of a checkout already paid by tx ${checkout.tx ?? '(none)'}`,
+        action: `Refund ${provider} tx ${tx} to the patron; only tx ${checkout.tx ?? '(none)'} is posted to Alma.`
       })
     }
   }

@@ -6,6 +6,7 @@ import type { Ledger } from '../ledger/ledger.ts'
 import type { CheckoutHistory } from '../ledger/types.ts'
 import { type Cents, formatMoney } from '../money.ts'
 import { eventInWords, localTime } from '../payments/story.ts'
+import { providerOf } from '../payments/staff-actions.ts'
 
 /** At most this many payments are told for one key (a username with a long history). */
 export const TRACE_LIMIT = 50
@@ -38,7 +39,7 @@ export function traceText (history: CheckoutHistory, zone: string): string {
   const out: string[] = []
   out.push(`Checkout ${c.id}: ${c.state}${c.state === 'NEEDS_ATTENTION' && c.resolvedAt !== null ? ' (settled by staff)' : ''}`)
   out.push(`  patron      ${c.patronName} (${c.userIdKind === 'primary-id' ? 'paid from a pay link' : `username ${c.userId}`}, Alma primary id ${c.primaryId})`)
-  out.push(`  total       ${formatMoney(c.total, c.currency)}   CashNet tx ${c.tx ?? '-'}   batch ${c.batchno ?? '-'}`)
+  out.push(`  total       ${formatMoney(c.total, c.currency)}   ${providerOf(c)} tx ${c.tx ?? '-'}   batch ${c.batchno ?? '-'}`)
   out.push(`  created     ${at(c.createdAt)}`)
   if (c.paidAt !== null) out.push(`  paid        ${at(c.paidAt)}`)
   if (c.postedAt !== null) out.push(`  posted      ${at(c.postedAt)}`)
@@ -54,7 +55,7 @@ export function traceText (history: CheckoutHistory, zone: string): string {
   out.push(`Alma calls (${history.almaCalls.length}):`)
   for (const a of history.almaCalls) out.push(`  ${at(a.at)}  ${a.method} ${a.path}  ${a.status}${a.errorCode !== '' ? ` ${a.errorCode} ${a.errorMessage}` : ''}${a.trackingId !== '' ? ` (tracking ${a.trackingId})` : ''}  ${a.durationMs} ms`)
   out.push(`Refunds (${history.refunds.length}):`)
-  for (const r of history.refunds) out.push(`  ${at(r.at)}  ${formatMoney(r.amount, c.currency)} of tx ${r.tx}, CashNet refund ${r.reference}, by ${r.by}: ${r.note}`)
+  for (const r of history.refunds) out.push(`  ${at(r.at)}  ${formatMoney(r.amount, c.currency)} of tx ${r.tx}, ${providerOf(c)} refund ${r.reference}, by ${r.by}: ${r.note}`)
   out.push(`Events (${history.events.length}):`)
   for (const e of history.events) out.push(`  ${at(e.at)}  ${eventInWords(e, c)}  [${e.event}]`)
   return out.join('\n') + '\n'

@@ -10,7 +10,7 @@
 
 import type { Cents } from '../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
+  AlmaCallEntry, AttentionKind, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState,
   CheckoutSummary, ComposeMessages, IncomingPostback, MoneyOutKind, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink,
   NewSession, OutboxMessage, OutboxRecord, PayLinkEntry, PostbackDecision, PostbackRecord, RecordedRefund,
   SessionRecord, SessionStatus, UserIdKind
@@ -29,13 +29,19 @@ export interface RefundRequest {
 }
 
 /**
+ * Put a case staff had settled back in front of them (money moved after they closed it: a chargeback), as this
+ * kind and with this reason.
+ */
+export interface Reopen { reopen: AttentionKind, reason: string }
+
+/**
  * The payment rule a refund is checked against, evaluated inside the ledger's transaction: `refuse` sees the
  * record before the refund (a reason refuses it), `effect` the record with it (restore the state the original
- * payment had, settle the case, or nothing more).
+ * payment had, settle the case, reopen a settled case, or nothing more).
  */
 export interface RefundRules {
   refuse (record: MoneyRecord): string | null
-  effect (record: MoneyRecord): 'restore' | 'settle' | 'none'
+  effect (record: MoneyRecord): 'restore' | 'settle' | 'none' | Reopen
 }
 
 /** Why the ledger refuses a refund whose reference is already recorded for its checkout and tx. */
@@ -44,7 +50,7 @@ export function referenceRecorded (refund: Pick<RefundRequest, 'tx' | 'reference
 }
 
 export type RefundResult =
-  | { recorded: true, id: number, effect: 'restore' | 'settle' | 'none', checkout: Checkout }
+  | { recorded: true, id: number, effect: 'restore' | 'settle' | 'none' | 'reopen', checkout: Checkout }
   | { recorded: false, reason: string }
 
 /**
@@ -186,8 +192,20 @@ export interface Ledger {
   recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult>
   /** The checkout with what CashNet reported for it and the refunds recorded: what the payment rules need. */
   moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined>
+  /**
+   * What the provider reported in each successful postback for each of these checkouts (moneyRecord's `reports`),
+   * in one read: for lists and the CSV, a page of checkouts at a time. A checkout with none is absent.
+   */
+  reportsOf (checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>>
   /** Staff record how a NEEDS_ATTENTION payment was settled, if `rule` allows it; refused unless open. */
   resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult>
+  /**
+   * A NEEDS_ATTENTION payment staff had settled needs them again (compare and set: only while settled): unsettled,
+   * with this kind and reason, and an `attention.reopened` audit event (the kind, the reason, how it had been
+   * settled, and `detail`) in the same transaction. False when it was not a settled case. A refund's effect can
+   * do the same inside recordRefund (Reopen).
+   */
+  reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean>
   /** PAID checkouts due for posting (next attempt due) whose lease is free or expired. */
   duePostings (now: Date): Promise<string[]>
   /**

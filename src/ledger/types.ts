@@ -17,6 +17,8 @@ export type CheckoutState = typeof CHECKOUT_STATES[number]
 /** Who took the money for a checkout (SPEC 13): the provider the campus used when the checkout was started. */
 export const CHECKOUT_PROVIDERS = ['cashnet', 'paypal'] as const
 export type CheckoutProvider = typeof CHECKOUT_PROVIDERS[number]
+/** How patrons and staff see each provider named (re-exported by src/providers/provider.ts). */
+export const PROVIDER_LABEL: Record<CheckoutProvider, string> = { cashnet: 'CashNet', paypal: 'PayPal' }
 
 export const ATTENTION_KINDS = ['MISMATCH', 'DOUBLE_CHARGE', 'UNAPPLIED', 'ALMA_ERROR', 'ATTEMPTS_EXHAUSTED', 'UNKNOWN', 'REFUNDED', 'REVERSED'] as const
 export type AttentionKind = typeof ATTENTION_KINDS[number]

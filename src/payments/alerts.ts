@@ -4,6 +4,7 @@
 import type { Logger } from 'pino'
 import type { Checkout } from '../ledger/types.ts'
 import { formatDecimal } from '../money.ts'
+import { providerOf } from './staff-actions.ts'
 
 export interface AlertSettings {
   smtpUrl: string
@@ -31,13 +32,13 @@ export function createAlerts (logger: Logger, settings: AlertSettings): Alerts {
       logger.warn({ event: 'payment.needs_attention', checkout: checkout.id, tx: checkout.tx, user: checkout.userId, reason },
         `checkout ${checkout.id} needs attention: ${reason}; see ${settings.publicUrl}/admin/payments/${checkout.id}`)
       mail(`[alma-cashnet] payment needs attention: ${checkout.patronName} ${formatDecimal(checkout.total)}`,
-        `Checkout ${checkout.id} (CashNet tx ${checkout.tx ?? 'none'}) for ${checkout.userId} needs attention:\n${reason}\n\n${settings.publicUrl}/admin/payments/${checkout.id}\n`)
+        `Checkout ${checkout.id} (${providerOf(checkout)} tx ${checkout.tx ?? 'none'}) for ${checkout.userId} needs attention:\n${reason}\n\n${settings.publicUrl}/admin/payments/${checkout.id}\n`)
     },
     stuckPaid (checkout, minutes) {
       logger.warn({ event: 'payment.stuck', checkout: checkout.id, tx: checkout.tx, user: checkout.userId, attempts: checkout.attempts, lastError: checkout.lastError },
         `checkout ${checkout.id} paid ${minutes}+ minutes ago and still not posted to Alma (attempts ${checkout.attempts}, last error: ${checkout.lastError ?? 'none'})`)
       mail(`[alma-cashnet] payment not yet in Alma after ${minutes} minutes`,
-        `Checkout ${checkout.id} (CashNet tx ${checkout.tx ?? 'none'}) for ${checkout.userId} was paid but is not yet posted.\nLast error: ${checkout.lastError ?? 'none'}\n\n${settings.publicUrl}/admin/payments/${checkout.id}\n`)
+        `Checkout ${checkout.id} (${providerOf(checkout)} tx ${checkout.tx ?? 'none'}) for ${checkout.userId} was paid but is not yet posted.\nLast error: ${checkout.lastError ?? 'none'}\n\n${settings.publicUrl}/admin/payments/${checkout.id}\n`)
     }
   }
 }

@@ -6,7 +6,7 @@
 // capture, while a 422 PayPal may replay for a key can never answer the patron's next approval; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
-import { CAPTURE_PENDING_EVENT, type Ledger } from '../ledger/ledger.ts'
+import { CAPTURE_PENDING_EVENT, type Ledger, type Reopen } from '../ledger/ledger.ts'
 import type { Checkout, ComposeMessages } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
@@ -223,6 +223,11 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
   return { status: 200, what: 'refund recorded' }
 }
 
+/** A reversal of the payment's own capture after staff settled its case: the case is open again. */
+function reopensSettled (checkout: Checkout, captureId: string): boolean {
+  return checkout.tx === captureId && checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
+}
+
 /** The audit event of a reversal whose amount PayPal did not say: its reference is how a redelivery is known. */
 const REVERSAL_AMOUNT_UNKNOWN = 'paypal.reversal_amount_unknown'
 
@@ -230,7 +235,8 @@ const REVERSAL_AMOUNT_UNKNOWN = 'paypal.reversal_amount_unknown'
  * PAYMENT.CAPTURE.REVERSED: PayPal took the money of a capture back by itself (a chargeback, a reversal), possibly
  * long after the payment was posted to Alma. Recorded against the checkout as money out of the capture (beside its
  * refunds, once per reversal: a redelivered event records nothing more), so that the GL journal and the reports
- * book it as they book a refund; a paid or posted checkout goes to staff (REVERSED). Nothing is changed in Alma:
+ * book it as they book a refund; a paid or posted checkout goes to staff (REVERSED), and so does one whose case
+ * staff had already settled (reopened, unsettled, once per reversal). Nothing is changed in Alma:
  * whether the fees are owed again is the library's decision, and the reason says so. An amount PayPal did not say
  * is not guessed: the checkout goes to staff with that said, and nothing is booked until staff find out.
  */
@@ -253,28 +259,36 @@ async function recordReversalEvent (deps: PayPalDeps, event: Extract<PayPalWebho
     : known ? '' : ` PayPal's currency (${event.currency ?? '?'}) is not the checkout's (${checkout.currency}): find the amount in PayPal; nothing is booked for it.`
   const reason = `PayPal took back ${amountText} of capture ${event.captureId} (a reversal or chargeback, reference ${reference}).` +
     `${amountWarning} Nothing was changed in Alma: decide whether the fees are owed again and reinstate them in Alma if so, then mark this payment settled.`
+  // A case staff settled before the money was taken back is theirs again: reopened once, with the reversal's
+  // first record (a redelivered event is refused before it gets here, however often staff settle it since)
+  const reopen: Reopen = { reopen: 'REVERSED', reason }
+  let reopened: boolean
   if (known) {
     const result = await ledger.recordRefund(
       { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference, note: `PayPal reported reversal ${reference} (webhook ${event.eventId})`, by: 'paypal', kind: 'reversal' },
       {
         refuse: record => record.refunds.some(r => r.tx === event.captureId && r.reference === reference) ? `reversal ${reference} is already recorded` : null,
-        // taking back a double charge's extra capture ends the double charge as its refund would; nothing else
-        // settles or restores anything: the library decides about the fees
-        effect: record => record.checkout.attentionKind === 'DOUBLE_CHARGE' && record.checkout.tx !== event.captureId ? refundEffect(record) : 'none'
+        // taking back a double charge's extra capture ends the double charge as its refund would; taking back the
+        // payment of a settled case reopens it; nothing else settles or restores anything: the library decides
+        effect: record => record.checkout.attentionKind === 'DOUBLE_CHARGE' && record.checkout.tx !== event.captureId
+          ? refundEffect(record)
+          : reopensSettled(record.checkout, event.captureId) ? reopen : 'none'
       }
     )
     if (!result.recorded) return { status: 200, what: result.reason }
+    reopened = result.effect === 'reopen'
   } else {
     const history = await ledger.history(checkout.id)
     if (history?.events.some(e => e.event === REVERSAL_AMOUNT_UNKNOWN && e.detail.includes(JSON.stringify(reference))) === true) return { status: 200, what: `reversal ${reference} is already recorded` }
     await ledger.audit(checkout.id, REVERSAL_AMOUNT_UNKNOWN, { reversal: reference, tx: event.captureId, amount: event.amount, currency: event.currency, problem: event.amountProblem || 'another currency', webhook: event.eventId })
+    reopened = reopensSettled(checkout, event.captureId) && await ledger.reopenAttention(checkout.id, reopen, { reversal: reference, tx: event.captureId })
   }
   const moved = checkout.tx === event.captureId && await ledger.transition({
     checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.reversed', attentionKind: 'REVERSED', attentionReason: reason, detail: { reversal: reference, tx: event.captureId, amount: event.amount }
   })
-  logger.warn({ event: 'paypal.reversed', checkout: checkout.id, tx: event.captureId, reversal: reference, amount: event.amount ?? undefined, amountKnown: known }, reason)
+  logger.warn({ event: 'paypal.reversed', checkout: checkout.id, tx: event.captureId, reversal: reference, amount: event.amount ?? undefined, amountKnown: known, reopened }, reason)
   const after = await ledger.getCheckout(checkout.id)
-  if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
+  if (after !== undefined && (moved || reopened || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
   return { status: 200, what: known ? 'reversal recorded' : 'reversal recorded for staff: amount unknown' }
 }
 

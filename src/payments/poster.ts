@@ -15,7 +15,7 @@ import type { Ledger } from '../ledger/ledger.ts'
 import type { AttentionKind, Checkout, ComposeMessages } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
 import { releaseBlocksIfSettled } from './blocks.ts'
-import { lineCaps, paymentReport, refundedFor } from './staff-actions.ts'
+import { lineCaps, paymentReport, providerOf, refundedFor } from './staff-actions.ts'
 
 export interface PosterDeps {
   alma: AlmaClient
@@ -109,9 +109,10 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
   const { checkout } = record
   if (checkout.state !== 'PAID') return { kind: 'SKIPPED', reason: `checkout is ${checkout.state}` }
   const tx = checkout.tx ?? ''
-  if (tx === '') return await needsAttention(deps, checkout, 'MISMATCH', 'paid checkout has no CashNet transaction number', {})
+  const provider = providerOf(checkout)
+  if (tx === '') return await needsAttention(deps, checkout, 'MISMATCH', `paid checkout has no ${provider} transaction number`, {})
   const report = paymentReport(record)
-  if (report === null) return await needsAttention(deps, checkout, 'MISMATCH', `no readable CashNet report of the amounts for tx ${tx}: nothing posted`, {})
+  if (report === null) return await needsAttention(deps, checkout, 'MISMATCH', `no readable ${provider} report of the amounts for tx ${tx}: nothing posted`, {})
   if (refundedFor(record, tx) > 0) return await needsAttention(deps, checkout, 'MISMATCH', `a refund of tx ${tx} is recorded: nothing posted`, {})
   const caps = lineCaps(checkout, report)
   const history = await ledger.history(checkout.id)
@@ -160,7 +161,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
         if (already > (caps.get(line.lineNo) ?? 0)) {
           await ledger.markLinePosted(checkout.id, line.lineNo, already, { feeId: line.feeId, recovered: 'Alma already shows this tx on the fee', intended, cashnet: caps.get(line.lineNo) ?? 0 }, deps.fence)
           return await needsAttention(deps, checkout, 'ALMA_ERROR',
-            `Alma shows ${formatDecimal(already)} paid with tx ${tx} on fee ${line.feeId}, more than the ${formatDecimal(caps.get(line.lineNo) ?? 0 as Cents)} CashNet reported for it: check the fee in Alma`,
+            `Alma shows ${formatDecimal(already)} paid with tx ${tx} on fee ${line.feeId}, more than the ${formatDecimal(caps.get(line.lineNo) ?? 0 as Cents)} ${provider} reported for it: check the fee in Alma`,
             { feeId: line.feeId, almaAmount: already, cashnet: caps.get(line.lineNo) ?? 0 })
         }
         await ledger.markLinePosted(checkout.id, line.lineNo, already, {
@@ -172,7 +173,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
       }
       if (cap <= 0) {
         // CashNet collected nothing for this line: nothing to send, and nothing owed back; the fee stays open.
-        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: 'CashNet reported nothing for this line' }, deps.fence)
+        await ledger.markLinePosted(checkout.id, line.lineNo, 0 as Cents, { feeId: line.feeId, notCollected: line.amount, why: `${provider} reported nothing for this line` }, deps.fence)
         continue
       }
       if (fee === undefined || fee.status.code !== 'ACTIVE' || fee.balance <= 0) {
@@ -211,7 +212,7 @@ async function post (deps: PosterDeps, checkoutId: string, observe: AlmaCallObse
     const unapplied = Math.max(0, report.total - applied) as Cents
     if (unapplied > 0) {
       const beyond = report.total - [...caps.values()].reduce((s, c) => s + c, 0)
-      if (beyond > 0) notes.push(`CashNet reported ${formatDecimal(beyond as Cents)} more than the fee lines`)
+      if (beyond > 0) notes.push(`${provider} reported ${formatDecimal(beyond as Cents)} more than the fee lines`)
       return await needsAttention(deps, posted, 'UNAPPLIED', `${formatDecimal(unapplied)} could not be applied in Alma (refund or credit it): ${notes.join('; ')}`, { unapplied }, unapplied)
     }
     const notCollected = posted.lines.reduce((s, l) => s + l.amount, 0) - applied

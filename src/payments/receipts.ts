@@ -8,7 +8,7 @@ import escapeHtml from 'escape-html'
 import { createHash } from 'node:crypto'
 import { type Cents, formatMoney, sumCents } from '../money.ts'
 import type { Ledger } from '../ledger/ledger.ts'
-import type { Checkout, CheckoutState, ComposeMessages, MoneyRecord, NewOutboxMessage } from '../ledger/types.ts'
+import type { CashnetReport, Checkout, CheckoutState, ComposeMessages, NewOutboxMessage } from '../ledger/types.ts'
 import { madeWithPayLink } from './checkout.ts'
 import { paymentReport } from './staff-actions.ts'
 
@@ -76,29 +76,39 @@ export function receivedMoney (due: Cents, received: Cents | null): ReceivedMone
   return { due, received, difference }
 }
 
-/** What a checkout's money record says was received, against its total. */
-export function receivedFor (record: MoneyRecord): ReceivedMoney {
+/** What a checkout's money record (its provider's reports are enough) says was received, against its total. */
+export function receivedFor (record: { checkout: Pick<Checkout, 'tx' | 'total'>, reports: readonly CashnetReport[] }): ReceivedMoney {
   return receivedMoney(record.checkout.total, paymentReport(record)?.total ?? null)
+}
+
+/** The amount the provider confirmed receiving, or null when it confirmed none (or the money was never taken). */
+export function amountReceived (money: ReceivedMoney | undefined): Cents | null {
+  return money === undefined || money.difference === 'unconfirmed' ? null : money.received
 }
 
 /** States in which the provider's money was taken, so that what it reported collecting is the amount to state. */
 export const MONEY_TAKEN_STATES: ReadonlySet<CheckoutState> = new Set(['PAID', 'POSTED', 'NEEDS_ATTENTION'])
 
+type Listed = Pick<Checkout, 'id' | 'state' | 'tx' | 'total'>
+
+/**
+ * For a page of payments (a list, a page of the staff CSV): what was received against what was due, for each
+ * checkout whose money was taken; the others are absent. The provider's reports of the whole page in one read.
+ */
+export async function receivedOf (ledger: Pick<Ledger, 'reportsOf'>, checkouts: readonly Listed[]): Promise<Map<string, ReceivedMoney>> {
+  const taken = checkouts.filter(c => MONEY_TAKEN_STATES.has(c.state))
+  if (taken.length === 0) return new Map()
+  const reports = await ledger.reportsOf(taken.map(c => c.id))
+  return new Map(taken.map(c => [c.id, receivedFor({ checkout: c, reports: reports.get(c.id) ?? [] })]))
+}
+
 /**
  * For lists of payments (the patron's /history, the staff list): what was received against what was due, for each
  * checkout whose money was taken and whose received amount is not what was due. Checkouts absent from the map are
- * stated by their total. One money record per payment shown (a list is a page, at most a few hundred).
+ * stated by their total.
  */
-export async function differencesOf (ledger: Pick<Ledger, 'moneyRecord'>, checkouts: ReadonlyArray<Pick<Checkout, 'id' | 'state'>>): Promise<Map<string, ReceivedMoney>> {
-  const differences = new Map<string, ReceivedMoney>()
-  for (const checkout of checkouts) {
-    if (!MONEY_TAKEN_STATES.has(checkout.state)) continue
-    const record = await ledger.moneyRecord(checkout.id)
-    if (record === undefined) continue
-    const money = receivedFor(record)
-    if (money.difference !== 'none') differences.set(checkout.id, money)
-  }
-  return differences
+export async function differencesOf (ledger: Pick<Ledger, 'reportsOf'>, checkouts: readonly Listed[]): Promise<Map<string, ReceivedMoney>> {
+  return new Map([...await receivedOf(ledger, checkouts)].filter(([, money]) => money.difference !== 'none'))
 }
 
 /**

@@ -3,8 +3,9 @@
 // the same line caps as its last line of defence. The rule it all serves: the money sent to Alma for a CashNet
 // tx never exceeds what CashNet reported for that tx, in total and line by line, whatever staff click.
 
-import type { CashnetReport, Checkout, CheckoutLine, MoneyRecord } from '../ledger/types.ts'
+import type { AttentionKind, CashnetReport, Checkout, CheckoutLine, MoneyRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
+import { PROVIDER_LABEL } from '../providers/provider.ts'
 
 export const STAFF_ACTIONS = ['retry', 'post-confirmed', 'refund', 'settle'] as const
 export type StaffAction = typeof STAFF_ACTIONS[number]
@@ -32,7 +33,7 @@ export function whyNot (verdict: Verdict): string | null {
 const PAYMENT_OUTCOMES = new Set(['PAID', 'MISMATCH'])
 
 /** What CashNet reported for the checkout's own tx: the first successful postback that carried it. */
-export function paymentReport (record: MoneyRecord): CashnetReport | null {
+export function paymentReport (record: { checkout: Pick<Checkout, 'tx'>, reports: readonly CashnetReport[] }): CashnetReport | null {
   const tx = record.checkout.tx ?? ''
   if (tx === '') return null
   return record.reports.find(r => r.tx === tx && PAYMENT_OUTCOMES.has(r.outcome)) ?? null
@@ -79,23 +80,29 @@ function unposted (checkout: Checkout): CheckoutLine[] {
   return checkout.lines.filter(l => l.postedAt === null)
 }
 
+/** The name of the provider that took this payment's money, as staff and patrons know it (CashNet, PayPal). */
+export function providerOf (checkout: Pick<Checkout, 'provider'>): string {
+  return PROVIDER_LABEL[checkout.provider] ?? PROVIDER_LABEL.cashnet
+}
+
 /** Why nothing may be posted for this payment whatever the action, or null. */
 function whyNoPosting (record: MoneyRecord): string | null {
   const c = record.checkout
   const tx = c.tx ?? ''
+  const name = providerOf(c)
   if (c.state !== 'PAID' && c.state !== 'NEEDS_ATTENTION') return `This payment is ${c.state}: there is nothing to post.`
   if (c.state === 'NEEDS_ATTENTION' && c.resolvedAt !== null) return `Staff (${c.resolvedBy ?? 'staff'}) marked this payment settled: nothing more is posted for it.`
-  if (tx === '') return 'CashNet reported no transaction number for this payment, so nothing can be posted; find the payment in CashNet.'
-  if (refundedFor(record, tx) > 0) return `A refund of CashNet tx ${tx} is recorded: money refunded cannot also be posted to Alma.`
-  if (paymentReport(record) === null) return `There is no readable CashNet report of the amounts for tx ${tx}, so nothing it confirmed can be posted.`
+  if (tx === '') return `${name} reported no transaction number for this payment, so nothing can be posted; find the payment in ${name}.`
+  if (refundedFor(record, tx) > 0) return `A refund of ${name} tx ${tx} is recorded: money refunded cannot also be posted to Alma.`
+  if (paymentReport(record) === null) return `There is no readable ${name} report of the amounts for tx ${tx}, so nothing it confirmed can be posted.`
   if (c.state === 'NEEDS_ATTENTION') {
     switch (c.attentionKind ?? 'UNKNOWN') {
       case 'DOUBLE_CHARGE': {
         const extra = extraCharges(record).join(', ')
-        return `CashNet charged this checkout a second time (tx ${extra}): record that refund; posting is never the answer to a double charge.`
+        return `${name} charged this checkout a second time (tx ${extra}): record that refund; posting is never the answer to a double charge.`
       }
       case 'UNAPPLIED':
-        return 'Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in CashNet or credit it in Alma by hand.'
+        return `Every fee line has been sent to Alma; there is nothing left to post. Refund the unapplied amount in ${name} or credit it in Alma by hand.`
       case 'REVERSED':
         return 'The payment provider took this payment back (a reversal or chargeback): nothing more is posted to Alma for it. Decide in Alma whether the fees are owed again, then mark it settled with a note of what was done.'
       case 'UNKNOWN':
@@ -120,14 +127,15 @@ function retryVerdict (record: MoneyRecord): Verdict {
   const blocked = whyNoPosting(record)
   if (blocked !== null) return no(blocked)
   const c = record.checkout
+  const name = providerOf(c)
   const caps = lineCaps(c, paymentReport(record))
   const left = unposted(c)
   const confirmed = sum(left.map(l => caps.get(l.lineNo) ?? 0))
   const owed = sum(left.map(l => l.amount))
   if (c.state === 'NEEDS_ATTENTION' && c.attentionKind === 'MISMATCH') {
-    return no(`CashNet reported other amounts than the checkout (${formatDecimal(confirmed)} confirmed for the ${formatDecimal(owed)} left): a retry would post the checkout’s amounts. ${confirmed > 0 ? 'Post only what CashNet confirmed, or refund it.' : 'Refund what CashNet collected, or mark it settled.'}`)
+    return no(`${name} reported other amounts than the checkout (${formatDecimal(confirmed)} confirmed for the ${formatDecimal(owed)} left): a retry would post the checkout’s amounts. ${confirmed > 0 ? `Post only what ${name} confirmed, or refund it.` : `Refund what ${name} collected, or mark it settled.`}`)
   }
-  if (confirmed < owed) return no(`CashNet confirmed ${formatDecimal(confirmed)} of the ${formatDecimal(owed)} left to post: post only what it confirmed.`)
+  if (confirmed < owed) return no(`${name} confirmed ${formatDecimal(confirmed)} of the ${formatDecimal(owed)} left to post: post only what it confirmed.`)
   return OK
 }
 
@@ -136,13 +144,14 @@ function postConfirmedVerdict (record: MoneyRecord): Verdict {
   const blocked = whyNoPosting(record)
   if (blocked !== null) return no(blocked)
   const c = record.checkout
+  const name = providerOf(c)
   const caps = lineCaps(c, paymentReport(record))
   const left = unposted(c)
   const confirmed = sum(left.map(l => caps.get(l.lineNo) ?? 0))
   const owed = sum(left.map(l => l.amount))
-  if (confirmed === 0) return no(`CashNet confirmed ${formatDecimal(0 as Cents)} for the fee lines left to post: there is nothing it confirmed to post. Refund what it collected, or mark it settled.`)
+  if (confirmed === 0) return no(`${name} confirmed ${formatDecimal(0 as Cents)} for the fee lines left to post: there is nothing it confirmed to post. Refund what it collected, or mark it settled.`)
   const mismatch = c.state === 'NEEDS_ATTENTION' && c.attentionKind === 'MISMATCH'
-  if (!mismatch && confirmed === owed) return no('CashNet confirmed every line in full: use Retry posting.')
+  if (!mismatch && confirmed === owed) return no(`${name} confirmed every line in full: use Retry posting.`)
   return OK
 }
 
@@ -163,8 +172,9 @@ function refundVerdict (record: MoneyRecord): Verdict {
   if (c.state !== 'NEEDS_ATTENTION') return no(`Refunds are recorded here for payments that need attention; this one is ${c.state}.`)
   if (refundable(record).length === 0) {
     const txs = c.attentionKind === 'DOUBLE_CHARGE' ? extraCharges(record) : (c.tx ?? '') === '' ? [] : [c.tx as string]
-    if (txs.length === 0) return no('CashNet reported no transaction number, so there is no CashNet payment to record a refund against; settle it with a note of what was done.')
-    return no(`Nothing is left to refund: ${txs.map(tx => `tx ${tx}: CashNet reported ${formatDecimal(collectedFor(record, tx))}, ${formatDecimal(refundedFor(record, tx))} refunded`).join('; ')}.`)
+    const name = providerOf(c)
+    if (txs.length === 0) return no(`${name} reported no transaction number, so there is no ${name} payment to record a refund against; settle it with a note of what was done.`)
+    return no(`Nothing is left to refund: ${txs.map(tx => `tx ${tx}: ${name} reported ${formatDecimal(collectedFor(record, tx))}, ${formatDecimal(refundedFor(record, tx))} refunded`).join('; ')}.`)
   }
   return OK
 }
@@ -199,9 +209,10 @@ export function whyRefundRefused (record: MoneyRecord, tx: string, amount: Cents
   const general = refundVerdict(record)
   if (!general.allowed) return general.reason
   const target = refundable(record).find(r => r.tx === tx)
-  if (target === undefined) return `CashNet tx ${tx} is not one this payment can record a refund for (${refundable(record).map(r => r.tx).join(', ')}).`
+  const name = providerOf(record.checkout)
+  if (target === undefined) return `${name} tx ${tx} is not one this payment can record a refund for (${refundable(record).map(r => r.tx).join(', ')}).`
   if (amount <= 0) return 'A refund is more than 0.00.'
-  if (amount > target.max) return `A refund of ${formatDecimal(amount)} is more than is left of tx ${tx}: CashNet reported ${formatDecimal(target.collected)}, ${formatDecimal(target.refunded)} already refunded.`
+  if (amount > target.max) return `A refund of ${formatDecimal(amount)} is more than is left of tx ${tx}: ${name} reported ${formatDecimal(target.collected)}, ${formatDecimal(target.refunded)} already refunded.`
   return null
 }
 
@@ -230,7 +241,7 @@ function settleVerdict (record: MoneyRecord): Verdict {
   return OK
 }
 
-/** A label for each kind, for the staff pages. */
+/** A label for each kind, for the staff pages (MISMATCH names the payment's provider: attentionKindLabel). */
 export const ATTENTION_KIND_LABEL: Record<string, string> = {
   MISMATCH: 'CashNet reported other amounts than the checkout',
   DOUBLE_CHARGE: 'Double charge',
@@ -240,6 +251,12 @@ export const ATTENTION_KIND_LABEL: Record<string, string> = {
   UNKNOWN: 'Recorded before kinds were kept',
   REFUNDED: 'Refunded by the payment provider',
   REVERSED: 'Taken back by the payment provider (reversal or chargeback)'
+}
+
+/** The label of a payment's kind of problem, naming the provider that took its money. */
+export function attentionKindLabel (kind: AttentionKind, checkout: Pick<Checkout, 'provider'>): string {
+  if (kind === 'MISMATCH') return `${providerOf(checkout)} reported other amounts than the checkout`
+  return ATTENTION_KIND_LABEL[kind] ?? kind
 }
 
 /** What the payment page shows: the verdict of every action, what can be refunded, and CashNet's cap per line. */

@@ -4,6 +4,7 @@
 
 import type { AuditEvent, Checkout } from '../ledger/types.ts'
 import { type Cents, formatDecimal } from '../money.ts'
+import { providerOf } from './staff-actions.ts'
 
 /** "2026-10-05 23:30:00 PDT (America/Los_Angeles)": a time in `zone`, the zone shown. */
 export function localTime (iso: string | null, zone: string): string {
@@ -28,23 +29,24 @@ function detailOf (event: AuditEvent): Record<string, any> {
 
 const money = (value: unknown): string => typeof value === 'number' && Number.isInteger(value) ? formatDecimal(value as Cents) : '?'
 
-/** One audit event in words, for staff. */
-export function eventInWords (event: AuditEvent, checkout: Pick<Checkout, 'lines' | 'total'>): string {
+/** One audit event in words, for staff; the provider named is the one that took this checkout's money. */
+export function eventInWords (event: AuditEvent, checkout: Pick<Checkout, 'lines' | 'total' | 'provider'>): string {
   const d = detailOf(event)
+  const provider = providerOf(checkout)
   const line = typeof d.line === 'number' ? checkout.lines.find(l => l.lineNo === d.line) : undefined
   const fee = line !== undefined ? (line.feeTypeDesc !== '' ? line.feeTypeDesc : line.feeType) : 'a fee'
   const by = typeof d.by === 'string' ? ` by ${d.by}` : ''
   switch (event.event) {
     case 'checkout.created': return `checkout started: ${money(d.total)} for ${String(d.lines ?? checkout.lines.length)} fee(s)`
     case 'checkout.expired': return 'checkout expired unpaid'
-    case 'postback.paid': return `CashNet reported the payment (tx ${String(d.tx ?? '')})`
-    case 'postback.duplicate': return `CashNet sent the same result again (tx ${String(d.tx ?? '')}); nothing changed`
-    case 'postback.declined': return 'CashNet reported the card declined'
-    case 'postback.cancelled': return 'the patron cancelled at CashNet'
-    case 'postback.mismatch': return `CashNet reported other amounts than the checkout: ${String(d.reason ?? '')}`
-    case 'postback.double_charge': return `CashNet charged this checkout a second time (tx ${String(d.tx ?? '')})`
+    case 'postback.paid': return `${provider} reported the payment (tx ${String(d.tx ?? '')})`
+    case 'postback.duplicate': return `${provider} sent the same result again (tx ${String(d.tx ?? '')}); nothing changed`
+    case 'postback.declined': return `${provider} reported the card declined`
+    case 'postback.cancelled': return `the patron cancelled at ${provider}`
+    case 'postback.mismatch': return `${provider} reported other amounts than the checkout: ${String(d.reason ?? '')}`
+    case 'postback.double_charge': return `${provider} charged this checkout a second time (tx ${String(d.tx ?? '')})`
     case 'postback.tx_reused': return `a postback reused a tx already recorded for another checkout (tx ${String(d.tx ?? '')})`
-    case 'postback.late_failure': return `CashNet reported a failure after the payment: ${String(d.reason ?? '')}`
+    case 'postback.late_failure': return `${provider} reported a failure after the payment: ${String(d.reason ?? '')}`
     case 'line.posted':
       return d.posted === 0
         ? `nothing recorded in Alma for ${fee}${typeof d.why === 'string' ? `: ${d.why}` : ''}`
@@ -52,12 +54,13 @@ export function eventInWords (event: AuditEvent, checkout: Pick<Checkout, 'lines
     case 'payment.posted': return 'every fee recorded in Alma: payment complete'
     case 'payment.needs_attention': return `handed to staff: ${String(d.reason ?? 'needs attention')}`
     case 'posting.attempt_failed': return `posting to Alma failed (attempt ${String(d.attempt ?? '?')}): ${String(d.error ?? d.lastError ?? '')}`.replace(/: $/, '')
-    case 'posting.retry_requested': return `staff asked to ${d.action === 'post-confirmed' ? 'post what CashNet confirmed' : 'retry posting'}${by}`
+    case 'posting.retry_requested': return `staff asked to ${d.action === 'post-confirmed' ? `post what ${provider} confirmed` : 'retry posting'}${by}`
     case 'reversal.recorded': return `${String(d.by) === 'paypal' ? 'PayPal' : 'the payment provider'} took back ${money(d.amount)} of tx ${String(d.tx ?? '')} (a reversal or chargeback, reference ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
     case 'paypal.reversal_amount_unknown': return `PayPal took back money of tx ${String(d.tx ?? '')} without saying how much (reversal ${String(d.reversal ?? '')}: ${String(d.problem ?? '')}); nothing booked until staff find the amount in PayPal`
-    case 'refund.recorded': return `refund recorded${by}: ${money(d.amount)} of CashNet tx ${String(d.tx ?? '')} (CashNet refund ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
+    case 'refund.recorded': return `refund recorded${by}: ${money(d.amount)} of ${provider} tx ${String(d.tx ?? '')} (${provider} refund ${String(d.reference ?? '')}): ${String(d.note ?? '')}`
     case 'double_charge.refunded': return `the double charge is refunded in full${by}; back to ${event.toState ?? 'the state before'}`
     case 'attention.resolved': return `marked settled${by}: ${String(d.resolution ?? '')}`
+    case 'attention.reopened': return `back in front of staff after it was settled: ${String(d.reason ?? '')}`
     default: return event.event.replace(/[._]/g, ' ')
   }
 }

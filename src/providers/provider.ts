@@ -4,15 +4,15 @@
 // transaction id, for which checkout (a Collected). Everything after PAID (posting, retries, attention, receipts,
 // reconcile, GL) is the same for every provider and knows only the provider's name.
 
-import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider } from '../ledger/types.ts'
+import { type Checkout, CHECKOUT_PROVIDERS, type CheckoutProvider, PROVIDER_LABEL } from '../ledger/types.ts'
 import type { Cents } from '../money.ts'
 
 /** The ledger records which of these took a checkout's money (Checkout.provider). */
 export const PAYMENT_PROVIDERS = CHECKOUT_PROVIDERS
 export type ProviderName = CheckoutProvider
 
-/** How patrons and staff see the provider named. */
-export const PROVIDER_LABEL: Record<ProviderName, string> = { cashnet: 'CashNet', paypal: 'PayPal' }
+/** How patrons and staff see the provider named (kept with the checkout's vocabulary, for the ledger's words too). */
+export { PROVIDER_LABEL }
 
 /** What the browser does next to pay. */
 export type PaymentStart =

@@ -317,6 +317,49 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.equal((await ledger.getCheckout('c1'))?.state, 'PAID', 'recording it changes no state by itself')
   })
 
+  t.test('a settled case is reopened once, by a refund\'s effect or on its own, with its audit event; an open one is not', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await ledger.transition({ checkoutId: 'c1', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'REFUNDED', attentionReason: 'refunded 2.00' })
+    const reopen = { reopen: 'REVERSED' as const, reason: 'taken back' }
+    const open = await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(100), reference: 'RV-0', note: 'n', by: 'paypal', kind: 'reversal' }, { refuse: () => null, effect: () => reopen })
+    t.equal(open.recorded && open.effect, 'none', 'an open case is not reopened')
+    t.equal((await ledger.getCheckout('c1'))?.attentionKind, 'REFUNDED', 'and keeps its kind')
+    await ledger.resolveAttention('c1', 'staff', 'refunded in PayPal', () => null)
+    const reopened = await ledger.recordRefund({ checkoutId: 'c1', tx: '7001', amount: cents(300), reference: 'RV-1', note: 'n', by: 'paypal', kind: 'reversal' }, { refuse: () => null, effect: () => reopen })
+    t.equal(reopened.recorded && reopened.effect, 'reopen')
+    const checkout = await ledger.getCheckout('c1') as Checkout
+    t.same([checkout.state, checkout.attentionKind, checkout.attentionReason, checkout.resolvedAt, checkout.resolvedBy, checkout.resolution], ['NEEDS_ATTENTION', 'REVERSED', 'taken back', null, null, null])
+    t.same((await ledger.listCheckouts({ unresolved: true, states: ['NEEDS_ATTENTION'] })).checkouts.map(c => c.id), ['c1'], 'on the open list again')
+    t.equal((await ledger.countCheckouts('')).openAttention, 1)
+    const events = (await ledger.history('c1'))?.events.filter(e => e.event === 'attention.reopened') ?? []
+    t.equal(events.length, 1)
+    t.match(JSON.parse(events[0].detail), { kind: 'REVERSED', reason: 'taken back', reference: 'RV-1', settled: { by: 'staff', resolution: 'refunded in PayPal', kind: 'REFUNDED' } })
+    t.equal(await ledger.reopenAttention('c1', reopen, {}), false, 'an open case is not reopened on its own either')
+    await ledger.resolveAttention('c1', 'staff', 'chargeback accepted', () => null)
+    t.equal(await ledger.reopenAttention('c1', { reopen: 'REVERSED', reason: 'again' }, { reversal: 'RV-2' }), true, 'a settled one is')
+    t.equal(await ledger.reopenAttention('c1', { reopen: 'REVERSED', reason: 'again' }, { reversal: 'RV-2' }), false, 'once')
+    t.equal((await ledger.history('c1'))?.events.filter(e => e.event === 'attention.reopened').length, 2)
+    await paidCheckout(ledger, 'c2', '7002', [500])
+    t.equal(await ledger.reopenAttention('c2', reopen, {}), false, 'a PAID checkout is no case to reopen')
+    t.equal(await ledger.reopenAttention('nope', reopen, {}), false)
+  })
+
+  t.test('reportsOf reads the reports of several checkouts in one go, each as its money record has them', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500, 250])
+    await paidCheckout(ledger, 'c2', '7002', [300])
+    await ledger.recordPostback(incoming('c2', '7003', [300]), always({ outcome: 'DOUBLE_CHARGE', reason: 'second', to: 'NEEDS_ATTENTION', attentionKind: 'DOUBLE_CHARGE' }))
+    await ledger.createCheckout(newCheckout('c3', [100]))
+    await ledger.recordPostback(incoming('c3', '', null, '5'), always({ outcome: 'DECLINED', reason: 'declined', to: 'DECLINED' }))
+    const found = await ledger.reportsOf(['c1', 'c2', 'c3', 'nope'])
+    t.same([...found.keys()].sort(), ['c1', 'c2'], 'only checkouts with a report')
+    for (const id of ['c1', 'c2']) t.same(found.get(id), (await ledger.moneyRecord(id))?.reports, `${id}: the same reports, in the same order`)
+    t.same(found.get('c2')?.map(r => [r.tx, r.outcome, r.total]), [['7002', 'PAID', 300], ['7003', 'DOUBLE_CHARGE', 300]])
+    t.same(found.get('c1')?.[0].items.map(i => [i.itemNo, i.amount]), [[1, 500], [2, 250]])
+    t.equal((await ledger.reportsOf([])).size, 0)
+  })
+
   t.test('a rule that throws records nothing', async t => {
     const { ledger } = await setup(t)
     await ledger.createCheckout(newCheckout('c1', [500]))

@@ -7,10 +7,10 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
+  AlmaCallEntry, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
   OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus, UserIdKind
 } from '../types.ts'
@@ -19,7 +19,7 @@ import { PostgresPayLinks } from './pay-links.ts'
 import { Pool } from './pool.ts'
 import { PostgresQueries } from './queries.ts'
 import { PostgresSessions } from './sessions.ts'
-import { getCheckout, moneyRecord, PostgresStore } from './store.ts'
+import { getCheckout, moneyRecord, PostgresStore, reportsOf } from './store.ts'
 
 export { IDENTITY_TABLES, MIGRATIONS, migrate, SCHEMA_VERSION, schemaVersion } from './migrations.ts'
 export { isUnavailable, Pool } from './pool.ts'
@@ -114,7 +114,9 @@ export class PostgresLedger implements Ledger {
   async requeue (checkoutId: string, by: string, action: 'retry' | 'post-confirmed', rule: StaffRule): Promise<StaffResult> { return await this.#store.requeue(checkoutId, by, action, rule) }
   async recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult> { return await this.#store.recordRefund(refund, rules) }
   async moneyRecord (checkoutId: string): Promise<MoneyRecord | undefined> { return await moneyRecord(this.pool, checkoutId) }
+  async reportsOf (checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>> { return await reportsOf(this.pool, checkoutIds) }
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> { return await this.#store.resolveAttention(checkoutId, by, resolution, rule) }
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> { return await this.#store.reopenAttention(checkoutId, reopen, detail) }
   async duePostings (now: Date): Promise<string[]> { return await this.#store.duePostings(now) }
   async expireCreated (createdBefore: Date): Promise<string[]> { return await this.#store.expireCreated(createdBefore) }
   async underReviewBefore (cutoff: Date): Promise<Checkout[]> { return await this.#store.underReviewBefore(cutoff) }

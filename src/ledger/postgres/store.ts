@@ -9,13 +9,14 @@ import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule, TransitionRequest
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
-import { toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
+import { PROVIDER_LABEL } from '../types.ts'
+import { reportsByCheckout, toCheckout, toOutbox, toPostback, toRefund } from '../sqlite/rows.ts'
 import type { Pool, Queries } from './pool.ts'
 
 export async function getCheckout (q: Queries, id: string, lock = false): Promise<Checkout | undefined> {
@@ -26,21 +27,17 @@ export async function getCheckout (q: Queries, id: string, lock = false): Promis
 }
 
 export async function reports (q: Queries, checkoutId: string): Promise<CashnetReport[]> {
-  const rows = await q.query(`SELECT p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
+  return (await reportsOf(q, [checkoutId])).get(checkoutId) ?? []
+}
+
+/** The same for several checkouts in one query, each one's oldest first. */
+export async function reportsOf (q: Queries, checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>> {
+  const rows = await q.query(`SELECT p.checkout_id, p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
       FROM postbacks p LEFT JOIN postback_items i ON i.postback_id = p.id
-      WHERE p.checkout_id = $1 AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
+      WHERE p.checkout_id = ANY($1::text[]) AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
         AND p.outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE')
-      ORDER BY p.id, i.item_no`, [checkoutId])
-  const found = new Map<number, CashnetReport>()
-  for (const r of rows) {
-    let report = found.get(r.id)
-    if (report === undefined) {
-      report = { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents }
-      found.set(r.id, report)
-    }
-    if (r.item_no !== null) report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
-  }
-  return [...found.values()]
+      ORDER BY p.id, i.item_no`, [[...checkoutIds]])
+  return reportsByCheckout(rows)
 }
 
 export async function refunds (q: Queries, checkoutId: string): Promise<RefundRecord[]> {
@@ -305,6 +302,27 @@ export class PostgresStore {
     return changed === 1
   }
 
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    return await this.#pool.transaction(async q => await this.#reopen(q, checkoutId, reopen, detail))
+  }
+
+  /** A settled NEEDS_ATTENTION payment back in front of staff (as the SQLite store does); false if it is not settled. */
+  async #reopen (q: Queries, checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    const before = await getCheckout(q, checkoutId, true)
+    if (before === undefined || before.state !== 'NEEDS_ATTENTION' || before.resolvedAt === null) return false
+    const changed = await q.run(`UPDATE checkouts SET attention_kind = $1, attention_reason = $2, resolved_at = NULL, resolved_by = NULL, resolution = NULL, updated_at = $3
+        WHERE id = $4 AND state = 'NEEDS_ATTENTION' AND resolved_at IS NOT NULL`,
+    [reopen.reopen, reopen.reason, this.#iso(), checkoutId])
+    if (changed !== 1) return false
+    await this.#event(q, checkoutId, 'attention.reopened', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', {
+      kind: reopen.reopen,
+      reason: reopen.reason,
+      ...detail,
+      settled: { by: before.resolvedBy, at: before.resolvedAt, resolution: before.resolution, kind: before.attentionKind }
+    })
+    return true
+  }
+
   async recordRefund (refund: RefundRequest, rules: RefundRules): Promise<RefundResult> {
     return await this.#pool.transaction(async (q): Promise<RefundResult> => {
       const before = await moneyRecord(q, refund.checkoutId, true)
@@ -322,9 +340,12 @@ export class PostgresStore {
       const effect = rules.effect(after)
       const checkout = after.checkout
       if (effect === 'settle') {
-        await this.#settle(q, checkout.id, refund.by, `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`)
+        await this.#settle(q, checkout.id, refund.by, `refund of ${formatDecimal(refund.amount)} recorded (${PROVIDER_LABEL[checkout.provider] ?? PROVIDER_LABEL.cashnet} refund ${refund.reference}): ${refund.note}`)
       } else if (effect === 'restore') {
         await this.#restoreAfterDoubleCharge(q, checkout, refund.by, id)
+      } else if (effect !== 'none') {
+        const reopened = await this.#reopen(q, checkout.id, effect, { refund: id, tx: refund.tx, reference: refund.reference })
+        return { recorded: true, id, effect: reopened ? 'reopen' : 'none', checkout: await getCheckout(q, checkout.id) as Checkout }
       }
       return { recorded: true, id, effect, checkout: await getCheckout(q, checkout.id) as Checkout }
     })

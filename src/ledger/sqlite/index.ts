@@ -12,11 +12,11 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules,
+  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen,
   StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
-  AlmaCallEntry, AuditEvent, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
+  AlmaCallEntry, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
   ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage, NewPayLink, NewSession,
   OutboxMessage, OutboxRecord, PayLinkEntry, PostbackRecord, RecordedRefund, SessionRecord, SessionStatus, UserIdKind
 } from '../types.ts'
@@ -161,8 +161,16 @@ export class SqliteLedger implements Ledger {
     return this.#store.moneyRecord(checkoutId)
   }
 
+  async reportsOf (checkoutIds: readonly string[]): Promise<Map<string, CashnetReport[]>> {
+    return this.#store.reportsOf(checkoutIds)
+  }
+
   async resolveAttention (checkoutId: string, by: string, resolution: string, rule: StaffRule): Promise<StaffResult> {
     return write(() => this.#store.resolveAttention(checkoutId, by, resolution, rule))
+  }
+
+  async reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): Promise<boolean> {
+    return write(() => this.#store.reopenAttention(checkoutId, reopen, detail))
   }
 
   async duePostings (now: Date): Promise<string[]> {

@@ -2,7 +2,7 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallEntry, AttentionKind, AuditEvent, Checkout, CheckoutLine, CheckoutSummary, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord
+  AlmaCallEntry, AttentionKind, AuditEvent, CashnetReport, Checkout, CheckoutLine, CheckoutSummary, OutboxRecord, PayLinkEntry, PostbackRecord, RefundRecord
 } from '../types.ts'
 
 /** A row as better-sqlite3 returns it. */
@@ -120,4 +120,20 @@ export function toOutbox (r: Row): OutboxRecord {
     gaveUpAt: r.gave_up_at ?? null,
     lastError: r.last_error ?? null
   }
+}
+
+/** Report rows (a postback, its items; ordered by postback id, then item) grouped into each checkout's reports. */
+export function reportsByCheckout (rows: Row[]): Map<string, CashnetReport[]> {
+  const byPostback = new Map<number, { checkoutId: string, report: CashnetReport }>()
+  for (const r of rows) {
+    let found = byPostback.get(r.id)
+    if (found === undefined) {
+      found = { checkoutId: r.checkout_id, report: { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents } }
+      byPostback.set(r.id, found)
+    }
+    if (r.item_no !== null) found.report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
+  }
+  const reports = new Map<string, CashnetReport[]>()
+  for (const { checkoutId, report } of byPostback.values()) reports.set(checkoutId, [...(reports.get(checkoutId) ?? []), report])
+  return reports
 }

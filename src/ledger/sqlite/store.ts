@@ -7,15 +7,16 @@ import { decideReservation, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, StaffResult, StaffRule,
+  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule,
   TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
   OutboxMessage, OutboxRecord, PriorState, RefundRecord, UserIdKind
 } from '../types.ts'
+import { PROVIDER_LABEL } from '../types.ts'
 import type { Connection } from './connection.ts'
-import { type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
+import { reportsByCheckout, type Row, toCheckout, toOutbox, toPostback, toRefund } from './rows.ts'
 
 // A review an instance from before the review mark left unmarked: the checkout's CAPTURE_PENDING_EVENT, written as
 // a literal so that SQLite uses the partial index on it (audit_capture_pending), and the tx of the latest one.
@@ -286,6 +287,28 @@ export class CheckoutStore {
     return changed.changes === 1
   }
 
+  reopenAttention (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): boolean {
+    return this.#c.transaction(() => this.#reopen(checkoutId, reopen, detail))
+  }
+
+  /** A settled NEEDS_ATTENTION payment back in front of staff, as `reopen` says; false if it is not settled. */
+  #reopen (checkoutId: string, reopen: Reopen, detail: Record<string, unknown>): boolean {
+    const c = this.#c
+    const before = this.getCheckout(checkoutId)
+    if (before === undefined || before.state !== 'NEEDS_ATTENTION' || before.resolvedAt === null) return false
+    const changed = c.sql(`UPDATE checkouts SET attention_kind = ?, attention_reason = ?, resolved_at = NULL, resolved_by = NULL, resolution = NULL, updated_at = ?
+        WHERE id = ? AND state = 'NEEDS_ATTENTION' AND resolved_at IS NOT NULL`)
+      .run(reopen.reopen, reopen.reason, c.iso(), checkoutId)
+    if (changed.changes !== 1) return false
+    c.event(checkoutId, 'attention.reopened', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', {
+      kind: reopen.reopen,
+      reason: reopen.reason,
+      ...detail,
+      settled: { by: before.resolvedBy, at: before.resolvedAt, resolution: before.resolution, kind: before.attentionKind }
+    })
+    return true
+  }
+
   recordRefund (refund: RefundRequest, rules: RefundRules): RefundResult {
     const c = this.#c
     return c.transaction((): RefundResult => {
@@ -305,10 +328,13 @@ export class CheckoutStore {
       const effect = rules.effect(after)
       const checkout = after.checkout
       if (effect === 'settle') {
-        const resolution = `refund of ${formatDecimal(refund.amount)} recorded (CashNet refund ${refund.reference}): ${refund.note}`
+        const resolution = `refund of ${formatDecimal(refund.amount)} recorded (${PROVIDER_LABEL[checkout.provider] ?? PROVIDER_LABEL.cashnet} refund ${refund.reference}): ${refund.note}`
         this.#settle(checkout.id, refund.by, resolution)
       } else if (effect === 'restore') {
         this.#restoreAfterDoubleCharge(checkout, refund.by, id)
+      } else if (effect !== 'none') {
+        const reopened = this.#reopen(checkout.id, effect, { refund: id, tx: refund.tx, reference: refund.reference })
+        return { recorded: true, id, effect: reopened ? 'reopen' : 'none', checkout: this.getCheckout(checkout.id) as Checkout }
       }
       return { recorded: true, id, effect, checkout: this.getCheckout(checkout.id) as Checkout }
     })
@@ -350,21 +376,17 @@ export class CheckoutStore {
 
   /** What CashNet reported in each successful postback for this checkout, oldest first. */
   reports (checkoutId: string): CashnetReport[] {
-    const rows = this.#c.sql(`SELECT p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
+    return this.reportsOf([checkoutId]).get(checkoutId) ?? []
+  }
+
+  /** The same for several checkouts in one query (the ids as one JSON parameter), each one's oldest first. */
+  reportsOf (checkoutIds: readonly string[]): Map<string, CashnetReport[]> {
+    const rows = this.#c.sql(`SELECT p.checkout_id, p.id, p.tx, p.outcome, p.total_cents, i.item_no, i.item_code, i.amount_cents, i.qty
         FROM postbacks p LEFT JOIN postback_items i ON i.postback_id = p.id
-        WHERE p.checkout_id = ? AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
+        WHERE p.checkout_id IN (SELECT value FROM json_each(?)) AND p.result = '0' AND p.tx != '' AND p.total_cents IS NOT NULL
           AND p.outcome IN ('PAID', 'MISMATCH', 'DOUBLE_CHARGE')
-        ORDER BY p.id, i.item_no`).all(checkoutId) as Row[]
-    const reports = new Map<number, CashnetReport>()
-    for (const r of rows) {
-      let report = reports.get(r.id)
-      if (report === undefined) {
-        report = { postbackId: r.id, tx: r.tx, outcome: r.outcome, items: [], total: r.total_cents as Cents }
-        reports.set(r.id, report)
-      }
-      if (r.item_no !== null) report.items.push({ itemNo: r.item_no, itemCode: r.item_code, amount: r.amount_cents as Cents, qty: r.qty })
-    }
-    return [...reports.values()]
+        ORDER BY p.id, i.item_no`).all(JSON.stringify(checkoutIds)) as Row[]
+    return reportsByCheckout(rows)
   }
 
   refunds (checkoutId: string): RefundRecord[] {

@@ -5,14 +5,14 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { PageCursor } from '../../ledger/ledger.ts'
-import type { CheckoutSummary, MoneyRecord } from '../../ledger/types.ts'
+import type { MoneyRecord } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
-import { type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
-import { differencesOf } from '../../payments/receipts.ts'
+import { providerOf, type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
+import { differencesOf, receivedOf } from '../../payments/receipts.ts'
 import { LIST_QUERY_SCHEMA, type RawListQuery, readListQuery } from '../admin-list-query.ts'
 import { badInputPage } from '../plugins/app/error-handler.ts'
 import { messagePage } from '../views/message.ts'
-import { paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
+import { type CsvPage, paymentPage, paymentsCsv, paymentsListPage, unmatchedPostbacksPage } from '../views/admin.ts'
 
 const PAGE_SIZE = 50
 const CSV_PAGE = 500
@@ -75,14 +75,14 @@ const admin: FastifyPluginAsync = async (fastify) => {
     const by = staff(request.patron?.username)
     const log = request.log
     // Page by page (keyset, no lines, one query a page), yielding to the event loop between pages.
-    async function * pages (): AsyncGenerator<CheckoutSummary[]> {
+    async function * pages (): AsyncGenerator<CsvPage> {
       let after: PageCursor | null = null
       let rows = 0
       while (rows < CSV_MAX_ROWS) {
         const page = await ledger.checkoutPage({ states: query.states, search: query.search }, after, Math.min(CSV_PAGE, CSV_MAX_ROWS - rows))
         if (page.length === 0) break
         rows += page.length
-        yield page
+        yield { checkouts: page, received: await receivedOf(ledger, page) }
         after = page[page.length - 1].cursor
         await new Promise(resolve => setImmediate(resolve))
       }
@@ -164,7 +164,7 @@ const admin: FastifyPluginAsync = async (fastify) => {
       // changed it since the page was read (a double charge, say) is not overridden.
       const requeued = await ledger.requeue(id, by, action, current => whyNot(verdict(current, action)))
       if (!requeued.done) return refuse(request, reply, action, target, requeued.reason)
-      request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : 'post what CashNet confirmed for'} ${id} (was ${record.checkout.state})`)
+      request.log.info({ event: 'admin.retry', action, checkout: id, tx: record.checkout.tx, from: record.checkout.state, by }, `${by} asked to ${action === 'retry' ? 'retry posting' : `post what ${providerOf(record.checkout)} confirmed for`} ${id} (was ${record.checkout.state})`)
       worker.schedule(id)
       return reply.redirect(`../${encodeURIComponent(id)}?retried=1`, 303)
     })

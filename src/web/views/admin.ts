@@ -6,9 +6,9 @@ import { stringify } from 'csv-stringify'
 import { Readable } from 'node:stream'
 import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord } from '../../ledger/types.ts'
 import { CHECKOUT_STATES } from '../../ledger/types.ts'
-import { ATTENTION_KIND_LABEL, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
+import { attentionKindLabel, providerOf, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
-import type { ReceivedMoney } from '../../payments/receipts.ts'
+import { amountReceived, type ReceivedMoney } from '../../payments/receipts.ts'
 import { eventInWords, localTime } from '../../payments/story.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
@@ -78,9 +78,15 @@ export function almaUserLink (almaUiUrl: string, primaryId: string): string {
   return `${almaUiUrl}/ng/search?searchType=USERS&query=${encodeURIComponent(primaryId)}`
 }
 
-function stateBadge (state: CheckoutState, settled = false): Html {
-  if (settled) return html`<span class="state state-${STATE_TONE.POSTED}" data-state="${state}">${STATE_LABEL[state]}, settled by staff</span>`
-  return html`<span class="state state-${STATE_TONE[state]}" data-state="${state}">${STATE_LABEL[state]}</span>`
+/** One payment's state in words: a declined payment names the provider that declined it. */
+function stateLabel (checkout: Pick<CheckoutSummary, 'state' | 'provider'>): string {
+  return checkout.state === 'DECLINED' ? `Declined by ${providerOf(checkout)}` : STATE_LABEL[checkout.state]
+}
+
+function stateBadge (checkout: Pick<CheckoutSummary, 'state' | 'provider' | 'resolvedAt'>): Html {
+  const { state } = checkout
+  if (checkout.resolvedAt !== null) return html`<span class="state state-${STATE_TONE.POSTED}" data-state="${state}">${stateLabel(checkout)}, settled by staff</span>`
+  return html`<span class="state state-${STATE_TONE[state]}" data-state="${state}">${stateLabel(checkout)}</span>`
 }
 
 /** Why a payment is in the list of things to look at: the attention reason, or the last failed attempt. */
@@ -103,7 +109,7 @@ export function paymentsListPage (view: PaymentsListView): string {
 <td>${timeCell(c.createdAt, view.timeZone)}</td>
 <td>${c.patronName}<span class="fee-meta">${c.userId}${c.primaryId !== c.userId ? html` · ${c.primaryId}` : ''}</span></td>
 <td class="amount">${amountCell(c.total, c.currency, view.differences?.get(c.id))}</td>
-<td>${stateBadge(c.state, c.resolvedAt !== null)}</td>
+<td>${stateBadge(c)}</td>
 <td>${c.tx ?? ''}</td>
 <td class="reason">${attentionText(c)}</td>
 </tr>`)
@@ -162,11 +168,13 @@ export interface PaymentView {
   almaUiUrl?: string
 }
 
-const ACTION_LABEL: Record<StaffAction, string> = {
-  retry: 'Retry posting',
-  'post-confirmed': 'Post what CashNet confirmed',
-  refund: 'Record a refund',
-  settle: 'Mark as settled'
+function actionLabel (action: StaffAction, provider: string): string {
+  switch (action) {
+    case 'retry': return 'Retry posting'
+    case 'post-confirmed': return `Post what ${provider} confirmed`
+    case 'refund': return 'Record a refund'
+    case 'settle': return 'Mark as settled'
+  }
 }
 
 /** The actions the rule allowed, as forms, and the ones it refused, with its reasons. */
@@ -176,11 +184,12 @@ function actionsSection (view: PaymentView): Html | string {
   const id = encodeURIComponent(checkout.id)
   const csrf = html`<input type="hidden" name="_csrf" value="${view.csrfToken}">`
   const money = (c: Cents): string => formatMoney(c, checkout.currency)
+  const provider = providerOf(checkout)
   const forms: Html[] = []
   if (verdicts.retry.allowed) {
     forms.push(html`<form class="retry" method="post" action="${id}/retry">
 ${csrf}
-<p>Fix the cause first (in Alma, or wait for Alma to be available again), then retry. The posting checks Alma for this tx before paying, so a retry never pays a fee twice, and never sends more than CashNet reported. Lines already marked posted are not sent again: money that could not be applied needs a refund or a manual credit.</p>
+<p>Fix the cause first (in Alma, or wait for Alma to be available again), then retry. The posting checks Alma for this tx before paying, so a retry never pays a fee twice, and never sends more than ${provider} reported. Lines already marked posted are not sent again: money that could not be applied needs a refund or a manual credit.</p>
 <button class="button" type="submit">Retry posting</button>
 </form>`)
   }
@@ -189,22 +198,22 @@ ${csrf}
     const items = left.map(l => html`<li>line ${l.lineNo} (fee <code>${l.feeId}</code>): ${money(confirmed.get(l.lineNo) ?? 0 as Cents)} of ${money(l.amount)}</li>`)
     forms.push(html`<form class="post-confirmed" method="post" action="${id}/post-confirmed">
 ${csrf}
-<p>CashNet reported other amounts than the checkout. This posts to Alma, line by line, at most what CashNet confirmed for each line; what it did not collect stays owed in Alma:</p>
+<p>${provider} reported other amounts than the checkout. This posts to Alma, line by line, at most what ${provider} confirmed for each line; what it did not collect stays owed in Alma:</p>
 <ul>${items}</ul>
-<button class="button" type="submit">Post what CashNet confirmed</button>
+<button class="button" type="submit">${actionLabel('post-confirmed', provider)}</button>
 </form>`)
   }
   if (verdicts.refund.allowed && refundable.length > 0) {
     const first = refundable[0]
     const choice = refundable.length === 1
-      ? html`<input type="hidden" name="tx" value="${first.tx}"><p>CashNet tx <code>${first.tx}</code>${first.role === 'double-charge' ? ' (the second charge)' : ''}: CashNet reported ${money(first.collected)}, ${money(first.refunded)} refunded so far.</p>`
-      : html`<p><label for="refund-tx">CashNet tx</label><br><select id="refund-tx" name="tx">${refundable.map(r => html`<option value="${r.tx}">${r.tx}: up to ${formatDecimal(r.max)}</option>`)}</select></p>`
+      ? html`<input type="hidden" name="tx" value="${first.tx}"><p>${provider} tx <code>${first.tx}</code>${first.role === 'double-charge' ? ' (the second charge)' : ''}: ${provider} reported ${money(first.collected)}, ${money(first.refunded)} refunded so far.</p>`
+      : html`<p><label for="refund-tx">${provider} tx</label><br><select id="refund-tx" name="tx">${refundable.map(r => html`<option value="${r.tx}">${r.tx}: up to ${formatDecimal(r.max)}</option>`)}</select></p>`
     forms.push(html`<form class="refund" method="post" action="${id}/refund">
 ${csrf}
-<p>${first.role === 'double-charge' ? 'Refund the second charge in CashNet, then record it here; the payment goes back to the state its first charge had.' : 'After refunding in CashNet, record the refund here. Refunded money is never posted to Alma.'}</p>
+<p>${first.role === 'double-charge' ? `Refund the second charge in ${provider}, then record it here; the payment goes back to the state its first charge had.` : `After refunding in ${provider}, record the refund here. Refunded money is never posted to Alma.`}</p>
 ${choice}
 <p><label for="refund-amount">Amount refunded (at most ${formatDecimal(first.max)})</label><br><input id="refund-amount" name="amount" inputmode="decimal" value="${formatDecimal(first.max)}" required></p>
-<p><label for="refund-reference">CashNet refund reference (required)</label><br><input id="refund-reference" name="reference" maxlength="100" required></p>
+<p><label for="refund-reference">${provider} refund reference (required)</label><br><input id="refund-reference" name="reference" maxlength="100" required></p>
 <p><label for="refund-note">Note (required)</label><br><textarea id="refund-note" name="note" rows="2" cols="60" maxlength="500" required></textarea></p>
 <button class="button" type="submit">Record the refund</button>
 </form>`)
@@ -212,14 +221,14 @@ ${choice}
   if (verdicts.settle.allowed) {
     forms.push(html`<form class="resolve" method="post" action="${id}/resolve">
 ${csrf}
-<p>When the money is dealt with outside this service (refunded in CashNet, credited or paid by hand in Alma), record what was done. The payment then leaves the list of things to look at and reconciliation stops reporting it; the note stays in its history. Nothing is posted to Alma after this.</p>
+<p>When the money is dealt with outside this service (refunded in ${provider}, credited or paid by hand in Alma), record what was done. The payment then leaves the list of things to look at and reconciliation stops reporting it; the note stays in its history. Nothing is posted to Alma after this.</p>
 <p><label for="resolution">What was done (required)</label><br><textarea id="resolution" name="resolution" rows="3" cols="60" maxlength="500" required></textarea></p>
 <button class="button secondary" type="submit">Mark as settled</button>
 </form>`)
   }
   if (checkout.state !== 'NEEDS_ATTENTION' && checkout.state !== 'PAID') return html`${forms}`
   const refused = (Object.entries(verdicts) as Array<[StaffAction, StaffView['verdicts'][StaffAction]]>)
-    .flatMap(([action, v]) => v.allowed ? [] : [html`<li data-action="${action}"><strong>${ACTION_LABEL[action]}</strong>: <span class="why-not">${v.reason}</span></li>`])
+    .flatMap(([action, v]) => v.allowed ? [] : [html`<li data-action="${action}"><strong>${actionLabel(action, provider)}</strong>: <span class="why-not">${v.reason}</span></li>`])
   return html`${forms}
 ${refused.length > 0 ? html`<div class="no-retry"><p>Not offered for this payment:</p><ul class="refused-actions">${refused}</ul></div>` : ''}`
 }
@@ -239,8 +248,9 @@ export function paymentPage (view: PaymentView): string {
   const { checkout, postbacks, almaCalls, events } = view.history
   const zone = view.timeZone
   const money = (c: Cents): string => formatMoney(c, checkout.currency)
+  const provider = providerOf(checkout)
   const confirmed = view.staff.confirmed
-  /** money CashNet collected for a line that Alma did not take */
+  /** money the provider collected for a line that Alma did not take */
   const unappliedOf = (lineNo: number, amount: Cents, posted: Cents): Cents => Math.max(0, (confirmed?.get(lineNo) ?? amount) - posted) as Cents
   const lines = checkout.lines.map(line => html`<tr>
 <td>${line.lineNo}</td>
@@ -258,7 +268,7 @@ export function paymentPage (view: PaymentView): string {
 <dl class="facts">
 <dt>Received</dt><dd>${timeCell(p.receivedAt, zone)}</dd>
 <dt>From</dt><dd>${p.peer}</dd>
-<dt>CashNet result</dt><dd>${p.result === '' ? '–' : p.result}</dd>
+<dt>${provider} result</dt><dd>${p.result === '' ? '–' : p.result}</dd>
 <dt>tx</dt><dd>${p.tx === '' ? '–' : p.tx}</dd>
 <dt>Outcome</dt><dd>${outcomeText(p)}</dd>
 </dl>
@@ -278,11 +288,11 @@ export function paymentPage (view: PaymentView): string {
     body: html`<p><a href="../../admin">← All payments</a></p>
 <h1>Payment <code>${checkout.id}</code></h1>
 ${view.notice !== undefined ? html`<div class="notice ok" role="status"><p>${view.notice}</p></div>` : ''}
-<p class="lead">State: ${stateBadge(checkout.state, checkout.resolvedAt !== null)}</p>
+<p class="lead">State: ${stateBadge(checkout)}</p>
 ${reason !== ''
     ? html`<div class="notice ${checkout.state === 'NEEDS_ATTENTION' ? 'bad' : 'warn'}" role="status"><p><strong>${checkout.state === 'NEEDS_ATTENTION' ? 'Needs attention because: ' : 'Not yet posted: '}</strong><span class="attention-reason">${reason}</span></p></div>`
     : ''}
-${checkout.state === 'NEEDS_ATTENTION' && checkout.attentionKind !== null ? html`<p class="attention-kind" data-kind="${checkout.attentionKind}">Kind of problem: ${ATTENTION_KIND_LABEL[checkout.attentionKind] ?? checkout.attentionKind}</p>` : ''}
+${checkout.state === 'NEEDS_ATTENTION' && checkout.attentionKind !== null ? html`<p class="attention-kind" data-kind="${checkout.attentionKind}">Kind of problem: ${attentionKindLabel(checkout.attentionKind, checkout)}</p>` : ''}
 ${checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
     ? html`<div class="notice ok" role="status"><p><strong>Settled</strong> by ${checkout.resolvedBy ?? 'staff'} on ${timeCell(checkout.resolvedAt, zone)}: <span class="resolution">${checkout.resolution ?? ''}</span></p></div>`
     : ''}
@@ -299,7 +309,7 @@ ${checkout.userIdKind === 'primary-id' ? html`<dt>Paid from</dt><dd>a pay link (
 <dt>Paid</dt><dd>${timeCell(checkout.paidAt, zone)}</dd>
 <dt>Posted</dt><dd>${timeCell(checkout.postedAt, zone)}</dd>
 <dt>Last change</dt><dd>${timeCell(checkout.updatedAt, zone)}</dd>
-<dt>CashNet tx</dt><dd>${checkout.tx ?? '–'}</dd>
+<dt>${provider} tx</dt><dd>${checkout.tx ?? '–'}</dd>
 <dt>Batch / effective date / payment code</dt><dd>${checkout.batchno ?? '–'} / ${checkout.effdate ?? '–'} / ${checkout.pmtcode ?? '–'}</dd>
 <dt>Posting attempts</dt><dd>${checkout.attempts}${checkout.nextAttemptAt !== null && checkout.state === 'PAID' ? html` (next ${timeCell(checkout.nextAttemptAt, zone)})` : ''}</dd>
 <dt>Last error</dt><dd>${checkout.lastError ?? '–'}</dd>
@@ -308,19 +318,19 @@ ${checkout.state !== 'NEEDS_ATTENTION' && checkout.attentionReason !== null ? ht
 <div class="table-scroll" tabindex="0" role="region" aria-label="Fee lines">
 <table class="admin">
 <caption>Fee lines</caption>
-<thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">CashNet confirmed</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
+<thead><tr><th scope="col">Line</th><th scope="col">Alma fee id</th><th scope="col">Fee</th><th scope="col">Library</th><th scope="col" class="amount">Amount</th><th scope="col" class="amount">${provider} confirmed</th><th scope="col" class="amount">Posted amount</th><th scope="col">Posted at</th><th scope="col" class="amount">Unapplied</th></tr></thead>
 <tbody>${lines}</tbody>
 </table>
 </div>
 <h2>Refunds recorded (${refunds.length})</h2>
 ${refunds.length > 0
     ? html`<div class="table-scroll" tabindex="0" role="region" aria-label="Refunds"><table class="admin">
-<caption>Refunds staff made in CashNet and recorded here</caption>
-<thead><tr><th scope="col">At</th><th scope="col">What</th><th scope="col">CashNet tx</th><th scope="col" class="amount">Amount</th><th scope="col">CashNet refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
+<caption>Refunds staff made in ${provider} and recorded here</caption>
+<thead><tr><th scope="col">At</th><th scope="col">What</th><th scope="col">${provider} tx</th><th scope="col" class="amount">Amount</th><th scope="col">${provider} refund reference</th><th scope="col">By</th><th scope="col">Note</th></tr></thead>
 <tbody>${refunds}</tbody>
 </table></div>`
     : html`<p>No refund has been recorded for this payment.</p>`}
-<h2>CashNet postbacks (${postbacks.length})</h2>
+<h2>${provider} postbacks (${postbacks.length})</h2>
 ${postbacks.length > 0 ? postbackSections : html`<p>No postback has arrived for this checkout.</p>`}
 <h2>Alma calls (${almaCalls.length})</h2>
 ${almaCalls.length > 0
@@ -374,22 +384,30 @@ export function neutraliseCell (value: string): string {
   return FORMULA_START.test(value) && !PLAIN_NUMBER.test(value) ? `'${value}` : value
 }
 
+// New columns go at the end: spreadsheets and scripts read these by position.
 export const CSV_COLUMNS = [
   'checkout_id', 'created_at', 'state', 'username', 'primary_id', 'patron_name', 'currency', 'total', 'unapplied',
-  'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention'
+  'tx', 'batchno', 'paid_at', 'posted_at', 'attempts', 'attention', 'received'
 ] as const
 
-function csvRow (c: CheckoutSummary): string[] {
+/** One page of the CSV: its checkouts, and what the provider reported receiving for those whose money was taken. */
+export interface CsvPage {
+  checkouts: CheckoutSummary[]
+  received: ReadonlyMap<string, ReceivedMoney>
+}
+
+function csvRow (c: CheckoutSummary, received: Cents | null): string[] {
   return [
     c.id, c.createdAt, c.state, c.userId, c.primaryId, c.patronName, c.currency, formatDecimal(c.total), formatDecimal(c.unapplied),
-    c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c)
+    c.tx ?? '', c.batchno ?? '', c.paidAt ?? '', c.postedAt ?? '', String(c.attempts), attentionText(c),
+    received === null ? '' : formatDecimal(received)
   ].map(neutraliseCell)
 }
 
 /** The CSV of a list as a stream, page by page: only one page of checkouts is in memory at a time. */
-export function paymentsCsv (pages: AsyncIterable<CheckoutSummary[]>): Readable {
+export function paymentsCsv (pages: AsyncIterable<CsvPage>): Readable {
   const rows = Readable.from((async function * () {
-    for await (const page of pages) for (const c of page) yield csvRow(c)
+    for await (const page of pages) for (const c of page.checkouts) yield csvRow(c, amountReceived(page.received.get(c.id)))
   })(), { objectMode: true })
   const csv = stringify({ header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })
   rows.on('error', (error) => csv.destroy(error))

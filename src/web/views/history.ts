@@ -2,6 +2,7 @@
 
 import type { Checkout, CheckoutState } from '../../ledger/types.ts'
 import type { ReceivedMoney } from '../../payments/receipts.ts'
+import { providerOf } from '../../payments/staff-actions.ts'
 import { html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
@@ -18,6 +19,11 @@ export const STATE_IN_WORDS: Record<CheckoutState, string> = {
   CREATED: 'Waiting for CashNet'
 }
 
+/** This payment's state as the patron reads it: one still open waits for the provider it was started with. */
+function stateInWords (checkout: Checkout): string {
+  return checkout.state === 'CREATED' ? `Waiting for ${providerOf(checkout)}` : STATE_IN_WORDS[checkout.state]
+}
+
 /**
  * `differences`: for payments whose received amount is not what was due (differencesOf), what was received and
  * what was due; the others are stated by their total.
@@ -26,7 +32,7 @@ export function historyPage (branding: Branding, payments: Checkout[], timeZone:
   const rows = payments.map(checkout => html`<tr>
 <td class="when">${dateTimeCell(checkout.paidAt ?? checkout.createdAt, timeZone)}</td>
 <td class="detail"><ul class="history-fees">${checkout.lines.map(line => html`<li>${line.feeTypeDesc || line.feeType}${line.title !== '' ? html`<span class="fee-meta">${line.title}</span>` : ''}</li>`)}</ul></td>
-<td class="state"><span class="state-words state-${checkout.state.toLowerCase()}">${STATE_IN_WORDS[checkout.state]}</span></td>
+<td class="state"><span class="state-words state-${checkout.state.toLowerCase()}">${stateInWords(checkout)}</span></td>
 <td class="amount">${amountCell(checkout.total, checkout.currency, differences.get(checkout.id))}</td>
 <td class="receipt"><a href="cashnet/return?ref=${encodeURIComponent(checkout.id)}">Receipt<span class="visually-hidden"> for the payment of ${amountWords(checkout.total, checkout.currency, differences.get(checkout.id))}</span></a></td>
 </tr>`)
