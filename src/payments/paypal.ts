@@ -16,6 +16,7 @@ import type { PayPalWebhookEvent } from '../providers/paypal/webhook.ts'
 import type { Collected } from '../providers/provider.ts'
 import type { Alerts } from './alerts.ts'
 import { decideCapture, reportedItems, resultOf } from './capture-rules.ts'
+import { inProgressReason } from './payable.ts'
 import type { PostbackLogger } from './record-postback.ts'
 import { collectedFor, refundedFor, refundEffect } from './staff-actions.ts'
 
@@ -58,6 +59,8 @@ export type CaptureResult =
   | { kind: 'choose-again', approveUrl: string | null }
   /** the patron has not approved the order (yet) */
   | { kind: 'not-approved', approveUrl: string | null }
+  /** not captured: the checkout's fees were paid in another checkout since; it is CANCELLED, nothing taken */
+  | { kind: 'superseded', paidBy: string[] }
 
 /** The checkout an order is for: custom_id (invoice_id) as we sent it. */
 export function checkoutIdOf (order: Pick<PayPalOrder, 'customId' | 'invoiceId'>): string | null {
@@ -147,8 +150,60 @@ export async function recordCollected (deps: PayPalDeps, collected: Collected, s
   return { outcome, checkout: recorded.checkout }
 }
 
+/** The audit event of a checkout not captured because its fees were paid in another checkout since. */
+export const CAPTURE_SUPERSEDED_EVENT = 'paypal.capture_superseded'
+
+/**
+ * The patron's other checkouts that paid (or hold) any of this checkout's fees since it was made: PAID, NEEDS_ATTENTION
+ * not settled, or held by PayPal for review (as the fines page holds them, payable.ts), or a line of the fee posted
+ * to Alma after this checkout was created. A CREATED checkout holds nothing, so an approval PayPal could not capture
+ * at once (an outage) leaves its fees payable again; capturing it later would charge the patron twice.
+ */
+export async function feesPaidElsewhere (ledger: Ledger, checkout: Checkout): Promise<Array<{ checkout: Checkout, feeIds: string[] }>> {
+  const fees = new Set(checkout.lines.map(l => l.feeId))
+  const since = Date.parse(checkout.createdAt)
+  const others = new Map<string, Checkout>()
+  for (const other of [...await ledger.paymentsInProgress(checkout.userId, checkout.primaryId, checkout.userIdKind), ...await ledger.patronPayments(checkout.userId, 50, checkout.userIdKind)]) {
+    if (other.id !== checkout.id) others.set(other.id, other)
+  }
+  const found: Array<{ checkout: Checkout, feeIds: string[] }> = []
+  for (const other of others.values()) {
+    const holds = inProgressReason(other) !== null
+    const feeIds = other.lines.filter(l => fees.has(l.feeId) && (holds || (l.postedAt !== null && Date.parse(l.postedAt) > since))).map(l => l.feeId)
+    if (feeIds.length > 0) found.push({ checkout: other, feeIds: [...new Set(feeIds)] })
+  }
+  return found
+}
+
+/** Whether this checkout was closed without a capture because its fees were paid in another checkout. */
+export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promise<boolean> {
+  return (await ledger.history(checkoutId))?.events.some(e => e.event === CAPTURE_SUPERSEDED_EVENT) === true
+}
+
+/**
+ * Before capturing a checkout not yet captured: if its fees were paid in another checkout since, and PayPal holds
+ * no capture for the order, it is not captured but CANCELLED (nothing taken), with its audit event.
+ */
+async function supersede (deps: PayPalDeps, orderId: string, checkoutId: string): Promise<CaptureResult | null> {
+  const { ledger, logger } = deps
+  const checkout = await ledger.getCheckout(checkoutId)
+  if (checkout === undefined || (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') || checkout.reviewTx !== null) return null
+  const elsewhere = await feesPaidElsewhere(ledger, checkout)
+  if (elsewhere.length === 0) return null
+  // a capture PayPal made whose answer was lost is money taken: recorded as any capture, never hidden by a cancel
+  if ((await deps.client.getOrder(orderId)).capture !== null) return null
+  const paidBy = elsewhere.map(e => e.checkout.id)
+  const feeIds = [...new Set(elsewhere.flatMap(e => e.feeIds))]
+  const moved = await ledger.transition({ checkoutId, from: ['CREATED', 'EXPIRED'], to: 'CANCELLED', event: CAPTURE_SUPERSEDED_EVENT, detail: { order: orderId, paidBy, fees: feeIds, states: elsewhere.map(e => e.checkout.state) } })
+  if (!moved) return null
+  logger.warn({ event: 'paypal.capture_superseded', checkout: checkoutId, order: orderId, paidBy, fees: feeIds }, `PayPal order ${orderId} (checkout ${checkoutId}) approved but not captured: its fees ${feeIds.join(', ')} were paid in checkout ${paidBy.join(', ')} since; CANCELLED, nothing taken`)
+  return { kind: 'superseded', paidBy }
+}
+
 /** Captures an approved order and records the capture; the return and the APPROVED webhook both come here. */
 export async function completeOrder (deps: PayPalDeps, orderId: string, checkoutId: string, source: 'return' | 'webhook'): Promise<CaptureResult & { recorded?: RecordedCapture }> {
+  const superseded = await supersede(deps, orderId, checkoutId)
+  if (superseded !== null) return superseded
   const result = await captureApproved(deps, orderId, checkoutId)
   if (result.kind !== 'captured') return result
   const recorded = await recordCollected(deps, result.collected, source, { order: orderId })
