@@ -325,7 +325,8 @@ function adoptedRefunds (events: readonly AuditEvent[]): Map<number, string> {
   for (const e of events) {
     if (e.event !== REFUND_ADOPTED) continue
     const { refundRecord, refund } = detailOf(e)
-    if (typeof refundRecord === 'number' && typeof refund === 'string' && !adopted.has(refundRecord)) adopted.set(refundRecord, refund)
+    const id = Number(refundRecord) // a number as written; a string if a ledger ever returns BIGINT ids as text
+    if (Number.isSafeInteger(id) && typeof refund === 'string' && !adopted.has(id)) adopted.set(id, refund)
   }
   return adopted
 }
