@@ -486,3 +486,65 @@ t.test('bad inputs on the PayPal routes', async t => {
   const raw = await fetch(`${stack.serviceUrl}/paypal/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' })
   t.equal(raw.status, 400)
 })
+
+t.test('an approval PayPal could not capture, whose fee the patron then paid in another checkout: neither PayPal\'s redelivered APPROVED nor the reopened return charges again', async t => {
+  for (const comesBack of ['webhook', 'return'] as const) {
+    const stack = await paypalStack(t, { paypal: { webhookMode: 'held' } })
+    const alice = new Browser(stack).login('alice')
+    const first = await startPaying(alice, ['100001'])
+    const back = await decide(alice, first.approveUrl, 'approve')
+    const c1 = stack.pp.orders.get(first.orderId)?.customId as string
+    stack.pp.faults.failNextCaptures = 1000 // PayPal's outage: the return's capture and the APPROVED webhook fail
+    t.equal((await alice.request(back)).status, 503, `${comesBack}: the return could not capture`)
+    const approved = stack.pp.held.find(d => d.eventType === 'CHECKOUT.ORDER.APPROVED' && d.body.includes(first.orderId))
+    if (approved === undefined) throw new Error('no APPROVED webhook held')
+    const [delivered] = await stack.pp.deliverHeld()
+    t.equal(delivered.status, 503, `${comesBack}: the APPROVED webhook is answered 503`)
+    stack.pp.faults.failNextCaptures = 0
+    stack.pp.webhookMode = 'immediate'
+    t.equal((await stack.app.ledger.getCheckout(c1))?.state, 'CREATED', `${comesBack}: the first checkout holds nothing`)
+
+    // the patron pays the same fee in a second checkout, which is posted
+    const second = await startPaying(alice, ['100001'])
+    t.equal((await alice.request(await decide(alice, second.approveUrl, 'approve'))).status, 200)
+    const c2 = stack.pp.orders.get(second.orderId)?.customId as string
+    await until(async () => (await stack.app.ledger.getCheckout(c2))?.state === 'POSTED', 'the second checkout posted')
+    t.equal(stack.pp.captures.length, 1, `${comesBack}: one capture, the second checkout's`)
+
+    const page = async (): Promise<void> => {
+      const reopened = await alice.request(back)
+      t.equal(reopened.status, 200, `${comesBack}: the reopened return link answers a calm page`)
+      t.match(reopened.body, 'Nothing was charged', `${comesBack}: which says nothing was charged`)
+      t.match(reopened.body, 'paid in another payment', `${comesBack}: and why`)
+    }
+    if (comesBack === 'return') await page()
+    await stack.pp.redeliver(approved)
+    if (comesBack === 'webhook') await page()
+    await stack.app.worker.idle()
+
+    t.equal(stack.pp.captures.filter(c => c.orderId === first.orderId).length, 0, `${comesBack}: the first order is never captured`)
+    t.equal(stack.pp.captures.length, 1, `${comesBack}: the patron was charged once`)
+    t.same(stack.alma.allExternalPayments().map(p => [p.feeId, p.amountCents]), [['100001', 500]], `${comesBack}: Alma records the fee paid once`)
+    const after = await stack.app.ledger.history(c1)
+    t.equal(after?.checkout.state, 'CANCELLED', `${comesBack}: the first checkout ends CANCELLED, nothing taken`)
+    t.ok(after?.events.some(e => e.event === 'paypal.capture_superseded' && e.detail.includes(c2)), `${comesBack}: its audit event names the checkout that paid the fee`)
+    t.notMatch((await alice.get('/')).body, 'PayPal is reviewing')
+  }
+})
+
+t.test('an approval captured late while another checkout of the same fee was only started (nothing paid): it is captured as usual', async t => {
+  const stack = await paypalStack(t, { paypal: { webhookMode: 'held' } })
+  const alice = new Browser(stack).login('alice')
+  const first = await startPaying(alice, ['100001'])
+  const back = await decide(alice, first.approveUrl, 'approve')
+  stack.pp.faults.failNextCaptures = 1000
+  t.equal((await alice.request(back)).status, 503)
+  stack.pp.faults.failNextCaptures = 0
+  await startPaying(alice, ['100001']) // started, never approved
+  const receipt = await alice.request(back)
+  t.equal(receipt.status, 200)
+  t.match(receipt.body, 'Payment received')
+  const c1 = stack.pp.orders.get(first.orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(c1))?.state === 'POSTED', 'posted')
+  t.equal(stack.pp.captures.length, 1)
+})

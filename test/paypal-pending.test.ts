@@ -153,6 +153,19 @@ t.test('a review completed and then refunded in PayPal, with both webhooks lost:
     t.match(after.attentionReason, `is now ${status}`, 'the reason says PayPal gave money back')
     t.equal(after.tx, captureId, 'the money taken is recorded against the checkout')
     t.same(stack.alma.paymentsFor(captureId), [], `${status}: nothing is posted to Alma for money PayPal gave back`)
+
+    // staff look at it: "post what the provider confirmed" must not post money PayPal gave back
+    const staff = new Browser(stack).login('staff')
+    const page = await staff.get(`/admin/payments/${checkoutId}`)
+    t.equal(page.status, 200)
+    t.notMatch(page.body, '<form class="post-confirmed"', `${status}: posting what PayPal confirmed is not offered`)
+    t.match(page.body, /data-action="post-confirmed"><strong>[^<]+<\/strong>: <span class="why-not">PayPal confirmed nothing[^<]*PayPal refunded it/, `${status}: the page says why: PayPal refunded the capture`)
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1] ?? ''
+    const forged = await staff.post(`/admin/payments/${checkoutId}/post-confirmed`, [['_csrf', csrf]])
+    t.equal(forged.status, 409, `${status}: a forged post-confirmed is refused`)
+    await stack.app.worker.idle()
+    t.same(stack.alma.paymentsFor(captureId), [], `${status}: Alma records no payment after the staff action`)
+    t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'NEEDS_ATTENTION', `${status}: still for staff`)
   }
 })
 

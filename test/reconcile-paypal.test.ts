@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { parse } from 'csv-parse/sync'
 import t, { type Test } from 'tap'
 import { reconcilePayPal } from '../src/jobs/reconcile-paypal.ts'
 import { SANDBOX_PAYPAL_CLIENT_ID, SANDBOX_PAYPAL_SECRET } from '../src/sandbox/stack.ts'
@@ -156,6 +157,24 @@ t.test('two PayPal refunds of the same amount, one recorded by hand under anothe
   const missing = report.findings.filter(f => f.kind === 'paypal-refund-not-recorded')
   t.equal(missing.length, 1, 'the one record accounts for one of the two refunds, not both')
   t.match(missing[0]?.detail, new RegExp(`refund (${first.id}|${second.id})`))
+
+  // PayPal's webhooks arrive at last, twice: the refund staff recorded by hand is taken as PayPal's, not booked again
+  await stack.pp.deliverHeld()
+  for (const w of stack.pp.webhooks.filter(w => w.eventType === 'PAYMENT.CAPTURE.REFUNDED')) await stack.pp.redeliver(w)
+  const history = await stack.app.ledger.history(paid)
+  t.same(history?.refunds.map(r => [r.reference, r.amount]), [['DESK-0001', 100], [second.id, 100]],
+    'two refunds recorded, as PayPal made two: the first webhook adopted DESK-0001, the second recorded its own')
+  const adopted = history?.events.filter(e => e.event === 'paypal.refund_adopted') ?? []
+  t.equal(adopted.length, 1, 'one audit event ties the hand-recorded refund to PayPal\'s')
+  t.match(adopted[0]?.detail, first.id, 'and names PayPal\'s refund id')
+  t.match(adopted[0]?.detail, 'DESK-0001')
+  const csv = await staff.get(`/admin/reports?from=${SINCE}&to=${UNTIL}&format=csv`)
+  t.equal(csv.status, 200)
+  const rows = parse(csv.body, { columns: true }) as Array<Record<string, string>>
+  const refundedCents = rows.reduce((sum, r) => sum + Math.round(Number(r.REFUNDED) * 100) + Math.round(Number(r.REFUNDED_UNPOSTED) * 100), 0)
+  t.equal(refundedCents, 200, 'the report counts 2.00 refunded, what PayPal gave back, not 3.00')
+  const after = await check(stack, 0)
+  t.notOk(after.findings.some(f => f.kind === 'paypal-refund-not-recorded'), 'both PayPal refunds are accounted for')
 })
 
 t.test('bad use and an unreachable PayPal: exit 2 for usage, 1 when PayPal cannot be read', async t => {

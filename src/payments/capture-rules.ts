@@ -19,10 +19,11 @@ export function resultOf (collected: Collected): string {
  * The items recorded for a capture: its amount laid over the checkout's lines in order (each at most its line),
  * anything beyond the lines as one more item. Their sum is exactly what was captured, so the staff rule's cap
  * ("never post more than the provider reported", lineCaps) holds for PayPal as for CashNet. A capture in another
- * currency confirms nothing in the checkout's: no items, a total of 0.
+ * currency confirms nothing in the checkout's: no items, a total of 0; nor does a capture PayPal has refunded (all
+ * or part) by the time it is read: what the patron kept is not known, so staff may not post any of it from here.
  */
 export function reportedItems (checkout: Pick<Checkout, 'lines' | 'currency'> | undefined, collected: Collected): Array<{ itemCode: string, amount: Cents, qty: number }> {
-  if (collected.status !== 'COMPLETED') return []
+  if (collected.status !== 'COMPLETED' || collected.refunded !== undefined) return []
   if (checkout === undefined) return [{ itemCode: '', amount: collected.amount, qty: 1 }]
   if (collected.currency !== checkout.currency) return []
   const items: Array<{ itemCode: string, amount: Cents, qty: number }> = []
@@ -65,7 +66,7 @@ export function decideCapture (checkout: Checkout | undefined, earlier: Postback
         outcome: 'MISMATCH',
         to: 'NEEDS_ATTENTION',
         attentionKind: 'MISMATCH',
-        reason: `${label} transaction ${collected.tx} took ${formatDecimal(collected.amount)} ${collected.currency} and is now ${collected.refunded}: money went back to the patron before this payment was recorded; nothing posted to Alma. Record the refund from ${label}, then post what was kept, if anything`,
+        reason: `${label} transaction ${collected.tx} took ${formatDecimal(collected.amount)} ${collected.currency} and is now ${collected.refunded}: money went back to the patron before this payment was recorded; nothing posted to Alma. Nothing of it can be posted from here: apply in Alma by hand anything the patron kept, then mark it settled with a note of what was done`,
         payment
       }
     }

@@ -7,8 +7,8 @@
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
 import { CAPTURE_PENDING_EVENT, type Ledger, type Reopen } from '../ledger/ledger.ts'
-import type { Checkout, ComposeMessages } from '../ledger/types.ts'
-import { type Cents, formatDecimal } from '../money.ts'
+import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord } from '../ledger/types.ts'
+import { type Cents, formatDecimal, parseCents } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
 import { PayPalError } from '../providers/paypal/errors.ts'
 import { collectedFrom } from '../providers/paypal/provider.ts'
@@ -16,8 +16,9 @@ import type { PayPalWebhookEvent } from '../providers/paypal/webhook.ts'
 import type { Collected } from '../providers/provider.ts'
 import type { Alerts } from './alerts.ts'
 import { decideCapture, reportedItems, resultOf } from './capture-rules.ts'
+import { inProgressReason } from './payable.ts'
 import type { PostbackLogger } from './record-postback.ts'
-import { refundEffect } from './staff-actions.ts'
+import { collectedFor, refundedFor, refundEffect } from './staff-actions.ts'
 
 export interface PayPalDeps {
   ledger: Ledger
@@ -58,6 +59,8 @@ export type CaptureResult =
   | { kind: 'choose-again', approveUrl: string | null }
   /** the patron has not approved the order (yet) */
   | { kind: 'not-approved', approveUrl: string | null }
+  /** not captured: the checkout's fees were paid in another checkout since; it is CANCELLED, nothing taken */
+  | { kind: 'superseded', paidBy: string[] }
 
 /** The checkout an order is for: custom_id (invoice_id) as we sent it. */
 export function checkoutIdOf (order: Pick<PayPalOrder, 'customId' | 'invoiceId'>): string | null {
@@ -147,8 +150,60 @@ export async function recordCollected (deps: PayPalDeps, collected: Collected, s
   return { outcome, checkout: recorded.checkout }
 }
 
+/** The audit event of a checkout not captured because its fees were paid in another checkout since. */
+export const CAPTURE_SUPERSEDED_EVENT = 'paypal.capture_superseded'
+
+/**
+ * The patron's other checkouts that paid (or hold) any of this checkout's fees since it was made: PAID, NEEDS_ATTENTION
+ * not settled, or held by PayPal for review (as the fines page holds them, payable.ts), or a line of the fee posted
+ * to Alma after this checkout was created. A CREATED checkout holds nothing, so an approval PayPal could not capture
+ * at once (an outage) leaves its fees payable again; capturing it later would charge the patron twice.
+ */
+export async function feesPaidElsewhere (ledger: Ledger, checkout: Checkout): Promise<Array<{ checkout: Checkout, feeIds: string[] }>> {
+  const fees = new Set(checkout.lines.map(l => l.feeId))
+  const since = Date.parse(checkout.createdAt)
+  const others = new Map<string, Checkout>()
+  for (const other of [...await ledger.paymentsInProgress(checkout.userId, checkout.primaryId, checkout.userIdKind), ...await ledger.patronPayments(checkout.userId, 50, checkout.userIdKind)]) {
+    if (other.id !== checkout.id) others.set(other.id, other)
+  }
+  const found: Array<{ checkout: Checkout, feeIds: string[] }> = []
+  for (const other of others.values()) {
+    const holds = inProgressReason(other) !== null
+    const feeIds = other.lines.filter(l => fees.has(l.feeId) && (holds || (l.postedAt !== null && Date.parse(l.postedAt) > since))).map(l => l.feeId)
+    if (feeIds.length > 0) found.push({ checkout: other, feeIds: [...new Set(feeIds)] })
+  }
+  return found
+}
+
+/** Whether this checkout was closed without a capture because its fees were paid in another checkout. */
+export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promise<boolean> {
+  return (await ledger.history(checkoutId))?.events.some(e => e.event === CAPTURE_SUPERSEDED_EVENT) === true
+}
+
+/**
+ * Before capturing a checkout not yet captured: if its fees were paid in another checkout since, and PayPal holds
+ * no capture for the order, it is not captured but CANCELLED (nothing taken), with its audit event.
+ */
+async function supersede (deps: PayPalDeps, orderId: string, checkoutId: string): Promise<CaptureResult | null> {
+  const { ledger, logger } = deps
+  const checkout = await ledger.getCheckout(checkoutId)
+  if (checkout === undefined || (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') || checkout.reviewTx !== null) return null
+  const elsewhere = await feesPaidElsewhere(ledger, checkout)
+  if (elsewhere.length === 0) return null
+  // a capture PayPal made whose answer was lost is money taken: recorded as any capture, never hidden by a cancel
+  if ((await deps.client.getOrder(orderId)).capture !== null) return null
+  const paidBy = elsewhere.map(e => e.checkout.id)
+  const feeIds = [...new Set(elsewhere.flatMap(e => e.feeIds))]
+  const moved = await ledger.transition({ checkoutId, from: ['CREATED', 'EXPIRED'], to: 'CANCELLED', event: CAPTURE_SUPERSEDED_EVENT, detail: { order: orderId, paidBy, fees: feeIds, states: elsewhere.map(e => e.checkout.state) } })
+  if (!moved) return null
+  logger.warn({ event: 'paypal.capture_superseded', checkout: checkoutId, order: orderId, paidBy, fees: feeIds }, `PayPal order ${orderId} (checkout ${checkoutId}) approved but not captured: its fees ${feeIds.join(', ')} were paid in checkout ${paidBy.join(', ')} since; CANCELLED, nothing taken`)
+  return { kind: 'superseded', paidBy }
+}
+
 /** Captures an approved order and records the capture; the return and the APPROVED webhook both come here. */
 export async function completeOrder (deps: PayPalDeps, orderId: string, checkoutId: string, source: 'return' | 'webhook'): Promise<CaptureResult & { recorded?: RecordedCapture }> {
+  const superseded = await supersede(deps, orderId, checkoutId)
+  if (superseded !== null) return superseded
   const result = await captureApproved(deps, orderId, checkoutId)
   if (result.kind !== 'captured') return result
   const recorded = await recordCollected(deps, result.collected, source, { order: orderId })
@@ -205,14 +260,38 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
     logger.warn({ event: 'paypal.refund_orphan', tx: event.captureId, refund: event.refundId }, `PayPal refunded ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId} (refund ${event.refundId}) for no known checkout`)
     return { status: 200, what: 'no such checkout' }
   }
+  const history = await ledger.history(checkout.id)
+  if (history !== undefined) {
+    const adopted = adoptedRefunds(history.events)
+    if ([...adopted.values()].includes(event.refundId)) return { status: 200, what: `refund ${event.refundId} is already recorded (by staff, by hand)` }
+    const byHand = history.refunds.some(r => r.reference === event.refundId) ? undefined : handRecordedMatch(history.refunds, adopted, event)
+    if (byHand !== undefined && await adoptRefund(deps, checkout.id, byHand, event)) return { status: 200, what: `refund ${event.refundId} was recorded by staff as ${byHand.reference}` }
+  }
+  const collected = capturedAmount(history?.postbacks ?? [], event.captureId)
+  let beyond: { refunded: Cents, collected: Cents } | null = null
   const result = await ledger.recordRefund(
     { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference: event.refundId, note: `PayPal reported refund ${event.refundId} (webhook ${event.eventId})`, by: 'paypal' },
     {
-      refuse: record => record.refunds.some(r => r.reference === event.refundId) ? `refund ${event.refundId} is already recorded` : null,
+      refuse: record => {
+        beyond = null
+        if (record.refunds.some(r => r.reference === event.refundId)) return `refund ${event.refundId} is already recorded`
+        // money out of a capture never exceeds what it took: more means a record here is wrong (a hand entry of
+        // another amount, say), which staff must sort out; booking it would put a refund in the GL that never happened
+        const took = collected ?? collectedFor(record, event.captureId)
+        const refunded = refundedFor(record, event.captureId)
+        if (refunded + event.amount > took) {
+          beyond = { refunded, collected: took }
+          return `refund ${event.refundId} would take back more than capture ${event.captureId} collected`
+        }
+        return null
+      },
       effect: record => refundEffect(record)
     }
   )
-  if (!result.recorded) return { status: 200, what: result.reason }
+  if (!result.recorded) {
+    if (beyond !== null) await refundBeyondCollected(deps, checkout, event, beyond, history?.events ?? [])
+    return { status: 200, what: result.reason }
+  }
   const reason = `PayPal refunded ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId} (refund ${event.refundId}): check what Alma shows paid for this checkout and reverse it there if the fees are owed again`
   const moved = checkout.tx === event.captureId && await ledger.transition({
     checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.refunded', attentionKind: 'REFUNDED', attentionReason: reason, detail: { refund: event.refundId, tx: event.captureId, amount: event.amount }
@@ -226,6 +305,82 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
 /** A reversal of the payment's own capture after staff settled its case: the case is open again. */
 function reopensSettled (checkout: Checkout, captureId: string): boolean {
   return checkout.tx === captureId && checkout.state === 'NEEDS_ATTENTION' && checkout.resolvedAt !== null
+}
+
+/** The audit event tying a refund staff recorded by hand to the PayPal refund it is (detail: refund, refundRecord). */
+const REFUND_ADOPTED = 'paypal.refund_adopted'
+/** The audit event of a PayPal refund not booked because the capture's refunds would exceed what it collected. */
+const REFUND_BEYOND_COLLECTED = 'paypal.refund_beyond_collected'
+
+function detailOf (event: Pick<AuditEvent, 'detail'>): Record<string, unknown> {
+  try {
+    const detail: unknown = JSON.parse(event.detail)
+    return typeof detail === 'object' && detail !== null ? detail as Record<string, unknown> : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * Which refund recorded by hand is which PayPal refund: refund record id → PayPal refund id. The first adoption
+ * event of a record wins; a later one (two webhooks claiming the same record at once) lost and adopted nothing.
+ */
+function adoptedRefunds (events: readonly AuditEvent[]): Map<number, string> {
+  const adopted = new Map<number, string>()
+  for (const e of events) {
+    if (e.event !== REFUND_ADOPTED) continue
+    const { refundRecord, refund } = detailOf(e)
+    const id = Number(refundRecord) // a number as written; a string if a ledger ever returns BIGINT ids as text
+    if (Number.isSafeInteger(id) && typeof refund === 'string' && !adopted.has(id)) adopted.set(id, refund)
+  }
+  return adopted
+}
+
+/** A refund staff recorded by hand that this PayPal refund may be: same capture, same amount, not yet tied to one. */
+function handRecordedMatch (refunds: readonly RefundRecord[], adopted: Map<number, string>, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): RefundRecord | undefined {
+  return refunds.find(r => r.tx === event.captureId && r.kind === 'refund' && r.by !== 'paypal' && r.amount === event.amount && !adopted.has(r.id))
+}
+
+/**
+ * Takes a refund staff recorded by hand as PayPal's refund: an audit event ties the two, nothing more is recorded
+ * or booked. The event is the claim: read back, the first claim on the record wins; false when another PayPal
+ * refund claimed it first (this one is then recorded as its own).
+ */
+async function adoptRefund (deps: PayPalDeps, checkoutId: string, record: RefundRecord, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): Promise<boolean> {
+  await deps.ledger.audit(checkoutId, REFUND_ADOPTED, { refund: event.refundId, refundRecord: record.id, reference: record.reference, by: record.by, tx: event.captureId, amount: event.amount, webhook: event.eventId })
+  const won = adoptedRefunds((await deps.ledger.history(checkoutId))?.events ?? []).get(record.id) === event.refundId
+  if (won) deps.logger.info({ event: 'paypal.refund_adopted', checkout: checkoutId, tx: event.captureId, refund: event.refundId, reference: record.reference, amount: event.amount }, `PayPal refund ${event.refundId} of ${formatDecimal(event.amount)} ${event.currency} (capture ${event.captureId}) is the refund ${record.by} recorded by hand as ${record.reference}: not recorded again`)
+  return won
+}
+
+/** What PayPal said a capture took, as recorded when it was taken (its report's amount), or null when none is. */
+function capturedAmount (postbacks: readonly PostbackRecord[], tx: string): Cents | null {
+  for (const p of postbacks) {
+    if (p.tx !== tx || p.result !== '0' || p.outcome === 'REJECTED' || p.outcome === 'TX_REUSED') continue
+    const { amount } = detailOf({ detail: p.rawBody })
+    if (typeof amount !== 'string') continue
+    try {
+      return parseCents(amount)
+    } catch {
+      continue
+    }
+  }
+  return null
+}
+
+/** A PayPal refund that would take back more than its capture collected: not booked; staff are told (once per refund). */
+async function refundBeyondCollected (deps: PayPalDeps, checkout: Checkout, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>, amounts: { refunded: Cents, collected: Cents }, events: readonly AuditEvent[]): Promise<void> {
+  const { ledger, logger } = deps
+  if (events.some(e => e.event === REFUND_BEYOND_COLLECTED && detailOf(e).refund === event.refundId)) return
+  const reason = `PayPal reports refund ${event.refundId} of ${formatDecimal(event.amount)} ${event.currency} of capture ${event.captureId}, but ${formatDecimal(amounts.refunded)} of the ${formatDecimal(amounts.collected)} it collected is already recorded as given back: ` +
+    'not booked, as it would give back more than was taken. Compare the refunds in PayPal with those recorded here (a refund recorded by hand with another amount?) and correct the record'
+  await ledger.audit(checkout.id, REFUND_BEYOND_COLLECTED, { refund: event.refundId, tx: event.captureId, amount: event.amount, refunded: amounts.refunded, collected: amounts.collected, webhook: event.eventId })
+  const moved = await ledger.transition({
+    checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.refunded', attentionKind: 'REFUNDED', attentionReason: reason, detail: { refund: event.refundId, tx: event.captureId, amount: event.amount, booked: false }
+  })
+  logger.warn({ event: 'paypal.refund_beyond_collected', checkout: checkout.id, tx: event.captureId, refund: event.refundId, amount: event.amount, refunded: amounts.refunded, collected: amounts.collected }, reason)
+  const after = await ledger.getCheckout(checkout.id)
+  if (after !== undefined && (moved || after.state === 'NEEDS_ATTENTION')) deps.alerts.needsAttention(after, reason)
 }
 
 /** The audit event of a reversal whose amount PayPal did not say: its reference is how a redelivery is known. */

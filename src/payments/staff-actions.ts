@@ -94,7 +94,12 @@ function whyNoPosting (record: MoneyRecord): string | null {
   if (c.state === 'NEEDS_ATTENTION' && c.resolvedAt !== null) return `Staff (${c.resolvedBy ?? 'staff'}) marked this payment settled: nothing more is posted for it.`
   if (tx === '') return `${name} reported no transaction number for this payment, so nothing can be posted; find the payment in ${name}.`
   if (refundedFor(record, tx) > 0) return `A refund of ${name} tx ${tx} is recorded: money refunded cannot also be posted to Alma.`
-  if (paymentReport(record) === null) return `There is no readable ${name} report of the amounts for tx ${tx}, so nothing it confirmed can be posted.`
+  const report = paymentReport(record)
+  if (report === null) return `There is no readable ${name} report of the amounts for tx ${tx}, so nothing it confirmed can be posted.`
+  if (c.provider === 'paypal' && report.total === 0) {
+    // recorded with nothing confirmed (capture-rules reportedItems): refunded before it was recorded, or another currency
+    return `PayPal confirmed nothing of capture ${tx} that can be posted: PayPal refunded it (all or part) before this payment was recorded, or took it in another currency (see the reason above). Nothing is posted to Alma for it from here: apply in Alma by hand anything the patron kept, then mark it settled with a note of what was done.`
+  }
   if (c.state === 'NEEDS_ATTENTION') {
     switch (c.attentionKind ?? 'UNKNOWN') {
       case 'DOUBLE_CHARGE': {

@@ -218,3 +218,64 @@ t.test('money PayPal takes back by itself (a reversal) is booked as a refund is,
   const page = await f.staff.get(`/admin/reports?from=${DAY1}&to=${DAY2}`)
   t.match(page.body, '$5.00 taken back by PayPal')
 })
+
+/** alice pays 100001 ($5.00) and 100003 ($12.25) on PayPal; Alma closes 100003 before the posting: 5.00 posted, 12.25 unapplied. */
+async function paidOnPayPalPartlyUnapplied (t: Test): Promise<{ f: Fixture, stack: TestStack, pp: NonNullable<TestStack['paypal']>, id: string, capture: string }> {
+  const f = await fixture(t, { PAYMENT_PROVIDER: 'paypal' })
+  const { stack } = f
+  const pp = stack.paypal as NonNullable<TestStack['paypal']>
+  const alice = new Browser(stack).login('alice')
+  const pay = readForm((await alice.get('/')).body, 'pay-form')
+  const started = await alice.post('/checkout', [...pay.fields, ['fee', '100001'], ['fee', '100003']])
+  const approveUrl = String(started.headers.location)
+  stack.alma.closeFee('100003')
+  const decision = readForm((await alice.request(approveUrl)).body)
+  const decided = await alice.request(new URL(decision.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...decision.fields, ['action', 'approve']]).toString() })
+  await alice.request(String(decided.headers.location))
+  const id = pp.orders.get(new URL(approveUrl).searchParams.get('token') ?? '')?.customId as string
+  const c = await reaches(stack, id, 'NEEDS_ATTENTION')
+  t.equal(c.attentionKind, 'UNAPPLIED')
+  t.same(c.lines.map(l => l.postedAmount), [500, 0], '5.00 posted, 12.25 not')
+  return { f, stack, pp, id, capture: c.tx as string }
+}
+
+t.test('a PayPal refund staff recorded by hand, then PayPal\'s webhook for it: taken as the same refund, booked once', async t => {
+  const { f, stack, pp, id, capture } = await paidOnPayPalPartlyUnapplied(t)
+
+  f.day2()
+  pp.webhookMode = 'held'
+  const made = await pp.refund(capture, 1225)
+  await refund(f, id, '12.25', 'DESK-0001')
+  await pp.deliverHeld()
+  await pp.redeliver(pp.webhooks[pp.webhooks.length - 1])
+  await stack.app.worker.idle()
+  const history = await stack.app.ledger.history(id)
+  t.same(history?.refunds.map(r => [r.reference, r.amount]), [['DESK-0001', 1225]], 'one refund row: staff\'s, not a second from the webhook')
+  t.match(history?.events.find(e => e.event === 'paypal.refund_adopted')?.detail, made.id, 'an audit event ties it to PayPal\'s refund id')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.refund_adopted' && l.refund === made.id))
+
+  const byDay = await journals(t, f.dir)
+  t.same(byDay[DAY2], [], 'the refund returns the 12.25 Alma never took: no journal line, and no second refund taking posted money')
+  t.equal(net(byDay, rows => feeLines(rows).filter(r => r.ALMA_FEE_ID === '100001')), -500, 'the posted fee keeps its revenue')
+  const report = await reportEqualsJournals(t, f, byDay)
+  t.same(report.filter(r => r.DATE === DAY2).map(r => [r.FEE_TYPE, r.REFUNDED, r.REFUNDED_UNPOSTED]), [['DAMAGEDITEMFINE', '0.00', '12.25']], 'the report shows the refund once')
+})
+
+t.test('a PayPal refund webhook that would take more back than the capture collected (a hand entry of another amount) is not booked: staff are told', async t => {
+  const { f, stack, pp, id, capture } = await paidOnPayPalPartlyUnapplied(t)
+
+  f.day2()
+  pp.webhookMode = 'held'
+  const made = await pp.refund(capture, 1300)
+  await refund(f, id, '12.25', 'DESK-0002') // staff typed another amount than PayPal refunded
+  await pp.deliverHeld()
+  await stack.app.worker.idle()
+  const history = await stack.app.ledger.history(id)
+  t.same(history?.refunds.map(r => [r.reference, r.amount]), [['DESK-0002', 1225]], 'nothing beyond the 17.25 collected is booked')
+  t.ok(history?.events.some(e => e.event === 'paypal.refund_beyond_collected' && e.detail.includes(made.id)), 'the refused refund is in the audit trail')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.refund_beyond_collected' && l.refund === made.id), 'and in the log')
+  t.equal((await checkout(stack, id)).state, 'NEEDS_ATTENTION', 'still in front of staff')
+  const byDay = await journals(t, f.dir)
+  t.same(byDay[DAY2], [], 'no refund of posted money is booked')
+  await reportEqualsJournals(t, f, byDay)
+})
