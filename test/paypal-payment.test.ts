@@ -463,6 +463,8 @@ t.test('a PayPal payment\'s staff page, its story and the patron\'s receipt name
   t.match(page.body, 'PayPal reported other amounts than the checkout (2.00 confirmed for the 5.00 left)', 'why a retry is not offered')
 
   const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const badRefund = await staff.post(`/admin/payments/${checkoutId}/refund`, [...form.fields, ['amount', 'twelve'], ['reference', 'r'], ['note', 'n']])
+  t.match(badRefund.body, /Give the PayPal tx, the amount refunded .* PayPal’s refund reference/, 'a refund form that says too little names PayPal')
   const refunded = await staff.post(`/admin/payments/${checkoutId}/refund`, [...form.fields, ['amount', '2.00'], ['reference', '5TY05013RG002845M'], ['note', 'refunded in PayPal']])
   t.equal(refunded.status, 303)
   const settled = await staff.get(`/admin/payments/${checkoutId}`)
@@ -470,6 +472,16 @@ t.test('a PayPal payment\'s staff page, its story and the patron\'s receipt name
   t.match(settled.body, 'Refunds staff made in PayPal and recorded here')
   t.match(settled.body, 'recorded (PayPal refund 5TY05013RG002845M): refunded in PayPal', 'the settlement names PayPal')
   t.match(settled.body, `of PayPal tx ${capture} (PayPal refund 5TY05013RG002845M)`, 'so does the story')
+
+  // the campus's own pages: the payments list, its filters and search, the reports
+  const list = await staff.get('/admin')
+  t.notMatch(list.body, 'CashNet tx', 'the payments list')
+  t.match(list.body, '<th scope="col">PayPal tx</th>')
+  t.match(list.body, 'Search: patron username, name or Alma id, PayPal tx, checkout id')
+  t.match(list.body, 'Declined by PayPal (0)', 'the state filter')
+  const reports = await staff.get('/admin/reports')
+  t.notMatch(reports.body, 'CashNet', 'the reports')
+  t.match(reports.body, 'is money PayPal took that day')
 })
 
 t.test('bad inputs on the PayPal routes', async t => {

@@ -5,7 +5,7 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { PageCursor } from '../../ledger/ledger.ts'
-import type { MoneyRecord } from '../../ledger/types.ts'
+import { type MoneyRecord, PROVIDER_LABEL } from '../../ledger/types.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
 import { providerOf, type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { differencesOf, receivedOf } from '../../payments/receipts.ts'
@@ -30,19 +30,25 @@ const ACTION_FORM = { type: 'object', properties: { _csrf: text } } as const
 const REFUND_FORM = { type: 'object', properties: { _csrf: text, tx: text, amount: text, reference: text, note: text } } as const
 const RESOLVE_FORM = { type: 'object', properties: { _csrf: text, resolution: text } } as const
 
-const REFUND_BAD_INPUT = {
-  heading: 'Say what was refunded',
-  message: 'Give the CashNet tx, the amount refunded (like 12.50), CashNet’s refund reference (at most 100 characters) and a note (at most 500 characters).'
-}
-const RESOLVE_BAD_INPUT = {
-  heading: 'Say what was done',
-  message: 'Write a short note of what was done with the money (for example “refunded 20.00 in CashNet on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.'
+/** What the refund and settle forms must say, in the words of the campus's provider (CashNet, PayPal). */
+function badInputPages (provider: string): { refund: { heading: string, message: string }, resolve: { heading: string, message: string } } {
+  return {
+    refund: {
+      heading: 'Say what was refunded',
+      message: `Give the ${provider} tx, the amount refunded (like 12.50), ${provider}’s refund reference (at most 100 characters) and a note (at most 500 characters).`
+    },
+    resolve: {
+      heading: 'Say what was done',
+      message: `Write a short note of what was done with the money (for example “refunded 20.00 in ${provider} on 27 Nov, ref 1234”), at most 500 characters, then mark it settled.`
+    }
+  }
 }
 
 interface PaymentRoute<Body = unknown> { Params: { id: string }, Body: Body }
 
 const admin: FastifyPluginAsync = async (fastify) => {
   const { config, ledger, worker } = fastify
+  const { refund: REFUND_BAD_INPUT, resolve: RESOLVE_BAD_INPUT } = badInputPages(PROVIDER_LABEL[config.paymentProvider])
   const staff = (username: string | undefined): string => username ?? '?'
   const html = (reply: FastifyReply): FastifyReply => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
 

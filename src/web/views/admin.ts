@@ -5,7 +5,7 @@
 import { stringify } from 'csv-stringify'
 import { Readable } from 'node:stream'
 import type { AuditEvent, CheckoutHistory, CheckoutState, CheckoutSummary, PostbackRecord } from '../../ledger/types.ts'
-import { CHECKOUT_STATES } from '../../ledger/types.ts'
+import { CHECKOUT_STATES, PROVIDER_LABEL } from '../../ledger/types.ts'
 import { attentionKindLabel, providerOf, type StaffAction, type StaffView } from '../../payments/staff-actions.ts'
 import { type Cents, formatDecimal, formatMoney } from '../../money.ts'
 import { amountReceived, type ReceivedMoney } from '../../payments/receipts.ts'
@@ -113,7 +113,10 @@ export function paymentsListPage (view: PaymentsListView): string {
 <td>${c.tx ?? ''}</td>
 <td class="reason">${attentionText(c)}</td>
 </tr>`)
-  const stateBoxes = CHECKOUT_STATES.map(state => html`<label class="check"><input type="checkbox" name="state" value="${state}"${query.states.includes(state) ? html` checked` : ''}> ${STATE_LABEL[state]} (${counts[state]})</label>`)
+  // the campus's provider (a checkout's own is in its badge): whose tx, who declined
+  const provider = PROVIDER_LABEL[view.branding.paymentProvider ?? 'cashnet']
+  const stateName = (state: CheckoutState): string => state === 'DECLINED' ? `Declined by ${provider}` : STATE_LABEL[state]
+  const stateBoxes = CHECKOUT_STATES.map(state => html`<label class="check"><input type="checkbox" name="state" value="${state}"${query.states.includes(state) ? html` checked` : ''}> ${stateName(state)} (${counts[state]})</label>`)
   const attention = view.openAttention
   return page({
     title: 'Payments (staff)',
@@ -128,7 +131,7 @@ ${view.unmatchedPostbacks > 0
     : html`<p><a href="admin/postbacks">Unmatched postbacks</a> (none)</p>`}
 <p><a href="admin/reports">Reports: totals by day, fee type and owning library</a></p>
 <form class="filters" method="get" action="admin" role="search">
-<label for="q">Search: patron username, name or Alma id, CashNet tx, checkout id
+<label for="q">Search: patron username, name or Alma id, ${provider} tx, checkout id
 <input type="search" id="q" name="q" value="${query.search}" maxlength="200"></label>
 <fieldset class="states"><legend>State</legend>
 ${stateBoxes}
@@ -138,8 +141,8 @@ ${stateBoxes}
 </form>
 <div class="table-scroll" tabindex="0" role="region" aria-label="Payments">
 <table class="admin">
-<caption>${view.total} payment(s)${query.search !== '' ? html` matching “${query.search}”` : ''}${query.states.length > 0 ? html` in state ${query.states.map(s => STATE_LABEL[s]).join(', ')}` : ''}, newest first${pages > 1 ? html` (page ${query.page} of ${pages})` : ''}</caption>
-<thead><tr><th scope="col">Checkout</th><th scope="col">Created</th><th scope="col">Patron</th><th scope="col" class="amount">Total</th><th scope="col">State</th><th scope="col">CashNet tx</th><th scope="col">Needs attention because</th></tr></thead>
+<caption>${view.total} payment(s)${query.search !== '' ? html` matching “${query.search}”` : ''}${query.states.length > 0 ? html` in state ${query.states.map(stateName).join(', ')}` : ''}, newest first${pages > 1 ? html` (page ${query.page} of ${pages})` : ''}</caption>
+<thead><tr><th scope="col">Checkout</th><th scope="col">Created</th><th scope="col">Patron</th><th scope="col" class="amount">Total</th><th scope="col">State</th><th scope="col">${provider} tx</th><th scope="col">Needs attention because</th></tr></thead>
 <tbody>
 ${rows.length > 0 ? rows : html`<tr><td colspan="7">No payments match.</td></tr>`}
 </tbody>

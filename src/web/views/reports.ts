@@ -3,6 +3,7 @@
 // posted and money taken but not posted shown apart, and a link to the same range as CSV. The numbers come from src/jobs/reports.ts; this only renders.
 
 import type { Report, Totals } from '../../jobs/reports.ts'
+import { PROVIDER_LABEL } from '../../ledger/types.ts'
 import { formatMoney } from '../../money.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
@@ -29,9 +30,10 @@ ${body.length > 0 ? body : html`<tr><td colspan="8">Nothing in this range.</td><
 
 export function reportPage (branding: Branding, report: Report): string {
   const csv = `reports?from=${encodeURIComponent(report.from)}&to=${encodeURIComponent(report.to)}&format=csv`
+  const provider = PROVIDER_LABEL[branding.paymentProvider ?? 'cashnet']
   const totals = report.total.map(t => {
     const m = money(t)
-    return html`<li><strong>${t.currency}</strong>: ${m.posted} posted to Alma (${t.lines} fee line(s)); ${m.refunded} refunded; ${m.unposted} taken by CashNet, not posted; ${m.refundedUnposted} refunded that was never posted${t.reversed > 0 ? html`; of the refunded, <strong>${m.reversed} taken back by PayPal</strong> (reversals and chargebacks: see the payments that need attention)` : ''}</li>`
+    return html`<li><strong>${t.currency}</strong>: ${m.posted} posted to Alma (${t.lines} fee line(s)); ${m.refunded} refunded; ${m.unposted} taken by ${provider}, not posted; ${m.refundedUnposted} refunded that was never posted${t.reversed > 0 ? html`; of the refunded, <strong>${m.reversed} taken back by PayPal</strong> (reversals and chargebacks: see the payments that need attention)` : ''}</li>`
   })
   return page({
     title: 'Reports (staff)',
@@ -47,7 +49,7 @@ export function reportPage (branding: Branding, report: Report): string {
 </form>
 <p>Days run from midnight to midnight in <strong>${report.timeZone}</strong>, as in the GL journal (<code>export:gl</code>): each day's
 “Posted to Alma” is that day's journal's credit lines. “Refunded” is refunds recorded that day of money posted to Alma: the
-journal's refund lines. “Taken, not posted” is money CashNet took that day that Alma has not (or not all) accepted so far.
+journal's refund lines. “Taken, not posted” is money ${provider} took that day that Alma has not (or not all) accepted so far.
 “Refunded, never posted” is refunds recorded that day of money Alma never accepted (a double charge, an amount Alma could not
 apply): it was never revenue, so the journal has no line for it. Money PayPal took back by itself (a reversal or chargeback,
 recorded when PayPal reports it) counts as refunded, as the journal books it; “Of the refunded, taken back by PayPal” says how
