@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import { AlmaClient } from '../../../alma/client.ts'
-import type { ReserveCall } from '../../../alma/rate-limit.ts'
+import type { CallEnd, ReserveCall } from '../../../alma/rate-limit.ts'
 import { LedgerUnavailable } from '../../../ledger/errors.ts'
 import { processHolder } from '../../../ledger/holder.ts'
 import type { Ledger } from '../../../ledger/ledger.ts'
@@ -27,13 +27,26 @@ export function almaBudgetKey (apiUrl: string, apiKey: string): string {
   return `${apiUrl.replace(/\/+$/, '')}#${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`
 }
 
-/** Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS, for this process (`holder`). */
-export function ledgerReserve (ledger: Ledger, key: string, limit: number, holder = processHolder()): ReserveCall {
-  return async (wanted) => {
+/**
+ * Alma calls reserved in the ledger under ALMA_RATE_LIMIT per SHARED_WINDOW_MS, for this process (`holder`). Each
+ * call counts until this process tells the ledger when Alma read it at the latest (src/alma/rate-limit.ts); one
+ * never told over (this process died, or the ledger failed to hear it) counts `openMs`: ALMA_TIMEOUT_MS, the
+ * longest a call waits for its answer, and a window.
+ */
+export function ledgerReserve (ledger: Ledger, key: string, limit: number, holder = processHolder(), timeoutMs = 15_000): ReserveCall {
+  const openMs = timeoutMs + SHARED_WINDOW_MS
+  /** ends the ledger was too busy to hear: told with the next question */
+  let untold: CallEnd[] = []
+  return async (wanted, ends) => {
+    const told = [...untold, ...ends]
+    untold = []
     try {
-      return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted, holder)
+      return await ledger.reserveAlmaCalls(key, limit, SHARED_WINDOW_MS, wanted, holder, { openMs, ends: told })
     } catch (error) {
-      if (error instanceof LedgerUnavailable) return { granted: 0, retryInMs: BUSY_RETRY_MS }
+      if (error instanceof LedgerUnavailable) {
+        untold = [...told, ...untold]
+        return { granted: 0, retryInMs: BUSY_RETRY_MS }
+      }
       throw error
     }
   }
@@ -59,7 +72,7 @@ export default fp(async function almaClient (fastify) {
     timeoutMs: config.almaTimeoutMs,
     maxResponseBytes: config.almaMaxResponseBytes,
     logger: (fastify.log as unknown as Logger).child({ component: 'alma' }),
-    reserve: ledgerReserve(ledger, almaBudgetKey(config.almaApiUrl, config.almaApiKey), config.almaRateLimit),
+    reserve: ledgerReserve(ledger, almaBudgetKey(config.almaApiUrl, config.almaApiKey), config.almaRateLimit, processHolder(), config.almaTimeoutMs),
     onCall: (call, waitedMs) => { fastify.metrics.almaCall(call, waitedMs) }
   })
   fastify.decorate('alma', alma)
