@@ -16,6 +16,7 @@ import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { freePort, send, until } from './helper.ts'
 import { almaBudgetKey, ledgerReserve } from '../src/web/plugins/app/alma.ts'
+import { freshDatabase } from './support/postgres.ts'
 import { tsNodeArgs } from './support/ts-child.ts'
 
 // Seven child processes (the Alma sandbox, one or two services per scenario), each transpiling the app with
@@ -159,12 +160,12 @@ t.test('500 patrons at the same instant with ALMA_RATE_LIMIT 20: Alma never rece
  * The crowd of `patrons` across `processes` services on one ledger while Alma (the sandbox process) stops reading
  * for each [readingMs, pauseMs] in turn: judged by the sandbox's record of the calls it read in each second.
  */
-async function backlogScenario (t: Test, processes: number, patrons: number, schedule: number[][]): Promise<void> {
+async function backlogScenario (t: Test, processes: number, patrons: number, schedule: number[][], ledgerEnv: Record<string, string> = {}): Promise<void> {
   const alma = await almaProcess(t)
   await alma.call('addUsers', crowd(patrons))
   await alma.call('faults', { perSecondThreshold: 20 })
   const dir = mkdtempSync(join(tmpdir(), 'alma-cashnet-rate-'))
-  const env = { ALMA_API_URL: alma.baseUrl, ALMA_RATE_LIMIT: '20', PATRON_RATE_LIMIT: '1000', LOG_LEVEL: 'warn' }
+  const env = { ALMA_API_URL: alma.baseUrl, ALMA_RATE_LIMIT: '20', PATRON_RATE_LIMIT: '1000', LOG_LEVEL: 'warn', ...ledgerEnv }
   const services = await Promise.all(Array.from({ length: processes }, async () => await serviceProcess(t, env, dir)))
   await alma.call('resetCalls')
 
@@ -195,10 +196,16 @@ for (const processes of [1, 2]) {
   })
 }
 
-t.test('Alma stops reading for 2 s, longer than the shared window, four times: two processes on one ledger still never send more than 20 calls in a second', async t => {
-  // What a loaded machine made of the pauses above (22 and 40 calls in one second were seen there): calls Alma
-  // has not read a shared window after they were reserved must still count for the other process.
-  await backlogScenario(t, 2, 120, [[700, 2000], [500, 2000], [900, 2000], [600, 2000]])
+// What a loaded machine made of the pauses above (22 and 40 calls in one second were seen there): calls Alma has
+// not read a shared window after they were reserved must still count for the other process. On each ledger.
+const longPauses = [[700, 2000], [500, 2000], [900, 2000], [600, 2000]]
+t.test('Alma stops reading for 2 s, longer than the shared window, four times: two processes on one SQLite ledger still never send more than 20 calls in a second', async t => {
+  await backlogScenario(t, 2, 120, longPauses)
+})
+t.test('the same on one PostgreSQL ledger', async t => {
+  const url = await freshDatabase(t)
+  if (url === null) return
+  await backlogScenario(t, 2, 120, longPauses, { DATABASE_URL: url })
 })
 
 t.test('a slot counts from when its request is written, and holds the budget until then', async t => {
