@@ -46,21 +46,25 @@
 // second Alma reads its backlog. It used to count a fixed window (1.4 s) from when it was granted, while the slot
 // here waits for the answer: a call Alma had not read a window after its reservation (Alma paused, or the
 // sandbox starved of CPU; or this process stalled between its reservation and writing the request) had left the
-// shared window, the other process was granted the room and wrote, and Alma then read both. Measured: 22 and 40
-// calls in one second for a limit of 20 (test/alma-rate-limit.test.ts, two processes, under load), and at unit
-// level 20 and 17 for a limit of 10 (the unit tests of two processes on one SQLite ledger there). A late answer's extra reservation, taken after the
-// answer and only when there was room, came after Alma had counted the call. So the store now keeps each call
-// until it is told over: granted, it counts for a bound (ALMA_TIMEOUT_MS and a window: its answer cannot come
-// later); when it ends, the process tells the store (with its next question, or one of its own) how long before
-// then Alma read it at the latest (the fastest round trip of its kind, as for the slot here; no more than its
-// own round trip), and it counts a window from then: a call answered late counts a window from its late read,
-// in every process. What it costs: one more write for the calls that end while none is waiting (with calls
-// waiting, the ends ride on the question); a call whose end is never told (its process died, the store failed
-// to hear it) holds its share of the budget up to ALMA_TIMEOUT_MS and a window, the other processes waiting on
-// it. A process alone keeps its whole budget (the store grants a lone process what it asks: ../ledger/alma-budget.ts),
-// and healthy processes together theirs (their calls are told over within milliseconds of their answers); a
-// process that was lately beside another counts the shared window (1.4 s, not this one's 1.15) until the other's
-// calls still held then have left it: up to ALMA_TIMEOUT_MS and a window after, when the other's were open.
+// shared window, the other process was granted the room and wrote, and Alma then read both. Measured before this
+// at the sandbox, two services, limit 20: 22 calls in one second with the 0.6-1.1 s pauses beside CPU hogs (40
+// once seen on a loaded machine), 27 (SQLite) and 28 (PostgreSQL) with 2 s pauses on a quiet one; at unit
+// level, limit 10, 20 with Alma paused 2 s and 17 with a process stalled 2 s before writing. The extra
+// reservation a late answer took then came after Alma had counted the call, and only when there was room.
+//
+// So the store keeps each call until it is told over: granted, it counts for a bound (ALMA_TIMEOUT_MS and a
+// window: its answer comes no later); when it ends, this process tells the store (with its next question, or
+// one of its own) how long before then Alma read it at the latest (the fastest round trip of its kind, as for
+// the slot here, and no more than its own round trip), and it counts a window from then. A call answered late
+// thus counts a window from its late read for every process; one not yet answered counts for every process
+// while it waits. What it costs: one more write when calls end while none is waiting (with calls waiting, the
+// ends ride on the question); a call whose end is never told (its process killed, the store unable to hear it)
+// holds its share of the budget up to ALMA_TIMEOUT_MS and a window. A process alone keeps its whole budget (the
+// store grants a lone process what it asks: ../ledger/alma-budget.ts), and healthy processes together theirs
+// (their calls are told over within milliseconds of their answers); a process that was lately beside another
+// counts the shared window (1.4 s, not this one's 1.15 s) until the other's calls held then have left it.
+// Left as it was: the fastest round trip is taken off each process's own answers, so the ends assume Alma's
+// answers travel as fast as the fastest's, to within the shared window's 0.4 s beyond a second.
 
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
@@ -69,7 +73,7 @@ export interface RateSlot {
    * The call is over: its answer's head arrived now (`responded`), or it ended without one (an error, a
    * timeout). Implies `sent()`. Only an answer's round trip counts towards the fastest; a call that ended
    * without one holds its slot longer by as much as it took longer than the fastest all the same (Alma may
-   * have read it late), and with a shared budget reserves once more.
+   * have read it late). With a shared budget, tells the store the call is over.
    */
   answered: (responded?: boolean) => void
 }
@@ -324,7 +328,7 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
           answer = await withDeadline(reserve(waiting.length, told))
         } catch (error) {
           // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again;
-          // the ends are told again with the next question (told twice, a call counts a little longer: never less)
+          // the ends are told again with the next question (told twice, the first the store heard stands)
           ends.unshift(...told)
           if (waiting.length === 0) break
           waiting.shift()?.reject(error)
