@@ -48,7 +48,8 @@
 // sandbox starved of CPU; or this process stalled between its reservation and writing the request) had left the
 // shared window, the other process was granted the room and wrote, and Alma then read both. Measured before this
 // at the sandbox, two services, limit 20: 22 calls in one second with the 0.6-1.1 s pauses beside CPU hogs (40
-// once seen on a loaded machine), 27 (SQLite) and 28 (PostgreSQL) with 2 s pauses on a quiet one; at unit
+// once seen on a loaded machine), 27 (SQLite) and 28 (PostgreSQL) with 2 s pauses on a quiet one, 40 (20
+// answered 429) with a service stopped during Alma's pause, its reserved calls written when it woke; at unit
 // level, limit 10, 20 with Alma paused 2 s and 17 with a process stalled 2 s before writing. The extra
 // reservation a late answer took then came after Alma had counted the call, and only when there was room.
 //
