@@ -41,6 +41,31 @@
 // budget. The calls waiting in this process queue up in order and one question at a time asks the shared store
 // for all of them (waiting the time it is told when none is granted): under load, one write of the store
 // grants several calls, so the store's cost per call falls as the load rises.
+//
+// A reservation must count for the other processes as long as the slot counts here, or the promise fails in the
+// second Alma reads its backlog. It used to count a fixed window (1.4 s) from when it was granted, while the slot
+// here waits for the answer: a call Alma had not read a window after its reservation (Alma paused, or the
+// sandbox starved of CPU; or this process stalled between its reservation and writing the request) had left the
+// shared window, the other process was granted the room and wrote, and Alma then read both. Measured before this
+// at the sandbox, two services, limit 20: 22 calls in one second with the 0.6-1.1 s pauses beside CPU hogs (40
+// once seen on a loaded machine), 27 (SQLite) and 28 (PostgreSQL) with 2 s pauses on a quiet one, 40 (20
+// answered 429) with a service stopped during Alma's pause, its reserved calls written when it woke; at unit
+// level, limit 10, 20 with Alma paused 2 s and 17 with a process stalled 2 s before writing. The extra
+// reservation a late answer took then came after Alma had counted the call, and only when there was room.
+//
+// So the store keeps each call until it is told over: granted, it counts for a bound (ALMA_TIMEOUT_MS and a
+// window: its answer comes no later); when it ends, this process tells the store (with its next question, or
+// one of its own) how long before then Alma read it at the latest (the fastest round trip of its kind, as for
+// the slot here, and no more than its own round trip), and it counts a window from then. A call answered late
+// thus counts a window from its late read for every process; one not yet answered counts for every process
+// while it waits. What it costs: one more write when calls end while none is waiting (with calls waiting, the
+// ends ride on the question); a call whose end is never told (its process killed, the store unable to hear it)
+// holds its share of the budget up to ALMA_TIMEOUT_MS and a window. A process alone keeps its whole budget (the
+// store grants a lone process what it asks: ../ledger/alma-budget.ts), and healthy processes together theirs
+// (their calls are told over within milliseconds of their answers); a process that was lately beside another
+// counts the shared window (1.4 s, not this one's 1.15 s) until the other's calls held then have left it.
+// Left as it was: the fastest round trip is taken off each process's own answers, so the ends assume Alma's
+// answers travel as fast as the fastest's, to within the shared window's 0.4 s beyond a second.
 
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
@@ -49,7 +74,7 @@ export interface RateSlot {
    * The call is over: its answer's head arrived now (`responded`), or it ended without one (an error, a
    * timeout). Implies `sent()`. Only an answer's round trip counts towards the fastest; a call that ended
    * without one holds its slot longer by as much as it took longer than the fastest all the same (Alma may
-   * have read it late), and with a shared budget reserves once more.
+   * have read it late). With a shared budget, tells the store the call is over.
    */
   answered: (responded?: boolean) => void
 }
@@ -57,10 +82,18 @@ export interface RateSlot {
 /** A call's method, the kind whose round trips are compared (a write takes Alma longer than a read). */
 export type RateLimiter = (kind?: string) => Promise<RateSlot>
 
-/** The shared budget's answer: how many of the calls asked for may go now; none, ask again after retryInMs. */
-export interface Reservation { granted: number, retryInMs: number }
-/** Asks the budget shared by every process for `wanted` calls now (its limit and window are bound in by the caller). */
-export type ReserveCall = (wanted: number) => Promise<Reservation>
+/**
+ * The shared budget's answer: how many of the calls asked for may go now; none, ask again after retryInMs. A
+ * store that keeps each call until it is told over gives each call granted an id, in order (see CallEnd).
+ */
+export interface Reservation { granted: number, retryInMs: number, ids?: number[] }
+/** A call with an id is over: Alma read it `readAgoMs` before now at the latest; it counts a window from then. */
+export interface CallEnd { id: number, readAgoMs: number }
+/**
+ * Asks the budget shared by every process for `wanted` calls now (its limit and window are bound in by the
+ * caller), and tells it which calls are over (`ends`, possibly none wanted: only ends to tell).
+ */
+export type ReserveCall = (wanted: number, ends: CallEnd[]) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
 /** how long the shared store may take to answer a reservation before it is asked again */
@@ -77,20 +110,28 @@ export function createRateLimiter (callsPerSecond: number, timing: RateTiming = 
   const marginMs = timing.marginMs ?? WINDOW_MARGIN_MS
   if (reserve === undefined) return localLimiter(callsPerSecond, secondMs, marginMs)
   const shared = sharedBudget(reserve)
-  // A call answered late holds its slot here longer; the other processes only see its reservation, which ages out
-  // of the shared window by when it was made. One more reservation, made when the late answer came, holds the
-  // shared window a whole window after it (longer than the slot here), so no other process writes a call that
-  // Alma would read beside it. Asked ahead of the waiting calls; failing to ask it costs nothing but the hold.
-  const local = localLimiter(callsPerSecond, secondMs, marginMs, () => { shared.take(true).catch(() => {}) })
+  const local = localLimiter(callsPerSecond, secondMs, marginMs)
   return async (kind) => {
     const slot = await local(kind)
+    let id: number | undefined
     try {
-      await shared.take()
+      id = await shared.take()
     } catch (error) {
       slot.answered() // nothing will be written: let the slot age out like a call that failed
       throw error
     }
-    return slot
+    if (id === undefined) return slot
+    // The shared store counts this call until it is told when Alma read it at the latest (its answer, less the
+    // fastest round trip of its kind, as the slot here), so a call that Alma reads late, or whose answer never
+    // comes, holds the other processes' budget as long as it holds this one's.
+    const reservation = id
+    return {
+      sent: slot.sent,
+      answered: (responded?: boolean) => {
+        const readAgoMs = slot.answered(responded)
+        if (readAgoMs !== undefined) shared.end({ id: reservation, readAgoMs })
+      }
+    }
   }
 }
 
@@ -141,7 +182,10 @@ interface Slot {
   over: boolean
 }
 
-function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number, onLate?: () => void): RateLimiter {
+/** A slot of the local limiter: `answered` says, the first time, how long before now Alma read the call at the latest. */
+interface LocalSlot { sent: () => void, answered: (responded?: boolean) => number | undefined }
+
+function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number): (kind?: string) => Promise<LocalSlot> {
   const windowMs = secondMs + marginMs
   const trips = roundTrips()
   /** slots granted whose request is not written yet: held without an end */
@@ -150,7 +194,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
   const inFlight = new Set<Slot>()
   /** when each call that is over stops holding its slot, earliest first */
   const ended: number[] = []
-  const waiting: Array<{ kind: string, resolve: (slot: RateSlot) => void }> = []
+  const waiting: Array<{ kind: string, resolve: (slot: LocalSlot) => void }> = []
   let timer: NodeJS.Timeout | undefined
   let timerAt = Infinity
 
@@ -183,7 +227,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
     return { count, next }
   }
 
-  const grant = (kind: string): RateSlot => {
+  const grant = (kind: string): LocalSlot => {
     const slot: Slot = { kind, sentAt: null, written: false, over: false }
     unsent++
     const sent = (): void => {
@@ -197,7 +241,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
     return {
       sent,
       answered: (responded = false) => {
-        if (slot.over) return
+        if (slot.over) return undefined
         const now = clock()
         if (slot.sentAt === null) {
           slot.sentAt = now
@@ -208,13 +252,15 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         const roundTrip = now - slot.sentAt
         // an answer before the request was known to be written (an early 4xx) is no round trip
         if (responded && slot.written) trips.add(slot.kind, roundTrip, now)
-        const late = roundTrip - (trips.fastest(slot.kind, now) ?? 0)
+        const fastest = trips.fastest(slot.kind, now) ?? 0
+        const late = roundTrip - fastest
         const endsAt = slot.sentAt + windowMs + Math.max(0, late)
-        if (late > marginMs) onLate?.()
         let at = ended.length
         while (at > 0 && ended[at - 1] > endsAt) at--
         ended.splice(at, 0, endsAt)
         pump()
+        // Alma read it no later than the fastest round trip before its answer (and not before it was written)
+        return Math.min(fastest, roundTrip)
       }
     }
   }
@@ -224,7 +270,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
     const now = clock()
     let { count, next } = held(now)
     while (waiting.length > 0 && count < callsPerSecond) {
-      const call = waiting.shift() as { kind: string, resolve: (slot: RateSlot) => void }
+      const call = waiting.shift() as { kind: string, resolve: (slot: LocalSlot) => void }
       call.resolve(grant(call.kind))
       count++
     }
@@ -237,7 +283,7 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
     }
   }
 
-  return async (kind = '') => await new Promise<RateSlot>(resolve => {
+  return async (kind = '') => await new Promise<LocalSlot>(resolve => {
     waiting.push({ kind, resolve })
     pump()
   })
@@ -248,9 +294,9 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
  * answers nothing for minutes, and every call of this process waits behind it) counts as none granted: ask
  * again. A reservation that commits after all is only a call's share of the budget wasted, which is safe.
  */
-async function withDeadline (asked: Promise<Reservation>): Promise<Reservation> {
+async function withDeadline (asked: Promise<Reservation>): Promise<Reservation | null> {
   let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<Reservation>(resolve => { timer = setTimeout(() => { resolve({ granted: 0, retryInMs: 1 }) }, RESERVE_DEADLINE_MS) })
+  const deadline = new Promise<null>(resolve => { timer = setTimeout(() => { resolve(null) }, RESERVE_DEADLINE_MS) })
   asked.catch(() => {}) // a late failure, after the deadline answered, is nobody's
   try {
     return await Promise.race([asked, deadline])
@@ -260,11 +306,13 @@ async function withDeadline (asked: Promise<Reservation>): Promise<Reservation> 
 }
 
 /**
- * Calls wait in this process's order; one question asks for all of them, so the limit holds across processes.
- * `take(true)` asks for one reservation ahead of the waiting calls (a late answer's hold).
+ * Calls wait in this process's order; one question asks for all of them, so the limit holds across processes,
+ * and tells the ends of the calls over since the last question (one write for both). `take` resolves with the
+ * call's id when the store gives one.
  */
-function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promise<void> } {
-  const waiting: Array<{ resolve: () => void, reject: (error: unknown) => void }> = []
+function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | undefined>, end: (end: CallEnd) => void } {
+  const waiting: Array<{ resolve: (id: number | undefined) => void, reject: (error: unknown) => void }> = []
+  const ends: CallEnd[] = []
   let asking = false
 
   const pump = async (): Promise<void> => {
@@ -274,18 +322,32 @@ function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promi
       // the calls starting together (a page's two) ask in one question: wait until the work now running has
       // queued its calls (a synchronous store would otherwise be asked once per call)
       await new Promise(resolve => { process.nextTick(resolve) })
-      while (waiting.length > 0) {
-        let answer: Reservation
+      while (waiting.length > 0 || ends.length > 0) {
+        const told = ends.splice(0)
+        let answer: Reservation | null
         try {
-          answer = await withDeadline(reserve(waiting.length))
+          answer = await withDeadline(reserve(waiting.length, told))
         } catch (error) {
-          // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again
+          // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again;
+          // the ends are told again with the next question (told twice, the first the store heard stands)
+          ends.unshift(...told)
+          if (waiting.length === 0) break
           waiting.shift()?.reject(error)
           continue
         }
+        if (answer === null) {
+          // no answer by the deadline: none granted, the ends told again (a grant committed after all is a call's
+          // share of the budget held until the store's bound for a call never told over: safe)
+          ends.unshift(...told)
+          await new Promise(resolve => setTimeout(resolve, 1))
+          continue
+        }
         const granted = Math.min(answer.granted, waiting.length)
-        if (granted > 0) for (const call of waiting.splice(0, granted)) call.resolve()
-        else await new Promise(resolve => setTimeout(resolve, Math.max(1, answer.retryInMs)))
+        if (granted > 0) {
+          waiting.splice(0, granted).forEach((call, i) => { call.resolve(answer.ids?.[i]) })
+        } else if (waiting.length > 0 && ends.length === 0) {
+          await new Promise(resolve => setTimeout(resolve, Math.max(1, answer.retryInMs)))
+        }
       }
     } finally {
       asking = false
@@ -293,12 +355,13 @@ function sharedBudget (reserve: ReserveCall): { take: (first?: boolean) => Promi
   }
 
   return {
-    take: async (first = false) => {
-      await new Promise<void>((resolve, reject) => {
-        if (first) waiting.unshift({ resolve, reject })
-        else waiting.push({ resolve, reject })
-        void pump()
-      })
+    take: async () => await new Promise<number | undefined>((resolve, reject) => {
+      waiting.push({ resolve, reject })
+      void pump()
+    }),
+    end: (end) => {
+      ends.push(end)
+      void pump()
     }
   }
 }

@@ -14,6 +14,13 @@
 // all, every time). Every grant is recorded either way, so a newcomer counts what the process alone has spent
 // and waits for room.
 //
+// A call held until told over (src/alma/rate-limit.ts: Alma may read it long after it was reserved) is a
+// reservation whose time is put ahead, to its bound less a window, and moved back when the call's end is told,
+// to when Alma read it at the latest: the window counts it until a window after that. Never moved later than it
+// was put, so a process that asks of a window shared with another counts it shared until every reservation in it,
+// held ones too, has left it (`latestAtMs`): the other process may not ask again before its held calls are over
+// (stalled, or waiting for a paused Alma), and would not make the window shared again by asking.
+//
 // The count is kept beside the rows so that a grant costs the same however many rows the window holds. A count
 // that no longer matches the rows (an operator's DELETE, an older version of the service during a rolling
 // upgrade) would refuse everyone or let too many through: the stores count the rows again whenever the answer
@@ -27,6 +34,11 @@ export interface BudgetState {
   lastHolder: string | null
   /** until when (epoch ms) the window counts as shared */
   sharedUntilMs: number
+  /**
+   * the latest reservation time in the window (epoch ms; a call held until told over is put ahead: see the
+   * stores): read only when another process may have reservations in it (`othersMayHold`)
+   */
+  latestAtMs?: number | null
 }
 
 export interface BudgetAsk {
@@ -42,18 +54,26 @@ export function retryInMs (oldestMs: number | null, ask: Pick<BudgetAsk, 'window
   return Math.min(ask.windowMs, Math.max(1, (oldestMs ?? ask.now) + ask.windowMs - ask.now))
 }
 
+/** Another process's reservations may be in the window: the store reads the latest reservation time for the decision. */
+export function othersMayHold (state: BudgetState, holder: string): boolean {
+  return state.inWindow > 0 && state.lastHolder !== holder
+}
+
 export function decideReservation (state: BudgetState, ask: BudgetAsk): { granted: number, state: BudgetState, recount: boolean } {
   const wanted = Math.max(0, Math.floor(ask.wanted))
-  // another process's reservations may be in the window: it is shared for a whole window from now
-  const someoneElse = state.inWindow > 0 && state.lastHolder !== ask.holder
+  // Another process's reservations may be in the window: it is shared for a whole window from now, and until
+  // every reservation in it has left it (a call held until it is told over may count far longer than a window;
+  // its process may not ask again before then, stalled, or waiting for Alma's answers).
+  const someoneElse = othersMayHold(state, ask.holder)
   const becomesShared = someoneElse && ask.now >= state.sharedUntilMs
-  const sharedUntilMs = someoneElse ? Math.max(state.sharedUntilMs, ask.now + ask.windowMs) : state.sharedUntilMs
+  const sharedUntilMs = someoneElse ? Math.max(state.sharedUntilMs, ask.now + ask.windowMs, (state.latestAtMs ?? 0) + ask.windowMs) : state.sharedUntilMs
   const shared = ask.now < sharedUntilMs
   const room = Math.max(0, ask.limit - state.inWindow)
   const granted = shared ? Math.min(wanted, Math.ceil(room / 2)) : wanted
   return {
     granted,
     state: {
+      ...state,
       inWindow: state.inWindow + granted,
       lastHolder: granted > 0 ? ask.holder : state.lastHolder,
       sharedUntilMs

@@ -108,7 +108,18 @@ export interface PostingLease { checkoutId: string, holder: string, fence: numbe
  * What the shared Alma rate limit answers: how many of the calls asked for may go now (0 to the number asked),
  * and, when none may, how long until the window has room again.
  */
-export interface AlmaCallReservation { granted: number, retryInMs: number }
+/** With `held` asked: the id of each call granted, by which its end is told later (AlmaCallHolds). */
+export interface AlmaCallReservation { granted: number, retryInMs: number, ids?: number[] }
+
+/**
+ * Calls that count until their process says when Alma read them at the latest (src/alma/rate-limit.ts): each call
+ * granted counts `openMs` from now (its answer may come that late) unless its end is told sooner; each end told
+ * (`ends`: a call answered, `readAgoMs` before now at the latest Alma read it) counts its call a window from then.
+ */
+export interface AlmaCallHolds {
+  openMs: number
+  ends: Array<{ id: number, readAgoMs: number }>
+}
 
 /**
  * The audit event of a provider holding a checkout's money for review (a PayPal capture PENDING). Instances from
@@ -182,7 +193,7 @@ export interface Ledger {
    * `windowMs` shared by every process, in one write (the rule: alma-budget.ts): a process alone is granted what
    * it asks (its own limiter bounds it); while several ask, as many as fit; none granted, how long to wait.
    */
-  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation>
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): Promise<AlmaCallReservation>
   /**
    * Staff asked to post: if `rule` allows it on the current record, back to PAID with a fresh attempt budget.
    * Refused too unless PAID, or NEEDS_ATTENTION and not settled, with a tx.

@@ -37,6 +37,8 @@ const commands: Record<string, (args: any) => unknown> = {
   faults: (faults: Partial<AlmaFaults>) => { Object.assign(alma.faults, faults); return alma.faults },
   resetCalls: () => { alma.calls.length = 0; return 0 },
   stats: () => stats(),
+  /** Every call recorded since the last reset: when it was read (start) and answered (end), its status and path. */
+  calls: () => alma.calls.map(c => ({ start: c.start, end: c.end, status: c.status, method: c.method, path: c.path })),
   /** The Alma side of "paid exactly once": the fees of the users whose primary id starts with this prefix, by how many payments they carry. */
   payments: (prefix: string) => {
     const out = { fees: 0, paidOnce: 0, paidMoreThanOnce: 0, unpaid: 0 }

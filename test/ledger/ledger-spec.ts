@@ -1002,6 +1002,38 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same(await first.reserveAlmaCalls(key, 20, 1400, 30, 'process-a'), { granted: 30, retryInMs: 0 }, 'alone: its own limiter is the bound')
   })
 
+  t.test('an Alma call held until told over counts until then (Alma may read it late), and a window after when Alma read it at the latest', async t => {
+    let clock = new Date(START)
+    const at = (ms: number): void => { clock = new Date(Date.parse(START) + ms) }
+    const first = await makeLedger({ now: () => clock })
+    const second = await makeLedger({ now: () => clock, sameAs: first })
+    t.teardown(async () => { await second.close(); await first.close() })
+    const key = 'https://alma.example/v1#held'
+    const held = { openMs: 16_400, ends: [] }
+    const granted = await first.reserveAlmaCalls(key, 3, 1400, 3, 'process-a', held)
+    t.equal(granted.granted, 3)
+    t.equal(granted.ids?.length, 3, 'an id for each call granted')
+    // Alma stops reading: the three calls are written, no answer comes; a window after they were reserved
+    at(2000)
+    t.match(await second.reserveAlmaCalls(key, 3, 1400, 3, 'process-b', held), { granted: 0 }, 'unanswered, they still count: the other process waits')
+    // Alma reads its backlog at 2 s and answers at once (the fastest round trip 5 ms)
+    at(2010)
+    const ends = (granted.ids ?? []).map(id => ({ id, readAgoMs: 5 }))
+    t.match(await first.reserveAlmaCalls(key, 3, 1400, 0, 'process-a', { openMs: 16_400, ends }), { granted: 0 }, 'the ends told')
+    at(3300)
+    t.match(await second.reserveAlmaCalls(key, 3, 1400, 3, 'process-b', held), { granted: 0 }, 'read at 2005 ms at the latest: they count until 3405 ms')
+    at(3410)
+    t.match(await second.reserveAlmaCalls(key, 3, 1400, 3, 'process-b', held), { granted: 2 }, 'then they leave the window (half the room: the window is shared)')
+    // a call never told over (its process died) counts openMs from when it was reserved
+    at(20_000)
+    const orphan = await first.reserveAlmaCalls(key, 1, 1400, 1, 'process-a', held)
+    t.equal(orphan.granted, 1)
+    at(36_300)
+    t.match(await second.reserveAlmaCalls(key, 1, 1400, 1, 'process-b', held), { granted: 0 }, 'never told over: still counted 16.3 s later')
+    at(36_500)
+    t.match(await second.reserveAlmaCalls(key, 1, 1400, 1, 'process-b', held), { granted: 1 }, 'counted openMs, then gone')
+  })
+
   t.test('the Alma call budget recounts its window when the count it keeps disagrees with the rows', async t => {
     let clock = new Date(START)
     const ledger = await makeLedger({ now: () => clock })

@@ -7,7 +7,7 @@
 
 import type { Cents } from '../../money.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
+  AlmaCallHolds, AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, AuditEvent, CashnetReport, Checkout, CheckoutFilter, CheckoutHistory, CheckoutState, CheckoutSummary,
@@ -152,8 +152,8 @@ export class PostgresLedger implements Ledger {
   async claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null> { return await this.#store.claimPosting(checkoutId, holder, leaseMs) }
   async renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean> { return await this.#store.renewPosting(lease, leaseMs) }
   async releasePosting (lease: PostingLease): Promise<void> { await this.#store.releasePosting(lease) }
-  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
-    return await this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder)
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): Promise<AlmaCallReservation> {
+    return await this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder, held)
   }
 
   async createSession (session: NewSession): Promise<void> { await this.#sessions.create(session) }

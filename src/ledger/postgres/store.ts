@@ -5,11 +5,11 @@
 // lease's fence: checked in the same transaction, LeaseLost when it moved on.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import { decideReservation, retryInMs } from '../alma-budget.ts'
+import { type BudgetState, decideReservation, othersMayHold, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
+  AlmaCallHolds, AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
   AlmaCallEntry, CashnetReport, Checkout, CheckoutState, ComposeMessages, IncomingPostback, MoneyRecord, NewCheckout, NewOutboxMessage,
@@ -437,9 +437,11 @@ export class PostgresStore {
 
   /**
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every instance: one key
-   * at a time (an advisory lock), the rule of ../alma-budget.ts.
+   * at a time (an advisory lock), the rule of ../alma-budget.ts. With `held` (AlmaCallHolds), a call granted counts
+   * until it is told over, as SQLite's store does it: `at` put `openMs` ahead (less the window), moved back by an
+   * end told to when Alma read the call at the latest.
    */
-  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): Promise<AlmaCallReservation> {
     return await this.#pool.transaction(async q => {
       // An instance paused or cut off while it holds the key's lock must not stall every other one: after 500 ms
       // the wait fails (55P03, LedgerUnavailable) and the caller asks again shortly.
@@ -447,13 +449,23 @@ export class PostgresStore {
       await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [key])
       // the time is read under the lock, so a wait for it does not stamp the reservations early
       const now = this.#now()
+      if (held !== undefined && held.ends.length > 0) {
+        // never later than it was put: a call counts at most its open bound, which the window's sharing counted on
+        await q.run(`UPDATE alma_call_slots s SET at = LEAST(s.at, e.read_at) FROM unnest($2::bigint[], $3::timestamptz[]) AS e(id, read_at)
+          WHERE s.key = $1 AND s.id = e.id`,
+        [key, held.ends.map(e => e.id), held.ends.map(e => new Date(now.getTime() - Math.max(0, e.readAgoMs)).toISOString())])
+      }
       const since = new Date(now.getTime() - windowMs).toISOString()
       const expired = await q.run('DELETE FROM alma_call_slots WHERE key = $1 AND at <= $2', [key, since])
       const rows = await q.query('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = $1', [key])
-      const state = {
+      const state: BudgetState = {
         inWindow: Math.max(0, Number(rows[0]?.in_window ?? 0) - expired),
         lastHolder: (rows[0]?.last_holder as string | null | undefined) ?? null,
         sharedUntilMs: Number(rows[0]?.shared_until_ms ?? 0)
+      }
+      if (othersMayHold(state, holder)) {
+        const latest = (await q.query('SELECT MAX(at) AS latest FROM alma_call_slots WHERE key = $1', [key]))[0]?.latest
+        state.latestAtMs = latest == null ? null : new Date(latest).getTime()
       }
       const ask = { limit, windowMs, wanted, holder, now: now.getTime() }
       let decision = decideReservation(state, ask)
@@ -461,13 +473,19 @@ export class PostgresStore {
         const counted = Number((await q.query('SELECT COUNT(*) AS n FROM alma_call_slots WHERE key = $1', [key]))[0].n)
         if (counted !== state.inWindow) decision = decideReservation({ ...state, inWindow: counted }, ask)
       }
-      if (decision.granted > 0) await q.run('INSERT INTO alma_call_slots (key, at) SELECT $1, $2 FROM generate_series(1, $3::int)', [key, now.toISOString(), decision.granted])
+      let ids: number[] = []
+      if (decision.granted > 0) {
+        const at = held === undefined ? now : new Date(now.getTime() + Math.max(0, held.openMs - windowMs))
+        ids = (await q.query('INSERT INTO alma_call_slots (key, at) SELECT $1, $2 FROM generate_series(1, $3::int) RETURNING id', [key, at.toISOString(), decision.granted]))
+          .map(r => Number(r.id))
+      }
       await q.run(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES ($1, $2, $3, $4)
         ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window, last_holder = excluded.last_holder, shared_until_ms = excluded.shared_until_ms`,
       [key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs])
-      if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
+      if (decision.granted > 0) return held === undefined ? { granted: decision.granted, retryInMs: 0 } : { granted: decision.granted, retryInMs: 0, ids }
       const oldest = await q.query('SELECT MIN(at) AS oldest FROM alma_call_slots WHERE key = $1', [key])
-      return { granted: 0, retryInMs: retryInMs(oldest[0]?.oldest == null ? null : new Date(oldest[0].oldest).getTime(), ask) }
+      const retry = retryInMs(oldest[0]?.oldest == null ? null : new Date(oldest[0].oldest).getTime(), ask)
+      return held === undefined ? { granted: 0, retryInMs: retry } : { granted: 0, retryInMs: retry, ids }
     })
   }
 

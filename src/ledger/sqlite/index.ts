@@ -12,7 +12,7 @@
 import type { Cents } from '../../money.ts'
 import { LedgerUnavailable } from '../errors.ts'
 import type {
-  AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen,
+  AlmaCallHolds, AlmaCallReservation, DecidePostback, Ledger, OutboxFailure, PageCursor, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen,
   StaffResult, StaffRule, TransitionRequest
 } from '../ledger.ts'
 import type {
@@ -136,11 +136,11 @@ export class SqliteLedger implements Ledger {
    * waited out here, a millisecond or a few at a time, with the event loop free (SQLite's busy timeout would sleep
    * on it); after BUSY_TIMEOUT_MS in all, LedgerUnavailable as for any other write.
    */
-  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): Promise<AlmaCallReservation> {
+  async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): Promise<AlmaCallReservation> {
     const giveUpAt = performance.now() + BUSY_TIMEOUT_MS
     for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 8)) {
       try {
-        return this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder)
+        return this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder, held)
       } catch (error) {
         if (!isBusy(error)) throw error
         if (performance.now() >= giveUpAt) throw new LedgerUnavailable(`locked by another process: ${(error as Error).message}`)

@@ -3,11 +3,11 @@
 // decide it (postback decision, staff verdict, refund effect) run inside that transaction.
 
 import { type Cents, formatDecimal } from '../../money.ts'
-import { decideReservation, retryInMs } from '../alma-budget.ts'
+import { type BudgetState, decideReservation, othersMayHold, retryInMs } from '../alma-budget.ts'
 import { LeaseLost } from '../errors.ts'
 import { CAPTURE_PENDING_EVENT, referenceRecorded } from '../ledger.ts'
 import type {
-  AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule,
+  AlmaCallHolds, AlmaCallReservation, DecidePostback, OutboxFailure, PostingLease, RecordedPostback, RefundRequest, RefundResult, RefundRules, Reopen, StaffResult, StaffRule,
   TransitionRequest
 } from '../ledger.ts'
 import type {
@@ -436,18 +436,29 @@ export class CheckoutStore {
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every process on this
    * ledger, in one write (the rule: ../alma-budget.ts). Never waits for another process's lock (SQLITE_BUSY at
    * once: the caller asks again without blocking).
+   *
+   * A reservation counts while its `at_ms` is within the window. With `held` (AlmaCallHolds), a call granted counts
+   * until it is told over: its `at_ms` is put `openMs` ahead (less the window), and an end told moves it to when
+   * Alma read the call at the latest, so it counts a window from then. The same column as before, so an instance
+   * from before this, beside this one in a rolling upgrade, counts these calls as long as this one does.
    */
-  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string): AlmaCallReservation {
+  reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): AlmaCallReservation {
     const c = this.#c
     return c.withoutWaiting(() => c.relaxed(() => c.transaction((): AlmaCallReservation => {
       const now = c.now().getTime()
+      if (held !== undefined) {
+        // never later than it was put: a call counts at most its open bound, which the window's sharing counted on
+        const end = c.sql('UPDATE alma_reservations SET at_ms = MIN(at_ms, ?) WHERE rowid = ? AND key = ?')
+        for (const told of held.ends) end.run(now - Math.max(0, told.readAgoMs), told.id, key)
+      }
       const expired = c.sql('DELETE FROM alma_reservations WHERE key = ? AND at_ms <= ?').run(key, now - windowMs).changes
       const row = c.sql('SELECT in_window, last_holder, shared_until_ms FROM alma_budget WHERE key = ?').get(key) as Row | undefined
-      const state = {
+      const state: BudgetState = {
         inWindow: Math.max(0, ((row?.in_window as number | undefined) ?? 0) - expired),
         lastHolder: (row?.last_holder as string | null | undefined) ?? null,
         sharedUntilMs: (row?.shared_until_ms as number | undefined) ?? 0
       }
+      if (othersMayHold(state, holder)) state.latestAtMs = (c.sql('SELECT MAX(at_ms) AS latest FROM alma_reservations WHERE key = ?').get(key) as Row).latest as number | null
       const ask = { limit, windowMs, wanted, holder, now }
       let decision = decideReservation(state, ask)
       if (decision.recount) {
@@ -455,13 +466,15 @@ export class CheckoutStore {
         if (rows !== state.inWindow) decision = decideReservation({ ...state, inWindow: rows }, ask)
       }
       const insert = c.sql('INSERT INTO alma_reservations (key, at_ms) VALUES (?, ?)')
-      for (let i = 0; i < decision.granted; i++) insert.run(key, now)
+      const at = held === undefined ? now : now + Math.max(0, held.openMs - windowMs)
+      const ids: number[] = []
+      for (let i = 0; i < decision.granted; i++) ids.push(Number(insert.run(key, at).lastInsertRowid))
       c.sql(`INSERT INTO alma_budget (key, in_window, last_holder, shared_until_ms) VALUES (?, ?, ?, ?)
         ON CONFLICT (key) DO UPDATE SET in_window = excluded.in_window, last_holder = excluded.last_holder, shared_until_ms = excluded.shared_until_ms`)
         .run(key, decision.state.inWindow, decision.state.lastHolder, decision.state.sharedUntilMs)
-      if (decision.granted > 0) return { granted: decision.granted, retryInMs: 0 }
+      if (decision.granted > 0) return held === undefined ? { granted: decision.granted, retryInMs: 0 } : { granted: decision.granted, retryInMs: 0, ids }
       const oldest = (c.sql('SELECT MIN(at_ms) AS oldest FROM alma_reservations WHERE key = ?').get(key) as Row).oldest as number | null
-      return { granted: 0, retryInMs: retryInMs(oldest, ask) }
+      return held === undefined ? { granted: 0, retryInMs: retryInMs(oldest, ask) } : { granted: 0, retryInMs: retryInMs(oldest, ask), ids }
     })))
   }
 
