@@ -177,6 +177,35 @@ t.test('two PayPal refunds of the same amount, one recorded by hand under anothe
   t.notOk(after.findings.some(f => f.kind === 'paypal-refund-not-recorded'), 'both PayPal refunds are accounted for')
 })
 
+t.test('two PayPal refunds of the same amount, the second recorded by hand under PayPal\'s own id: the first webhook does not take it for its own', async t => {
+  const stack = await paypalStack(t)
+  stack.pp.faults.captureAmountDeltaCents = 100
+  const paid = await payWithPayPal(stack, 'alice', ['100001'])
+  stack.pp.faults.captureAmountDeltaCents = 0
+  stack.pp.webhookMode = 'held'
+  const capture = stack.pp.captures.find(c => c.customId === paid)
+  if (capture === undefined) throw new Error('no capture')
+  const first = await stack.pp.refund(capture.id, 100)
+  const second = await stack.pp.refund(capture.id, 100)
+  // staff record the second by hand, typing PayPal's id as the form asks
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get(`/admin/payments/${paid}`)
+  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
+  const recorded = await staff.post(`/admin/payments/${paid}/refund`, [...form.fields.filter(([k]) => !['tx', 'amount', 'reference', 'note'].includes(k)), ['tx', capture.id], ['amount', '1.00'], ['reference', second.id], ['note', 'refunded in PayPal']])
+  t.equal(recorded.status, 303)
+  // the first refund's webhook comes first (it could take the hand record: same capture, same amount), then the
+  // second's; each twice
+  await stack.pp.deliverHeld()
+  for (const w of stack.pp.webhooks.filter(w => w.eventType === 'PAYMENT.CAPTURE.REFUNDED')) await stack.pp.redeliver(w)
+  const history = await stack.app.ledger.history(paid)
+  t.same(history?.refunds.map(r => [r.reference, r.amount]).sort(), [[first.id, 100], [second.id, 100]].sort(), 'both PayPal refunds recorded, once each')
+  const after = await check(stack, 0)
+  t.notOk(after.findings.some(f => f.kind === 'paypal-refund-not-recorded'), 'reconcile finds both')
+  const csv = await staff.get(`/admin/reports?from=${SINCE}&to=${UNTIL}&format=csv`)
+  const rows = parse(csv.body, { columns: true }) as Array<Record<string, string>>
+  t.equal(rows.reduce((sum, r) => sum + Math.round(Number(r.REFUNDED) * 100) + Math.round(Number(r.REFUNDED_UNPOSTED) * 100), 0), 200, 'the report counts the 2.00 PayPal gave back')
+})
+
 t.test('bad use and an unreachable PayPal: exit 2 for usage, 1 when PayPal cannot be read', async t => {
   const stack = await paypalStack(t)
   const noSecret = await runCli(stack, ['--paypal', '--since', SINCE], { PAYPAL_CLIENT_SECRET: '' })

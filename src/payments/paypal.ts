@@ -180,6 +180,14 @@ export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promis
   return (await ledger.history(checkoutId))?.events.some(e => e.event === CAPTURE_SUPERSEDED_EVENT) === true
 }
 
+/** A checkout another handler already closed as superseded: its result again (nothing to capture), else null. */
+async function supersededBefore (ledger: Ledger, checkoutId: string): Promise<CaptureResult | null> {
+  const event = (await ledger.history(checkoutId))?.events.find(e => e.event === CAPTURE_SUPERSEDED_EVENT)
+  if (event === undefined) return null
+  const { paidBy } = detailOf(event)
+  return { kind: 'superseded', paidBy: Array.isArray(paidBy) ? paidBy.map(String) : [] }
+}
+
 /**
  * Before capturing a checkout not yet captured: if its fees were paid in another checkout since, and PayPal holds
  * no capture for the order, it is not captured but CANCELLED (nothing taken), with its audit event.
@@ -187,7 +195,10 @@ export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promis
 async function supersede (deps: PayPalDeps, orderId: string, checkoutId: string): Promise<CaptureResult | null> {
   const { ledger, logger } = deps
   const checkout = await ledger.getCheckout(checkoutId)
-  if (checkout === undefined || (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') || checkout.reviewTx !== null) return null
+  if (checkout === undefined) return null
+  // the return and the APPROVED webhook at once: the other may have cancelled it a moment ago; never capture behind that
+  if (checkout.state !== 'CREATED' && checkout.state !== 'EXPIRED') return await supersededBefore(ledger, checkoutId)
+  if (checkout.reviewTx !== null) return null
   const elsewhere = await feesPaidElsewhere(ledger, checkout)
   if (elsewhere.length === 0) return null
   // a capture PayPal made whose answer was lost is money taken: recorded as any capture, never hidden by a cancel
@@ -195,7 +206,7 @@ async function supersede (deps: PayPalDeps, orderId: string, checkoutId: string)
   const paidBy = elsewhere.map(e => e.checkout.id)
   const feeIds = [...new Set(elsewhere.flatMap(e => e.feeIds))]
   const moved = await ledger.transition({ checkoutId, from: ['CREATED', 'EXPIRED'], to: 'CANCELLED', event: CAPTURE_SUPERSEDED_EVENT, detail: { order: orderId, paidBy, fees: feeIds, states: elsewhere.map(e => e.checkout.state) } })
-  if (!moved) return null
+  if (!moved) return await supersededBefore(ledger, checkoutId)
   logger.warn({ event: 'paypal.capture_superseded', checkout: checkoutId, order: orderId, paidBy, fees: feeIds }, `PayPal order ${orderId} (checkout ${checkoutId}) approved but not captured: its fees ${feeIds.join(', ')} were paid in checkout ${paidBy.join(', ')} since; CANCELLED, nothing taken`)
   return { kind: 'superseded', paidBy }
 }
@@ -250,8 +261,11 @@ export async function handleWebhookEvent (deps: PayPalDeps, event: PayPalWebhook
   }
 }
 
-async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): Promise<WebhookOutcome> {
+async function recordRefundEvent (deps: PayPalDeps, delivered: Extract<PayPalWebhookEvent, { type: 'PAYMENT.CAPTURE.REFUNDED' }>): Promise<WebhookOutcome> {
   const { ledger, logger } = deps
+  /** the refund booked: the one delivered, or (below) an earlier one that took this one's record for its own */
+  let event = delivered
+  let note = `PayPal reported refund ${event.refundId} (webhook ${event.eventId})`
   // PayPal's refund carries our custom_id and invoice_id only when it copies them from the capture; without
   // them the capture it refunds (its `up` link) was recorded against our checkout when it was taken
   const checkoutId = event.checkoutId ?? (await ledger.postbacksWithTx(event.captureId)).find(p => p.checkoutId !== null)?.checkoutId ?? null
@@ -264,13 +278,29 @@ async function recordRefundEvent (deps: PayPalDeps, event: Extract<PayPalWebhook
   if (history !== undefined) {
     const adopted = adoptedRefunds(history.events)
     if ([...adopted.values()].includes(event.refundId)) return { status: 200, what: `refund ${event.refundId} is already recorded (by staff, by hand)` }
-    const byHand = history.refunds.some(r => r.reference === event.refundId) ? undefined : handRecordedMatch(history.refunds, adopted, event)
-    if (byHand !== undefined && await adoptRefund(deps, checkout.id, byHand, event)) return { status: 200, what: `refund ${event.refundId} was recorded by staff as ${byHand.reference}` }
+    const own = history.refunds.find(r => r.reference === event.refundId)
+    if (own !== undefined && own.by !== 'paypal') {
+      const claimedBy = adopted.get(own.id)
+      if (claimedBy === undefined) {
+        // staff recorded this refund by hand under PayPal's own id: tied to it, so no other PayPal refund of the
+        // same amount takes the record for its own
+        await adoptRefund(deps, checkout.id, own, event)
+        return { status: 200, what: `refund ${event.refundId} is already recorded (by staff, by hand)` }
+      }
+      // another PayPal refund of the same capture and amount took this record for its own before this webhook
+      // came: that one is the refund not recorded yet (once: a second delivery finds it recorded)
+      if (history.refunds.some(r => r.reference === claimedBy)) return { status: 200, what: `refund ${event.refundId} is already recorded (by staff, by hand)` }
+      event = { ...delivered, refundId: claimedBy, amount: own.amount }
+      note = `PayPal refund ${claimedBy}, taken at first for the refund staff recorded by hand as ${own.reference}, which is PayPal's refund ${delivered.refundId} (webhook ${delivered.eventId})`
+    } else {
+      const byHand = own !== undefined ? undefined : handRecordedMatch(history.refunds, adopted, event)
+      if (byHand !== undefined && await adoptRefund(deps, checkout.id, byHand, event)) return { status: 200, what: `refund ${event.refundId} was recorded by staff as ${byHand.reference}` }
+    }
   }
   const collected = capturedAmount(history?.postbacks ?? [], event.captureId)
   let beyond: { refunded: Cents, collected: Cents } | null = null
   const result = await ledger.recordRefund(
-    { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference: event.refundId, note: `PayPal reported refund ${event.refundId} (webhook ${event.eventId})`, by: 'paypal' },
+    { checkoutId: checkout.id, tx: event.captureId, amount: event.amount as Cents, reference: event.refundId, note, by: 'paypal' },
     {
       refuse: record => {
         beyond = null
@@ -435,8 +465,10 @@ async function recordReversalEvent (deps: PayPalDeps, event: Extract<PayPalWebho
   } else {
     const history = await ledger.history(checkout.id)
     if (history?.events.some(e => e.event === REVERSAL_AMOUNT_UNKNOWN && e.detail.includes(JSON.stringify(reference))) === true) return { status: 200, what: `reversal ${reference} is already recorded` }
-    await ledger.audit(checkout.id, REVERSAL_AMOUNT_UNKNOWN, { reversal: reference, tx: event.captureId, amount: event.amount, currency: event.currency, problem: event.amountProblem || 'another currency', webhook: event.eventId })
+    // reopened first, then marked recorded: a failure between the two (the ledger busy, the process gone) leaves the
+    // mark unwritten, so PayPal's redelivery does it again, and finds the case already open (a compare-and-set)
     reopened = reopensSettled(checkout, event.captureId) && await ledger.reopenAttention(checkout.id, reopen, { reversal: reference, tx: event.captureId })
+    await ledger.audit(checkout.id, REVERSAL_AMOUNT_UNKNOWN, { reversal: reference, tx: event.captureId, amount: event.amount, currency: event.currency, problem: event.amountProblem || 'another currency', webhook: event.eventId })
   }
   const moved = checkout.tx === event.captureId && await ledger.transition({
     checkoutId: checkout.id, from: ['PAID', 'POSTED'], to: 'NEEDS_ATTENTION', event: 'paypal.reversed', attentionKind: 'REVERSED', attentionReason: reason, detail: { reversal: reference, tx: event.captureId, amount: event.amount }
