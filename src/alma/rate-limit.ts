@@ -59,7 +59,7 @@
 // the slot here, and no more than its own round trip), and it counts a window from then. A call answered late
 // thus counts a window from its late read for every process; one not yet answered counts for every process
 // while it waits. What it costs: at most one more write each 50 ms when calls end while none is asked for (the
-// ends ride on the next question, and say when Alma read each call whenever they are told); a call whose end is never told (its process killed, the store unable to hear it)
+// ends ride on the next question; told up to 50 ms late, a call only counts that much longer); a call whose end is never told (its process killed, the store unable to hear it)
 // holds its share of the budget up to ALMA_TIMEOUT_MS and a window. A process alone keeps its whole budget (the
 // store grants a lone process what it asks: ../ledger/alma-budget.ts), and healthy processes together theirs
 // (their calls are told over within 50 ms of their answers); a process that was lately beside another
@@ -314,15 +314,13 @@ async function withDeadline (asked: Promise<Reservation>): Promise<Reservation |
  */
 function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | undefined>, end: (end: CallEnd) => void } {
   const waiting: Array<{ resolve: (id: number | undefined) => void, reject: (error: unknown) => void }> = []
-  /** each end with when it was known, so that however late it is told it says when Alma read the call */
-  const ends: Array<CallEnd & { at: number }> = []
+  const ends: CallEnd[] = []
   let asking = false
   let flush: NodeJS.Timeout | undefined
 
-  // Ends ride on the next question; with none asked within END_FLUSH_MS they are told in a write of their own
-  // (under load one write instead of one per page's answers). Each says how long before its telling Alma read the
-  // call, so the store counts it from the same moment however late it hears of it (measured: counted from when it
-  // was heard, a 50 ms delay cost two processes sharing the budget 8% of their calls).
+  // Ends ride on the next question; with none asked within END_FLUSH_MS they are told in a write of their own.
+  // Told late, an end only holds its call longer (the store counts it from when it hears it, less readAgoMs):
+  // never fewer calls counted, and under load one write instead of one per page's answers.
   const flushLater = (): void => {
     if (flush !== undefined || ends.length === 0) return
     flush = setTimeout(() => {
@@ -343,10 +341,9 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
       while (waiting.length > 0 || (tellEnds && ends.length > 0)) {
         tellEnds = false
         const told = ends.splice(0)
-        const now = clock()
         let answer: Reservation | null
         try {
-          answer = await withDeadline(reserve(waiting.length, told.map(end => ({ id: end.id, readAgoMs: end.readAgoMs + (now - end.at) }))))
+          answer = await withDeadline(reserve(waiting.length, told))
         } catch (error) {
           // the shared budget cannot be asked: this call fails (a typed failure for its caller), the next asks again;
           // the ends are told again with the next question (told twice, the first the store heard stands)
@@ -382,7 +379,7 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
       void pump()
     }),
     end: (end) => {
-      ends.push({ ...end, at: clock() })
+      ends.push(end)
       flushLater()
     }
   }
