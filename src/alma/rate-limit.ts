@@ -55,14 +55,14 @@
 //
 // So the store keeps each call until it is told over: granted, it counts for a bound (ALMA_TIMEOUT_MS and a
 // window: its answer comes no later); when it ends, this process tells the store (with its next question, or
-// one of its own within 50 ms) how long before then Alma read it at the latest (the fastest round trip of its kind, as for
+// one of its own) how long before then Alma read it at the latest (the fastest round trip of its kind, as for
 // the slot here, and no more than its own round trip), and it counts a window from then. A call answered late
 // thus counts a window from its late read for every process; one not yet answered counts for every process
-// while it waits. What it costs: at most one more write each 50 ms when calls end while none is asked for (the
-// ends ride on the next question; told up to 50 ms late, a call only counts that much longer); a call whose end is never told (its process killed, the store unable to hear it)
+// while it waits. What it costs: one more write when calls end while none is waiting (with calls waiting, the
+// ends ride on the question); a call whose end is never told (its process killed, the store unable to hear it)
 // holds its share of the budget up to ALMA_TIMEOUT_MS and a window. A process alone keeps its whole budget (the
 // store grants a lone process what it asks: ../ledger/alma-budget.ts), and healthy processes together theirs
-// (their calls are told over within 50 ms of their answers); a process that was lately beside another
+// (their calls are told over within milliseconds of their answers); a process that was lately beside another
 // counts the shared window (1.4 s, not this one's 1.15 s) until the other's calls held then have left it.
 // Left as it was: the fastest round trip is taken off each process's own answers, so the ends assume Alma's
 // answers travel as fast as the fastest's, to within the shared window's 0.4 s beyond a second.
@@ -96,8 +96,6 @@ export interface CallEnd { id: number, readAgoMs: number }
 export type ReserveCall = (wanted: number, ends: CallEnd[]) => Promise<Reservation>
 
 export const WINDOW_MARGIN_MS = 150
-/** how long a call's end may wait for the next question before it is told in a write of its own */
-export const END_FLUSH_MS = 50
 /** how long the shared store may take to answer a reservation before it is asked again */
 export const RESERVE_DEADLINE_MS = 2000
 /** how long a round trip counts towards the fastest of its kind */
@@ -316,30 +314,15 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
   const waiting: Array<{ resolve: (id: number | undefined) => void, reject: (error: unknown) => void }> = []
   const ends: CallEnd[] = []
   let asking = false
-  let flush: NodeJS.Timeout | undefined
 
-  // Ends ride on the next question; with none asked within END_FLUSH_MS they are told in a write of their own.
-  // Told late, an end only holds its call longer (the store counts it from when it hears it, less readAgoMs):
-  // never fewer calls counted, and under load one write instead of one per page's answers.
-  const flushLater = (): void => {
-    if (flush !== undefined || ends.length === 0) return
-    flush = setTimeout(() => {
-      flush = undefined
-      void pump(true)
-    }, END_FLUSH_MS)
-    flush.unref()
-  }
-
-  const pump = async (endsOnly = false): Promise<void> => {
+  const pump = async (): Promise<void> => {
     if (asking) return
     asking = true
-    let tellEnds = endsOnly
     try {
       // the calls starting together (a page's two) ask in one question: wait until the work now running has
       // queued its calls (a synchronous store would otherwise be asked once per call)
       await new Promise(resolve => { process.nextTick(resolve) })
-      while (waiting.length > 0 || (tellEnds && ends.length > 0)) {
-        tellEnds = false
+      while (waiting.length > 0 || ends.length > 0) {
         const told = ends.splice(0)
         let answer: Reservation | null
         try {
@@ -363,13 +346,11 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
         if (granted > 0) {
           waiting.splice(0, granted).forEach((call, i) => { call.resolve(answer.ids?.[i]) })
         } else if (waiting.length > 0 && ends.length === 0) {
-          // none granted: wait for room, unless ends came meanwhile (told, they may make room at once)
           await new Promise(resolve => setTimeout(resolve, Math.max(1, answer.retryInMs)))
         }
       }
     } finally {
       asking = false
-      flushLater()
     }
   }
 
@@ -380,7 +361,7 @@ function sharedBudget (reserve: ReserveCall): { take: () => Promise<number | und
     }),
     end: (end) => {
       ends.push(end)
-      flushLater()
+      void pump()
     }
   }
 }
