@@ -135,9 +135,12 @@ t.test('each disagreement with PayPal is found, named, and makes the command exi
   t.match(run.stdout, 'Amount or currency differs between PayPal and the ledger (paypal-amount-differs, 1)')
 })
 
-t.test('two PayPal refunds of the same amount, one recorded by hand under another reference: the other is found', async t => {
+/**
+ * PayPal captures a dollar more than alice's checkout (the payment is in front of staff), then refunds 1.00 of the
+ * capture twice, its webhooks held; staff record one refund by hand under `reference` (a function of the two).
+ */
+async function twoRefundsOneByHand (t: Test, reference: (refunds: { first: string, second: string }) => string): Promise<{ stack: Awaited<ReturnType<typeof paypalStack>>, paid: string, first: string, second: string, staff: Browser }> {
   const stack = await paypalStack(t)
-  // PayPal captures a dollar more than the checkout: the payment is in front of staff, who refund it at PayPal
   stack.pp.faults.captureAmountDeltaCents = 100
   const paid = await payWithPayPal(stack, 'alice', ['100001'])
   stack.pp.faults.captureAmountDeltaCents = 0
@@ -145,28 +148,33 @@ t.test('two PayPal refunds of the same amount, one recorded by hand under anothe
   stack.pp.webhookMode = 'held'
   const capture = stack.pp.captures.find(c => c.customId === paid)
   if (capture === undefined) throw new Error('no capture')
-  const first = await stack.pp.refund(capture.id, 100)
-  const second = await stack.pp.refund(capture.id, 100)
-  // staff record the first by hand, under a reference of their own
+  const first = (await stack.pp.refund(capture.id, 100)).id
+  const second = (await stack.pp.refund(capture.id, 100)).id
   const staff = new Browser(stack).login('staff')
   const page = await staff.get(`/admin/payments/${paid}`)
   const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
-  const recorded = await staff.post(`/admin/payments/${paid}/refund`, [...form.fields.filter(([k]) => !['tx', 'amount', 'reference', 'note'].includes(k)), ['tx', capture.id], ['amount', '1.00'], ['reference', 'DESK-0001'], ['note', 'refunded in PayPal']])
+  const recorded = await staff.post(`/admin/payments/${paid}/refund`, [...form.fields.filter(([k]) => !['tx', 'amount', 'reference', 'note'].includes(k)), ['tx', capture.id], ['amount', '1.00'], ['reference', reference({ first, second })], ['note', 'refunded in PayPal']])
   t.equal(recorded.status, 303, 'one refund recorded by staff')
+  return { stack, paid, first, second, staff }
+}
+
+t.test('two PayPal refunds of the same amount, one recorded by hand under another reference: the other is found', async t => {
+  // staff record the first by hand, under a reference of their own
+  const { stack, paid, first, second, staff } = await twoRefundsOneByHand(t, () => 'DESK-0001')
   const report = await check(stack, 0)
   const missing = report.findings.filter(f => f.kind === 'paypal-refund-not-recorded')
   t.equal(missing.length, 1, 'the one record accounts for one of the two refunds, not both')
-  t.match(missing[0]?.detail, new RegExp(`refund (${first.id}|${second.id})`))
+  t.match(missing[0]?.detail, new RegExp(`refund (${first}|${second})`))
 
   // PayPal's webhooks arrive at last, twice: the refund staff recorded by hand is taken as PayPal's, not booked again
   await stack.pp.deliverHeld()
   for (const w of stack.pp.webhooks.filter(w => w.eventType === 'PAYMENT.CAPTURE.REFUNDED')) await stack.pp.redeliver(w)
   const history = await stack.app.ledger.history(paid)
-  t.same(history?.refunds.map(r => [r.reference, r.amount]), [['DESK-0001', 100], [second.id, 100]],
+  t.same(history?.refunds.map(r => [r.reference, r.amount]), [['DESK-0001', 100], [second, 100]],
     'two refunds recorded, as PayPal made two: the first webhook adopted DESK-0001, the second recorded its own')
   const adopted = history?.events.filter(e => e.event === 'paypal.refund_adopted') ?? []
   t.equal(adopted.length, 1, 'one audit event ties the hand-recorded refund to PayPal\'s')
-  t.match(adopted[0]?.detail, first.id, 'and names PayPal\'s refund id')
+  t.match(adopted[0]?.detail, first, 'and names PayPal\'s refund id')
   t.match(adopted[0]?.detail, 'DESK-0001')
   const csv = await staff.get(`/admin/reports?from=${SINCE}&to=${UNTIL}&format=csv`)
   t.equal(csv.status, 200)
@@ -178,27 +186,14 @@ t.test('two PayPal refunds of the same amount, one recorded by hand under anothe
 })
 
 t.test('two PayPal refunds of the same amount, the second recorded by hand under PayPal\'s own id: the first webhook does not take it for its own', async t => {
-  const stack = await paypalStack(t)
-  stack.pp.faults.captureAmountDeltaCents = 100
-  const paid = await payWithPayPal(stack, 'alice', ['100001'])
-  stack.pp.faults.captureAmountDeltaCents = 0
-  stack.pp.webhookMode = 'held'
-  const capture = stack.pp.captures.find(c => c.customId === paid)
-  if (capture === undefined) throw new Error('no capture')
-  const first = await stack.pp.refund(capture.id, 100)
-  const second = await stack.pp.refund(capture.id, 100)
   // staff record the second by hand, typing PayPal's id as the form asks
-  const staff = new Browser(stack).login('staff')
-  const page = await staff.get(`/admin/payments/${paid}`)
-  const form = readForm(page.body.slice(page.body.indexOf('<form class="refund"')))
-  const recorded = await staff.post(`/admin/payments/${paid}/refund`, [...form.fields.filter(([k]) => !['tx', 'amount', 'reference', 'note'].includes(k)), ['tx', capture.id], ['amount', '1.00'], ['reference', second.id], ['note', 'refunded in PayPal']])
-  t.equal(recorded.status, 303)
+  const { stack, paid, first, second, staff } = await twoRefundsOneByHand(t, refunds => refunds.second)
   // the first refund's webhook comes first (it could take the hand record: same capture, same amount), then the
   // second's; each twice
   await stack.pp.deliverHeld()
   for (const w of stack.pp.webhooks.filter(w => w.eventType === 'PAYMENT.CAPTURE.REFUNDED')) await stack.pp.redeliver(w)
   const history = await stack.app.ledger.history(paid)
-  t.same(history?.refunds.map(r => [r.reference, r.amount]).sort(), [[first.id, 100], [second.id, 100]].sort(), 'both PayPal refunds recorded, once each')
+  t.same(history?.refunds.map(r => [r.reference, r.amount]).sort(), [[first, 100], [second, 100]].sort(), 'both PayPal refunds recorded, once each')
   const after = await check(stack, 0)
   t.notOk(after.findings.some(f => f.kind === 'paypal-refund-not-recorded'), 'reconcile finds both')
   const csv = await staff.get(`/admin/reports?from=${SINCE}&to=${UNTIL}&format=csv`)

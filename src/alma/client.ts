@@ -125,6 +125,7 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
       beforeRequest: [async (request) => {
         const call = request.context.call as CallState
         const slot = await limit(request.method)
+        const granted = performance.now()
         if (call.done === true) {
           slot.answered()
           return
@@ -138,6 +139,10 @@ function almaHttp (options: AlmaClientOptions, limit: RateLimiter): AlmaHttp {
             slot.answered()
             throw error
           }
+          // A shared budget counts a call at most ALMA_TIMEOUT_MS and a window from its grant (its end may never
+          // be told): the time the guard took comes off this call's timeout, so Alma cannot read it after that.
+          const left = options.timeoutMs - (performance.now() - granted)
+          if (left < options.timeoutMs) request.timeout = { ...request.timeout, request: Math.max(1, Math.floor(left)) }
         }
         call.slot = slot
         call.startedAt = Date.now()

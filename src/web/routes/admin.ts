@@ -5,7 +5,8 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { PageCursor } from '../../ledger/ledger.ts'
-import { type MoneyRecord, PROVIDER_LABEL } from '../../ledger/types.ts'
+import type { MoneyRecord } from '../../ledger/types.ts'
+import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { InvalidAmount, parseCents } from '../../money.ts'
 import { providerOf, type StaffAction, refundAlreadyRecorded, refundEffect, staffView, verdict, whyNot, whyRefundRefused } from '../../payments/staff-actions.ts'
 import { differencesOf, receivedOf } from '../../payments/receipts.ts'

@@ -3,7 +3,7 @@
 // posted and money taken but not posted shown apart, and a link to the same range as CSV. The numbers come from src/jobs/reports.ts; this only renders.
 
 import type { Report, Totals } from '../../jobs/reports.ts'
-import { PROVIDER_LABEL } from '../../ledger/types.ts'
+import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { formatMoney } from '../../money.ts'
 import { type Html, html } from '../html.ts'
 import { type Branding, page } from './layout.ts'
