@@ -12,6 +12,7 @@ import t, { type Test } from 'tap'
 import { type CallEnd, createRateLimiter, type RateLimiter, RESERVE_DEADLINE_MS, type RateSlot, type Reservation } from '../src/alma/rate-limit.ts'
 import { SqliteLedger } from '../src/ledger/sqlite/index.ts'
 import type { CallStats } from '../src/sandbox/alma-process.ts'
+import { mostWithinOneSecond } from '../src/sandbox/alma.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { SANDBOX_API_KEY, SANDBOX_COOKIE_SECRET } from '../src/sandbox/stack.ts'
 import { freePort, send, until } from './helper.ts'
@@ -379,16 +380,7 @@ function fakeAlma (): FakeAlma {
       backlog = []
       for (const go of waiting) go()
     },
-    maxInAnySecond: () => {
-      const sorted = [...reads].sort((a, b) => a - b)
-      let max = 0
-      let from = 0
-      for (let i = 0; i < sorted.length; i++) {
-        while (sorted[i] - sorted[from] >= 1000) from++
-        max = Math.max(max, i - from + 1)
-      }
-      return max
-    }
+    maxInAnySecond: () => mostWithinOneSecond(reads)
   }
 }
 

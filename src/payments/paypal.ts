@@ -177,7 +177,7 @@ export async function feesPaidElsewhere (ledger: Ledger, checkout: Checkout): Pr
 
 /** Whether this checkout was closed without a capture because its fees were paid in another checkout. */
 export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promise<boolean> {
-  return (await ledger.history(checkoutId))?.events.some(e => e.event === CAPTURE_SUPERSEDED_EVENT) === true
+  return await supersededBefore(ledger, checkoutId) !== null
 }
 
 /** A checkout another handler already closed as superseded: its result again (nothing to capture), else null. */

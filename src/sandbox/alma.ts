@@ -124,6 +124,18 @@ export function errorXml (code: string, message: string): string {
 
 const compareParser = new XMLParser({ ignoreAttributes: false, parseTagValue: false, trimValues: true, isArray: (name) => name === 'user_block' })
 
+/** The most of these times (ms) that fall within any one second: how Alma's per-second limit is judged. */
+export function mostWithinOneSecond (times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b)
+  let max = 0
+  let from = 0
+  for (let i = 0; i < sorted.length; i++) {
+    while (sorted[i] - sorted[from] >= 1000) from++
+    max = Math.max(max, i - from + 1)
+  }
+  return max
+}
+
 export class AlmaSandbox {
   readonly users = new Map<string, SandboxUser>()
   readonly calls: AlmaSandboxCall[] = []
@@ -294,14 +306,7 @@ export class AlmaSandbox {
 
   /** The most calls that started within any one second. */
   maxCallsInAnySecond (): number {
-    const starts = this.calls.map(c => c.start).sort((a, b) => a - b)
-    let max = 0
-    let from = 0
-    for (let i = 0; i < starts.length; i++) {
-      while (starts[i] - starts[from] >= 1000) from++
-      max = Math.max(max, i - from + 1)
-    }
-    return max
+    return mostWithinOneSecond(this.calls.map(c => c.start))
   }
 
   #apply (fee: SandboxFee, cents: number, externalTransactionId: string, method: string, comment: string): void {
