@@ -348,6 +348,37 @@ t.test('with a shared budget, each call is told over when it ends, with how long
   t.equal(told[2].readAgoMs, 0, 'a call never written counts a window from its end')
 })
 
+t.test('a round trip this process was too busy to hear is not taken for Alma\'s speed: a call read late and answered at once still counts from its answer', async t => {
+  // Measured under load (test/alma-rate-limit.test.ts' 2 s pauses beside the suite and two CPU hogs): 31 calls in
+  // one second. A service starved of CPU heard every answer hundreds of ms late, so its fastest round trip was
+  // hundreds of ms; a backlog call Alma read when it woke and answered at once was then said to have been read
+  // that long before its answer, and left the window that much early, in this process and in the shared store.
+  const told: CallEnd[] = []
+  let nextId = 1
+  const limit = createRateLimiter(1, timing, async (wanted, ends) => {
+    told.push(...ends)
+    return { granted: wanted, retryInMs: 0, ids: Array.from({ length: wanted }, () => nextId++) }
+  })
+  const starved = await limit()
+  starved.sent()
+  await sleep(5)
+  const heldUntil = performance.now() + 200
+  while (performance.now() < heldUntil) { /* the event loop held: the answer waits unheard, as under a starved CPU */ }
+  starved.answered(true) // a round trip of about 205 ms, nearly all of it this process not running
+  const late = await by(limit(), 600)
+  if (late === null) throw new Error('a window after the first call, its slot is free')
+  late.sent()
+  await sleep(250) // Alma paused: it reads the call when it wakes and answers at once
+  late.answered(true)
+  const answeredAt = performance.now()
+  await until(() => told.length === 2, 'both ends told')
+  t.ok(told[1].readAgoMs <= 60, `the late call was read at most a short while before its answer, not the starved round trip (said ${told[1].readAgoMs.toFixed(0)} ms)`)
+  // its slot: a window (350 ms) from when Alma read it at the latest, not 200 ms less
+  const next = limit()
+  t.equal(await by(next, 250 - (performance.now() - answeredAt)), null, 'the slot still held 250 ms after the answer')
+  t.ok(await by(next, 300), 'free about a window after the answer')
+})
+
 interface FakeAlma {
   /** writes the call; Alma reads it at once, or when it wakes if it is paused, and answers 2 ms after reading */
   call: (slot: RateSlot) => Promise<void>

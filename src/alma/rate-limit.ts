@@ -64,8 +64,10 @@
 // store grants a lone process what it asks: ../ledger/alma-budget.ts), and healthy processes together theirs
 // (their calls are told over within milliseconds of their answers); a process that was lately beside another
 // counts the shared window (1.4 s, not this one's 1.15 s) until the other's calls held then have left it.
-// Left as it was: the fastest round trip is taken off each process's own answers, so the ends assume Alma's
-// answers travel as fast as the fastest's, to within the shared window's 0.4 s beyond a second.
+// Left as it was: the fastest round trip is taken off each process's own answers (less the time this process
+// could not hear them: `heldUpSince`), so the ends assume Alma's own part of an answer (its work and the trips)
+// takes about as long as the fastest's, to within the shared window's 0.4 s beyond a second: an Alma that turns
+// much faster than in the last minute in the very moment it reads a backlog is not covered.
 
 export interface RateSlot {
   /** The request was written to the socket now (or failed before it could be): the slot starts to age. */
@@ -172,6 +174,57 @@ function roundTrips (): { add: (kind: string, ms: number, at: number) => void, f
 /** Time for the limiter: monotonic, so a step of the wall clock neither frees every slot at once nor holds them. */
 const clock = (): number => performance.now()
 
+/** How often the event loop's lag is looked at (ms). */
+const LAG_TICK_MS = 10
+/** A hold-up shorter than this is the timer's own jitter, not kept. */
+const LAG_NOTED_MS = 2
+
+/**
+ * How long this process's event loop was held up (busy, or the process not running: a starved CPU, a stop). A
+ * round trip is measured from when the request was written to when its answer was heard; an answer that arrived
+ * while the loop was held waited unheard, and that wait is no part of Alma's speed. Taken for Alma's, it made the
+ * fastest round trip of a starved process hundreds of ms, and a call Alma read late and answered at once was then
+ * said to have been read that long before its answer: it left the window early, here and in the shared store
+ * (measured: 31 calls in one second for a limit of 20, two services beside the test suite and CPU hogs). So each
+ * round trip counts towards the fastest less the longest hold-up of the loop while it was in flight. One ticker for
+ * the process (a timer every 10 ms, not keeping the process alive), started by the first limiter.
+ */
+const lags = {
+  /** hold-ups of LAG_NOTED_MS or more: when each ended and how long it was, oldest first, from `head` */
+  ends: [] as number[],
+  lengths: [] as number[],
+  head: 0,
+  lastTick: 0,
+  ticker: undefined as NodeJS.Timeout | undefined
+}
+
+function watchLag (): void {
+  if (lags.ticker !== undefined) return
+  lags.lastTick = clock()
+  lags.ticker = setInterval(() => {
+    const now = clock()
+    const heldMs = now - lags.lastTick - LAG_TICK_MS
+    lags.lastTick = now
+    if (heldMs < LAG_NOTED_MS) return
+    lags.ends.push(now)
+    lags.lengths.push(heldMs)
+    while (lags.head < lags.ends.length && now - lags.ends[lags.head] > ROUND_TRIPS_KEPT_MS) lags.head++
+    if (lags.head > 1024 && lags.head * 2 > lags.ends.length) {
+      lags.ends.splice(0, lags.head)
+      lags.lengths.splice(0, lags.head)
+      lags.head = 0
+    }
+  }, LAG_TICK_MS)
+  lags.ticker.unref()
+}
+
+/** The longest the event loop was held up between `from` and `now`, a hold-up still going on (no tick since) included. */
+function heldUpSince (from: number, now: number): number {
+  let longest = Math.max(0, now - lags.lastTick - LAG_TICK_MS)
+  for (let i = lags.ends.length - 1; i >= lags.head && lags.ends[i] >= from; i--) longest = Math.max(longest, lags.lengths[i])
+  return longest
+}
+
 interface Slot {
   kind: string
   /** when the request was written (or the call ended unwritten); null while neither */
@@ -188,6 +241,7 @@ interface LocalSlot { sent: () => void, answered: (responded?: boolean) => numbe
 function localLimiter (callsPerSecond: number, secondMs: number, marginMs: number): (kind?: string) => Promise<LocalSlot> {
   const windowMs = secondMs + marginMs
   const trips = roundTrips()
+  watchLag()
   /** slots granted whose request is not written yet: held without an end */
   let unsent = 0
   /** written, no answer yet, in the order they were written */
@@ -250,8 +304,9 @@ function localLimiter (callsPerSecond: number, secondMs: number, marginMs: numbe
         slot.over = true
         inFlight.delete(slot)
         const roundTrip = now - slot.sentAt
-        // an answer before the request was known to be written (an early 4xx) is no round trip
-        if (responded && slot.written) trips.add(slot.kind, roundTrip, now)
+        // an answer before the request was known to be written (an early 4xx) is no round trip; nor is the time its
+        // answer may have waited unheard while this process's event loop was held up
+        if (responded && slot.written) trips.add(slot.kind, Math.max(0, roundTrip - heldUpSince(slot.sentAt, now)), now)
         const fastest = trips.fastest(slot.kind, now) ?? 0
         const late = roundTrip - fastest
         const endsAt = slot.sentAt + windowMs + Math.max(0, late)
