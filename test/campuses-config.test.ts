@@ -76,6 +76,7 @@ const errors: Array<[string, unknown, Record<string, string>, RegExp]> = [
   ['overlapping IPv6 and IPv4-mapped ranges', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: '2001:db8::/32' }), south: campus('south', { EZPROXY_ALLOW: '2001:db8:1::5' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(2001:db8:1::5\) overlaps campus north's/],
   ['overlapping EZproxy ranges with one EZPROXY_SECRET for both', { defaults: { ...cashnet, EZPROXY_SECRET_HEADER: 'X-Fines-Secret', EZPROXY_SECRET: 'one-secret-for-both' }, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.0/24' }), south: campus('south', { EZPROXY_ALLOW: '203.0.113.9' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(203\.0\.113\.9\) overlaps campus north's/],
   ['overlapping EZproxy ranges where only the other campus has a secret', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: 'uniquelocal' }), south: campus('south', { EZPROXY_ALLOW: '10.1.2.3', EZPROXY_SECRET_HEADER: 'X-Fines-Secret', EZPROXY_SECRET: 'south-only' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(10\.1\.2\.3\) overlaps campus north's \(uniquelocal\): campus north \(AUTH_MODE=header\)/],
+  ['two userobject campuses asking one EZproxy', { defaults: { ...cashnet, AUTH_MODE: 'userobject', EZPROXY_WSKEY: 'wskey-of-the-one-ezproxy' }, campuses: { north: campus('north', { EZPROXY_URL: 'https://ezproxy.example.edu' }), south: campus('south', { EZPROXY_URL: 'https://EZPROXY.example.edu/' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_URL is the same as campus north's: with AUTH_MODE=userobject each campus needs its own EZproxy/],
   ['a value that is an object', { defaults: cashnet, campuses: { north: campus('north', { LIBRARY_NAME: { en: 'x' } }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: LIBRARY_NAME must be a string/]
 ]
 for (const [name, content, env, message] of errors) {
@@ -88,12 +89,15 @@ for (const [name, content, env, message] of errors) {
     }
   })
 }
-t.test('what campuses may share: an EZproxy range told apart by secrets, or trusted by a campus not in header mode; CashNet\'s addresses; no token', async t => {
+t.test('what campuses may share: an EZproxy range told apart by secrets, or trusted by a campus not in header mode; CashNet\'s addresses; no token; not a userobject EZproxy', async t => {
   const apart = campusesFile({ defaults: { ...cashnet, EZPROXY_SECRET_HEADER: 'X-Fines-Secret' }, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.0/24', EZPROXY_SECRET: 'env:NORTH_SECRET' }), south: campus('south', { EZPROXY_ALLOW: '203.0.113.9', EZPROXY_SECRET: 'env:SOUTH_SECRET' }) } })
   t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: apart, NORTH_KEY: 'k', SOUTH_KEY: 'k', NORTH_SECRET: 'north-secret', SOUTH_SECRET: 'south-secret' })?.map(c => c.id), ['north', 'south'], 'each its own EZPROXY_SECRET: the other EZproxy cannot send it')
   const primo = { AUTH_MODE: 'primo', ALMA_INSTITUTION_CODE: '01CALS_NORTH' }
   const notHeader = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { ...primo, EZPROXY_ALLOW: '203.0.113.0/24' }), south: campus('south', { ...primo, ALMA_INSTITUTION_CODE: '01CALS_SOUTH', EZPROXY_ALLOW: '203.0.113.9' }) } })
   t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: notHeader, NORTH_KEY: 'k', SOUTH_KEY: 'k' })?.map(c => c.id), ['north', 'south'], 'AUTH_MODE=primo: no campus believes a peer\'s user header')
+  const userobject = { AUTH_MODE: 'userobject', EZPROXY_WSKEY: 'wskey' }
+  const ownEzproxies = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { ...userobject, EZPROXY_URL: 'https://ezproxy.north.example.edu' }), south: campus('south', { ...userobject, EZPROXY_URL: 'https://ezproxy.south.example.edu' }) } })
+  t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: ownEzproxies, NORTH_KEY: 'k', SOUTH_KEY: 'k' })?.map(c => c.id), ['north', 'south'], 'AUTH_MODE=userobject: each campus its own EZproxy')
   const tokens = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { CASHNET_POSTBACK_TOKEN: 'north-token-0123456789' }), south: campus('south', { CASHNET_POSTBACK_TOKEN: 'south-token-0123456789' }), east: campus('east'), west: campus('west', { EZPROXY_ALLOW: '198.51.100.10' }) } })
   t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: tokens, NORTH_KEY: 'k', SOUTH_KEY: 'k', EAST_KEY: 'k', WEST_KEY: 'k' })?.map(c => c.id), ['north', 'south', 'east', 'west'], 'one CASHNET_POSTBACK_ALLOW for all, tokens of their own or none')
 })

@@ -147,6 +147,7 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
   refuseSharedPayPalApps(result)
   refuseSharedPostbackTokens(result)
   refuseAmbiguousEzproxyPeers(result)
+  refuseSharedUserObjectEzproxy(result)
   return result
 }
 
@@ -163,6 +164,24 @@ function refuseSharedPostbackTokens (campuses: readonly Campus[]): void {
     const other = seen.get(config.cashnetPostbackToken)
     if (other !== undefined) throw new CampusConfigError(id, 'CASHNET_POSTBACK_TOKEN', `is the same as campus ${other}'s: each CashNet campus needs its own token, or one campus's CashNet postbacks would be accepted as the other's`)
     seen.set(config.cashnetPostbackToken, id)
+  }
+}
+
+/**
+ * In AUTH_MODE=userobject a campus believes whoever EZPROXY_URL's UserObject service says a sign-in token belongs
+ * to. Two campuses asking one EZproxy would each take every patron signed in there for one of their own: the
+ * other campus's jsmith, sent to this campus's sign-in, comes back from the same EZproxy as jsmith. No secret
+ * tells them apart (the token is EZproxy's), so the EZproxy must be each campus's own.
+ */
+function refuseSharedUserObjectEzproxy (campuses: readonly Campus[]): void {
+  const seen = new Map<string, string>()
+  for (const { id, config } of campuses) {
+    if (config.authMode !== 'userobject') continue
+    const ezproxy = new URL(config.ezproxyUrl)
+    const key = `${ezproxy.origin.toLowerCase()}${ezproxy.pathname.replace(/\/+$/, '')}`
+    const other = seen.get(key)
+    if (other !== undefined) throw new CampusConfigError(id, 'EZPROXY_URL', `is the same as campus ${other}'s: with AUTH_MODE=userobject each campus needs its own EZproxy, or one campus's patrons would be signed in at the other as its own`)
+    seen.set(key, id)
   }
 }
 
