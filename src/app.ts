@@ -165,7 +165,7 @@ export interface AppOptions extends Omit<ApplicationOptions, 'config'> {
 /** Fastify with the service's options and the application registered (not listening): for tests and the demo. */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const { logStream, logger, ...rest } = options
-  const app = Fastify(serverOptions(config, logger ?? pino(loggerOptions(config), logStream ?? pino.destination({ sync: false }))))
+  const app = Fastify(serverOptions(config, logger ?? pino(loggerOptions(config, rest.campuses?.map(c => c.config)), logStream ?? pino.destination({ sync: false }))))
   await app.register(applicationPlugin, { ...rest, config })
   return app
 }

@@ -62,8 +62,33 @@ function maskDeep (value: unknown, mask: (s: string) => string, depth = 0): unkn
   return out
 }
 
-export function loggerOptions (config: Pick<Config, 'logLevel' | 'almaApiKey' | 'cookieSecret' | 'ezproxySecret' | 'ezproxyWskey'> & Partial<Pick<Config, 'paypalClientSecret'>>): LoggerOptions {
-  const mask = createMasker([config.almaApiKey, config.cookieSecret, config.ezproxySecret, config.ezproxyWskey, config.paypalClientSecret ?? ''])
+/** The settings whose values are secrets (the ones not set are empty). */
+export type SecretSettings = Pick<Config, 'almaApiKey' | 'cookieSecret' | 'ezproxySecret' | 'ezproxyWskey'> &
+  Partial<Pick<Config, 'paypalClientSecret' | 'cashnetPostbackToken' | 'smtpUrl' | 'databaseUrl'>>
+
+/** The password of a URL setting (SMTP_URL, DATABASE_URL), as written and percent-decoded. */
+function urlPassword (url: string | undefined): string[] {
+  if (url === undefined || url === '') return []
+  let password: string
+  try { password = new URL(url).password } catch { return [] }
+  if (password === '') return []
+  let decoded = password
+  try { decoded = decodeURIComponent(password) } catch {}
+  return [password, decoded]
+}
+
+/** Every secret value of one configuration: what the masker replaces wherever it appears in a line. */
+export function secretsOf (config: SecretSettings): string[] {
+  return [config.almaApiKey, config.cookieSecret, config.ezproxySecret, config.ezproxyWskey, config.paypalClientSecret ?? '',
+    config.cashnetPostbackToken ?? '', ...urlPassword(config.smtpUrl), ...urlPassword(config.databaseUrl)]
+}
+
+/**
+ * One logger for the process masks every campus's secrets (`campuses`, with CAMPUSES_FILE), not only those of
+ * the configuration the process's own settings are read from: any campus's request, error or job can write a line.
+ */
+export function loggerOptions (config: Pick<Config, 'logLevel'> & SecretSettings, campuses: readonly SecretSettings[] = []): LoggerOptions {
+  const mask = createMasker([config, ...campuses].flatMap(secretsOf))
   return {
     level: config.logLevel,
     base: { service: 'alma-cashnet' },

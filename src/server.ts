@@ -31,7 +31,7 @@ try {
 }
 
 // Pretty lines for a person at a terminal, JSON lines for everything else (journald, a log shipper).
-const options = loggerOptions(config)
+const options = loggerOptions(config, campuses?.map(c => c.config))
 const logger = process.stdout.isTTY
   ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } } })
   : pino(options)

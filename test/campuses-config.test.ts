@@ -21,8 +21,10 @@ function campusesFile (content: unknown): string {
 
 const cashnet = { CASHNET_CHECKOUT_URL: 'https://commerce.cashnet.com/LIB', CASHNET_ITEM_CODE: 'LIB-FINE', CASHNET_POSTBACK_ALLOW: '192.0.2.10' }
 const processEnv = { COOKIE_SECRET: 'c'.repeat(40), DATABASE_PATH: '/var/lib/alma-cashnet/payments.sqlite', PORT: '3100' }
+// each campus its own EZproxy (two campuses trusting one EZproxy in header mode are refused)
+const EZPROXIES: Record<string, string> = { north: '198.51.100.1', south: '198.51.100.2', sanmarcos: '198.51.100.3', pomona: '198.51.100.4' }
 function campus (id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { PUBLIC_URL: `https://fines.example.edu/${id}`, ALMA_API_KEY: `env:${id.toUpperCase()}_KEY`, EZPROXY_ALLOW: '198.51.100.1', ...extra }
+  return { PUBLIC_URL: `https://fines.example.edu/${id}`, ALMA_API_KEY: `env:${id.toUpperCase()}_KEY`, EZPROXY_ALLOW: EZPROXIES[id] ?? '198.51.100.9', ...extra }
 }
 
 t.test('the example file in config/ loads, with its secrets from the environment', async t => {
@@ -68,6 +70,13 @@ const errors: Array<[string, unknown, Record<string, string>, RegExp]> = [
   ['not JSON', '{ "campuses": ', {}, /is not valid JSON/],
   ['two PayPal campuses on one PayPal app', { defaults: cashnet, campuses: { north: campus('north', paypal('N-WH')), south: campus('south', paypal('S-WH')) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: PAYPAL_CLIENT_ID is the same as campus north's: each PayPal campus needs its own PayPal REST app and webhook/],
   ['two PayPal campuses on one webhook', { defaults: cashnet, campuses: { north: campus('north', paypal('WH-1', 'north-app')), south: campus('south', paypal('WH-1', 'south-app')) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: PAYPAL_WEBHOOK_ID is the same as campus north's/],
+  ['two CashNet campuses with one postback token', { defaults: { ...cashnet, CASHNET_POSTBACK_TOKEN: 'one-token-for-both-campuses' }, campuses: { north: campus('north'), south: campus('south') } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: CASHNET_POSTBACK_TOKEN is the same as campus north's: each CashNet campus needs its own token/],
+  ['two campuses trusting one EZproxy address', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.7' }), south: campus('south', { EZPROXY_ALLOW: '192.0.2.1, 203.0.113.7' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(203\.0\.113\.7\) overlaps campus north's \(203\.0\.113\.7\): campus north \(AUTH_MODE=header\) would take campus south's EZproxy patrons for its own/],
+  ['two campuses whose EZproxy ranges overlap', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.0/24' }), south: campus('south', { EZPROXY_ALLOW: '203.0.113.128/25' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(203\.0\.113\.128\/25\) overlaps campus north's \(203\.0\.113\.0\/24\)/],
+  ['overlapping IPv6 and IPv4-mapped ranges', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: '2001:db8::/32' }), south: campus('south', { EZPROXY_ALLOW: '2001:db8:1::5' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(2001:db8:1::5\) overlaps campus north's/],
+  ['overlapping EZproxy ranges with one EZPROXY_SECRET for both', { defaults: { ...cashnet, EZPROXY_SECRET_HEADER: 'X-Fines-Secret', EZPROXY_SECRET: 'one-secret-for-both' }, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.0/24' }), south: campus('south', { EZPROXY_ALLOW: '203.0.113.9' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(203\.0\.113\.9\) overlaps campus north's/],
+  ['overlapping EZproxy ranges where only the other campus has a secret', { defaults: cashnet, campuses: { north: campus('north', { EZPROXY_ALLOW: 'uniquelocal' }), south: campus('south', { EZPROXY_ALLOW: '10.1.2.3', EZPROXY_SECRET_HEADER: 'X-Fines-Secret', EZPROXY_SECRET: 'south-only' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_ALLOW \(10\.1\.2\.3\) overlaps campus north's \(uniquelocal\): campus north \(AUTH_MODE=header\)/],
+  ['two userobject campuses asking one EZproxy', { defaults: { ...cashnet, AUTH_MODE: 'userobject', EZPROXY_WSKEY: 'wskey-of-the-one-ezproxy' }, campuses: { north: campus('north', { EZPROXY_URL: 'https://ezproxy.example.edu' }), south: campus('south', { EZPROXY_URL: 'https://EZPROXY.example.edu/' }) } }, { NORTH_KEY: 'k', SOUTH_KEY: 'k' }, /^configuration: campus south: EZPROXY_URL is the same as campus north's: with AUTH_MODE=userobject each campus needs its own EZproxy/],
   ['a value that is an object', { defaults: cashnet, campuses: { north: campus('north', { LIBRARY_NAME: { en: 'x' } }) } }, { NORTH_KEY: 'k' }, /^configuration: campus north: LIBRARY_NAME must be a string/]
 ]
 for (const [name, content, env, message] of errors) {
@@ -80,6 +89,30 @@ for (const [name, content, env, message] of errors) {
     }
   })
 }
+t.test('what campuses may share: an EZproxy range told apart by secrets, or trusted by a campus not in header mode; CashNet\'s addresses; no token; not a userobject EZproxy', async t => {
+  const apart = campusesFile({ defaults: { ...cashnet, EZPROXY_SECRET_HEADER: 'X-Fines-Secret' }, campuses: { north: campus('north', { EZPROXY_ALLOW: '203.0.113.0/24', EZPROXY_SECRET: 'env:NORTH_SECRET' }), south: campus('south', { EZPROXY_ALLOW: '203.0.113.9', EZPROXY_SECRET: 'env:SOUTH_SECRET' }) } })
+  t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: apart, NORTH_KEY: 'k', SOUTH_KEY: 'k', NORTH_SECRET: 'north-secret', SOUTH_SECRET: 'south-secret' })?.map(c => c.id), ['north', 'south'], 'each its own EZPROXY_SECRET: the other EZproxy cannot send it')
+  const primo = { AUTH_MODE: 'primo', ALMA_INSTITUTION_CODE: '01CALS_NORTH' }
+  const notHeader = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { ...primo, EZPROXY_ALLOW: '203.0.113.0/24' }), south: campus('south', { ...primo, ALMA_INSTITUTION_CODE: '01CALS_SOUTH', EZPROXY_ALLOW: '203.0.113.9' }) } })
+  t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: notHeader, NORTH_KEY: 'k', SOUTH_KEY: 'k' })?.map(c => c.id), ['north', 'south'], 'AUTH_MODE=primo: no campus believes a peer\'s user header')
+  const userobject = { AUTH_MODE: 'userobject', EZPROXY_WSKEY: 'wskey' }
+  const ownEzproxies = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { ...userobject, EZPROXY_URL: 'https://ezproxy.north.example.edu' }), south: campus('south', { ...userobject, EZPROXY_URL: 'https://ezproxy.south.example.edu' }) } })
+  t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: ownEzproxies, NORTH_KEY: 'k', SOUTH_KEY: 'k' })?.map(c => c.id), ['north', 'south'], 'AUTH_MODE=userobject: each campus its own EZproxy')
+  const tokens = campusesFile({ defaults: cashnet, campuses: { north: campus('north', { CASHNET_POSTBACK_TOKEN: 'north-token-0123456789' }), south: campus('south', { CASHNET_POSTBACK_TOKEN: 'south-token-0123456789' }), east: campus('east'), west: campus('west', { EZPROXY_ALLOW: '198.51.100.10' }) } })
+  t.same(loadCampuses({ ...processEnv, CAMPUSES_FILE: tokens, NORTH_KEY: 'k', SOUTH_KEY: 'k', EAST_KEY: 'k', WEST_KEY: 'k' })?.map(c => c.id), ['north', 'south', 'east', 'west'], 'one CASHNET_POSTBACK_ALLOW for all, tokens of their own or none')
+})
+
+t.test('npm start refuses two campuses on one EZproxy with one line naming both campuses and the variable', async t => {
+  const file = campusesFile({ defaults: cashnet, campuses: { sanmarcos: campus('sanmarcos', { EZPROXY_ALLOW: '192.0.2.0/24' }), pomona: campus('pomona', { EZPROXY_ALLOW: '192.0.2.44' }) } })
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...processEnv, PORT: '0', DATABASE_PATH: ':memory:', CAMPUSES_FILE: file, SANMARCOS_KEY: 'super-secret-sanmarcos-key', POMONA_KEY: 'super-secret-pomona-key' }
+  const run = spawnSync(process.execPath, [...tsNodeArgs(), 'src/server.ts'], { env: { ...env, ...tsNodeEnv() }, encoding: 'utf8', timeout: 60000 })
+  t.equal(run.status, 78, 'the process stops (EX_CONFIG)')
+  const lines = run.stderr.trim().split('\n')
+  t.equal(lines.length, 1, 'one line')
+  t.match(lines[0], /^alma-cashnet: configuration: campus pomona: EZPROXY_ALLOW \(192\.0\.2\.44\) overlaps campus sanmarcos's \(192\.0\.2\.0\/24\)/)
+  t.notMatch(run.stderr + run.stdout, 'super-secret')
+})
+
 t.test('a missing file is one line too', async t => {
   t.throws(() => loadCampuses({ ...processEnv, CAMPUSES_FILE: join(directory, 'nope.json') }), /^configuration: CAMPUSES_FILE \(.*nope.json\) cannot be read: ENOENT/)
 })

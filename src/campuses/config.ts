@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import proxyAddr from 'proxy-addr'
 import { type Config, ConfigError, loadConfig, VARIABLES } from '../config.ts'
 
 /** 1-32 characters of a-z, 0-9 and -: the campus's path prefix, file names and metrics label. */
@@ -144,7 +145,86 @@ export function loadCampuses (env: Record<string, string | undefined> = process.
     result.push({ id, config: { ...config, campus: id, databasePath: campusDatabasePath(config.databasePath, id), campusesFile: file } })
   }
   refuseSharedPayPalApps(result)
+  refuseSharedPostbackTokens(result)
+  refuseAmbiguousEzproxyPeers(result)
+  refuseSharedUserObjectEzproxy(result)
   return result
+}
+
+/**
+ * A CashNet postback is told from another campus's only by its token: CashNet posts every store's results from
+ * the same addresses (CASHNET_POSTBACK_ALLOW), so with one token for two campuses, a store set up with one
+ * campus's notification URL could post to the other's, and a result paid into one store would be taken as paid
+ * at the other campus.
+ */
+function refuseSharedPostbackTokens (campuses: readonly Campus[]): void {
+  const seen = new Map<string, string>()
+  for (const { id, config } of campuses) {
+    if (config.paymentProvider !== 'cashnet' || config.cashnetPostbackToken === '') continue
+    const other = seen.get(config.cashnetPostbackToken)
+    if (other !== undefined) throw new CampusConfigError(id, 'CASHNET_POSTBACK_TOKEN', `is the same as campus ${other}'s: each CashNet campus needs its own token, or one campus's CashNet postbacks would be accepted as the other's`)
+    seen.set(config.cashnetPostbackToken, id)
+  }
+}
+
+/**
+ * In AUTH_MODE=userobject a campus believes whoever EZPROXY_URL's UserObject service says a sign-in token belongs
+ * to. Two campuses asking one EZproxy would each take every patron signed in there for one of their own: the
+ * other campus's jsmith, sent to this campus's sign-in, comes back from the same EZproxy as jsmith. No secret
+ * tells them apart (the token is EZproxy's), so the EZproxy must be each campus's own.
+ */
+function refuseSharedUserObjectEzproxy (campuses: readonly Campus[]): void {
+  const seen = new Map<string, string>()
+  for (const { id, config } of campuses) {
+    if (config.authMode !== 'userobject') continue
+    const ezproxy = new URL(config.ezproxyUrl)
+    const key = `${ezproxy.origin.toLowerCase()}${ezproxy.pathname.replace(/\/+$/, '')}`
+    const other = seen.get(key)
+    if (other !== undefined) throw new CampusConfigError(id, 'EZPROXY_URL', `is the same as campus ${other}'s: with AUTH_MODE=userobject each campus needs its own EZproxy, or one campus's patrons would be signed in at the other as its own`)
+    seen.set(key, id)
+  }
+}
+
+/** proxy-addr's names for ranges (EZPROXY_ALLOW may use them), as the ranges they stand for. */
+const NAMED_RANGES: Record<string, readonly string[]> = {
+  loopback: ['127.0.0.1/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']
+}
+
+/** An entry of one list and an entry of the other that share an address, or null. */
+export function overlappingEntries (first: readonly string[], second: readonly string[]): [string, string] | null {
+  const ranges = (entries: readonly string[]): Array<{ entry: string, range: string }> =>
+    entries.flatMap(entry => (NAMED_RANGES[entry] ?? [entry]).map(range => ({ entry, range })))
+  // two ranges overlap exactly when one holds the other's first address (the longer prefix's lies in the shorter)
+  const holds = (range: string, address: string): boolean => proxyAddr.compile(range)(address.split('/')[0], 0)
+  for (const a of ranges(first)) {
+    for (const b of ranges(second)) {
+      if (holds(a.range, b.range) || holds(b.range, a.range)) return [a.entry, b.entry]
+    }
+  }
+  return null
+}
+
+/**
+ * A request's campus is its path (/{campus}/), and every campus is on the same host, so one campus's EZproxy
+ * proxies the other campuses' paths too. With AUTH_MODE=header a campus believes the user header of any peer
+ * in its EZPROXY_ALLOW: if that list takes in another campus's EZproxy, the other campus's jsmith is taken for
+ * this campus's jsmith. Overlapping lists are safe only when this campus also asks for an EZPROXY_SECRET that
+ * the other campus's EZproxy does not send (the other campus's is different, or it has none).
+ */
+function refuseAmbiguousEzproxyPeers (campuses: readonly Campus[]): void {
+  for (const [index, later] of campuses.entries()) {
+    for (const earlier of campuses.slice(0, index)) {
+      for (const [trusting, other] of [[earlier, later], [later, earlier]]) {
+        if (trusting.config.authMode !== 'header') continue
+        if (trusting.config.ezproxySecret !== '' && trusting.config.ezproxySecret !== other.config.ezproxySecret) continue
+        const overlap = overlappingEntries(later.config.ezproxyAllow, earlier.config.ezproxyAllow)
+        if (overlap === null) continue
+        throw new CampusConfigError(later.id, 'EZPROXY_ALLOW', `(${overlap[0]}) overlaps campus ${earlier.id}'s (${overlap[1]}): campus ${trusting.id} (AUTH_MODE=header) would take campus ${other.id}'s EZproxy patrons for its own; give each campus its own EZproxy addresses, or each its own EZPROXY_SECRET_HEADER and EZPROXY_SECRET`)
+      }
+    }
+  }
 }
 
 /**

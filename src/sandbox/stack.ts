@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../app.ts'
-import { loadCampuses, PROCESS_VARIABLES } from '../campuses/config.ts'
+import { type Campus, loadCampuses, PROCESS_VARIABLES } from '../campuses/config.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { AlmaSandbox } from './alma.ts'
 import { addAnalytics, finesReport } from './analytics.ts'
@@ -295,7 +295,19 @@ export async function startCampusStack (options: CampusStackOptions = {}): Promi
     index++
   }
   writeFileSync(env.CAMPUSES_FILE, JSON.stringify(file, null, 2))
-  const campuses = loadCampuses(env)
+  let campuses: Campus[] | null
+  try {
+    campuses = loadCampuses(env)
+  } catch (error) {
+    // a refused campuses file (a test of a refusal) must not leave the stand-ins listening
+    for (const campus of started) {
+      await campus.ezproxy.close()
+      await campus.cashnet.close()
+      await campus.alma.close()
+    }
+    if (ownDirectory) rmSync(directory, { recursive: true, force: true })
+    throw error
+  }
   if (campuses === null) throw new Error('CAMPUSES_FILE was not read')
   const app = await buildApp(campuses[0].config, { ...options.app, campuses })
   const serviceUrl = await app.listen({ port: campuses[0].config.port, host: campuses[0].config.host })
