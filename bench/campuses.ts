@@ -23,7 +23,7 @@ import { cannon, type CannonResult, round } from './lib/load.ts'
 import { patrons } from './lib/patrons.ts'
 import { forkReady, freePort, procStats, startService } from './lib/procs.ts'
 import type { Row } from './table.ts'
-import { benchCampusEnv } from './lib/campus-env.ts'
+import { benchCampusEnv, benchCampusHeaders } from './lib/campus-env.ts'
 
 const CAMPUSES = 20
 
@@ -35,7 +35,6 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
   const users = patrons('bench-campus-', 500, 3)
   await alma.call('addUsers', users)
   let next = 0
-  const user = (): Record<string, string> => ({ 'x-ezproxy-user': users[next++ % users.length].primaryId })
 
   const campus = (id: string): Record<string, string> => benchCampusEnv(alma.url, id)
   const processEnv = (port: number, name: string): Record<string, string> => ({
@@ -51,8 +50,8 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
   writeFileSync(file, JSON.stringify({ campuses: Object.fromEntries(Array.from({ length: CAMPUSES }, (_, i) => { const id = `campus-${String(i + 1).padStart(2, '0')}`; return [id, campus(id)] })) }))
 
   const configurations = {
-    one: { path: '/', env: (port: number) => ({ ...processEnv(port, 'one'), ...campus('') }) },
-    twenty: { path: '/campus-01/', env: (port: number) => ({ ...processEnv(port, 'twenty'), CAMPUSES_FILE: file }) }
+    one: { id: '', path: '/', env: (port: number) => ({ ...processEnv(port, 'one'), ...campus('') }) },
+    twenty: { id: 'campus-01', path: '/campus-01/', env: (port: number) => ({ ...processEnv(port, 'twenty'), CAMPUSES_FILE: file }) }
   }
   const runs: Record<'one' | 'twenty', Array<{ page: CannonResult, rssMb: number, rssIdleMb: number, rawMb: number, rawIdleMb: number }>> = { one: [], twenty: [] }
   const memoryFile = join(work, 'memory.json')
@@ -67,7 +66,8 @@ export async function campusesBench (options: { quick: boolean, record: (row: Ro
   // three pairs: a page costs ~1.5 ms of CPU here, and the machine's noise between two runs of one configuration is
   // of the order of the 5% the goal allows
   for (const name of ['one', 'twenty', 'one', 'twenty', 'one', 'twenty'] as const) {
-    const { path, env } = configurations[name]
+    const { id, path, env } = configurations[name]
+    const user = (): Record<string, string> => benchCampusHeaders(id, users[next++ % users.length].primaryId)
     execSync(`mkdir -p ${join(work, name)}`)
     const port = await freePort()
     const service = await startService(new URL('./lib/service.mjs', import.meta.url).pathname, { ...env(port), BENCH_MEMORY_FILE: memoryFile }, join(work, `${name}.log`),

@@ -4,6 +4,17 @@
 
 import { SANDBOX_API_KEY } from '../../src/sandbox/stack.ts'
 
+const BENCH_SECRET_HEADER = 'x-ezproxy-secret'
+
+function benchEzproxySecret (id: string): string {
+  return `bench-ezproxy-secret-${id === '' ? 'root' : id}`
+}
+
+/** What the campus's EZproxy would send for a signed-in patron. */
+export function benchCampusHeaders (id: string, user: string): Record<string, string> {
+  return { 'x-ezproxy-user': user, [BENCH_SECRET_HEADER]: benchEzproxySecret(id) }
+}
+
 export function benchCampusEnv (almaUrl: string, id: string): Record<string, string> {
   return {
     PUBLIC_URL: `https://fines.example.edu${id === '' ? '' : `/${id}`}`,
@@ -13,6 +24,9 @@ export function benchCampusEnv (almaUrl: string, id: string): Record<string, str
     CASHNET_ITEM_CODE: 'LIB-FINE',
     CASHNET_POSTBACK_ALLOW: '127.0.0.4',
     EZPROXY_ALLOW: '127.0.0.1',
+    // every campus's EZproxy on one address: each campus its own secret, or the service refuses to start
+    EZPROXY_SECRET_HEADER: BENCH_SECRET_HEADER,
+    EZPROXY_SECRET: benchEzproxySecret(id),
     LIBRARY_NAME: `University Library${id === '' ? '' : `, ${id}`}`,
     RELEASE_BLOCKS: 'FINES',
     PATRON_RATE_LIMIT: '100000'

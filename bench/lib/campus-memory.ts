@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { SANDBOX_COOKIE_SECRET } from '../../src/sandbox/stack.ts'
 import { patrons } from './patrons.ts'
 import { forkReady, freePort, startService } from './procs.ts'
-import { benchCampusEnv } from './campus-env.ts'
+import { benchCampusEnv, benchCampusHeaders } from './campus-env.ts'
 
 const counts = (process.env.CAMPUS_COUNTS ?? '1,10,20').split(',').map(Number)
 const snapshots = process.env.BENCH_HEAP_SNAPSHOT_DIR
@@ -71,7 +71,7 @@ async function measure (name: string, n: number | null): Promise<{ idle: Sample,
   let next = 0
   for (const id of n === null ? [''] : ids(n)) {
     for (let i = 0; i < PAGES_PER_CAMPUS; i++) {
-      const answer = await fetch(`${service.url}/${id === '' ? '' : `${id}/`}`, { headers: { 'x-ezproxy-user': users[next++ % users.length].primaryId } })
+      const answer = await fetch(`${service.url}/${id === '' ? '' : `${id}/`}`, { headers: benchCampusHeaders(id, users[next++ % users.length].primaryId) })
       await answer.text()
       if (answer.status !== 200) throw new Error(`${name}: ${id} answered ${answer.status}`)
     }
