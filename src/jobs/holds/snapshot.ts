@@ -26,18 +26,32 @@ export function snapshotName (date: string): string {
   return `holds-snapshot-${date}.csv`
 }
 
-/** The latest snapshot strictly before `date`, or undefined on the first run. */
-export async function previousSnapshot (stateDir: string, date: string): Promise<{ date: string, path: string } | undefined> {
+/** The dates of the snapshots in the state directory, oldest first. */
+async function snapshotDates (stateDir: string): Promise<string[]> {
   let names: string[]
   try {
     names = await readdir(stateDir)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw error
   }
-  const dates = names.map(n => SNAPSHOT.exec(n)?.[1]).filter((d): d is string => d !== undefined && d < date).sort()
-  const last = dates[dates.length - 1]
+  return names.map(n => SNAPSHOT.exec(n)?.[1]).filter((d): d is string => d !== undefined).sort()
+}
+
+/** The latest snapshot strictly before `date`, or undefined on the first run. */
+export async function previousSnapshot (stateDir: string, date: string): Promise<{ date: string, path: string } | undefined> {
+  const last = (await snapshotDates(stateDir)).filter(d => d < date).pop()
   return last === undefined ? undefined : { date: last, path: join(stateDir, snapshotName(last)) }
+}
+
+/**
+ * The latest run dated after `date`, if any. A run for an earlier date compares with an older state than PeopleSoft
+ * has loaded since: its files would re-assign holds released since (and release again, or not, what the later runs
+ * already settled), while the next run still compares with the later snapshot.
+ */
+export async function laterRun (stateDir: string, date: string): Promise<string | undefined> {
+  const latest = (await snapshotDates(stateDir)).pop()
+  return latest !== undefined && latest > date ? latest : undefined
 }
 
 /**
