@@ -105,8 +105,11 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
       return
     }
     // Two Alma accounts with one campus id: PeopleSoft knows one person, so one hold with the combined balance.
-    progress.log(`record ${patron.record}: campus id ${hold.emplid} also belongs to Alma user ${same.primaryId}; holds combined`)
-    same.primaryId = `${same.primaryId}+${hold.primaryId}`
+    // The same account again is another currency of the same patron (the fines file has a row per currency).
+    if (!same.primaryId.split('+').includes(hold.primaryId)) {
+      progress.log(`record ${patron.record}: campus id ${hold.emplid} also belongs to Alma user ${same.primaryId}; holds combined`)
+      same.primaryId = `${same.primaryId}+${hold.primaryId}`
+    }
     if (same.currency === hold.currency) same.amount = (same.amount + hold.amount) as Cents
     same.blocks = intern([...new Set([...same.blocks.split('+'), ...hold.blocks.split('+')])].filter(b => b !== '').join('+'))
     same.overThreshold ||= hold.overThreshold
