@@ -41,7 +41,8 @@ const spec: CommandSpec = {
     { name: 'remove-file', env: 'HOLDS_REMOVE_FILE', description: 'name of the holds to release', default: 'holds-remove-{date}.csv', parse: fileTemplate },
     { name: 'skipped-file', env: 'HOLDS_SKIPPED_FILE', description: 'name of the list of patrons without a campus id', default: 'holds-skipped-{date}.csv', parse: fileTemplate },
     { name: 'max-release-percent', env: 'HOLDS_MAX_RELEASE_PERCENT', description: 'refuse to release more than this % of the previous holds', default: '50', parse: wholeNumber(0, 100) },
-    { name: 'allow-mass-release', env: 'HOLDS_ALLOW_MASS_RELEASE', description: 'accept a release above that share this once', flag: true }
+    { name: 'allow-mass-release', env: 'HOLDS_ALLOW_MASS_RELEASE', description: 'accept a release above that share this once', flag: true },
+    { name: 'allow-earlier-date', env: 'HOLDS_ALLOW_EARLIER_DATE', description: 'run for a date before the latest run in --state this once (re-run or catch-up)', flag: true }
   ],
   epilog: 'Example (cron, after Alma\'s nightly export lands):\n  npm run export:holds -- --users /sftp/alma/user_blocks.xml --out /sftp/peoplesoft/holds'
 }
@@ -74,6 +75,7 @@ await runCommand(spec, async (o) => {
     names: { add: o['add-file'], remove: o['remove-file'], skipped: o['skipped-file'] },
     maxReleasePercent: Number(o['max-release-percent']),
     allowMassRelease: o['allow-mass-release'] === 'yes',
+    allowEarlierDate: o['allow-earlier-date'] === 'yes',
     defaultCurrency: o.currency
   }, writeFilesAtomically, progress)
   progress.log(`${result.records} patrons read; ${result.held} hold(s) now; ${result.added} to assign, ${result.removed} to release, ` +

@@ -9,7 +9,7 @@ import type { WriteFiles } from '../output.ts'
 import { type HoldCodes, type HoldRow, holdRows } from './columns.ts'
 import { readFinesCsv } from './fines-csv.ts'
 import { assess, describe, type HoldRules, type Verdict } from './rules.ts'
-import { type Hold, previousSnapshot, readSnapshot, snapshotName, snapshotRows } from './snapshot.ts'
+import { type Hold, laterRun, previousSnapshot, readSnapshot, snapshotName, snapshotRows } from './snapshot.ts'
 import type { PatronRecord } from './users-export.ts'
 import { readUsersExport } from './users-export.ts'
 
@@ -28,6 +28,8 @@ export interface HoldsOptions {
   /** refuse to release more than this share of the previous holds (a truncated export must not free everyone) */
   maxReleasePercent: number
   allowMassRelease: boolean
+  /** run for a date before the latest run in the state directory (see laterRun) */
+  allowEarlierDate: boolean
   defaultCurrency: string
 }
 
@@ -72,6 +74,15 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
     interned.set(s, s)
     return s
   }
+  const later = await laterRun(options.stateDir, date)
+  if (later !== undefined) {
+    if (!options.allowEarlierDate) {
+      throw new BadInput(options.stateDir, '', `a later run (${later}) is already in the state directory; a run for ${date} now would compare ` +
+        `with the state before ${date}, and its files, loaded after ${later}'s, would re-assign holds released since. Run for ${later} or later, ` +
+        'or, if you really mean to redo this date, run again with --allow-earlier-date')
+    }
+    progress.log(`a later run (${later}) exists: this run for ${date} compares with the state before ${date}, not with what PeopleSoft has loaded since (--allow-earlier-date)`)
+  }
   const previous = await previousSnapshot(options.stateDir, date)
   const current = new Map<string, Hold>()
   const skipped: Skipped[] = []
@@ -94,8 +105,11 @@ export async function exportHolds (options: HoldsOptions, write: WriteFiles, pro
       return
     }
     // Two Alma accounts with one campus id: PeopleSoft knows one person, so one hold with the combined balance.
-    progress.log(`record ${patron.record}: campus id ${hold.emplid} also belongs to Alma user ${same.primaryId}; holds combined`)
-    same.primaryId = `${same.primaryId}+${hold.primaryId}`
+    // The same account again is another currency of the same patron (the fines file has a row per currency).
+    if (!same.primaryId.split('+').includes(hold.primaryId)) {
+      progress.log(`record ${patron.record}: campus id ${hold.emplid} also belongs to Alma user ${same.primaryId}; holds combined`)
+      same.primaryId = `${same.primaryId}+${hold.primaryId}`
+    }
     if (same.currency === hold.currency) same.amount = (same.amount + hold.amount) as Cents
     same.blocks = intern([...new Set([...same.blocks.split('+'), ...hold.blocks.split('+')])].filter(b => b !== '').join('+'))
     same.overThreshold ||= hold.overThreshold

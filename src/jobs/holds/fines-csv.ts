@@ -13,7 +13,17 @@ import type { PatronRecord } from './users-export.ts'
 export async function readFinesCsv (path: string, onPatron: (patron: PatronRecord) => void, progress: Progress = SILENT): Promise<number> {
   const size = (await stat(path)).size
   const input = createReadStream(path)
-  const parser = input.pipe(parse({ bom: true, columns: (header: string[]) => header.map(h => h.trim().toUpperCase()), skip_empty_lines: true, info: true }))
+  const columns = (header: string[]): string[] => {
+    const names = header.map(h => h.trim().toUpperCase())
+    // Read by name, a column given twice (BALANCE and balance) would silently be whichever comes last.
+    const twice = names.find((name, i) => name !== '' && names.indexOf(name) !== i)
+    if (twice !== undefined) throw new BadInput(path, 'line 1', `column ${twice} appears twice; expected a header ${FINES_HEADER.join(',')}`)
+    return names
+  }
+  const parser = input.pipe(parse({ bom: true, columns, skip_empty_lines: true, info: true }))
+  // export:fines writes one row per patron and currency: a second one is a repeated (concatenated, hand-edited)
+  // row, and adding it up would double the balance on the hold.
+  const seen = new Map<string, number>()
   let records = 0
   progress.start(size, 'bytes')
   try {
@@ -33,7 +43,12 @@ export async function readFinesCsv (path: string, onPatron: (patron: PatronRecor
       const primaryId = record.ALMA_PRIMARY_ID.trim()
       const campusId = record.CAMPUS_ID.trim()
       if (primaryId === '' && campusId === '') throw new BadInput(path, where, 'neither CAMPUS_ID nor ALMA_PRIMARY_ID is given')
-      onPatron({ record: records, line: info.lines, primaryId, campusId, name: '', balance, currency: record.CURRENCY.trim(), blocks: [] })
+      const currency = record.CURRENCY.trim()
+      const key = `${primaryId}\u0000${campusId}\u0000${currency}`
+      const before = seen.get(key)
+      if (before !== undefined) throw new BadInput(path, where, `${primaryId} (${campusId}) in ${currency || 'no currency'} is already on line ${before}; is the file concatenated?`)
+      seen.set(key, info.lines)
+      onPatron({ record: records, line: info.lines, primaryId, campusId, name: '', balance, currency, blocks: [] })
       progress.update(input.bytesRead)
     }
   } catch (error) {
