@@ -6,6 +6,9 @@ import t from 'tap'
 import { type ExportPatron, writeUsersExport } from '../../src/sandbox/users-export.ts'
 import { contents, csvFile, runScript, tempDir } from './cli.ts'
 
+// Over a hundred runs of the CLI, each a child process: about 3 minutes beside the rest of the suite on 2 cores.
+t.setTimeout(480_000)
+
 const CODES = { HOLDS_INSTITUTION: 'SPUNV', HOLDS_SRVC_IND_CD: 'LIB', HOLDS_SRVC_IND_REASON: 'FINES', HOLDS_BLOCK_TYPES: 'FINES', HOLDS_DEPTID: 'LIBRARY' }
 
 function patron (primaryId: string, campusId: string | undefined, balance: string, blocks: ExportPatron['blocks'] = []): ExportPatron {
