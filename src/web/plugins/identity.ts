@@ -54,6 +54,13 @@ declare module 'fastify' {
     startSession: (request: FastifyRequest, reply: FastifyReply, username: string, options?: { payLink?: string, notAfter?: number }) => Promise<void>
     /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
     routeAccess: Map<string, Access>
+    /**
+     * For a request served to a pay-link session: whether staff have revoked its link since the request began (it
+     * looks again now); false for any other request. A use case that hands the patron on (a checkout) asks last.
+     */
+    payLinkRevokedSince: (request: FastifyRequest) => Promise<boolean>
+    /** The calm 403 for a revoked pay link's session (access.pay_link_revoked), as every request of it gets. */
+    refusePayLinkRevoked: (request: FastifyRequest, reply: FastifyReply, reason: string) => FastifyReply
   }
 }
 
@@ -374,6 +381,15 @@ export default fp(async function identity (fastify, options: { config: Config, n
     ? null
     : { verify: createPrimoVerifier({ jwksUrl: config.primoJwksUrl, issuer: config.primoIssuer, institution: config.almaInstitutionCode }), sessions, startSession }
 
+  const refusePayLinkRevoked = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply =>
+    refuse(request, reply, 403, 'This payment link was withdrawn', `The library withdrew the payment link you used, so it and the pages it opened no longer work. If you still need to pay, please ask the library (${config.libraryName}) for a new link.`, { event: EVENT.pay_link_revoked.event, reason }, 'warn')
+  fastify.decorate('refusePayLinkRevoked', refusePayLinkRevoked)
+  fastify.decorate('payLinkRevokedSince', async (request: FastifyRequest): Promise<boolean> => {
+    const sessionId = request.patron?.sessionId
+    if (request.patron?.payLink === undefined || sessionId === undefined) return false
+    return (await sessions.lookup(sessionId)).kind === 'revoked'
+  })
+
   /** A pay link's session that ended: the way back is the link in the e-mail, not a sign-in. */
   const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string, page: { heading: string, message: string } = PAY_LINK_ENDED): Promise<FastifyReply> => {
     const cookie = readSessionCookie(request)
@@ -423,11 +439,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
     }
     const identity = resolveIdentity(await identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
-      if (identity.refusal === 'pay_link_revoked') {
-        // the session stays as it is (marked ended by the revocation), and so does its cookie: every request of it
-        // is told the same, never sent to a sign-in this patron may not have
-        return refuse(request, reply, 403, 'This payment link was withdrawn', `The library withdrew the payment link you used, so it and the pages it opened no longer work. If you still need to pay, please ask the library (${config.libraryName}) for a new link.`, { event: EVENT.pay_link_revoked.event, reason: identity.reason }, 'warn')
-      }
+      // the session stays as it is (marked ended by the revocation), and so does its cookie: every request of it
+      // is told the same, never sent to a sign-in this patron may not have
+      if (identity.refusal === 'pay_link_revoked') return refusePayLinkRevoked(request, reply, identity.reason)
       if (identity.refusal === 'pay_link_ended') return await payLinkEnded(request, reply, identity.reason)
       if (await opensPayLinkReceipt(request)) return await payLinkEnded(request, reply, `a pay-link payment's receipt opened without its pay-link session (${identity.reason})`, PAY_LINK_RECEIPT)
       if (config.authMode === 'userobject') return await signInAgain(request, reply, identity)
