@@ -54,3 +54,29 @@ t.test('a superseded PayPal checkout\'s receipt names the checkout that paid its
   t.equal(pp.captures.filter(c => c.orderId === first.orderId).length, 0, 'the first order is never captured')
   t.same(stack.alma.allExternalPayments().map(p => [p.feeId, p.amountCents]), [['100001', 500]], 'Alma records the fee paid once')
 })
+
+t.test('a superseded PayPal checkout whose replacement PayPal is still reviewing: its page never says the fees are paid', async t => {
+  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { webhookMode: 'held' } })
+  const pp = stack.paypal
+  if (pp === null) throw new Error('no PayPal stand-in')
+  const alice = new Browser(stack).login('alice')
+  const first = await startPaying(alice, ['100001'])
+  const back = await approve(alice, first.approveUrl)
+  pp.faults.failNextCaptures = 1000
+  t.equal((await alice.request(back)).status, 503)
+  pp.faults.failNextCaptures = 0
+  pp.faults.captureStatus = 'PENDING' // the second payment is held by PayPal for review
+  const second = await startPaying(alice, ['100001'])
+  await alice.request(await approve(alice, second.approveUrl))
+  const c2 = pp.orders.get(second.orderId)?.customId as string
+  t.not((await stack.app.ledger.getCheckout(c2))?.reviewTx ?? null, null, 'the second checkout is under PayPal\'s review')
+
+  const reopened = await alice.request(back)
+  t.equal(reopened.status, 200)
+  t.notMatch(reopened.body, /already paid|were paid in another payment/, 'not told the fees are paid')
+  t.match(reopened.body, c2, 'the page names the checkout that replaced this one')
+  t.match(reopened.body, 'PayPal is still reviewing', 'and says PayPal is still reviewing it')
+  t.match(reopened.body, 'Nothing was charged')
+  t.equal(pp.captures.filter(c => c.orderId === first.orderId).length, 0, 'the first order is never captured')
+  t.same(stack.alma.allExternalPayments(), [], 'nothing recorded in Alma yet')
+})
