@@ -83,7 +83,7 @@ t.test('staff send a pay link; it opens that patron\'s fines only, never /admin 
   const revoked = await staff.post(`/admin/${revokeForm?.[1] ?? ''}`, csrf.fields)
   t.equal(revoked.status, 303)
   const after = await patron.get('/')
-  // the session is gone, so this is a stranger again: refused as any request not from EZproxy is
+  // the session is marked ended by the revocation: refused with the page saying the link was withdrawn
   t.equal(after.status, 403, 'revoking ends the session at once')
   t.notMatch(after.body, 'Alice Archer')
   const again = await new Stranger(stack.serviceUrl).get(`/pay/${token}`)

@@ -292,7 +292,11 @@ export interface Ledger {
   touchSession (idHash: string, now: Date, limits: { idleMs: number, touchEveryMs: number }): Promise<SessionStatus>
   /** Ends one session (sign-out, or one found ended); resolves with it if it existed. */
   endSession (idHash: string): Promise<SessionRecord | undefined>
-  /** Ends every session a pay link opened (the link was revoked); resolves with how many. */
+  /**
+   * Ends every session a pay link opened (the link was revoked): marked ended at the ledger's now, not deleted, so
+   * touchSession answers 'revoked' (the patron is told why) until the session's absolute end, when the purge
+   * removes it; endSession leaves it too. Resolves with how many were ended now.
+   */
   endPayLinkSessions (linkId: string): Promise<number>
   /** Removes the sessions ended at `now` (absolute or idle limit); resolves with how many. */
   purgeSessions (now: Date, idleMs: number): Promise<number>

@@ -321,16 +321,18 @@ export interface SessionRecord {
   lastSeen: number
   /** the absolute end */
   expiresAt: number
+  /** when the pay link that opened it was revoked (the session ended then, and is kept until expiresAt), else null */
+  revokedAt: number | null
 }
 
-export interface NewSession extends Omit<SessionRecord, 'lastSeen'> {
+export interface NewSession extends Omit<SessionRecord, 'lastSeen' | 'revokedAt'> {
   idHash: string
 }
 
-/** What touchSession found: nothing, or the session and whether it is live or ended (absolute or idle limit). */
+/** What touchSession found: nothing, or the session and whether it is live or ended (absolute or idle limit, or its pay link revoked). */
 export type SessionStatus =
   | { found: false }
-  | { found: true, state: 'live' | 'expired' | 'idle', session: SessionRecord }
+  | { found: true, state: 'live' | 'expired' | 'idle' | 'revoked', session: SessionRecord }
 
 /** The state a checkout had before a double charge, kept by both ledgers while the double charge is open. */
 export interface PriorState {

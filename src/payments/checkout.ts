@@ -108,6 +108,17 @@ function amountToPay (fee: { balance: Cents }, text: string | undefined, minPaym
   return amount
 }
 
+/** The audit event of a checkout closed, never handed to its provider, because its pay link was revoked meanwhile. */
+export const PAY_LINK_REVOKED_EVENT = 'checkout.pay_link_revoked'
+
+/**
+ * A checkout started in a pay-link session whose link staff revoked while it was being started: closed (CANCELLED,
+ * nothing was taken: the patron was never sent to pay) with its audit event; false when it was no longer CREATED.
+ */
+export async function closeForRevokedLink (ledger: Pick<Ledger, 'transition'>, checkoutId: string, linkId: string): Promise<boolean> {
+  return await ledger.transition({ checkoutId, from: ['CREATED'], to: 'CANCELLED', event: PAY_LINK_REVOKED_EVENT, detail: { linkId } })
+}
+
 /**
  * Records a checkout for the selected fees, as Alma shows them now. `parts` (only when PARTIAL_PAYMENTS is on)
  * holds the amount text the patron entered per fee id; a fee without one is paid in full.

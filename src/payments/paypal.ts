@@ -180,8 +180,19 @@ export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promis
   return await supersededBefore(ledger, checkoutId) !== null
 }
 
+/**
+ * The checkouts a superseded checkout's audit event names as having paid (or holding) its fees, as they stand now;
+ * null when it was not superseded. What its receipt tells the patron comes from these (receipt-story.ts).
+ */
+export async function replacementsOf (ledger: Pick<Ledger, 'history' | 'getCheckout'>, checkoutId: string): Promise<Checkout[] | null> {
+  const superseded = await supersededBefore(ledger, checkoutId)
+  if (superseded === null || superseded.kind !== 'superseded') return null
+  const found = await Promise.all(superseded.paidBy.map(async id => await ledger.getCheckout(id)))
+  return found.filter((c): c is Checkout => c !== undefined)
+}
+
 /** A checkout another handler already closed as superseded: its result again (nothing to capture), else null. */
-async function supersededBefore (ledger: Ledger, checkoutId: string): Promise<CaptureResult | null> {
+async function supersededBefore (ledger: Pick<Ledger, 'history'>, checkoutId: string): Promise<CaptureResult | null> {
   const event = (await ledger.history(checkoutId))?.events.find(e => e.event === CAPTURE_SUPERSEDED_EVENT)
   if (event === undefined) return null
   const { paidBy } = detailOf(event)

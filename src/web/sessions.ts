@@ -45,6 +45,8 @@ export type SessionLookup =
   | { kind: 'live', session: SessionState }
   | { kind: 'expired', session: SessionState }
   | { kind: 'idle', session: SessionState }
+  /** ended because the pay link that opened it was revoked (kept, marked, until its absolute end) */
+  | { kind: 'revoked', session: SessionState }
   /** no such session: never issued, signed out, or ended and removed */
   | { kind: 'unknown' }
 
@@ -96,7 +98,7 @@ export class SessionStore {
     const expiresAt = Math.min(now + this.#ttlMs, options.notAfter ?? Infinity)
     const payLink = options.payLink ?? null
     await this.#ledger.createSession({ idHash: sessionKey(id), username, kind, payLink, createdAt: now, expiresAt })
-    return toState(id, { username, kind, payLink, createdAt: now, lastSeen: now, expiresAt })
+    return toState(id, { username, kind, payLink, createdAt: now, lastSeen: now, expiresAt, revokedAt: null })
   }
 
   /** The session behind a cookie's id; a live one is marked as used now (the idle timeout slides). */
@@ -112,7 +114,10 @@ export class SessionStore {
     return record === undefined ? undefined : toState(id, record)
   }
 
-  /** Ends every session a pay link opened (the link was revoked), on every process; resolves with how many. */
+  /**
+   * Ends every session a pay link opened (the link was revoked), on every process, at once: marked ended, not
+   * deleted, so their patron's next request is told the link was withdrawn. Resolves with how many.
+   */
   async endPayLink (linkId: string): Promise<number> {
     return await this.#ledger.endPayLinkSessions(linkId)
   }

@@ -865,7 +865,7 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same(await ledger.touchSession(key, new Date(t0), limits), { found: false }, 'an unknown key: not found')
     await ledger.createSession({ idHash: key, username: 'alice', kind: 'userobject', payLink: null, createdAt: t0, expiresAt: t0 + 30 * 60_000 })
     const fresh = await ledger.touchSession(key, new Date(t0 + 1000), limits)
-    t.same(fresh, { found: true, state: 'live', session: { username: 'alice', kind: 'userobject', payLink: null, createdAt: t0, lastSeen: t0, expiresAt: t0 + 30 * 60_000 } },
+    t.same(fresh, { found: true, state: 'live', session: { username: 'alice', kind: 'userobject', payLink: null, createdAt: t0, lastSeen: t0, expiresAt: t0 + 30 * 60_000, revokedAt: null } },
       'live; lastSeen starts at createdAt and is not written within the touch interval')
     const touched = await ledger.touchSession(key, new Date(t0 + 4 * 60_000), limits)
     t.equal(touched.found && touched.session.lastSeen, t0 + 4 * 60_000, 'a touch once the interval has passed moves lastSeen on')
@@ -910,7 +910,8 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.match(seen, { found: true, state: 'live', session: { username: 'dana', kind: 'pay-link', payLink: 'linkA' } }, 'a session made on one ledger is found on the other')
     t.equal(await second.endPayLinkSessions('linkA'), 2, 'both sessions of the revoked link end')
     t.equal(await second.endPayLinkSessions('linkA'), 0, 'once')
-    for (const key of ['1', '2']) t.same(await first.touchSession(key.repeat(64), new Date(t0 + 1000), limits), { found: false }, `ended on the other ledger too (${key})`)
+    for (const key of ['1', '2']) t.match(await first.touchSession(key.repeat(64), new Date(t0 + 61_000), limits), { found: true, state: 'revoked', session: { payLink: 'linkA', lastSeen: t0 } }, `ended on the other ledger too, kept and marked, never touched again (${key})`)
+    t.equal(await first.endSession('1'.repeat(64)), undefined, 'a sign-out leaves a revoked link\'s session as it is')
     t.equal((await first.touchSession('3'.repeat(64), new Date(t0 + 1000), limits) as { state: string }).state, 'live', 'another link\'s session is untouched')
     t.equal(await second.endSession('4'.repeat(64)).then(s => s?.kind), 'userobject', 'a sign-out on one ledger')
     t.same(await first.touchSession('4'.repeat(64), new Date(t0 + 1000), limits), { found: false }, 'ends the session for the other')
@@ -919,6 +920,8 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.equal((await first.touchSession('3'.repeat(64), new Date(t0 + 6 * 60_000), limits) as { state: string }).state, 'live', 'and keeps a live one')
     t.equal(await first.purgeSessions(new Date(t0 + 6 * 60_000 + limits.idleMs), limits.idleMs), 1, 'a session idle for the idle limit is removed')
     t.same(await second.touchSession('3'.repeat(64), new Date(t0), limits), { found: false })
+    t.equal((await first.touchSession('1'.repeat(64), new Date(t0 + 6 * 60_000 + limits.idleMs), limits) as { state: string }).state, 'revoked', 'a revoked link\'s session is kept past the idle limit')
+    t.equal(await first.purgeSessions(new Date(t0 + 60 * 60_000), limits.idleMs), 2, 'and removed at its absolute end')
   })
 
   t.test('the Alma call budget: at most `limit` calls per window per key, however many ledgers share the store', async t => {

@@ -162,7 +162,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async endSession (idHash: string): Promise<SessionRecord | undefined> { return await this.#sessions.end(idHash) }
-  async endPayLinkSessions (linkId: string): Promise<number> { return await this.#sessions.endPayLink(linkId) }
+  async endPayLinkSessions (linkId: string): Promise<number> { return await this.#sessions.endPayLink(linkId, this.#now().getTime()) }
   async purgeSessions (now: Date, idleMs: number): Promise<number> { return await this.#sessions.purge(now.getTime(), idleMs) }
 
   /** Whether a write could be taken now: the server answers and is not a read-only standby. */

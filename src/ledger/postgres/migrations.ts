@@ -218,7 +218,9 @@ export const MIGRATIONS: string[] = [
   // SQLite's migration 15: an instance from before migration 8 here, running beside newer ones during a rolling
   // upgrade, writes only the audit event of a review, never review_tx: such a checkout is held all the same, found
   // by that event on the fines page, at expiry and by the sweep that marks it. Few checkouts ever have one: small.
-  "CREATE INDEX audit_capture_pending ON audit_events (checkout_id) WHERE event = 'paypal.capture_pending';"
+  "CREATE INDEX audit_capture_pending ON audit_events (checkout_id) WHERE event = 'paypal.capture_pending';",
+  // SQLite's migration 16: a session a revoked pay link opened is marked ended, not deleted
+  'ALTER TABLE sessions ADD COLUMN IF NOT EXISTS revoked_ms BIGINT;'
 ]
 
 /** The schema version this code expects (the number of migrations). */

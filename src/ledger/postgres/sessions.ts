@@ -25,7 +25,7 @@ export class PostgresSessions {
     const state = sessionState(session, now, idleMs)
     if (state !== 'live' || now - session.lastSeen < touchEveryMs) return { found: true, state, session }
     const changed = await this.#pool.run(`UPDATE sessions SET last_seen_ms = $2
-      WHERE id_hash = $1 AND expires_ms > $2 AND last_seen_ms > $3 AND last_seen_ms <= $4`, [idHash, now, now - idleMs, now - touchEveryMs])
+      WHERE id_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2 AND last_seen_ms > $3 AND last_seen_ms <= $4`, [idHash, now, now - idleMs, now - touchEveryMs])
     if (changed === 1) return { found: true, state, session: { ...session, lastSeen: now } }
     // ended or touched by another instance meanwhile: read it again
     const again = await this.#pool.query('SELECT * FROM sessions WHERE id_hash = $1', [idHash])
@@ -35,15 +35,16 @@ export class PostgresSessions {
   }
 
   async end (idHash: string): Promise<SessionRecord | undefined> {
-    const rows = await this.#pool.query('DELETE FROM sessions WHERE id_hash = $1 RETURNING *', [idHash])
+    // as SQLite's: a session its revoked pay link ended stays, marked, until its absolute end
+    const rows = await this.#pool.query('DELETE FROM sessions WHERE id_hash = $1 AND revoked_ms IS NULL RETURNING *', [idHash])
     return rows.length === 0 ? undefined : toSession(rows[0])
   }
 
-  async endPayLink (linkId: string): Promise<number> {
-    return await this.#pool.run('DELETE FROM sessions WHERE pay_link = $1', [linkId])
+  async endPayLink (linkId: string, now: number): Promise<number> {
+    return await this.#pool.run('UPDATE sessions SET revoked_ms = $2 WHERE pay_link = $1 AND revoked_ms IS NULL', [linkId, now])
   }
 
   async purge (now: number, idleMs: number): Promise<number> {
-    return await this.#pool.run('DELETE FROM sessions WHERE expires_ms <= $1 OR last_seen_ms <= $2', [now, now - idleMs])
+    return await this.#pool.run('DELETE FROM sessions WHERE expires_ms <= $1 OR (last_seen_ms <= $2 AND revoked_ms IS NULL)', [now, now - idleMs])
   }
 }

@@ -290,7 +290,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async endPayLinkSessions (linkId: string): Promise<number> {
-    return write(() => this.#sessions.endPayLink(linkId))
+    return write(() => this.#sessions.endPayLink(linkId, this.#connection.now().getTime()))
   }
 
   async purgeSessions (now: Date, idleMs: number): Promise<number> {

@@ -282,7 +282,10 @@ export const MIGRATIONS: Migration[] = [
   // that event on the fines page, at expiry and by the sweep that marks it. Few checkouts ever have one: small. The
   // fines page looks among the patron's own checkouts, by username or by primary id (as PostgreSQL's index).
   `CREATE INDEX audit_capture_pending ON audit_events (checkout_id) WHERE event = 'paypal.capture_pending';
-   CREATE INDEX checkouts_primary ON checkouts (primary_id);`
+   CREATE INDEX checkouts_primary ON checkouts (primary_id);`,
+  // A session a revoked pay link opened is marked ended (revoked_ms), not deleted: its patron is told the link was
+  // withdrawn, not sent to a sign-in, and the record stays until the session's absolute end.
+  'ALTER TABLE sessions ADD COLUMN revoked_ms INTEGER;'
 ]
 
 /** The ledger's schema version this code expects (the number of migrations). */

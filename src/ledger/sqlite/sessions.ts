@@ -13,12 +13,14 @@ export function toSession (r: Row): SessionRecord {
     payLink: r.pay_link ?? null,
     createdAt: Number(r.created_ms),
     lastSeen: Number(r.last_seen_ms),
-    expiresAt: Number(r.expires_ms)
+    expiresAt: Number(r.expires_ms),
+    revokedAt: r.revoked_ms == null ? null : Number(r.revoked_ms)
   }
 }
 
-/** live, expired or idle at `now`: the one rule both ledgers apply to a session read. */
-export function sessionState (session: SessionRecord, now: number, idleMs: number): 'live' | 'expired' | 'idle' {
+/** live, revoked, expired or idle at `now`: the one rule both ledgers apply to a session read. */
+export function sessionState (session: SessionRecord, now: number, idleMs: number): 'live' | 'expired' | 'idle' | 'revoked' {
+  if (session.revokedAt !== null) return 'revoked'
   if (session.expiresAt <= now) return 'expired'
   if (now - session.lastSeen >= idleMs) return 'idle'
   return 'live'
@@ -44,7 +46,7 @@ export class SessionStore {
     const state = sessionState(session, now, idleMs)
     if (state !== 'live' || now - session.lastSeen < touchEveryMs) return { found: true, state, session }
     const changed = this.#c.sql(`UPDATE sessions SET last_seen_ms = ?
-      WHERE id_hash = ? AND expires_ms > ? AND last_seen_ms > ? AND last_seen_ms <= ?`)
+      WHERE id_hash = ? AND revoked_ms IS NULL AND expires_ms > ? AND last_seen_ms > ? AND last_seen_ms <= ?`)
       .run(now, idHash, now, now - idleMs, now - touchEveryMs).changes
     if (changed === 1) return { found: true, state, session: { ...session, lastSeen: now } }
     // ended or touched by another process meanwhile: read it again
@@ -54,16 +56,19 @@ export class SessionStore {
     return { found: true, state: sessionState(fresh, now, idleMs), session: fresh }
   }
 
+  /** A sign-out removes the session; one its revoked pay link ended stays, marked, until its absolute end. */
   end (idHash: string): SessionRecord | undefined {
-    const row = this.#c.sql('DELETE FROM sessions WHERE id_hash = ? RETURNING *').get(idHash) as Row | undefined
+    const row = this.#c.sql('DELETE FROM sessions WHERE id_hash = ? AND revoked_ms IS NULL RETURNING *').get(idHash) as Row | undefined
     return row === undefined ? undefined : toSession(row)
   }
 
-  endPayLink (linkId: string): number {
-    return this.#c.sql('DELETE FROM sessions WHERE pay_link = ?').run(linkId).changes
+  /** Marks ended (not deleted) every session a revoked pay link opened: their patron is told why, the record stays. */
+  endPayLink (linkId: string, now: number): number {
+    return this.#c.sql('UPDATE sessions SET revoked_ms = ? WHERE pay_link = ? AND revoked_ms IS NULL').run(now, linkId).changes
   }
 
+  /** Removes sessions past their absolute end, and idle ones not ended by a revocation (those wait for their end). */
   purge (now: number, idleMs: number): number {
-    return this.#c.sql('DELETE FROM sessions WHERE expires_ms <= ? OR last_seen_ms <= ?').run(now, now - idleMs).changes
+    return this.#c.sql('DELETE FROM sessions WHERE expires_ms <= ? OR (last_seen_ms <= ? AND revoked_ms IS NULL)').run(now, now - idleMs).changes
   }
 }

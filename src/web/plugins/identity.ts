@@ -54,6 +54,13 @@ declare module 'fastify' {
     startSession: (request: FastifyRequest, reply: FastifyReply, username: string, options?: { payLink?: string, notAfter?: number }) => Promise<void>
     /** every route registered, with the access rule it is served under ("GET /admin" → admin) */
     routeAccess: Map<string, Access>
+    /**
+     * For a request served to a pay-link session: whether staff have revoked its link since the request began (it
+     * looks again now); false for any other request. A use case that hands the patron on (a checkout) asks last.
+     */
+    payLinkRevokedSince: (request: FastifyRequest) => Promise<boolean>
+    /** The calm 403 for a revoked pay link's session (access.pay_link_revoked), as every request of it gets. */
+    refusePayLinkRevoked: (request: FastifyRequest, reply: FastifyReply, reason: string) => FastifyReply
   }
 }
 
@@ -122,7 +129,7 @@ export interface IdentityInput {
 
 export type IdentityRefusal =
   | 'untrusted_peer' | 'bad_secret' | 'no_user' | 'repeated_user' | 'undecodable_user' | 'bad_username'
-  | 'no_session' | 'bad_session' | 'unknown_session' | 'session_expired' | 'session_idle' | 'pay_link_ended'
+  | 'no_session' | 'bad_session' | 'unknown_session' | 'session_expired' | 'session_idle' | 'pay_link_ended' | 'pay_link_revoked'
 
 export type Identity =
   | { ok: true, username: string, sessionId?: string, payLink?: string }
@@ -137,6 +144,7 @@ export function resolveIdentity (input: IdentityInput, config: Pick<Config, 'aut
   const { session } = input
   if (session.cookie === 'valid' && session.lookup.kind !== 'unknown' && session.lookup.session.payLink !== undefined) {
     const { kind, session: state } = session.lookup
+    if (kind === 'revoked') return { ok: false, status: 403, refusal: 'pay_link_revoked', reason: `staff revoked the pay link ${state.payLink ?? ''} that opened this session` }
     if (kind !== 'live') return { ok: false, status: 401, refusal: 'pay_link_ended', reason: `the pay-link session ${kind === 'idle' ? 'was idle for SESSION_IDLE_MINUTES' : 'reached its end (SESSION_TTL_MINUTES or the link\'s expiry)'}` }
     if (!usableUsername(state.username)) return { ok: false, status: 401, refusal: 'bad_username', reason: 'the session holds an unusable username' }
     return { ok: true, username: state.username, sessionId: session.id, payLink: state.payLink }
@@ -147,7 +155,8 @@ export function resolveIdentity (input: IdentityInput, config: Pick<Config, 'aut
     // a session opened under another AUTH_MODE (the setting changed since) is not one of this mode's
     const lookup = session.lookup.kind !== 'unknown' && session.lookup.session.kind !== config.authMode ? { kind: 'unknown' as const } : session.lookup
     switch (lookup.kind) {
-      case 'unknown': return { ok: false, status: 401, refusal: 'unknown_session', reason: 'no such session (signed out, ended and removed, or never issued here)' }
+      case 'unknown':
+      case 'revoked': return { ok: false, status: 401, refusal: 'unknown_session', reason: 'no such session (signed out, ended and removed, or never issued here)' }
       case 'expired': return { ok: false, status: 401, refusal: 'session_expired', reason: 'the session reached SESSION_TTL_MINUTES' }
       case 'idle': return { ok: false, status: 401, refusal: 'session_idle', reason: 'the session was idle for SESSION_IDLE_MINUTES' }
       case 'live': break
@@ -291,7 +300,8 @@ const EVENT: Record<IdentityRefusal, { event: string }> = {
   unknown_session: { event: 'access.no_session' },
   session_expired: { event: 'access.no_session' },
   session_idle: { event: 'access.session_idle' },
-  pay_link_ended: { event: 'access.pay_link_ended' }
+  pay_link_ended: { event: 'access.pay_link_ended' },
+  pay_link_revoked: { event: 'access.pay_link_revoked' }
 }
 
 export default fp(async function identity (fastify, options: { config: Config, now?: () => number }) {
@@ -371,6 +381,15 @@ export default fp(async function identity (fastify, options: { config: Config, n
     ? null
     : { verify: createPrimoVerifier({ jwksUrl: config.primoJwksUrl, issuer: config.primoIssuer, institution: config.almaInstitutionCode }), sessions, startSession }
 
+  const refusePayLinkRevoked = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply =>
+    refuse(request, reply, 403, 'This payment link was withdrawn', `The library withdrew the payment link you used, so it and the pages it opened no longer work. If you still need to pay, please ask the library (${config.libraryName}) for a new link.`, { event: EVENT.pay_link_revoked.event, reason }, 'warn')
+  fastify.decorate('refusePayLinkRevoked', refusePayLinkRevoked)
+  fastify.decorate('payLinkRevokedSince', async (request: FastifyRequest): Promise<boolean> => {
+    const sessionId = request.patron?.sessionId
+    if (request.patron?.payLink === undefined || sessionId === undefined) return false
+    return (await sessions.lookup(sessionId)).kind === 'revoked'
+  })
+
   /** A pay link's session that ended: the way back is the link in the e-mail, not a sign-in. */
   const payLinkEnded = async (request: FastifyRequest, reply: FastifyReply, reason: string, page: { heading: string, message: string } = PAY_LINK_ENDED): Promise<FastifyReply> => {
     const cookie = readSessionCookie(request)
@@ -420,6 +439,9 @@ export default fp(async function identity (fastify, options: { config: Config, n
     }
     const identity = resolveIdentity(await identityInput(request, config, { fromEzproxy, sessions }), config)
     if (!identity.ok) {
+      // the session stays as it is (marked ended by the revocation), and so does its cookie: every request of it
+      // is told the same, never sent to a sign-in this patron may not have
+      if (identity.refusal === 'pay_link_revoked') return refusePayLinkRevoked(request, reply, identity.reason)
       if (identity.refusal === 'pay_link_ended') return await payLinkEnded(request, reply, identity.reason)
       if (await opensPayLinkReceipt(request)) return await payLinkEnded(request, reply, `a pay-link payment's receipt opened without its pay-link session (${identity.reason})`, PAY_LINK_RECEIPT)
       if (config.authMode === 'userobject') return await signInAgain(request, reply, identity)

@@ -4,7 +4,7 @@
 
 import type { FastifyPluginAsync } from 'fastify'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
-import { CheckoutRefused, startCheckout } from '../../payments/checkout.ts'
+import { CheckoutRefused, closeForRevokedLink, startCheckout } from '../../payments/checkout.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
 import { baseUrlFor, cookiePathFor, payerOf } from '../plugins/identity.ts'
@@ -56,6 +56,11 @@ const checkout: FastifyPluginAsync = async (fastify) => {
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePathFor(request.patron, config), maxAge: 2 * 24 * 3600 })
       // a pay-link patron's session cookie lives on PAY_LINK_URL: the provider sends them back there, not through EZproxy
       const start = await fastify.paymentProvider.start(created, { publicUrl: baseUrlFor(request.patron, config), brandName: config.libraryName })
+      // the pay link revoked while this checkout was being started: once the revoke is answered nobody is sent to pay
+      if (await fastify.payLinkRevokedSince(request)) {
+        const closed = await closeForRevokedLink(ledger, created.id, request.patron?.payLink ?? '')
+        return fastify.refusePayLinkRevoked(request, reply, `the pay link was revoked while checkout ${created.id} was being started: not sent to ${fastify.paymentProvider.name}${closed ? ', CANCELLED' : ''}`)
+      }
       if (start.kind === 'redirect') {
         request.log.info({ event: 'checkout.redirect', checkout: created.id, provider: fastify.paymentProvider.name }, `checkout ${created.id}: browser sent to ${new URL(start.url).origin} to approve`)
         return reply.redirect(start.url, 303)

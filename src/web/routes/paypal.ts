@@ -10,9 +10,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
-import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel, wasSuperseded } from '../../payments/paypal.ts'
+import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
 import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
-import { receivedFor } from '../../payments/receipts.ts'
+import { receiptStory } from '../../payments/receipt-story.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { parseWebhookEvent } from '../../providers/paypal/webhook.ts'
 import { messagePage } from '../views/message.ts'
@@ -53,8 +53,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
 
   const receipt = async (request: FastifyRequest, reply: FastifyReply, checkout: Checkout): Promise<FastifyReply> => {
     request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
-    const record = await ledger.moneyRecord(checkout.id)
-    return reply.type('text/html; charset=utf-8').send(receiptPage(config, checkout, '../', 'PayPal', record === undefined ? undefined : receivedFor(record)))
+    return reply.type('text/html; charset=utf-8').send(receiptPage(config, checkout, '../', 'PayPal', await receiptStory(ledger, checkout, 'PayPal')))
   }
 
   /** The patron's own checkout for an order (read from PayPal: custom_id), or null after a 404 page. */
@@ -78,9 +77,6 @@ const paypal: FastifyPluginAsync = async (fastify) => {
     const unsigned = cookie === undefined ? null : request.unsignCookie(cookie)
     return unsigned?.valid === true ? unsigned.value : null
   }
-
-  const alreadyPaid = (reply: FastifyReply): FastifyReply =>
-    calm(reply, 200, 'These fees are already paid', 'The fees in this PayPal payment were paid in another payment after you approved this one, so PayPal was not asked to take it. Nothing was charged for this payment. Your fines page shows what you owe now.')
 
   const unavailable = (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply => {
     if (!isPayPalError(error)) throw error
@@ -109,10 +105,9 @@ const paypal: FastifyPluginAsync = async (fastify) => {
         request.log.info({ event: 'paypal.not_approved', checkout: checkout.id, order: token }, `PayPal order ${token} not approved yet: patron sent back to approve it`)
         return reply.redirect(order.approveUrl, 303)
       }
-      if (checkout.state === 'CANCELLED' && order.capture === null && await wasSuperseded(ledger, checkout.id)) return alreadyPaid(reply)
       if (checkout.state === 'CREATED' || checkout.state === 'EXPIRED') {
+        // superseded (its fees paid in a newer checkout): the receipt below says by which, and nothing was taken
         const done = await completeOrder(deps(request), token, checkout.id, 'return')
-        if (done.kind === 'superseded') return alreadyPaid(reply)
         if (done.kind === 'choose-again' || done.kind === 'not-approved') {
           if (done.approveUrl !== null) return reply.redirect(done.approveUrl, 303)
           return calm(reply, 409, 'Please choose another way to pay', 'PayPal could not take this payment. Nothing was charged. Go back to your fines and try again.')

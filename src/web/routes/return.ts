@@ -3,7 +3,7 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
-import { receivedFor } from '../../payments/receipts.ts'
+import { receiptStory } from '../../payments/receipt-story.ts'
 import { findReference, normaliseFields } from '../../providers/cashnet/postback.ts'
 import { PROVIDER_LABEL } from '../../providers/provider.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
@@ -55,8 +55,8 @@ const receipt: FastifyPluginAsync = async (fastify) => {
       return reply.code(404).send(noReceiptPage(config))
     }
     request.log.info({ event: 'receipt.shown', checkout: checkout.id, state: checkout.state }, `receipt for ${checkout.id}: ${checkout.state}`)
-    const record = await ledger.moneyRecord(checkout.id)
-    return reply.send(receiptPage(config, checkout, '../', PROVIDER_LABEL[checkout.provider] ?? 'CashNet', record === undefined ? undefined : receivedFor(record)))
+    const provider = PROVIDER_LABEL[checkout.provider] ?? 'CashNet'
+    return reply.send(receiptPage(config, checkout, '../', provider, await receiptStory(ledger, checkout, provider)))
   }
 
   fastify.get<ReturnRoute>('/cashnet/return', { config: { access: 'patron', root: '../' }, schema: { querystring: CASHNET_FIELDS } }, show)

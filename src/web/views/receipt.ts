@@ -5,6 +5,7 @@
 import type { Checkout, CheckoutLine } from '../../ledger/types.ts'
 import { type Cents, formatMoney } from '../../money.ts'
 import { differenceWording, MONEY_TAKEN_STATES, type ReceivedMoney } from '../../payments/receipts.ts'
+import type { ReceiptStory } from '../../payments/receipt-story.ts'
 import { type Html, html } from '../html.ts'
 import { dateTimeCell } from './dates.ts'
 import { type Branding, page } from './layout.ts'
@@ -69,14 +70,19 @@ function differenceNotice (checkout: Checkout, differs: ReceivedMoney): Wording 
 }
 
 /**
- * `money`: what the provider reported collecting for this checkout against what was due (receivedFor); where they
- * differ the page states both and the lines as due, not paid. Left out, the checkout's total is the amount.
+ * `story.money`: what the provider reported collecting for this checkout against what was due (receivedFor); where
+ * they differ the page states both and the lines as due, not paid. Left out, the checkout's total is the amount.
+ * `story.superseded`: the checkout was replaced by a newer one before it was captured; the page says by which.
  */
-export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet', money?: ReceivedMoney): string {
+export function receiptPage (branding: ReceiptBranding, checkout: Checkout, root = '../', provider = 'CashNet', story: ReceiptStory = {}): string {
   const timeZone = branding.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone
+  const { money, superseded } = story
   const differs = money !== undefined && money.difference !== 'none' && MONEY_TAKEN_STATES.has(checkout.state) ? money : null
-  const wording = differs === null ? receiptWording(checkout, provider) : differenceNotice(checkout, differs)
-  const retry = checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED'
+  // a checkout replaced by a newer one: what the use case decided (receipt-story.ts), never "you cancelled"
+  const wording: Wording = superseded !== undefined
+    ? { title: superseded.heading, heading: superseded.heading, tone: 'warn', message: superseded.message, pending: false }
+    : differs === null ? receiptWording(checkout, provider) : differenceNotice(checkout, differs)
+  const retry = (checkout.state === 'DECLINED' || checkout.state === 'CANCELLED' || checkout.state === 'EXPIRED') && superseded?.feesPaid !== true
   // the receipt of this very checkout, relative to /cashnet/return, for "Check again" and the script's polling
   const self = `return?ref=${encodeURIComponent(checkout.id)}`
   const lines: Html[] = checkout.lines.map(line => html`<tr>
