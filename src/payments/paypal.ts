@@ -175,11 +175,6 @@ export async function feesPaidElsewhere (ledger: Ledger, checkout: Checkout): Pr
   return found
 }
 
-/** Whether this checkout was closed without a capture because its fees were paid in another checkout. */
-export async function wasSuperseded (ledger: Ledger, checkoutId: string): Promise<boolean> {
-  return await supersededBefore(ledger, checkoutId) !== null
-}
-
 /**
  * The checkouts a superseded checkout's audit event names as having paid (or holding) its fees, as they stand now;
  * null when it was not superseded. What its receipt tells the patron comes from these (receipt-story.ts).
