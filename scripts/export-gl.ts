@@ -54,8 +54,9 @@ await runCommand(spec, async (o, env) => {
     const { path, journals } = await exportGl(ledger, { date, timeZone: o.timezone, format: o.format as 'csv' | 'flat', outDir: o.out, map, layout }, writeFilesAtomically)
     if (journals.length === 0) progress.log(`${date}: no payments posted to Alma that day; wrote an empty journal`)
     for (const j of journals) {
-      // a fee line names its fee; a refund line its fee too, under a 'refund' reference; a clearing line no fee
-      const refunds = j.lines.filter(l => l.feeId !== '' && l.reference.startsWith('refund ')).length
+      // a fee line names its fee; a refund line its fee too, under a 'refund' (or, for money the provider took back
+      // by itself, a 'reversal') reference; a clearing line no fee
+      const refunds = j.lines.filter(l => l.feeId !== '' && /^(refund|reversal) /.test(l.reference)).length
       const fees = j.lines.filter(l => l.feeId !== '').length - refunds
       const clearing = j.lines.length - fees - refunds
       progress.log(`${date} ${j.currency}: ${fees} fee line(s), ${refunds} refund line(s), ${clearing} clearing line(s), debits ${formatDecimal(j.totalDebits)} = credits ${formatDecimal(j.totalCredits)}`)

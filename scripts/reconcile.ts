@@ -49,6 +49,7 @@ const spec: CommandSpec = {
     `  ALMA_RATE_LIMIT   calls per second, default ${jobDefault('reconcile', 'ALMA_RATE_LIMIT')} here, so the running service keeps most of Alma's 25`,
     `  ALMA_TIMEOUT_MS   default ${jobDefault('reconcile', 'ALMA_TIMEOUT_MS')}`,
     `  CURRENCY          for amounts in the report, default ${jobDefault('reconcile', 'CURRENCY')}`,
+    '  TIMEZONE          the library\'s zone: payment and refund days compared with the settlement file\'s dates (default the machine\'s)',
     `  LOG_LEVEL         default ${jobDefault('reconcile', 'LOG_LEVEL')} (log lines go to stderr)`,
     `  PAYPAL_API_URL    with --paypal, default ${jobDefault('reconcile', 'PAYPAL_API_URL')}`,
     '  PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET  with --paypal, required (the REST app needs Transaction Search)',
@@ -199,6 +200,7 @@ await runCommand(spec, async (options, env) => {
       since: new Date(`${options.since}T00:00:00Z`),
       settlement: options.cashnet !== '' ? readSettlementCsv(options.cashnet) : undefined,
       currency: config.currency,
+      timeZone: config.timeZone,
       progress: createProgress('reconcile')
     })
   } catch (error) {

@@ -53,6 +53,11 @@ export interface PayPalReconcileInput {
 }
 
 const LAG_MS = 3 * 3600 * 1000
+/**
+ * PayPal lists a transaction under its own date, which may be before the ledger recorded it paid (a capture just
+ * before midnight, recorded after): the search starts this much before --since so that such a capture is found.
+ */
+const SEARCH_BACK_MS = 3 * 24 * 3600 * 1000
 
 /** A payment into the account (PayPal's T00xx codes), not a fee, hold or transfer. */
 function isPayment (t: PayPalTransaction): boolean {
@@ -73,9 +78,22 @@ export async function reconcilePayPal (input: PayPalReconcileInput): Promise<Pay
   const now = input.now ?? new Date()
   const until = new Date(Math.min((input.until ?? now).getTime(), now.getTime()))
   const findings: PayPalFinding[] = []
-  const listed = input.since.getTime() < until.getTime() ? await input.paypal.searchTransactions(input.since, until) : []
-  const captures = new Map(listed.filter(isPayment).map(t => [t.transactionId, t]))
-  const refunds = listed.filter(isRefund)
+  const searchFrom = new Date(input.since.getTime() - SEARCH_BACK_MS)
+  const listed = input.since.getTime() < until.getTime() ? await input.paypal.searchTransactions(searchFrom, until) : []
+  // The ledger's PayPal payments in the range: only these, and what PayPal dates in the range, are judged.
+  const lagFrom = until.getTime() - (input.reportingLagMs ?? LAG_MS)
+  const ledgerInRange: Checkout[] = []
+  for (const checkout of await ledger.checkoutsTouchedSince(input.since)) {
+    if (checkout.provider !== 'paypal' || checkout.tx === null || checkout.tx === '' || checkout.paidAt === null) continue
+    const paidAt = Date.parse(checkout.paidAt)
+    if (paidAt >= input.since.getTime() && paidAt < until.getTime()) ledgerInRange.push(checkout)
+  }
+  const paidInRange = new Set(ledgerInRange.map(c => c.tx))
+  const inRange = (t: PayPalTransaction): boolean => Date.parse(t.initiatedAt) >= input.since.getTime()
+  // Every capture listed answers "is it in PayPal's list"; the earlier days' ones are otherwise the earlier runs'.
+  const listedCaptures = new Set(listed.filter(isPayment).map(t => t.transactionId))
+  const captures = new Map(listed.filter(t => isPayment(t) && (inRange(t) || paidInRange.has(t.transactionId))).map(t => [t.transactionId, t]))
+  const refunds = listed.filter(t => isRefund(t) && inRange(t))
 
   // The checkout a capture belongs to: the one whose tx it is, else the one it names (custom_id / invoice_id).
   const checkoutFor = async (t: PayPalTransaction): Promise<{ checkout: Checkout | undefined, recorded: boolean }> => {
@@ -157,16 +175,13 @@ export async function reconcilePayPal (input: PayPalReconcileInput): Promise<Pay
   }
 
   // The ledger's PayPal payments in the range must be in PayPal's list (unless too recent for its reporting).
-  const lagFrom = until.getTime() - (input.reportingLagMs ?? LAG_MS)
   let ledgerPayments = 0
   let tooRecent = 0
-  for (const checkout of await ledger.checkoutsTouchedSince(input.since)) {
-    if (checkout.provider !== 'paypal' || checkout.tx === null || checkout.tx === '' || checkout.paidAt === null) continue
-    const paidAt = Date.parse(checkout.paidAt)
-    if (paidAt < input.since.getTime() || paidAt >= until.getTime()) continue
+  for (const checkout of ledgerInRange) {
+    if (checkout.tx === null || checkout.paidAt === null) continue
     ledgerPayments++
-    if (captures.has(checkout.tx)) continue
-    if (paidAt >= lagFrom) { tooRecent++; continue }
+    if (listedCaptures.has(checkout.tx)) continue
+    if (Date.parse(checkout.paidAt) >= lagFrom) { tooRecent++; continue }
     findings.push({
       kind: 'paypal-missing',
       checkoutId: checkout.id,

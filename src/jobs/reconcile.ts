@@ -10,6 +10,7 @@ import { collectedFor, providerOf, refundedFor } from '../payments/staff-actions
 import type { Ledger } from '../ledger/ledger.ts'
 import type { Checkout, PostbackRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal, InvalidAmount, parseCents } from '../money.ts'
+import { processTimeZone, today } from './dates.ts'
 import { BadInput } from './errors.ts'
 import { type Progress, SILENT } from './progress.ts'
 
@@ -54,6 +55,8 @@ export interface ReconcileInput {
   /** a PAID checkout younger than this is still in the worker's hands, not stuck */
   paidGraceMinutes?: number
   currency?: string
+  /** TIMEZONE: a payment's or refund's day, compared with the settlement file's dates, is its local day here (default the process's zone) */
+  timeZone?: string
   progress?: Progress
 }
 
@@ -113,6 +116,8 @@ export async function reconcile (input: ReconcileInput): Promise<ReconcileReport
   const stuckCutoff = new Date(now.getTime() - (input.paidGraceMinutes ?? 10) * 60_000)
   const scope = new Map(touched.map(c => [c.id, c]))
   for (const c of await ledger.paidBefore(stuckCutoff)) scope.set(c.id, c)
+  // A case needing attention that staff have not settled is money still stuck, however long ago it was paid.
+  for (const c of await ledger.openAttention()) scope.set(c.id, c)
 
   /** tx this run already reports or explains, so the settlement check does not report them twice */
   const explained = new Set<string>()
@@ -321,18 +326,24 @@ async function checkPostedLines (input: ReconcileInput, lines: Array<{ checkout:
 async function checkSettlement (input: ReconcileInput, scope: Map<string, Checkout>, explained: Set<string>, add: (f: Finding) => void, currency: string): Promise<number> {
   const settled = new Map<string, { amount: number, line: number }>()
   let rows = 0
+  let firstDate = ''
   let lastDate = ''
   for await (const row of input.settlement ?? []) {
     rows++
+    if (firstDate === '' || row.date < firstDate) firstDate = row.date
     if (row.date > lastDate) lastDate = row.date
     const entry = settled.get(row.tx) ?? { amount: 0, line: row.line }
     entry.amount += row.amount
     settled.set(row.tx, entry)
   }
+  // The file's dates are CashNet's business days: an instant of ours is compared as the library's local day.
+  const zone = input.timeZone ?? processTimeZone()
+  const localDay = (iso: string): string => today(zone, new Date(iso))
   const sinceIso = input.since.toISOString()
+  // Only CashNet's payments can be in CashNet's settlement; PayPal's are reconciled with reconcile --paypal.
   const paidInWindow = new Map<string, Checkout>()
   for (const c of scope.values()) {
-    if (c.tx !== null && c.tx !== '' && c.paidAt !== null && c.paidAt >= sinceIso && MONEY_STATES.has(c.state)) paidInWindow.set(c.tx, c)
+    if (c.provider === 'cashnet' && c.tx !== null && c.tx !== '' && c.paidAt !== null && c.paidAt >= sinceIso && MONEY_STATES.has(c.state)) paidInWindow.set(c.tx, c)
   }
 
   for (const [tx, { amount, line }] of settled) {
@@ -356,12 +367,15 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
       const id = postbacks.find(p => p.checkoutId !== null)?.checkoutId
       checkout = id == null ? undefined : await input.ledger.getCheckout(id)
       // A second tx of a double charge or an orphan is reported above; only a checkout's own tx has an amount to compare.
-      if (checkout === undefined || checkout.tx !== tx) continue
+      if (checkout === undefined || checkout.tx !== tx || checkout.provider !== 'cashnet') continue
     }
-    // Refunds staff recorded for this tx are netted: CashNet's settlement lists them as negative rows of the tx.
+    // What CashNet said it collected (its postback's items), which may differ from the checkout's total; less the
+    // refunds recorded by the file's last day: CashNet's settlement lists those as negative rows of the tx, and
+    // cannot list a later one.
     const money = await input.ledger.moneyRecord(checkout.id)
-    const refunded: number = money === undefined ? 0 : refundedFor(money, tx)
-    const expected = (checkout.total - refunded) as Cents
+    const collected: Cents = money?.reports.find(r => r.tx === tx)?.total ?? checkout.total
+    const refunded = (money?.refunds ?? []).filter(r => r.tx === tx && localDay(r.at) <= lastDate).reduce((s, r) => s + r.amount, 0)
+    const expected = (collected - refunded) as Cents
     if (amount !== expected) {
       add({
         kind: 'settled-amount-differs',
@@ -372,15 +386,16 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
         amount: Math.abs(amount - expected) as Cents,
         ledgerAmount: expected,
         cashnetAmount: amount as Cents,
-        detail: `CashNet settled ${formatDecimal(amount as Cents)} for tx ${tx} (settlement line ${line}), the ledger recorded ${formatDecimal(checkout.total)}${refunded > 0 ? ` less ${formatDecimal(refunded as Cents)} refunded` : ''}`,
+        detail: `CashNet settled ${formatDecimal(amount as Cents)} for tx ${tx} (settlement line ${line}), the ledger recorded ${formatDecimal(collected)} collected${refunded > 0 ? ` less ${formatDecimal(refunded as Cents)} refunded` : ''}`,
         action: `Check tx ${tx} in CashNet; refund or collect the difference and correct Alma to what was really paid.`
       })
     }
   }
 
-  // Only payments the file could contain: a file settled up to some day knows nothing of later ones.
+  // Only payments the file could contain: paid on a (local) day from its first date to its last.
   for (const [tx, checkout] of paidInWindow) {
-    if (settled.has(tx) || lastDate === '' || (checkout.paidAt ?? '').slice(0, 10) > lastDate) continue
+    const paidDay = localDay(checkout.paidAt ?? '')
+    if (settled.has(tx) || lastDate === '' || paidDay < firstDate || paidDay > lastDate) continue
     add({
       kind: 'not-settled',
       checkoutId: checkout.id,
@@ -389,7 +404,7 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
       currency: checkout.currency,
       amount: checkout.total,
       ledgerAmount: checkout.total,
-      detail: `the ledger recorded CashNet tx ${tx} as paid on ${(checkout.paidAt ?? '').slice(0, 10)} (${checkout.state}); CashNet's settlement up to ${lastDate} does not list it`,
+      detail: `the ledger recorded CashNet tx ${tx} as paid on ${paidDay} (${checkout.state}); CashNet's settlement of ${firstDate === lastDate ? lastDate : `${firstDate} to ${lastDate}`} does not list it`,
       action: `Check tx ${tx} in CashNet; if it was voided or reversed, reverse the payment in Alma and tell the patron.`
     })
   }

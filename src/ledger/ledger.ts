@@ -246,6 +246,8 @@ export interface Ledger {
   countUnmatchedPostbacks (): Promise<number>
   /** Checkouts paid, changed or sent a postback at or after the cut-off, oldest first (reconciliation). */
   checkoutsTouchedSince (since: Date): Promise<Checkout[]>
+  /** Every NEEDS_ATTENTION checkout staff have not resolved, whatever its age, oldest first (reconciliation). */
+  openAttention (): Promise<Checkout[]>
   /** Every postback that carried this CashNet tx, whatever its outcome (reconciliation against a settlement file). */
   postbacksWithTx (tx: string): Promise<PostbackRecord[]>
   /** Lines posted within [from, to), for the GL journal. */

@@ -212,6 +212,8 @@ t.test('money PayPal takes back by itself (a reversal) is booked as a refund is,
     ['', '101510', '-5.00', `PayPal receipts ${DAY2}`]
   ], 'the money taken back debits the fee\'s revenue and credits PayPal\'s clearing account, as a refund would')
   t.match(byDay[DAY2][0], { JRNL_LN_REF: `reversal ${reversal.id}` }, 'the line names the reversal')
+  const summary = await runScript('export-gl.ts', ['--date', DAY2, '--out', join(f.dir, 'out')], { DATABASE_PATH: join(f.dir, 'ledger.sqlite'), GL_MAP_FILE: 'config/gl-map.example.json', TIMEZONE: 'UTC' })
+  t.match(summary.stderr, `${DAY2} USD: 0 fee line(s), 1 refund line(s), 1 clearing line(s)`, 'the summary counts the reversal line among the refunds, not the fees')
   t.equal(net(byDay, clearingLines), 0, 'clearing holds nothing of a payment PayPal took back')
   const report = await reportEqualsJournals(t, f, byDay)
   t.same(report.filter(r => r.DATE === DAY2).map(r => [r.FEE_TYPE, r.REFUNDED, r.REFUNDED_UNPOSTED, r.REVERSED]), [['OVERDUEFINE', '5.00', '0.00', '5.00']])

@@ -786,6 +786,22 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.same(touched, ['old', 'c1'], 'paid or changed since, or sent a postback since; oldest first')
   })
 
+  t.test('open attention: every NEEDS_ATTENTION case staff have not resolved, however old, oldest first', async t => {
+    const { ledger, at } = await setup(t)
+    await paidCheckout(ledger, 'stuck', '7001', [500])
+    await ledger.transition({ checkoutId: 'stuck', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR', attentionReason: 'Alma refused' })
+    await paidCheckout(ledger, 'settled', '7002', [500])
+    await ledger.transition({ checkoutId: 'settled', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'ALMA_ERROR' })
+    await ledger.resolveAttention('settled', 'staff', 'refunded', () => null)
+    await paidCheckout(ledger, 'paid', '7003', [500])
+    await ledger.createCheckout(newCheckout('pending', [500]))
+    at('2026-06-01T00:00:00.000Z')
+    await paidCheckout(ledger, 'later', '7004', [300])
+    await ledger.transition({ checkoutId: 'later', from: ['PAID'], to: 'NEEDS_ATTENTION', event: 'x', attentionKind: 'UNAPPLIED' })
+    t.same((await ledger.openAttention()).map(c => [c.id, c.state, c.resolvedAt]), [['stuck', 'NEEDS_ATTENTION', null], ['later', 'NEEDS_ATTENTION', null]])
+    t.same(await ledger.checkoutsTouchedSince(new Date('2026-05-01T00:00:00.000Z')).then(cs => cs.map(c => c.id)), ['later'], 'the window alone would miss the old one')
+  })
+
   t.test('the ledger says when it can take writes', async t => {
     const { ledger } = await setup(t)
     t.equal(await ledger.writable(), true)

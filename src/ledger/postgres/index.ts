@@ -131,6 +131,7 @@ export class PostgresLedger implements Ledger {
   async unmatchedPostbacks (since?: Date, limit?: number): Promise<PostbackRecord[]> { return await this.#queries.unmatchedPostbacks(since, limit) }
   async countUnmatchedPostbacks (): Promise<number> { return await this.#queries.countUnmatchedPostbacks() }
   async checkoutsTouchedSince (since: Date): Promise<Checkout[]> { return await this.#queries.checkoutsTouchedSince(since) }
+  async openAttention (): Promise<Checkout[]> { return await this.#queries.openAttention() }
   async postbacksWithTx (tx: string): Promise<PostbackRecord[]> { return await this.#queries.postbacksWithTx(tx) }
   async postedLines (from: Date, to: Date): Promise<Array<{ checkout: Checkout, lineNo: number }>> { return await this.#queries.postedLines(from, to) }
   async refundsRecorded (from: Date, to: Date): Promise<RecordedRefund[]> { return await this.#queries.refundsRecorded(from, to) }

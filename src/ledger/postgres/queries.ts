@@ -111,6 +111,11 @@ export class PostgresQueries {
     return await this.#checkouts(rows as Array<{ id: string }>)
   }
 
+  async openAttention (): Promise<Checkout[]> {
+    const rows = await this.#pool.query("SELECT id FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL ORDER BY created_at, seq")
+    return await this.#checkouts(rows as Array<{ id: string }>)
+  }
+
   async postbacksWithTx (tx: string): Promise<PostbackRecord[]> {
     return (await this.#pool.query('SELECT * FROM postbacks WHERE tx = $1 ORDER BY id', [tx])).map(toPostback)
   }

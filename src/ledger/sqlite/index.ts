@@ -217,6 +217,10 @@ export class SqliteLedger implements Ledger {
     return this.#queries.checkoutsTouchedSince(since)
   }
 
+  async openAttention (): Promise<Checkout[]> {
+    return this.#queries.openAttention()
+  }
+
   async postbacksWithTx (tx: string): Promise<PostbackRecord[]> {
     return this.#queries.postbacksWithTx(tx)
   }

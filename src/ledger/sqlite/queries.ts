@@ -102,6 +102,11 @@ export class LedgerQueries {
       .all(at, at, at) as Row[]).map(r => this.#store.getCheckout(r.id) as Checkout)
   }
 
+  openAttention (): Checkout[] {
+    return (this.#c.sql("SELECT id FROM checkouts WHERE state = 'NEEDS_ATTENTION' AND resolved_at IS NULL ORDER BY created_at, rowid")
+      .all() as Row[]).map(r => this.#store.getCheckout(r.id) as Checkout)
+  }
+
   postbacksWithTx (tx: string): PostbackRecord[] {
     return (this.#c.sql('SELECT * FROM postbacks WHERE tx = ? ORDER BY id').all(tx) as Row[]).map(toPostback)
   }
