@@ -11,6 +11,9 @@ import { SANDBOX_PAYPAL_CLIENT_ID, SANDBOX_PAYPAL_SECRET } from '../src/sandbox/
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
 import { tsNodeArgs } from './support/ts-child.ts'
 
+// Many runs of the reconcile CLI, each a child process: past tap's 180 s beside the rest of the suite on 2 cores.
+t.setTimeout(480_000)
+
 const DAY = 86_400_000
 const SINCE = new Date(Date.now() - DAY).toISOString().slice(0, 10)
 const UNTIL = new Date(Date.now() + DAY).toISOString().slice(0, 10)

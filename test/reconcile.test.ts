@@ -11,6 +11,9 @@ import { SANDBOX_API_KEY } from '../src/sandbox/stack.ts'
 import { Browser, build, checkoutIdFrom, type TestStack, zedWhoseCampusIdIsAlice } from './helper.ts'
 import { tsNodeArgs } from './support/ts-child.ts'
 
+// Many runs of the reconcile CLI, each a child process: past tap's 180 s beside the rest of the suite on 2 cores.
+t.setTimeout(480_000)
+
 const SINCE = new Date(Date.now() - 86_400_000)
 const TODAY = new Date().toISOString().slice(0, 10)
 
