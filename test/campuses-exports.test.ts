@@ -14,6 +14,10 @@ import { freshDatabase } from './support/postgres.ts'
 import { type Cents, formatDecimal, parseCents } from '../src/money.ts'
 import type { SandboxCampus } from '../src/sandbox/stack.ts'
 
+// Two ledgers (SQLite, then PostgreSQL), each with a dozen job runs as child processes: 190 s in CI beside the
+// Alma limiter's file, past tap's 180 s.
+t.setTimeout(480_000)
+
 const DAY_MS = 86400000
 const started = Date.now()
 /** noon UTC two days ago: the day the ledger stamps the payments with, over in every time zone */
