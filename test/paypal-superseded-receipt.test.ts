@@ -2,8 +2,8 @@
 // HTTP (service, Alma sandbox, PayPal stand-in, EZproxy stand-in). The page tells what happened: the patron did not
 // cancel it, nothing was taken in it, and which checkout replaced it and whether that one was paid.
 
-import t from 'tap'
-import { Browser, build, readForm, until } from './helper.ts'
+import t, { type Test } from 'tap'
+import { Browser, build, readForm, type TestStack, until } from './helper.ts'
 
 async function startPaying (browser: Browser, feeIds: string[]): Promise<{ approveUrl: string, orderId: string }> {
   const fines = await browser.get('/')
@@ -21,16 +21,22 @@ async function approve (browser: Browser, approveUrl: string): Promise<string> {
   return String(decided.headers.location)
 }
 
-t.test('a superseded PayPal checkout\'s receipt names the checkout that paid its fees, says it was paid, and never that the patron cancelled', async t => {
+/** Alice approves fee 100001 on PayPal during its outage: the approval is not captured, its return answers 503. */
+async function approvedDuringOutage (t: Test): Promise<{ stack: TestStack, pp: NonNullable<TestStack['paypal']>, alice: Browser, first: Awaited<ReturnType<typeof startPaying>>, back: string }> {
   const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { webhookMode: 'held' } })
   const pp = stack.paypal
   if (pp === null) throw new Error('no PayPal stand-in')
   const alice = new Browser(stack).login('alice')
   const first = await startPaying(alice, ['100001'])
   const back = await approve(alice, first.approveUrl)
-  const c1 = pp.orders.get(first.orderId)?.customId as string
   pp.faults.failNextCaptures = 1000 // PayPal's outage: the first approval is not captured
   t.equal((await alice.request(back)).status, 503)
+  return { stack, pp, alice, first, back }
+}
+
+t.test('a superseded PayPal checkout\'s receipt names the checkout that paid its fees, says it was paid, and never that the patron cancelled', async t => {
+  const { stack, pp, alice, first, back } = await approvedDuringOutage(t)
+  const c1 = pp.orders.get(first.orderId)?.customId as string
   pp.faults.failNextCaptures = 0
   pp.webhookMode = 'immediate'
 
@@ -56,14 +62,7 @@ t.test('a superseded PayPal checkout\'s receipt names the checkout that paid its
 })
 
 t.test('a superseded PayPal checkout whose replacement PayPal is still reviewing: its page never says the fees are paid', async t => {
-  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { webhookMode: 'held' } })
-  const pp = stack.paypal
-  if (pp === null) throw new Error('no PayPal stand-in')
-  const alice = new Browser(stack).login('alice')
-  const first = await startPaying(alice, ['100001'])
-  const back = await approve(alice, first.approveUrl)
-  pp.faults.failNextCaptures = 1000
-  t.equal((await alice.request(back)).status, 503)
+  const { stack, pp, alice, first, back } = await approvedDuringOutage(t)
   pp.faults.failNextCaptures = 0
   pp.faults.captureStatus = 'PENDING' // the second payment is held by PayPal for review
   const second = await startPaying(alice, ['100001'])
