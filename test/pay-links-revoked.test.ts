@@ -2,18 +2,23 @@
 // SMTP stand-in): the session stops at once, is kept in the sessions store marked ended (not deleted), and the
 // patron gets a calm 403 that says the link was withdrawn and whom to ask; operators get access.pay_link_revoked.
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { sessionKey } from '../src/web/sessions.ts'
-import { Browser, build, readForm, Stranger } from './helper.ts'
+import { Browser, build, readForm, Stranger, type TestStack } from './helper.ts'
 import { runningMailServer } from './support/mail-server.ts'
+
+/** Staff send alice a pay link by mail: the staff browser and the link's token. */
+async function sendAlicePayLink (t: Test, stack: TestStack, mails: Array<{ text: string }>): Promise<{ staff: Browser, token: string }> {
+  const staff = new Browser(stack).login('staff')
+  const page = await staff.get('/admin/pay-links?id=alice')
+  t.equal((await staff.post('/admin/pay-links', readForm(page.body, 'send-pay-link').fields)).status, 303)
+  return { staff, token: /\/pay\/(pl1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/.exec(mails[0].text)?.[1] ?? '' }
+}
 
 t.test('a revoked pay link\'s session ends at once: a calm 403 (pay_link_revoked), the session kept marked ended, an event for operators', async t => {
   const smtp = await runningMailServer(t)
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, ALERT_EMAIL_FROM: 'fines@example.edu' } })
-  const staff = new Browser(stack).login('staff')
-  const page = await staff.get('/admin/pay-links?id=alice')
-  t.equal((await staff.post('/admin/pay-links', readForm(page.body, 'send-pay-link').fields)).status, 303)
-  const token = /\/pay\/(pl1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/.exec(smtp.mails[0].text)?.[1] ?? ''
+  const { staff, token } = await sendAlicePayLink(t, stack, smtp.mails)
 
   const patron = new Stranger(stack.serviceUrl)
   t.equal((await patron.get(`/pay/${token}`)).status, 302)
@@ -48,10 +53,7 @@ t.test('staff revoke a pay link while its patron is starting a checkout: the pat
   const stack = await build(t, { env: { PAY_LINKS: 'on', SMTP_URL: smtp.url, ALERT_EMAIL_FROM: 'fines@example.edu', PAYMENT_PROVIDER: 'paypal' } })
   const pp = stack.paypal
   if (pp === null) throw new Error('no PayPal stand-in')
-  const staff = new Browser(stack).login('staff')
-  const page = await staff.get('/admin/pay-links?id=alice')
-  t.equal((await staff.post('/admin/pay-links', readForm(page.body, 'send-pay-link').fields)).status, 303)
-  const token = /\/pay\/(pl1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/.exec(smtp.mails[0].text)?.[1] ?? ''
+  const { staff, token } = await sendAlicePayLink(t, stack, smtp.mails)
   const patron = new Stranger(stack.serviceUrl)
   t.equal((await patron.get(`/pay/${token}`)).status, 302)
   const pay = readForm((await patron.get('/')).body, 'pay-form')
