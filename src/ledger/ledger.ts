@@ -189,6 +189,13 @@ export interface Ledger {
   renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean>
   releasePosting (lease: PostingLease): Promise<void>
   /**
+   * Releases whatever lease `holder` holds on this checkout, under any fence: for a holder that does not know its
+   * fence (its claim was committed but the answer lost with the connection) or could not release when its posting
+   * stopped. Only the holder itself calls it, and only while it runs no posting of this checkout. True when a lease
+   * was released.
+   */
+  releaseHeldBy (checkoutId: string, holder: string): Promise<boolean>
+  /**
    * Reserve up to `wanted` Alma calls for `key` for the process `holder`, under a limit of `limit` calls per
    * `windowMs` shared by every process, in one write (the rule: alma-budget.ts): a process alone is granted what
    * it asks (its own limiter bounds it); while several ask, as many as fit; none granted, how long to wait.

@@ -55,6 +55,13 @@ export class PostingWorker {
   readonly #alerted = new Set<string>()
   /** postings given up at shutdown: whatever they still do must not touch the closed ledger */
   readonly #abandoned = new Set<string>()
+  /**
+   * Checkouts on which this process may have left a lease held, with the ledger out of reach: a claim whose answer
+   * was lost (it may have been committed), or a release that failed. The next poll that reaches the ledger releases
+   * them, so the payment is posted as soon as the database is back, not a whole POSTING_LEASE_SECONDS later; until
+   * then this process would take its own lease for another's.
+   */
+  readonly #leftHeld = new Set<string>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #lastSweep = 0
@@ -148,6 +155,7 @@ export class PostingWorker {
   /** One poll: schedules due postings, and sweeps once a minute; a ledger that cannot be read is logged, not fatal. */
   async #poll (): Promise<void> {
     try {
+      await this.#releaseLeft()
       const now = new Date()
       for (const id of await this.#ledger.duePostings(now)) this.schedule(id)
       if (now.getTime() - this.#lastSweep >= 60_000) {
@@ -156,6 +164,30 @@ export class PostingWorker {
       }
     } catch (error) {
       this.#logger.error({ event: 'worker.error', err: { message: (error as Error).message } }, `posting worker could not read the ledger: ${(error as Error).message}`)
+    }
+  }
+
+  /**
+   * Releases the leases this process may have left held (see #leftHeld); throws, as the poll's reads do, while the
+   * ledger is out of reach. Each is released as if it were a posting of this process, so no claim of the same
+   * checkout starts here meanwhile: a lease taken anew cannot be released by mistake.
+   */
+  async #releaseLeft (): Promise<void> {
+    for (const id of [...this.#leftHeld]) {
+      if (this.#running.has(id) || this.#stopped) continue
+      const release = this.#ledger.releaseHeldBy(id, this.holder)
+      this.#running.set(id, release.then(() => undefined, () => undefined))
+      let released: boolean
+      try {
+        released = await release
+      } finally {
+        this.#running.delete(id)
+        if (this.#again.delete(id)) this.schedule(id)
+      }
+      this.#leftHeld.delete(id)
+      if (released) {
+        this.#logger.info({ event: 'posting.lease_released', checkout: id }, `the lease this process left held on posting ${id} when the ledger was out of reach is released: the posting resumes now`)
+      }
     }
   }
 
@@ -211,11 +243,20 @@ export class PostingWorker {
     // A retry is waiting for its backoff: duplicate postbacks or the poll must not jump the queue.
     if (before?.nextAttemptAt != null && Date.parse(before.nextAttemptAt) > Date.now()) return
     const leaseMs = this.#settings.leaseMs
-    const lease = await this.#ledger.claimPosting(checkoutId, this.holder, leaseMs)
+    let lease: PostingLease | null
+    try {
+      lease = await this.#ledger.claimPosting(checkoutId, this.holder, leaseMs)
+    } catch (error) {
+      // the connection lost with the answer: the claim may have been committed, a lease this process does not know
+      this.#leftHeld.add(checkoutId)
+      throw error
+    }
     if (lease === null) {
       this.#logger.debug({ event: 'posting.held_elsewhere', checkout: checkoutId }, `posting ${checkoutId} is held by another process (or no longer PAID)`)
       return
     }
+    // claimed: no lease of this process's was left held on it (a claim succeeds only where none is live)
+    this.#leftHeld.delete(checkoutId)
     let lost = false
     const renew = async (): Promise<boolean> => {
       if (lost) return false
@@ -239,7 +280,8 @@ export class PostingWorker {
       clearInterval(renewal)
       if (!lost && !this.#abandoned.has(checkoutId)) {
         await this.#ledger.releasePosting(lease).catch((error: unknown) => {
-          this.#logger.warn({ event: 'posting.release_failed', checkout: checkoutId, err: { message: (error as Error).message } }, `could not release the lease on ${checkoutId} (it expires by itself): ${(error as Error).message}`)
+          this.#leftHeld.add(checkoutId)
+          this.#logger.warn({ event: 'posting.release_failed', checkout: checkoutId, err: { message: (error as Error).message } }, `could not release the lease on ${checkoutId}: ${(error as Error).message}; it is released at the next poll that reaches the ledger (or expires by itself)`)
         })
       }
     }

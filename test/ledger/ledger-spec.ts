@@ -829,6 +829,24 @@ export function specifyLedger (t: Test, makeLedger: MakeLedger, store: StoreAcce
     t.equal(await ledger.renewPosting(b as NonNullable<typeof b>, 60_000), true)
   })
 
+  t.test('a holder that does not know its fence releases its own lease by name, and no one else\'s', async t => {
+    const { ledger } = await setup(t)
+    await paidCheckout(ledger, 'c1', '7001', [500])
+    await paidCheckout(ledger, 'c2', '7002', [500])
+    const a = await ledger.claimPosting('c1', 'A', 60_000) as NonNullable<Awaited<ReturnType<Ledger['claimPosting']>>>
+    await ledger.claimPosting('c2', 'B', 60_000)
+    t.equal(await ledger.releaseHeldBy('c1', 'B'), false, 'B holds no lease on c1: nothing released')
+    t.equal(await ledger.releaseHeldBy('c2', 'A'), false, 'nor does A on c2')
+    t.same(await ledger.duePostings(new Date(START)), [], 'both leases still live')
+    t.equal(await ledger.releaseHeldBy('c1', 'A'), true, 'A releases its own, without its fence')
+    t.same(await ledger.duePostings(new Date(START)), ['c1'], 'released, it is due again')
+    t.equal(await ledger.releaseHeldBy('c1', 'A'), false, 'twice: nothing more to release')
+    t.equal(await ledger.renewPosting(a, 60_000), false, 'the released lease cannot be renewed')
+    const again = await ledger.claimPosting('c1', 'C', 60_000)
+    t.equal(again?.fence, a.fence + 1, 'claimed anew under the next fence')
+    t.equal(await ledger.releaseHeldBy('c3', 'A'), false, 'an unknown checkout: nothing')
+  })
+
   t.test('a lease that expires may be taken over; the old holder can neither renew it nor write under its fence', async t => {
     const { ledger, at } = await setup(t)
     await paidCheckout(ledger, 'c1', '7001', [500, 250])

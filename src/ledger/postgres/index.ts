@@ -153,6 +153,7 @@ export class PostgresLedger implements Ledger {
   async claimPosting (checkoutId: string, holder: string, leaseMs: number): Promise<PostingLease | null> { return await this.#store.claimPosting(checkoutId, holder, leaseMs) }
   async renewPosting (lease: PostingLease, leaseMs: number): Promise<boolean> { return await this.#store.renewPosting(lease, leaseMs) }
   async releasePosting (lease: PostingLease): Promise<void> { await this.#store.releasePosting(lease) }
+  async releaseHeldBy (checkoutId: string, holder: string): Promise<boolean> { return await this.#store.releaseHeldBy(checkoutId, holder) }
   async reserveAlmaCalls (key: string, limit: number, windowMs: number, wanted: number, holder: string, held?: AlmaCallHolds): Promise<AlmaCallReservation> {
     return await this.#store.reserveAlmaCalls(key, limit, windowMs, wanted, holder, held)
   }

@@ -435,6 +435,12 @@ export class PostgresStore {
       [lease.checkoutId, lease.fence, lease.holder])
   }
 
+  /** Gives up any lease this holder holds on the checkout, whatever its fence (Ledger.releaseHeldBy). */
+  async releaseHeldBy (checkoutId: string, holder: string): Promise<boolean> {
+    return await this.#pool.run('UPDATE checkouts SET posting_holder = NULL, posting_expires_at = NULL WHERE id = $1 AND posting_holder = $2',
+      [checkoutId, holder]) === 1
+  }
+
   /**
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every instance: one key
    * at a time (an advisory lock), the rule of ../alma-budget.ts. With `held` (AlmaCallHolds), a call granted counts

@@ -131,6 +131,10 @@ export class SqliteLedger implements Ledger {
     write(() => { this.#store.releasePosting(lease) })
   }
 
+  async releaseHeldBy (checkoutId: string, holder: string): Promise<boolean> {
+    return write(() => this.#store.releaseHeldBy(checkoutId, holder))
+  }
+
   /**
    * The Alma budget is asked on every Alma call, from every process on this file: a lock held by another process is
    * waited out here, a millisecond or a few at a time, with the event loop free (SQLite's busy timeout would sleep

@@ -432,6 +432,13 @@ export class CheckoutStore {
       .run(lease.checkoutId, lease.fence, lease.holder))
   }
 
+  /** Gives up any lease this holder holds on the checkout, whatever its fence (Ledger.releaseHeldBy). */
+  releaseHeldBy (checkoutId: string, holder: string): boolean {
+    const c = this.#c
+    return c.relaxed(() => c.sql('UPDATE checkouts SET lease_holder = NULL, lease_expires_at = NULL WHERE id = ? AND lease_holder = ?')
+      .run(checkoutId, holder)).changes === 1
+  }
+
   /**
    * Up to `wanted` Alma calls for `holder` (one process) under a sliding window shared by every process on this
    * ledger, in one write (the rule: ../alma-budget.ts). Never waits for another process's lock (SQLITE_BUSY at
