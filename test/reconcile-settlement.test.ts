@@ -1,6 +1,7 @@
 // npm run reconcile at the edges the first suite (reconcile.test.ts) does not reach: a case left needing attention
 // from before --since, CashNet's settlement file judged by the library's local days (its first to its last), the
-// amount CashNet really collected, refunds recorded after the file's last day, and PayPal payments beside it.
+// amount CashNet really collected (settled or missing from the file), refunds recorded after the file's last day, and
+// PayPal payments beside it.
 
 import Database from 'better-sqlite3'
 import { writeFileSync } from 'node:fs'
@@ -138,6 +139,10 @@ t.test('the settled amount expected is what CashNet collected, less only the ref
   t.same(await differs([{ amount: 150, date: yesterday }, { amount: -50, date: nextDay(yesterday) }]), [], 'a file through today nets the refund')
   t.match(await differs([{ amount: 150, date: yesterday }, { amount: 0, date: nextDay(yesterday) }]), [{ tx, amount: 50, ledgerAmount: 100, cashnetAmount: 150 }], 'and misses it when it is not there')
   t.match(await differs([{ amount: 250, date: yesterday }]), [{ tx, amount: 100, ledgerAmount: 150, cashnetAmount: 250, detail: /the ledger recorded 1\.50 collected/ }], 'the checkout\'s 2.50 is not what was collected')
+  // a file of that day without the tx: the money at stake is the 1.50 collected, not the 2.50 checkout
+  const other = await pay(stack, 'alice', ['100001'])
+  const unlisted = (await run(stack, since, [{ tx: (await checkout(stack, other)).tx as string, amount: 500, date: yesterday, line: 2 }], 'UTC')).findings.filter(f => f.kind === 'not-settled')
+  t.match(unlisted, [{ tx, amount: 150, ledgerAmount: 150, detail: /1\.50 collected of a 2\.50 checkout/ }], 'not settled: what CashNet collected')
 })
 
 t.test('PayPal payments are not judged against CashNet\'s settlement', async t => {

@@ -373,7 +373,7 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
     // refunds recorded by the file's last day: CashNet's settlement lists those as negative rows of the tx, and
     // cannot list a later one.
     const money = await input.ledger.moneyRecord(checkout.id)
-    const collected: Cents = money?.reports.find(r => r.tx === tx)?.total ?? checkout.total
+    const collected = collectedOf(money, checkout, tx)
     const refunded = (money?.refunds ?? []).filter(r => r.tx === tx && localDay(r.at) <= lastDate).reduce((s, r) => s + r.amount, 0)
     const expected = (collected - refunded) as Cents
     if (amount !== expected) {
@@ -396,19 +396,26 @@ async function checkSettlement (input: ReconcileInput, scope: Map<string, Checko
   for (const [tx, checkout] of paidInWindow) {
     const paidDay = localDay(checkout.paidAt ?? '')
     if (settled.has(tx) || lastDate === '' || paidDay < firstDate || paidDay > lastDate) continue
+    // the money at stake is what CashNet said it collected, which may differ from the checkout's total
+    const collected = collectedOf(await input.ledger.moneyRecord(checkout.id), checkout, tx)
     add({
       kind: 'not-settled',
       checkoutId: checkout.id,
       tx,
       patron: patronOf(checkout),
       currency: checkout.currency,
-      amount: checkout.total,
-      ledgerAmount: checkout.total,
-      detail: `the ledger recorded CashNet tx ${tx} as paid on ${paidDay} (${checkout.state}); CashNet's settlement of ${firstDate === lastDate ? lastDate : `${firstDate} to ${lastDate}`} does not list it`,
+      amount: collected,
+      ledgerAmount: collected,
+      detail: `the ledger recorded CashNet tx ${tx} as paid on ${paidDay} (${checkout.state}, ${formatDecimal(collected)} collected${collected !== checkout.total ? ` of a ${formatDecimal(checkout.total)} checkout` : ''}); CashNet's settlement of ${firstDate === lastDate ? lastDate : `${firstDate} to ${lastDate}`} does not list it`,
       action: `Check tx ${tx} in CashNet; if it was voided or reversed, reverse the payment in Alma and tell the patron.`
     })
   }
   return rows
+}
+
+/** What the provider said it collected for a tx (its postback's items), else the checkout's total. */
+function collectedOf (money: Awaited<ReturnType<Ledger['moneyRecord']>>, checkout: Checkout, tx: string): Cents {
+  return money?.reports.find(r => r.tx === tx)?.total ?? checkout.total
 }
 
 /** Streams CashNet's settlement CSV (header tx,amount,date); any bad record is BadInput naming file and line. */
