@@ -208,6 +208,34 @@ t.test('PostgreSQL stops after PayPal captured, before the ledger recorded it: t
   t.equal(paidInAlma(stack), 2, 'two pay calls in all')
 })
 
+t.test('PostgreSQL stops after PayPal captured; after the restart, before PayPal sends its webhook again, the patron pays the same fees again: Alma is paid once, staff are told to refund the first capture', async t => {
+  const setup = await capturedThenDown(t)
+  if (setup === null) return
+  const { stack, server, alice, checkoutId, completed } = setup
+  const first = stack.pp.captures[0].id
+  startServer(server)
+  await until(async () => (await send(`${stack.serviceUrl}/readyz`)).status === 200, '/readyz after the restart', 30_000)
+  stack.pp.setWebhookUrl(`${stack.serviceUrl}/paypal/webhook`)
+  // the open checkout holds no fees (the ledger never learnt of its capture): the fines page offers them again
+  const again = await startPaying(alice, ['100001', '100003'])
+  await alice.request(await approve(alice, again.approveUrl))
+  const second = stack.pp.orders.get(again.orderId)?.customId as string
+  await until(async () => (await stack.app.ledger.getCheckout(second))?.state === 'POSTED', 'the second payment POSTED', 30_000)
+  // PayPal sends the first capture's COMPLETED webhook again: money taken twice for the same fees
+  t.equal((await stack.pp.redeliver(completed)).status, 200, 'the first capture\'s webhook is taken')
+  await stack.app.worker.idle()
+  const checkout = await stack.app.ledger.getCheckout(checkoutId)
+  t.equal(checkout?.state, 'NEEDS_ATTENTION', 'the first capture is recorded for staff')
+  // recorded PAID (the second checkout no longer holds the fees: it is posted), then the poster found nothing left
+  // to pay in Alma: money Alma could not take, for staff to refund
+  t.equal(checkout?.attentionKind, 'UNAPPLIED', 'as money Alma could not take')
+  t.match(checkout?.attentionReason, /refund/i, 'staff are told to refund it')
+  t.equal(stack.pp.captures.length, 2, 'two captures at PayPal: the patron was charged twice')
+  t.same(stack.alma.paymentsFor(first), [], 'nothing paid in Alma with the first capture')
+  t.same(stack.alma.paymentsFor(stack.pp.captures[1].id).map(p => p.feeId).sort(), ['100001', '100003'], 'each fee paid once, with the second')
+  t.equal(paidInAlma(stack), 2, 'two pay calls in all')
+})
+
 t.test('PayPal\'s refund webhook while PostgreSQL is down: answered 503, never 200; sent again after the restart (twice at once), the refund is recorded once', async t => {
   const setup = await outageStack(t)
   if (setup === null) return
