@@ -1,17 +1,19 @@
 // PayPal payments while PostgreSQL (DATABASE_URL) is down or restarting, over real HTTP with the Alma sandbox and
 // the PayPal stand-in as judges (SPEC 11, SPEC 13). Each test owns a private PostgreSQL server and stops it at one
 // step of a PayPal payment:
-// - the patron comes back from PayPal while it is down: nothing is captured, a calm 503 says so, and the patron's
-//   retry (or the APPROVED webhook PayPal sends again) captures and posts it once after the restart;
-// - it goes down after PayPal captured the order and before the ledger recorded it: the money is not lost (the
-//   COMPLETED webhook PayPal sends again, or the patron's retry, records it, and it is posted once), and the patron is
-//   told it may have been taken and not to pay again. Before the fix the page said "Nothing was charged by this page":
-//   money PayPal had taken, on a checkout that holds no fees until the capture is recorded, so a patron who believed
-//   it paid the same fees again and was charged twice (a DOUBLE_CHARGE for staff to refund);
+// - the patron comes back from PayPal while it is down: nothing is captured, a calm 503 says not to pay again, and
+//   the patron's retry (or the APPROVED webhook PayPal sends again) captures and posts it once after the restart;
+// - it goes down after PayPal captured the order and before the ledger recorded it (on the patron's return, or while
+//   the APPROVED webhook captured): the money is not lost (the COMPLETED webhook PayPal sends again, or the patron's
+//   retry, records it, and it is posted once) and the operator gets paypal.capture_unrecorded. The patron's page was
+//   wrong: it said "Nothing was charged by this page" of money PayPal had taken, on a checkout that holds no fees
+//   until its capture is recorded, so a patron who believed it paid the same fees again and was charged twice. It
+//   now says PayPal took the money, how much, and not to pay again. One who pays again anyway (before PayPal's
+//   webhook comes again) is charged twice still: Alma is paid once, and staff are told to refund the first capture;
 // - a webhook while it is down (APPROVED, COMPLETED, REFUNDED) is answered 503, never 2xx, and recorded once when
 //   PayPal sends it again;
 // - killed in the middle of a burst of returns: /readyz 503 while down; after the restart every captured payment is
-//   POSTED, each fee paid exactly once in Alma, nothing captured twice at PayPal.
+//   POSTED, each fee paid exactly once in Alma, one capture per order at PayPal.
 
 import t, { type Test } from 'tap'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
@@ -206,6 +208,35 @@ t.test('PostgreSQL stops after PayPal captured, before the ledger recorded it: t
   t.equal(stack.pp.captures.length, 1, 'captured once: the retry found the capture PayPal had made')
   t.same(stack.alma.paymentsFor(tx).map(p => p.feeId).sort(), ['100001', '100003'], 'each fee paid once in Alma')
   t.equal(paidInAlma(stack), 2, 'two pay calls in all')
+})
+
+t.test('PostgreSQL stops while the APPROVED webhook captures (the patron never comes back): both webhooks answered 503; sent again, recorded and posted once', async t => {
+  const setup = await outageStack(t)
+  if (setup === null) return
+  const { stack, server } = setup
+  const listener = await stopOnCapture(t, stack, server)
+  listener.holdApproved = false
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId } = await startPaying(alice, ['100001'])
+  await approve(alice, approveUrl) // and the patron closes the browser: the return never comes
+  const checkoutId = stack.pp.orders.get(orderId)?.customId as string
+  t.equal(stack.pp.captures.length, 1, 'the APPROVED webhook captured the order: the money is taken')
+  const tx = stack.pp.captures[0].id
+  const deliveries = stack.pp.webhooks.map(d => [d.eventType, d.status])
+  t.same(deliveries, [['CHECKOUT.ORDER.APPROVED', 503], ['PAYMENT.CAPTURE.COMPLETED', 503]], 'both webhooks answered 503 (PayPal sends them again), neither 200')
+  t.ok(stack.logLines().some(l => l.event === 'paypal.capture_unrecorded' && l.source === 'webhook' && l.tx === tx), 'the operator is told of money taken and not yet recorded')
+
+  startServer(server)
+  await until(async () => (await send(`${stack.serviceUrl}/readyz`)).status === 200, '/readyz after the restart', 30_000)
+  stack.pp.setWebhookUrl(`${stack.serviceUrl}/paypal/webhook`)
+  const again = await Promise.all(stack.pp.webhooks.slice(0, 2).map(async d => await stack.pp.redeliver(d)))
+  t.same(again.map(d => d.status), [200, 200], 'sent again (at once), both are taken')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'POSTED', 30_000)
+  await stack.app.worker.idle()
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.tx, tx, 'paid with the capture PayPal made')
+  t.equal(stack.pp.captures.length, 1, 'captured once: the APPROVED webhook sent again found the capture')
+  t.same(stack.alma.paymentsFor(tx), [{ feeId: '100001', amountCents: 500 }], 'the fee paid once in Alma')
+  t.equal(paidInAlma(stack), 1, 'one pay call in all')
 })
 
 t.test('PostgreSQL stops after PayPal captured; after the restart, before PayPal sends its webhook again, the patron pays the same fees again: Alma is paid once, staff are told to refund the first capture', async t => {
