@@ -6,6 +6,7 @@
 // capture, while a 422 PayPal may replay for a key can never answer the patron's next approval; what is recorded goes through Ledger.recordPostback with decideCapture, so the ledger's compare-and-set
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
+import { LedgerUnavailable } from '../ledger/errors.ts'
 import { CAPTURE_PENDING_EVENT, type Ledger, type Reopen } from '../ledger/ledger.ts'
 import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord } from '../ledger/types.ts'
 import { type Cents, formatDecimal, parseCents } from '../money.ts'
@@ -217,14 +218,35 @@ async function supersede (deps: PayPalDeps, orderId: string, checkoutId: string)
   return { kind: 'superseded', paidBy }
 }
 
+/**
+ * The ledger went out of reach between PayPal's capture and its record: PayPal holds the money, the ledger does not
+ * know it yet (the checkout is still open and holds no fees). Still LedgerUnavailable (503: nothing was written), with
+ * what PayPal collected, so that the patron is told their money was taken and must not pay again.
+ */
+export class CaptureNotRecorded extends LedgerUnavailable {
+  constructor (readonly collected: Collected, readonly orderId: string, cause: LedgerUnavailable) {
+    super(cause.message)
+    this.message = cause.message
+  }
+}
+
 /** Captures an approved order and records the capture; the return and the APPROVED webhook both come here. */
 export async function completeOrder (deps: PayPalDeps, orderId: string, checkoutId: string, source: 'return' | 'webhook'): Promise<CaptureResult & { recorded?: RecordedCapture }> {
   const superseded = await supersede(deps, orderId, checkoutId)
   if (superseded !== null) return superseded
   const result = await captureApproved(deps, orderId, checkoutId)
   if (result.kind !== 'captured') return result
-  const recorded = await recordCollected(deps, result.collected, source, { order: orderId })
-  return { ...result, recorded }
+  try {
+    const recorded = await recordCollected(deps, result.collected, source, { order: orderId })
+    return { ...result, recorded }
+  } catch (error) {
+    if (!(error instanceof LedgerUnavailable)) throw error
+    // money taken and nowhere recorded here: PayPal's PAYMENT.CAPTURE.COMPLETED webhook (sent again until answered
+    // 2xx) or the patron's reloaded return (the same PayPal-Request-Id answers with this capture) records it
+    const { tx, amount, currency } = result.collected
+    deps.logger.warn({ event: 'paypal.capture_unrecorded', source, checkout: checkoutId, order: orderId, tx, amount }, `PayPal captured ${formatDecimal(amount)} ${currency} for checkout ${checkoutId} (order ${orderId}, capture ${tx}) but the ledger could not record it (${error.message}): it is recorded when PayPal sends its PAYMENT.CAPTURE.COMPLETED webhook again or the patron reloads the return; if checkout ${checkoutId} is still not PAID once the database is back, check the webhook deliveries in PayPal`)
+    throw new CaptureNotRecorded(result.collected, orderId, error)
+  }
 }
 
 /** The patron cancelled on PayPal: a CREATED checkout becomes CANCELLED (nothing was taken). */

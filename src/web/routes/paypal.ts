@@ -10,7 +10,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
-import { checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
+import { LedgerUnavailable } from '../../ledger/errors.ts'
+import { formatDecimal } from '../../money.ts'
+import { CaptureNotRecorded, checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
 import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
 import { receiptStory } from '../../payments/receipt-story.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
@@ -84,6 +86,24 @@ const paypal: FastifyPluginAsync = async (fastify) => {
     return calm(reply, 503, 'PayPal is not answering', 'We could not confirm your payment with PayPal just now. If you approved it, it will be completed and recorded as soon as PayPal answers; you do not need to pay again. Check your receipt again in a few minutes.')
   }
 
+  /**
+   * The ledger out of reach on the patron's way back from PayPal. Never "nothing was charged": PayPal may have taken
+   * the money (CaptureNotRecorded says it did, and how much), and the open checkout holds no fees until it is recorded,
+   * so a patron who believed nothing was taken would pay the same fees again. Reloading this page (the same order)
+   * captures or records it once; so do PayPal's webhooks, sent again until answered.
+   */
+  const notRecorded = (request: FastifyRequest, reply: FastifyReply, error: LedgerUnavailable): FastifyReply => {
+    if (error instanceof CaptureNotRecorded) {
+      const { amount, currency } = error.collected
+      return calm(reply.header('retry-after', '60').header('cache-control', 'no-store'), 503, 'Your payment is being recorded',
+        `PayPal has taken your payment of ${formatDecimal(amount)} ${currency}, but we could not record it just now. It will be recorded and sent to the library as soon as we can: you do not need to pay again. Reload this page in a few minutes to see your receipt.`)
+    }
+    const hint = config.databaseUrl !== '' ? 'is PostgreSQL at DATABASE_URL up and reachable?' : 'is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?'
+    request.log.warn({ event: 'ledger.busy', path: '/paypal/return' }, `${error.message}; answered 503 (${hint})`)
+    return calm(reply.header('retry-after', '60').header('cache-control', 'no-store'), 503, 'Please try again in a moment',
+      'We could not record your PayPal payment just now. If you approved it on PayPal, it will be completed and recorded as soon as we can: you do not need to pay again. Reload this page in a few minutes to see your receipt.')
+  }
+
   fastify.get<BackRoute>('/paypal/return', { config: { access: 'patron', root: '../' }, schema: { querystring: BACK_QUERY } }, async (request, reply) => {
     const payer = payerOf(request.patron)
     const { token, ref } = request.query
@@ -115,6 +135,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       }
       return await receipt(request, reply, await ledger.getCheckout(checkout.id) as Checkout)
     } catch (error) {
+      if (error instanceof LedgerUnavailable) return notRecorded(request, reply, error)
       // an answer PayPal gave that cannot be believed (a capture in another currency, say): the patron sees what
       // the ledger says (the verified webhook records the capture for staff); PayPal not answering: the calm page
       if (known === null && isPayPalError(error) && !error.retryable) {
