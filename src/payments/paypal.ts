@@ -546,3 +546,27 @@ export async function recoverStalledReviews (deps: PayPalDeps, now: Date, asked:
     }
   }
 }
+
+/** The audit event that remembers a PayPal checkout's order id (detail: order), written before the patron is sent to approve it. */
+export const ORDER_CREATED_EVENT = 'paypal.order_created'
+
+/** Remembers the order PayPal created for a checkout (one per checkout: created with the checkout id as PayPal-Request-Id). */
+export async function rememberOrder (ledger: Pick<Ledger, 'audit'>, checkoutId: string, orderId: string): Promise<void> {
+  await ledger.audit(checkoutId, ORDER_CREATED_EVENT, { order: orderId })
+}
+
+/**
+ * The PayPal order remembered for a checkout (the latest ORDER_CREATED_EVENT), or null: none (made before it was
+ * remembered), or the checkout is held for review (CAPTURE_PENDING_EVENT, marked or not yet: its capture is known, and
+ * recoverStalledReviews asks PayPal about it).
+ */
+export async function orderOf (ledger: Pick<Ledger, 'history'>, checkoutId: string): Promise<string | null> {
+  const events = (await ledger.history(checkoutId))?.events ?? []
+  if (events.some(e => e.event === CAPTURE_PENDING_EVENT)) return null
+  for (let i = events.length - 1; i >= 0; i--) {
+    if (events[i].event !== ORDER_CREATED_EVENT) continue
+    const { order } = detailOf(events[i])
+    if (typeof order === 'string' && order !== '') return order
+  }
+  return null
+}

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
 import { CheckoutRefused, closeForRevokedLink, startCheckout } from '../../payments/checkout.ts'
+import { rememberOrder } from '../../payments/paypal.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
 import { baseUrlFor, cookiePathFor, payerOf } from '../plugins/identity.ts'
@@ -56,6 +57,8 @@ const checkout: FastifyPluginAsync = async (fastify) => {
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePathFor(request.patron, config), maxAge: 2 * 24 * 3600 })
       // a pay-link patron's session cookie lives on PAY_LINK_URL: the provider sends them back there, not through EZproxy
       const start = await fastify.paymentProvider.start(created, { publicUrl: baseUrlFor(request.patron, config), brandName: config.libraryName })
+      // remembered before the patron is sent to approve it: the sweep asks PayPal about it if its capture's record never arrives
+      if (start.kind === 'redirect' && start.order !== undefined) await rememberOrder(ledger, created.id, start.order)
       // the pay link revoked while this checkout was being started: once the revoke is answered nobody is sent to pay
       if (await fastify.payLinkRevokedSince(request)) {
         const closed = await closeForRevokedLink(ledger, created.id, request.patron?.payLink ?? '')
