@@ -112,6 +112,38 @@ t.test('(a) a capture for more than the checkout, found by the sweep, goes to st
   t.ok(stack.logLines().some(l => l.event === 'paypal.capture_recovered' && l.outcome === 'MISMATCH'))
 })
 
+t.test('(b) the patron starts a new checkout for the same fees before the sweep: the earlier capture is recorded first, not charged twice', async t => {
+  const stack = await paypalStack(t)
+  const { alice, checkoutId, orderId, captureId } = await capturedUnrecorded(stack, ['100001'])
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  t.ok(pay.checkboxes.includes('100001'), 'with the capture unrecorded, the fee looks unpaid')
+  const ordersBefore = stack.pp.orders.size
+  const checkoutsBefore = (await stack.app.ledger.listCheckouts({})).total
+  const asksBefore = orderAsks(stack, orderId)
+
+  const again = await alice.post('/checkout', [...pay.fields, ['fee', '100001'], ['fee', '100002']])
+  t.equal(again.status, 409, 'the new checkout is refused')
+  t.match(again.body, 'We have already received a payment for one of the selected fees')
+  t.equal(orderAsks(stack, orderId), asksBefore + 1, 'PayPal was asked about the open order once')
+  t.equal(stack.pp.orders.size, ordersBefore, 'no new PayPal order')
+  t.equal(stack.pp.captures.length, 1, 'PayPal holds one capture: the patron is not charged twice')
+  t.equal((await stack.app.ledger.listCheckouts({})).total, checkoutsBefore, 'no new checkout')
+
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'the earlier checkout is posted')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }], 'Alma paid once')
+  t.match(stack.logLines().filter(l => l.event === 'paypal.capture_recovered'), [{ checkout: checkoutId, order: orderId, tx: captureId, found: 'new-checkout', outcome: 'PAID' }])
+  t.match((await auditEvents(stack, checkoutId)).filter(e => e.event === CAPTURE_RECOVERED_EVENT).map(e => e.detail), [{ found: 'new-checkout' }])
+
+  // the other fee alone is payable again, and paying it asks nothing more of the recorded checkout
+  const after = readForm((await alice.get('/')).body, 'pay-form')
+  t.notOk(after.checkboxes.includes('100001'), 'the paid fee is no longer payable')
+  const other = await alice.post('/checkout', [...after.fields, ['fee', '100002']])
+  t.equal(other.status, 303, 'another fee starts a checkout as usual')
+  t.equal(orderAsks(stack, orderId), asksBefore + 1, 'the recorded checkout is not asked about again')
+})
+
 t.test('(c) orders never approved or cancelled: asked at most once per interval, nothing recorded; past the bound, never asked', async t => {
   const stack = await paypalStack(t)
   const alice = new Browser(stack).login('alice')

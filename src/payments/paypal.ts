@@ -8,7 +8,7 @@
 
 import { LedgerUnavailable } from '../ledger/errors.ts'
 import { CAPTURE_PENDING_EVENT, type Ledger, type PageCursor, type Reopen } from '../ledger/ledger.ts'
-import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord } from '../ledger/types.ts'
+import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord, UserIdKind } from '../ledger/types.ts'
 import { type Cents, formatDecimal, parseCents } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
 import { PayPalError } from '../providers/paypal/errors.ts'
@@ -563,6 +563,8 @@ export const ORDER_CHECK_WITHIN_MS = 3 * 24 * 60 * 60 * 1000
 export const ORDER_ASK_EVERY_MS = 15 * 60 * 1000
 /** at most this many orders asked about in one sweep (the rest wait for the next minute's) */
 export const ORDER_CHECKS_PER_SWEEP = 50
+/** at most this many of the patron's own open PayPal checkouts asked about before a new checkout */
+export const OPEN_ORDERS_BEFORE_CHECKOUT = 5
 
 /** Remembers the order PayPal created for a checkout (one per checkout: created with the checkout id as PayPal-Request-Id). */
 export async function rememberOrder (ledger: Pick<Ledger, 'audit'>, checkoutId: string, orderId: string): Promise<void> {
@@ -646,5 +648,31 @@ export async function recoverLostCaptures (deps: PayPalDeps, now: Date, asked: M
     }
     if (page.length < 100) return
     after = page[page.length - 1].cursor
+  }
+}
+
+/**
+ * Before a patron starts a new checkout for these fees: each of their own PayPal checkouts still CREATED or EXPIRED,
+ * made within ORDER_CHECK_WITHIN_MS, not held for review, with a remembered order, for any of the same fees (at most
+ * OPEN_ORDERS_BEFORE_CHECKOUT, one PayPal call each) is asked about first, and a capture PayPal holds for it is
+ * recorded (recoverOrder): its fees are then in progress or paid, and the new checkout refuses them as such. PayPal
+ * not answering is logged; the new checkout goes on (PayPal is likely down for it too).
+ */
+export async function recoverBeforeCheckout (deps: PayPalDeps, payer: { userId: string, userIdKind: UserIdKind }, feeIds: readonly string[], now: Date): Promise<void> {
+  const { ledger, logger } = deps
+  const fees = new Set(feeIds)
+  const oldest = now.getTime() - ORDER_CHECK_WITHIN_MS
+  const { checkouts } = await ledger.listCheckouts({ states: ['CREATED', 'EXPIRED'], search: payer.userId, limit: 50 })
+  const open = checkouts.filter(c => c.userId === payer.userId && c.userIdKind === payer.userIdKind && c.provider === 'paypal' && c.reviewTx === null &&
+    Date.parse(c.createdAt) >= oldest && c.lines.some(l => fees.has(l.feeId))).slice(0, OPEN_ORDERS_BEFORE_CHECKOUT)
+  for (const checkout of open) {
+    const orderId = await orderOf(ledger, checkout.id)
+    if (orderId === null) continue
+    try {
+      await recoverOrder(deps, checkout, orderId, 'new-checkout')
+    } catch (error) {
+      if (!(error instanceof PayPalError)) throw error
+      logger.warn({ event: 'paypal.order_check_failed', checkout: checkout.id, order: orderId, debugId: error.debugId || undefined }, `could not ask PayPal about order ${orderId} (checkout ${checkout.id}) before a new checkout for the same fees: ${error.message}`)
+    }
   }
 }
