@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
 import type { StackOptions } from '../src/sandbox/stack.ts'
 import { CAPTURE_RECOVERED_EVENT, ORDER_CREATED_EVENT } from '../src/payments/paypal.ts'
+import { LedgerUnavailable } from '../src/ledger/errors.ts'
 
 type PayPalStack = TestStack & { pp: NonNullable<TestStack['paypal']> }
 
@@ -98,6 +99,49 @@ t.test('(a) a capture whose record and webhooks never arrive is found by the swe
   await stack.app.worker.sweep(new Date(Date.now() + 40 * MINUTE))
   t.equal(orderAsks(stack, orderId), asksBefore + 1, 'a recorded checkout is not asked about again')
   t.equal(stack.alma.allExternalPayments().length, 2, 'nothing more posted')
+})
+
+t.test('(a) the patron returns, the ledger cannot record the capture once (webhooks off, no reload): the sweep records it, posted once', async t => {
+  const stack = await paypalStack(t)
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId, checkoutId } = await startPaying(stack, alice, ['100001'])
+  const ledger = stack.app.ledger
+  const recordPostback = ledger.recordPostback.bind(ledger)
+  let failures = 0
+  // the database out of reach at the moment the return records the capture, once
+  ledger.recordPostback = async (...args) => {
+    if (failures++ === 0) throw new LedgerUnavailable('connection refused')
+    return await recordPostback(...args)
+  }
+  t.teardown(() => { ledger.recordPostback = recordPostback })
+  const back = await alice.request(await decide(alice, approveUrl, 'approve'))
+  t.equal(back.status, 503, 'the return could not record the capture')
+  t.equal(stack.pp.captures.length, 1, 'PayPal captured the order')
+  const captureId = stack.pp.captures[0].id
+  t.ok(stack.logLines().some(l => l.event === 'paypal.capture_unrecorded' && l.tx === captureId), 'the operator was told')
+  t.equal((await ledger.getCheckout(checkoutId))?.state, 'CREATED', 'nothing recorded')
+
+  await stack.app.worker.sweep(new Date(Date.now() + 11 * MINUTE))
+  await until(async () => (await ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted after the sweep')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }], 'Alma paid once')
+  t.equal(stack.pp.captures.length, 1, 'captured once')
+  t.match(stack.logLines().filter(l => l.event === 'paypal.capture_recovered'), [{ checkout: checkoutId, order: orderId, tx: captureId, amount: 500, found: 'sweep', outcome: 'PAID' }])
+})
+
+t.test('(a) a capture in another currency than its order: the client refuses PayPal\'s order answer, so the sweep logs it, records and posts nothing (a known gap: left to the COMPLETED webhook or reconcile --paypal)', async t => {
+  const stack = await paypalStack(t, { faults: { captureCurrency: 'EUR' } })
+  const alice = new Browser(stack).login('alice')
+  const { approveUrl, orderId, checkoutId } = await startPaying(stack, alice, ['100001'])
+  await decide(alice, approveUrl, 'approve')
+  // captured behind the service's back, in EUR (the client itself refuses the capture answer: nothing recorded)
+  await t.rejects(stack.app.paypal?.captureOrder(orderId, 'behind-the-service') ?? Promise.reject(new Error('no client')), /in USD, its capture in EUR/)
+  t.equal(stack.pp.captures.length, 1, 'PayPal captured in EUR')
+  await stack.app.worker.sweep(new Date(Date.now() + 11 * MINUTE))
+  t.ok(stack.logLines().some(l => l.event === 'paypal.order_check_failed' && l.checkout === checkoutId && l.order === orderId), 'logged for the operator')
+  t.equal((await stack.app.ledger.getCheckout(checkoutId))?.state, 'CREATED', 'nothing recorded')
+  await stack.app.worker.idle()
+  t.same(stack.alma.allExternalPayments(), [], 'nothing posted to Alma')
 })
 
 t.test('(a) a capture for more than the checkout, found by the sweep, goes to staff as the webhook\'s would (MISMATCH), nothing posted', async t => {
