@@ -9,14 +9,15 @@ import { Browser, build, readForm, type TestStack, until } from './helper.ts'
 import type { StackOptions } from '../src/sandbox/stack.ts'
 import { CAPTURE_RECOVERED_EVENT, ORDER_CREATED_EVENT } from '../src/payments/paypal.ts'
 import { LedgerUnavailable } from '../src/ledger/errors.ts'
+import { freshDatabase } from './support/postgres.ts'
 
 type PayPalStack = TestStack & { pp: NonNullable<TestStack['paypal']> }
 
 const MINUTE = 60_000
 
-async function paypalStack (t: Test, paypal: StackOptions['paypal'] = {}): Promise<PayPalStack> {
+async function paypalStack (t: Test, paypal: StackOptions['paypal'] = {}, env: Record<string, string> = {}): Promise<PayPalStack> {
   // webhooks off: PayPal's deliveries never reach the service (stopped, or the webhook misconfigured)
-  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal' }, paypal: { webhookMode: 'off', ...paypal } })
+  const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal', ...env }, paypal: { webhookMode: 'off', ...paypal } })
   if (stack.paypal === null) throw new Error('no PayPal stand-in')
   return { ...stack, pp: stack.paypal }
 }
@@ -242,4 +243,28 @@ t.test('(d) PayPal not answering during the sweep: logged, nothing recorded, ask
   await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'posted')
   await stack.app.worker.idle()
   t.same(stack.alma.paymentsFor(captureId), [{ feeId: '100001', amountCents: 500 }], 'Alma paid once')
+})
+
+t.test('on PostgreSQL: the sweep finds the unrecorded capture and posts it once; the patron\'s new checkout for the same fees finds an earlier one first; past the bound nothing is asked', async t => {
+  const url = await freshDatabase(t)
+  if (url === null) return
+  const stack = await paypalStack(t, {}, { DATABASE_URL: url })
+  const first = await capturedUnrecorded(stack, ['100001'])
+  await stack.app.worker.sweep(new Date(Date.now() + 11 * MINUTE))
+  await until(async () => (await stack.app.ledger.getCheckout(first.checkoutId))?.state === 'POSTED', 'posted after the sweep')
+
+  const second = await capturedUnrecorded(stack, ['100002'])
+  const pay = readForm((await second.alice.get('/')).body, 'pay-form')
+  const again = await second.alice.post('/checkout', [...pay.fields, ['fee', '100002']])
+  t.equal(again.status, 409, 'the new checkout is refused: the earlier capture was found first')
+  await until(async () => (await stack.app.ledger.getCheckout(second.checkoutId))?.state === 'POSTED', 'the earlier checkout posted')
+  await stack.app.worker.idle()
+  t.same(stack.alma.paymentsFor(first.captureId), [{ feeId: '100001', amountCents: 500 }], 'Alma paid once for the first')
+  t.same(stack.alma.paymentsFor(second.captureId), [{ feeId: '100002', amountCents: 4550 }], 'and once for the second')
+  t.equal(stack.pp.captures.length, 2, 'one capture per order')
+
+  const open = await startPaying(stack, second.alice, ['100003'])
+  const asked = orderAsks(stack, open.orderId)
+  await stack.app.worker.sweep(new Date(Date.now() + 73 * 60 * MINUTE))
+  t.equal(orderAsks(stack, open.orderId), asked, 'a checkout older than the bound is never asked about')
 })
