@@ -591,7 +591,7 @@ export async function orderOf (ledger: Pick<Ledger, 'history'>, checkoutId: stri
  * Asks PayPal about the order of a checkout still open here (CREATED or EXPIRED) and, if PayPal holds a capture of it
  * whose record never arrived (the ledger down when it was made, the webhook lost), records it as its webhook would
  * have: recordCollected, decideCapture, the ledger's compare-and-set (once, never more than collected; another
- * currency or amount goes to staff). An order not captured (not approved, or approved and not captured) is left as it
+ * amount goes to staff; a capture in another currency than its order never gets here: getOrder refuses the answer). An order not captured (not approved, or approved and not captured) is left as it
  * is: the patron's return or the APPROVED webhook captures it under the existing rules. null when nothing was recorded.
  */
 async function recoverOrder (deps: PayPalDeps, checkout: Checkout, orderId: string, found: 'sweep' | 'new-checkout'): Promise<RecordedCapture | null> {
