@@ -8,8 +8,9 @@
 //   retry, records it, and it is posted once) and the operator gets paypal.capture_unrecorded. The patron's page was
 //   wrong: it said "Nothing was charged by this page" of money PayPal had taken, on a checkout that holds no fees
 //   until its capture is recorded, so a patron who believed it paid the same fees again and was charged twice. It
-//   now says PayPal took the money, how much, and not to pay again. One who pays again anyway (before PayPal's
-//   webhook comes again) is charged twice still: Alma is paid once, and staff are told to refund the first capture;
+//   now says PayPal took the money, how much, and not to pay again. One who starts paying the same fees again anyway
+//   (before PayPal's webhook comes again) is not charged twice: PayPal is asked about the open order first, and its
+//   capture is recorded and posted once (paypal.capture_recovered), the new checkout refused;
 // - a webhook while it is down (APPROVED, COMPLETED, REFUNDED) is answered 503, never 2xx, and recorded once when
 //   PayPal sends it again;
 // - killed in the middle of a burst of returns: /readyz 503 while down; after the restart every captured payment is
@@ -239,31 +240,36 @@ t.test('PostgreSQL stops while the APPROVED webhook captures (the patron never c
   t.equal(paidInAlma(stack), 1, 'one pay call in all')
 })
 
-t.test('PostgreSQL stops after PayPal captured; after the restart, before PayPal sends its webhook again, the patron pays the same fees again: Alma is paid once, staff are told to refund the first capture', async t => {
+t.test('PostgreSQL stops after PayPal captured; after the restart, before PayPal sends its webhook again, the patron starts paying the same fees again: the first capture is found and recorded first, the patron is not charged twice, Alma is paid once', async t => {
   const setup = await capturedThenDown(t)
   if (setup === null) return
   const { stack, server, alice, checkoutId, completed } = setup
   const first = stack.pp.captures[0].id
+  const orderId = stack.pp.captures[0].orderId
   startServer(server)
   await until(async () => (await send(`${stack.serviceUrl}/readyz`)).status === 200, '/readyz after the restart', 30_000)
   stack.pp.setWebhookUrl(`${stack.serviceUrl}/paypal/webhook`)
   // the open checkout holds no fees (the ledger never learnt of its capture): the fines page offers them again
-  const again = await startPaying(alice, ['100001', '100003'])
-  await alice.request(await approve(alice, again.approveUrl))
-  const second = stack.pp.orders.get(again.orderId)?.customId as string
-  await until(async () => (await stack.app.ledger.getCheckout(second))?.state === 'POSTED', 'the second payment POSTED', 30_000)
-  // PayPal sends the first capture's COMPLETED webhook again: money taken twice for the same fees
+  const fines = await alice.get('/')
+  const pay = readForm(fines.body, 'pay-form')
+  t.same(pay.checkboxes, ['100001', '100002', '100003'], 'the fees look unpaid')
+  const asked = stack.pp.count('GET', `/v2/checkout/orders/${orderId}`)
+  const orders = stack.pp.orders.size
+  const again = await alice.post('/checkout', [...pay.fields, ['fee', '100001'], ['fee', '100003']])
+  t.equal(again.status, 409, 'the new checkout is refused: the first payment is found first')
+  t.match(again.body, 'We have already received a payment for one of the selected fees')
+  t.equal(stack.pp.count('GET', `/v2/checkout/orders/${orderId}`), asked + 1, 'PayPal was asked about the first order once')
+  t.equal(stack.pp.orders.size, orders, 'no second order')
+  await until(async () => (await stack.app.ledger.getCheckout(checkoutId))?.state === 'POSTED', 'the first payment POSTED', 30_000)
+  t.ok(stack.logLines().some(l => l.event === 'paypal.capture_recovered' && l.checkout === checkoutId && l.tx === first && l.found === 'new-checkout'), 'the operator is told how it was found')
+  // PayPal sends the first capture's COMPLETED webhook again: recorded once already
   t.equal((await stack.pp.redeliver(completed)).status, 200, 'the first capture\'s webhook is taken')
   await stack.app.worker.idle()
   const checkout = await stack.app.ledger.getCheckout(checkoutId)
-  t.equal(checkout?.state, 'NEEDS_ATTENTION', 'the first capture is recorded for staff')
-  // recorded PAID (the second checkout no longer holds the fees: it is posted), then the poster found nothing left
-  // to pay in Alma: money Alma could not take, for staff to refund
-  t.equal(checkout?.attentionKind, 'UNAPPLIED', 'as money Alma could not take')
-  t.match(checkout?.attentionReason, /refund/i, 'staff are told to refund it')
-  t.equal(stack.pp.captures.length, 2, 'two captures at PayPal: the patron was charged twice')
-  t.same(stack.alma.paymentsFor(first), [], 'nothing paid in Alma with the first capture')
-  t.same(stack.alma.paymentsFor(stack.pp.captures[1].id).map(p => p.feeId).sort(), ['100001', '100003'], 'each fee paid once, with the second')
+  t.equal(checkout?.state, 'POSTED', 'still POSTED: nothing for staff')
+  t.equal(checkout?.tx, first)
+  t.equal(stack.pp.captures.length, 1, 'one capture at PayPal: the patron was charged once')
+  t.same(stack.alma.paymentsFor(first).map(p => p.feeId).sort(), ['100001', '100003'], 'each fee paid once in Alma, with the first capture')
   t.equal(paidInAlma(stack), 2, 'two pay calls in all')
 })
 

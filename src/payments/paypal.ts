@@ -7,8 +7,8 @@
 // records one PAID whatever arrives twice or in which order. After PAID it is the same path as CashNet's.
 
 import { LedgerUnavailable } from '../ledger/errors.ts'
-import { CAPTURE_PENDING_EVENT, type Ledger, type Reopen } from '../ledger/ledger.ts'
-import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord } from '../ledger/types.ts'
+import { CAPTURE_PENDING_EVENT, type Ledger, type PageCursor, type Reopen } from '../ledger/ledger.ts'
+import type { AuditEvent, Checkout, ComposeMessages, PostbackRecord, RefundRecord, UserIdKind } from '../ledger/types.ts'
 import { type Cents, formatDecimal, parseCents } from '../money.ts'
 import type { PayPalClient, PayPalOrder } from '../providers/paypal/client.ts'
 import { PayPalError } from '../providers/paypal/errors.ts'
@@ -119,7 +119,7 @@ export interface RecordedCapture {
  * worker, one that needs a person to staff. A PENDING capture (PayPal reviews it) changes no state: it marks the open
  * checkout as under review (a payment in progress, not expired) until its COMPLETED or DENIED webhook decides.
  */
-export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook' | 'review-check', raw: Record<string, unknown>): Promise<RecordedCapture> {
+export async function recordCollected (deps: PayPalDeps, collected: Collected, source: 'return' | 'webhook' | 'review-check' | 'order-check', raw: Record<string, unknown>): Promise<RecordedCapture> {
   const { ledger, logger } = deps
   const checkoutId = collected.checkoutId
   const before = checkoutId === null ? undefined : await ledger.getCheckout(checkoutId)
@@ -543,6 +543,136 @@ export async function recoverStalledReviews (deps: PayPalDeps, now: Date, asked:
     } catch (error) {
       if (!(error instanceof PayPalError)) throw error
       logger.warn({ event: 'paypal.review_check_failed', checkout: checkout.id, tx, debugId: error.debugId || undefined }, `could not ask PayPal about capture ${tx} held for review (checkout ${checkout.id}): ${error.message}; asked again later`)
+    }
+  }
+}
+
+/** The audit event that remembers a PayPal checkout's order id (detail: order), written before the patron is sent to approve it. */
+export const ORDER_CREATED_EVENT = 'paypal.order_created'
+/** The audit event of a capture the service found by asking PayPal about the order (detail: order, tx, amount, found, outcome). */
+export const CAPTURE_RECOVERED_EVENT = 'paypal.capture_recovered'
+/** An order younger than this is left to the patron's own return (and the APPROVED webhook): the sweep does not race them. */
+export const ORDER_CHECK_AFTER_MS = 10 * 60 * 1000
+/**
+ * An order older than this is never asked about: PayPal keeps an approved order capturable for 3 days at most (then it
+ * is void), so any capture of it was made within that time, and the patron's return, PayPal's webhook retries and
+ * this sweep have had their chance; what is left is staff's `npm run reconcile -- --paypal`, which searches as far back.
+ */
+export const ORDER_CHECK_WITHIN_MS = 3 * 24 * 60 * 60 * 1000
+/** each order asked about at most this often by the sweep (per process) */
+export const ORDER_ASK_EVERY_MS = 15 * 60 * 1000
+/** at most this many orders asked about in one sweep (the rest wait for the next minute's) */
+export const ORDER_CHECKS_PER_SWEEP = 50
+/** at most this many of the patron's own open PayPal checkouts asked about before a new checkout */
+export const OPEN_ORDERS_BEFORE_CHECKOUT = 5
+
+/** Remembers the order PayPal created for a checkout (one per checkout: created with the checkout id as PayPal-Request-Id). */
+export async function rememberOrder (ledger: Pick<Ledger, 'audit'>, checkoutId: string, orderId: string): Promise<void> {
+  await ledger.audit(checkoutId, ORDER_CREATED_EVENT, { order: orderId })
+}
+
+/**
+ * The PayPal order remembered for a checkout (the latest ORDER_CREATED_EVENT), or null: none (made before it was
+ * remembered), or the checkout is held for review (CAPTURE_PENDING_EVENT, marked or not yet: its capture is known, and
+ * recoverStalledReviews asks PayPal about it).
+ */
+export async function orderOf (ledger: Pick<Ledger, 'history'>, checkoutId: string): Promise<string | null> {
+  const events = (await ledger.history(checkoutId))?.events ?? []
+  if (events.some(e => e.event === CAPTURE_PENDING_EVENT)) return null
+  for (let i = events.length - 1; i >= 0; i--) {
+    if (events[i].event !== ORDER_CREATED_EVENT) continue
+    const { order } = detailOf(events[i])
+    if (typeof order === 'string' && order !== '') return order
+  }
+  return null
+}
+
+/**
+ * Asks PayPal about the order of a checkout still open here (CREATED or EXPIRED) and, if PayPal holds a capture of it
+ * whose record never arrived (the ledger down when it was made, the webhook lost), records it as its webhook would
+ * have: recordCollected, decideCapture, the ledger's compare-and-set (once, never more than collected; another
+ * amount goes to staff; a capture in another currency than its order never gets here: getOrder refuses the answer). An order not captured (not approved, or approved and not captured) is left as it
+ * is: the patron's return or the APPROVED webhook captures it under the existing rules. null when nothing was recorded.
+ */
+async function recoverOrder (deps: PayPalDeps, checkout: Checkout, orderId: string, found: 'sweep' | 'new-checkout'): Promise<RecordedCapture | null> {
+  const { ledger, logger } = deps
+  const order = await deps.client.getOrder(orderId)
+  if (order.capture === null) return null
+  const collected = collectedFrom(order.capture, checkout.id)
+  if (collected.checkoutId !== checkout.id) {
+    logger.warn({ event: 'paypal.order_check_mismatch', checkout: checkout.id, order: orderId, tx: collected.tx }, `PayPal order ${orderId}, remembered for checkout ${checkout.id}, has capture ${collected.tx} naming checkout ${collected.checkoutId ?? '(none)'}: nothing recorded; check PayPal`)
+    return null
+  }
+  const recorded = await recordCollected(deps, collected, 'order-check', { order: orderId, found })
+  await ledger.audit(checkout.id, CAPTURE_RECOVERED_EVENT, { order: orderId, tx: collected.tx, amount: collected.amount, currency: collected.currency, status: collected.status, found, outcome: recorded.outcome })
+  const how = found === 'sweep' ? 'the sweep asked PayPal about its order' : 'asked PayPal before the patron started a new checkout for the same fees'
+  logger.warn({ event: 'paypal.capture_recovered', checkout: checkout.id, order: orderId, tx: collected.tx, amount: collected.amount, found, outcome: recorded.outcome }, `PayPal capture ${collected.tx} of ${formatDecimal(collected.amount)} ${collected.currency} (order ${orderId}, checkout ${checkout.id}) was never recorded by its return or webhook; ${how}: recorded ${recorded.outcome}`)
+  return recorded
+}
+
+/**
+ * A PayPal capture whose record never arrived (the ledger could not record it, PayPal's webhook deliveries stopped,
+ * the patron never reloaded the return) would leave money PayPal collected unrecorded, its fees payable again: for
+ * each PayPal checkout still CREATED or EXPIRED, created between ORDER_CHECK_WITHIN_MS and ORDER_CHECK_AFTER_MS ago,
+ * not held for review, with a remembered order, PayPal is asked for the order (at most every ORDER_ASK_EVERY_MS,
+ * ORDER_CHECKS_PER_SWEEP a sweep) and a capture it holds is recorded (recoverOrder). PayPal not answering is logged and
+ * asked again later. `asked` keeps when each checkout was last asked about (per process).
+ */
+export async function recoverLostCaptures (deps: PayPalDeps, now: Date, asked: Map<string, number>): Promise<void> {
+  const { ledger, logger } = deps
+  const newest = now.getTime() - ORDER_CHECK_AFTER_MS
+  const oldest = now.getTime() - ORDER_CHECK_WITHIN_MS
+  for (const [id, at] of asked) if (at < oldest) asked.delete(id)
+  let checks = 0
+  let after: PageCursor | null = null
+  for (;;) {
+    const page = await ledger.checkoutPage({ states: ['CREATED', 'EXPIRED'] }, after, 100)
+    for (const summary of page) {
+      const created = Date.parse(summary.createdAt)
+      if (created < oldest) return
+      if (created > newest || summary.provider !== 'paypal' || summary.reviewTx !== null) continue
+      if (now.getTime() - (asked.get(summary.id) ?? -Infinity) < ORDER_ASK_EVERY_MS) continue
+      if (checks >= ORDER_CHECKS_PER_SWEEP) return
+      asked.set(summary.id, now.getTime())
+      const orderId = await orderOf(ledger, summary.id)
+      const checkout = orderId === null ? undefined : await ledger.getCheckout(summary.id)
+      if (orderId === null || checkout === undefined) continue
+      checks++
+      try {
+        await recoverOrder(deps, checkout, orderId, 'sweep')
+      } catch (error) {
+        if (error instanceof LedgerUnavailable) asked.delete(summary.id)
+        if (!(error instanceof PayPalError)) throw error
+        logger.warn({ event: 'paypal.order_check_failed', checkout: summary.id, order: orderId, debugId: error.debugId || undefined }, `could not ask PayPal about order ${orderId} (checkout ${summary.id}): ${error.message}; asked again later`)
+      }
+    }
+    if (page.length < 100) return
+    after = page[page.length - 1].cursor
+  }
+}
+
+/**
+ * Before a patron starts a new checkout for these fees: each of their own PayPal checkouts still CREATED or EXPIRED,
+ * made within ORDER_CHECK_WITHIN_MS, not held for review, with a remembered order, for any of the same fees (at most
+ * OPEN_ORDERS_BEFORE_CHECKOUT, one PayPal call each) is asked about first, and a capture PayPal holds for it is
+ * recorded (recoverOrder): its fees are then in progress or paid, and the new checkout refuses them as such. PayPal
+ * not answering is logged; the new checkout goes on (PayPal is likely down for it too).
+ */
+export async function recoverBeforeCheckout (deps: PayPalDeps, payer: { userId: string, userIdKind: UserIdKind }, feeIds: readonly string[], now: Date): Promise<void> {
+  const { ledger, logger } = deps
+  const fees = new Set(feeIds)
+  const oldest = now.getTime() - ORDER_CHECK_WITHIN_MS
+  const { checkouts } = await ledger.listCheckouts({ states: ['CREATED', 'EXPIRED'], search: payer.userId, limit: 50 })
+  const open = checkouts.filter(c => c.userId === payer.userId && c.userIdKind === payer.userIdKind && c.provider === 'paypal' && c.reviewTx === null &&
+    Date.parse(c.createdAt) >= oldest && c.lines.some(l => fees.has(l.feeId))).slice(0, OPEN_ORDERS_BEFORE_CHECKOUT)
+  for (const checkout of open) {
+    const orderId = await orderOf(ledger, checkout.id)
+    if (orderId === null) continue
+    try {
+      await recoverOrder(deps, checkout, orderId, 'new-checkout')
+    } catch (error) {
+      if (!(error instanceof PayPalError)) throw error
+      logger.warn({ event: 'paypal.order_check_failed', checkout: checkout.id, order: orderId, debugId: error.debugId || undefined }, `could not ask PayPal about order ${orderId} (checkout ${checkout.id}) before a new checkout for the same fees: ${error.message}`)
     }
   }
 }

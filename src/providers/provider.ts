@@ -19,7 +19,7 @@ export type PaymentStart =
   /** an auto-submitting form to the provider's hosted page (works without JavaScript: a button) */
   | { kind: 'form', action: string, fields: Array<[string, string]> }
   /** a redirect to the provider's approval page */
-  | { kind: 'redirect', url: string }
+  | { kind: 'redirect', url: string, /** the provider's id of what the patron approves (a PayPal order): remembered on the checkout */ order?: string }
 
 /** Where the provider sends the browser back, and the name its page shows. */
 export interface StartContext {

@@ -53,6 +53,6 @@ export class PayPalProvider implements PaymentProvider {
     if (!this.payOrigins.includes(new URL(order.approveUrl).origin)) {
       throw new PayPalError('BAD_RESPONSE', 'createOrder', 200, 'APPROVAL_ORIGIN', order.debugId, `order ${order.id} approval link is not on ${this.payOrigins.join(', ')}`)
     }
-    return { kind: 'redirect', url: order.approveUrl }
+    return { kind: 'redirect', url: order.approveUrl, order: order.id }
   }
 }

@@ -2,14 +2,24 @@
 // provider starts the payment: for CashNet a page that hands the browser to the store with the checkout form, for
 // PayPal a redirect to the order's approval page.
 
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
-import { CheckoutRefused, closeForRevokedLink, startCheckout } from '../../payments/checkout.ts'
+import { CheckoutRefused, closeForRevokedLink, startCheckout, userIdKindOf, type Payer } from '../../payments/checkout.ts'
+import { recoverBeforeCheckout, rememberOrder } from '../../payments/paypal.ts'
 import { messagePage } from '../views/message.ts'
 import { handoffPage } from '../views/handoff.ts'
 import { baseUrlFor, cookiePathFor, payerOf } from '../plugins/identity.ts'
 
 export const CHECKOUT_COOKIE = 'acn_checkout'
+
+/** PayPal: a capture of the payer's own open checkout for these fees whose record never arrived is recorded first. */
+async function recoverEarlierCaptures (fastify: FastifyInstance, request: FastifyRequest, payer: Payer, feeIds: readonly string[]): Promise<void> {
+  const client = fastify.paypal
+  if (fastify.config.paymentProvider !== 'paypal' || client === null) return
+  const deps = { ledger: fastify.ledger, client: client.withLogger(request.log as unknown as Logger), schedule: (id: string) => { fastify.worker.schedule(id) }, alerts: fastify.alerts, logger: request.log, messages: fastify.receiptMessages }
+  await recoverBeforeCheckout(deps, { userId: payer.username, userIdKind: userIdKindOf(payer) }, feeIds.map(id => id.trim()), new Date())
+}
 
 /** The pay form: the fee checkboxes (one `fee` field per ticked fee) and the CSRF token. */
 const CHECKOUT_FORM = {
@@ -50,12 +60,15 @@ const checkout: FastifyPluginAsync = async (fastify) => {
     const feeIds = request.body.fee
     try {
       const parts = config.partialPayments ? partAmounts(request.body, feeIds) : new Map<string, string>()
+      await recoverEarlierCaptures(fastify, request, payer, feeIds)
       const created = await startCheckout({ alma: request.alma, ledger, rules, provider: fastify.paymentProvider.name }, payer, feeIds, parts)
       const partial = created.lines.filter(l => l.balance != null && l.amount < l.balance).length
       request.log.info({ event: 'checkout.created', checkout: created.id, total: created.total, lines: created.lines.length, ...(partial > 0 ? { partial } : {}) }, `checkout ${created.id} created for ${username}: ${created.lines.length} fee(s)${partial > 0 ? `, ${partial} paid in part` : ''}`)
       reply.setCookie(CHECKOUT_COOKIE, created.id, { signed: true, httpOnly: true, secure: config.secureCookies, sameSite: 'lax', path: cookiePathFor(request.patron, config), maxAge: 2 * 24 * 3600 })
       // a pay-link patron's session cookie lives on PAY_LINK_URL: the provider sends them back there, not through EZproxy
       const start = await fastify.paymentProvider.start(created, { publicUrl: baseUrlFor(request.patron, config), brandName: config.libraryName })
+      // remembered before the patron is sent to approve it: the sweep asks PayPal about it if its capture's record never arrives
+      if (start.kind === 'redirect' && start.order !== undefined) await rememberOrder(ledger, created.id, start.order)
       // the pay link revoked while this checkout was being started: once the revoke is answered nobody is sent to pay
       if (await fastify.payLinkRevokedSince(request)) {
         const closed = await closeForRevokedLink(ledger, created.id, request.patron?.payLink ?? '')

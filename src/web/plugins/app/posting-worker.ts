@@ -5,7 +5,7 @@
 
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
-import { recoverStalledReviews } from '../../../payments/paypal.ts'
+import { recoverLostCaptures, recoverStalledReviews } from '../../../payments/paypal.ts'
 import { PostingWorker, STOP_MARGIN_MS } from '../../../payments/worker.ts'
 
 declare module 'fastify' {
@@ -29,9 +29,11 @@ export default fp(async function postingWorker (fastify, options: PostingWorkerO
   if (config.paymentProvider === 'paypal' && paypal !== null) {
     // a PayPal review whose outcome webhook never came: ask PayPal (SPEC 13's webhook, recovered)
     const asked = new Map<string, number>()
-    sweeps.push(async now => {
-      await recoverStalledReviews({ ledger, client: paypal.withLogger(logger), schedule: id => { worker.schedule(id) }, alerts, logger, messages: fastify.receiptMessages }, now, asked)
-    })
+    const deps = { ledger, client: paypal.withLogger(logger), schedule: (id: string) => { worker.schedule(id) }, alerts, logger, messages: fastify.receiptMessages }
+    sweeps.push(async now => { await recoverStalledReviews(deps, now, asked) })
+    // a capture whose record never arrived (the ledger down, the webhook lost, the patron gone): ask PayPal for the order
+    const ordersAsked = new Map<string, number>()
+    sweeps.push(async now => { await recoverLostCaptures(deps, now, ordersAsked) })
   }
   const worker = new PostingWorker(
     { alma, ledger, paymentMethod: config.almaPaymentMethod, releaseBlocks: config.releaseBlocks, onPosting: (outcome, seconds) => { fastify.metrics.posting(outcome, seconds) }, messages: fastify.receiptMessages },
