@@ -6,6 +6,7 @@
 
 import t, { type Test } from 'tap'
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+import { decide, startPaying as startPayingAs } from './support/paypal-flow.ts'
 import type { StackOptions } from '../src/sandbox/stack.ts'
 import { CAPTURE_RECOVERED_EVENT, ORDER_CREATED_EVENT } from '../src/payments/paypal.ts'
 import { LedgerUnavailable } from '../src/ledger/errors.ts'
@@ -24,22 +25,8 @@ async function paypalStack (t: Test, paypal: StackOptions['paypal'] = {}, env: R
 
 /** The patron ticks fees and is sent to PayPal: the order and the checkout it is for. */
 async function startPaying (stack: PayPalStack, browser: Browser, feeIds: string[]): Promise<{ approveUrl: string, orderId: string, checkoutId: string }> {
-  const fines = await browser.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const answer = await browser.post('/checkout', [...pay.fields, ...feeIds.map((id): [string, string] => ['fee', id])])
-  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}: ${answer.body.slice(0, 300)}`)
-  const approveUrl = String(answer.headers.location)
-  const orderId = new URL(approveUrl).searchParams.get('token') ?? ''
+  const { approveUrl, orderId } = await startPayingAs(browser, feeIds)
   return { approveUrl, orderId, checkoutId: stack.pp.orders.get(orderId)?.customId as string }
-}
-
-/** On the stand-in's approval page: approve or cancel; answers where PayPal sends the browser (not followed). */
-async function decide (browser: Browser, approveUrl: string, action: 'approve' | 'cancel'): Promise<string> {
-  const page = await browser.request(approveUrl)
-  const form = readForm(page.body)
-  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', action]]).toString() })
-  if (decided.status !== 303) throw new Error(`decide answered ${decided.status}`)
-  return String(decided.headers.location)
 }
 
 /**

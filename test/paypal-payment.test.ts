@@ -3,6 +3,7 @@
 
 import t, { type Test } from 'tap'
 import { Browser, build, readForm, type TestStack, until } from './helper.ts'
+import { decide, startPaying } from './support/paypal-flow.ts'
 
 const PAYPAL = { PAYMENT_PROVIDER: 'paypal' }
 
@@ -10,26 +11,6 @@ async function paypalStack (t: Test, options: Parameters<typeof build>[1] = {}):
   const stack = await build(t, { ...options, env: { ...PAYPAL, ...options.env } })
   if (stack.paypal === null) throw new Error('no PayPal stand-in')
   return { ...stack, pp: stack.paypal }
-}
-
-/** The patron ticks fees and pays: POST /checkout answers a redirect to the stand-in's approval page. */
-async function startPaying (browser: Browser, feeIds?: string[]): Promise<{ approveUrl: string, orderId: string }> {
-  const fines = await browser.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const answer = await browser.post('/checkout', [...pay.fields, ...(feeIds ?? pay.checkboxes).map((id): [string, string] => ['fee', id])])
-  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}: ${answer.body.slice(0, 300)}`)
-  const approveUrl = String(answer.headers.location)
-  return { approveUrl, orderId: new URL(approveUrl).searchParams.get('token') ?? '' }
-}
-
-/** On the stand-in's approval page: approve, decline or cancel; answers where PayPal sends the browser. */
-async function decide (browser: Browser, approveUrl: string, action: 'approve' | 'decline' | 'cancel'): Promise<string> {
-  const page = await browser.request(approveUrl)
-  if (page.status !== 200) throw new Error(`approval page answered ${page.status}`)
-  const form = readForm(page.body)
-  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', action]]).toString() })
-  if (decided.status !== 303) throw new Error(`decide answered ${decided.status}`)
-  return String(decided.headers.location)
 }
 
 /** alice pays fee 100001 (5.00) through PayPal and the payment is POSTED: the start of each refund story. */

@@ -3,23 +3,8 @@
 // cancel it, nothing was taken in it, and which checkout replaced it and whether that one was paid.
 
 import t, { type Test } from 'tap'
-import { Browser, build, readForm, type TestStack, until } from './helper.ts'
-
-async function startPaying (browser: Browser, feeIds: string[]): Promise<{ approveUrl: string, orderId: string }> {
-  const fines = await browser.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const answer = await browser.post('/checkout', [...pay.fields, ...feeIds.map((id): [string, string] => ['fee', id])])
-  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}`)
-  const approveUrl = String(answer.headers.location)
-  return { approveUrl, orderId: new URL(approveUrl).searchParams.get('token') ?? '' }
-}
-
-async function approve (browser: Browser, approveUrl: string): Promise<string> {
-  const page = await browser.request(approveUrl)
-  const form = readForm(page.body)
-  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', 'approve']]).toString() })
-  return String(decided.headers.location)
-}
+import { Browser, build, type TestStack, until } from './helper.ts'
+import { approve, startPaying } from './support/paypal-flow.ts'
 
 /** Alice approves fee 100001 on PayPal during its outage: the approval is not captured, its return answers 503. */
 async function approvedDuringOutage (t: Test): Promise<{ stack: TestStack, pp: NonNullable<TestStack['paypal']>, alice: Browser, first: Awaited<ReturnType<typeof startPaying>>, back: string }> {

@@ -22,6 +22,7 @@ import { PostgresLedger } from '../src/ledger/postgres/index.ts'
 import type { WebhookDelivery } from '../src/sandbox/paypal.ts'
 import type { SeedUser } from '../src/sandbox/seed.ts'
 import { Browser, build, readForm, send, type TestStack, until } from './helper.ts'
+import { approve, startPaying } from './support/paypal-flow.ts'
 import { freshDatabaseOn } from './support/postgres.ts'
 import { destroyServer, newServer, type PostgresServer, startServer, stopServerSoon } from './support/postgres-server.ts'
 
@@ -40,25 +41,6 @@ async function outageStack (t: Test, paypal: NonNullable<Parameters<typeof build
   const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal', DATABASE_URL: url, POSTING_LEASE_SECONDS: '600' }, paypal })
   if (stack.paypal === null) throw new Error('no PayPal stand-in')
   return { stack: { ...stack, pp: stack.paypal }, server, url }
-}
-
-/** The patron ticks fees and pays: POST /checkout answers a redirect to the stand-in's approval page. */
-async function startPaying (browser: Browser, feeIds?: string[]): Promise<{ approveUrl: string, orderId: string }> {
-  const fines = await browser.get('/')
-  const pay = readForm(fines.body, 'pay-form')
-  const answer = await browser.post('/checkout', [...pay.fields, ...(feeIds ?? pay.checkboxes).map((id): [string, string] => ['fee', id])])
-  if (answer.status !== 303) throw new Error(`checkout answered ${answer.status}: ${answer.body.slice(0, 300)}`)
-  const approveUrl = String(answer.headers.location)
-  return { approveUrl, orderId: new URL(approveUrl).searchParams.get('token') ?? '' }
-}
-
-/** Approves on the stand-in's approval page: answers the return URL PayPal sends the browser to. */
-async function approve (browser: Browser, approveUrl: string): Promise<string> {
-  const page = await browser.request(approveUrl)
-  const form = readForm(page.body)
-  const decided = await browser.request(new URL(form.action, approveUrl).toString(), { method: 'POST', body: new URLSearchParams([...form.fields, ['action', 'approve']]).toString() })
-  if (decided.status !== 303) throw new Error(`approval answered ${decided.status}`)
-  return String(decided.headers.location)
 }
 
 /** What the patron's page says, without markup. */
