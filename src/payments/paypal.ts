@@ -554,9 +554,10 @@ export const CAPTURE_RECOVERED_EVENT = 'paypal.capture_recovered'
 /** An order younger than this is left to the patron's own return (and the APPROVED webhook): the sweep does not race them. */
 export const ORDER_CHECK_AFTER_MS = 10 * 60 * 1000
 /**
- * An order older than this is never asked about: PayPal keeps an approved order capturable for 3 days at most (then it
- * is void), so any capture of it was made within that time, and the patron's return, PayPal's webhook retries and
- * this sweep have had their chance; what is left is staff's `npm run reconcile -- --paypal`, which searches as far back.
+ * An order older than this is never asked about. The service makes every capture itself, on the patron's return or on
+ * the CHECKOUT.ORDER.APPROVED webhook, which PayPal tries for 3 days (25 times) at the most; so a capture of an older
+ * order is not to be expected, and by then the return, PayPal's webhook retries and this sweep have all had their
+ * chance. What is left is staff's `npm run reconcile -- --paypal`, which searches PayPal's own records.
  */
 export const ORDER_CHECK_WITHIN_MS = 3 * 24 * 60 * 60 * 1000
 /** each order asked about at most this often by the sweep (per process) */
