@@ -118,3 +118,40 @@ t.test('while a lease left held is being released, no posting of that checkout s
   await until(async () => (await ledger.getCheckout(id))?.state === 'POSTED', 'posted once released', 20_000)
   t.same(stack.alma.paymentsFor((await ledger.getCheckout(id))?.tx as string).map(p => p.feeId), ['100001'], 'paid once')
 })
+
+t.test('at shutdown a lease left held is released if the ledger answers by then, so the next start need not wait it out', async t => {
+  const stack = await build(t, { env: { POSTING_LEASE_SECONDS: '600' } })
+  const ledger = stack.app.ledger
+  // the ledger out of reach for releases until the test says it is back
+  let down = true
+  let refusedAtPolls = 0
+  const release = ledger.releasePosting.bind(ledger)
+  const releaseHeldBy = ledger.releaseHeldBy.bind(ledger)
+  ledger.releasePosting = async lease => {
+    if (down) throw new Error('the ledger cannot take writes just now (PostgreSQL: connect ECONNREFUSED); nothing was written')
+    await release(lease)
+  }
+  ledger.releaseHeldBy = async (checkoutId, holder) => {
+    if (down) {
+      refusedAtPolls++
+      throw new Error('the ledger cannot take writes just now (PostgreSQL: connect ECONNREFUSED); nothing was written')
+    }
+    return await releaseHeldBy(checkoutId, holder)
+  }
+  const browser = new Browser(stack).login('alice')
+  const { fields, action } = await browser.checkout(['100001'])
+  stack.alma.faults.failNext = 1
+  stack.alma.faults.failStatus = 503
+  await browser.payOnCashnet(action, fields)
+  const id = checkoutIdFrom(fields)
+  await until(() => refusedAtPolls >= 2, 'the polls failing to release the lease left held')
+  t.ok(stack.logLines().some(l => l.event === 'posting.release_failed' && l.checkout === id), 'the posting could not release its lease')
+
+  down = false
+  t.same(await stack.app.worker.stop(), [], 'nothing abandoned')
+  const later = new Date(Date.now() + 60_000)
+  t.same(await ledger.duePostings(later), [id], 'the lease is free: the next start posts it at once')
+  t.equal((await ledger.getCheckout(id))?.state, 'PAID', 'still PAID: the stopped worker posted nothing more')
+  t.ok(stack.logLines().some(l => l.event === 'posting.lease_released' && l.checkout === id && /at shutdown/.test(l.msg)), 'the release at shutdown is logged')
+  t.same(stack.alma.paymentsFor((await ledger.getCheckout(id))?.tx as string), [], 'Alma took nothing (its first answer was a 503)')
+})

@@ -41,6 +41,8 @@ export interface WorkerSettings {
 export const STOP_MARGIN_MS = 3000
 
 const EXPIRY_MS = 24 * 60 * 60 * 1000
+/** How long shutdown waits for the ledger to release the leases this process left held. */
+const STOP_RELEASE_MS = 2000
 
 export class PostingWorker {
   readonly #deps: Omit<PosterDeps, 'signal'>
@@ -109,9 +111,16 @@ export class PostingWorker {
    * Stops taking work and waits (up to timeoutMs, by default the configured stopWaitMs) for postings in progress
    * to finish or stop between fees. A posting still running after that is abandoned visibly: one operator line
    * per checkout; it stays PAID, its "pay started" event is durable, and the next start resumes it (reading the
-   * fee in Alma before paying again). Returns the ids abandoned.
+   * fee in Alma before paying again). Then the leases this process left held (see #leftHeld) are released, if the
+   * ledger answers now, so that the next start need not wait them out. Returns the ids abandoned.
    */
   async stop (timeoutMs = this.#settings.stopWaitMs): Promise<string[]> {
+    const abandoned = await this.#stopPostings(timeoutMs)
+    await this.#releaseLeftAtStop()
+    return abandoned
+  }
+
+  async #stopPostings (timeoutMs: number): Promise<string[]> {
     this.#stopped = true
     this.#abort.abort()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
@@ -133,6 +142,25 @@ export class PostingWorker {
         `shutdown abandoned the posting of checkout ${id} after ${timeoutMs} ms waiting for Alma; it stays PAID and is resumed at the next start (any fee Alma already took is found by its tx, not paid again)`)
     }
     return abandoned
+  }
+
+  /**
+   * At shutdown, the leases left held are released if the ledger answers within STOP_RELEASE_MS (it may still be out
+   * of reach: then they expire by themselves). Never one of a posting still running (abandoned: it may be at Alma).
+   */
+  async #releaseLeftAtStop (): Promise<void> {
+    const left = [...this.#leftHeld].filter(id => !this.#running.has(id))
+    if (left.length === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled(left.map(async id => {
+        if (!await this.#ledger.releaseHeldBy(id, this.holder)) return
+        this.#leftHeld.delete(id)
+        this.#logger.info({ event: 'posting.lease_released', checkout: id }, `the lease this process left held on posting ${id} when the ledger was out of reach is released at shutdown: the next start resumes it at once`)
+      })),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, STOP_RELEASE_MS) })
+    ])
+    clearTimeout(timer)
   }
 
   /** Resolves when nothing is queued or running (tests and the demo use it). */
