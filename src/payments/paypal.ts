@@ -230,6 +230,11 @@ export class CaptureNotRecorded extends LedgerUnavailable {
   }
 }
 
+/** Whether an error is the ledger out of reach (nothing was written; CaptureNotRecorded says PayPal took money meanwhile). */
+export function ledgerOutOfReach (error: unknown): error is LedgerUnavailable {
+  return error instanceof LedgerUnavailable
+}
+
 /** Captures an approved order and records the capture; the return and the APPROVED webhook both come here. */
 export async function completeOrder (deps: PayPalDeps, orderId: string, checkoutId: string, source: 'return' | 'webhook'): Promise<CaptureResult & { recorded?: RecordedCapture }> {
   const superseded = await supersede(deps, orderId, checkoutId)

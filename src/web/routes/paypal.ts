@@ -10,9 +10,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Checkout } from '../../ledger/types.ts'
-import { LedgerUnavailable } from '../../ledger/errors.ts'
+import type { LedgerUnavailable } from '../../ledger/errors.ts'
 import { formatDecimal } from '../../money.ts'
-import { CaptureNotRecorded, checkoutIdOf, completeOrder, handleWebhookEvent, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
+import { CaptureNotRecorded, checkoutIdOf, completeOrder, handleWebhookEvent, ledgerOutOfReach, type PayPalDeps, recordCancel } from '../../payments/paypal.ts'
 import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
 import { receiptStory } from '../../payments/receipt-story.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
@@ -135,7 +135,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       }
       return await receipt(request, reply, await ledger.getCheckout(checkout.id) as Checkout)
     } catch (error) {
-      if (error instanceof LedgerUnavailable) return notRecorded(request, reply, error)
+      if (ledgerOutOfReach(error)) return notRecorded(request, reply, error)
       // an answer PayPal gave that cannot be believed (a capture in another currency, say): the patron sees what
       // the ledger says (the verified webhook records the capture for staff); PayPal not answering: the calm page
       if (known === null && isPayPalError(error) && !error.retryable) {
