@@ -4,7 +4,17 @@
 // process's. It now releases such a lease at its next poll that reaches the ledger, and the payment is posted at once.
 
 import t from 'tap'
-import { Browser, build, checkoutIdFrom, until } from './helper.ts'
+import { Browser, build, checkoutIdFrom, type TestStack, until } from './helper.ts'
+
+/** alice pays fee 100001; the first posting of it fails at Alma (a 503: retried later). Answers the checkout id. */
+async function paidFirstPostingFails (stack: TestStack): Promise<string> {
+  const browser = new Browser(stack).login('alice')
+  const { fields, action } = await browser.checkout(['100001'])
+  stack.alma.faults.failNext = 1
+  stack.alma.faults.failStatus = 503
+  await browser.payOnCashnet(action, fields)
+  return checkoutIdFrom(fields)
+}
 
 t.test('a lease left held by a failed release is released at the next poll: posted long before the lease would expire', async t => {
   // a lease of ten minutes: only the release can make the payment due within the wait below
@@ -29,13 +39,8 @@ t.test('a lease left held by a failed release is released at the next poll: post
     if (done) released++
     return done
   }
-  const browser = new Browser(stack).login('alice')
-  const { fields, action } = await browser.checkout(['100001'])
   // the first posting fails at Alma (retried later); its lease cannot be released, nor at the first poll after
-  stack.alma.faults.failNext = 1
-  stack.alma.faults.failStatus = 503
-  await browser.payOnCashnet(action, fields)
-  const id = checkoutIdFrom(fields)
+  const id = await paidFirstPostingFails(stack)
 
   await until(async () => (await ledger.getCheckout(id))?.state === 'POSTED', 'the payment posted after its lease was released', 20_000)
   const tx = (await ledger.getCheckout(id))?.tx as string
@@ -138,12 +143,7 @@ t.test('at shutdown a lease left held is released if the ledger answers by then,
     }
     return await releaseHeldBy(checkoutId, holder)
   }
-  const browser = new Browser(stack).login('alice')
-  const { fields, action } = await browser.checkout(['100001'])
-  stack.alma.faults.failNext = 1
-  stack.alma.faults.failStatus = 503
-  await browser.payOnCashnet(action, fields)
-  const id = checkoutIdFrom(fields)
+  const id = await paidFirstPostingFails(stack)
   await until(() => refusedAtPolls >= 2, 'the polls failing to release the lease left held')
   t.ok(stack.logLines().some(l => l.event === 'posting.release_failed' && l.checkout === id), 'the posting could not release its lease')
 
