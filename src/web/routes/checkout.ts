@@ -15,10 +15,8 @@ export const CHECKOUT_COOKIE = 'acn_checkout'
 
 /** PayPal: a capture of the payer's own open checkout for these fees whose record never arrived is recorded first. */
 async function recoverEarlierCaptures (fastify: FastifyInstance, request: FastifyRequest, payer: Payer, feeIds: readonly string[]): Promise<void> {
-  const client = fastify.paypal
-  if (fastify.config.paymentProvider !== 'paypal' || client === null) return
-  const deps = { ledger: fastify.ledger, client: client.withLogger(request.log as unknown as Logger), schedule: (id: string) => { fastify.worker.schedule(id) }, alerts: fastify.alerts, logger: request.log, messages: fastify.receiptMessages }
-  await recoverBeforeCheckout(deps, { userId: payer.username, userIdKind: userIdKindOf(payer) }, feeIds.map(id => id.trim()), new Date())
+  if (fastify.paypalDeps === null) return
+  await recoverBeforeCheckout(fastify.paypalDeps(request.log as unknown as Logger), { userId: payer.username, userIdKind: userIdKindOf(payer) }, feeIds.map(id => id.trim()), new Date())
 }
 
 /** The pay form: the fee checkboxes (one `fee` field per ticked fee) and the CSRF token. */

@@ -16,6 +16,7 @@ import { CaptureNotRecorded, checkoutIdOf, completeOrder, handleWebhookEvent, le
 import { payerOwns, userIdKindOf } from '../../payments/checkout.ts'
 import { receiptStory } from '../../payments/receipt-story.ts'
 import { isPayPalError } from '../../providers/paypal/errors.ts'
+import { logLedgerBusy } from '../plugins/app/error-handler.ts'
 import { parseWebhookEvent } from '../../providers/paypal/webhook.ts'
 import { messagePage } from '../views/message.ts'
 import { noReceiptPage, receiptPage } from '../views/receipt.ts'
@@ -37,18 +38,10 @@ const BACK_QUERY = {
 interface BackRoute { Querystring: { token?: string, ref?: string, PayerID?: string } }
 
 const paypal: FastifyPluginAsync = async (fastify) => {
-  const { config, ledger, worker, alerts } = fastify
+  const { config, ledger, paypalDeps } = fastify
   const client = fastify.paypal
-  if (config.paymentProvider !== 'paypal' || client === null) return
-
-  const deps = (request: FastifyRequest): PayPalDeps => ({
-    ledger,
-    client: client.withLogger(request.log as unknown as Logger),
-    schedule: id => { worker.schedule(id) },
-    alerts,
-    logger: request.log,
-    messages: fastify.receiptMessages
-  })
+  if (paypalDeps === null || client === null) return
+  const deps = (request: FastifyRequest): PayPalDeps => paypalDeps(request.log as unknown as Logger)
 
   const calm = (reply: FastifyReply, status: number, heading: string, message: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').send(messagePage(config, { title: heading, heading, message, root: '../', linkHome: true, signOut: true }))
@@ -98,8 +91,7 @@ const paypal: FastifyPluginAsync = async (fastify) => {
       return calm(reply.header('retry-after', '60').header('cache-control', 'no-store'), 503, 'Your payment is being recorded',
         `PayPal has taken your payment of ${formatDecimal(amount)} ${currency}, but we could not record it just now. It will be recorded and sent to the library as soon as we can: you do not need to pay again. Reload this page in a few minutes to see your receipt.`)
     }
-    const hint = config.databaseUrl !== '' ? 'is PostgreSQL at DATABASE_URL up and reachable?' : 'is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?'
-    request.log.warn({ event: 'ledger.busy', path: '/paypal/return' }, `${error.message}; answered 503 (${hint})`)
+    logLedgerBusy(config, request, error, '/paypal/return')
     return calm(reply.header('retry-after', '60').header('cache-control', 'no-store'), 503, 'Please try again in a moment',
       'We could not record your PayPal payment just now. If you approved it on PayPal, it will be completed and recorded as soon as we can: you do not need to pay again. Reload this page in a few minutes to see your receipt.')
   }

@@ -33,6 +33,12 @@ export function badInputPage (config: Config, reply: FastifyReply, page: BadInpu
     .send(messagePage(config, { title: page.heading, heading: page.heading, message: page.message, root: reply.request.routeOptions.config?.root ?? rootFor(pathInCampus(reply.request.url, campusPrefix)), linkHome: page.linkHome === true }))
 }
 
+/** The operator's line for a write the ledger could not take (ledger.busy), with where to look for this store. */
+export function logLedgerBusy (config: Config, request: FastifyRequest, error: LedgerUnavailable, path = loggablePath(request.url)): void {
+  const hint = config.databaseUrl !== '' ? 'is PostgreSQL at DATABASE_URL up and reachable?' : 'is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?'
+  request.log.warn({ event: 'ledger.busy', path }, `${error.message}; answered 503 (${hint})`)
+}
+
 export async function answerError (config: Config, error: FastifyError, request: FastifyRequest, reply: FastifyReply, campusPrefix = ''): Promise<FastifyReply> {
   const path = loggablePath(request.url)
   const root = request.routeOptions.config?.root ?? rootFor(pathInCampus(request.url, campusPrefix))
@@ -63,8 +69,7 @@ export async function answerError (config: Config, error: FastifyError, request:
     return html(503, 'The library system is not available', 'We cannot reach the library system right now, so we cannot show or take payments. Nothing was charged. Please try again in a few minutes.')
   }
   if (error instanceof LedgerUnavailable) {
-    const hint = config.databaseUrl !== '' ? 'is PostgreSQL at DATABASE_URL up and reachable?' : 'is a sqlite3 shell or a second instance holding a write lock on DATABASE_PATH?'
-    request.log.warn({ event: 'ledger.busy', path }, `${error.message}; answered 503 (${hint})`)
+    logLedgerBusy(config, request, error, path)
     if (cashnet) return reply.code(503).header('retry-after', '5').type('text/plain; charset=utf-8').send('busy, try again\n')
     return html(503, 'Please try again in a moment', 'We could not record that just now. Nothing was charged by this page. Please try again in a moment.')
   }
