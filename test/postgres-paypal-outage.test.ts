@@ -24,19 +24,14 @@ import type { SeedUser } from '../src/sandbox/seed.ts'
 import { Browser, build, readForm, send, type TestStack, until } from './helper.ts'
 import { approve, startPaying } from './support/paypal-flow.ts'
 import { freshDatabaseOn } from './support/postgres.ts'
-import { destroyServer, newServer, type PostgresServer, startServer, stopServerSoon } from './support/postgres-server.ts'
+import { ownedServer, type PostgresServer, startServer, stopServerSoon } from './support/postgres-server.ts'
 
 type PayPalStack = TestStack & { pp: NonNullable<TestStack['paypal']> }
 
 /** A private PostgreSQL server this test may stop, and the PayPal stack on a fresh database of it; null when skipped. */
 async function outageStack (t: Test, paypal: NonNullable<Parameters<typeof build>[1]>['paypal'] = {}): Promise<{ stack: PayPalStack, server: PostgresServer, url: string } | null> {
-  const server = await newServer()
-  if (server === undefined) {
-    if (process.env.CI === 'true') t.fail('no PostgreSQL installed (CI must run the outage specification)')
-    else t.comment('skipped: no PostgreSQL installed')
-    return null
-  }
-  t.teardown(() => { destroyServer(server) })
+  const server = await ownedServer(t)
+  if (server === undefined) return null
   const url = await freshDatabaseOn(t, server.url)
   const stack = await build(t, { env: { PAYMENT_PROVIDER: 'paypal', DATABASE_URL: url, POSTING_LEASE_SECONDS: '600' }, paypal })
   if (stack.paypal === null) throw new Error('no PayPal stand-in')

@@ -8,6 +8,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Test } from 'tap'
 
 export interface PostgresServer {
   url: string
@@ -84,4 +85,19 @@ export function destroyServer (server: Pick<PostgresServer, 'dir' | 'data' | 'bi
     run(server, 'pg_ctl', ['-D', server.data, '-m', 'fast', '-w', 'stop'])
   } catch {}
   rmSync(server.dir, { recursive: true, force: true })
+}
+
+/**
+ * A server this test owns (it may stop and restart it), destroyed when the test ends; undefined when PostgreSQL is
+ * not installed: the test is skipped with the reason, or failed under CI=true (CI must run the outage specifications).
+ */
+export async function ownedServer (t: Test): Promise<PostgresServer | undefined> {
+  const server = await newServer()
+  if (server === undefined) {
+    if (process.env.CI === 'true') t.fail('no PostgreSQL installed (CI must run the outage specification)')
+    else t.comment('skipped: no PostgreSQL installed')
+    return undefined
+  }
+  t.teardown(() => { destroyServer(server) })
+  return server
 }
